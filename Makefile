@@ -1,0 +1,39 @@
+# Every target sets itself up idempotently on a fresh Debian 12 machine (as root).
+SHELL := /bin/bash
+PY := .venv/bin/python
+VENV_STAMP := .venv/.installed
+export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
+
+.PHONY: all setup tools demo test lint crds unit integration clean
+
+all: test
+
+$(VENV_STAMP): pyproject.toml
+	python3 -m venv .venv
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(VENV_STAMP)
+
+tools:
+	bash tools/install-tools.sh
+
+setup: $(VENV_STAMP) tools
+
+demo: setup
+	$(PY) -m superpod.cli demo
+
+lint: $(VENV_STAMP)
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+	.venv/bin/lint-imports
+
+crds: $(VENV_STAMP)
+	$(PY) -m superpod.cli crds
+
+test: setup lint
+	$(PY) -m superpod.cli crds --check
+	$(PY) -m pytest -q -p no:cacheprovider
+
+clean:
+	rm -rf .venv .tools .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,140 @@
+"""`SuperPodPartition` (namespaced, short name `spp`): a tenant's slice of a SuperPod, placed by the operator."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from superpod.api.common import API_VERSION, Condition, SpecModel, StatusModel
+
+KIND = "SuperPodPartition"
+PLURAL = "superpodpartitions"
+SINGULAR = "superpodpartition"
+SHORT_NAMES = ["spp"]
+
+
+class RepairPolicy(StrEnum):
+    AUTO = "Auto"
+    MANUAL = "Manual"
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    ALLOCATED = "Allocated"
+    BOUND = "Bound"
+    DEGRADED = "Degraded"
+    FAILED = "Failed"
+
+
+class PendingReason(StrEnum):
+    """Why a partition is not placed (status.reason while Pending or Failed)."""
+
+    INSUFFICIENT_CAPACITY = "InsufficientCapacity"
+    """Fewer free devices than requested."""
+    FRAGMENTED = "Fragmented"
+    """Enough free devices, but no placement meets the block and tier constraints."""
+    UNSATISFIABLE = "Unsatisfiable"
+    """No empty SuperPod of this shape could ever hold the request."""
+    SUPER_POD_NOT_FOUND = "SuperPodNotFound"
+    """spec.superPod names no SuperPod."""
+    SUPER_POD_NOT_READY = "SuperPodNotReady"
+    """The SuperPod has not discovered its nodes yet."""
+
+
+class PartitionSpec(SpecModel):
+    """How many devices the partition needs and how tightly they must be connected."""
+
+    super_pod: str = Field(min_length=1, max_length=253)
+    """Name of the SuperPod (cluster-scoped) to place the partition on."""
+    npus: int = Field(ge=1, le=1_048_576)
+    """Number of devices (NPU dies on A3, chips elsewhere, GPUs on GB200) the partition needs."""
+    block_size: int | None = Field(default=None, ge=1, le=1_048_576)
+    """Devices per block: each block is placed inside one domain of the lowest tier that can hold it
+    (like MindCluster's sp-block). Defaults to npus, so the whole partition is one block."""
+    max_tier: str | None = Field(default=None, min_length=1, max_length=63)
+    """Widest tier the whole partition may span (a tier name of the SuperPod's profile, for example node,
+    rack or superpod). Unset: any tier of the SuperPod."""
+    devices_per_pod: int | None = Field(default=None, ge=1, le=1024)
+    """Devices each training pod uses; the allocation is cut into slots of this size, each on one node.
+    Defaults to the profile's devices per node, or npus when smaller."""
+    whole_nodes: bool = False
+    """Take whole nodes only, so no other partition shares a node with this one."""
+    repair_policy: RepairPolicy = RepairPolicy.AUTO
+    """Auto: move slots off failed devices to healthy ones in the same tier. Manual: only report."""
+
+
+class Slot(StatusModel):
+    """The devices of one pod of the partition, on one node."""
+
+    rank: int = Field(ge=0)
+    """First HCCL rank of this slot; ranks are contiguous along the topology."""
+    node: str
+    """Node the slot's devices are on."""
+    devices: list[str]
+    """Device names as the device plugin names them (for example Ascend910-0)."""
+    domains: dict[str, str] | None = None
+    """The slot's coordinates: tier name -> domain identifier (for example rack -> rack-3)."""
+    pod: str | None = None
+    """The pod bound to this slot at admission, if any."""
+
+
+class PartitionStatus(StatusModel):
+    """Where the partition was placed and what state it is in."""
+
+    observed_generation: int | None = None
+    """The metadata.generation this status was computed from."""
+    phase: Phase | None = None
+    """Pending, Allocated, Bound (every slot has a pod), Degraded (a device failed) or Failed."""
+    reason: str | None = None
+    """CamelCase reason for the phase, for example InsufficientCapacity or Fragmented."""
+    message: str | None = None
+    """Human-readable explanation of the phase."""
+    allocation: list[Slot] | None = None
+    """The placement, one entry per slot, in rank order."""
+    tier_span: str | None = None
+    """Lowest tier whose single domain holds the whole partition."""
+    node_count: int | None = None
+    """Number of nodes the partition uses."""
+    estimated_bandwidth_g_bps: float | None = Field(default=None, alias="estimatedBandwidthGBps")
+    """Per-device bandwidth of the tier the partition spans, in GB/s, from the profile's tier model."""
+    rank_table: str | None = None
+    """Name of the ConfigMap holding the HCCL rank table (hccl.json)."""
+    conditions: list[Condition] | None = None
+    """Allocated, Bound and Degraded conditions with reasons."""
+
+
+class SuperPodPartition(SpecModel):
+    """A tenant's slice of a SuperPod: N devices placed with topology-aware affinity."""
+
+    api_version: str = API_VERSION
+    kind: str = KIND
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: PartitionSpec
+    status: PartitionStatus | None = None
+
+
+IMMUTABLE_MESSAGE = "is immutable; delete and recreate the partition to change its placement"
+
+CEL_RULES: list[dict[str, str]] = [
+    {
+        "rule": "!has(self.blockSize) || self.blockSize <= self.npus",
+        "message": "blockSize must not exceed npus",
+    },
+    {
+        "rule": "!has(self.blockSize) || self.npus % self.blockSize == 0",
+        "message": "npus must be a multiple of blockSize",
+    },
+    {
+        "rule": "!has(self.devicesPerPod) || self.npus % self.devicesPerPod == 0",
+        "message": "devicesPerPod must divide npus",
+    },
+    {
+        "rule": "!has(self.devicesPerPod) || !has(self.blockSize) || self.blockSize % self.devicesPerPod == 0",
+        "message": "devicesPerPod must divide blockSize, so that no pod straddles two blocks",
+    },
+]
+
+# Fields that decide the placement; the operator does not move a placed partition, so they are fixed.
+IMMUTABLE_FIELDS = ["superPod", "npus", "blockSize", "maxTier", "devicesPerPod", "wholeNodes"]

@@ -1,0 +1,145 @@
+"""`SuperPod` (cluster-scoped, short name `spod`): one physical SuperPoD, its interconnect tiers and its nodes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from superpod.api.common import API_VERSION, Condition, LabelSelector, SpecModel, StatusModel
+
+KIND = "SuperPod"
+PLURAL = "superpods"
+SINGULAR = "superpod"
+SHORT_NAMES = ["spod"]
+
+
+class Profile(StrEnum):
+    """Hardware profiles the operator knows (see docs/concepts.md for their tiers)."""
+
+    CLOUDMATRIX_384 = "cloudmatrix-384"
+    ATLAS_950 = "atlas-950"
+    ATLAS_960 = "atlas-960"
+    ATLAS_950_SUPERCLUSTER = "atlas-950-supercluster"
+    ASCEND_910A = "ascend-910a"
+    ASCEND_910B = "ascend-910b"
+    NVIDIA_GB200_NVL72 = "nvidia-gb200-nvl72"
+    CUSTOM = "custom"
+
+
+class TierSpec(SpecModel):
+    """One interconnect tier of a custom topology, listed from the tightest (smallest) to the widest."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    """Tier name, used by partitions' maxTier (for example node, rack, superpod)."""
+    domain_size: int = Field(ge=1, le=1_048_576)
+    """Devices in one domain of this tier; a multiple of the previous tier's domainSize."""
+    bandwidth_g_bps: float = Field(ge=0, alias="bandwidthGBps")
+    """Bandwidth per device inside one domain of this tier, in GB/s, one direction."""
+    latency_microseconds: float | None = Field(default=None, ge=0)
+    """Typical one-way latency inside one domain of this tier, in microseconds."""
+
+
+class SuperPodSpec(SpecModel):
+    """The hardware profile of the SuperPoD and which Kubernetes nodes belong to it."""
+
+    profile: Profile
+    """Hardware profile: cloudmatrix-384, atlas-950, atlas-960, atlas-950-supercluster, ascend-910a,
+    ascend-910b, nvidia-gb200-nvl72 or custom (then tiers is required)."""
+    tiers: list[TierSpec] | None = Field(default=None, min_length=1, max_length=8)
+    """Interconnect tiers, tightest first; only with profile custom, where it is required."""
+    node_selector: LabelSelector | None = None
+    """Nodes whose labels match belong to this SuperPoD (ANDed with superPodID when both are set)."""
+    super_pod_id: int | None = Field(default=None, ge=0, alias="superPodID")
+    """Nodes whose device-plugin label huawei.com/topotree.superpodid equals this value belong to this
+    SuperPoD."""
+    resource_name: str | None = Field(default=None, min_length=1, max_length=253)
+    """Extended resource the device plugin advertises; defaults to the profile's (huawei.com/Ascend910,
+    huawei.com/npu for the 950 family, nvidia.com/gpu for GB200)."""
+    reserve_nodes: int | None = Field(default=None, ge=0, le=1024)
+    """Nodes kept free for fault recovery, used only by repair; defaults to 2 for cloudmatrix-384, else 0."""
+
+
+class DeviceCounts(StatusModel):
+    """Device counts of the SuperPoD, by state."""
+
+    total: int = 0
+    """Devices on member nodes."""
+    free: int = 0
+    """Healthy devices not allocated to any partition and not on reserve nodes."""
+    allocated: int = 0
+    """Devices allocated to partitions."""
+    unhealthy: int = 0
+    """Devices the device plugin reports unhealthy, network-unhealthy, recovering or faulty, or on NotReady
+    nodes."""
+    reserved: int = 0
+    """Healthy, unallocated devices on reserve nodes."""
+
+
+class TierBlock(StatusModel):
+    """The largest block that could be placed inside one domain of a tier right now."""
+
+    tier: str
+    """Tier name."""
+    devices: int = 0
+    """Largest number of free devices in one domain of this tier."""
+
+
+class SuperPodStatus(StatusModel):
+    """What the operator observed of the SuperPoD and its capacity."""
+
+    observed_generation: int | None = None
+    """The metadata.generation this status was computed from."""
+    resource_name: str | None = None
+    """The extended resource in effect (from the spec or the profile)."""
+    nodes: int | None = None
+    """Member nodes found."""
+    ready_nodes: int | None = None
+    """Member nodes that are Ready and publish valid device information."""
+    devices: DeviceCounts | None = None
+    """Device counts by state."""
+    partitions: int | None = None
+    """Partitions placed on this SuperPoD."""
+    largest_free_block: list[TierBlock] | None = None
+    """Per tier, the largest free block one domain can hold."""
+    fragmentation: float | None = Field(default=None, ge=0, le=1)
+    """Share of free devices that cannot be used by a request of the largest free domain's size
+    (0 = no fragmentation; see docs/placement.md for the exact definition)."""
+    conditions: list[Condition] | None = None
+    """Ready (nodes discovered and devices known) and Degraded (unhealthy devices or bad inputs)."""
+
+
+class SuperPod(SpecModel):
+    """A Huawei Ascend SuperPoD (or another scale-up domain): its interconnect tiers and member nodes."""
+
+    api_version: str = API_VERSION
+    kind: str = KIND
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: SuperPodSpec
+    status: SuperPodStatus | None = None
+
+
+CEL_RULES: list[dict[str, str]] = [
+    {
+        "rule": "self.profile == 'custom' ? has(self.tiers) : !has(self.tiers)",
+        "message": "tiers is required with profile custom and not allowed with any other profile",
+    },
+    {
+        "rule": "has(self.nodeSelector) || has(self.superPodID)",
+        "message": "set nodeSelector or superPodID (or both) to say which nodes belong to this SuperPod",
+    },
+    {
+        "rule": "!has(self.tiers) || self.tiers.all(t, self.tiers.exists_one(u, u.name == t.name))",
+        "message": "tier names must be unique",
+    },
+    {
+        "rule": "!has(self.tiers) || self.tiers.size() < 2 || "
+        "self.tiers.all(t, self.tiers.all(u, t.domainSize >= u.domainSize || u.domainSize % t.domainSize == 0))",
+        "message": "each tier's domainSize must be a multiple of every smaller tier's domainSize",
+    },
+    {
+        "rule": "self.profile == oldSelf.profile",
+        "message": "profile is immutable; create a new SuperPod to change the hardware profile",
+    },
+]

@@ -1,0 +1,66 @@
+"""The `superpod` command line (also installed as `kubectl-superpod`).
+
+Each subcommand lives in its own module under `superpod.commands`; a command module imports its heavy
+dependencies (kopf, aiohttp, matplotlib) inside `run`, so `superpod --help` and `superpod crds` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Protocol
+
+from superpod import __version__
+
+# name -> (module under superpod.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "crds": (
+        "crds",
+        "write the CustomResourceDefinitions generated from the API models (--check: diff only)",
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="superpod",
+        description="Topology-aware partitions of Huawei Ascend SuperPoDs on Kubernetes.",
+    )
+    parser.add_argument("--version", action="version", version=f"superpod {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        command_parser.set_defaults(_module=module_name)
+        _command_module(module_name).add_arguments(command_parser)
+    return parser
+
+
+class _Command(Protocol):
+    """The shape of a command module."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def _command_module(module_name: str) -> _Command:
+    module: _Command = importlib.import_module(f"superpod.commands.{module_name}")
+    return module
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_module", None):
+        parser.print_help()
+        return 2
+    try:
+        return _command_module(args._module).run(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""Shared test configuration: the repository paths and the real tool binaries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS_BIN = ROOT / ".tools" / "bin"
