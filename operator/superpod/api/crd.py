@@ -209,9 +209,43 @@ def partition_crd() -> JSON:
     )
 
 
+def kopf_peering_crd(*, cluster_scoped: bool) -> JSON:
+    """kopf's peering resource (kopf.dev/v1), through which replicas agree that exactly one is active."""
+    kind = "ClusterKopfPeering" if cluster_scoped else "KopfPeering"
+    plural = kind.lower() + "s"
+    crd = _crd(
+        plural=plural,
+        singular=kind.lower(),
+        kind=kind,
+        short_names=[],
+        scope="Cluster" if cluster_scoped else "Namespaced",
+        schema={
+            "type": "object",
+            "description": "Presence of kopf-based operator replicas, used for leader selection (written by kopf).",
+            "properties": {
+                "status": {
+                    "type": "object",
+                    "description": "Operator replicas by identity: priority, lifetime and last heartbeat.",
+                    "x-kubernetes-preserve-unknown-fields": True,
+                }
+            },
+        },
+        columns=[],
+    )
+    crd["metadata"]["name"] = f"{plural}.kopf.dev"
+    crd["spec"]["group"] = "kopf.dev"
+    del crd["spec"]["names"]["categories"], crd["spec"]["names"]["shortNames"]
+    version = crd["spec"]["versions"][0]
+    version["name"] = "v1"
+    del version["subresources"], version["additionalPrinterColumns"]
+    return crd
+
+
 def all_crds() -> dict[str, JSON]:
     """File name under crds/ -> CRD object."""
     return {
         f"{common.GROUP}_{superpod.PLURAL}.yaml": superpod_crd(),
         f"{common.GROUP}_{partition.PLURAL}.yaml": partition_crd(),
+        "kopf.dev_clusterkopfpeerings.yaml": kopf_peering_crd(cluster_scoped=True),
+        "kopf.dev_kopfpeerings.yaml": kopf_peering_crd(cluster_scoped=False),
     }
