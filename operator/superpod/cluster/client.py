@@ -1,0 +1,231 @@
+"""A small async Kubernetes API client on aiohttp, for the writes kopf does not do for us.
+
+kopf watches and patches the objects its handlers serve; the operator also reads Nodes and ConfigMaps, writes
+rank-table ConfigMaps and Events, and the simulator drives a whole fleet. The official `kubernetes` client is
+synchronous (a thread per call), so this thin client speaks JSON over one pooled aiohttp session instead.
+Credentials come from a kubeconfig (the current context: token, client certificate, CA) or from the pod's
+service account.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import ssl
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import yaml
+
+JSON = dict[str, Any]
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+class ApiError(Exception):
+    """A non-2xx answer; carries the Kubernetes Status object."""
+
+    def __init__(self, status: int, body: JSON) -> None:
+        self.status = status
+        self.body = body
+        self.reason = str(body.get("reason", ""))
+        super().__init__(f"{status} {self.reason}: {body.get('message', body)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    server: str
+    ca_file: str | None = None
+    insecure: bool = False
+    token: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+def _materialise(data: str | None, path: str | None, base: Path) -> str | None:
+    """kubeconfig allows inline base64 data or a file path; ssl wants files."""
+    if data:
+        handle = tempfile.NamedTemporaryFile(prefix="superpod-", suffix=".pem", delete=False)
+        with handle:
+            handle.write(base64.b64decode(data))
+        return handle.name
+    if path:
+        return str((base / path).resolve())
+    return None
+
+
+def credentials_from_kubeconfig(path: str | os.PathLike[str] | None = None) -> Credentials:
+    """Credentials of the current context of `path` (default: $KUBECONFIG, then ~/.kube/config)."""
+    if path is None:
+        path = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or os.path.expanduser("~/.kube/config")
+    file = Path(path)
+    config = yaml.safe_load(file.read_text()) or {}
+    contexts = {item["name"]: item.get("context") or {} for item in config.get("contexts", [])}
+    context = contexts[config["current-context"]]
+    cluster = next(
+        item["cluster"] for item in config.get("clusters", []) if item["name"] == context["cluster"]
+    )
+    user = next(
+        (item.get("user") or {} for item in config.get("users", []) if item["name"] == context.get("user")),
+        {},
+    )
+    base = file.parent
+    return Credentials(
+        server=cluster["server"].rstrip("/"),
+        ca_file=_materialise(
+            cluster.get("certificate-authority-data"), cluster.get("certificate-authority"), base
+        ),
+        insecure=bool(cluster.get("insecure-skip-tls-verify", False)),
+        token=user.get("token"),
+        cert_file=_materialise(user.get("client-certificate-data"), user.get("client-certificate"), base),
+        key_file=_materialise(user.get("client-key-data"), user.get("client-key"), base),
+    )
+
+
+def credentials_in_cluster() -> Credentials:
+    host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"]
+    return Credentials(
+        server=f"https://{host}:{port}",
+        ca_file=str(SERVICE_ACCOUNT / "ca.crt"),
+        token=(SERVICE_ACCOUNT / "token").read_text().strip(),
+    )
+
+
+def resource_path(
+    api_version: str,
+    plural: str,
+    namespace: str | None = None,
+    name: str | None = None,
+    subresource: str | None = None,
+) -> str:
+    """`("v1", "pods", "ns", "p")` -> `/api/v1/namespaces/ns/pods/p`."""
+    prefix = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    parts = [prefix]
+    if namespace:
+        parts.append(f"namespaces/{namespace}")
+    parts.append(plural)
+    if name:
+        parts.append(name)
+    if subresource:
+        parts.append(subresource)
+    return "/".join(parts)
+
+
+class KubeClient:
+    """JSON over one aiohttp session. Use as `async with KubeClient(credentials) as api:`."""
+
+    def __init__(self, credentials: Credentials, *, timeout: float = 30.0) -> None:
+        self.credentials = credentials
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> KubeClient:
+        ssl_context: ssl.SSLContext | bool = False
+        if self.credentials.server.startswith("https"):
+            context = ssl.create_default_context(cafile=self.credentials.ca_file)
+            if self.credentials.insecure:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            if self.credentials.cert_file and self.credentials.key_file:
+                context.load_cert_chain(self.credentials.cert_file, self.credentials.key_file)
+            ssl_context = context
+        headers = {"Accept": "application/json"}
+        if self.credentials.token:
+            headers["Authorization"] = f"Bearer {self.credentials.token}"
+        self._session = aiohttp.ClientSession(
+            base_url=self.credentials.server,
+            headers=headers,
+            timeout=self._timeout,
+            connector=aiohttp.TCPConnector(ssl=ssl_context, limit=64),
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("KubeClient used outside `async with`")
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> JSON:
+        url = path + ("?" + urlencode(params) if params else "")
+        data = None if body is None else (body if isinstance(body, str) else json.dumps(body))
+        headers = {"Content-Type": content_type} if data is not None else {}
+        async with self.session.request(method, url, data=data, headers=headers) as response:
+            text = await response.text()
+            payload: JSON = json.loads(text) if text else {}
+            if response.status >= 300:
+                raise ApiError(response.status, payload)
+            return payload
+
+    async def get(self, path: str, **params: str) -> JSON:
+        return await self.request("GET", path, params=params or None)
+
+    async def get_or_none(self, path: str) -> JSON | None:
+        try:
+            return await self.get(path)
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def list(self, path: str, **params: str) -> list[JSON]:
+        """Every item, following `continue` tokens."""
+        items: list[JSON] = []
+        while True:
+            page = await self.get(path, **params)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+            params = {**params, "continue": token}
+
+    async def create(self, path: str, body: JSON) -> JSON:
+        return await self.request("POST", path, body=body)
+
+    async def replace(self, path: str, body: JSON) -> JSON:
+        return await self.request("PUT", path, body=body)
+
+    async def patch(self, path: str, body: Any, *, content_type: str = MERGE_PATCH, **params: str) -> JSON:
+        return await self.request("PATCH", path, body=body, content_type=content_type, params=params or None)
+
+    async def delete(self, path: str, **params: str) -> JSON | None:
+        try:
+            return await self.request("DELETE", path, params=params or None)
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def watch(self, path: str, **params: str) -> AsyncIterator[JSON]:
+        """Watch events (`{"type": ..., "object": ...}`) until the server ends the stream."""
+        query = {**params, "watch": "true"}
+        async with self.session.get(
+            path + "?" + urlencode(query), timeout=aiohttp.ClientTimeout(total=None, sock_read=None)
+        ) as response:
+            if response.status >= 300:
+                raise ApiError(response.status, json.loads(await response.text() or "{}"))
+            async for line in response.content:
+                if line.strip():
+                    yield json.loads(line)
