@@ -55,8 +55,7 @@ class Credentials:
 def _materialise(data: str | None, path: str | None, base: Path) -> str | None:
     """kubeconfig allows inline base64 data or a file path; ssl wants files."""
     if data:
-        handle = tempfile.NamedTemporaryFile(prefix="superpod-", suffix=".pem", delete=False)
-        with handle:
+        with tempfile.NamedTemporaryFile(prefix="superpod-", suffix=".pem", delete=False) as handle:
             handle.write(base64.b64decode(data))
         return handle.name
     if path:
