@@ -1,0 +1,99 @@
+"""The operator's settings: one frozen dataclass, filled from flags, then environment variables, then defaults.
+
+Each field carries its help text in its metadata, shown by `superpod run --help`. Environment names are the
+field names in upper case with the `SUPERPOD_` prefix (`metrics_port` -> `SUPERPOD_METRICS_PORT`), so the Helm
+chart can set either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+
+def _setting(default: Any, help_text: str) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorSettings:
+    namespace: str | None = _setting(
+        None, "serve partitions of this namespace only (default: all namespaces)"
+    )
+    kubeconfig: str | None = _setting(
+        None, "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the pod's service account)"
+    )
+    peering: str = _setting(
+        "superpod-operator", "kopf peering name: of several replicas with it, one is active"
+    )
+    standalone: bool = _setting(False, "run without peering (a single replica)")
+    health_port: int = _setting(8081, "port of the liveness/readiness endpoint /healthz (0: none)")
+    metrics_port: int = _setting(8080, "port of the Prometheus endpoint /metrics (0: none)")
+    webhook_port: int = _setting(9443, "HTTPS port of the pod admission webhook (0: no webhook)")
+    tls_cert_file: str | None = _setting(None, "webhook serving certificate, PEM (default: self-signed)")
+    tls_key_file: str | None = _setting(None, "private key of the webhook certificate, PEM")
+    webhook_config: str = _setting(
+        "managed", "managed: the operator writes its MutatingWebhookConfiguration; external: the chart does"
+    )
+    webhook_service: str | None = _setting(
+        None, "NAMESPACE/NAME of the webhook Service (managed mode, in a cluster)"
+    )
+    webhook_host: str = _setting(
+        "127.0.0.1", "webhook listen address; its URL host when no webhook service is set"
+    )
+    bind_address: str = _setting("0.0.0.0", "address the health and metrics endpoints listen on")
+    status_interval: float = _setting(
+        0.5, "least seconds between two status writes of one SuperPod (coalescing)"
+    )
+    inventory_debounce: float = _setting(
+        0.2, "seconds to coalesce Node and device-info changes before a rebuild"
+    )
+    verbose: bool = _setting(False, "debug logging")
+
+
+def env_name(field_name: str) -> str:
+    return "SUPERPOD_" + field_name.upper()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for field in dataclasses.fields(OperatorSettings):
+        flag = "--" + field.name.replace("_", "-")
+        help_text = f"{field.metadata['help']} (env {env_name(field.name)})"
+        if field.default is False:
+            parser.add_argument(flag, action="store_true", default=None, help=help_text)
+        else:
+            parser.add_argument(flag, default=None, help=f"{help_text}; default {field.default}")
+
+
+def _convert(field: dataclasses.Field[Any], raw: Any) -> Any:
+    if isinstance(field.default, bool):
+        return raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes", "on")
+    if isinstance(field.default, int):
+        return int(raw)
+    if isinstance(field.default, float):
+        return float(raw)
+    return str(raw)
+
+
+def from_sources(
+    args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
+) -> OperatorSettings:
+    """Flags win over the environment, which wins over the defaults; bad values raise ValueError."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(OperatorSettings):
+        raw = getattr(args, field.name, None) if args is not None else None
+        if raw is None:
+            raw = environ.get(env_name(field.name))
+        if raw is not None and raw != "":
+            try:
+                values[field.name] = _convert(field, raw)
+            except ValueError:
+                raise ValueError(f"{field.name.replace('_', '-')}: not a valid value: {raw!r}") from None
+    settings = OperatorSettings(**values)
+    if settings.webhook_config not in ("managed", "external"):
+        raise ValueError(f"webhook-config must be managed or external, not {settings.webhook_config!r}")
+    return settings
