@@ -46,10 +46,7 @@ def _scale_out_port_type(devices: Sequence[configuration.AscendDevice]) -> str |
 
 def _rank(ranked: slots_.RankedDevice, port_type: str | None) -> tables.RankEntry:
     device = ranked.device
-    try:
-        physical_id = int(device.device_id)
-    except ValueError:
-        raise slots_.SlotError(f"device_id {device.device_id!r} is not a number, which v2.0 needs") from None
+    physical_id = int(device.device_id)  # a number: ranked_devices matched it to a device name's -<id>
     level_list: list[levels.LevelElement] = []
     for level in (0, 1):
         reported = _level(device, level)
