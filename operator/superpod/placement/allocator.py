@@ -1,0 +1,506 @@
+"""The allocator: a fixed tree, the current allocations, and the decisions on them.
+
+`plan_partition` decides without changing anything; `commit`, `release`, `restore` and `repair` change the
+allocations; `set_health` follows the device plugin. See the package docstring for the contract.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+
+from superpod.api import partition as api_partition
+from superpod.placement import bestfit, result
+from superpod.placement import capacity as placement_capacity
+from superpod.placement import policy as placement_policy
+from superpod.placement import request as placement_request
+from superpod.placement import state as placement_state
+from superpod.topology import noderules
+from superpod.topology import tree as topology_tree
+
+PendingReason = api_partition.PendingReason
+
+
+@dataclasses.dataclass
+class _Allocation:
+    placement: result.Placement
+    held: dict[int, int]  # node index -> device mask held
+    slots: list[tuple[int, int, int]]  # (rank, node index, device mask) in rank order
+    pod_size: int
+    whole_nodes: bool
+    span_level: int  # tree level of the tier span (0 for node and module)
+    span_domain: int
+
+
+class Allocator:
+    """Allocations on one topology tree."""
+
+    def __init__(
+        self, tree: topology_tree.TopologyTree, policy: placement_policy.Policy | None = None
+    ) -> None:
+        self.tree = tree
+        self.state = placement_state.FreeState(tree)
+        self.policy: placement_policy.Policy = policy or bestfit.BestFit()
+        self._allocations: dict[str, _Allocation] = {}
+        self._owners: dict[int, dict[str, int]] = {}  # node index -> partition -> mask
+        self._static: dict[placement_state.ShapeKey, list[int]] = {}
+
+    # ---- reading -------------------------------------------------------------------------------------
+
+    @property
+    def partitions(self) -> Mapping[str, result.Placement]:
+        return {pid: allocation.placement for pid, allocation in self._allocations.items()}
+
+    def placement_of(self, partition_id: str) -> result.Placement | None:
+        allocation = self._allocations.get(partition_id)
+        return allocation.placement if allocation else None
+
+    def capacity(self) -> placement_capacity.Capacity:
+        """Device counts, largest free block per tier and fragmentation, for the SuperPod status."""
+        return placement_capacity.summarise(self.state, len(self._allocations))
+
+    # ---- deciding ------------------------------------------------------------------------------------
+
+    def plan_partition(
+        self, request: placement_request.PlacementRequest
+    ) -> result.Placement | result.Rejection:
+        """Where `request` would go now, or why it cannot; changes nothing."""
+        shape = placement_request.resolve(request, self.tree)
+        if isinstance(shape, str):
+            return result.Rejection(PendingReason.UNSATISFIABLE, f"asked {request.describe()}: {shape}")
+        levels = self._levels(shape)
+        if levels is None:
+            return self._reject(
+                PendingReason.UNSATISFIABLE, request, "no empty domain of the allowed tiers holds it"
+            )
+        if self.state.total_free < shape.npus:
+            return self._reject(PendingReason.INSUFFICIENT_CAPACITY, request, "not enough free devices")
+        blocks = self.policy.choose(self.state, shape, levels)
+        if not blocks:
+            return self._reject(PendingReason.FRAGMENTED, request, "no placement meets the constraints")
+        return self._materialise(blocks, shape)
+
+    def _levels(self, shape: placement_request.Shape) -> placement_policy.Levels | None:
+        """Lowest levels whose empty domains hold a block and the partition; None if none within maxTier."""
+        best = self._static_caps(shape.key)
+        block = next((level for level, value in enumerate(best) if value >= shape.block_slots), None)
+        whole = next((level for level, value in enumerate(best) if value >= shape.slots), None)
+        if whole is None or whole > shape.max_level or block is None:
+            return None
+        return placement_policy.Levels(block=block, partition=whole)
+
+    def _static_caps(self, key: placement_state.ShapeKey) -> list[int]:
+        """Per level, the most slots one empty, healthy domain of non-reserve nodes hosts."""
+        cached = self._static.get(key)
+        if cached is None:
+            tree = self.tree
+            rule = tree.profile.rule
+            sums = [[0] * len(level) for level in tree.levels]
+            for node in tree.nodes:
+                if node.reserve:
+                    continue
+                value = noderules.slot_capacity(rule, node.modules, node.full_mask, key[0])
+                for level, domain in enumerate(node.domains):
+                    sums[level][domain] += value
+            cached = [max(level, default=0) for level in sums]
+            self._static[key] = cached
+        return cached
+
+    def _reject(
+        self, reason: api_partition.PendingReason, request: placement_request.PlacementRequest, why: str
+    ) -> result.Rejection:
+        summary = self.capacity()
+        blocks = ", ".join(f"{tier} {devices}" for tier, devices in summary.largest_free_block)
+        return result.Rejection(
+            reason,
+            f"asked {request.describe()}: {why}; free {summary.free} of {summary.total} "
+            f"({summary.reserved} reserved, {summary.unhealthy} unhealthy); largest free block: {blocks}",
+        )
+
+    def _materialise(
+        self, blocks: Sequence[placement_policy.NodeSlots], shape: placement_request.Shape
+    ) -> result.Placement | result.Rejection:
+        """Pick the devices of every slot and order the slots along the topology."""
+        tree = self.tree
+        rule = tree.profile.rule
+        free: dict[int, int] = {}
+        ordered_blocks = sorted((sorted(block) for block in blocks if block), key=lambda block: block[0][0])
+        slots: list[tuple[int, int, int]] = []
+        held: dict[int, int] = {}
+        block_ranges: list[tuple[int, int]] = []
+        for block in ordered_blocks:
+            start = len(slots)
+            for node_index, count in block:
+                node = tree.nodes[node_index]
+                mask = free.get(node_index, self.state.free[node_index])
+                for _ in range(count):
+                    chosen = self.policy.pick(rule, node.modules, mask, shape.pod_size)
+                    if not chosen:
+                        raise RuntimeError(
+                            f"policy {self.policy.name} chose a node without room: {node.name}"
+                        )
+                    mask &= ~chosen
+                    slots.append((len(slots) * shape.pod_size, node_index, chosen))
+                    held[node_index] = held.get(node_index, 0) | (
+                        node.full_mask if shape.whole_nodes else chosen
+                    )
+                free[node_index] = mask
+            block_ranges.append((start, len(slots)))
+        return self._placement(slots, held, block_ranges, shape.pod_size, shape.whole_nodes)
+
+    def _placement(
+        self,
+        slots: Sequence[tuple[int, int, int]],
+        held: Mapping[int, int],
+        block_ranges: Sequence[tuple[int, int]],
+        pod_size: int,
+        whole_nodes: bool,
+    ) -> result.Placement:
+        tree = self.tree
+        placed = tuple(
+            result.PlacedSlot(
+                rank=rank,
+                node=tree.nodes[node_index].name,
+                devices=_names(tree.nodes[node_index], mask),
+                domains=tree.node_domains(tree.nodes[node_index]),
+            )
+            for rank, node_index, mask in slots
+        )
+        span_tier, _, _ = self._span([(node, mask) for _, node, mask in slots])
+        return result.Placement(
+            slots=placed,
+            tier_span=tree.profile.tiers[span_tier].name,
+            node_count=len({node for _, node, _ in slots}),
+            bandwidth_gbps=tree.profile.tiers[span_tier].bandwidth_gbps,
+            block_tiers=tuple(
+                tree.profile.tiers[self._span([(n, m) for _, n, m in slots[a:b]])[0]].name
+                for a, b in block_ranges
+            ),
+            held=tuple(
+                (tree.nodes[node_index].name, _names(tree.nodes[node_index], mask))
+                for node_index, mask in sorted(held.items())
+            ),
+            pod_size=pod_size,
+            whole_nodes=whole_nodes,
+        )
+
+    def _span(self, parts: Sequence[tuple[int, int]]) -> tuple[int, int, int]:
+        """(profile tier index, tree level, domain) of the lowest domain holding all (node, mask) parts."""
+        tree = self.tree
+        node_tier = tree.node_tier
+        nodes = {node for node, _ in parts}
+        if len(nodes) == 1:
+            (node_index,) = nodes
+            mask = 0
+            for _, part in parts:
+                mask |= part
+            node = tree.nodes[node_index]
+            if node_tier > 0 and any(mask & ~module == 0 for module in node.modules):
+                return node_tier - 1, 0, node_index
+            return node_tier, 0, node_index
+        paths = [tree.nodes[node].domains for node in nodes]
+        for level in range(1, len(tree.levels)):
+            first = paths[0][level]
+            if all(path[level] == first for path in paths):
+                return node_tier + level, level, first
+        raise AssertionError("the root holds every node")
+
+    # ---- changing ------------------------------------------------------------------------------------
+
+    def commit(self, partition_id: str, placement: result.Placement) -> None:
+        """Record `placement` (from `plan_partition`) as `partition_id`'s; its devices must still be free."""
+        if partition_id in self._allocations:
+            raise ValueError(f"partition {partition_id} is already placed; release it first")
+        outcome = self._adopt(partition_id, placement, require_free=True)
+        if isinstance(outcome, result.Conflict):
+            raise ValueError(outcome.message)
+
+    def release(self, partition_id: str) -> result.Placement | None:
+        """Free every device `partition_id` holds; returns its placement (None if it held nothing)."""
+        allocation = self._allocations.pop(partition_id, None)
+        if allocation is None:
+            return None
+        for node_index, mask in allocation.held.items():
+            owners = self._owners[node_index]
+            del owners[partition_id]
+            if not owners:
+                del self._owners[node_index]
+            self.state.set_node(node_index, held=self.state.held[node_index] & ~mask)
+        return allocation.placement
+
+    def restore(
+        self,
+        partition_id: str,
+        slots: Iterable[api_partition.Slot | result.PlacedSlot],
+        *,
+        whole_nodes: bool = False,
+    ) -> result.Placement | result.Conflict:
+        """Rebuild an existing allocation (from a partition's status) after a restart.
+
+        Unknown nodes or devices, and devices another partition holds, give a `Conflict` and change nothing.
+        Unhealthy devices and reserve nodes are accepted: the partition held them before.
+        """
+        if partition_id in self._allocations:
+            return result.Conflict(partition_id, f"partition {partition_id} is already placed", (), ())
+        tree = self.tree
+        parsed: list[tuple[int, int, int]] = []
+        held: dict[int, int] = {}
+        unknown: list[str] = []
+        for slot in sorted(slots, key=lambda s: s.rank):
+            node = tree.by_name.get(slot.node)
+            if node is None:
+                unknown.append(f"{slot.node}/*")
+                continue
+            index = tree.device_index[node.name]
+            mask = 0
+            for device in slot.devices:
+                if (
+                    device not in index
+                    or mask >> index[device] & 1
+                    or held.get(node.index, 0) >> index[device] & 1
+                ):
+                    unknown.append(f"{node.name}/{device}")
+                else:
+                    mask |= 1 << index[device]
+            parsed.append((slot.rank, node.index, mask))
+            held[node.index] = held.get(node.index, 0) | (node.full_mask if whole_nodes else mask)
+        if unknown:
+            return result.Conflict(
+                partition_id,
+                f"partition {partition_id} names unknown or repeated devices: {', '.join(unknown)}",
+                tuple(unknown),
+                (),
+            )
+        if not parsed:
+            return result.Conflict(partition_id, f"partition {partition_id} has no slots to restore", (), ())
+        pod_size = max(mask.bit_count() for _, _, mask in parsed)
+        placement = self._placement(parsed, held, [(0, len(parsed))], pod_size, whole_nodes)
+        outcome = self._adopt(partition_id, placement, require_free=False)
+        return outcome
+
+    def _adopt(
+        self, partition_id: str, placement: result.Placement, *, require_free: bool
+    ) -> result.Placement | result.Conflict:
+        tree = self.tree
+        held: dict[int, int] = {}
+        slots: list[tuple[int, int, int]] = []
+        for node_name, devices in placement.held:
+            node = tree.by_name[node_name]
+            held[node.index] = _mask(tree, node, devices)
+        for slot in placement.slots:
+            node = tree.by_name[slot.node]
+            slots.append((slot.rank, node.index, _mask(tree, node, slot.devices)))
+        taken: list[str] = []
+        owners: set[str] = set()
+        for node_index, mask in held.items():
+            clash = mask & self.state.held[node_index]
+            if require_free:
+                clash |= mask & self.state.unhealthy[node_index]
+                if tree.nodes[node_index].reserve:
+                    clash |= mask
+            if clash:
+                node = tree.nodes[node_index]
+                taken.extend(f"{node.name}/{name}" for name in _names(node, clash))
+                owners.update(pid for pid, owned in self._owners.get(node_index, {}).items() if owned & clash)
+        if taken:
+            holders = ", ".join(sorted(owners)) or "nobody (unhealthy or reserve)"
+            return result.Conflict(
+                partition_id,
+                f"partition {partition_id} wants devices that are not free: {', '.join(taken)} (held by {holders})",
+                tuple(taken),
+                tuple(sorted(owners)),
+            )
+        _, span_level, span_domain = self._span([(node, mask) for _, node, mask in slots])
+        self._allocations[partition_id] = _Allocation(
+            placement=placement,
+            held=held,
+            slots=slots,
+            pod_size=placement.pod_size,
+            whole_nodes=placement.whole_nodes,
+            span_level=span_level,
+            span_domain=span_domain,
+        )
+        for node_index, mask in held.items():
+            self._owners.setdefault(node_index, {})[partition_id] = mask
+            self.state.set_node(node_index, held=self.state.held[node_index] | mask)
+        return placement
+
+    # ---- health and repair ---------------------------------------------------------------------------
+
+    def set_health(self, node_name: str, unhealthy: Iterable[str], *, ready: bool = True) -> tuple[str, ...]:
+        """Make `unhealthy` (all devices when not ready) the node's unhealthy set; returns the partitions
+        holding a device that just became unhealthy."""
+        node = self.tree.by_name[node_name]
+        mask = node.full_mask if not ready else _mask(self.tree, node, unhealthy, strict=False)
+        newly = mask & ~self.state.unhealthy[node.index]
+        self.state.set_node(node.index, unhealthy=mask)
+        return tuple(sorted(pid for pid, owned in self._owners.get(node.index, {}).items() if owned & newly))
+
+    def mark_unhealthy(self, node_name: str, devices: Iterable[str]) -> tuple[str, ...]:
+        node = self.tree.by_name[node_name]
+        current = set(_names(node, self.state.unhealthy[node.index]))
+        return self.set_health(node_name, current | set(devices))
+
+    def mark_healthy(self, node_name: str, devices: Iterable[str]) -> None:
+        node = self.tree.by_name[node_name]
+        current = set(_names(node, self.state.unhealthy[node.index]))
+        self.set_health(node_name, current - set(devices))
+
+    def repair(self, partition_id: str, failed_devices: Iterable[str]) -> result.Placement | result.Rejection:
+        """Move the slots holding `failed_devices` (`node/device` names) to healthy devices.
+
+        The failed devices are marked unhealthy. Each affected slot moves, in this order of preference, to
+        its own node, then to the nearest domain (same rack, ...) up to the partition's tier span, non-reserve
+        nodes before reserve nodes at each level, best fit. On success the new placement is committed and
+        returned (ranks unchanged); otherwise the partition keeps its devices and a Rejection says why.
+        """
+        allocation = self._allocations.get(partition_id)
+        if allocation is None:
+            return result.Rejection(PendingReason.UNSATISFIABLE, f"partition {partition_id} is not placed")
+        tree = self.tree
+        failed: dict[int, int] = {}
+        for name in failed_devices:
+            node_name, _, device = name.rpartition("/")
+            node = tree.by_name.get(node_name)
+            if node is None or device not in tree.device_index[node.name]:
+                continue
+            failed[node.index] = failed.get(node.index, 0) | 1 << tree.device_index[node.name][device]
+        for node_index, mask in failed.items():
+            self.state.set_node(node_index, unhealthy=self.state.unhealthy[node_index] | mask)
+        affected = [
+            i for i, (_, node_index, mask) in enumerate(allocation.slots) if mask & failed.get(node_index, 0)
+        ]
+        if not affected:
+            return allocation.placement
+        plan = _RepairPlan(self, allocation)
+        for position in affected:
+            if not plan.move(position):
+                _, node_index, _ = allocation.slots[position]
+                return result.Rejection(
+                    PendingReason.FRAGMENTED,
+                    f"repair of {partition_id}: no healthy room for a slot of {allocation.pod_size} devices "
+                    f"(from {tree.nodes[node_index].name}) within its {allocation.placement.tier_span}",
+                )
+        self.release(partition_id)
+        placement = self._placement(
+            plan.slots, plan.held, [(0, len(plan.slots))], allocation.pod_size, allocation.whole_nodes
+        )
+        placement = dataclasses.replace(placement, block_tiers=allocation.placement.block_tiers)
+        outcome = self._adopt(partition_id, placement, require_free=False)
+        assert isinstance(outcome, result.Placement)
+        return outcome
+
+
+class _RepairPlan:
+    """New slots for a partition under repair, chosen against the current state without changing it."""
+
+    def __init__(self, allocator: Allocator, allocation: _Allocation) -> None:
+        self.allocator = allocator
+        self.allocation = allocation
+        self.slots = list(allocation.slots)
+        self.held = dict(allocation.held)
+        state = allocator.state
+        # what each node could give this partition: free devices plus the partition's own healthy ones
+        self.room: dict[int, int] = {}
+        for node_index, mask in allocation.held.items():
+            self.room[node_index] = (state.free[node_index] | mask) & ~state.unhealthy[node_index]
+
+    def free_of(self, node_index: int) -> int:
+        if node_index in self.room:
+            return self.room[node_index]
+        return self.allocator.state.free[node_index]
+
+    def move(self, position: int) -> bool:
+        rank, old_node, old_mask = self.slots[position]
+        tree = self.allocator.tree
+        state = self.allocator.state
+        pod_size = self.allocation.pod_size
+        whole = self.allocation.whole_nodes
+        # the slot's own devices are given back first (healthy ones become room again)
+        in_use = 0
+        for _, node_index, mask in self.slots:
+            if node_index == old_node:
+                in_use |= mask
+        own_room = (self.free_of(old_node) | old_mask) & ~state.unhealthy[old_node]
+        own_room &= ~(in_use & ~old_mask)
+        candidates = self._candidates(old_node)
+        for node_index in candidates:
+            room = (
+                own_room if node_index == old_node else self.free_of(node_index) & ~self._in_use(node_index)
+            )
+            node = tree.nodes[node_index]
+            if whole and node_index != old_node and room != node.full_mask:
+                continue
+            chosen = noderules.pick(tree.profile.rule, node.modules, room, pod_size)
+            if chosen:
+                self.slots[position] = (rank, node_index, chosen)
+                self.room[old_node] = own_room
+                self.room[node_index] = room & ~chosen if node_index != old_node else own_room & ~chosen
+                self._recompute_held()
+                return True
+        return False
+
+    def _in_use(self, node_index: int) -> int:
+        mask = 0
+        for _, index, slot_mask in self.slots:
+            if index == node_index:
+                mask |= slot_mask
+        return mask
+
+    def _recompute_held(self) -> None:
+        tree = self.allocator.tree
+        held: dict[int, int] = {}
+        for _, node_index, mask in self.slots:
+            node = tree.nodes[node_index]
+            held[node_index] = held.get(node_index, 0) | (
+                node.full_mask if self.allocation.whole_nodes else mask
+            )
+        self.held = held
+
+    def _candidates(self, old_node: int) -> list[int]:
+        """Nodes to try: the slot's own node, then each wider domain up to the tier span."""
+        tree = self.allocator.tree
+        state = self.allocator.state
+        key = (self.allocation.pod_size, self.allocation.whole_nodes)
+        order = [old_node]
+        seen = {old_node}
+        span_level = self.allocation.span_level
+        path = tree.nodes[old_node].domains
+        if span_level == 0 and self.allocation.span_domain != old_node:
+            return order
+        for level in range(1, span_level + 1):
+            domain = tree.levels[level][path[level]]
+            fresh = [i for i in range(domain.first_node, domain.end_node) if i not in seen]
+            scored = []
+            for index in fresh:
+                room = self.free_of(index) & ~self._in_use(index)
+                node = tree.nodes[index]
+                if key[1] and room != node.full_mask:
+                    continue
+                slots = noderules.slot_capacity(tree.profile.rule, node.modules, room, key[0])
+                if slots:
+                    scored.append(((node.reserve, slots, state.free_count[0][index], index), index))
+            order.extend(index for _, index in sorted(scored))
+            seen.update(fresh)
+        return order
+
+
+def _names(node: topology_tree.TreeNode, mask: int) -> tuple[str, ...]:
+    return tuple(device for bit, device in enumerate(node.devices) if mask >> bit & 1)
+
+
+def _mask(
+    tree: topology_tree.TopologyTree,
+    node: topology_tree.TreeNode,
+    devices: Iterable[str],
+    *,
+    strict: bool = True,
+) -> int:
+    index = tree.device_index[node.name]
+    mask = 0
+    for device in devices:
+        if device in index:
+            mask |= 1 << index[device]
+        elif strict:
+            raise ValueError(f"node {node.name} has no device {device}")
+    return mask

@@ -1,0 +1,191 @@
+"""The project's placement policy: hierarchical best-fit, blocks first.
+
+For a request of S slots in B blocks of k slots, with its widest allowed level L:
+
+1. *Blocks in their lowest tier.* Let lb be the lowest level whose empty domain holds a block. Count, for each
+   domain, how many whole blocks its level-lb sub-domains can host now (`units`); q* is the most any
+   level-L domain can host (at most B).
+2. *The partition in its lowest tier.* The partition domain D is a domain of the lowest level l >= the
+   partition's static level such that D hosts S slots and q* blocks at level lb.
+3. *Least fragmentation: best fit.* Among those, D has the fewest free slots; ties go to the fullest parent
+   (fewest free devices), then its parent, then topology order.
+4. *Fewest nodes, ranks along the topology.* Inside D, blocks are placed at level lb as far as they fit, then
+   one level up, and so on; inside a domain, children are taken largest-first until the rest fits in one
+   child, which is then chosen best-fit. That uses the fewest children (hence nodes) and leaves the tightest
+   remainder. Everything is ordered by topology index, so results are deterministic.
+
+A decision reads the incrementally kept per-domain slot capacities; placing slots only records them in an
+overlay (`used`), so the state is never touched here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from superpod.placement import policy as placement_policy
+from superpod.placement import request as placement_request
+from superpod.placement import state as placement_state
+from superpod.topology import noderules
+
+
+class BestFit:
+    """Hierarchical best-fit with blocks first (see the module docstring)."""
+
+    name = "superpod"
+
+    def pick(self, rule: noderules.NodeRule, modules: tuple[int, ...], free: int, size: int) -> int:
+        return noderules.pick(rule, modules, free, size)
+
+    def choose(
+        self,
+        state: placement_state.FreeState,
+        shape: placement_request.Shape,
+        levels: placement_policy.Levels,
+    ) -> list[placement_policy.NodeSlots] | None:
+        return _Search(state, shape, levels).run()
+
+
+class _Search:
+    def __init__(
+        self,
+        state: placement_state.FreeState,
+        shape: placement_request.Shape,
+        levels: placement_policy.Levels,
+    ) -> None:
+        self.state = state
+        self.tree = state.tree
+        self.caps = state.shape_caps(shape.key)
+        self.shape = shape
+        self.levels = levels
+        self.used: dict[tuple[int, int], int] = {}
+
+    def cap(self, level: int, domain: int) -> int:
+        return self.caps[level][domain] - self.used.get((level, domain), 0)
+
+    def run(self) -> list[placement_policy.NodeSlots] | None:
+        shape = self.shape
+        top = shape.max_level
+        slots = shape.slots
+        if shape.blocks == 1:
+            for level in range(self.levels.partition, top + 1):
+                domain = self.best_domain(level, slots, range(len(self.caps[level])))
+                if domain is not None:
+                    return [self.fill_slots(level, domain, slots)]
+            return None
+        block_level = min(self.levels.block, top)
+        units = self.unit_table(block_level, top)
+        wanted = min(shape.blocks, max(units[top], default=0))
+        for level in range(max(self.levels.partition, block_level), top + 1):
+            caps = self.caps[level]
+            level_units = units[level]
+            candidates = [
+                d
+                for d in range(len(caps))
+                if caps[d] >= slots and min(shape.blocks, level_units[d]) >= wanted
+            ]
+            domain = self.best_domain(level, slots, candidates)
+            if domain is not None:
+                return self.place_blocks(level, domain, block_level)
+        return None
+
+    # ---- choosing domains ----------------------------------------------------------------------------
+
+    def best_domain(self, level: int, need: int, candidates: Sequence[int] | range) -> int | None:
+        """The best-fit domain of `level` among `candidates` hosting `need` slots (None if none does)."""
+        caps = self.caps[level]
+        fitting = [d for d in candidates if caps[d] - self.used.get((level, d), 0) >= need]
+        if not fitting:
+            return None
+        if len(fitting) == 1:
+            return fitting[0]
+        tightest = min(self.cap(level, d) for d in fitting)
+        tied = [d for d in fitting if self.cap(level, d) == tightest]
+        if len(tied) == 1:
+            return tied[0]
+        return min(tied, key=lambda d: self.fullness_key(level, d))
+
+    def fullness_key(self, level: int, domain: int) -> tuple[int, ...]:
+        """Fewest free devices in the domain, then in its parent, and so on; then topology order."""
+        free_count = self.state.free_count
+        key = [free_count[level][domain]]
+        for ancestor_level, ancestor in self.tree.ancestors(level, domain):
+            key.append(free_count[ancestor_level][ancestor])
+        key.append(domain)
+        return tuple(key)
+
+    def split(self, level: int, domain: int, need: int, capacity: dict[int, int]) -> list[tuple[int, int]]:
+        """(child, amount) covering `need`: largest children first until the rest fits, then best fit."""
+        children = sorted((c for c, value in capacity.items() if value > 0), key=lambda c: (-capacity[c], c))
+        chosen: list[tuple[int, int]] = []
+        remaining = need
+        while remaining > 0 and children:
+            fitting = [c for c in children if capacity[c] >= remaining]
+            if fitting:
+                tightest = min(capacity[c] for c in fitting)
+                tied = [c for c in fitting if capacity[c] == tightest]
+                best = min(tied, key=lambda c: self.fullness_key(level - 1, c)) if len(tied) > 1 else tied[0]
+                chosen.append((best, remaining))
+                return chosen
+            largest = children.pop(0)
+            chosen.append((largest, capacity[largest]))
+            remaining -= capacity[largest]
+        return chosen if remaining == 0 else []
+
+    # ---- placing slots -------------------------------------------------------------------------------
+
+    def fill_slots(self, level: int, domain: int, need: int) -> placement_policy.NodeSlots:
+        """Put `need` slots into `domain` (which hosts them), fewest nodes first; record them as used."""
+        if level == 0:
+            self.take(domain, need)
+            return [(domain, need)]
+        children = self.tree.levels[level][domain].children
+        capacity = {c: self.cap(level - 1, c) for c in children}
+        out: placement_policy.NodeSlots = []
+        for child, amount in self.split(level, domain, need, capacity):
+            out.extend(self.fill_slots(level - 1, child, amount))
+        return out
+
+    def take(self, node: int, slots: int) -> None:
+        for level, domain in enumerate(self.tree.nodes[node].domains):
+            self.used[(level, domain)] = self.used.get((level, domain), 0) + slots
+
+    # ---- blocks --------------------------------------------------------------------------------------
+
+    def unit_table(self, block_level: int, top: int) -> dict[int, list[int]]:
+        """Per level from `block_level` to `top`, per domain: blocks its level-`block_level` domains host."""
+        k = self.shape.block_slots
+        table = {block_level: [c // k for c in self.caps[block_level]]}
+        for level in range(block_level + 1, top + 1):
+            below = table[level - 1]
+            table[level] = [sum(below[c] for c in domain.children) for domain in self.tree.levels[level]]
+        return table
+
+    def units(self, level: int, domain: int, block_level: int) -> int:
+        if level == block_level:
+            return self.cap(level, domain) // self.shape.block_slots
+        return sum(self.units(level - 1, c, block_level) for c in self.tree.levels[level][domain].children)
+
+    def place_blocks(self, level: int, domain: int, block_level: int) -> list[placement_policy.NodeSlots]:
+        """All blocks inside `domain`: as many as fit at `block_level`, the rest one level up, and so on."""
+        blocks: list[placement_policy.NodeSlots] = []
+        remaining = self.shape.blocks
+        for current in range(block_level, level + 1):
+            if remaining == 0:
+                break
+            count = min(remaining, self.units(level, domain, current))
+            if count:
+                blocks.extend(self.fill_units(level, domain, count, current))
+                remaining -= count
+        return blocks
+
+    def fill_units(
+        self, level: int, domain: int, count: int, block_level: int
+    ) -> list[placement_policy.NodeSlots]:
+        if level == block_level:
+            return [self.fill_slots(level, domain, self.shape.block_slots) for _ in range(count)]
+        children = self.tree.levels[level][domain].children
+        capacity = {c: self.units(level - 1, c, block_level) for c in children}
+        out: list[placement_policy.NodeSlots] = []
+        for child, amount in self.split(level, domain, count, capacity):
+            out.extend(self.fill_units(level - 1, child, amount, block_level))
+        return out

@@ -1,0 +1,120 @@
+"""Per-attempt free counts over a fixed tree, maintained incrementally.
+
+Each node has three device masks: `held` (by some partition), `unhealthy`, and `free` = healthy and not held.
+Every change goes through `set_node`, which updates, along the node's path to the root only:
+
+- `free_count[level][domain]`: free devices on non-reserve nodes;
+- `held_count[level][domain]`: held devices (a domain with none is *untouched*);
+- `untouched_free[level]`: free devices inside untouched domains of the level (for fragmentation);
+- for each pod shape in use, `caps[shape][level][domain]`: how many slots of that shape the domain's
+  non-reserve nodes can host now.
+
+So a decision reads counts and never rescans devices; a change costs O(tree depth x shapes in use).
+
+Fragmentation of a level is `1 - untouched_free / free`: the share of free devices that sit in domains some
+partition already uses. A level-0 (node) fragmentation of 0 means every free device is on an untouched node,
+so a whole-node pod can use it; 1 means no node is untouched. Unhealthy devices do not make a node touched.
+"""
+
+from __future__ import annotations
+
+from superpod.topology import noderules
+from superpod.topology import tree as topology_tree
+
+ShapeKey = tuple[int, bool]  # (pod size, whole nodes)
+
+
+class FreeState:
+    """Device masks per node and the counts derived from them."""
+
+    def __init__(self, tree: topology_tree.TopologyTree) -> None:
+        self.tree = tree
+        nodes = tree.nodes
+        self.rule = tree.profile.rule
+        self.held = [0] * len(nodes)
+        self.unhealthy = [node.initially_unhealthy for node in nodes]
+        self.free = [node.full_mask & ~node.initially_unhealthy for node in nodes]
+        self.free_count = [[0] * len(level) for level in tree.levels]
+        self.held_count = [[0] * len(level) for level in tree.levels]
+        self.untouched_free = [0] * len(tree.levels)
+        self.caps: dict[ShapeKey, list[list[int]]] = {}
+        # totals over the whole tree
+        self.total_free = 0  # free on non-reserve nodes
+        self.total_reserved = 0  # free on reserve nodes
+        self.total_held = 0
+        self.total_unhealthy = 0  # unhealthy and not held
+        for node in nodes:
+            self._add(node.index, +1)
+
+    # ---- reading -------------------------------------------------------------------------------------
+
+    def node_cap(self, index: int, key: ShapeKey, *, include_reserve: bool = False, free: int = -1) -> int:
+        """Slots of shape `key` node `index` can host (with `free` as its free mask when given)."""
+        node = self.tree.nodes[index]
+        if node.reserve and not include_reserve:
+            return 0
+        mask = self.free[index] if free < 0 else free
+        size, whole = key
+        if whole and mask != node.full_mask:
+            return 0
+        return noderules.slot_capacity(self.rule, node.modules, mask, size)
+
+    def shape_caps(self, key: ShapeKey) -> list[list[int]]:
+        """Per level, per domain, the slots of shape `key` it can host now (computed once, then kept)."""
+        caps = self.caps.get(key)
+        if caps is None:
+            caps = [[0] * len(level) for level in self.tree.levels]
+            for node in self.tree.nodes:
+                value = self.node_cap(node.index, key)
+                if value:
+                    for level, domain in enumerate(node.domains):
+                        caps[level][domain] += value
+            self.caps[key] = caps
+        return caps
+
+    def fragmentation(self, level: int = 0) -> float:
+        """Share of free devices inside domains of `level` that a partition already uses."""
+        if self.total_free == 0:
+            return 0.0
+        return 1.0 - self.untouched_free[level] / self.total_free
+
+    # ---- writing -------------------------------------------------------------------------------------
+
+    def set_node(self, index: int, *, held: int | None = None, unhealthy: int | None = None) -> None:
+        """Change a node's held and/or unhealthy masks; every derived count follows."""
+        node = self.tree.nodes[index]
+        new_held = self.held[index] if held is None else held
+        new_unhealthy = self.unhealthy[index] if unhealthy is None else unhealthy
+        if new_held == self.held[index] and new_unhealthy == self.unhealthy[index]:
+            return
+        old_caps = {key: self.node_cap(index, key) for key in self.caps}
+        self._add(index, -1)
+        self.held[index] = new_held
+        self.unhealthy[index] = new_unhealthy
+        self.free[index] = node.full_mask & ~new_held & ~new_unhealthy
+        self._add(index, +1)
+        for key, caps in self.caps.items():
+            delta = self.node_cap(index, key) - old_caps[key]
+            if delta:
+                for level, domain in enumerate(node.domains):
+                    caps[level][domain] += delta
+
+    def _add(self, index: int, sign: int) -> None:
+        node = self.tree.nodes[index]
+        free = self.free[index].bit_count()
+        held = self.held[index].bit_count()
+        self.total_held += sign * held
+        self.total_unhealthy += sign * (self.unhealthy[index] & ~self.held[index]).bit_count()
+        if node.reserve:
+            self.total_reserved += sign * free
+            free = 0  # reserve devices are not free for placement
+        self.total_free += sign * free
+        for level, domain in enumerate(node.domains):
+            free_counts = self.free_count[level]
+            held_counts = self.held_count[level]
+            if held_counts[domain] == 0:
+                self.untouched_free[level] -= free_counts[domain]
+            free_counts[domain] += sign * free
+            held_counts[domain] += sign * held
+            if held_counts[domain] == 0:
+                self.untouched_free[level] += free_counts[domain]
