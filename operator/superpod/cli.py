@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "crds",
         "write the CustomResourceDefinitions generated from the API models (--check: diff only)",
     ),
+    "sandbox": ("sandbox", "serve a local in-memory Kubernetes API server and write a kubeconfig for it"),
 }
 
 

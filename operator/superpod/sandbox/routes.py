@@ -1,0 +1,356 @@
+"""The HTTP face of the sandbox: parse kube's URL scheme and parameters, call `state`, answer JSON.
+
+Paths: /api/v1/... (core) and /apis/<group>/<version>/..., then `[namespaces/<ns>/]<plural>[/<name>[/<sub>]]`.
+Every served request is counted as (verb, group, resource, subresource, namespace) for RBAC checks.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+from typing import Any
+
+import multidict
+from aiohttp import web
+
+from superpod.sandbox import (
+    deletion,
+    discovery,
+    errors,
+    listing,
+    managed,
+    optional,
+    selectors,
+    state,
+    watching,
+)
+from superpod.sandbox.resources import Resource
+from superpod.sandbox.state import Options, State, Target
+
+Object = dict[str, Any]
+_protobuf = optional.load("protobuf")
+_openapi = optional.load("openapi")
+JSON_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
+PATCH_TYPES = (
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Call:
+    """One served API request, as RBAC sees it."""
+
+    verb: str
+    group: str
+    resource: str
+    subresource: str
+    namespace: str  # "" for cluster-scoped requests and cluster-wide lists
+
+
+def respond(
+    body: Object, code: int = 200, warnings: list[str] | None = None, content_type: str = "application/json"
+) -> web.Response:
+    headers: multidict.CIMultiDict[str] = multidict.CIMultiDict({"Content-Type": content_type})
+    for warning in warnings or ():
+        headers.add("Warning", "299 - " + json.dumps(warning))
+    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=code, headers=headers)
+
+
+class Router:
+    def __init__(self, api: State, bookmark_interval: float) -> None:
+        self.api = api
+        self.bookmark_interval = bookmark_interval
+        self.calls: collections.Counter[Call] = collections.Counter()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._dispatch(request)
+        except errors.ApiError as failure:
+            return respond(failure.status, failure.code)
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        parts = [p for p in request.path.split("/") if p]
+        accept = request.headers.get("Accept", "")
+        registry = self.api.registry
+        if not parts:
+            return respond({"paths": ["/api", "/api/v1", "/apis", "/openapi/v3", "/version"]})
+        if parts == ["version"]:
+            return respond(discovery.VERSION)
+        if parts[0] in ("healthz", "readyz", "livez"):
+            return web.Response(text="ok")
+        if parts[0] == "openapi":
+            return self._openapi(parts[1:])
+        if parts[0] == "api" and len(parts) == 1:
+            kind = discovery.wants_aggregated(accept)
+            if kind:
+                version = "apidiscovery.k8s.io/v2beta1" if "v2beta1" in kind else "apidiscovery.k8s.io/v2"
+                return respond(discovery.aggregated(registry, True, version), content_type=kind)
+            return respond(discovery.api_versions(request.host))
+        if parts[0] == "apis" and len(parts) == 1:
+            kind = discovery.wants_aggregated(accept)
+            if kind:
+                version = "apidiscovery.k8s.io/v2beta1" if "v2beta1" in kind else "apidiscovery.k8s.io/v2"
+                return respond(discovery.aggregated(registry, False, version), content_type=kind)
+            return respond(discovery.api_groups(registry))
+        if parts[0] == "apis" and len(parts) == 2:
+            group_body = discovery.api_group(registry, parts[1])
+            if group_body is None:
+                raise errors.path_not_found()
+            return respond(group_body)
+        if parts[0] == "api":
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[0] == "apis":
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise errors.path_not_found()
+        if not rest:
+            if request.method != "GET":
+                raise errors.ApiError(
+                    errors.status(
+                        405,
+                        "MethodNotAllowed",
+                        "the server does not allow this method on the requested resource",
+                    )
+                )
+            body = discovery.resource_list(registry, group, version)
+            if body is None:
+                raise errors.path_not_found()
+            return respond(body)
+        watch_prefix = rest[0] == "watch"
+        if watch_prefix:
+            rest = rest[1:]
+        namespace = ""
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            candidate = registry.lookup(group, version, rest[2])
+            if candidate is not None and candidate.namespaced:
+                namespace, rest = rest[1], rest[2:]
+        plural, name, sub = rest[0], rest[1] if len(rest) > 1 else "", rest[2] if len(rest) > 2 else ""
+        resource = registry.lookup(group, version, plural)
+        if resource is None or len(rest) > 3:
+            raise errors.path_not_found()
+        if sub and sub != "status" and sub not in resource.extra_subresources:
+            raise errors.path_not_found()
+        if sub == "status" and not resource.has_status(version):
+            raise errors.path_not_found()
+        target = Target(resource, version, namespace, name, sub)
+        return await self._resource_call(request, target, watch_prefix)
+
+    def _openapi(self, parts: list[str]) -> web.StreamResponse:
+        from superpod.sandbox import openapi_adapter
+
+        body = openapi_adapter.answer(self.api.registry, parts, _openapi)
+        if body is None:
+            raise errors.path_not_found()
+        return respond(body)
+
+    def _options(self, request: web.Request) -> Options:
+        query = request.query
+        agent = request.headers.get("User-Agent", "")
+        validation = query.get("fieldValidation", "Warn")
+        if validation not in ("Strict", "Warn", "Ignore"):
+            raise errors.bad_request(
+                f"fieldValidation must be one of Strict, Warn, Ignore (got {validation})"
+            )
+        return Options(
+            manager=query.get("fieldManager", agent.split("/", 1)[0] if agent else ""),
+            field_validation=validation,
+            dry_run=query.get("dryRun") == "All",
+            force=query.get("force", "false").lower() == "true",
+        )
+
+    def _record(self, verb: str, target: Target) -> None:
+        self.calls[
+            Call(verb, target.resource.group, target.resource.plural, target.subresource, target.namespace)
+        ] += 1
+
+    async def _read_body(self, request: web.Request, patch: bool = False) -> tuple[str, bytes]:
+        content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+        body = await request.read()
+        accepted = PATCH_TYPES if patch else JSON_TYPES
+        if content_type not in accepted and not (not patch and content_type in ("application/json", "")):
+            raise errors.unsupported_media_type(content_type, list(accepted))
+        return content_type, body
+
+    async def _decoded_body(self, request: web.Request) -> Any:
+        content_type, raw = await self._read_body(request)
+        if content_type == "application/vnd.kubernetes.protobuf":
+            if _protobuf is None:
+                raise errors.unsupported_media_type(content_type, ["application/json", "application/yaml"])
+            try:
+                return _protobuf.decode(raw)
+            except (
+                Exception
+            ) as failure:  # a malformed body is the client's error, whatever the decoder raised
+                raise errors.bad_request(f"unable to decode protobuf body: {failure}") from None
+        try:
+            if content_type == "application/yaml":
+                import yaml
+
+                return yaml.safe_load(raw)
+            return json.loads(raw)
+        except ValueError as failure:
+            raise errors.bad_request(f"couldn't get version/kind; json parse error: {failure}") from None
+        except Exception as failure:  # yaml.YAMLError and friends
+            raise errors.bad_request(f"error decoding YAML: {failure}") from None
+
+    async def _resource_call(
+        self, request: web.Request, target: Target, watch_prefix: bool
+    ) -> web.StreamResponse:
+        method = request.method
+        api = self.api
+        resource = target.resource
+        if method == "GET":
+            if target.name and not watch_prefix:
+                self._record("get", target)
+                obj = api.get(target)
+                if listing.wants_table(request.headers.get("Accept", "")):
+                    return respond(
+                        listing.table(
+                            resource,
+                            target.version,
+                            [obj],
+                            {"resourceVersion": obj["metadata"]["resourceVersion"]},
+                            request.query.get("includeObject", "PartialObjectMetadata"),
+                        )
+                    )
+                return respond(obj)
+            if watch_prefix or request.query.get("watch") in ("true", "1"):
+                self._record("watch", target)
+                if target.name:
+                    target = dataclasses.replace(target, name="")
+                    name_selector = f"metadata.name={request.path.rstrip('/').rsplit('/', 1)[1]}"
+                    return await watching.serve(request, api, target, self.bookmark_interval, name_selector)
+                return await watching.serve(request, api, target, self.bookmark_interval)
+            self._record("list", target)
+            return self._list(request, target)
+        if method == "POST":
+            if target.subresource == "binding":
+                self._record("create", target)
+                return await self._bind(request, target)
+            if target.name:
+                raise errors.method_not_allowed("create", resource.group, resource.plural)
+            self._record("create", target)
+            body = await self._decoded_body(request)
+            outcome = await api.create(target, body, self._options(request))
+            return respond(outcome.body, outcome.code, outcome.warnings)
+        if method == "PUT":
+            if not target.name:
+                raise errors.method_not_allowed("update", resource.group, resource.plural)
+            self._record("update", target)
+            body = await self._decoded_body(request)
+            outcome = await api.update(target, body, self._options(request))
+            return respond(outcome.body, outcome.code, outcome.warnings)
+        if method == "PATCH":
+            if not target.name:
+                raise errors.method_not_allowed("patch", resource.group, resource.plural)
+            self._record("patch", target)
+            content_type, raw = await self._read_body(request, patch=True)
+            outcome = await api.patch(target, content_type, raw, self._options(request))
+            return respond(outcome.body, outcome.code, outcome.warnings)
+        if method == "DELETE":
+            raw = await request.read()
+            try:
+                delete_options = json.loads(raw) if raw.strip() else {}
+            except ValueError as failure:
+                raise errors.bad_request(f"couldn't get version/kind; json parse error: {failure}") from None
+            if not isinstance(delete_options, dict):
+                raise errors.bad_request("DeleteOptions must be an object")
+            for key in ("propagationPolicy", "gracePeriodSeconds"):
+                if key in request.query:
+                    delete_options[key] = request.query[key]
+            options = self._options(request)
+            if target.name:
+                self._record("delete", target)
+                outcome = await deletion.delete(api, target, delete_options, options)
+                return respond(outcome.body, outcome.code)
+            self._record("deletecollection", target)
+            items = self._select(request, target)
+            targets = [
+                dataclasses.replace(
+                    target, namespace=o["metadata"].get("namespace", ""), name=o["metadata"]["name"]
+                )
+                for o in items
+            ]
+            await deletion.delete_collection(api, targets, delete_options, options)
+            items, list_meta = listing.page(items, 0, None, api.store.resource_version)
+            return respond(listing.list_body(resource, target.version, items, list_meta))
+        raise errors.method_not_allowed(method.lower(), resource.group, resource.plural)
+
+    def _select(self, request: web.Request, target: Target) -> list[Object]:
+        predicate = selectors.both(
+            selectors.labels(request.query.get("labelSelector")),
+            selectors.fields(request.query.get("fieldSelector"), target.resource.key),
+        )
+        items = self.api.store.objects(target.resource.key, target.namespace or None)
+        if predicate is not None:
+            items = [o for o in items if predicate(o)]
+        return [state.present(o, target.version, target.resource) for o in items]
+
+    def _list(self, request: web.Request, target: Target) -> web.StreamResponse:
+        resource: Resource = target.resource
+        rv = self.api.store.resource_version
+        items = self._select(request, target)
+        try:
+            limit = int(request.query.get("limit", "0") or 0)
+        except ValueError:
+            raise errors.bad_request("limit must be an integer") from None
+        items, list_meta = listing.page(items, limit, request.query.get("continue"), rv)
+        if listing.wants_table(request.headers.get("Accept", "")):
+            return respond(
+                listing.table(
+                    resource,
+                    target.version,
+                    items,
+                    list_meta,
+                    request.query.get("includeObject", "PartialObjectMetadata"),
+                )
+            )
+        return respond(listing.list_body(resource, target.version, items, list_meta))
+
+    async def _bind(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """pods/<name>/binding: set spec.nodeName, as the scheduler does (409 when already bound)."""
+        body = await self._decoded_body(request)
+        node = ((body or {}).get("target") or {}).get("name") if isinstance(body, dict) else None
+        if not node:
+            raise errors.invalid(
+                "",
+                "Binding",
+                target.name,
+                [errors.FieldError("FieldValueRequired", "Required value", "target.name")],
+            )
+        pod_target = dataclasses.replace(target, subresource="")
+        old = self.api.store.get(target.resource.key, target.namespace, target.name)
+        if old is None:
+            raise errors.not_found("", "pods", target.name)
+        if (old.get("spec") or {}).get("nodeName"):
+            raise errors.conflict(
+                "",
+                "pods/binding",
+                target.name,
+                f'pod {target.name} is already assigned to node "{old["spec"]["nodeName"]}"',
+            )
+        import copy
+
+        new = copy.deepcopy(old)
+        new.setdefault("spec", {})["nodeName"] = node
+        annotations = ((body.get("metadata") or {}).get("annotations")) or {}
+        if annotations:
+            new["metadata"].setdefault("annotations", {}).update(annotations)
+        conditions = new.setdefault("status", {}).setdefault("conditions", [])
+        conditions[:] = [c for c in conditions if c.get("type") != "PodScheduled"]
+        conditions.append(
+            {
+                "type": "PodScheduled",
+                "status": "True",
+                "lastProbeTime": None,
+                "lastTransitionTime": managed.now(),
+            }
+        )
+        await self.api.write_update(
+            dataclasses.replace(pod_target, subresource="binding"), old, new, self._options(request)
+        )
+        return respond(errors.success({}) | {"code": 201}, 201)

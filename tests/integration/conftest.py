@@ -1,0 +1,1 @@
+from superpod.sandbox.testing import sandbox, sandbox_thread  # noqa: F401
