@@ -1,0 +1,127 @@
+"""From Kubernetes objects to the allocator's view of a node: membership, devices, health, coordinates.
+
+Sources, in the device plugin's own terms (never another source of truth):
+- the Node: labels `huawei.com/topotree.superpodid|rackid|serverid`, annotations `superPodID`/`serverIndex`, the
+  Ready condition, and `status.allocatable[<resource>]`;
+- the ConfigMap `kube-system/mindx-dl-deviceinfo-<node>` (see `cluster.deviceinfo`): device names, health,
+  faults and the SuperPodID/ServerIndex/RackID coordinates, which win over the labels when known.
+
+A device leaves the free pool when the device plugin lists it Unhealthy, NetworkUnhealthy or Recovering, or when a
+fault asks for separation (SeparateNPU, PreSeparateNPU, ...); NotHandleFault and RestartRequest faults are only
+reported. A node without a device-info ConfigMap (GB200, or a plugin that has not published yet) takes its device
+count from allocatable and the profile's device names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from superpod.api import superpod as api_superpod
+from superpod.cluster import deviceinfo, selectors
+from superpod.topology import inventory, profiles
+
+JSON = dict[str, Any]
+
+SUPERPOD_LABEL = "huawei.com/topotree.superpodid"
+RACK_LABEL = "huawei.com/topotree.rackid"
+SERVER_LABEL = "huawei.com/topotree.serverid"
+REPORT_ONLY_FAULTS = frozenset({"", "NotHandleFault", "RestartRequest", "RestartBusiness", "SubHealthFault"})
+"""Fault handling levels that leave the device in service (reported in status and metrics only)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeProblem:
+    """Why a member node was left out or is degraded, for a condition and an Event."""
+
+    node: str
+    reason: str  # CamelCase, for example DeviceInfoInvalid
+    message: str
+
+
+def is_member(node: JSON, spec: api_superpod.SuperPodSpec) -> bool:
+    """Whether a Node belongs to the SuperPod described by `spec`."""
+    labels: Mapping[str, str] = node.get("metadata", {}).get("labels") or {}
+    if spec.super_pod_id is not None and labels.get(SUPERPOD_LABEL) != str(spec.super_pod_id):
+        return False
+    return selectors.matches(spec.node_selector, labels)
+
+
+def _is_ready(node: JSON) -> bool:
+    for condition in node.get("status", {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return bool(condition.get("status") == "True")
+    return False
+
+
+def _coordinate(known: int, *fallbacks: str | None) -> int:
+    if known >= 0:
+        return known
+    for value in fallbacks:
+        if value is not None and str(value).lstrip("-").isdigit():
+            return int(value)
+    return inventory.UNKNOWN
+
+
+def _allocatable(node: JSON, resource: str) -> int:
+    raw = (node.get("status", {}).get("allocatable") or {}).get(resource, "0")
+    try:
+        return int(str(raw))
+    except ValueError:
+        return 0
+
+
+def unavailable_devices(info: deviceinfo.DeviceInfo) -> frozenset[str]:
+    """Devices the allocator must not hand out."""
+    separated = {fault.device for fault in info.faults if fault.fault_handling not in REPORT_ONLY_FAULTS}
+    return info.unhealthy | info.network_unhealthy | info.recovering | separated
+
+
+def observe(
+    node: JSON,
+    configmap: JSON | None,
+    profile: profiles.HardwareProfile,
+    resource: str,
+) -> tuple[inventory.ObservedNode | None, NodeProblem | None]:
+    """The allocator's view of one member node, and a problem to report if any.
+
+    A malformed device-info ConfigMap leaves the node out (None) with a problem naming the ConfigMap.
+    """
+    metadata = node.get("metadata", {})
+    name = str(metadata["name"])
+    labels: Mapping[str, str] = metadata.get("labels") or {}
+    annotations: Mapping[str, str] = metadata.get("annotations") or {}
+    info: deviceinfo.DeviceInfo | None = None
+    problem: NodeProblem | None = None
+    if configmap is not None:
+        try:
+            info = deviceinfo.parse(configmap, resource)
+        except deviceinfo.DeviceInfoError as error:
+            return None, NodeProblem(name, "DeviceInfoInvalid", str(error))
+    if info is not None:
+        devices = info.devices
+        unhealthy = unavailable_devices(info)
+        super_pod_id, rack, server = info.super_pod_id, info.rack_id, info.server_index
+    else:
+        count = _allocatable(node, resource)
+        if count == 0:
+            return None, NodeProblem(name, "NoDevices", f"node {name} advertises no {resource}")
+        devices = profile.device_names(count)
+        unhealthy = frozenset()
+        super_pod_id = rack = server = inventory.UNKNOWN
+    ready = _is_ready(node)
+    if not ready:
+        problem = NodeProblem(
+            name, "NodeNotReady", f"node {name} is not Ready; its devices are out of service"
+        )
+    observed = inventory.ObservedNode(
+        name=name,
+        superpod_index=_coordinate(super_pod_id, labels.get(SUPERPOD_LABEL), annotations.get("superPodID")),
+        rack=_coordinate(rack, labels.get(RACK_LABEL)),
+        server_index=_coordinate(server, annotations.get("serverIndex"), labels.get(SERVER_LABEL)),
+        devices=devices,
+        unhealthy=unhealthy,
+        ready=ready,
+    )
+    return observed, problem

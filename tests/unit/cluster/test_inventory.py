@@ -1,0 +1,87 @@
+"""A node as the allocator sees it: membership, devices, health and coordinates from the device plugin's data."""
+
+from __future__ import annotations
+
+import pytest
+from superpod.api import superpod as api_superpod
+from superpod.cluster import inventory
+from superpod.topology import profiles
+
+from tests.builders import objects
+
+CM384 = profiles.BUILTIN["cloudmatrix-384"]
+RESOURCE = CM384.resource_name
+
+
+def _spec(**fields):
+    return api_superpod.SuperPodSpec.model_validate({"profile": "cloudmatrix-384", **fields})
+
+
+@pytest.mark.parametrize(
+    ("case", "spec", "expected"),
+    [
+        ("the superPodID label matches", _spec(superPodID=0), True),
+        ("another SuperPoD's node is not a member", _spec(superPodID=1), False),
+        ("a selector that matches", _spec(nodeSelector={"matchLabels": {"pool": "a"}}), True),
+        (
+            "superPodID and selector are ANDed",
+            _spec(superPodID=0, nodeSelector={"matchLabels": {"pool": "b"}}),
+            False,
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_membership(case, spec, expected):
+    node = objects.node("n1").superpod(0).label("pool", "a").obj()
+    assert inventory.is_member(node, spec) is expected
+
+
+def test_a_healthy_node_with_device_info():
+    node = objects.node("n1").superpod(0, rack=2, server=5).devices(16).ready().obj()
+    configmap = objects.deviceinfo_configmap("n1", superpod_id=0, server_index=5, rack_id=2)
+    observed, problem = inventory.observe(node, configmap, CM384, RESOURCE)
+    assert problem is None
+    assert observed is not None
+    assert observed.devices == CM384.device_names()
+    assert observed.unhealthy == frozenset()
+    assert (observed.superpod_index, observed.rack, observed.server_index, observed.ready) == (0, 2, 5, True)
+
+
+def test_unhealthy_network_recovering_and_separated_devices_leave_the_pool_but_reported_faults_do_not():
+    faults = [
+        {"npu_name": "Ascend910-4", "fault_handling": "SeparateNPU", "fault_type": "CardUnhealthy"},
+        {"npu_name": "Ascend910-5", "fault_handling": "NotHandleFault", "fault_type": "CardUnhealthy"},
+        {"npu_name": "Ascend910-6", "fault_handling": "RestartRequest", "fault_type": "CardUnhealthy"},
+    ]
+    configmap = objects.deviceinfo_configmap(
+        "n1", unhealthy=(1,), network_unhealthy=(2,), recovering=(3,), faults=faults
+    )
+    observed, _ = inventory.observe(objects.node("n1").ready().obj(), configmap, CM384, RESOURCE)
+    assert observed is not None
+    assert observed.unhealthy == {"Ascend910-1", "Ascend910-2", "Ascend910-3", "Ascend910-4"}
+
+
+def test_a_malformed_configmap_leaves_the_node_out_with_a_problem_naming_it():
+    configmap = objects.deviceinfo_configmap("n1")
+    configmap["data"]["DeviceInfoCfg"] = "{not json"
+    observed, problem = inventory.observe(objects.node("n1").ready().obj(), configmap, CM384, RESOURCE)
+    assert observed is None
+    assert problem is not None
+    assert problem.reason == "DeviceInfoInvalid"
+    assert "mindx-dl-deviceinfo-n1" in problem.message
+
+
+def test_without_device_info_the_count_comes_from_allocatable():
+    node = objects.node("gpu-1").devices(4, "nvidia.com/gpu").ready().obj()
+    gb200 = profiles.BUILTIN["nvidia-gb200-nvl72"]
+    observed, problem = inventory.observe(node, None, gb200, "nvidia.com/gpu")
+    assert problem is None
+    assert observed is not None
+    assert len(observed.devices) == 4
+
+
+def test_a_node_that_is_not_ready_is_reported():
+    node = objects.node("n1").ready("Unknown").obj()
+    observed, problem = inventory.observe(node, objects.deviceinfo_configmap("n1"), CM384, RESOURCE)
+    assert observed is not None and observed.ready is False
+    assert problem is not None and problem.reason == "NodeNotReady"
