@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from superpod.sandbox import errors, managed, optional, resources
+from superpod.sandbox import errors, managed, resources, schema
 from superpod.sandbox.errors import FieldError
 
 Object = dict[str, Any]
-_schema_module = optional.load("schema")
 
 
 def crd_errors(crd: Object) -> list[FieldError]:
@@ -156,20 +155,18 @@ class Schemas:
     """Compiled structural schemas per (resource, version), rebuilt when the CRD changes."""
 
     def __init__(self) -> None:
-        self._compiled: dict[tuple[resources.GroupResource, str], Any] = {}
+        self._compiled: dict[tuple[resources.GroupResource, str], schema.StructuralSchema | None] = {}
 
     def forget(self, key: resources.GroupResource) -> None:
         for cached in [k for k in self._compiled if k[0] == key]:
             del self._compiled[cached]
 
-    def _get(self, resource: resources.Resource, version: str) -> Any:
-        if _schema_module is None:
-            return None
+    def _get(self, resource: resources.Resource, version: str) -> schema.StructuralSchema | None:
         cache_key = (resource.key, version)
         if cache_key not in self._compiled:
             served = resource.version(version)
             raw = served.schema if served is not None else None
-            self._compiled[cache_key] = _schema_module.StructuralSchema(raw) if raw else None
+            self._compiled[cache_key] = schema.StructuralSchema(raw) if raw else None
         return self._compiled[cache_key]
 
     def process(
@@ -182,7 +179,7 @@ class Schemas:
         compiled = self._get(resource, version)
         if compiled is None:
             return []
-        dropped: list[str] = compiled.prune(obj)
+        dropped = compiled.prune(obj)
         if dropped and validation == "Strict":
             listed = ", ".join(f'unknown field "{path}"' for path in dropped)
             raise errors.bad_request(

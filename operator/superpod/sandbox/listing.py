@@ -12,16 +12,15 @@ import binascii
 import json
 from typing import Any
 
-from superpod.sandbox import errors, optional
+from superpod.sandbox import errors, tables
 from superpod.sandbox.resources import Resource
 
 Object = dict[str, Any]
-_tables = optional.load("tables")
 TABLE = "as=Table"
 
 
 def wants_table(accept: str) -> bool:
-    return TABLE in accept.replace(" ", "") and _tables is not None
+    return TABLE in accept.replace(" ", "")
 
 
 def encode_continue(resource_version: int, last: tuple[str, str]) -> str:
@@ -71,7 +70,12 @@ def list_body(resource: Resource, version: str, items: list[Object], list_meta: 
 def table(
     resource: Resource, version: str, items: list[Object], list_meta: Object, include_object: str
 ) -> Object:
-    served = resource.version(version)
-    columns = list(served.printer_columns) if served is not None and served.printer_columns else None
-    result: Object = _tables.table(items, columns, list_meta, include_object)
-    return result
+    """A meta.k8s.io/v1 Table: a CRD version's printer columns (Age alone when it has none), kube's built-in
+    printers for the kinds tables.py knows, and Name + Created At for the rest."""
+    columns: list[Object] | None
+    if resource.custom:
+        served = resource.version(version)
+        columns = list(served.printer_columns or ()) if served is not None else []
+    else:
+        columns = tables.BUILTIN_COLUMNS.get(resource.key)
+    return tables.table(items, columns, list_meta, include_object)

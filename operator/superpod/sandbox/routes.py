@@ -214,7 +214,7 @@ class Router:
                             target.version,
                             [obj],
                             {"resourceVersion": obj["metadata"]["resourceVersion"]},
-                            request.query.get("includeObject", "PartialObjectMetadata"),
+                            request.query.get("includeObject", "Metadata"),
                         )
                     )
                 return respond(obj)
@@ -306,7 +306,7 @@ class Router:
                     target.version,
                     items,
                     list_meta,
-                    request.query.get("includeObject", "PartialObjectMetadata"),
+                    request.query.get("includeObject", "Metadata"),
                 )
             )
         return respond(listing.list_body(resource, target.version, items, list_meta))

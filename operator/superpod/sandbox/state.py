@@ -202,6 +202,17 @@ class State:
         self._check_name(resource, meta)
         self._check_namespace(target, meta["name"])
         key = resource.key
+        if resource.custom:
+            crd = self.store.get(resources.CRDS, "", f"{resource.plural}.{resource.group}")
+            if crd is not None and crd["metadata"].get("deletionTimestamp"):
+                raise errors.ApiError(
+                    errors.status(
+                        405,
+                        "MethodNotAllowed",
+                        "create not allowed while custom resource definition is terminating",
+                        {},
+                    )
+                )
         if self.store.get(key, meta.get("namespace", ""), meta["name"]) is not None:
             raise errors.already_exists(resource.group, resource.plural, meta["name"])
         for field in ("deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"):
@@ -421,7 +432,7 @@ class State:
         if options.dry_run:
             return Outcome(present(new, target.version, resource), 200, warnings)
         meta = new["metadata"]
-        if resource.key == resources.CRDS and not target.subresource:
+        if resource.key == resources.CRDS and not target.subresource and not meta.get("deletionTimestamp"):
             self._serve_crd(new)
         held_by_namespace = resource.key == resources.NAMESPACES and (new.get("spec") or {}).get("finalizers")
         if meta.get("deletionTimestamp") and not meta.get("finalizers") and not held_by_namespace:

@@ -49,7 +49,7 @@ async def serve(
     except ValueError:
         raise errors.bad_request("timeoutSeconds must be a number") from None
     as_table = listing.wants_table(request.headers.get("Accept", ""))
-    include_object = query.get("includeObject", "PartialObjectMetadata")
+    include_object = query.get("includeObject", "Metadata")
     version = query.get("resourceVersion", "")
     namespace = target.namespace or None
     response = web.StreamResponse(

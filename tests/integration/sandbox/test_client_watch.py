@@ -1,0 +1,103 @@
+"""Watches through the `kubernetes` client: initial events, resume from a resourceVersion, 410, bookmarks."""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes import client, config, watch
+from superpod.sandbox import server
+
+
+@pytest.fixture
+def small_history():
+    with server.in_thread(history_size=5, bookmark_interval=0.2) as api:
+        yield api
+
+
+@pytest.fixture
+def core(small_history):
+    api_client = config.new_client_from_config(config_file=small_history.kubeconfig)
+    yield client.CoreV1Api(api_client)
+    api_client.close()
+
+
+def configmap(name, value="v"):
+    return client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name), data={"k": value})
+
+
+def events(core, **kwargs):
+    stream = watch.Watch().stream(
+        core.list_namespaced_config_map, "default", _preload_content=False, **kwargs
+    )
+    return list(stream)
+
+
+def test_a_watch_without_a_version_starts_with_the_current_objects(core):
+    core.create_namespaced_config_map("default", configmap("a"))
+    core.create_namespaced_config_map("default", configmap("b"))
+    seen = events(core, timeout_seconds=1)
+    assert [(e["type"], e["object"].metadata.name) for e in seen] == [("ADDED", "a"), ("ADDED", "b")]
+
+
+def test_a_watch_resumes_after_the_given_resource_version(core):
+    start = core.create_namespaced_config_map("default", configmap("a")).metadata.resource_version
+    core.patch_namespaced_config_map("a", "default", {"data": {"k": "w"}})
+    core.create_namespaced_config_map("default", configmap("b"))
+    core.delete_namespaced_config_map("a", "default")
+    seen = events(core, resource_version=start, timeout_seconds=1)
+    assert [(e["type"], e["object"].metadata.name) for e in seen] == [
+        ("MODIFIED", "a"),
+        ("ADDED", "b"),
+        ("DELETED", "a"),
+    ]
+    versions = [int(e["object"].metadata.resource_version) for e in seen]
+    assert versions == sorted(versions) and versions[0] > int(start)
+
+
+def test_a_watch_from_before_the_kept_history_gets_410_expired(core):
+    start = core.create_namespaced_config_map("default", configmap("a")).metadata.resource_version
+    for index in range(6):
+        core.patch_namespaced_config_map("a", "default", {"data": {"k": str(index)}})
+    stream = watch.Watch().stream(
+        core.list_namespaced_config_map, "default", resource_version=start, timeout_seconds=1
+    )
+    with pytest.raises(client.ApiException) as caught:
+        list(stream)
+    assert caught.value.status == 410
+    assert "too old resource version" in caught.value.reason
+
+
+def test_bookmarks_carry_the_current_resource_version(core, small_history):
+    start = core.create_namespaced_config_map("default", configmap("a")).metadata.resource_version
+    seen = []
+    for line in core.list_namespaced_config_map(
+        "default",
+        watch=True,
+        resource_version=start,
+        allow_watch_bookmarks=True,
+        timeout_seconds=1,
+        _preload_content=False,
+    ).stream():
+        seen.append(line)
+    import json
+
+    bookmarks = [json.loads(line) for line in b"".join(seen).splitlines() if line.strip()]
+    assert bookmarks and all(b["type"] == "BOOKMARK" for b in bookmarks)
+    assert bookmarks[-1]["object"]["metadata"]["resourceVersion"] == start
+
+
+def test_a_field_selected_watch_sees_only_that_object(core):
+    start = core.create_namespaced_config_map("default", configmap("a")).metadata.resource_version
+    core.create_namespaced_config_map("default", configmap("b"))
+    core.patch_namespaced_config_map("a", "default", {"data": {"k": "w"}})
+    seen = events(core, resource_version=start, field_selector="metadata.name=b", timeout_seconds=1)
+    assert [(e["type"], e["object"].metadata.name) for e in seen] == [("ADDED", "b")]
+
+
+def test_an_object_leaving_a_label_selection_is_seen_as_deleted(core):
+    core.create_namespaced_config_map(
+        "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="a", labels={"x": "1"}))
+    )
+    start = core.read_namespaced_config_map("a", "default").metadata.resource_version
+    core.patch_namespaced_config_map("a", "default", {"metadata": {"labels": {"x": "2"}}})
+    seen = events(core, resource_version=start, label_selector="x=1", timeout_seconds=1)
+    assert [(e["type"], e["object"].metadata.name) for e in seen] == [("DELETED", "a")]
