@@ -1,0 +1,99 @@
+"""What the device plugin and the kubelet write on a pod once it got its devices: pure builders.
+
+Annotations (device plugin `AddPodAnnotation`): `huawei.com/AscendReal` (the devices it really got, sorted),
+`huawei.com/kltDev` (the ids kubelet handed out; the same devices here) and the configuration annotation
+(`ascend.kubectl.kubernetes.io/ascend-910-configuration`, `ascend-npu-configuration` for `huawei.com/npu`),
+the JSON of MindCluster's `Instance`: `{pod_name, server_id, host_ip, super_pod_id, devices: [{device_id,
+device_ip, super_device_id}], rack_id, server_index, server_ip}` with ids as strings where the Go struct has
+strings. `server_id` is the host IP, as in the reference sample (recent plugin versions write the pod UID);
+`super_device_id` is written on SuperPoD hardware only. The status is the kubelet's for a started pod.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from superpod.sim import layout
+
+JSON = dict[str, Any]
+
+REAL_ANNOTATION = "huawei.com/AscendReal"
+KUBELET_DEVICES_ANNOTATION = "huawei.com/kltDev"
+
+
+def configuration(fleet: layout.Layout, node: layout.SimNode, pod_name: str, devices: Sequence[str]) -> str:
+    """The configuration annotation's value for `pod_name` holding `devices` on `node`."""
+    has_superpod = fleet.hardware.facts.has_superpod
+    entries = []
+    for name in sorted(devices, key=layout.device_index):
+        index = node.devices.index(name)
+        entry = {"device_id": str(layout.device_index(name)), "device_ip": node.device_ip(index)}
+        if has_superpod:
+            entry["super_device_id"] = str(node.super_device_id(index))
+        entries.append(entry)
+    instance = {
+        "pod_name": pod_name,
+        "server_id": node.host_ip,
+        "host_ip": node.host_ip,
+        "super_pod_id": fleet.reported_superpod_id,
+        "devices": entries,
+        "rack_id": node.rack_id if has_superpod else layout.NO_RACK,
+        "server_index": str(fleet.reported_server_index(node)),
+        "server_ip": node.host_ip,
+    }
+    return json.dumps(instance, separators=(",", ":"))
+
+
+def allocation_annotations(
+    fleet: layout.Layout, node: layout.SimNode, pod_name: str, devices: Sequence[str]
+) -> dict[str, str]:
+    """The annotations the device plugin writes after Allocate (none for pods without devices)."""
+    if not devices or not fleet.hardware.facts.configuration_annotation:
+        return {}
+    ordered = ",".join(sorted(devices))  # Go sort.Strings
+    return {
+        KUBELET_DEVICES_ANNOTATION: ordered,
+        REAL_ANNOTATION: ordered,
+        fleet.hardware.facts.configuration_annotation: configuration(fleet, node, pod_name, devices),
+    }
+
+
+def running_status(pod: Mapping[str, Any], host_ip: str, pod_ip: str, now: str) -> JSON:
+    """The kubelet's status for a pod whose containers all started at `now`."""
+    containers = (pod.get("spec") or {}).get("containers") or []
+    conditions = [
+        {"type": kind, "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
+        for kind in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
+    ]
+    return {
+        "phase": "Running",
+        "conditions": conditions,
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
+        "podIP": pod_ip,
+        "podIPs": [{"ip": pod_ip}],
+        "startTime": now,
+        "qosClass": "BestEffort",
+        "containerStatuses": [
+            {
+                "name": container.get("name", f"c{index}"),
+                "image": container.get("image", ""),
+                "imageID": "",
+                "containerID": f"sim://{(pod.get('metadata') or {}).get('uid', '')}-{index}",
+                "ready": True,
+                "started": True,
+                "restartCount": 0,
+                "state": {"running": {"startedAt": now}},
+                "lastState": {},
+            }
+            for index, container in enumerate(containers)
+        ],
+    }
+
+
+def used_devices(pod: Mapping[str, Any]) -> tuple[str, ...]:
+    """The devices a pod holds according to its `huawei.com/AscendReal` annotation."""
+    annotations: Mapping[str, str] = (pod.get("metadata") or {}).get("annotations") or {}
+    return tuple(name for name in annotations.get(REAL_ANNOTATION, "").split(",") if name)

@@ -1,0 +1,112 @@
+"""The simulated fleet's nodes: names, coordinates, addresses, labels and status, per profile."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from superpod.sim import hardware, layout, nodes
+
+NOW = "2026-11-29T01:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("profile", "node_count", "devices_per_node", "resource", "nodes_per_rack"),
+    [
+        ("cloudmatrix-384", 48, 16, "huawei.com/Ascend910", 4),
+        ("atlas-950", 1024, 8, "huawei.com/npu", 8),
+        ("atlas-960", 1936, 8, "huawei.com/npu", 8),
+        ("atlas-950-supercluster", 1024, 8, "huawei.com/npu", 8),
+        ("ascend-910a", 16, 8, "huawei.com/Ascend910", 0),
+        ("ascend-910b", 16, 8, "huawei.com/Ascend910", 0),
+        ("nvidia-gb200-nvl72", 18, 4, "nvidia.com/gpu", 18),
+    ],
+)
+def test_each_profile_gives_one_superpod_or_domain_of_nodes_by_default(
+    profile, node_count, devices_per_node, resource, nodes_per_rack
+):
+    hw = hardware.describe(profile)
+    fleet = layout.build(hw)
+    assert len(fleet.nodes) == node_count
+    assert hw.devices_per_node == devices_per_node
+    assert hw.resource == resource
+    assert hw.nodes_per_rack == nodes_per_rack
+    assert {len(node.devices) for node in fleet.nodes} == {devices_per_node}
+
+
+def test_an_unknown_profile_is_refused_with_the_known_names():
+    with pytest.raises(KeyError, match="cloudmatrix-384"):
+        hardware.describe("tpu-v5")
+
+
+def test_addresses_and_super_device_ids_are_unique_across_a_2000_node_fleet_and_two_superpods():
+    hw = hardware.describe("atlas-960")
+    fleets = [layout.build(hw, superpod_id=sp) for sp in (0, 1)]
+    every = [node for fleet in fleets for node in fleet.nodes]
+    assert len({node.name for node in every}) == len(every)
+    assert len({node.host_ip for node in every}) == len(every)
+    assert len({node.device_ip(d) for node in every for d in range(8)}) == len(every) * 8
+    assert len({node.pod_ip(0) for node in every}) == len(every)
+    for fleet in fleets:
+        ids = {node.super_device_id(d) for node in fleet.nodes for d in range(8)}
+        assert len(ids) == 1936 * 8
+
+
+def test_the_layout_is_a_pure_function_of_profile_superpod_and_index():
+    hw = hardware.describe("cloudmatrix-384")
+    first, second = layout.build(hw, 3), layout.build(hw, 3)
+    assert first == second
+    node = first.nodes[7]
+    assert (node.name, node.index, node.rack_id, node.host_ip) == ("cloudmatrix-384-3-07", 7, 1, "10.24.7.1")
+    assert node.device_ip(0) == "29.24.7.1"
+
+
+def test_an_a3_node_carries_the_device_plugin_labels_annotations_and_capacity():
+    hw = hardware.describe("cloudmatrix-384")
+    fleet = layout.build(hw)
+    node = nodes.node_object(fleet, fleet.nodes[7], NOW)
+    labels = node["metadata"]["labels"]
+    assert labels["accelerator"] == "huawei-Ascend910"
+    assert labels["accelerator-type"] == "module-a3-16-super-pod"
+    assert labels[nodes.SUPERPOD_LABEL] == "0"
+    assert labels[nodes.RACK_LABEL] == "1"
+    assert labels[nodes.SERVER_LABEL] == "7"
+    annotations = node["metadata"]["annotations"]
+    assert (annotations["superPodID"], annotations["serverIndex"]) == ("0", "7")
+    base = json.loads(annotations["baseDeviceInfos"])
+    assert base["Ascend910-1"] == {"IP": "29.0.7.2", "SuperDeviceID": 113}
+    assert node["status"]["capacity"]["huawei.com/Ascend910"] == "16"
+    assert node["status"]["allocatable"]["huawei.com/Ascend910"] == "16"
+    assert nodes.is_ready(node) and not nodes.is_down(node)
+
+
+@pytest.mark.parametrize(
+    ("profile", "accelerator_type", "superpod_annotation"),
+    [
+        ("ascend-910b", "module-910b-8", "-2"),
+        ("ascend-910a", "module", "-2"),
+        ("atlas-950", "950-SuperPod-Atlas-8", "0"),
+    ],
+)
+def test_servers_without_a_superpod_report_minus_two_as_the_plugin_does(
+    profile, accelerator_type, superpod_annotation
+):
+    fleet = layout.build(hardware.describe(profile), node_count=2)
+    node = nodes.node_object(fleet, fleet.nodes[1], NOW)
+    assert node["metadata"]["labels"]["accelerator-type"] == accelerator_type
+    assert node["metadata"]["annotations"]["superPodID"] == superpod_annotation
+    has_labels = nodes.SUPERPOD_LABEL in node["metadata"]["labels"]
+    assert has_labels == (superpod_annotation != "-2")
+
+
+def test_a_gb200_node_has_the_nvlink_clique_label_and_gpus():
+    fleet = layout.build(hardware.describe("nvidia-gb200-nvl72"))
+    node = nodes.node_object(fleet, fleet.nodes[17], NOW)
+    assert node["metadata"]["labels"][nodes.CLIQUE_LABEL] == f"{nodes.SIM_CLUSTER_UUID}.0"
+    assert node["status"]["capacity"]["nvidia.com/gpu"] == "4"
+    assert "accelerator" not in node["metadata"]["labels"]
+
+
+def test_a_down_node_reads_unknown_as_the_node_controller_writes_it():
+    node = {"status": {"conditions": nodes.ready_conditions(NOW, ready=False)}}
+    assert nodes.is_down(node) and not nodes.is_ready(node)
