@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "write the CustomResourceDefinitions generated from the API models (--check: diff only)",
     ),
     "sandbox": ("sandbox", "serve a local in-memory Kubernetes API server and write a kubeconfig for it"),
+    "bench": ("bench", "placement benchmarks: generate and replay churn traces, measure decision latency"),
 }
 
 

@@ -59,6 +59,27 @@ class Allocator:
         """Device counts, largest free block per tier and fragmentation, for the SuperPod status."""
         return placement_capacity.summarise(self.state, len(self._allocations))
 
+    def ideal_tiers(self, request: placement_request.PlacementRequest) -> tuple[str, str] | None:
+        """(block tier, partition tier): the lowest tiers whose empty domains could hold one block and the
+        whole partition; None when the request is unsatisfiable. A block of one pod that fits one module
+        (an A3 die pair, a 910A ring) has the module tier."""
+        shape = placement_request.resolve(request, self.tree)
+        if isinstance(shape, str):
+            return None
+        levels = self._levels(shape)
+        if levels is None:
+            return None
+        tiers = self.tree.profile.tiers
+        node_tier = self.tree.node_tier
+        rule = self.tree.profile.rule
+
+        def tier(level: int, slots: int) -> str:
+            if level == 0 and node_tier > 0 and slots == 1 and shape.pod_size <= rule.module_size:
+                return tiers[node_tier - 1].name
+            return tiers[node_tier + level].name
+
+        return tier(levels.block, shape.block_slots), tier(levels.partition, shape.slots)
+
     # ---- deciding ------------------------------------------------------------------------------------
 
     def plan_partition(

@@ -1,0 +1,227 @@
+"""`superpod bench`: churn traces and decision latency for the allocator and the baselines.
+
+- `gen --profile P --seed S --load 0.9 > trace.jsonl`: write a churn trace (see superpod.placement.trace).
+- `run --profile P --trace F [--algorithm NAME|all] [--json] [--placements-out FILE]`: replay it for each
+  algorithm on a fresh, synthesised inventory of the profile and report the metrics.
+- `scale`: decision latency on 768, 15,488 and 524,288 devices: fill to about 85% with trace requests,
+  then time plan decisions under churn.
+
+The machine this runs on may be shared: compare algorithms within one run, and quote medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from superpod.placement import allocator as placement_allocator
+from superpod.placement import baselines, bestfit, result, trace
+from superpod.placement import policy as placement_policy
+from superpod.topology import inventory, profiles, tree
+
+ALGORITHMS: dict[str, Callable[[int], placement_policy.Policy]] = {
+    bestfit.BestFit.name: lambda seed: bestfit.BestFit(),
+    baselines.FirstFit.name: lambda seed: baselines.FirstFit(),
+    baselines.RandomSpread.name: lambda seed: baselines.RandomSpread(seed),
+    baselines.GreedyBestFit.name: lambda seed: baselines.GreedyBestFit(),
+}
+
+SCALE_PROFILES = ("cloudmatrix-384", "atlas-960", "atlas-950-supercluster")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="bench_command", metavar="ACTION", required=True)
+    profile_names = sorted(name for name in profiles.BUILTIN)
+
+    gen = sub.add_parser("gen", help="write a churn trace as JSON lines on stdout")
+    gen.add_argument("--profile", required=True, choices=profile_names)
+    gen.add_argument("--seed", type=int, default=1)
+    gen.add_argument("--load", type=float, default=0.9, help="steady load of the churn phase (default 0.9)")
+    gen.add_argument("--requests", type=int, default=3000, help="create events (default 3000)")
+    gen.add_argument("--nodes", type=int, help="nodes of the synthesised inventory (default: the profile's)")
+
+    run = sub.add_parser("run", help="replay a trace for the allocator and the baselines")
+    run.add_argument("--profile", required=True, choices=profile_names)
+    run.add_argument("--trace", required=True, type=Path)
+    run.add_argument("--algorithm", default="all", choices=["all", *ALGORITHMS])
+    run.add_argument("--seed", type=int, default=1, help="seed of the random-spread baseline")
+    run.add_argument("--nodes", type=int, help="nodes of the synthesised inventory (default: the profile's)")
+    run.add_argument("--json", action="store_true", help="print one JSON object per algorithm")
+    run.add_argument(
+        "--placements-out",
+        type=Path,
+        help="write one JSON line per create: id and node/device list or reason",
+    )
+
+    scale = sub.add_parser("scale", help="decision latency on 768, 15,488 and 524,288 devices")
+    scale.add_argument("--profiles", nargs="+", default=list(SCALE_PROFILES), choices=profile_names)
+    scale.add_argument("--decisions", type=int, default=300, help="timed decisions per profile (default 300)")
+    scale.add_argument("--fill", type=float, default=0.85, help="utilization to fill to first (default 0.85)")
+    scale.add_argument("--seed", type=int, default=1)
+    scale.add_argument("--json", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.bench_command == "gen":
+        return _gen(args, sys.stdout)
+    if args.bench_command == "run":
+        return _run(args, sys.stdout)
+    return _scale(args, sys.stdout)
+
+
+def _allocator(
+    profile_name: str, policy: placement_policy.Policy, nodes: int | None
+) -> placement_allocator.Allocator:
+    profile = profiles.BUILTIN[profile_name]
+    return placement_allocator.Allocator(tree.build(profile, inventory.synthesize(profile, nodes)), policy)
+
+
+def _gen(args: argparse.Namespace, out: TextIO) -> int:
+    allocator = _allocator(args.profile, bestfit.BestFit(), args.nodes)
+    for event in trace.generate(allocator, seed=args.seed, load=args.load, requests=args.requests):
+        out.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
+    return 0
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
+    with args.trace.open() as handle:
+        events = [trace.Event.from_json(json.loads(line)) for line in handle if line.strip()]
+    names = list(ALGORITHMS) if args.algorithm == "all" else [args.algorithm]
+    sink = args.placements_out.open("w") if args.placements_out else None
+    summaries = []
+    try:
+        for name in names:
+            allocator = _allocator(args.profile, ALGORITHMS[name](args.seed), args.nodes)
+            recorder = _recorder(sink, name, len(names) > 1) if sink else None
+            metrics = trace.replay(events, allocator, clock=time.perf_counter, on_decision=recorder)
+            summaries.append(metrics.summary())
+    finally:
+        if sink:
+            sink.close()
+    if args.json:
+        for summary in summaries:
+            out.write(json.dumps(summary) + "\n")
+    else:
+        _table(summaries, out)
+    return 0
+
+
+def _recorder(
+    sink: TextIO, algorithm: str, tagged: bool
+) -> Callable[[trace.Event, result.Placement | result.Rejection], None]:
+    def record(event: trace.Event, decision: result.Placement | result.Rejection) -> None:
+        line: dict[str, Any] = {"id": event.id}
+        if tagged:
+            line["algorithm"] = algorithm
+        if isinstance(decision, result.Placement):
+            line["devices"] = decision.device_ids()
+        else:
+            line["reason"] = decision.reason.value
+        sink.write(json.dumps(line) + "\n")
+
+    return record
+
+
+COLUMNS = (
+    ("algorithm", "algorithm"),
+    ("requests", "requests"),
+    ("placed", "placed"),
+    ("rejected", "rejected"),
+    ("idealTierRate", "idealTier"),
+    ("meanTierSpan", "tierSpan"),
+    ("meanNodesPerPartition", "nodes/part"),
+    ("utilizationAtFirstRejection", "util@1stReject"),
+    ("meanUtilization", "meanUtil"),
+    ("decisionP50Ms", "p50 ms"),
+    ("decisionP99Ms", "p99 ms"),
+)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):
+        return ",".join(f"{key}:{count}" for key, count in value.items()) or "-"
+    return "-" if value is None else str(value)
+
+
+def _table(rows: list[dict[str, Any]], out: TextIO) -> None:
+    cells = [[title for _, title in COLUMNS]] + [[_cell(row[key]) for key, _ in COLUMNS] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+    for line in cells:
+        out.write(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() + "\n"
+        )
+
+
+def _scale(args: argparse.Namespace, out: TextIO) -> int:
+    rows = []
+    for name in args.profiles:
+        rows.append(_scale_one(name, args.decisions, args.fill, args.seed))
+        if not args.json:
+            row = rows[-1]
+            out.write(
+                f"{row['profile']:<24} devices {row['devices']:>7}  fill {row['utilization']:.2f}  "
+                f"decisions {row['decisions']}  p50 {row['decisionP50Ms']:.3f} ms  "
+                f"p99 {row['decisionP99Ms']:.3f} ms  max {row['decisionMaxMs']:.3f} ms\n"
+            )
+            out.flush()
+    if args.json:
+        for row in rows:
+            out.write(json.dumps(row) + "\n")
+    return 0
+
+
+def _scale_one(profile_name: str, decisions: int, fill: float, seed: int) -> dict[str, Any]:
+    """Fill with trace-like requests, then time `decisions` plan calls, each followed by a commit and the
+    release of a random live partition (so the load stays put)."""
+    allocator = _allocator(profile_name, bestfit.BestFit(), None)
+    usable = allocator.capacity().free
+    rng = random.Random(seed)
+    big = trace.large_sizes(usable)
+    live: list[str] = []
+    serial = 0
+
+    def draw() -> trace.Event:
+        nonlocal serial
+        serial += 1
+        if rng.random() < trace.LARGE_SHARE:
+            npus = rng.choice(big)
+        else:
+            npus = rng.choices(trace.SMALL_SIZES, trace.SMALL_WEIGHTS)[0]
+        return trace.Event(at=0.0, op="create", id=f"s{serial}", npus=npus)
+
+    misses = 0
+    while allocator.state.total_held < fill * usable and misses < 200:
+        event = draw()
+        decision = allocator.plan_partition(event.request())
+        if isinstance(decision, result.Placement):
+            allocator.commit(event.id, decision)
+            live.append(event.id)
+        else:
+            misses += 1
+    latencies = []
+    for _ in range(decisions):
+        event = draw()
+        started = time.perf_counter()
+        decision = allocator.plan_partition(event.request())
+        latencies.append((time.perf_counter() - started) * 1000.0)
+        if isinstance(decision, result.Placement):
+            allocator.commit(event.id, decision)
+            live.append(event.id)
+        if live:
+            allocator.release(live.pop(rng.randrange(len(live))))
+    ordered = sorted(latencies)
+    return {
+        "profile": profile_name,
+        "devices": allocator.tree.total_devices,
+        "utilization": round(allocator.state.total_held / usable, 3),
+        "decisions": decisions,
+        "decisionP50Ms": round(trace.percentile(ordered, 0.5), 3),
+        "decisionP99Ms": round(trace.percentile(ordered, 0.99), 3),
+        "decisionMaxMs": round(ordered[-1], 3) if ordered else 0.0,
+    }

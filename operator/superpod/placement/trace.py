@@ -1,0 +1,294 @@
+"""Churn traces for `superpod bench`: generation and replay, with the metrics the issue asks for.
+
+A trace is a list of events `{"at": seconds, "op": "create"|"delete", "id": str, "npus": int,
+"blockSize"?: int, "maxTier"?: str, "devicesPerPod"?: int, "wholeNodes"?: bool}` (JSON lines on disk; the
+command does the I/O). Nothing here reads a clock of its own: `replay` is handed one, so tests can pass a
+fake clock and the command passes `time.perf_counter`.
+
+The generator (see shared/reference/jobsizes.md): most requests are small (1, 2, 4, 8, 16 devices:
+fine-tuning and inference), a minority large (32 to 384 on a CloudMatrix 384, 64 to 2,048 on larger
+machines: training, half of them in blocks of the tier below the widest one when that is above the node).
+Arrivals are Poisson at the rate that offers `load` of the machine; lifetimes are exponential.
+
+Phases: while the first `churn_share` of the requests arrive, a request is emitted only if the *ideal*
+occupancy (the sum of live sizes, as if placement were perfect) stays under a cap that ramps up to `load`
+and then holds, with departures; arrivals offer `pressure` times that, so the cap binds. A request that
+does not fit waits in a queue for up to one mean lifetime while later ones that fit go first (backfill, as a
+batch scheduler does), so big requests are delayed rather than filtered out. Every rejection
+there is the allocator's doing (fragmentation), never a genuine lack of devices. Then a fill phase without
+departures tops the ideal occupancy up to 100% (requests that would not fit ideally are skipped), and a
+last 1-device request follows: every allocator meets a first rejection, at the latest when it is full.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from superpod.placement import allocator as placement_allocator
+from superpod.placement import request as placement_request
+from superpod.placement import result
+from superpod.topology import tiers as topology_tiers
+
+SMALL_SIZES = (1, 2, 4, 8, 16)
+SMALL_WEIGHTS = (0.3, 0.2, 0.2, 0.15, 0.15)
+LARGE_SHARE = 0.12
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    at: float
+    op: str  # create or delete
+    id: str
+    npus: int = 0
+    block_size: int | None = None
+    max_tier: str | None = None
+    devices_per_pod: int | None = None
+    whole_nodes: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"at": round(self.at, 6), "op": self.op, "id": self.id}
+        if self.op == "create":
+            out["npus"] = self.npus
+            for key, value in (
+                ("blockSize", self.block_size),
+                ("maxTier", self.max_tier),
+                ("devicesPerPod", self.devices_per_pod),
+            ):
+                if value is not None:
+                    out[key] = value
+            if self.whole_nodes:
+                out["wholeNodes"] = True
+        return out
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Event:
+        return cls(
+            at=float(raw["at"]),
+            op=str(raw["op"]),
+            id=str(raw["id"]),
+            npus=int(raw.get("npus", 0)),
+            block_size=raw.get("blockSize"),
+            max_tier=raw.get("maxTier"),
+            devices_per_pod=raw.get("devicesPerPod"),
+            whole_nodes=bool(raw.get("wholeNodes", False)),
+        )
+
+    def request(self) -> placement_request.PlacementRequest:
+        return placement_request.PlacementRequest(
+            npus=self.npus,
+            block_size=self.block_size,
+            max_tier=self.max_tier,
+            devices_per_pod=self.devices_per_pod,
+            whole_nodes=self.whole_nodes,
+        )
+
+
+def large_sizes(usable: int) -> tuple[int, ...]:
+    """Training sizes for a machine of `usable` devices: 32..384 on a CloudMatrix 384, up to 2,048 above."""
+    if usable <= 1024:
+        return tuple(size for size in (32, 64, 128, 256, 384) if size <= usable // 2)
+    return tuple(size for size in (64, 128, 256, 512, 1024, 2048) if size <= usable // 4)
+
+
+def generate(
+    allocator: placement_allocator.Allocator,
+    *,
+    seed: int,
+    load: float = 0.9,
+    requests: int = 3000,
+    churn_share: float = 0.8,
+    pressure: float = 1.5,
+    mean_lifetime: float = 600.0,
+) -> list[Event]:
+    """A churn trace for the allocator's tree (only its shape is used, never its state)."""
+    rng = random.Random(seed)
+    tree = allocator.tree
+    usable = allocator.capacity().free
+    big = large_sizes(usable)
+    # large jobs may come in blocks of the tier just below the widest one, when that is above the node
+    below_top = tree.profile.tiers[-2] if len(tree.profile.tiers) > 1 else tree.profile.tiers[-1]
+    block_devices = below_top.domain_size if tree.profile.tiers.index(below_top) > tree.node_tier else 0
+    node_size = tree.profile.devices_per_node
+    mean_size = sum(s * w for s, w in zip(SMALL_SIZES, SMALL_WEIGHTS, strict=True)) * (1 - LARGE_SHARE)
+    mean_size += LARGE_SHARE * (sum(big) / len(big) if big else 0)
+    # arrivals offer `pressure` times the load the cap admits, so the cap binds and the machine sits at `load`
+    rate = pressure * load * usable / (mean_size * mean_lifetime)
+    churn_end = churn_share * requests / rate
+    ramp = min(mean_lifetime, churn_end / 4)
+
+    def cap(at: float) -> float:
+        return load * usable * min(1.0, at / ramp) if at < churn_end else float(usable)
+
+    events: list[Event] = []
+    departures: list[tuple[float, int, int]] = []  # (at, serial, size)
+    waiting: list[tuple[float, Event]] = []  # (give up at, request), first come first served
+    live = 0
+    at = 0.0
+    serial = 0
+    skipped_in_a_row = 0
+
+    def admit(now: float) -> None:
+        nonlocal live, serial, skipped_in_a_row
+        keep: list[tuple[float, Event]] = []
+        for give_up, event in waiting:
+            if serial >= requests:
+                break
+            if live + event.npus <= cap(now):
+                events.append(dataclasses.replace(event, at=now, id=f"p{serial:05d}"))
+                live += event.npus
+                if now < churn_end:
+                    lifetime = rng.expovariate(1 / mean_lifetime)
+                    heapq.heappush(departures, (now + lifetime, serial, event.npus))
+                serial += 1
+                skipped_in_a_row = 0
+            elif give_up > now:
+                keep.append((give_up, event))
+            else:
+                skipped_in_a_row += 1
+        waiting[:] = keep
+
+    while serial < requests and live < usable and skipped_in_a_row < 200:
+        at += rng.expovariate(rate)
+        while departures and departures[0][0] <= at and at < churn_end:
+            gone_at, gone, size = heapq.heappop(departures)
+            events.append(Event(at=gone_at, op="delete", id=f"p{gone:05d}"))
+            live -= size
+            admit(gone_at)
+        # a request that does not fit waits (backfilled by later ones) for up to one mean lifetime
+        waiting.append(
+            (
+                at + (mean_lifetime if at < churn_end else 0.0),
+                _draw(rng, at, 0, big, node_size, block_devices),
+            )
+        )
+        admit(at)
+    # one more device than the machine holds: every allocator meets a rejection by the end
+    events.append(Event(at=at + 1.0, op="create", id=f"p{serial:05d}", npus=1))
+    return sorted(events, key=lambda e: (e.at, e.op != "delete", e.id))
+
+
+def _draw(
+    rng: random.Random, at: float, serial: int, big: Sequence[int], node_size: int, block_devices: int
+) -> Event:
+    pid = f"p{serial:05d}"
+    if big and rng.random() < LARGE_SHARE:
+        size = rng.choice(big)
+        block = None
+        if block_devices and size > block_devices and size % block_devices == 0 and rng.random() < 0.5:
+            block = block_devices
+        return Event(at=at, op="create", id=pid, npus=size, block_size=block)
+    size = rng.choices(SMALL_SIZES, SMALL_WEIGHTS)[0]
+    max_tier = topology_tiers.NODE if size <= node_size and rng.random() < 0.5 else None
+    return Event(at=at, op="create", id=pid, npus=size, max_tier=max_tier)
+
+
+@dataclasses.dataclass
+class Metrics:
+    algorithm: str
+    requests: int = 0
+    placed: int = 0
+    rejected: dict[str, int] = dataclasses.field(default_factory=dict)
+    blocks: int = 0
+    ideal_blocks: int = 0
+    tier_span_sum: float = 0.0
+    nodes_sum: int = 0
+    utilization_at_first_rejection: float | None = None
+    peak_utilization: float = 0.0
+    utilization_area: float = 0.0
+    duration: float = 0.0
+    latencies_ms: list[float] = dataclasses.field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        ordered = sorted(self.latencies_ms)
+        return {
+            "algorithm": self.algorithm,
+            "requests": self.requests,
+            "placed": self.placed,
+            "rejected": dict(sorted(self.rejected.items())),
+            "idealTierRate": round(self.ideal_blocks / self.blocks, 4) if self.blocks else None,
+            "meanTierSpan": round(self.tier_span_sum / self.placed, 3) if self.placed else None,
+            "meanNodesPerPartition": round(self.nodes_sum / self.placed, 3) if self.placed else None,
+            "utilizationAtFirstRejection": (
+                round(self.utilization_at_first_rejection, 4)
+                if self.utilization_at_first_rejection is not None
+                else None
+            ),
+            "peakUtilization": round(self.peak_utilization, 4),
+            "meanUtilization": round(self.utilization_area / self.duration, 4) if self.duration else None,
+            "decisionP50Ms": round(percentile(ordered, 0.50), 3),
+            "decisionP99Ms": round(percentile(ordered, 0.99), 3),
+        }
+
+
+def percentile(ordered: Sequence[float], share: float) -> float:
+    """Nearest-rank percentile of sorted values (0 for none)."""
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
+
+
+def replay(
+    events: Iterable[Event],
+    allocator: placement_allocator.Allocator,
+    *,
+    clock: Callable[[], float],
+    on_decision: Callable[[Event, result.Placement | result.Rejection], None] | None = None,
+) -> Metrics:
+    """Apply the trace to `allocator`; deletes of rejected creates are ignored.
+
+    Utilization is allocated / (total - reserved - unhealthy at start), sampled as a step function of `at`.
+    meanTierSpan is the mean index of the partition's tier span in the profile's tier list (0 = tightest).
+    """
+    metrics = Metrics(algorithm=allocator.policy.name)
+    tier_rank = {tier.name: i for i, tier in enumerate(allocator.tree.profile.tiers)}
+    usable = allocator.capacity().free or 1
+    placed_ids: set[str] = set()
+    last_at: float | None = None
+    first_at: float | None = None
+    ideal_cache: dict[placement_request.PlacementRequest, tuple[str, str] | None] = {}
+    for event in events:
+        utilization = allocator.state.total_held / usable
+        if last_at is not None:
+            metrics.utilization_area += utilization * (event.at - last_at)
+        else:
+            first_at = event.at
+        last_at = event.at
+        if event.op == "delete":
+            if event.id in placed_ids:
+                placed_ids.discard(event.id)
+                allocator.release(event.id)
+            continue
+        metrics.requests += 1
+        request = event.request()
+        started = clock()
+        decision = allocator.plan_partition(request)
+        metrics.latencies_ms.append((clock() - started) * 1000.0)
+        if on_decision is not None:
+            on_decision(event, decision)
+        if isinstance(decision, result.Rejection):
+            metrics.rejected[decision.reason.value] = metrics.rejected.get(decision.reason.value, 0) + 1
+            if metrics.utilization_at_first_rejection is None:
+                metrics.utilization_at_first_rejection = utilization
+            continue
+        allocator.commit(event.id, decision)
+        placed_ids.add(event.id)
+        metrics.placed += 1
+        metrics.tier_span_sum += tier_rank[decision.tier_span]
+        metrics.nodes_sum += decision.node_count
+        if request not in ideal_cache:
+            ideal_cache[request] = allocator.ideal_tiers(request)
+        ideal = ideal_cache[request]
+        metrics.blocks += len(decision.block_tiers)
+        if ideal is not None:
+            metrics.ideal_blocks += sum(
+                1 for tier in decision.block_tiers if tier_rank[tier] <= tier_rank[ideal[0]]
+            )
+        metrics.peak_utilization = max(metrics.peak_utilization, allocator.state.total_held / usable)
+    if last_at is not None and first_at is not None:
+        metrics.duration = last_at - first_at
+    return metrics
