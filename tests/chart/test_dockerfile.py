@@ -1,0 +1,129 @@
+"""operator/Dockerfile follows the image rules (checked by parsing: no Docker engine here) and the lock it
+installs pins the runtime dependencies declared in pyproject.toml."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import tomllib
+
+import pytest
+from packaging import requirements, utils
+
+from tests import conftest
+from tests.chart import dockerfile_lint, requirements_lock
+
+DOCKERFILE = conftest.ROOT / "operator" / "Dockerfile"
+LOCK = conftest.ROOT / dockerfile_lint.LOCK_FILE
+
+
+def test_the_dockerfile_breaks_no_image_rule():
+    assert dockerfile_lint.problems(DOCKERFILE.read_text()) == []
+
+
+def test_the_image_runs_the_operator_as_uid_65532_like_the_chart():
+    final = dockerfile_lint.stages(DOCKERFILE.read_text())[-1]
+    users = [i.arguments for i in final.instructions if i.keyword == "USER"]
+    assert users == ["65532:65532"]
+
+
+# Each case breaks one rule in a copy of the real Dockerfile: the lint must notice, or it proves nothing.
+MUTATIONS = {
+    "a final stage without USER runs as root": (
+        lambda text: text.replace("USER 65532:65532\n", ""),
+        "sets no USER",
+    ),
+    "a final stage running as root is rejected": (
+        lambda text: text.replace("USER 65532:65532", "USER root"),
+        "numeric non-root uid",
+    ),
+    "apt-get install in the final stage is rejected": (
+        lambda text: text.replace(
+            "USER 65532:65532", "RUN apt-get update && apt-get install -y gcc\nUSER 65532:65532"
+        ),
+        "installs OS packages",
+    ),
+    "build tools in the final stage are rejected": (
+        lambda text: text.replace("USER 65532:65532", "RUN make all\nUSER 65532:65532"),
+        "build tools ['make']",
+    ),
+    "an unpinned base image is rejected": (
+        lambda text: text.replace("python:3.11.14-slim-bookworm", "python:3.11-slim"),
+        "not pinned",
+    ),
+    "the latest tag is rejected": (
+        lambda text: text.replace("python:3.11.14-slim-bookworm", "python:latest"),
+        "not pinned",
+    ),
+    "installing without the lock file is rejected": (
+        lambda text: text.replace("--requirement operator/requirements.lock", "kopf kubernetes"),
+        "pinned dependencies",
+    ),
+    "a single-stage build is rejected": (
+        lambda text: text.split("FROM ${PYTHON_IMAGE} AS runtime")[0],
+        "not multi-stage",
+    ),
+    "a shell-form entrypoint is rejected": (
+        lambda text: text.replace('ENTRYPOINT ["superpod", "run"]', "ENTRYPOINT superpod run"),
+        "ENTRYPOINT",
+    ),
+    "copying sources into the final stage is rejected": (
+        lambda text: text.replace("USER 65532:65532", "COPY operator /src\nUSER 65532:65532"),
+        "copies from the build context",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MUTATIONS)
+def test_the_lint_rejects_a_broken_dockerfile(case):
+    mutate, expected = MUTATIONS[case]
+    broken = mutate(DOCKERFILE.read_text())
+    assert broken != DOCKERFILE.read_text(), "the mutation no longer applies to the Dockerfile"
+    found = dockerfile_lint.problems(broken)
+    assert any(expected in problem for problem in found), found
+
+
+def _lock() -> dict[str, str]:
+    return {pin.name: pin.version for pin in requirements_lock.parse(LOCK.read_text())}
+
+
+def test_the_lock_pins_every_declared_runtime_dependency_within_its_range():
+    declared = tomllib.loads((conftest.ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    lock = _lock()
+    for text in declared:
+        requirement = requirements.Requirement(text)
+        name = utils.canonicalize_name(requirement.name)
+        assert name in lock, f"{name} is missing from {LOCK.name}: regenerate it (see its header)"
+        assert requirement.specifier.contains(lock[name], prereleases=True), (
+            f"{name}=={lock[name]} does not satisfy {requirement.specifier}: regenerate {LOCK.name}"
+        )
+
+
+def test_the_lock_holds_no_development_tools():
+    dev = tomllib.loads((conftest.ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"][
+        "dev"
+    ]
+    dev_names = {utils.canonicalize_name(requirements.Requirement(text).name) for text in dev}
+    runtime_names = {pin.name for pin in requirements_lock.runtime_closure()}
+    assert set(_lock()) & (dev_names - runtime_names) == set()
+
+
+def test_the_lock_is_closed_over_the_dependencies_of_each_package_it_pins():
+    """Where the venv has a locked package at its locked version, its own requirements are locked too."""
+    lock = _lock()
+    checked = 0
+    for name, version in lock.items():
+        try:
+            installed = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        if installed != version:
+            continue  # the venv moved on; the pin ranges are checked above
+        checked += 1
+        for requirement in requirements_lock.requirements_of(name):
+            assert utils.canonicalize_name(requirement.name) in lock, f"{name} needs {requirement.name}"
+    assert checked, "no locked package is installed at its locked version: regenerate the lock"
+
+
+def test_a_lock_line_without_an_exact_pin_is_refused():
+    with pytest.raises(ValueError, match="not an exact pin"):
+        requirements_lock.parse("kopf>=1.45\n")

@@ -1,0 +1,331 @@
+"""What the chart renders does what the operator contract and the issue ask: the hardened Deployment with
+the contract's flags, the webhook with a certificate the API server can trust, monitoring objects, the PDB."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from tests.chart import helm as chart_helm
+
+FULLNAME = "superpod-superpod-operator"
+CONTRACT_FLAGS = {
+    "--namespace",
+    "--peering",
+    "--standalone",
+    "--health-port",
+    "--metrics-port",
+    "--webhook-port",
+    "--tls-cert-file",
+    "--tls-key-file",
+    "--webhook-config",
+    "--webhook-service",
+    "--log-format",
+    "--verbose",
+}
+
+
+def _pod(manifests):
+    return chart_helm.one(manifests, "Deployment")["spec"]["template"]["spec"]
+
+
+def _container(manifests):
+    (container,) = _pod(manifests)["containers"]
+    return container
+
+
+def test_the_operator_runs_two_replicas_spread_across_nodes(rendered):
+    manifests = rendered("the default values")
+    deployment = chart_helm.one(manifests, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    pod = _pod(manifests)
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    (preferred,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert preferred["podAffinityTerm"] == {
+        "topologyKey": "kubernetes.io/hostname",
+        "labelSelector": {"matchLabels": selector},
+    }
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["labelSelector"]["matchLabels"] == selector
+
+
+def test_the_container_is_hardened(rendered):
+    manifests = rendered("every optional feature is on")
+    pod, container = _pod(manifests), _container(manifests)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["runAsUser"] == 65532
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+
+
+def test_both_probes_ask_the_kopf_health_endpoint(rendered):
+    container = _container(rendered("the default values"))
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/healthz"
+        assert ports[container[probe]["httpGet"]["port"]] == 8081
+    assert ports == {"health": 8081, "metrics": 8080, "webhook": 9443}
+
+
+ARGS = {
+    "the default values": [
+        "--peering=superpod-operator",
+        "--health-port=8081",
+        "--metrics-port=8080",
+        "--webhook-port=9443",
+        "--tls-cert-file=/etc/superpod/tls/tls.crt",
+        "--tls-key-file=/etc/superpod/tls/tls.key",
+        "--webhook-config=external",
+        "--log-format=json",
+    ],
+    "the operator manages its webhook configuration": [
+        "--peering=superpod-operator",
+        "--health-port=8081",
+        "--metrics-port=8080",
+        "--webhook-port=9443",
+        "--tls-cert-file=/etc/superpod/tls/tls.crt",
+        "--tls-key-file=/etc/superpod/tls/tls.key",
+        "--webhook-config=managed",
+        f"--webhook-service=superpod-system/{FULLNAME}",
+        "--log-format=json",
+    ],
+    "a single standalone replica": [
+        "--standalone",
+        "--health-port=8081",
+        "--metrics-port=8080",
+        "--webhook-port=9443",
+        "--tls-cert-file=/etc/superpod/tls/tls.crt",
+        "--tls-key-file=/etc/superpod/tls/tls.key",
+        "--webhook-config=external",
+        "--log-format=json",
+    ],
+    "every optional feature is on": [
+        "--peering=superpod-operator",
+        "--namespace=training",
+        "--health-port=8081",
+        "--metrics-port=8080",
+        "--webhook-port=9443",
+        "--tls-cert-file=/etc/superpod/tls/tls.crt",
+        "--tls-key-file=/etc/superpod/tls/tls.key",
+        "--webhook-config=external",
+        "--log-format=json",
+        "--verbose",
+    ],
+}
+
+
+@pytest.mark.parametrize("case", ARGS)
+def test_the_operator_gets_the_contract_flags(rendered, case):
+    container = _container(rendered(case))
+    assert "command" not in container, "the image's ENTRYPOINT (superpod run) must stay"
+    assert container["args"] == ARGS[case]
+    assert {arg.split("=")[0] for arg in container["args"]} <= CONTRACT_FLAGS
+
+
+def test_the_tls_files_the_flags_name_are_the_mounted_secret(rendered):
+    manifests = rendered("the default values")
+    pod, container = _pod(manifests), _container(manifests)
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/etc/superpod/tls")
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    secret = chart_helm.one(manifests, "Secret")
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+    assert secret["type"] == "kubernetes.io/tls"
+    assert {"tls.crt", "tls.key"} <= set(secret["data"])
+
+
+def test_the_image_defaults_to_the_chart_app_version(rendered):
+    chart = yaml.safe_load((chart_helm.CHART / "Chart.yaml").read_text())
+    assert _container(rendered("the default values"))["image"] == (
+        f"ghcr.io/superpod-dev/superpod-operator:{chart['appVersion']}"
+    )
+    assert _container(rendered("every optional feature is on"))["image"].endswith("@sha256:" + "0" * 64)
+
+
+def test_the_service_exposes_metrics_and_the_webhook_on_443(rendered):
+    manifests = rendered("the default values")
+    service = chart_helm.one(manifests, "Service")
+    ports = {port["name"]: (port["port"], port["targetPort"]) for port in service["spec"]["ports"]}
+    assert ports == {"metrics": (8080, "metrics"), "webhook": (443, "webhook")}
+    pod_labels = chart_helm.one(manifests, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_the_chart_managed_webhook_sends_only_labelled_pod_creations(rendered):
+    manifests = rendered("the default values")
+    (webhook,) = chart_helm.one(manifests, "MutatingWebhookConfiguration")["webhooks"]
+    assert webhook["objectSelector"] == {
+        "matchExpressions": [{"key": "superpod.dev/partition", "operator": "Exists"}]
+    }
+    assert webhook["rules"] == [
+        {
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE"],
+            "resources": ["pods"],
+            "scope": "Namespaced",
+        }
+    ]
+    assert webhook["failurePolicy"] == "Fail"
+    assert webhook["sideEffects"] == "None"
+    assert webhook["admissionReviewVersions"] == ["v1"]
+    assert webhook["timeoutSeconds"] == 10
+    assert webhook["clientConfig"]["service"] == {
+        "namespace": "superpod-system",
+        "name": chart_helm.one(manifests, "Service")["metadata"]["name"],
+        "path": "/mutate-pods",
+        "port": 443,
+    }
+
+
+def test_the_chart_generated_certificate_is_trusted_by_the_webhook_configuration(rendered):
+    manifests = rendered("the default values")
+    secret = chart_helm.one(manifests, "Secret")["data"]
+    (webhook,) = chart_helm.one(manifests, "MutatingWebhookConfiguration")["webhooks"]
+    assert webhook["clientConfig"]["caBundle"] == secret["ca.crt"]
+    ca = x509.load_pem_x509_certificate(base64.b64decode(secret["ca.crt"]))
+    serving = x509.load_pem_x509_certificate(base64.b64decode(secret["tls.crt"]))
+    public_key = ca.public_key()
+    assert isinstance(public_key, rsa.RSAPublicKey)
+    assert serving.signature_hash_algorithm is not None
+    public_key.verify(
+        serving.signature, serving.tbs_certificate_bytes, padding.PKCS1v15(), serving.signature_hash_algorithm
+    )
+    names = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    service = f"{FULLNAME}.superpod-system.svc"
+    assert service in names.get_values_for_type(x509.DNSName)
+    assert serving.not_valid_after_utc > datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=365)
+
+
+def test_cert_manager_issues_the_secret_the_operator_mounts(rendered):
+    manifests = rendered("cert-manager issues the certificate with its own self-signed Issuer")
+    assert chart_helm.find(manifests, "Secret") == []
+    certificate = chart_helm.one(manifests, "Certificate")
+    issuer = chart_helm.one(manifests, "Issuer")
+    assert certificate["spec"]["issuerRef"] == {
+        "name": issuer["metadata"]["name"],
+        "kind": "Issuer",
+        "group": "cert-manager.io",
+    }
+    assert f"{FULLNAME}.superpod-system.svc" in certificate["spec"]["dnsNames"]
+    volume = next(v for v in _pod(manifests)["volumes"] if "secret" in v)
+    assert volume["secret"]["secretName"] == certificate["spec"]["secretName"]
+    configuration = chart_helm.one(manifests, "MutatingWebhookConfiguration")
+    assert configuration["metadata"]["annotations"] == {
+        "cert-manager.io/inject-ca-from": f"superpod-system/{certificate['metadata']['name']}"
+    }
+    assert "caBundle" not in configuration["webhooks"][0]["clientConfig"]
+
+
+def test_cert_manager_can_use_an_existing_cluster_issuer(rendered):
+    manifests = rendered("cert-manager issues the certificate from an existing ClusterIssuer")
+    assert chart_helm.find(manifests, "Issuer") == []
+    assert chart_helm.one(manifests, "Certificate")["spec"]["issuerRef"] == {
+        "name": "corporate-ca",
+        "kind": "ClusterIssuer",
+        "group": "cert-manager.io",
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "the operator manages its webhook configuration",
+        "the operator manages its webhook configuration with cert-manager",
+    ],
+)
+def test_an_operator_managed_webhook_configuration_is_not_rendered(rendered, case):
+    assert chart_helm.find(rendered(case), "MutatingWebhookConfiguration") == []
+
+
+def test_a_namespaced_operator_gets_webhook_calls_from_its_namespace_only(rendered):
+    (webhook,) = chart_helm.one(rendered("every optional feature is on"), "MutatingWebhookConfiguration")[
+        "webhooks"
+    ]
+    assert webhook["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "training"}}
+
+
+def test_the_service_monitor_scrapes_the_metrics_port_as_job_superpod_operator(rendered):
+    manifests = rendered("monitoring is on")
+    monitor = chart_helm.one(manifests, "ServiceMonitor")
+    service = chart_helm.one(manifests, "Service")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
+    assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "superpod-operator"
+
+
+def test_the_prometheus_rule_is_the_alerts_file(rendered):
+    rule = chart_helm.one(rendered("monitoring is on"), "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load((chart_helm.CHART / "files" / "alerts.yaml").read_text())
+
+
+def test_the_dashboard_configmap_carries_the_grafana_label_and_the_dashboard(rendered):
+    configmap = next(
+        m
+        for m in chart_helm.find(rendered("the default values"), "ConfigMap")
+        if m["metadata"]["name"].endswith("-dashboard")
+    )
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    (content,) = configmap["data"].values()
+    assert json.loads(content) == json.loads((chart_helm.CHART / "files" / "dashboard.json").read_text())
+
+
+def test_monitoring_off_renders_no_monitoring_objects(rendered):
+    kinds = {m["kind"] for m in rendered("monitoring is off")}
+    assert kinds & {"ServiceMonitor", "PrometheusRule", "ConfigMap"} == set()
+
+
+def test_the_default_values_leave_prometheus_operator_objects_out(rendered):
+    kinds = {m["kind"] for m in rendered("the default values")}
+    assert kinds & {"ServiceMonitor", "PrometheusRule"} == set()
+
+
+def test_a_pod_disruption_budget_keeps_one_replica(rendered):
+    manifests = rendered("the default values")
+    budget = chart_helm.one(manifests, "PodDisruptionBudget")
+    assert budget["spec"]["minAvailable"] == 1
+    selector = chart_helm.one(manifests, "Deployment")["spec"]["selector"]
+    assert budget["spec"]["selector"] == selector
+
+
+@pytest.mark.parametrize("case", ["a single standalone replica", "a single replica with peering"])
+def test_a_single_replica_gets_no_disruption_budget(rendered, case):
+    assert chart_helm.find(rendered(case), "PodDisruptionBudget") == []
+
+
+def test_peering_replicas_share_a_cluster_peering_object(rendered):
+    peering = chart_helm.one(rendered("the default values"), "ClusterKopfPeering")
+    assert peering["metadata"]["name"] == "superpod-operator"
+    assert chart_helm.find(rendered("a single standalone replica"), "ClusterKopfPeering") == []
+
+
+@pytest.mark.parametrize("case", ["the default values", "every optional feature is on"])
+def test_namespaced_objects_live_in_the_release_namespace(rendered, case):
+    cluster_scoped = {
+        "CustomResourceDefinition",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "MutatingWebhookConfiguration",
+        "ClusterKopfPeering",
+    }
+    for manifest in rendered(case):
+        if manifest["kind"] in cluster_scoped:
+            assert "namespace" not in manifest["metadata"]
+        else:
+            assert manifest["metadata"]["namespace"] == "superpod-system", manifest["kind"]
