@@ -86,6 +86,11 @@ def decode(tree: dict[str, Any], prefix: Path = ()) -> set[Path]:
     return paths
 
 
+def without_times(entries: list[Object] | None) -> list[Object]:
+    """Entries compared for change: a new timestamp alone does not make a write."""
+    return [{k: v for k, v in entry.items() if k != "time"} for entry in entries or []]
+
+
 def _entries(obj: Object) -> list[Object]:
     return list(obj.get("metadata", {}).get("managedFields") or [])
 
@@ -95,15 +100,25 @@ def _entry_paths(entry: Object) -> set[Path]:
 
 
 def record_update(
-    old: Object | None, new: Object, manager: str, api_version: str, subresource: str, status_separate: bool
+    old: Object | None,
+    new: Object,
+    manager: str,
+    api_version: str,
+    subresource: str,
+    status_separate: bool,
+    base_entries: list[Object] | None = None,
 ) -> None:
-    """Give `manager` the fields this write changed (kube's Update operation); sets new's managedFields."""
+    """Give `manager` the fields this write changed (kube's Update operation); sets new's managedFields.
+
+    `base_entries`: the ownership to start from when the client itself rewrote managedFields (kubectl does,
+    to hand client-side-apply ownership over to server-side apply); the old object's otherwise.
+    """
     with_status = subresource == "status" or not status_separate
     before = fields(old, with_status) if old is not None else {}
     after = fields(new, with_status)
     changed = {path for path, value in after.items() if before.get(path, _MISSING) != value}
     removed = set(before) - set(after)
-    entries = _entries(old) if old is not None else []
+    entries = base_entries if base_entries is not None else (_entries(old) if old is not None else [])
     result: list[Object] = []
     mine: set[Path] = set(changed)
     for entry in entries:

@@ -33,14 +33,9 @@ class _PatchFailed(Exception):
 
 
 def _unprocessable(reason: str) -> errors.ApiError:
-    return errors.ApiError(
-        errors.status(
-            422,
-            "Invalid",
-            _UNPROCESSABLE,
-            {"causes": [{"reason": "UnexpectedServerResponse", "message": reason}]},
-        )
-    )
+    # kube-apiserver answers NewGenericServerResponse(422, ...) here, which drops the jsonpatch error text.
+    del reason
+    return errors.ApiError(errors.status(422, "Invalid", _UNPROCESSABLE, {}))
 
 
 def _pointer(path: str) -> list[str]:

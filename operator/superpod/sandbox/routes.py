@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import logging
 from typing import Any
 
 import multidict
@@ -21,6 +22,7 @@ from superpod.sandbox import (
     listing,
     managed,
     optional,
+    protobuf,
     selectors,
     state,
     watching,
@@ -29,7 +31,7 @@ from superpod.sandbox.resources import Resource
 from superpod.sandbox.state import Options, State, Target
 
 Object = dict[str, Any]
-_protobuf = optional.load("protobuf")
+logger = logging.getLogger(__name__)
 _openapi = optional.load("openapi")
 JSON_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
 PATCH_TYPES = (
@@ -71,6 +73,10 @@ class Router:
             return await self._dispatch(request)
         except errors.ApiError as failure:
             return respond(failure.status, failure.code)
+        except Exception as failure:  # a bug here must still answer as kube does: a 500 Status, logged
+            logger.exception("internal error serving %s %s", request.method, request.path)
+            internal = errors.internal(f"{type(failure).__name__}: {failure}")
+            return respond(internal.status, 500)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
@@ -178,13 +184,13 @@ class Router:
     async def _decoded_body(self, request: web.Request) -> Any:
         content_type, raw = await self._read_body(request)
         if content_type == "application/vnd.kubernetes.protobuf":
-            if _protobuf is None:
-                raise errors.unsupported_media_type(content_type, ["application/json", "application/yaml"])
             try:
-                return _protobuf.decode(raw)
-            except (
-                Exception
-            ) as failure:  # a malformed body is the client's error, whatever the decoder raised
+                return protobuf.decode(raw)
+            except protobuf.UnsupportedKind:
+                raise errors.unsupported_media_type(
+                    content_type, ["application/json", "application/yaml"]
+                ) from None
+            except protobuf.ProtobufError as failure:
                 raise errors.bad_request(f"unable to decode protobuf body: {failure}") from None
         try:
             if content_type == "application/yaml":

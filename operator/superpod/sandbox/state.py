@@ -416,7 +416,11 @@ class State:
             new = await self._mutate("UPDATE", target, new, old, options)
         if resource.custom:
             warnings = self.schemas.process(resource, target.version, new, old, options.field_validation)
-        if _without_volatile(new) == _without_volatile(old):
+        new_entries = new["metadata"].get("managedFields")
+        old_entries = old["metadata"].get("managedFields")
+        client_entries = not keep_managed_fields and new_entries != old_entries
+        unchanged = _without_volatile(new) == _without_volatile(old)
+        if unchanged and managed.without_times(new_entries) == managed.without_times(old_entries):
             return Outcome(present(old, target.version, resource), 200, warnings)
         if self.admission is not None:
             await self.admission("UPDATE", target, new, old, options, False)
@@ -428,6 +432,7 @@ class State:
                 target.api_version,
                 target.subresource,
                 resource.has_status(target.version),
+                list(new_entries or []) if client_entries else None,
             )
         if options.dry_run:
             return Outcome(present(new, target.version, resource), 200, warnings)
