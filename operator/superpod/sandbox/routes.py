@@ -21,7 +21,7 @@ from superpod.sandbox import (
     errors,
     listing,
     managed,
-    optional,
+    openapi_adapter,
     protobuf,
     selectors,
     state,
@@ -32,7 +32,6 @@ from superpod.sandbox.state import Options, State, Target
 
 Object = dict[str, Any]
 logger = logging.getLogger(__name__)
-_openapi = optional.load("openapi")
 JSON_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
 PATCH_TYPES = (
     "application/json-patch+json",
@@ -67,6 +66,7 @@ class Router:
         self.api = api
         self.bookmark_interval = bookmark_interval
         self.calls: collections.Counter[Call] = collections.Counter()
+        self.openapi = openapi_adapter.OpenAPI(api.registry)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -146,9 +146,7 @@ class Router:
         return await self._resource_call(request, target, watch_prefix)
 
     def _openapi(self, parts: list[str]) -> web.StreamResponse:
-        from superpod.sandbox import openapi_adapter
-
-        body = openapi_adapter.answer(self.api.registry, parts, _openapi)
+        body = self.openapi.answer(parts)
         if body is None:
             raise errors.path_not_found()
         return respond(body)

@@ -14,8 +14,6 @@ from tests.conftest import TOOLS_BIN
 from tests.integration.sandbox import widgets
 
 KUBECTL = str(TOOLS_BIN / "kubectl")
-# Until the sandbox serves OpenAPI v3 for every kind, kubectl cannot check fieldValidation support from it.
-CLIENT_VALIDATION = ["--validate=false"]
 DEPLOYMENT = """
 apiVersion: apps/v1
 kind: Deployment
@@ -34,8 +32,6 @@ spec:
 @pytest.fixture
 def kubectl(sandbox_thread, tmp_path):
     def run(*args, check=True, stdin=None):
-        if args[0] in ("apply", "replace", "create") and "-f" in args:
-            args = (*args, *CLIENT_VALIDATION)
         command = [
             KUBECTL,
             "--kubeconfig",
@@ -256,3 +252,17 @@ def test_get_all_lists_the_all_category(kubectl):
     kubectl("apply", "-f", "-", stdin=deployment())
     out = kubectl("get", "all").stdout
     assert "deployment.apps/web" in out
+
+
+def test_explain_describes_a_crd_field(kubectl):
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(widgets.crd()))
+    out = kubectl("explain", "widgets.spec.size").stdout
+    assert "KIND:       Widget" in out and "FIELD: size <integer>" in out and "How big the widget is." in out
+
+
+def test_apply_with_strict_validation_refuses_unknown_fields(kubectl):
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(widgets.crd()))
+    body = widgets.widget("w1")
+    body["spec"]["bogus"] = 1
+    refused = kubectl("apply", "-f", "-", stdin=yaml.safe_dump(body), check=False)
+    assert refused.returncode != 0 and 'unknown field "spec.bogus"' in refused.stderr
