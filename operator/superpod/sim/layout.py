@@ -119,3 +119,33 @@ def device_index(name: str) -> int:
     if not suffix.isdigit():
         raise ValueError(f"{name!r} is not a device name with a numeric index")
     return int(suffix)
+
+
+def parse_fleet(fleet_id: str) -> tuple[str, int]:
+    """`cloudmatrix-384-0` -> ("cloudmatrix-384", 0): the inverse of `Layout.fleet`."""
+    profile, _, superpod = fleet_id.rpartition("-")
+    if not profile or not superpod.isdigit():
+        raise ValueError(f"{fleet_id!r} is not a simulated fleet id (<profile>-<superpod id>)")
+    return profile, int(superpod)
+
+
+def node_named(hw: hardware.Hardware, superpod_id: int, name: str) -> SimNode:
+    """The SimNode of a node name built by `build` (its index is the name's numeric suffix)."""
+    prefix = f"{hw.name}-{superpod_id}-"
+    suffix = name[len(prefix) :] if name.startswith(prefix) else ""
+    if not suffix.isdigit():
+        raise ValueError(f"{name!r} is not a node of fleet {hw.name}-{superpod_id}")
+    index = int(suffix)
+    per_rack = hw.nodes_per_rack
+    return SimNode(
+        name=name,
+        index=index,
+        superpod_id=superpod_id,
+        rack_id=index // per_rack if per_rack else NO_RACK,
+        devices=hw.device_names(),
+    )
+
+
+def single(hw: hardware.Hardware, superpod_id: int, node: SimNode) -> Layout:
+    """A layout holding just `node`, enough to render its objects from another process."""
+    return Layout(hw, superpod_id, (node,))
