@@ -1,15 +1,16 @@
 """The chart's RBAC grants exactly the API calls of the operator contract (notes/operator-contract.md): no
 wildcards, nothing more, nothing less; the webhook-configuration rule only when the operator manages it.
 
-The issue also asks for a check against the calls the operator really makes in the integration tests (recorded
-by the sandbox); that needs the operator and the sandbox's audit record, and replaces CONTRACT below then.
+The issue also asks for a check against the calls the operator really makes in the integration tests (the
+sandbox records them in `api.calls`): `tests.chart.rbac.denied(grants, api.calls)` and `rbac.unused(...)` do
+that check once the operator's integration tests exist; here they run on hand-written requests.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.chart import cases
+from tests.chart import cases, rbac
 from tests.chart import helm as chart_helm
 
 # (API group, resource) -> verbs, cluster-wide: the contract's list.
@@ -105,3 +106,68 @@ def test_rbac_can_be_left_to_the_cluster_admin(helm):
         "Role",
         "RoleBinding",
     } == set()
+
+
+OPERATOR_REQUESTS = {
+    "the operator may watch partitions in every namespace": (
+        rbac.Call("watch", "superpod.dev", "superpodpartitions", namespace=""),
+        True,
+    ),
+    "the operator may patch a partition's status": (
+        rbac.Call("patch", "superpod.dev", "superpodpartitions", "status", "team-a"),
+        True,
+    ),
+    "the operator may write a rank table ConfigMap": (
+        rbac.Call("create", "", "configmaps", namespace="team-a"),
+        True,
+    ),
+    "the operator may read its webhook certificate": (
+        rbac.Call(
+            "get", "", "secrets", namespace="superpod-system", name="superpod-superpod-operator-webhook-tls"
+        ),
+        True,
+    ),
+    "the operator may not read another Secret in its namespace": (
+        rbac.Call("get", "", "secrets", namespace="superpod-system", name="other"),
+        False,
+    ),
+    "the operator may not read Secrets in other namespaces": (
+        rbac.Call("get", "", "secrets", namespace="team-a", name="superpod-superpod-operator-webhook-tls"),
+        False,
+    ),
+    "the operator may not list Secrets": (
+        rbac.Call("list", "", "secrets", namespace="superpod-system"),
+        False,
+    ),
+    "the operator may not delete a SuperPod": (rbac.Call("delete", "superpod.dev", "superpods"), False),
+    "the operator may not write a partition's spec by update": (
+        rbac.Call("update", "superpod.dev", "superpodpartitions", namespace="team-a"),
+        False,
+    ),
+    "the operator may not create pods": (rbac.Call("create", "", "pods", namespace="team-a"), False),
+    "the operator may not change webhook configurations when the chart owns them": (
+        rbac.Call("patch", "admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", OPERATOR_REQUESTS)
+def test_the_rendered_roles_authorize_requests_like_kubernetes(rendered, case):
+    request, expected = OPERATOR_REQUESTS[case]
+    manifests = rendered("the default values")
+    grants = rbac.grants_of(manifests, "superpod-superpod-operator", chart_helm.NAMESPACE)
+    assert rbac.allowed(grants, request) is expected
+
+
+def test_every_contract_permission_is_needed_by_some_request_and_nothing_else_is_granted(rendered):
+    manifests = rendered("the operator manages its webhook configuration")
+    grants = rbac.grants_of(manifests, "superpod-superpod-operator", chart_helm.NAMESPACE)
+    contract_calls = [
+        rbac.Call(verb, group, *resource.split("/"))
+        for (group, resource), verbs in (CONTRACT | MANAGED_WEBHOOK).items()
+        for verb in verbs
+    ] + [rbac.Call("get", "", "secrets", namespace=chart_helm.NAMESPACE)]
+    assert rbac.denied(grants, contract_calls) == []
+    assert rbac.unused(grants, contract_calls) == []
+    assert rbac.unused(grants, contract_calls[1:]) != [], "dropping a used permission must show up"
