@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "sandbox": ("sandbox", "serve a local in-memory Kubernetes API server and write a kubeconfig for it"),
     "bench": ("bench", "placement benchmarks: generate and replay churn traces, measure decision latency"),
+    "sim": ("sim", "a simulated Ascend fleet (up|down|fault|heal): nodes, device plugin, NPU-Exporter"),
 }
 
 
