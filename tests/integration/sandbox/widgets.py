@@ -56,7 +56,11 @@ CRD: dict[str, Any] = {
                                     {"rule": "self.size <= 100", "message": "size must be at most 100"}
                                 ],
                             },
-                            "status": {"type": "object", "properties": {"phase": {"type": "string"}}},
+                            "status": {
+                                "type": "object",
+                                "properties": {"phase": {"type": "string"}},
+                                "x-kubernetes-preserve-unknown-fields": True,  # kopf keeps handler results here
+                            },
                         },
                     }
                 },
