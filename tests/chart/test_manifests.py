@@ -3,6 +3,7 @@ the contract's flags, the webhook with a certificate the API server can trust, m
 
 from __future__ import annotations
 
+import argparse
 import base64
 import datetime
 import json
@@ -11,6 +12,7 @@ import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from superpod.controller import settings as operator_settings
 
 from tests.chart import helm as chart_helm
 
@@ -26,7 +28,7 @@ CONTRACT_FLAGS = {
     "--tls-key-file",
     "--webhook-config",
     "--webhook-service",
-    "--log-format",
+    "--webhook-host",
     "--verbose",
 }
 
@@ -90,31 +92,31 @@ ARGS = {
         "--health-port=8081",
         "--metrics-port=8080",
         "--webhook-port=9443",
+        "--webhook-host=0.0.0.0",
         "--tls-cert-file=/etc/superpod/tls/tls.crt",
         "--tls-key-file=/etc/superpod/tls/tls.key",
         "--webhook-config=external",
-        "--log-format=json",
     ],
     "the operator manages its webhook configuration": [
         "--peering=superpod-operator",
         "--health-port=8081",
         "--metrics-port=8080",
         "--webhook-port=9443",
+        "--webhook-host=0.0.0.0",
         "--tls-cert-file=/etc/superpod/tls/tls.crt",
         "--tls-key-file=/etc/superpod/tls/tls.key",
         "--webhook-config=managed",
         f"--webhook-service=superpod-system/{FULLNAME}",
-        "--log-format=json",
     ],
     "a single standalone replica": [
         "--standalone",
         "--health-port=8081",
         "--metrics-port=8080",
         "--webhook-port=9443",
+        "--webhook-host=0.0.0.0",
         "--tls-cert-file=/etc/superpod/tls/tls.crt",
         "--tls-key-file=/etc/superpod/tls/tls.key",
         "--webhook-config=external",
-        "--log-format=json",
     ],
     "every optional feature is on": [
         "--peering=superpod-operator",
@@ -122,10 +124,10 @@ ARGS = {
         "--health-port=8081",
         "--metrics-port=8080",
         "--webhook-port=9443",
+        "--webhook-host=0.0.0.0",
         "--tls-cert-file=/etc/superpod/tls/tls.crt",
         "--tls-key-file=/etc/superpod/tls/tls.key",
         "--webhook-config=external",
-        "--log-format=json",
         "--verbose",
     ],
 }
@@ -329,3 +331,25 @@ def test_namespaced_objects_live_in_the_release_namespace(rendered, case):
             assert "namespace" not in manifest["metadata"]
         else:
             assert manifest["metadata"]["namespace"] == "superpod-system", manifest["kind"]
+
+
+@pytest.mark.parametrize("case", ARGS)
+def test_superpod_run_accepts_the_chart_flags_and_environment(rendered, case):
+    """The operator's own parser reads what the chart passes, so a renamed flag fails here, not in a pod."""
+    container = _container(rendered(case))
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    operator_settings.add_arguments(parser)
+    args = parser.parse_args(container["args"])
+    environment = {env["name"]: env["value"] for env in container["env"] if "value" in env}
+    settings = operator_settings.from_sources(args, environ=environment)
+    assert settings.health_port == 8081
+    assert settings.metrics_port == 8080
+    assert settings.webhook_port == 9443
+    assert settings.webhook_host == "0.0.0.0"
+    assert settings.tls_cert_file == "/etc/superpod/tls/tls.crt"
+    assert settings.tls_key_file == "/etc/superpod/tls/tls.key"
+    managed = case == "the operator manages its webhook configuration"
+    assert settings.webhook_config == ("managed" if managed else "external")
+    assert settings.webhook_service == (f"superpod-system/{FULLNAME}" if managed else None)
+    assert settings.standalone is (case == "a single standalone replica")
+    assert settings.namespace == ("training" if case == "every optional feature is on" else None)
