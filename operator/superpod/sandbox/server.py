@@ -23,7 +23,7 @@ from types import TracebackType
 import yaml
 from aiohttp import web
 
-from superpod.sandbox import deletion, routes, tls
+from superpod.sandbox import admitting, deletion, routes, tls
 from superpod.sandbox.state import State
 
 
@@ -47,6 +47,8 @@ class Sandbox:
         self._collector: asyncio.Task[None] | None = None
         self.state = State(history_size)
         self.router = routes.Router(self.state, bookmark_interval)
+        self.webhooks = admitting.Webhooks(self.state)
+        self.state.admission = self.webhooks
         self.certificate: tls.ServingCertificate | None = None
         self.url = ""
 
@@ -114,6 +116,7 @@ class Sandbox:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.webhooks.close()
         if self._tempdir is not None:
             self._tempdir.cleanup()
             self._tempdir = None
