@@ -11,7 +11,8 @@ writes them anyway); pointer fields (`immutable`, `deletionGracePeriodSeconds`, 
 `data`, ConfigMap `binaryData`) become base64 strings; a zero `creationTimestamp` (what kubectl sends) is
 left out; other times become RFC 3339 strings.
 
-Kinds: v1 Namespace, ConfigMap, Secret, ServiceAccount (field numbers from k8s.io/api core/v1 generated.proto and
+Kinds: v1 Namespace, ConfigMap, Secret, ServiceAccount, and meta/v1 DeleteOptions in any group-version (the body
+of DELETE from client-go's typed clients, e.g. helm's release storage) (field numbers from k8s.io/api core/v1 generated.proto and
 k8s.io/apimachinery meta/v1 generated.proto). Other kinds raise `UnsupportedKind` (answer 415); malformed bodies
 raise `ProtobufError` (answer 400).
 
@@ -172,6 +173,18 @@ MESSAGES: dict[str, dict[int, Field]] = {
         7: Field("fieldPath", "string"),
     },
     "LocalObjectReference": {1: Field("name", "string")},
+    "DeleteOptions": {
+        1: Field("gracePeriodSeconds", "int", pointer=True),
+        2: Field("preconditions", "message", pointer=True, message="Preconditions"),
+        3: Field("orphanDependents", "bool", pointer=True),
+        4: Field("propagationPolicy", "string", pointer=True),
+        5: Field("dryRun", "string", repeated=True),
+        6: Field("ignoreStoreReadErrorWithClusterBreakingPotential", "bool", pointer=True),
+    },
+    "Preconditions": {
+        1: Field("uid", "string", pointer=True),
+        2: Field("resourceVersion", "string", pointer=True),
+    },
 }
 KINDS = {("v1", "Namespace"), ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "ServiceAccount")}
 
@@ -194,7 +207,8 @@ def decode(body: bytes) -> dict[str, Any]:
             raw = value
         elif number == 3 and isinstance(value, bytes) and value:
             raise ProtobufError(f"unsupported contentEncoding {value.decode(errors='replace')!r}")
-    if (api_version, kind) not in KINDS:
+    # DeleteOptions is registered in every group-version; client-go's typed clients send it in theirs.
+    if (api_version, kind) not in KINDS and not (kind == "DeleteOptions" and api_version):
         raise UnsupportedKind(f"no protobuf decoding for {api_version or '?'}/{kind or '?'}")
     return {"apiVersion": api_version, "kind": kind, **decode_message(raw, kind)}
 

@@ -179,3 +179,15 @@ def test_bad_bodies_raise(body: bytes, error: type[Exception]) -> None:
 def test_an_explicit_immutable_true_is_kept() -> None:
     obj: dict[str, Any] = protobuf.decode(envelope("v1", "Secret", field(1, field(1, b"s")) + field(5, 1)))
     assert obj == {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "immutable": True}
+
+
+def test_delete_options_from_a_typed_client_decode() -> None:
+    options = field(1, 0) + field(2, field(1, b"u-1")) + field(4, b"Foreground") + field(5, b"All")
+    assert protobuf.decode(envelope("v1", "DeleteOptions", options)) == {
+        "apiVersion": "v1",
+        "kind": "DeleteOptions",
+        "gracePeriodSeconds": 0,
+        "preconditions": {"uid": "u-1"},
+        "propagationPolicy": "Foreground",
+        "dryRun": ["All"],
+    }
