@@ -16,6 +16,7 @@ from superpod import __version__
 
 # name -> (module under superpod.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("run", "run the operator (kopf): discover SuperPods and place partitions"),
     "crds": (
         "crds",
         "write the CustomResourceDefinitions generated from the API models (--check: diff only)",

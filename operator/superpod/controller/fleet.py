@@ -1,0 +1,446 @@
+"""The operator's memory of every SuperPod: inventory, allocator and pending partitions.
+
+Allocations live only in partition status. The fleet mirrors SuperPods, Nodes, device-info ConfigMaps and
+partitions with reflectors; every allocation it sees in a partition's status is restored into that SuperPod's
+allocator, so a standby replica (paused by kopf peering) holds the same picture as the active one and a restarted
+operator rebuilds it before it places anything. Only the active replica decides: placement runs in kopf handlers
+and in a kopf daemon per SuperPod, and kopf stops both while the operator is paused.
+
+Per SuperPod one asyncio lock orders decisions: plan, commit in memory, then write the status. Memory is updated
+before the write, so concurrent requests never share a device; a failed write releases the devices again; a crash
+between decision and write loses nothing, because the decision was never persisted and is simply made again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import pydantic
+
+from superpod import placement
+from superpod.api import partition as api_partition
+from superpod.api import superpod as api_superpod
+from superpod.cluster import client, deviceinfo, inventory, reflector, writer
+from superpod.controller import status as derive
+from superpod.topology import inventory as topology_inventory
+from superpod.topology import profiles
+from superpod.topology import tree as topology_tree
+
+JSON = dict[str, Any]
+logger = logging.getLogger(__name__)
+
+
+def partition_key(obj: JSON) -> str:
+    metadata = obj["metadata"]
+    return f"{metadata['namespace']}/{metadata['name']}"
+
+
+@dataclasses.dataclass
+class SuperPodState:
+    """One SuperPod: its spec, the inventory observed for it and the allocator over it."""
+
+    name: str
+    body: JSON
+    spec: api_superpod.SuperPodSpec | None = None
+    profile: profiles.HardwareProfile | None = None
+    error: str | None = None  # why the spec cannot be used
+    observed: dict[str, topology_inventory.ObservedNode] = dataclasses.field(default_factory=dict)
+    problems: dict[str, inventory.NodeProblem] = dataclasses.field(default_factory=dict)
+    allocator: placement.Allocator | None = None
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    pending: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)  # key -> (created, key)
+    shape: tuple[tuple[str, tuple[str, ...]], ...] = ()  # node names and devices the tree was built from
+    reported: set[str] = dataclasses.field(default_factory=set)  # nodes whose problem has had its Event
+
+    @property
+    def resource(self) -> str:
+        return self.profile.resource_name if self.profile else ""
+
+    def poke(self) -> None:
+        """Ask the SuperPod's daemon to retry pending partitions and refresh the status."""
+        self.wake.set()
+
+
+class Fleet:
+    """Mirror of the cluster and the decisions made on it."""
+
+    def __init__(self, api: client.KubeClient, *, namespace: str | None = None) -> None:
+        self.api = api
+        self.writer = writer.Writer(api)
+        self.namespace = namespace
+        self.superpods: dict[str, SuperPodState] = {}
+        self.partitions: dict[str, JSON] = {}  # key -> latest partition object seen
+        self._nodes: dict[str, JSON] = {}
+        self._configmaps: dict[str, JSON] = {}  # node name -> device-info ConfigMap
+        self._reflectors: list[reflector.Reflector] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._dirty_inventory: set[str] = set()
+        self._inventory_scheduled = False
+        self.inventory_debounce = 0.2
+
+    # ---- start and stop ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Mirror everything, rebuild every allocation, then keep following changes."""
+        partitions_path = (
+            writer.partition_path(self.namespace, "").rstrip("/")
+            if self.namespace
+            else client.resource_path("superpod.dev/v1alpha1", api_partition.PLURAL)
+        )
+        self._reflectors = [
+            reflector.Reflector(self.api, writer.superpod_path(), self._on_superpod),
+            reflector.Reflector(self.api, "/api/v1/nodes", self._on_node),
+            reflector.Reflector(
+                self.api,
+                client.resource_path("v1", "configmaps", deviceinfo.NAMESPACE),
+                self._on_configmap,
+            ),
+            reflector.Reflector(self.api, partitions_path, self._on_partition),
+        ]
+        # the initial lists; callbacks only record until every mirror is synced, then the trees are built
+        # and every allocation is restored, before the first event is served and anything is placed
+        for mirror in self._reflectors:
+            await mirror.relist()
+        for name in list(self.superpods):
+            self._rebuild(self.superpods[name])
+        for key, obj in self.partitions.items():
+            self._adopt(key, obj)
+        self._tasks = [asyncio.create_task(mirror.run()) for mirror in self._reflectors]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # ---- mirrors -------------------------------------------------------------------------------------
+
+    def _on_superpod(self, key: str, old: JSON | None, new: JSON | None) -> None:
+        if new is None:
+            state = self.superpods.pop(key, None)
+            if state is not None:
+                state.poke()
+            return
+        state = self.superpods.get(key)
+        if state is None:
+            state = self.superpods[key] = SuperPodState(name=key, body=new)
+            state.pending.update(self._orphans(key))
+        old_spec = (old or {}).get("spec")
+        state.body = new
+        if old is None or old_spec != new.get("spec"):
+            self._configure(state)
+            if self._reflectors and all(m.synced.is_set() for m in self._reflectors):
+                self._rebuild(state)
+        state.poke()
+
+    def _on_node(self, key: str, old: JSON | None, new: JSON | None) -> None:
+        if new is None:
+            self._nodes.pop(key, None)
+        else:
+            self._nodes[key] = new
+        if old is not None and new is not None and _node_essence(old) == _node_essence(new):
+            return  # a heartbeat: nothing the allocator cares about
+        self._inventory_changed(key)
+
+    def _on_configmap(self, key: str, old: JSON | None, new: JSON | None) -> None:
+        node = deviceinfo.node_of(key.rpartition("/")[2])
+        if node is None:
+            return
+        if new is None:
+            self._configmaps.pop(node, None)
+        else:
+            self._configmaps[node] = new
+        if old is not None and new is not None and _deviceinfo_essence(old) == _deviceinfo_essence(new):
+            return  # only UpdateTime moved
+        self._inventory_changed(node)
+
+    def _on_partition(self, key: str, old: JSON | None, new: JSON | None) -> None:
+        if new is None:
+            gone = self.partitions.pop(key, None)
+            if gone is not None:
+                self._forget(key, gone)
+            return
+        self.partitions[key] = new
+        if self._reflectors and all(m.synced.is_set() for m in self._reflectors):
+            self._adopt(key, new)
+
+    # ---- inventory -----------------------------------------------------------------------------------
+
+    def _configure(self, state: SuperPodState) -> None:
+        try:
+            state.spec = api_superpod.SuperPodSpec.model_validate(state.body.get("spec") or {})
+            state.profile = profiles.for_spec(state.spec)
+            state.error = None
+        except (pydantic.ValidationError, profiles.ProfileError, ValueError) as error:
+            state.spec, state.profile, state.allocator = None, None, None
+            state.error = _one_line(error)
+
+    def _inventory_changed(self, node: str) -> None:
+        self._dirty_inventory.add(node)
+        if (
+            self._inventory_scheduled
+            or not self._reflectors
+            or not all(m.synced.is_set() for m in self._reflectors)
+        ):
+            return
+        self._inventory_scheduled = True
+        asyncio.get_running_loop().call_later(self.inventory_debounce, self._flush_inventory)
+
+    def _flush_inventory(self) -> None:
+        """Coalesced: one pass over the SuperPods for a burst of Node and ConfigMap changes."""
+        self._inventory_scheduled = False
+        self._dirty_inventory.clear()
+        for state in self.superpods.values():
+            self._rebuild(state)
+            state.poke()
+
+    def _observe(self, state: SuperPodState) -> None:
+        assert state.spec is not None and state.profile is not None
+        state.observed.clear()
+        state.problems.clear()
+        for name, node in self._nodes.items():
+            if not inventory.is_member(node, state.spec):
+                continue
+            observed, problem = inventory.observe(
+                node, self._configmaps.get(name), state.profile, state.resource
+            )
+            if observed is not None:
+                state.observed[name] = observed
+            if problem is not None:
+                state.problems[name] = problem
+
+    def _rebuild(self, state: SuperPodState) -> None:
+        """Rebuild the tree when the node set or device lists change; otherwise only update health."""
+        if state.spec is None or state.profile is None:
+            return
+        self._observe(state)
+        shape = tuple(sorted((name, node.devices) for name, node in state.observed.items()))
+        if state.allocator is not None and shape == state.shape:
+            for name, node in state.observed.items():
+                state.allocator.set_health(name, node.unhealthy, ready=node.ready)
+            return
+        state.shape = shape
+        if not state.observed:
+            state.allocator = None
+            return
+        tree = topology_tree.build(state.profile, state.observed.values(), state.spec.reserve_nodes)
+        previous = state.allocator
+        state.allocator = placement.Allocator(tree)
+        held = previous.partitions if previous is not None else {}
+        for key, decision in held.items():
+            self._restore(state, key, decision.slots, decision.whole_nodes)
+        for key, obj in self.partitions.items():
+            if key not in held and _superpod_of(obj) == state.name:
+                self._adopt(key, obj)
+
+    # ---- partitions ----------------------------------------------------------------------------------
+
+    def _orphans(self, superpod_name: str) -> dict[str, tuple[str, str]]:
+        return {
+            key: (obj["metadata"].get("creationTimestamp", ""), key)
+            for key, obj in self.partitions.items()
+            if _superpod_of(obj) == superpod_name and not (obj.get("status") or {}).get("allocation")
+        }
+
+    def _restore(
+        self, state: SuperPodState, key: str, slots: Iterable[Any], whole_nodes: bool
+    ) -> placement.Placement | placement.Conflict:
+        assert state.allocator is not None
+        outcome = state.allocator.restore(key, list(slots), whole_nodes=whole_nodes)
+        if isinstance(outcome, placement.Conflict):
+            logger.warning("could not restore %s: %s", key, outcome.message)
+        return outcome
+
+    def _adopt(self, key: str, obj: JSON) -> None:
+        """Learn a partition: restore its allocation from status, or queue it when it has none."""
+        state = self.superpods.get(_superpod_of(obj))
+        allocation = (obj.get("status") or {}).get("allocation")
+        if obj["metadata"].get("deletionTimestamp"):
+            return
+        if not allocation:
+            if state is not None and (state.allocator is None or state.allocator.placement_of(key) is None):
+                state.pending.setdefault(key, (obj["metadata"].get("creationTimestamp", ""), key))
+            return
+        if state is None or state.allocator is None:
+            return
+        if state.allocator.placement_of(key) is not None:
+            return
+        try:
+            slots = [api_partition.Slot.model_validate(slot) for slot in allocation]
+        except pydantic.ValidationError as error:
+            logger.warning("partition %s has an unreadable allocation: %s", key, _one_line(error))
+            return
+        whole = bool((obj.get("spec") or {}).get("wholeNodes", False))
+        self._restore(state, key, slots, whole)
+        state.pending.pop(key, None)
+
+    def _forget(self, key: str, obj: JSON) -> None:
+        state = self.superpods.get(_superpod_of(obj))
+        if state is None:
+            return
+        state.pending.pop(key, None)
+        if state.allocator is not None and state.allocator.release(key) is not None:
+            state.poke()
+
+    async def place(self, obj: JSON) -> JSON:
+        """Place a partition (kopf create/resume handler); returns the status written."""
+        key = partition_key(obj)
+        self.partitions.setdefault(key, obj)
+        state = self.superpods.get(_superpod_of(obj))
+        if state is None:
+            return await self._write_pending(
+                obj,
+                api_partition.PendingReason.SUPER_POD_NOT_FOUND.value,
+                f"SuperPod {_superpod_of(obj)} does not exist; the partition waits for it",
+            )
+        async with state.lock:
+            return await self._place_locked(state, obj)
+
+    async def _place_locked(self, state: SuperPodState, obj: JSON) -> JSON:
+        key = partition_key(obj)
+        generation = obj["metadata"].get("generation")
+        previous = obj.get("status") or {}
+        if state.allocator is None:
+            reason = api_partition.PendingReason.SUPER_POD_NOT_READY.value
+            message = state.error or f"SuperPod {state.name} has no usable nodes yet"
+            state.pending.setdefault(key, (obj["metadata"].get("creationTimestamp", ""), key))
+            return await self._write_pending(obj, reason, message)
+        existing = state.allocator.placement_of(key)
+        if existing is not None:
+            desired = derive.allocated(existing, previous=previous, generation=generation)
+            if derive.changed(previous, desired):
+                await self.writer.partition_status(
+                    obj["metadata"]["namespace"], obj["metadata"]["name"], desired
+                )
+            return desired
+        try:
+            spec = api_partition.PartitionSpec.model_validate(obj.get("spec") or {})
+        except pydantic.ValidationError as error:
+            return await self._write_pending(obj, "InvalidSpec", _one_line(error), failed=True)
+        decision = state.allocator.plan_partition(placement.PlacementRequest.from_spec(spec))
+        if isinstance(decision, placement.Rejection):
+            state.pending.setdefault(key, (obj["metadata"].get("creationTimestamp", ""), key))
+            return await self._write_pending(obj, decision.reason.value, decision.message)
+        state.allocator.commit(key, decision)
+        state.pending.pop(key, None)
+        desired = derive.allocated(decision, previous=previous, generation=generation)
+        try:
+            written = await self.writer.partition_status(
+                obj["metadata"]["namespace"], obj["metadata"]["name"], desired
+            )
+        except BaseException:
+            state.allocator.release(key)
+            raise
+        if written is None:  # deleted meanwhile
+            state.allocator.release(key)
+            return desired
+        await self.writer.event(obj, reason="Allocated", message=desired["message"])
+        state.poke()
+        return desired
+
+    async def _write_pending(self, obj: JSON, reason: str, message: str, *, failed: bool = False) -> JSON:
+        previous = obj.get("status") or {}
+        desired = derive.pending(
+            reason, message, previous=previous, generation=obj["metadata"].get("generation")
+        )
+        if failed:
+            desired["phase"] = api_partition.Phase.FAILED.value
+        if derive.changed(previous, desired):
+            await self.writer.partition_status(obj["metadata"]["namespace"], obj["metadata"]["name"], desired)
+            await self.writer.event(obj, reason=reason, message=message, warning=True)
+        return desired
+
+    async def release(self, obj: JSON) -> None:
+        """A partition is being deleted (kopf delete handler, before its finalizer goes)."""
+        key = partition_key(obj)
+        state = self.superpods.get(_superpod_of(obj))
+        if state is None:
+            return
+        async with state.lock:
+            state.pending.pop(key, None)
+            released = state.allocator.release(key) if state.allocator is not None else None
+        if released is not None:
+            await self.writer.event(
+                obj, reason="Released", message=f"released {len(released.device_ids())} devices"
+            )
+            state.poke()
+
+    async def retry_pending(self, state: SuperPodState) -> int:
+        """Try every pending partition of the SuperPod, oldest first; returns how many were placed."""
+        placed = 0
+        for _, key in sorted(state.pending.values()):
+            obj = self.partitions.get(key)
+            if obj is None or obj["metadata"].get("deletionTimestamp"):
+                state.pending.pop(key, None)
+                continue
+            async with state.lock:
+                if key not in state.pending:
+                    continue
+                result = await self._place_locked(state, obj)
+            if result.get("phase") == api_partition.Phase.ALLOCATED.value:
+                placed += 1
+        return placed
+
+    # ---- SuperPod status -----------------------------------------------------------------------------
+
+    def superpod_status(self, state: SuperPodState) -> JSON:
+        capacity = state.allocator.capacity() if state.allocator is not None else None
+        return derive.superpod(
+            capacity=capacity,
+            resource_name=state.resource,
+            nodes=len(state.observed)
+            + sum(1 for p in state.problems.values() if p.node not in state.observed),
+            ready_nodes=sum(1 for node in state.observed.values() if node.ready),
+            problems=state.problems.values(),
+            previous=state.body.get("status"),
+            generation=state.body["metadata"].get("generation"),
+            error=state.error,
+        )
+
+    async def write_superpod_status(self, state: SuperPodState) -> bool:
+        desired = self.superpod_status(state)
+        if not derive.changed(state.body.get("status"), desired):
+            return False
+        written = await self.writer.superpod_status(state.name, desired)
+        if written is None:
+            return False
+        state.body = written
+        for node in sorted(set(state.problems) - state.reported):
+            problem = state.problems[node]
+            await self.writer.event(written, reason=problem.reason, message=problem.message, warning=True)
+        state.reported = set(state.problems)
+        return True
+
+
+def _superpod_of(obj: JSON) -> str:
+    return str((obj.get("spec") or {}).get("superPod", ""))
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+def _node_essence(node: JSON) -> tuple[Any, ...]:
+    """What of a Node matters to the inventory (not heartbeats)."""
+    status = node.get("status") or {}
+    ready = next((c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    metadata = node.get("metadata") or {}
+    return (metadata.get("labels"), metadata.get("annotations"), status.get("allocatable"), ready)
+
+
+def _deviceinfo_essence(configmap: JSON) -> tuple[Any, ...]:
+    """What of a device-info ConfigMap matters (not UpdateTime, which moves on every refresh)."""
+    data = dict(configmap.get("data") or {})
+    raw = data.pop(deviceinfo.DATA_KEY, "")
+    try:
+        document = json.loads(raw)
+        document.get("DeviceInfo", {}).pop("UpdateTime", None)
+        document.pop("CheckCode", None)
+        return (json.dumps(document, sort_keys=True), sorted(data.items()))
+    except (ValueError, AttributeError):
+        return (raw, sorted(data.items()))

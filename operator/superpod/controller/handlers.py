@@ -1,0 +1,85 @@
+"""The kopf handlers: each one a few lines that hand the object to the fleet.
+
+- SuperPodPartition create/resume: place it (or queue it with its reason); delete: release its devices, then kopf
+  removes the finalizer `superpod.dev/release-devices`.
+- SuperPod daemon (one per SuperPod, run only by the active replica): retries pending partitions in creation
+  order whenever capacity may have changed, and writes the SuperPod's status, coalescing bursts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import kopf
+
+from superpod.api import common
+from superpod.api import partition as api_partition
+from superpod.api import superpod as api_superpod
+from superpod.controller import fleet as fleet_module
+
+IDLE_REFRESH = 30.0  # seconds: a daemon re-checks even without a poke (missed events cost at most this)
+
+
+def register(registry: kopf.OperatorRegistry, fleet: fleet_module.Fleet, *, status_interval: float) -> None:
+    """Attach the handlers to `registry`, bound to `fleet`."""
+    partitions = (common.GROUP, common.VERSION, api_partition.PLURAL)
+    superpods = (common.GROUP, common.VERSION, api_superpod.PLURAL)
+
+    @kopf.on.startup(registry=registry)
+    async def start(**_: Any) -> None:
+        await fleet.start()
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop(**_: Any) -> None:
+        await fleet.stop()
+
+    @kopf.on.create(*partitions, registry=registry)
+    @kopf.on.resume(*partitions, registry=registry)
+    async def place(body: kopf.Body, **_: Any) -> None:
+        await fleet.place(_plain(body))
+
+    @kopf.on.delete(*partitions, registry=registry)
+    async def release(body: kopf.Body, **_: Any) -> None:
+        await fleet.release(_plain(body))
+
+    @kopf.daemon(*superpods, registry=registry, cancellation_timeout=5.0)
+    async def superpod_loop(name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
+        last_write = 0.0
+        while not stopped:
+            state = fleet.superpods.get(name)
+            if state is None:  # the mirror has not seen it yet
+                await stopped.wait(0.05)
+                continue
+            state.wake.clear()
+            await fleet.retry_pending(state)
+            pause = status_interval - (time.monotonic() - last_write)
+            if pause > 0:
+                await stopped.wait(pause)  # coalesce bursts of changes into one status write
+            if await fleet.write_superpod_status(state):
+                last_write = time.monotonic()
+            await _wait_for_poke(state.wake, stopped, IDLE_REFRESH)
+
+
+async def _wait_for_poke(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
+    poke = asyncio.ensure_future(wake.wait())
+    halt = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait({poke, halt}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        poke.cancel()
+        halt.cancel()
+
+
+def _plain(body: kopf.Body) -> dict[str, Any]:
+    """kopf's live Body as a plain dict snapshot."""
+    return {key: _thaw(value) for key, value in body.items()}
+
+
+def _thaw(value: Any) -> Any:
+    if hasattr(value, "items"):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_thaw(v) for v in value]
+    return value

@@ -1,0 +1,87 @@
+"""Running the operator: kopf settings, login, the registry of handlers, the fleet, and the endpoints.
+
+`run()` is what `superpod run` executes and what the tests and the demo start in-process (with a stop flag).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from superpod.cluster import client
+from superpod.controller import fleet as fleet_module
+from superpod.controller import handlers
+from superpod.controller import settings as operator_settings
+
+FINALIZER = "superpod.dev/release-devices"
+ANNOTATION_PREFIX = "superpod.dev"
+
+
+def credentials(config: operator_settings.OperatorSettings) -> client.Credentials:
+    if config.kubeconfig:
+        return client.credentials_from_kubeconfig(config.kubeconfig)
+    try:
+        return client.credentials_from_kubeconfig()
+    except (FileNotFoundError, KeyError):
+        return client.credentials_in_cluster()
+
+
+def kopf_settings(config: operator_settings.OperatorSettings) -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    settings.peering.name = config.peering
+    settings.peering.standalone = config.standalone
+    settings.peering.clusterwide = config.namespace is None
+    settings.peering.mandatory = not config.standalone
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING  # users get the operator's own Events, not every log line
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60
+    return settings
+
+
+async def run(
+    config: operator_settings.OperatorSettings,
+    *,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+) -> None:
+    """Run until `stop_flag` is set (or a signal, when run from the command line)."""
+    creds = credentials(config)
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    async def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(
+            server=creds.server,
+            ca_path=creds.ca_file,
+            insecure=creds.insecure,
+            token=creds.token,
+            certificate_path=creds.cert_file,
+            private_key_path=creds.key_file,
+        )
+
+    async with client.KubeClient(creds) as api:
+        fleet = fleet_module.Fleet(api, namespace=config.namespace)
+        fleet.inventory_debounce = config.inventory_debounce
+        handlers.register(registry, fleet, status_interval=config.status_interval)
+        liveness = (
+            f"http://{config.bind_address}:{config.health_port}/healthz" if config.health_port else None
+        )
+        await kopf.operator(
+            registry=registry,
+            settings=kopf_settings(config),
+            clusterwide=config.namespace is None,
+            namespaces=[config.namespace] if config.namespace else (),
+            liveness_endpoint=liveness,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+            standalone=config.standalone,
+            peering_name=None if config.standalone else config.peering,
+        )

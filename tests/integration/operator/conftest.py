@@ -1,0 +1,156 @@
+"""An operator (the real kopf runtime, in-process) against a sandbox API server, with helpers to drive it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest_asyncio
+import yaml
+from superpod.cluster import client
+from superpod.sandbox import server
+
+from tests.builders import objects
+from tests.conftest import ROOT
+
+JSON = dict[str, Any]
+
+
+async def apply_crds(api: client.KubeClient) -> None:
+    for path in sorted((ROOT / "crds").glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        await api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], timeout: float = 10.0, interval: float = 0.05
+) -> Any:
+    """Poll `check` until it returns a truthy value; fail with its last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+async def add_a3_nodes(api: client.KubeClient, count: int, superpod_id: int = 0) -> list[str]:
+    """`count` CloudMatrix 384 nodes of 16 dies with their device-info ConfigMaps, Ready."""
+    names = []
+    for index in range(count):
+        name = f"a3-{superpod_id}-{index:02d}"
+        node = (
+            objects.node(name).superpod(superpod_id, rack=index // 4, server=index).devices(16).ready().obj()
+        )
+        await api.create("/api/v1/nodes", node)
+        await api.create(
+            "/api/v1/namespaces/kube-system/configmaps",
+            objects.deviceinfo_configmap(
+                name, superpod_id=superpod_id, server_index=index, rack_id=index // 4
+            ),
+        )
+        names.append(name)
+    return names
+
+
+class Operator:
+    """`superpod run` as a subprocess, as it runs in a pod; `kill()` is `kill -9`, `stop()` a SIGTERM."""
+
+    def __init__(self, kubeconfig: str, *extra: str) -> None:
+        self.kubeconfig = kubeconfig
+        self.extra = extra
+        self.health_port = 0
+        self.process: asyncio.subprocess.Process | None = None
+        self.log = Path(tempfile.mkdtemp(prefix="superpod-operator-")) / "operator.log"
+
+    async def start(self, timeout: float = 20.0) -> None:
+        self.health_port = free_port()
+        with self.log.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "superpod.cli", "run",
+                "--kubeconfig", self.kubeconfig,
+                "--standalone",
+                "--bind-address", "127.0.0.1",
+                "--health-port", str(self.health_port),
+                "--metrics-port", "0",
+                "--webhook-port", "0",
+                "--status-interval", "0.05",
+                "--inventory-debounce", "0.02",
+                *self.extra,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                if self.process.returncode is not None:
+                    raise AssertionError(f"operator exited: {self.log.read_text()[-3000:]}")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(f"http://127.0.0.1:{self.health_port}/healthz") as response:
+                        if response.status == 200:
+                            return
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"operator not healthy within {timeout}s: {self.log.read_text()[-3000:]}")
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout=15)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest_asyncio.fixture
+async def cluster() -> AsyncIterator[tuple[server.Sandbox, client.KubeClient]]:
+    async with server.Sandbox() as sandbox:
+        credentials = client.credentials_from_kubeconfig(sandbox.kubeconfig)
+        async with client.KubeClient(credentials) as api:
+            await apply_crds(api)
+            namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}
+            await api.create("/api/v1/namespaces", namespace)
+            yield sandbox, api
+
+
+@pytest_asyncio.fixture
+async def running(cluster: tuple[server.Sandbox, client.KubeClient]) -> AsyncIterator[Operator]:
+    sandbox, _ = cluster
+    op = Operator(sandbox.kubeconfig)
+    await op.start()
+    yield op
+    await op.stop()
+
+
+def manifest(path: str) -> JSON:
+    return yaml.safe_load((ROOT / "examples" / path).read_text())
+
+
+def example_path(path: str) -> Path:
+    return ROOT / "examples" / path
