@@ -186,28 +186,17 @@ async def down(api: client.KubeClient, fleet_id: str | None = None) -> dict[str,
     selector = f"{nodes.FLEET_LABEL}={fleet_id}" if fleet_id else nodes.FLEET_LABEL
     node_objects = await api.list("/api/v1/nodes", labelSelector=selector)
     counts = {"pods": 0, "configmaps": 0, "nodes": 0}
-    await publisher.bounded(
-        32, (_delete_pods_on(api, node["metadata"]["name"], counts) for node in node_objects)
-    )
+    names = [node["metadata"]["name"] for node in node_objects]
+    await publisher.bounded(32, lambda name: _delete_pods_on(api, name, counts), names)
     configmaps = await api.list(
         client.resource_path("v1", "configmaps", deviceinfo.NAMESPACE), labelSelector=selector
     )
-    await publisher.bounded(
-        32,
-        (
-            _delete(
-                api,
-                client.resource_path("v1", "configmaps", deviceinfo.NAMESPACE, cm["metadata"]["name"]),
-                counts,
-                "configmaps",
-            )
-            for cm in configmaps
-        ),
-    )
-    await publisher.bounded(
-        32,
-        (_delete(api, f"/api/v1/nodes/{node['metadata']['name']}", counts, "nodes") for node in node_objects),
-    )
+    paths = [
+        client.resource_path("v1", "configmaps", deviceinfo.NAMESPACE, cm["metadata"]["name"])
+        for cm in configmaps
+    ]
+    await publisher.bounded(32, lambda path: _delete(api, path, counts, "configmaps"), paths)
+    await publisher.bounded(32, lambda name: _delete(api, f"/api/v1/nodes/{name}", counts, "nodes"), names)
     return counts
 
 

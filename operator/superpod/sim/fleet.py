@@ -133,9 +133,7 @@ class Fleet:
             if not self._dirty:
                 continue
             names, self._dirty = sorted(self._dirty), set()
-            await publisher.bounded(
-                self.options.concurrency, (self.publisher.publish(name) for name in names)
-            )
+            await publisher.bounded(self.options.concurrency, self.publisher.publish, names)
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -17,12 +17,13 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from superpod.cluster import client, deviceinfo
 from superpod.sim import layout, mirror, nodes, plugin_state
 
 JSON = dict[str, Any]
+T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 
@@ -30,20 +31,23 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def bounded(limit: int, jobs: Iterable[Awaitable[None]]) -> None:
-    """Run the awaitables with at most `limit` at once; log failures instead of stopping the others."""
+async def bounded(limit: int, action: Callable[[T], Awaitable[None]], items: Iterable[T]) -> None:
+    """`action(item)` for every item, at most `limit` at once; failures are logged, not raised.
+
+    The coroutine is created only once a place is free, so a cancelled batch leaves none un-awaited.
+    """
     semaphore = asyncio.Semaphore(limit)
 
-    async def one(job: Awaitable[None]) -> None:
+    async def one(item: T) -> None:
         async with semaphore:
             try:
-                await job
+                await action(item)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # one node's failure must not stop the fleet
                 logger.warning("simulator write failed: %s", error)
 
-    await asyncio.gather(*(one(job) for job in jobs))
+    await asyncio.gather(*(one(item) for item in items))
 
 
 async def spread(
@@ -57,7 +61,7 @@ async def spread(
     size = math.ceil(len(names) / slices)
     for start in range(0, len(names), size):
         began = time.monotonic()
-        await bounded(limit, (action(name) for name in names[start : start + size]))
+        await bounded(limit, action, names[start : start + size])
         await asyncio.sleep(max(0.0, interval / slices - (time.monotonic() - began)))
 
 
@@ -82,7 +86,7 @@ class Publisher:
 
     async def register(self) -> None:
         """Create (or adopt) every Node and ConfigMap of the fleet."""
-        await bounded(self.concurrency, (self._register(node) for node in self.fleet.nodes))
+        await bounded(self.concurrency, self._register, self.fleet.nodes)
 
     async def _register(self, node: layout.SimNode) -> None:
         now = now_rfc3339()

@@ -1,0 +1,124 @@
+"""The kubelet/device-plugin stand-in on the sandbox: binding, Allocate, annotations, refusals and release."""
+
+from __future__ import annotations
+
+from superpod.cluster import deviceinfo
+from superpod.ranktable import configuration
+from superpod.sim import control, faults, nodes, podstatus
+
+from tests.integration.sim.conftest import eventually, pod
+
+PODS = "/api/v1/namespaces/train/pods"
+
+
+async def _running(api, name: str) -> dict | None:
+    current = await api.get(f"{PODS}/{name}")
+    return current if current["status"].get("phase") == "Running" else None
+
+
+async def _events(api, name: str) -> list[dict]:
+    return await api.list("/api/v1/namespaces/train/events", fieldSelector=f"involvedObject.name={name}")
+
+
+async def test_a_pending_pod_is_bound_allocated_annotated_and_started_as_the_device_plugin_would(a3, api):
+    await api.create(PODS, pod("worker-0", 4))
+    started = await eventually(lambda: _running(api, "worker-0"))
+    node_name = started["spec"]["nodeName"]
+    assert node_name in a3.node_names
+    node = a3.layout.node(node_name)
+    annotations = started["metadata"]["annotations"]
+    devices = annotations[podstatus.REAL_ANNOTATION].split(",")
+    assert (
+        len(devices) == 4
+        and annotations[podstatus.KUBELET_DEVICES_ANNOTATION] == annotations[podstatus.REAL_ANNOTATION]
+    )
+    parsed = configuration.parse_ascend_configuration(annotations[configuration.ANNOTATION])
+    assert parsed.pod_name == "worker-0" and parsed.host_ip == node.host_ip
+    assert sorted(d.device_id for d in parsed.devices) == sorted(d.split("-")[1] for d in devices)
+    assert parsed.super_pod_id == 0 and parsed.server_index == str(node.index)
+    assert started["status"]["hostIP"] == node.host_ip and started["status"]["podIP"] == node.pod_ip(0)
+
+    async def devices_left_the_free_list():
+        configmap = await api.get(
+            f"/api/v1/namespaces/kube-system/configmaps/{deviceinfo.configmap_name(node_name)}"
+        )
+        healthy = deviceinfo.parse(configmap, "huawei.com/Ascend910").healthy
+        return not set(devices) & set(healthy) and len(healthy) == 12
+
+    await eventually(devices_left_the_free_list)
+
+
+async def test_binding_honours_node_selector_affinity_and_pinned_devices(a3, api):
+    third = a3.node_names[3]
+    await api.create(PODS, pod("by-selector", 2, nodeSelector={nodes.SERVER_LABEL: "2"}))
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [third]}]}
+                ]
+            }
+        }
+    }
+    await api.create(
+        PODS,
+        pod(
+            "by-affinity",
+            2,
+            annotations={"huawei.com/Ascend910": "Ascend910-9,Ascend910-8"},
+            affinity=affinity,
+        ),
+    )
+    by_selector = await eventually(lambda: _running(api, "by-selector"))
+    by_affinity = await eventually(lambda: _running(api, "by-affinity"))
+    assert by_selector["spec"]["nodeName"] == a3.node_names[2]
+    assert by_affinity["spec"]["nodeName"] == third
+    assert by_affinity["metadata"]["annotations"][podstatus.REAL_ANNOTATION] == "Ascend910-8,Ascend910-9"
+
+
+async def test_a_device_in_use_is_refused_with_an_event_until_its_holder_goes(a3, api):
+    node = a3.node_names[0]
+    pinned = {"huawei.com/Ascend910": "Ascend910-0,Ascend910-1"}
+    await api.create(PODS, pod("holder", 2, annotations=pinned, node_name=node))
+    await eventually(lambda: _running(api, "holder"))
+    await api.create(PODS, pod("second", 2, annotations=pinned, node_name=node))
+
+    async def refused():
+        return [e for e in await _events(api, "second") if e["reason"] == "UnexpectedAdmissionError"]
+
+    (event,) = await eventually(refused)
+    assert "Ascend910-0 is already in use by train/holder" in event["message"]
+    assert (await api.get(f"{PODS}/second"))["status"].get("phase", "Pending") == "Pending"
+    await api.delete(f"{PODS}/holder")
+    started = await eventually(lambda: _running(api, "second"))
+    assert started["metadata"]["annotations"][podstatus.REAL_ANNOTATION] == "Ascend910-0,Ascend910-1"
+
+
+async def test_an_unhealthy_device_is_refused_and_a_finished_pod_frees_its_devices(a3, api):
+    node = a3.node_names[1]
+    await control.inject(api, node, faults.Kind.UNHEALTHY, "Ascend910-5")
+    await api.create(
+        PODS, pod("on-bad", 1, annotations={"huawei.com/Ascend910": "Ascend910-5"}, node_name=node)
+    )
+
+    async def refused():
+        return [e for e in await _events(api, "on-bad") if "Ascend910-5 is unhealthy" in e["message"]]
+
+    await eventually(refused)
+    await control.heal(api, node, faults.Kind.UNHEALTHY, "Ascend910-5")
+    await eventually(lambda: _running(api, "on-bad"))
+    await api.patch(f"{PODS}/on-bad/status", {"status": {"phase": "Succeeded"}})
+    await api.create(
+        PODS, pod("after", 1, annotations={"huawei.com/Ascend910": "Ascend910-5"}, node_name=node)
+    )
+    await eventually(lambda: _running(api, "after"))
+
+
+async def test_a_pod_that_fits_nowhere_gets_a_failed_scheduling_event(a3, api):
+    await api.create(PODS, pod("too-big", 32))
+
+    async def failed():
+        return [e for e in await _events(api, "too-big") if e["reason"] == "FailedScheduling"]
+
+    (event,) = await eventually(failed)
+    assert event["message"] == "0/4 nodes are available: 4 Insufficient huawei.com/Ascend910."
