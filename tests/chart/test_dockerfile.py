@@ -3,6 +3,7 @@ installs pins the runtime dependencies declared in pyproject.toml."""
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.metadata
 import tomllib
 
@@ -127,3 +128,46 @@ def test_the_lock_is_closed_over_the_dependencies_of_each_package_it_pins():
 def test_a_lock_line_without_an_exact_pin_is_refused():
     with pytest.raises(ValueError, match="not an exact pin"):
         requirements_lock.parse("kopf>=1.45\n")
+
+
+def _dockerignore_includes(path: str, patterns: list[str]) -> bool:
+    """Docker's rule: the last pattern matching the path or one of its parent directories decides."""
+    parts = path.split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    included = True
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        glob = pattern.removeprefix("!").rstrip("/")
+        if any(fnmatch.fnmatchcase(candidate, glob) for candidate in candidates):
+            included = negated
+    return included
+
+
+def _dockerignore() -> list[str]:
+    lines = (conftest.ROOT / ".dockerignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def test_the_build_context_holds_what_the_dockerfile_copies_and_nothing_else():
+    patterns = _dockerignore()
+    builder = dockerfile_lint.stages(DOCKERFILE.read_text())[0]
+    sources = [
+        word
+        for instruction in builder.instructions
+        if instruction.keyword == "COPY" and "--from=" not in instruction.arguments
+        for word in instruction.arguments.split()[:-1]
+    ]
+    assert sources, "the builder copies nothing from the context"
+    for source in sources:
+        assert (conftest.ROOT / source).exists(), source
+        assert _dockerignore_includes(source, patterns), f".dockerignore leaves out {source}"
+    assert _dockerignore_includes("operator/superpod/cli.py", patterns)
+    for left_out in (
+        ".venv/bin/python",
+        ".git/HEAD",
+        "tests/conftest.py",
+        "operator/superpod/__pycache__/cli.pyc",
+    ):
+        assert not _dockerignore_includes(left_out, patterns), (
+            f"{left_out} would be sent to the Docker daemon"
+        )
