@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import datetime
 import json
+import time
 from typing import Any
 
 from superpod.sandbox import errors, strategic
@@ -25,8 +26,19 @@ _IGNORED_METADATA = {
 }  # fmt: skip
 
 
+_clock: list[Any] = [-1, ""]  # (whole second, its RFC 3339 text): formatting once per second is cheaper
+
+
 def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current time as kube writes it (RFC 3339, whole seconds, UTC)."""
+    second = int(time.time())
+    if second != _clock[0]:
+        _clock[0], _clock[1] = (
+            second,
+            datetime.datetime.fromtimestamp(second, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+    text: str = _clock[1]
+    return text
 
 
 def fields(obj: Object, with_status: bool = True) -> dict[Path, Any]:

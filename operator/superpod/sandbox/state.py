@@ -192,7 +192,7 @@ class State:
 
     async def create(self, target: Target, body: Any, options: Options) -> Outcome:
         resource = target.resource
-        obj = self._check_body(target, copy.deepcopy(body))
+        obj = self._check_body(target, body)  # the body is ours: freshly decoded by the caller
         meta = obj["metadata"]
         metadata.require_name(resource.kind, resource.group, meta)
         if meta.get("resourceVersion"):
@@ -294,7 +294,7 @@ class State:
     # update ------------------------------------------------------------------------------------------
 
     async def update(self, target: Target, body: Any, options: Options) -> Outcome:
-        obj = self._check_body(target, copy.deepcopy(body))
+        obj = self._check_body(target, body)  # the body is ours: freshly decoded by the caller
         name = obj["metadata"].get("name")
         if name != target.name:
             raise errors.bad_request(
