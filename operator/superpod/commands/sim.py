@@ -40,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up.add_argument(
         "--refresh-seconds", type=float, default=60.0, help="device-info ConfigMap refresh interval"
     )
+    up.add_argument(
+        "--list-used-devices",
+        action="store_true",
+        help="keep devices pods use in the ConfigMap's free list (the real plugin leaves them out)",
+    )
     up.add_argument("--once", action="store_true", help="register, print, and exit (objects stay)")
     down = sub.add_parser("down", help="delete the simulated Nodes, ConfigMaps and the pods bound to them")
     down.add_argument(
@@ -76,6 +81,7 @@ async def _up(args: argparse.Namespace) -> int:
         heartbeat_seconds=args.heartbeat_seconds,
         refresh_seconds=args.refresh_seconds,
         metrics_port=args.metrics_port,
+        free_list_excludes_used=not args.list_used_devices,
     )
     simulated = fleet.Fleet(
         args.profile,

@@ -78,13 +78,13 @@ async def rewrite_plugin_state(
             plugin_state.read(current, target.hardware.resource) if current else plugin_state.PluginState()
         )
         new_state = change(state)
+        in_use = await _in_use(api, target.node.name)
+        if current is not None and in_use & set(deviceinfo.parse(current, target.hardware.resource).healthy):
+            in_use = (
+                set()
+            )  # the running simulator lists used devices too (Options.free_list_excludes_used off)
         body = plugin_state.configmap(
-            target.fleet,
-            target.node,
-            new_state,
-            int(time.time()),
-            await _in_use(api, target.node.name),
-            fleet_label=nodes.FLEET_LABEL,
+            target.fleet, target.node, new_state, int(time.time()), in_use, fleet_label=nodes.FLEET_LABEL
         )
         try:
             if current is None:

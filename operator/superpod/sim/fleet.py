@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from superpod.cluster import client
-from superpod.sim import control, exporter, hardware, kubelet, layout, mirror, publisher
+from superpod.sim import control, exporter, faults, hardware, kubelet, layout, mirror, publisher
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class Options:
     concurrency: int = 32  # API calls in flight at once
     metrics_port: int | None = None  # None: no exporter; 0: a free port on 127.0.0.1
     telemetry_tick_seconds: float = 5.0  # counter integration between scrapes
+    free_list_excludes_used: bool = True  # as the real plugin; False lists used devices too (older consumers)
 
 
 class Fleet:
@@ -150,6 +151,16 @@ class Fleet:
         if self._own_api and self._api is not None:
             await self._api.__aexit__(None, None, None)
             self._api = None
+
+    async def inject(
+        self, node: str, kind: str | faults.Kind, device: str | None = None, *, switch_port: int = 0
+    ) -> str:
+        """`superpod sim fault` from Python; returns what changed."""
+        return await control.inject(self.api, node, faults.Kind(kind), device, switch_port=switch_port)
+
+    async def heal(self, node: str, kind: str | faults.Kind | None = None, device: str | None = None) -> str:
+        """`superpod sim heal` from Python; returns what changed."""
+        return await control.heal(self.api, node, faults.Kind(kind) if kind else None, device)
 
     async def remove(self) -> dict[str, int]:
         """Delete this fleet's Nodes, ConfigMaps and the pods bound to its nodes."""

@@ -21,6 +21,9 @@ JSON = dict[str, Any]
 
 REAL_ANNOTATION = "huawei.com/AscendReal"
 KUBELET_DEVICES_ANNOTATION = "huawei.com/kltDev"
+SIMULATED_DEVICES_ANNOTATION = "superpod.dev/simulated-devices"
+"""Where the simulator records the GPUs a GB200 pod got: NVIDIA's plugin writes no pod annotation, and the
+kubelet's own record (its device-manager checkpoint) lives on the node, not in the API."""
 
 
 def configuration(fleet: layout.Layout, node: layout.SimNode, pod_name: str, devices: Sequence[str]) -> str:
@@ -50,9 +53,11 @@ def allocation_annotations(
     fleet: layout.Layout, node: layout.SimNode, pod_name: str, devices: Sequence[str]
 ) -> dict[str, str]:
     """The annotations the device plugin writes after Allocate (none for pods without devices)."""
-    if not devices or not fleet.hardware.facts.configuration_annotation:
+    if not devices:
         return {}
     ordered = ",".join(sorted(devices))  # Go sort.Strings
+    if not fleet.hardware.facts.configuration_annotation:
+        return {SIMULATED_DEVICES_ANNOTATION: ordered}
     return {
         KUBELET_DEVICES_ANNOTATION: ordered,
         REAL_ANNOTATION: ordered,
@@ -94,6 +99,7 @@ def running_status(pod: Mapping[str, Any], host_ip: str, pod_ip: str, now: str) 
 
 
 def used_devices(pod: Mapping[str, Any]) -> tuple[str, ...]:
-    """The devices a pod holds according to its `huawei.com/AscendReal` annotation."""
+    """The devices a pod holds: its `huawei.com/AscendReal` annotation (GB200: the simulator's own record)."""
     annotations: Mapping[str, str] = (pod.get("metadata") or {}).get("annotations") or {}
-    return tuple(name for name in annotations.get(REAL_ANNOTATION, "").split(",") if name)
+    value = annotations.get(REAL_ANNOTATION) or annotations.get(SIMULATED_DEVICES_ANNOTATION, "")
+    return tuple(name for name in value.split(",") if name)

@@ -75,8 +75,10 @@ class Publisher:
         view: mirror.Mirror,
         *,
         concurrency: int = 32,
+        exclude_used: bool = True,
     ) -> None:
         self.api = api
+        self.exclude_used = exclude_used  # the real plugin's free list leaves out devices pods use
         self.fleet = fleet
         self.view = view
         self.concurrency = concurrency

@@ -66,6 +66,7 @@ HELP = {
     },
 }
 """Metric name -> help text (NPU-Exporter's), in exposition order."""
+METRICS = tuple(HELP)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,29 +138,36 @@ class Telemetry:
         if self.fleet.hardware.family is hardware.Family.GPU:
             return ""
         wanted = set(node_names) if node_names is not None else None
-        model = self.fleet.hardware.facts.model_name
-        samples: dict[str, list[str]] = {name: [] for name in HELP}
+        model = _escape(self.fleet.hardware.facts.model_name)
+        samples: list[list[str]] = [[] for _ in METRICS]
+        idle = traffic.Rates()
+        healthy = DeviceStatus()
         for node in self.fleet.nodes:
             if wanted is not None and node.name not in wanted:
                 continue
+            node_part = f',node="{_escape(node.name)}"' if node_label else ""
             for index, device in enumerate(node.devices):
                 key = (node.name, device)
-                status = self.status.get(key, DeviceStatus())
+                status = self.status.get(key, healthy)
                 if status.node_down:
                     continue
-                counters = self.counters[key]
-                rate = self.rates.get(key, traffic.Rates())
-                labels = _labels(node, index, model, status, node_label)
-                values = _values(counters, rate, status)
-                for name, value in values.items():
-                    samples[name].append(f"{name}{{{labels}}} {_number(value)}")
+                labels = (
+                    f'{{id="{layout.device_index(device)}",model_name="{model}",'
+                    f'vdie_id="{node.superpod_id:02x}{node.index:04x}{index:02x}",'
+                    f'pcie_bus_info="0000:{(0x01 + 0x10 * index) % 256:02x}:00.0",'
+                    f'namespace="{_escape(status.namespace)}",pod_name="{_escape(status.pod_name)}",'
+                    f'container_name="{_escape(status.container_name)}"{node_part}}} '
+                )
+                values = _values(self.counters[key], self.rates.get(key, idle), status)
+                for series, value in zip(samples, values, strict=True):
+                    series.append(labels + value)
         lines: list[str] = []
-        for name, help_text in HELP.items():
-            if not samples[name]:
+        for name, series in zip(METRICS, samples, strict=True):
+            if not series:
                 continue
-            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# HELP {name} {HELP[name]}")
             lines.append(f"# TYPE {name} gauge")
-            lines.extend(samples[name])
+            lines.extend(name + sample for sample in series)
         return "\n".join(lines) + "\n" if lines else ""
 
 
@@ -167,46 +175,30 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _labels(node: layout.SimNode, index: int, model: str, status: DeviceStatus, node_label: bool) -> str:
-    values = (
-        str(layout.device_index(node.devices[index])),
-        model,
-        f"{node.superpod_id:02x}{node.index:04x}{index:02x}",
-        f"0000:{(0x01 + 0x10 * index) % 256:02x}:00.0",
-        status.namespace,
-        status.pod_name,
-        status.container_name,
-    )
-    pairs = [f'{name}="{_escape(value)}"' for name, value in zip(CARD_LABELS, values, strict=True)]
-    if node_label:
-        pairs.append(f'node="{_escape(node.name)}"')
-    return ",".join(pairs)
+def _rate(bytes_per_second: float) -> str:
+    return f"{bytes_per_second / MEGABYTE:.3f}".rstrip("0").rstrip(".")
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:.3f}"
-
-
-def _values(counters: Counters, rate: traffic.Rates, status: DeviceStatus) -> dict[str, float]:
-    link_up = status.network_ok and status.healthy
-    per_link_tx = counters.hccs_tx_bytes / HCCS_MESSAGE_BYTES / len(HCCS_LINKS)
-    per_link_rx = counters.hccs_rx_bytes / HCCS_MESSAGE_BYTES / len(HCCS_LINKS)
-    per_link_crc = counters.crc_errors
-    values: dict[str, float] = {
-        "npu_chip_info_health_status": 1.0 if status.healthy else 0.0,
-        "npu_chip_info_network_status": 1.0 if status.network_ok and status.healthy else 0.0,
-        "npu_chip_info_link_status": 1.0 if link_up else 0.0,
-        "npu_chip_link_up_num": float(counters.link_up_num),
-        "npu_chip_info_hccs_bandwidth_info_total_tx": round(rate.intra_superpod / MEGABYTE, 3),
-        "npu_chip_info_hccs_bandwidth_info_total_rx": round(rate.intra_superpod / MEGABYTE, 3),
-        "npu_chip_info_bandwidth_tx": round(rate.roce / MEGABYTE, 3),
-        "npu_chip_info_bandwidth_rx": round(rate.roce / MEGABYTE, 3),
-        "npu_chip_roce_tx_all_pkt_num": float(int(counters.roce_tx_bytes // ROCE_PACKET_BYTES)),
-        "npu_chip_roce_rx_all_pkt_num": float(int(counters.roce_rx_bytes // ROCE_PACKET_BYTES)),
-        "npu_chip_roce_rx_err_pkt_num": float(int(counters.roce_rx_errors)),
-    }
-    for link in HCCS_LINKS:
-        values[f"npu_chip_info_hccs_statistic_info_tx_cnt_{link}"] = float(int(per_link_tx))
-        values[f"npu_chip_info_hccs_statistic_info_rx_cnt_{link}"] = float(int(per_link_rx))
-        values[f"npu_chip_info_hccs_statistic_info_crc_err_cnt_{link}"] = float(int(per_link_crc))
-    return values
+def _values(counters: Counters, rate: traffic.Rates, status: DeviceStatus) -> list[str]:
+    """The device's sample values, formatted, in METRICS order."""
+    up = "1" if status.network_ok and status.healthy else "0"
+    per_link_tx = str(int(counters.hccs_tx_bytes / HCCS_MESSAGE_BYTES / len(HCCS_LINKS)))
+    per_link_rx = str(int(counters.hccs_rx_bytes / HCCS_MESSAGE_BYTES / len(HCCS_LINKS)))
+    per_link_crc = str(int(counters.crc_errors))
+    intra, roce = _rate(rate.intra_superpod), _rate(rate.roce)
+    return [
+        "1" if status.healthy else "0",
+        up,
+        up,
+        str(counters.link_up_num),
+        intra,
+        intra,
+        roce,
+        roce,
+        str(int(counters.roce_tx_bytes // ROCE_PACKET_BYTES)),
+        str(int(counters.roce_rx_bytes // ROCE_PACKET_BYTES)),
+        str(int(counters.roce_rx_errors)),
+        *([per_link_tx] * len(HCCS_LINKS)),
+        *([per_link_rx] * len(HCCS_LINKS)),
+        *([per_link_crc] * len(HCCS_LINKS)),
+    ]

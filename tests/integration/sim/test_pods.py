@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from superpod.cluster import deviceinfo
 from superpod.ranktable import configuration
-from superpod.sim import control, faults, nodes, podstatus
+from superpod.sim import control, faults, fleet, nodes, podstatus
 
-from tests.integration.sim.conftest import eventually, pod
+from tests.integration.sim.conftest import FAST, eventually, pod
 
 PODS = "/api/v1/namespaces/train/pods"
 
@@ -122,3 +124,42 @@ async def test_a_pod_that_fits_nowhere_gets_a_failed_scheduling_event(a3, api):
 
     (event,) = await eventually(failed)
     assert event["message"] == "0/4 nodes are available: 4 Insufficient huawei.com/Ascend910."
+
+
+async def test_gb200_pods_get_distinct_gpus_recorded_on_the_pod(sandbox, api):
+    async with fleet.Fleet(
+        "nvidia-gb200-nvl72", kubeconfig=sandbox.kubeconfig, nodes=1, options=FAST
+    ) as gb200:
+        for index in range(3):
+            body = pod(f"gpu-{index}", 0, node_name=gb200.node_names[0])
+            body["spec"]["containers"][0]["resources"] = {
+                "limits": {"nvidia.com/gpu": "1" if index < 2 else "3"}
+            }
+            await api.create(PODS, body)
+        first = await eventually(lambda: _running(api, "gpu-0"))
+        second = await eventually(lambda: _running(api, "gpu-1"))
+        taken = {podstatus.used_devices(first), podstatus.used_devices(second)}
+        assert len(taken) == 2 and all(len(devices) == 1 for devices in taken)
+        assert "huawei.com/AscendReal" not in first["metadata"]["annotations"]
+
+        async def refused():
+            return [
+                e for e in await _events(api, "gpu-2") if "requested 3 nvidia.com/gpu, 2 free" in e["message"]
+            ]
+
+        await eventually(refused)
+
+
+async def test_the_compatibility_mode_keeps_used_devices_in_the_free_list(sandbox, api):
+    options = dataclasses.replace(FAST, free_list_excludes_used=False)
+    async with fleet.Fleet("ascend-910b", kubeconfig=sandbox.kubeconfig, nodes=1, options=options) as b:
+        node = b.node_names[0]
+        await api.create(PODS, pod("busy", 8, node_name=node))
+        await eventually(lambda: _running(api, "busy"))
+        await b.inject(node, "unhealthy", "Ascend910-7")
+        configmap = await api.get(
+            f"/api/v1/namespaces/kube-system/configmaps/{deviceinfo.configmap_name(node)}"
+        )
+        info = deviceinfo.parse(configmap, "huawei.com/Ascend910")
+        assert len(info.healthy) == 7 and info.unhealthy == {"Ascend910-7"}
+        assert await b.heal(node) == f"node {node}: all faults cleared on every device"

@@ -59,3 +59,10 @@ def test_a_started_pod_is_running_with_its_ips_and_ready_conditions():
     assert (status["phase"], status["hostIP"], status["podIP"]) == ("Running", "10.0.0.1", "100.64.0.2")
     assert {c["type"]: c["status"] for c in status["conditions"]}["Ready"] == "True"
     assert status["containerStatuses"][0]["state"]["running"]
+
+
+def test_gb200_pods_get_only_the_simulators_record_of_their_gpus():
+    gb200 = layout.build(hardware.describe("nvidia-gb200-nvl72"), node_count=1)
+    annotations = podstatus.allocation_annotations(gb200, gb200.nodes[0], "p", ["nvidia-1", "nvidia-0"])
+    assert annotations == {podstatus.SIMULATED_DEVICES_ANNOTATION: "nvidia-0,nvidia-1"}
+    assert podstatus.used_devices({"metadata": {"annotations": annotations}}) == ("nvidia-0", "nvidia-1")
