@@ -66,3 +66,17 @@ def test_gb200_pods_get_only_the_simulators_record_of_their_gpus():
     annotations = podstatus.allocation_annotations(gb200, gb200.nodes[0], "p", ["nvidia-1", "nvidia-0"])
     assert annotations == {podstatus.SIMULATED_DEVICES_ANNOTATION: "nvidia-0,nvidia-1"}
     assert podstatus.used_devices({"metadata": {"annotations": annotations}}) == ("nvidia-0", "nvidia-1")
+
+
+def test_atlas_950_devices_carry_the_network_levels_the_v2_rank_table_needs():
+    a5 = layout.build(hardware.describe("atlas-950"), node_count=10)
+    annotations = podstatus.allocation_annotations(a5, a5.nodes[9], "p", ["npu-5"])
+    assert configuration.NPU_ANNOTATION in annotations
+    parsed = configuration.parse_ascend_configuration(annotations[configuration.NPU_ANNOTATION])
+    (device,) = parsed.devices
+    assert [level.level for level in device.level_list] == [0, 1, 3]
+    ub = device.level_list[0].element("UB")
+    assert ub is not None and ub.net_instance_id == "0_9" and ub.net_type == "TOPO_FILE_DESC"
+    assert ub.rank_addr_list[0].addr == f"{0:016x}0000000900050101"
+    roce = device.level_list[2].element("ROCE")
+    assert roce is not None and roce.rank_addr_list[0].addr == a5.nodes[9].device_ip(5)
