@@ -314,7 +314,18 @@ def test_a_single_replica_gets_no_disruption_budget(rendered, case):
 def test_peering_replicas_share_a_cluster_peering_object(rendered):
     peering = chart_helm.one(rendered("the default values"), "ClusterKopfPeering")
     assert peering["metadata"]["name"] == "superpod-operator"
+    assert chart_helm.find(rendered("the default values"), "KopfPeering") == []
     assert chart_helm.find(rendered("a single standalone replica"), "ClusterKopfPeering") == []
+
+
+def test_a_namespaced_operator_gets_a_peering_object_in_its_namespace(rendered):
+    manifests = rendered("every optional feature is on")
+    assert chart_helm.find(manifests, "ClusterKopfPeering") == []
+    peering = chart_helm.one(manifests, "KopfPeering")
+    assert (peering["metadata"]["name"], peering["metadata"]["namespace"]) == (
+        "superpod-operator",
+        "training",
+    )
 
 
 @pytest.mark.parametrize("case", ["the default values", "every optional feature is on"])
@@ -329,6 +340,8 @@ def test_namespaced_objects_live_in_the_release_namespace(rendered, case):
     for manifest in rendered(case):
         if manifest["kind"] in cluster_scoped:
             assert "namespace" not in manifest["metadata"]
+        elif manifest["kind"] == "KopfPeering" or manifest["metadata"]["name"].endswith("-peering"):
+            assert manifest["metadata"]["namespace"] == "training", manifest["kind"]  # the watched namespace
         else:
             assert manifest["metadata"]["namespace"] == "superpod-system", manifest["kind"]
 

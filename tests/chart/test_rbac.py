@@ -46,14 +46,14 @@ def _grants(role: dict) -> dict[tuple[str, str], frozenset[str]]:
     return {key: frozenset(verbs) for key, verbs in grants.items()}
 
 
-def _rbac(rendered, case: str) -> dict[str, dict]:
-    manifests = rendered(case)
-    return {kind: chart_helm.one(manifests, kind) for kind in ("ClusterRole", "Role")}
+def _cluster_role(rendered, case: str) -> dict:
+    return chart_helm.one(rendered(case), "ClusterRole")
 
 
 @pytest.mark.parametrize("case", cases.VALUE_SETS)
 def test_no_rule_uses_a_wildcard(rendered, case):
-    for role in _rbac(rendered, case).values():
+    manifests = rendered(case)
+    for role in chart_helm.find(manifests, "ClusterRole") + chart_helm.find(manifests, "Role"):
         for rule in role["rules"]:
             for field in ("apiGroups", "resources", "verbs", "resourceNames"):
                 assert "*" not in rule.get(field, []), f"{role['kind']} {rule}"
@@ -65,11 +65,26 @@ def test_no_rule_uses_a_wildcard(rendered, case):
         ("the default values", CONTRACT),
         ("the operator manages its webhook configuration", CONTRACT | MANAGED_WEBHOOK),
         ("the operator manages its webhook configuration with cert-manager", CONTRACT | MANAGED_WEBHOOK),
-        ("every optional feature is on", CONTRACT),
     ],
 )
 def test_the_cluster_role_grants_exactly_the_contract(rendered, case, expected):
-    assert _grants(_rbac(rendered, case)["ClusterRole"]) == expected
+    assert _grants(_cluster_role(rendered, case)) == expected
+
+
+def test_a_namespaced_operator_peers_inside_its_namespace(rendered):
+    """kopf serving one namespace uses a KopfPeering there, not the cluster-wide one (kopf's own rule)."""
+    manifests = rendered("every optional feature is on")
+    cluster_wide_peering = ("kopf.dev", "clusterkopfpeerings")
+    assert _grants(_cluster_role(rendered, "every optional feature is on")) == {
+        key: verbs for key, verbs in CONTRACT.items() if key != cluster_wide_peering
+    }
+    grants = rbac.grants_of(manifests, "superpod-superpod-operator", chart_helm.NAMESPACE)
+    peering = chart_helm.one(manifests, "KopfPeering")
+    assert peering["metadata"]["namespace"] == "training"
+    for verb in ("get", "list", "watch", "patch"):
+        assert rbac.allowed(grants, rbac.Call(verb, "kopf.dev", "kopfpeerings", namespace="training"))
+    assert not rbac.allowed(grants, rbac.Call("patch", "kopf.dev", "kopfpeerings", namespace="team-a"))
+    assert not rbac.allowed(grants, rbac.Call("patch", "kopf.dev", "clusterkopfpeerings"))
 
 
 def test_the_only_secret_the_operator_may_read_is_its_webhook_certificate(rendered):

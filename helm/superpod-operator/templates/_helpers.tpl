@@ -76,9 +76,16 @@ app.kubernetes.io/part-of: superpod-operator
 /etc/superpod/tls
 {{- end }}
 
-{{/* true when the kopf.dev ClusterKopfPeering CRD ships with the chart or is already served. */}}
+{{/* The kopf peering kind: cluster-wide when the operator serves all namespaces, namespaced otherwise. */}}
+{{- define "superpod-operator.peeringKind" -}}
+{{- if .Values.operator.watchNamespace }}KopfPeering{{ else }}ClusterKopfPeering{{ end }}
+{{- end }}
+
+{{/* true when the CRD of that peering kind ships with the chart or is already served. */}}
 {{- define "superpod-operator.peeringCRDAvailable" -}}
-{{- if or (.Files.Get "crds/kopf.dev_clusterkopfpeerings.yaml") (.Capabilities.APIVersions.Has "kopf.dev/v1/ClusterKopfPeering") -}}
+{{- $kind := include "superpod-operator.peeringKind" . }}
+{{- $file := printf "crds/kopf.dev_%ss.yaml" (lower $kind) }}
+{{- if or (.Files.Get $file) (.Capabilities.APIVersions.Has (printf "kopf.dev/v1/%s" $kind)) -}}
 true
 {{- end }}
 {{- end }}
