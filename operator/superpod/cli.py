@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "write the CustomResourceDefinitions generated from the API models (--check: diff only)",
     ),
     "sandbox": ("sandbox", "serve a local in-memory Kubernetes API server and write a kubeconfig for it"),
+    "plan": ("plan", "offline what-if: place a SuperPod's partitions and print the placements and an occupancy map"),
     "bench": ("bench", "placement benchmarks: generate and replay churn traces, measure decision latency"),
     "sim": ("sim", "a simulated Ascend fleet (up|down|fault|heal): nodes, device plugin, NPU-Exporter"),
 }

@@ -178,7 +178,7 @@ def _scale(args: argparse.Namespace, out: TextIO) -> int:
 
 def _scale_one(profile_name: str, decisions: int, fill: float, seed: int) -> dict[str, Any]:
     """Fill with trace-like requests, then time `decisions` plan calls, each followed by a commit and the
-    release of a random live partition (so the load stays put)."""
+    release of random live partitions until the load is back at `fill`."""
     allocator = _allocator(profile_name, bestfit.BestFit(), None)
     usable = allocator.capacity().free
     rng = random.Random(seed)
@@ -213,7 +213,7 @@ def _scale_one(profile_name: str, decisions: int, fill: float, seed: int) -> dic
         if isinstance(decision, result.Placement):
             allocator.commit(event.id, decision)
             live.append(event.id)
-        if live:
+        while live and allocator.state.total_held > fill * usable:
             allocator.release(live.pop(rng.randrange(len(live))))
     ordered = sorted(latencies)
     return {

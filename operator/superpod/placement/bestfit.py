@@ -91,27 +91,66 @@ class _Search:
     # ---- choosing domains ----------------------------------------------------------------------------
 
     def best_domain(self, level: int, need: int, candidates: Sequence[int] | range) -> int | None:
-        """The best-fit domain of `level` among `candidates` hosting `need` slots (None if none does)."""
+        """The best-fit domain of `level` among `candidates` hosting `need` slots (None if none does).
+
+        Fewest free slots first; ties go to the fewest free devices, then to the fullest parent, and so on
+        up the tree; then topology order. Each tie-break filters the remaining candidates once, so a
+        decision on 65,536 nodes costs a few linear passes over plain lists.
+        """
         caps = self.caps[level]
-        fitting = [d for d in candidates if caps[d] - self.used.get((level, d), 0) >= need]
+        used = self.used
+        if level == 0 and not used and isinstance(candidates, range) and len(self.tree.levels) > 1:
+            return self.tightest_node(need)
+        if used:
+            values = {d: caps[d] - used.get((level, d), 0) for d in candidates}
+        else:
+            values = {d: caps[d] for d in candidates}
+        fitting = [value for value in values.values() if value >= need]
         if not fitting:
             return None
-        if len(fitting) == 1:
-            return fitting[0]
-        tightest = min(self.cap(level, d) for d in fitting)
-        tied = [d for d in fitting if self.cap(level, d) == tightest]
-        if len(tied) == 1:
-            return tied[0]
-        return min(tied, key=lambda d: self.fullness_key(level, d))
+        tightest = min(fitting)
+        tied = [d for d, value in values.items() if value == tightest]
+        return self.fullest(level, tied)
 
-    def fullness_key(self, level: int, domain: int) -> tuple[int, ...]:
-        """Fewest free devices in the domain, then in its parent, and so on; then topology order."""
+    def tightest_node(self, need: int) -> int | None:
+        """The node hosting the fewest slots >= `need`, found from the root down through the node
+        histograms: the fullest child (fewest free devices) holding such a node at every level, then the
+        fullest such node. Costs the children of one path, not the nodes of the tree."""
+        tree = self.tree
+        hist = self.state.node_hist[self.shape.key]
+        top = len(tree.levels) - 1
+        root_counts = hist[top][0]
+        tightest = next((c for c in range(need, len(root_counts)) if root_counts[c]), None)
+        if tightest is None:
+            return None
         free_count = self.state.free_count
-        key = [free_count[level][domain]]
-        for ancestor_level, ancestor in self.tree.ancestors(level, domain):
-            key.append(free_count[ancestor_level][ancestor])
-        key.append(domain)
-        return tuple(key)
+        domain = 0
+        for level in range(top, 1, -1):
+            below = hist[level - 1]
+            counts = free_count[level - 1]
+            domain = min(
+                (c for c in tree.levels[level][domain].children if below[c][tightest]),
+                key=lambda c: (counts[c], c),
+            )
+        caps = self.caps[0]
+        nodes = [n for n in tree.levels[1][domain].children if caps[n] == tightest]
+        return min(nodes, key=lambda n: (free_count[0][n], n))
+
+    def fullest(self, level: int, tied: list[int]) -> int:
+        """Among domains of `level`, the one with the fewest free devices, then the fullest parent, ..."""
+        free_count = self.state.free_count
+        current = {d: d for d in tied}  # candidate -> its ancestor at `at_level`
+        at_level = level
+        while len(tied) > 1:
+            counts = free_count[at_level]
+            least = min(counts[current[d]] for d in tied)
+            tied = [d for d in tied if counts[current[d]] == least]
+            if at_level + 1 >= len(free_count):
+                break
+            parents = self.tree.parents[at_level]
+            current = {d: parents[current[d]] for d in tied}
+            at_level += 1
+        return min(tied)
 
     def split(self, level: int, domain: int, need: int, capacity: dict[int, int]) -> list[tuple[int, int]]:
         """(child, amount) covering `need`: largest children first until the rest fits, then best fit."""
@@ -123,7 +162,7 @@ class _Search:
             if fitting:
                 tightest = min(capacity[c] for c in fitting)
                 tied = [c for c in fitting if capacity[c] == tightest]
-                best = min(tied, key=lambda c: self.fullness_key(level - 1, c)) if len(tied) > 1 else tied[0]
+                best = self.fullest(level - 1, tied)
                 chosen.append((best, remaining))
                 return chosen
             largest = children.pop(0)

@@ -7,7 +7,8 @@ Every change goes through `set_node`, which updates, along the node's path to th
 - `held_count[level][domain]`: held devices (a domain with none is *untouched*);
 - `untouched_free[level]`: free devices inside untouched domains of the level (for fragmentation);
 - for each pod shape in use, `caps[shape][level][domain]`: how many slots of that shape the domain's
-  non-reserve nodes can host now.
+  non-reserve nodes can host now, and `node_hist[shape][level][domain][c]`: how many of its nodes host
+  exactly c slots (so the tightest node can be found from the root down, without a scan of all nodes).
 
 So a decision reads counts and never rescans devices; a change costs O(tree depth x shapes in use).
 
@@ -38,6 +39,8 @@ class FreeState:
         self.held_count = [[0] * len(level) for level in tree.levels]
         self.untouched_free = [0] * len(tree.levels)
         self.caps: dict[ShapeKey, list[list[int]]] = {}
+        # per shape, per level >= 1, per domain: how many of its nodes host exactly c slots (index c)
+        self.node_hist: dict[ShapeKey, list[list[list[int]]]] = {}
         # totals over the whole tree
         self.total_free = 0  # free on non-reserve nodes
         self.total_reserved = 0  # free on reserve nodes
@@ -63,13 +66,27 @@ class FreeState:
         """Per level, per domain, the slots of shape `key` it can host now (computed once, then kept)."""
         caps = self.caps.get(key)
         if caps is None:
-            caps = [[0] * len(level) for level in self.tree.levels]
-            for node in self.tree.nodes:
-                value = self.node_cap(node.index, key)
-                if value:
-                    for level, domain in enumerate(node.domains):
-                        caps[level][domain] += value
+            levels = self.tree.levels
+            caps = [[0] * len(level) for level in levels]
+            values = [self.node_cap(node.index, key) for node in self.tree.nodes]
+            most = max(
+                (
+                    self.node_cap(node.index, key, include_reserve=True, free=node.full_mask)
+                    for node in self.tree.nodes
+                ),
+                default=0,
+            )
+            hist = [
+                [] if level == 0 else [[0] * (most + 1) for _ in levels[level]]
+                for level in range(len(levels))
+            ]
+            for node, value in zip(self.tree.nodes, values, strict=True):
+                for level, domain in enumerate(node.domains):
+                    caps[level][domain] += value
+                    if level:
+                        hist[level][domain][value] += 1
             self.caps[key] = caps
+            self.node_hist[key] = hist
         return caps
 
     def fragmentation(self, level: int = 0) -> float:
@@ -94,10 +111,17 @@ class FreeState:
         self.free[index] = node.full_mask & ~new_held & ~new_unhealthy
         self._add(index, +1)
         for key, caps in self.caps.items():
-            delta = self.node_cap(index, key) - old_caps[key]
-            if delta:
+            old = old_caps[key]
+            new = self.node_cap(index, key)
+            if new != old:
+                hist = self.node_hist[key]
+                delta = new - old
                 for level, domain in enumerate(node.domains):
                     caps[level][domain] += delta
+                    if level:
+                        counts = hist[level][domain]
+                        counts[old] -= 1
+                        counts[new] += 1
 
     def _add(self, index: int, sign: int) -> None:
         node = self.tree.nodes[index]

@@ -71,6 +71,9 @@ class TopologyTree:
         self.levels = levels
         self.node_tier = profile.node_tier
         self.by_name = {node.name: node for node in nodes}
+        self.parents: tuple[tuple[int, ...], ...] = tuple(
+            tuple(domain.parent for domain in level) for level in levels
+        )  # parents[level][domain]: the index of its parent in level + 1 (-1 for the root)
         self.device_index = {
             node.name: {device: i for i, device in enumerate(node.devices)} for node in nodes
         }

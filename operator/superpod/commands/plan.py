@@ -1,0 +1,342 @@
+"""`superpod plan -f SUPERPOD.yaml -f PARTITIONS.yaml [--json] [--png FILE]`: an offline what-if.
+
+Reads multi-document YAML: one SuperPod, its SuperPodPartitions (in file order, as `kubectl apply` would
+create them), and optionally Node objects and `mindx-dl-deviceinfo-<node>` ConfigMaps. Nodes come from those
+objects when given (membership, devices and health as the operator reads them); otherwise a healthy inventory
+is synthesised from the profile, and the output says so. Prints each partition's placement or reason and an
+occupancy map (rack x node x device, one letter and colour per partition), or writes it as a PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import string
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from superpod.api import partition as api_partition
+from superpod.api import superpod as api_superpod
+from superpod.cluster import deviceinfo
+from superpod.cluster import inventory as cluster_inventory
+from superpod.placement import allocator as placement_allocator
+from superpod.placement import request as placement_request
+from superpod.placement import result
+from superpod.topology import inventory, profiles, tiers, tree
+
+LETTERS = string.ascii_uppercase + string.ascii_lowercase + string.digits
+FREE, UNHEALTHY, RESERVE = ".", "x", "r"
+ANSI = [41, 42, 43, 44, 45, 46, 101, 102, 103, 104, 105, 106]  # background colours, one per partition
+MAP_RACK_LIMIT = 64
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-f", "--filename", dest="files", action="append", required=True, type=Path,
+        help="YAML file(s): a SuperPod, SuperPodPartitions, optionally Nodes and device-info ConfigMaps",
+    )  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--png", type=Path, help="write the occupancy map to this PNG file")
+
+
+class PlanError(ValueError):
+    """The input does not describe one SuperPod and its partitions."""
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        documents = [doc for path in args.files for doc in _load(path)]
+        report = plan(documents)
+    except (PlanError, OSError, yaml.YAMLError, ValueError) as error:
+        print(f"superpod plan: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump(report.to_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        report.print(sys.stdout, colour=sys.stdout.isatty())
+    if args.png:
+        write_png(report, args.png)
+        if not args.json:
+            print(f"wrote {args.png}")
+    return 0
+
+
+def _load(path: Path) -> list[dict[str, Any]]:
+    with path.open() as handle:
+        return [doc for doc in yaml.safe_load_all(handle) if isinstance(doc, dict)]
+
+
+class Report:
+    """The outcome of a plan: the allocator after every partition, and each partition's decision."""
+
+    def __init__(
+        self,
+        superpod: api_superpod.SuperPod,
+        allocator: placement_allocator.Allocator,
+        decisions: list[tuple[str, result.Placement | result.Rejection]],
+        synthesised: bool,
+        skipped: list[str],
+    ) -> None:
+        self.superpod = superpod
+        self.allocator = allocator
+        self.decisions = decisions
+        self.synthesised = synthesised
+        self.skipped = skipped
+
+    @property
+    def name(self) -> str:
+        return str(self.superpod.metadata.get("name", ""))
+
+    def letters(self) -> dict[str, str]:
+        placed = [pid for pid, decision in self.decisions if isinstance(decision, result.Placement)]
+        return {pid: LETTERS[i % len(LETTERS)] for i, pid in enumerate(placed)}
+
+    def to_json(self) -> dict[str, Any]:
+        partitions = []
+        for pid, decision in self.decisions:
+            entry: dict[str, Any] = {"partition": pid}
+            if isinstance(decision, result.Placement):
+                entry.update(
+                    phase=api_partition.Phase.ALLOCATED.value,
+                    tierSpan=decision.tier_span,
+                    nodeCount=decision.node_count,
+                    estimatedBandwidthGBps=decision.bandwidth_gbps,
+                    slots=[
+                        slot.model_dump(by_alias=True, exclude_none=True) for slot in decision.api_slots()
+                    ],
+                )
+            else:
+                entry.update(
+                    phase=api_partition.Phase.PENDING.value,
+                    reason=decision.reason.value,
+                    message=decision.message,
+                )
+            partitions.append(entry)
+        capacity = self.allocator.capacity()
+        return {
+            "superPod": self.name,
+            "profile": self.allocator.tree.profile.name,
+            "nodesSynthesised": self.synthesised,
+            "nodes": len(self.allocator.tree.nodes),
+            "partitions": partitions,
+            "skipped": self.skipped,
+            "capacity": {
+                "devices": capacity.api_devices().model_dump(),
+                "largestFreeBlock": [block.model_dump() for block in capacity.api_blocks()],
+                "fragmentation": capacity.fragmentation,
+            },
+        }
+
+    def print(self, out: TextIO, *, colour: bool) -> None:
+        profile = self.allocator.tree.profile
+        nodes = len(self.allocator.tree.nodes)
+        source = (
+            "synthesised from the profile (no Nodes given)" if self.synthesised else "from the given Nodes"
+        )
+        out.write(f"SuperPod {self.name}: profile {profile.name}, {nodes} nodes {source}\n")
+        letters = self.letters()
+        for pid, decision in self.decisions:
+            if isinstance(decision, result.Placement):
+                out.write(
+                    f"  [{_paint(letters[pid], letters[pid], colour)}] {pid}: Allocated, {len(decision.device_ids())} "
+                    f"devices on {decision.node_count} node(s), tier {decision.tier_span}, "
+                    f"~{decision.bandwidth_gbps:g} GB/s per device; nodes {_node_ranges(decision)}\n"
+                )
+            else:
+                out.write(f"      {pid}: Pending, {decision.reason.value}: {decision.message}\n")
+        for line in self.skipped:
+            out.write(f"      {line}\n")
+        capacity = self.allocator.capacity()
+        out.write(
+            f"capacity: {capacity.free} free, {capacity.allocated} allocated, {capacity.unhealthy} unhealthy, "
+            f"{capacity.reserved} reserved of {capacity.total}; fragmentation {capacity.fragmentation:.3f}\n"
+        )
+        out.write(f"occupancy ({FREE} free, {RESERVE} reserve, {UNHEALTHY} unhealthy):\n")
+        for line in occupancy_lines(self, colour=colour):
+            out.write(line + "\n")
+
+
+def _node_ranges(decision: result.Placement) -> str:
+    names = list(dict.fromkeys(slot.node for slot in decision.slots))
+    return ", ".join(names) if len(names) <= 4 else f"{names[0]} .. {names[-1]}"
+
+
+def _paint(text: str, letter: str, colour: bool) -> str:
+    if not colour or letter in (FREE, UNHEALTHY, RESERVE):
+        return text
+    return f"\x1b[30;{ANSI[LETTERS.index(letter) % len(ANSI)]}m{text}\x1b[0m"
+
+
+def device_grid(report: Report) -> list[tuple[str, list[tuple[str, str]]]]:
+    """(rack label, [(node name, one character per device)]) in topology order."""
+    allocator = report.allocator
+    topology = allocator.tree
+    owner: dict[tuple[str, str], str] = {}
+    letters = report.letters()
+    for pid, placement in allocator.partitions.items():
+        for node_name, devices in placement.held:
+            for device in devices:
+                owner[(node_name, device)] = letters.get(pid, "?")
+    racks: dict[str, list[tuple[str, str]]] = {}
+    for node in topology.nodes:
+        unhealthy = allocator.state.unhealthy[node.index]
+        cells = []
+        for bit, device in enumerate(node.devices):
+            if (node.name, device) in owner:
+                cells.append(owner[(node.name, device)])
+            elif unhealthy >> bit & 1:
+                cells.append(UNHEALTHY)
+            else:
+                cells.append(RESERVE if node.reserve else FREE)
+        racks.setdefault(_rack_label(topology, node), []).append((node.name, "".join(cells)))
+    return list(racks.items())
+
+
+def _rack_label(topology: tree.TopologyTree, node: tree.TreeNode) -> str:
+    profile = topology.profile
+    for level in range(1, len(topology.levels)):
+        if topology.tier_name(level) == tiers.RACK:
+            return topology.levels[level][node.domains[level]].id
+    if node.rack >= 0:
+        prefix = f"superpod-{node.superpod_index}/" if node.superpod_index >= 0 else ""
+        return f"{prefix}rack-{node.rack}"
+    per = profile.display_rack_nodes or 8
+    return f"nodes {node.index // per * per}-{node.index // per * per + per - 1}"
+
+
+def occupancy_lines(report: Report, *, colour: bool) -> list[str]:
+    grid = device_grid(report)
+    width = max(len(label) for label, _ in grid) if grid else 0
+    lines = []
+    shown = 0
+    hidden = 0
+    for label, nodes in grid:
+        busy = any(ch not in (FREE, RESERVE) for _, cells in nodes for ch in cells)
+        if shown >= MAP_RACK_LIMIT or (len(grid) > MAP_RACK_LIMIT and not busy):
+            hidden += 1
+            continue
+        shown += 1
+        rendered = " ".join("".join(_paint(ch, ch, colour) for ch in cells) for _, cells in nodes)
+        lines.append(f"  {label.ljust(width)}  {rendered}")
+    if hidden:
+        lines.append(f"  ... {hidden} more racks not shown (see --json or --png)")
+    return lines
+
+
+def write_png(report: Report, path: Path) -> None:
+    """The occupancy map as an image: one row per rack, its nodes side by side, one column per device."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import colors as mcolors
+    from matplotlib import pyplot as plt
+
+    grid = device_grid(report)
+    gap = -1  # a thin grey column between nodes
+    rows = []
+    for _, nodes in grid:
+        row: list[int] = []
+        for position, (_, cells) in enumerate(nodes):
+            if position:
+                row.append(gap)
+            row.extend(_code(ch) for ch in cells)
+        rows.append(row)
+    width = max((len(row) for row in rows), default=1)
+    matrix = [row + [gap] * (width - len(row)) for row in rows]
+    palette = ["#a0a0a0", "#ffffff", "#e0e0e0", "#000000"]
+    palette += [mcolors.to_hex(plt.get_cmap("tab20")(i % 20)) for i in range(len(LETTERS))]
+    figure, axes = plt.subplots(
+        figsize=(min(24.0, max(4.0, width * 0.12)), min(40.0, max(2.0, len(rows) * 0.22)))
+    )
+    axes.imshow(
+        matrix,
+        aspect="auto",
+        interpolation="nearest",
+        cmap=mcolors.ListedColormap(palette),
+        vmin=-1,
+        vmax=len(palette) - 2,
+    )
+    step = max(1, len(grid) // 60)
+    axes.set_yticks(range(0, len(grid), step), [label for label, _ in grid][::step], fontsize=6)
+    axes.set_xticks([])
+    axes.set_xlabel("nodes of the rack, side by side; one column per device")
+    letters = report.letters()
+    axes.set_title(
+        f"{report.name} ({report.allocator.tree.profile.name}): {len(letters)} partitions; "
+        "white free, light grey reserve, black unhealthy",
+        fontsize=8,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _code(cell: str) -> int:
+    """Colour index of one map character (see write_png's palette, which starts at -1)."""
+    fixed = {FREE: 0, RESERVE: 1, UNHEALTHY: 2}
+    return fixed[cell] if cell in fixed else 3 + LETTERS.index(cell) if cell in LETTERS else 2
+
+
+def plan(documents: Iterable[dict[str, Any]]) -> Report:
+    """Place every partition of the one SuperPod in `documents`, in order."""
+    superpods, partitions, nodes, configmaps = [], [], [], {}
+    for doc in documents:
+        kind = doc.get("kind")
+        if kind == api_superpod.KIND:
+            superpods.append(api_superpod.SuperPod.model_validate(doc))
+        elif kind == api_partition.KIND:
+            partitions.append(api_partition.SuperPodPartition.model_validate(doc))
+        elif kind == "Node":
+            nodes.append(doc)
+        elif kind == "ConfigMap":
+            node_name = deviceinfo.node_of(str(doc.get("metadata", {}).get("name", "")))
+            if node_name:
+                configmaps[node_name] = doc
+    if len(superpods) != 1:
+        raise PlanError(f"expected exactly one SuperPod in the input, found {len(superpods)}")
+    superpod = superpods[0]
+    spec = superpod.spec
+    profile = profiles.for_spec(spec)
+    observed = _observed(nodes, configmaps, spec, profile)
+    synthesised = not observed
+    if synthesised:
+        observed = list(inventory.synthesize(profile))
+    topology = tree.build(profile, observed, reserve_nodes=spec.reserve_nodes)
+    allocator = placement_allocator.Allocator(topology)
+    decisions: list[tuple[str, result.Placement | result.Rejection]] = []
+    skipped = []
+    name = superpod.metadata.get("name")
+    for partition in partitions:
+        pid = f"{partition.metadata.get('namespace', 'default')}/{partition.metadata.get('name', '?')}"
+        if partition.spec.super_pod != name:
+            skipped.append(f"{pid}: skipped, it names SuperPod {partition.spec.super_pod}, not {name}")
+            continue
+        if pid in allocator.partitions:
+            raise PlanError(f"partition {pid} appears twice")
+        decision = allocator.plan_partition(placement_request.PlacementRequest.from_spec(partition.spec))
+        if isinstance(decision, result.Placement):
+            allocator.commit(pid, decision)
+        decisions.append((pid, decision))
+    return Report(superpod, allocator, decisions, synthesised, skipped)
+
+
+def _observed(
+    nodes: Sequence[dict[str, Any]],
+    configmaps: dict[str, dict[str, Any]],
+    spec: api_superpod.SuperPodSpec,
+    profile: profiles.HardwareProfile,
+) -> list[inventory.ObservedNode]:
+    observed = []
+    for node in nodes:
+        if not cluster_inventory.is_member(node, spec):
+            continue
+        name = str(node.get("metadata", {}).get("name", ""))
+        seen, _ = cluster_inventory.observe(node, configmaps.get(name), profile, profile.resource_name)
+        if seen is not None:
+            observed.append(seen)
+    return observed
