@@ -39,6 +39,7 @@ class Mirror:
         self._on_pod_handler = on_pod
         self._names = {node.name for node in fleet.nodes}
         self._by_node: dict[str, dict[str, JSON]] = {}  # node -> pod key -> pod, for pods bound to our nodes
+        self._states: dict[str, tuple[str, plugin_state.PluginState]] = {}  # node -> (resourceVersion, state)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def _on_pod(self, key: str, old: JSON | None, new: JSON | None) -> None:
@@ -81,10 +82,16 @@ class Mirror:
         configmap = self.configmap(node_name)
         if configmap is None:
             return plugin_state.PluginState()
+        version = str((configmap.get("metadata") or {}).get("resourceVersion", ""))
+        cached = self._states.get(node_name)
+        if cached is not None and cached[0] == version and version:
+            return cached[1]  # parse each ConfigMap version once, not at every scrape and pass
         try:
-            return plugin_state.read(configmap, self.fleet.hardware.resource)
+            state = plugin_state.read(configmap, self.fleet.hardware.resource)
         except (deviceinfo.DeviceInfoError, ValueError, KeyError):
-            return plugin_state.PluginState()
+            state = plugin_state.PluginState()
+        self._states[node_name] = (version, state)
+        return state
 
     def is_down(self, node_name: str) -> bool:
         node = self.node(node_name)
