@@ -12,8 +12,8 @@ from typing import Any
 import kopf
 
 from superpod.cluster import client
+from superpod.controller import admission, handlers
 from superpod.controller import fleet as fleet_module
-from superpod.controller import handlers
 from superpod.controller import settings as operator_settings
 
 FINALIZER = "superpod.dev/release-devices"
@@ -71,12 +71,14 @@ async def run(
         fleet = fleet_module.Fleet(api, namespace=config.namespace)
         fleet.inventory_debounce = config.inventory_debounce
         handlers.register(registry, fleet, status_interval=config.status_interval)
+        settings = kopf_settings(config)
+        admission.register(registry, fleet, config, files=admission.configure(settings, config))
         liveness = (
             f"http://{config.bind_address}:{config.health_port}/healthz" if config.health_port else None
         )
         await kopf.operator(
             registry=registry,
-            settings=kopf_settings(config),
+            settings=settings,
             clusterwide=config.namespace is None,
             namespaces=[config.namespace] if config.namespace else (),
             liveness_endpoint=liveness,

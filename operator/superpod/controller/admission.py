@@ -1,0 +1,264 @@
+"""Pod binding at admission: the mutating webhook `/mutate-pods`, its TLS and configuration, and the daemons.
+
+`configure(settings, config)` gives kopf its webhook server (HTTPS on `--webhook-port`, the certificate from
+`--tls-cert-file`/`--tls-key-file` or self-signed, see `cluster.certificates`). `register(registry, fleet,
+api, config)` adds:
+
+- the mutating handler for pods labelled `superpod.dev/partition` (kube sends no other pod: the configuration's
+  objectSelector). It finds the partition in the pod's namespace, claims a slot (`binder`, atomic across
+  requests and replicas), and patches the pod (`podmutation`); or denies with a message that names what is
+  wrong, which kubectl prints. Every replica serves it; dry-run requests are decided but claim nothing.
+- at startup, in `managed` mode, the MutatingWebhookConfiguration `superpod-operator` (`cluster.webhookconfig`);
+- one daemon per Allocated partition on the active replica (`bindings`): releases and rank tables.
+
+Latency of each admission (seconds, in the handler) is kept in `Webhook.latencies` and logged at debug level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import logging
+import time
+from typing import Any
+
+import kopf
+
+from superpod.api import common
+from superpod.api import partition as api_partition
+from superpod.cluster import certificates, client, webhookconfig, writer
+from superpod.controller import binder as binder_module
+from superpod.controller import bindings as bindings_module
+from superpod.controller import fleet as fleet_module
+from superpod.controller import podmutation, podrequest, ranktables, slotclaims
+from superpod.controller import settings as operator_settings
+from superpod.ranktable import versions
+
+JSON = dict[str, Any]
+HANDLER_ID = "mutate-pods"  # kopf maps the URL path /mutate-pods to the handler of this id
+DENIAL_CODE = 403
+IDLE_RECHECK = 10.0  # seconds: a partition daemon looks again even without a poke
+logger = logging.getLogger(__name__)
+
+
+def certificate(config: operator_settings.OperatorSettings) -> certificates.CertificateFiles:
+    if config.tls_cert_file and config.tls_key_file:
+        return certificates.mounted(config.tls_cert_file, config.tls_key_file)
+    hosts = [config.webhook_host]
+    if config.webhook_service:
+        namespace, _, name = config.webhook_service.partition("/")
+        hosts = [f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local", *hosts]
+    return certificates.self_signed(hosts)
+
+
+def configure(
+    settings: kopf.OperatorSettings, config: operator_settings.OperatorSettings
+) -> certificates.CertificateFiles | None:
+    """Give kopf the HTTPS webhook server; None (and no server) when `--webhook-port 0`."""
+    if not config.webhook_port:
+        return None
+    files = certificate(config)
+    settings.admission.server = kopf.WebhookServer(
+        addr=config.webhook_host,
+        port=config.webhook_port,
+        certfile=files.cert_file,
+        pkeyfile=files.key_file,
+        cadata=files.ca_pem,
+        host=config.webhook_host,
+    )
+    settings.admission.managed = None  # the configuration is ours (managed) or the chart's (external)
+    return files
+
+
+class Webhook:
+    """The admission decision for one pod: find the partition, claim a slot, describe the mutation."""
+
+    def __init__(self, fleet: fleet_module.Fleet, binder: binder_module.Binder) -> None:
+        self.fleet = fleet
+        self.binder = binder
+        self.latencies: collections.deque[float] = collections.deque(maxlen=100_000)
+
+    async def _partition(self, namespace: str, name: str) -> JSON | None:
+        """The partition, from memory when it is placed there, else read (it may be newer than the mirror)."""
+        known = self.fleet.partitions.get(f"{namespace}/{name}")
+        if known is not None and (known.get("status") or {}).get("allocation"):
+            return known
+        return await self.binder.api.get_or_none(writer.partition_path(namespace, name))
+
+    def _elsewhere(self, namespace: str, name: str) -> list[str]:
+        return sorted(
+            key.partition("/")[0]
+            for key in self.fleet.partitions
+            if key.partition("/")[2] == name and key.partition("/")[0] != namespace
+        )
+
+    def _missing(self, namespace: str, name: str) -> kopf.AdmissionError:
+        others = self._elsewhere(namespace, name)
+        if others:
+            return kopf.AdmissionError(
+                f"partition {name} is not in namespace {namespace} (it exists in namespace "
+                f"{', '.join(others)}); a pod binds only to a partition of its own namespace",
+                code=DENIAL_CODE,
+            )
+        return kopf.AdmissionError(
+            f"no SuperPodPartition {name} in namespace {namespace} (label {common.PARTITION_LABEL})",
+            code=DENIAL_CODE,
+        )
+
+    async def admit(self, pod: JSON, *, dry_run: bool) -> podmutation.Binding:
+        metadata = pod.get("metadata") or {}
+        namespace = str(metadata.get("namespace") or "")
+        labels = metadata.get("labels") or {}
+        partition_name = str(labels.get(common.PARTITION_LABEL, ""))
+        partition = await self._partition(namespace, partition_name)
+        if partition is None:
+            raise self._missing(namespace, partition_name)
+        superpod = str((partition.get("spec") or {}).get("superPod", ""))
+        state = self.fleet.superpods.get(superpod)
+        if state is None or state.profile is None:
+            raise kopf.AdmissionError(
+                f"partition {namespace}/{partition_name}: SuperPod {superpod} is not known to the operator yet",
+                code=DENIAL_CODE,
+            )
+        resource = state.profile.resource_name
+        new_name = (
+            None if metadata.get("name") else podrequest.generated_name(metadata.get("generateName", ""))
+        )
+        pod_name = str(metadata.get("name") or new_name)
+        slot_count = len((partition.get("status") or {}).get("allocation") or [])
+        try:
+            request = podrequest.PodRequest(
+                pod=pod_name,
+                devices=podrequest.requested_devices(pod, resource),
+                index=podrequest.pod_index(labels, slot_count),
+                dry_run=dry_run,
+            )
+        except ValueError as error:
+            raise kopf.AdmissionError(f"pod {pod_name}: {error}", code=DENIAL_CODE) from None
+        result = await self.binder.claim(namespace, partition_name, request, resource=resource)
+        if result.partition is None:
+            raise self._missing(namespace, partition_name)
+        if isinstance(result.decision, slotclaims.Denied) or result.decision is None:
+            message = result.decision.message if result.decision else "no decision"
+            raise kopf.AdmissionError(message, code=DENIAL_CODE)
+        allocation = (result.partition.get("status") or {}).get("allocation") or []
+        slot = result.decision.slot
+        has_table = versions.version_for_profile(state.profile.name) is not None
+        return podmutation.Binding(
+            name=new_name,
+            node=str(slot["node"]),
+            devices=tuple(slot["devices"]),
+            rank=int(slot["rank"]),
+            world_size=sum(len(s["devices"]) for s in allocation),
+            resource=resource,
+            rank_table=ranktables.configmap_name(result.partition) if has_table else None,
+        )
+
+
+def register(
+    registry: kopf.OperatorRegistry,
+    fleet: fleet_module.Fleet,
+    config: operator_settings.OperatorSettings,
+    *,
+    files: certificates.CertificateFiles | None,
+) -> Webhook:
+    """Attach the webhook (when `files`: the server is configured), its configuration and the daemons."""
+    binder = binder_module.Binder(fleet.api)
+    webhook = Webhook(fleet, binder)
+    bindings = bindings_module.Bindings(fleet.api, fleet, binder, namespace=config.namespace)
+    partitions = (common.GROUP, common.VERSION, api_partition.PLURAL)
+
+    @kopf.on.startup(registry=registry)
+    async def start_bindings(**_: Any) -> None:
+        await bindings.start()
+        if files is not None and config.webhook_config == "managed":
+            await _manage_configuration(fleet.api, config, files)
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_bindings(**_: Any) -> None:
+        await bindings.stop()
+
+    if files is not None:
+
+        @kopf.on.mutate(
+            "v1",
+            "pods",
+            id=HANDLER_ID,
+            operations=["CREATE"],
+            labels={common.PARTITION_LABEL: kopf.PRESENT},
+            persistent=True,
+            side_effects=True,
+            registry=registry,
+        )
+        async def bind_pod(body: kopf.Body, patch: kopf.Patch, dryrun: bool, **_: Any) -> None:
+            started = time.perf_counter()
+            try:
+                binding = await webhook.admit(_plain(body), dry_run=dryrun)
+                patch.fns.append(functools.partial(podmutation.apply, binding=binding))
+            finally:
+                elapsed = time.perf_counter() - started
+                webhook.latencies.append(elapsed)
+                logger.debug("admission of a pod took %.1f ms", elapsed * 1000)
+
+    @kopf.daemon(*partitions, registry=registry, cancellation_timeout=5.0, when=_placed)
+    async def bind_loop(namespace: str | None, name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
+        key = f"{namespace}/{name}"
+        wake = bindings.wake(key)
+        try:
+            while not stopped:
+                wake.clear()
+                try:
+                    delay = await bindings.reconcile(key)
+                except (client.ApiError, OSError, TimeoutError) as error:
+                    logger.warning("partition %s: %s; retrying", key, error)
+                    delay = 1.0
+                if delay == 0.0:
+                    continue
+                await _wait_for_poke(wake, stopped, IDLE_RECHECK if delay is None else delay)
+        finally:
+            if fleet.partitions.get(key) is None:
+                bindings.forget(key)
+
+    return webhook
+
+
+def _placed(status: kopf.Status, **_: Any) -> bool:
+    return bool(status.get("allocation"))
+
+
+async def _manage_configuration(
+    api: client.KubeClient,
+    config: operator_settings.OperatorSettings,
+    files: certificates.CertificateFiles,
+) -> None:
+    client_config = webhookconfig.client_config(
+        ca_pem=files.ca_pem,
+        service=config.webhook_service,
+        host=config.webhook_host,
+        port=config.webhook_port,
+    )
+    await webhookconfig.ensure(api, webhookconfig.configuration(client_config, namespace=config.namespace))
+
+
+async def _wait_for_poke(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
+    poke = asyncio.ensure_future(wake.wait())
+    halt = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait({poke, halt}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        poke.cancel()
+        halt.cancel()
+
+
+def _plain(body: kopf.Body) -> JSON:
+    """kopf's Body as a plain dict copy (the mutation works on it)."""
+
+    def thaw(value: Any) -> Any:
+        if hasattr(value, "items"):
+            return {k: thaw(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [thaw(v) for v in value]
+        return value
+
+    return {key: thaw(value) for key, value in body.items()}

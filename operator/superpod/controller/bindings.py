@@ -1,0 +1,165 @@
+"""Following the pods bound to partitions: free their slots when they finish or go, keep rank tables current.
+
+Every replica mirrors the pods labelled `superpod.dev/partition` (a reflector, so a replica that becomes active
+already knows them). The active replica runs one kopf daemon per Allocated partition (kopf pauses them on
+standby replicas), which `reconcile`s whenever one of the partition's pods or the partition itself changes:
+
+- a slot whose pod Succeeded or Failed, or was deleted, is released (Allocated again when the partition was
+  Bound); a slot naming a pod that never appeared (admitted, then its create failed after the webhook, or the
+  webhook's answer was lost) is released after `grace` seconds, the time a create may take after admission;
+- the rank table ConfigMap is written when its text changes (`ranktables`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from superpod.api import common
+from superpod.cluster import client, reflector
+from superpod.controller import binder as binder_module
+from superpod.controller import fleet as fleet_module
+from superpod.controller import ranktables
+
+JSON = dict[str, Any]
+FINISHED = frozenset({"Succeeded", "Failed"})
+GRACE_SECONDS = 30.0
+logger = logging.getLogger(__name__)
+
+
+class Bindings:
+    """The pods of every partition, and the reconciliation of slots and rank tables with them."""
+
+    def __init__(
+        self,
+        api: client.KubeClient,
+        fleet: fleet_module.Fleet,
+        binder: binder_module.Binder,
+        *,
+        namespace: str | None = None,
+        grace: float = GRACE_SECONDS,
+    ) -> None:
+        self.api = api
+        self.fleet = fleet
+        self.binder = binder
+        self.tables = ranktables.RankTables(api)
+        self.grace = grace
+        self.pods: dict[str, dict[str, JSON]] = {}  # partition key -> pod name -> pod
+        self._wakes: dict[str, asyncio.Event] = {}
+        self._missing_since: dict[tuple[str, str], float] = {}  # (partition key, pod) -> first seen missing
+        self._deleted: set[tuple[str, str]] = set()  # (partition key, pod) whose deletion was observed
+        path = client.resource_path("v1", "pods", namespace)
+        self.reflector = reflector.Reflector(api, path, self._on_pod, label_selector=common.PARTITION_LABEL)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.reflector.relist()
+        self._task = asyncio.create_task(self.reflector.run(), name="partition pods")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def wake(self, key: str) -> asyncio.Event:
+        return self._wakes.setdefault(key, asyncio.Event())
+
+    def forget(self, key: str) -> None:
+        namespace, _, name = key.partition("/")
+        self._wakes.pop(key, None)
+        self.binder.forget(namespace, name)
+        self.tables.forget(namespace, name)
+        for entry in [entry for entry in self._missing_since if entry[0] == key]:
+            del self._missing_since[entry]
+        self._deleted = {entry for entry in self._deleted if entry[0] != key}
+
+    def _on_pod(self, _key: str, old: JSON | None, new: JSON | None) -> None:
+        for pod, present in ((old, False), (new, True)):
+            if pod is None:
+                continue
+            metadata = pod["metadata"]
+            partition = (
+                f"{metadata['namespace']}/{(metadata.get('labels') or {}).get(common.PARTITION_LABEL)}"
+            )
+            pods = self.pods.setdefault(partition, {})
+            if present:
+                pods[metadata["name"]] = pod
+                self._deleted.discard((partition, metadata["name"]))
+            elif new is None or partition != _partition_of(new):
+                pods.pop(metadata["name"], None)
+                self._deleted.add((partition, metadata["name"]))
+            self.wake(partition).set()
+
+    def finished_or_gone(
+        self, key: str, allocation: list[JSON], now: float
+    ) -> tuple[list[str], float | None]:
+        """Pods of `allocation` whose slots are to be freed now, and the seconds until the next grace expires."""
+        pods = self.pods.get(key, {})
+        release: list[str] = []
+        next_check: float | None = None
+        for slot in allocation:
+            name = slot.get("pod")
+            if not name:
+                continue
+            pod = pods.get(name)
+            if pod is not None:
+                self._missing_since.pop((key, name), None)
+                if (pod.get("status") or {}).get("phase") in FINISHED:
+                    release.append(name)
+                continue
+            if (key, name) in self._deleted:
+                release.append(name)
+                continue
+            since = self._missing_since.setdefault((key, name), now)
+            remaining = since + self.grace - now
+            if remaining <= 0:
+                release.append(name)
+            else:
+                next_check = remaining if next_check is None else min(next_check, remaining)
+        return release, next_check
+
+    async def reconcile(self, key: str) -> float | None:
+        """Bring the partition's slots and rank table in line with its pods; returns when to look again."""
+        namespace, _, name = key.partition("/")
+        obj = _newer(self.fleet.partitions.get(key), self.binder.known(namespace, name))
+        if obj is None or obj["metadata"].get("deletionTimestamp") or not self.reflector.synced.is_set():
+            return None
+        allocation = (obj.get("status") or {}).get("allocation") or []
+        release, next_check = self.finished_or_gone(key, allocation, time.monotonic())
+        if release:
+            logger.info("partition %s: releasing the slots of pods %s", key, ", ".join(sorted(release)))
+            await self.binder.release(namespace, name, release)
+            for pod in release:
+                self._missing_since.pop((key, pod), None)
+                self._deleted.discard((key, pod))
+            return 0.0  # look again at the written status
+        state = self.fleet.superpods.get(str((obj.get("spec") or {}).get("superPod", "")))
+        if state is not None and state.profile is not None and allocation:
+            await self.tables.sync(obj, state.profile.name, self.pods.get(key, {}))
+        return next_check
+
+
+def _partition_of(pod: JSON) -> str:
+    metadata = pod["metadata"]
+    return f"{metadata['namespace']}/{(metadata.get('labels') or {}).get(common.PARTITION_LABEL)}"
+
+
+def _newer(mirrored: JSON | None, written: JSON | None) -> JSON | None:
+    """The later of two copies of an object: the fleet's mirror and the binder's last write.
+
+    resourceVersions are opaque by contract but etcd revisions in practice; where they are not numbers the
+    mirror wins (it is never older than the watch).
+    """
+    if mirrored is None or written is None:
+        return mirrored or written
+    if mirrored["metadata"].get("uid") != written["metadata"].get("uid"):
+        return mirrored
+    mine, theirs = (
+        str(written["metadata"].get("resourceVersion")),
+        str(mirrored["metadata"].get("resourceVersion")),
+    )
+    if mine.isdecimal() and theirs.isdecimal() and int(mine) > int(theirs):
+        return written
+    return mirrored

@@ -1,0 +1,106 @@
+"""The changes the admission webhook makes to a pod bound to a slot: a pure function of the pod and the slot.
+
+- `metadata.name`, when the pod came with `generateName` only (see `podrequest`);
+- required node affinity to the slot's node (`matchFields metadata.name In [node]`, as the DaemonSet controller
+  pins pods), added to every existing node selector term, since terms are ORed;
+- the annotation `<resource>: "<device>,<device>,..."` (for example `huawei.com/Ascend910: "Ascend910-0,
+  Ascend910-1"`), which the Ascend device plugin reads at Allocate to hand out exactly these devices;
+- the device request and limit (the slot size) on the first container when no container asks for the resource,
+  and the limit where a container set only the request (kube requires limits for extended resources);
+- env `RANK` (the slot's first rank), `WORLD_SIZE` (the partition's devices) and `RANK_TABLE_FILE` in every
+  container, replacing values of the same names;
+- the rank table ConfigMap as a volume, mounted read-only at /user/serverid/devindex/config, where MindCluster's
+  ascend-operator mounts `rings-config-<job>` (HCCL reads hccl.json there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+JSON = dict[str, Any]
+
+RANK_TABLE_DIR = "/user/serverid/devindex/config"
+RANK_TABLE_FILE = f"{RANK_TABLE_DIR}/hccl.json"
+RANK_TABLE_VOLUME = "superpod-rank-table"
+BOUND_ENV = ("RANK", "WORLD_SIZE", "RANK_TABLE_FILE")
+
+
+@dataclasses.dataclass(frozen=True)
+class Binding:
+    """What binding a pod to a slot injects."""
+
+    name: str | None  # the pod's name to set (None: it has one)
+    node: str
+    devices: tuple[str, ...]  # device-plugin names, in rank order
+    rank: int  # the slot's first rank
+    world_size: int  # the partition's devices
+    resource: str  # the profile's extended resource, e.g. huawei.com/Ascend910
+    rank_table: str | None  # ConfigMap name; None where the profile has no rank table
+
+
+def apply(pod: JSON, binding: Binding) -> None:
+    """Mutate `pod` (an AdmissionReview object) in place."""
+    metadata = pod.setdefault("metadata", {})
+    if binding.name and not metadata.get("name"):
+        metadata["name"] = binding.name
+    annotations = metadata.get("annotations") or {}
+    metadata["annotations"] = {**annotations, binding.resource: ",".join(binding.devices)}
+    spec = pod.setdefault("spec", {})
+    _pin_node(spec, binding.node)
+    containers = spec.get("containers") or []
+    _request_devices(containers, binding.resource, len(binding.devices))
+    env = [
+        {"name": "RANK", "value": str(binding.rank)},
+        {"name": "WORLD_SIZE", "value": str(binding.world_size)},
+    ]
+    if binding.rank_table:
+        env.append({"name": "RANK_TABLE_FILE", "value": RANK_TABLE_FILE})
+        _mount_rank_table(spec, containers, binding.rank_table)
+    for container in containers:
+        kept = [item for item in container.get("env") or [] if item.get("name") not in BOUND_ENV]
+        container["env"] = kept + [dict(item) for item in env]
+
+
+def _pin_node(spec: JSON, node: str) -> None:
+    requirement = {"key": "metadata.name", "operator": "In", "values": [node]}
+    affinity = spec.setdefault("affinity", {})
+    node_affinity = affinity.setdefault("nodeAffinity", {})
+    required = node_affinity.setdefault("requiredDuringSchedulingIgnoredDuringExecution", {})
+    terms = required.get("nodeSelectorTerms") or [{}]
+    for term in terms:
+        fields = [field for field in term.get("matchFields") or [] if field != requirement]
+        term["matchFields"] = [*fields, requirement]
+    required["nodeSelectorTerms"] = terms
+
+
+def _request_devices(containers: list[JSON], resource: str, count: int) -> None:
+    asked = False
+    for container in containers:
+        resources = container.get("resources") or {}
+        limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+        if resource in limits or resource in requests:
+            asked = True
+            if resource not in limits:
+                container["resources"] = {**resources, "limits": {**limits, resource: requests[resource]}}
+    if not asked and containers:
+        first = containers[0]
+        resources = first.get("resources") or {}
+        first["resources"] = {
+            **resources,
+            "limits": {**(resources.get("limits") or {}), resource: str(count)},
+            "requests": {**(resources.get("requests") or {}), resource: str(count)},
+        }
+
+
+def _mount_rank_table(spec: JSON, containers: list[JSON], configmap: str) -> None:
+    volumes = [volume for volume in spec.get("volumes") or [] if volume.get("name") != RANK_TABLE_VOLUME]
+    spec["volumes"] = [*volumes, {"name": RANK_TABLE_VOLUME, "configMap": {"name": configmap}}]
+    mount = {"name": RANK_TABLE_VOLUME, "mountPath": RANK_TABLE_DIR, "readOnly": True}
+    for container in containers:
+        mounts = [
+            item
+            for item in container.get("volumeMounts") or []
+            if item.get("name") != RANK_TABLE_VOLUME and item.get("mountPath") != RANK_TABLE_DIR
+        ]
+        container["volumeMounts"] = [*mounts, dict(mount)]

@@ -1,0 +1,122 @@
+"""The operator with its admission webhook (HTTPS, managed configuration) against a sandbox, and pod builders.
+
+The sandbox calls the webhook as kube-apiserver does: it reads the MutatingWebhookConfiguration the operator
+wrote, selects pods by its objectSelector, and POSTs AdmissionReviews over TLS checked against the caBundle.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest_asyncio
+from superpod.cluster import client
+from superpod.sandbox import server
+
+from tests.integration.operator.conftest import (  # noqa: F401  (fixtures are used by name)
+    Operator,
+    add_a3_nodes,
+    cluster,
+    eventually,
+    free_port,
+    manifest,
+)
+
+JSON = dict[str, Any]
+SPOD = "/apis/superpod.dev/v1alpha1/superpods"
+WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+RESOURCE = "huawei.com/Ascend910"
+
+
+def partitions_path(namespace: str = "team-a") -> str:
+    return f"/apis/superpod.dev/v1alpha1/namespaces/{namespace}/superpodpartitions"
+
+
+def pods_path(namespace: str = "team-a") -> str:
+    return f"/api/v1/namespaces/{namespace}/pods"
+
+
+def partition(
+    name: str, npus: int, superpod: str = "cm384-a", namespace: str = "team-a", **spec: Any
+) -> JSON:
+    return {
+        "apiVersion": "superpod.dev/v1alpha1",
+        "kind": "SuperPodPartition",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"superPod": superpod, "npus": npus, **spec},
+    }
+
+
+def pod(
+    name: str | None,
+    partition_name: str | None,
+    *,
+    devices: int | None = None,
+    labels: dict[str, str] | None = None,
+    namespace: str = "team-a",
+    resource: str = RESOURCE,
+) -> JSON:
+    """A training pod; `name` None makes it use generateName; `partition_name` None leaves it unlabelled."""
+    metadata: JSON = {"namespace": namespace, "labels": dict(labels or {})}
+    if name is None:
+        metadata["generateName"] = "worker-"
+    else:
+        metadata["name"] = name
+    if partition_name is not None:
+        metadata["labels"]["superpod.dev/partition"] = partition_name
+    container: JSON = {"name": "main", "image": "busybox"}
+    if devices is not None:
+        container["resources"] = {"limits": {resource: str(devices)}}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": {"containers": [container]}}
+
+
+async def allocated(api: client.KubeClient, name: str, namespace: str = "team-a") -> JSON:
+    async def check() -> JSON | None:
+        obj = await api.get_or_none(f"{partitions_path(namespace)}/{name}")
+        status = (obj or {}).get("status") or {}
+        return obj if status.get("phase") == "Allocated" else None
+
+    result: JSON = await eventually(check, timeout=15)
+    return result
+
+
+class WebhookOperator(Operator):
+    """`superpod run` with its webhook on a free port of 127.0.0.1 and a managed webhook configuration."""
+
+    def __init__(self, kubeconfig: str, *extra: str) -> None:
+        self.webhook_port = free_port()
+        super().__init__(
+            kubeconfig,
+            "--webhook-port", str(self.webhook_port),
+            "--webhook-host", "127.0.0.1",
+            "--webhook-config", "managed",
+            *extra,
+        )  # fmt: skip
+
+
+async def webhook_configuration(api: client.KubeClient) -> JSON:
+    async def check() -> JSON | None:
+        return await api.get_or_none(f"{WEBHOOKS}/superpod-operator")
+
+    result: JSON = await eventually(check, timeout=15)
+    return result
+
+
+@pytest_asyncio.fixture
+async def operator(cluster: tuple[server.Sandbox, client.KubeClient]) -> AsyncIterator[WebhookOperator]:  # noqa: F811
+    sandbox, api = cluster
+    await api.create(
+        "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-b"}}
+    )
+    op = WebhookOperator(sandbox.kubeconfig)
+    await op.start()
+    await webhook_configuration(api)
+    yield op
+    await op.stop()
+
+
+def cm384(name: str = "cm384-a") -> JSON:
+    body = copy.deepcopy(manifest("superpod-cloudmatrix-384.yaml"))
+    body["metadata"]["name"] = name
+    return body

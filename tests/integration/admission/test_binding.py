@@ -1,0 +1,120 @@
+"""Labelled pods are bound at admission to their slot's node and devices; other pods never reach the webhook."""
+
+from __future__ import annotations
+
+from superpod.cluster import client
+
+from tests.integration.admission.conftest import (
+    SPOD,
+    WEBHOOKS,
+    add_a3_nodes,
+    allocated,
+    cm384,
+    eventually,
+    partition,
+    partitions_path,
+    pod,
+    pods_path,
+)
+
+
+async def test_a_labelled_pod_is_bound_to_its_slot(cluster, operator):
+    _, api = cluster
+    await add_a3_nodes(api, 4)
+    await api.create(SPOD, cm384())
+    await api.create(partitions_path(), partition("train", 32, devicesPerPod=16))
+    placed = await allocated(api, "train")
+    slots = placed["status"]["allocation"]
+
+    created = await api.create(pods_path(), pod("worker-0", "train"))
+
+    first = slots[0]
+    assert created["metadata"]["annotations"]["huawei.com/Ascend910"] == ",".join(first["devices"])
+    terms = created["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"] == [
+        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [first["node"]]}]}
+    ]
+    container = created["spec"]["containers"][0]
+    assert container["resources"]["limits"]["huawei.com/Ascend910"] == "16"
+    assert container["resources"]["requests"]["huawei.com/Ascend910"] == "16"
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env == {
+        "RANK": str(first["rank"]),
+        "WORLD_SIZE": "32",
+        "RANK_TABLE_FILE": "/user/serverid/devindex/config/hccl.json",
+    }
+    assert {"name": "superpod-rank-table", "configMap": {"name": "rings-config-train"}} in created["spec"][
+        "volumes"
+    ]
+    assert container["volumeMounts"][-1]["mountPath"] == "/user/serverid/devindex/config"
+    bound = (await api.get(f"{partitions_path()}/train"))["status"]
+    assert bound["allocation"][0]["pod"] == "worker-0"
+    assert bound["phase"] == "Allocated"
+
+
+async def test_the_partition_is_bound_when_every_slot_has_a_pod_and_allocated_again_when_one_goes(
+    cluster, operator
+):
+    _, api = cluster
+    await add_a3_nodes(api, 4)
+    await api.create(SPOD, cm384())
+    await api.create(partitions_path(), partition("train", 32, devicesPerPod=16))
+    await allocated(api, "train")
+
+    first = await api.create(pods_path(), pod(None, "train", devices=16))
+    await api.create(pods_path(), pod("worker-1", "train", labels={"apps.kubernetes.io/pod-index": "1"}))
+
+    status = (await api.get(f"{partitions_path()}/train"))["status"]
+    assert [slot["pod"] for slot in status["allocation"]] == [first["metadata"]["name"], "worker-1"]
+    assert first["metadata"]["name"].startswith("worker-")
+    assert status["phase"] == "Bound"
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Bound"] == "True"
+
+    await api.delete(f"{pods_path()}/worker-1")
+
+    async def released() -> dict | None:
+        current = (await api.get(f"{partitions_path()}/train"))["status"]
+        return current if current["phase"] == "Allocated" else None
+
+    status = await eventually(released)
+    assert [slot.get("pod") for slot in status["allocation"]] == [first["metadata"]["name"], None]
+
+
+async def test_a_finished_pod_frees_its_slot(cluster, operator):
+    _, api = cluster
+    await add_a3_nodes(api, 4)
+    await api.create(SPOD, cm384())
+    await api.create(partitions_path(), partition("train", 16))
+    await allocated(api, "train")
+    await api.create(pods_path(), pod("once", "train"))
+    await api.patch(f"{pods_path()}/once/status", {"status": {"phase": "Succeeded"}})
+
+    async def free() -> bool:
+        status = (await api.get(f"{partitions_path()}/train"))["status"]
+        return not status["allocation"][0].get("pod")
+
+    await eventually(free)
+    again = await api.create(pods_path(), pod("twice", "train"))
+    assert again["spec"]["containers"][0]["env"][0] == {"name": "RANK", "value": "0"}
+
+
+async def test_unlabelled_pods_never_reach_the_webhook(cluster, operator):
+    _, api = cluster
+    configuration = await api.get(f"{WEBHOOKS}/superpod-operator")
+    (hook,) = configuration["webhooks"]
+    assert hook["objectSelector"] == {
+        "matchExpressions": [{"key": "superpod.dev/partition", "operator": "Exists"}]
+    }
+    assert hook["failurePolicy"] == "Fail"
+    await operator.stop()  # no webhook server now: a pod sent to it would be refused (failurePolicy Fail)
+
+    plain = await api.create(pods_path(), pod("plain", None, devices=2))
+
+    assert "annotations" not in plain["metadata"]
+    assert "affinity" not in plain["spec"]
+    try:
+        await api.create(pods_path(), pod("labelled", "train"))
+    except client.ApiError as error:
+        assert error.status == 500 and "failed calling webhook" in str(error)
+    else:
+        raise AssertionError("a labelled pod was admitted without the webhook")
