@@ -272,9 +272,14 @@ def test_the_service_monitor_scrapes_the_metrics_port_as_job_superpod_operator(r
     assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "superpod-operator"
 
 
-def test_the_prometheus_rule_is_the_alerts_file(rendered):
+def test_the_prometheus_rule_holds_the_recording_rules_and_the_alerts(rendered):
     rule = chart_helm.one(rendered("monitoring is on"), "PrometheusRule")
-    assert rule["spec"] == yaml.safe_load((chart_helm.CHART / "files" / "alerts.yaml").read_text())
+    files = [chart_helm.CHART / "files" / name for name in ("recording-rules.yaml", "alerts.yaml")]
+    expected = [
+        group for path in files if path.exists() for group in yaml.safe_load(path.read_text())["groups"]
+    ]
+    assert rule["spec"]["groups"] == expected
+    assert any(r.get("alert") for group in expected for r in group["rules"])
 
 
 def test_the_dashboard_configmap_carries_the_grafana_label_and_the_dashboard(rendered):

@@ -1,6 +1,7 @@
-"""The chart's files/alerts.yaml and files/dashboard.json (sources of the PrometheusRule and the Grafana
-ConfigMap) are valid for Prometheus: `promtool check rules` on the alerts, and on the dashboard's queries
-(variables filled in) wrapped as recording rules, so a PromQL typo fails here rather than in Grafana."""
+"""The chart's files/ (recording-rules.yaml, alerts.yaml, dashboard.json: the sources of the PrometheusRule and
+the Grafana ConfigMap) are valid for Prometheus: `promtool check rules` on the rule files, and on the
+dashboard's queries (variables filled in) wrapped as recording rules, so a PromQL typo fails here, not in Grafana.
+"""
 
 from __future__ import annotations
 
@@ -48,10 +49,15 @@ def _alerts() -> list[dict]:
     ]
 
 
-def test_promtool_accepts_the_alert_rules(promtool):
-    result = _check_rules(promtool, FILES / "alerts.yaml")
+RULE_FILES = sorted(FILES.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", RULE_FILES, ids=[path.name for path in RULE_FILES])
+def test_promtool_accepts_the_rule_file(promtool, path):
+    result = _check_rules(promtool, path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"SUCCESS: {len(_alerts())} rules found" in result.stdout
+    rules = sum(len(group["rules"]) for group in yaml.safe_load(path.read_text())["groups"])
+    assert f"SUCCESS: {rules} rules found" in result.stdout
 
 
 def test_every_alert_the_metrics_issue_lists_is_there_with_a_runbook_line():
