@@ -91,8 +91,12 @@ class Allocator:
             return result.Rejection(PendingReason.UNSATISFIABLE, f"asked {request.describe()}: {shape}")
         levels = self._levels(shape)
         if levels is None:
+            tier = self.tree.tier_name(shape.max_level)
+            most = self._static_caps(shape.key)[shape.max_level] * shape.pod_size
             return self._reject(
-                PendingReason.UNSATISFIABLE, request, "no empty domain of the allowed tiers holds it"
+                PendingReason.UNSATISFIABLE,
+                request,
+                f"one empty {tier} of this SuperPod holds at most {most} devices in pods of {shape.pod_size}",
             )
         if self.state.total_free < shape.npus:
             return self._reject(PendingReason.INSUFFICIENT_CAPACITY, request, "not enough free devices")
