@@ -248,6 +248,9 @@ def apply(
                 conflicts.append((entry.get("manager", ""), entry.get("apiVersion", ""), path))
     if conflicts and not force:
         raise _conflict_error(conflicts)
+    taken = {
+        path for _, _, path in conflicts
+    }  # forced: conflicting fields change hands, equal ones are shared
     previous: set[Path] = set()
     others: set[Path] = set()
     for entry in entries:
@@ -262,7 +265,7 @@ def apply(
     for entry in entries:
         if entry.get("manager") == manager and entry.get("operation") == "Apply":
             continue
-        paths = _entry_paths(entry) - (set(applied_fields) if force else set())
+        paths = _entry_paths(entry) - taken
         if paths:
             new_entries.append({**entry, "fieldsV1": encode(paths)})
     mine = {"manager": manager, "operation": "Apply", "apiVersion": api_version, "time": now(),
