@@ -498,6 +498,8 @@ class State:
             new["spec"] = old.get("spec", {})
         if resource.key == ("", "secrets"):
             _fold_string_data(new)
+        if resource.key in (("", "configmaps"), ("", "secrets")) and old.get("immutable"):
+            _check_immutable(resource, old, new)
         if resource.key == resources.CRDS and not target.subresource:
             causes = custom.crd_errors(new)
             if causes:
@@ -516,6 +518,26 @@ class State:
         if resource.generation and _spec_of(new) != _spec_of(old):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         return new
+
+
+def _check_immutable(resource: Resource, old: Object, new: Object) -> None:
+    """ConfigMaps and Secrets marked `immutable: true` keep their data (kube's ValidateConfigMapUpdate)."""
+    causes = []
+    if not new.get("immutable"):
+        causes.append(
+            FieldError(
+                "FieldValueForbidden", "Forbidden: field is immutable when `immutable` is set", "immutable"
+            )
+        )
+    for field in ("data", "binaryData", "type"):
+        if old.get(field) != new.get(field):
+            causes.append(
+                FieldError(
+                    "FieldValueForbidden", "Forbidden: field is immutable when `immutable` is set", field
+                )
+            )
+    if causes:
+        raise errors.invalid(resource.group, resource.kind, old["metadata"]["name"], causes)
 
 
 def _qos_class(pod: Object) -> str:

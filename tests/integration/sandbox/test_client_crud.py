@@ -187,3 +187,21 @@ def test_deleting_a_namespace_removes_its_contents(core, sandbox_thread):
     else:
         pytest.fail("namespace not deleted")
     assert core.list_config_map_for_all_namespaces(field_selector="metadata.namespace=doomed").items == []
+
+
+def test_an_immutable_configmap_keeps_its_data(core):
+    body = configmap("frozen")
+    body.immutable = True
+    core.create_namespaced_config_map("default", body)
+    with pytest.raises(ApiException) as caught:
+        core.patch_namespaced_config_map("frozen", "default", {"data": {"k": "changed"}})
+    import json
+
+    answer = json.loads(caught.value.body)
+    assert caught.value.status == 422
+    assert (
+        answer["message"]
+        == 'ConfigMap "frozen" is invalid: data: Forbidden: field is immutable when `immutable` is set'
+    )
+    relabelled = core.patch_namespaced_config_map("frozen", "default", {"metadata": {"labels": {"a": "b"}}})
+    assert relabelled.metadata.labels == {"a": "b"}
