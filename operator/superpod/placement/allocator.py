@@ -7,7 +7,7 @@ allocations; `set_health` follows the device plugin. See the package docstring f
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from superpod.api import partition as api_partition
 from superpod.placement import bestfit, result
@@ -375,9 +375,10 @@ class Allocator:
         """Move the slots holding `failed_devices` (`node/device` names) to healthy devices.
 
         The failed devices are marked unhealthy. Each affected slot moves, in this order of preference, to
-        its own node, then to the nearest domain (same rack, ...) up to the partition's tier span, non-reserve
-        nodes before reserve nodes at each level, best fit. On success the new placement is committed and
-        returned (ranks unchanged); otherwise the partition keeps its devices and a Rejection says why.
+        its own node, then to the nearest domain (same rack, ...), non-reserve nodes before reserve nodes at
+        each level, best fit; never so far that the partition would span a wider tier than before (a
+        single-node partition may move to any node). On success the new placement is committed and returned
+        (ranks unchanged); otherwise the partition keeps its devices and a Rejection says why.
         """
         allocation = self._allocations.get(partition_id)
         if allocation is None:
@@ -448,8 +449,7 @@ class _RepairPlan:
                 in_use |= mask
         own_room = (self.free_of(old_node) | old_mask) & ~state.unhealthy[old_node]
         own_room &= ~(in_use & ~old_mask)
-        candidates = self._candidates(old_node)
-        for node_index in candidates:
+        for node_index in self._candidates(position, old_node):
             room = (
                 own_room if node_index == old_node else self.free_of(node_index) & ~self._in_use(node_index)
             )
@@ -482,32 +482,41 @@ class _RepairPlan:
             )
         self.held = held
 
-    def _candidates(self, old_node: int) -> list[int]:
-        """Nodes to try: the slot's own node, then each wider domain up to the tier span."""
+    def _candidates(self, position: int, old_node: int) -> Iterator[int]:
+        """Nodes to try, nearest first: the slot's own node, then each wider domain around it, as far as the
+        partition's tier span allows (the domain of that tier holding its other slots; anywhere for a
+        partition whose only node is this one). At each level: non-reserve nodes first, best fit."""
         tree = self.allocator.tree
         state = self.allocator.state
-        key = (self.allocation.pod_size, self.allocation.whole_nodes)
-        order = [old_node]
+        pod_size, whole = self.allocation.pod_size, self.allocation.whole_nodes
+        yield old_node
         seen = {old_node}
-        span_level = self.allocation.span_level
+        others = {node for i, (_, node, _) in enumerate(self.slots) if i != position and node != old_node}
+        limit = (
+            len(tree.levels) - 1
+            if not others and self._alone(position, old_node)
+            else self.allocation.span_level
+        )
         path = tree.nodes[old_node].domains
-        if span_level == 0 and self.allocation.span_domain != old_node:
-            return order
-        for level in range(1, span_level + 1):
+        for level in range(1, limit + 1):
             domain = tree.levels[level][path[level]]
-            fresh = [i for i in range(domain.first_node, domain.end_node) if i not in seen]
             scored = []
-            for index in fresh:
+            for index in range(domain.first_node, domain.end_node):
+                if index in seen:
+                    continue
+                seen.add(index)
                 room = self.free_of(index) & ~self._in_use(index)
                 node = tree.nodes[index]
-                if key[1] and room != node.full_mask:
+                if whole and room != node.full_mask:
                     continue
-                slots = noderules.slot_capacity(tree.profile.rule, node.modules, room, key[0])
+                slots = noderules.slot_capacity(tree.profile.rule, node.modules, room, pod_size)
                 if slots:
                     scored.append(((node.reserve, slots, state.free_count[0][index], index), index))
-            order.extend(index for _, index in sorted(scored))
-            seen.update(fresh)
-        return order
+            yield from (index for _, index in sorted(scored))
+
+    def _alone(self, position: int, old_node: int) -> bool:
+        """Whether this slot is the partition's only one on its node (so it may move as a whole)."""
+        return all(node != old_node for i, (_, node, _) in enumerate(self.slots) if i != position)
 
 
 def _names(node: topology_tree.TreeNode, mask: int) -> tuple[str, ...]:
