@@ -131,6 +131,7 @@ def resource_from_crd(crd: Object) -> resources.Resource:
                 name=version["name"],
                 status="status" in subresources,
                 scale="scale" in subresources,
+                scale_paths=_scale_paths(subresources.get("scale") or {}),
                 printer_columns=tuple(columns) if columns else None,
                 schema=(version.get("schema") or {}).get("openAPIV3Schema"),
             )
@@ -148,6 +149,14 @@ def resource_from_crd(crd: Object) -> resources.Resource:
         generation=True,
         custom=True,
         returns_deleted_object=True,
+    )
+
+
+def _scale_paths(scale: Object) -> tuple[str, str, str]:
+    return (
+        scale.get("specReplicasPath", ".spec.replicas"),
+        scale.get("statusReplicasPath", ".status.replicas"),
+        scale.get("labelSelectorPath", ""),
     )
 
 

@@ -38,6 +38,9 @@ def _subresources(resource: Resource, version: str) -> list[tuple[str, str, str,
     found: list[tuple[str, str, str, str, tuple[str, ...]]] = []
     if resource.has_status(version):
         found.append(("status", resource.group, version, resource.kind, _SUBRESOURCE_VERBS))
+    served = resource.version(version)
+    if served is not None and served.scale:
+        found.append(("scale", "autoscaling", "v1", "Scale", _SUBRESOURCE_VERBS))
     for extra in resource.extra_subresources:
         if extra == "binding":
             found.append(("binding", "", "v1", "Binding", ("create",)))

@@ -28,6 +28,7 @@ class OpenAPI:
         for resource in self._registry:
             for version in resource.versions:
                 subresources = ["status"] if version.status else []
+                subresources += ["scale"] if version.scale else []
                 subresources += [s for s in resource.extra_subresources if s != "finalize"]
                 served.setdefault((resource.group, version.name), []).append(
                     openapi.ServedResource(

@@ -22,6 +22,8 @@ class Version:
     name: str
     status: bool = False  # the status subresource is served (writes to the main resource ignore status)
     scale: bool = False
+    # the scale subresource's specReplicasPath, statusReplicasPath and labelSelectorPath ("" for none)
+    scale_paths: tuple[str, str, str] = (".spec.replicas", ".status.replicas", "")
     printer_columns: tuple[dict[str, Any], ...] | None = None  # a CRD's additionalPrinterColumns
     schema: dict[str, Any] | None = None  # a CRD version's openAPIV3Schema
 
@@ -225,6 +227,29 @@ BUILTINS: tuple[Resource, ...] = (
     ),
 )
 
+REVIEWS = (
+    _builtin(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        False,
+        verbs=("create",),
+    ),
+    _builtin(
+        "authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", False, verbs=("create",)
+    ),
+    _builtin(
+        "authorization.k8s.io",
+        "v1",
+        "localsubjectaccessreviews",
+        "LocalSubjectAccessReview",
+        True,
+        verbs=("create",),
+    ),
+)
+REVIEW_KEYS = {resource.key for resource in REVIEWS}
+BUILTINS = BUILTINS + REVIEWS
 CRDS: GroupResource = ("apiextensions.k8s.io", "customresourcedefinitions")
 NAMESPACES: GroupResource = ("", "namespaces")
 

@@ -22,12 +22,14 @@ from superpod.sandbox import (
     listing,
     managed,
     openapi_adapter,
+    patch,
     protobuf,
+    scaling,
     selectors,
     state,
     watching,
 )
-from superpod.sandbox.resources import Resource
+from superpod.sandbox.resources import REVIEW_KEYS, Resource
 from superpod.sandbox.state import Options, State, Target
 
 Object = dict[str, Any]
@@ -59,6 +61,13 @@ def respond(
     for warning in warnings or ():
         headers.add("Warning", "299 - " + json.dumps(warning))
     return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=code, headers=headers)
+
+
+def _review(body: Any) -> Object:
+    """Access reviews are answered, not stored: everything is allowed, as nothing is authorized here."""
+    if not isinstance(body, dict):
+        raise errors.bad_request("an access review must be an object")
+    return {**body, "status": {"allowed": True, "reason": "the sandbox authorizes every request"}}
 
 
 class Router:
@@ -138,7 +147,9 @@ class Router:
         resource = registry.lookup(group, version, plural)
         if resource is None or len(rest) > 3:
             raise errors.path_not_found()
-        if sub and sub != "status" and sub not in resource.extra_subresources:
+        served = resource.version(version)
+        scalable = sub == "scale" and served is not None and served.scale
+        if sub and sub != "status" and sub not in resource.extra_subresources and not scalable:
             raise errors.path_not_found()
         if sub == "status" and not resource.has_status(version):
             raise errors.path_not_found()
@@ -207,6 +218,8 @@ class Router:
         method = request.method
         api = self.api
         resource = target.resource
+        if target.subresource == "scale":
+            return await self._scale(request, target)
         if method == "GET":
             if target.name and not watch_prefix:
                 self._record("get", target)
@@ -238,6 +251,8 @@ class Router:
             if target.name:
                 raise errors.method_not_allowed("create", resource.group, resource.plural)
             self._record("create", target)
+            if resource.key in REVIEW_KEYS:
+                return respond(_review(await self._decoded_body(request)), 201)
             body = await self._decoded_body(request)
             outcome = await api.create(target, body, self._options(request))
             return respond(outcome.body, outcome.code, outcome.warnings)
@@ -279,6 +294,49 @@ class Router:
             items, list_meta = listing.page(items, 0, None, api.store.resource_version)
             return respond(listing.list_body(resource, target.version, items, list_meta))
         raise errors.method_not_allowed(method.lower(), resource.group, resource.plural)
+
+    async def _scale(self, request: web.Request, target: Target) -> web.StreamResponse:
+        served = target.resource.version(target.version)
+        assert served is not None
+        verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(request.method)
+        if verb is None:
+            raise errors.method_not_allowed(
+                request.method.lower(), target.resource.group, target.resource.plural
+            )
+        self._record(verb, target)
+        old = self.api.store.get(target.resource.key, target.namespace, target.name)
+        if old is None:
+            raise errors.not_found(target.resource.group, target.resource.plural, target.name)
+        current = scaling.scale_of(old, served)
+        if verb == "get":
+            return respond(current)
+        if verb == "update":
+            wanted = await self._decoded_body(request)
+            version = (
+                ((wanted or {}).get("metadata") or {}).get("resourceVersion")
+                if isinstance(wanted, dict)
+                else None
+            )
+            if version and version != old["metadata"]["resourceVersion"]:
+                raise errors.stale(target.resource.group, target.resource.plural, target.name)
+        else:
+            content_type, raw = await self._read_body(request, patch=True)
+            try:
+                document = json.loads(raw)
+            except ValueError as failure:
+                raise errors.bad_request(f"error decoding patch: {failure}") from None
+            if content_type == "application/json-patch+json":
+                wanted = patch.json_patch(current, document)
+            elif content_type in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+                wanted = patch.merge(current, document)
+            else:
+                raise errors.unsupported_media_type(
+                    content_type, ["application/json-patch+json", "application/merge-patch+json"]
+                )
+        new = scaling.with_replicas(old, served, wanted)
+        outcome = await self.api.write_update(target, old, new, self._options(request))
+        stored = self.api.store.get(target.resource.key, target.namespace, target.name) or outcome.body
+        return respond(scaling.scale_of(stored, served))
 
     async def _delete_options(self, request: web.Request) -> Any:
         raw = await request.read()

@@ -266,3 +266,14 @@ def test_apply_with_strict_validation_refuses_unknown_fields(kubectl):
     body["spec"]["bogus"] = 1
     refused = kubectl("apply", "-f", "-", stdin=yaml.safe_dump(body), check=False)
     assert refused.returncode != 0 and 'unknown field "spec.bogus"' in refused.stderr
+
+
+def test_scale_writes_spec_replicas_through_the_scale_subresource(kubectl):
+    kubectl("apply", "-f", "-", stdin=deployment())
+    kubectl("scale", "deployment", "web", "--replicas=4")
+    web = get_json(kubectl, "deployment", "web")
+    assert (web["spec"]["replicas"], web["metadata"]["generation"]) == (4, 2)
+    scale = json.loads(
+        kubectl("get", "--raw", "/apis/apps/v1/namespaces/default/deployments/web/scale").stdout
+    )
+    assert scale["spec"] == {"replicas": 4} and scale["status"]["selector"] == "app=web"
