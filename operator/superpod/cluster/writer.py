@@ -40,10 +40,20 @@ class Writer:
         self.api = api
         self.instance = instance
 
-    async def partition_status(self, namespace: str, name: str, status: JSON) -> JSON | None:
-        """Merge-patch a partition's status; None when the partition is gone."""
+    async def partition_status(
+        self, namespace: str, name: str, status: JSON, *, resource_version: str | None = None
+    ) -> JSON | None:
+        """Merge-patch a partition's status; None when the partition is gone.
+
+        With `resource_version` the patch applies only to that version of the object (409 Conflict otherwise):
+        slot bindings are written by admission webhooks on every replica, so allocation writes must not
+        overwrite a binding they did not see.
+        """
+        body: JSON = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
         try:
-            return await self.api.patch(partition_path(namespace, name, "status"), {"status": status})
+            return await self.api.patch(partition_path(namespace, name, "status"), body)
         except client.ApiError as error:
             if error.status == 404:
                 return None

@@ -14,10 +14,12 @@ between decision and write loses nothing, because the decision was never persist
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import json
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pydantic
@@ -57,6 +59,7 @@ class SuperPodState:
     pending: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)  # key -> (created, key)
     shape: tuple[tuple[str, tuple[str, ...]], ...] = ()  # node names and devices the tree was built from
     reported: set[str] = dataclasses.field(default_factory=set)  # nodes whose problem has had its Event
+    health_dirty: bool = False  # device health changed since placed partitions were last checked
 
     @property
     def resource(self) -> str:
@@ -83,6 +86,7 @@ class Fleet:
         self._dirty_inventory: set[str] = set()
         self._inventory_scheduled = False
         self.inventory_debounce = 0.2
+        self.decision_seconds: collections.deque[float] = collections.deque(maxlen=10_000)
 
     # ---- start and stop ------------------------------------------------------------------------------
 
@@ -201,6 +205,7 @@ class Fleet:
 
     def _observe(self, state: SuperPodState) -> None:
         assert state.spec is not None and state.profile is not None
+        before = dict(state.observed)
         state.observed.clear()
         state.problems.clear()
         for name, node in self._nodes.items():
@@ -213,6 +218,18 @@ class Fleet:
                 state.observed[name] = observed
             if problem is not None:
                 state.problems[name] = problem
+        # A node that vanished (deleted, or its device info broke) while partitions hold its devices stays in
+        # the tree as a node that is down, so its partitions are reported Degraded and repaired, not lost.
+        held = _held_nodes(state.allocator)
+        for name in held - state.observed.keys():
+            if name in before:
+                state.observed[name] = dataclasses.replace(before[name], ready=False)
+                state.problems.setdefault(
+                    name,
+                    inventory.NodeProblem(
+                        name, "NodeLost", f"node {name} is gone; its devices are out of service"
+                    ),
+                )
 
     def _rebuild(self, state: SuperPodState) -> None:
         """Rebuild the tree when the node set or device lists change; otherwise only update health."""
@@ -220,6 +237,7 @@ class Fleet:
             return
         self._observe(state)
         shape = tuple(sorted((name, node.devices) for name, node in state.observed.items()))
+        state.health_dirty = True
         if state.allocator is not None and shape == state.shape:
             for name, node in state.observed.items():
                 state.allocator.set_health(name, node.unhealthy, ready=node.ready)
@@ -288,72 +306,179 @@ class Fleet:
             state.poke()
 
     async def place(self, obj: JSON) -> JSON:
-        """Place a partition (kopf create/resume handler); returns the status written."""
+        """Place a partition (kopf create/resume handler); returns the status it now has."""
         key = partition_key(obj)
         self.partitions.setdefault(key, obj)
         state = self.superpods.get(_superpod_of(obj))
         if state is None:
-            return await self._write_pending(
-                obj,
-                api_partition.PendingReason.SUPER_POD_NOT_FOUND.value,
-                f"SuperPod {_superpod_of(obj)} does not exist; the partition waits for it",
-            )
+            reason = api_partition.PendingReason.SUPER_POD_NOT_FOUND.value
+            message = f"SuperPod {_superpod_of(obj)} does not exist; the partition waits for it"
+            return await self._write(obj, lambda previous: self._pending(obj, previous, reason, message))
         async with state.lock:
             return await self._place_locked(state, obj)
 
     async def _place_locked(self, state: SuperPodState, obj: JSON) -> JSON:
         key = partition_key(obj)
-        generation = obj["metadata"].get("generation")
-        previous = obj.get("status") or {}
+        created = obj["metadata"].get("creationTimestamp", "")
         if state.allocator is None:
             reason = api_partition.PendingReason.SUPER_POD_NOT_READY.value
             message = state.error or f"SuperPod {state.name} has no usable nodes yet"
-            state.pending.setdefault(key, (obj["metadata"].get("creationTimestamp", ""), key))
-            return await self._write_pending(obj, reason, message)
-        existing = state.allocator.placement_of(key)
-        if existing is not None:
-            desired = derive.allocated(existing, previous=previous, generation=generation)
-            if derive.changed(previous, desired):
-                await self.writer.partition_status(
-                    obj["metadata"]["namespace"], obj["metadata"]["name"], desired
-                )
-            return desired
+            state.pending.setdefault(key, (created, key))
+            return await self._write(obj, lambda previous: self._pending(obj, previous, reason, message))
+        if state.allocator.placement_of(key) is not None:
+            return await self._refresh_locked(state, obj)
         try:
             spec = api_partition.PartitionSpec.model_validate(obj.get("spec") or {})
         except pydantic.ValidationError as error:
-            return await self._write_pending(obj, "InvalidSpec", _one_line(error), failed=True)
+            message = _one_line(error)
+            return await self._write(
+                obj, lambda previous: self._pending(obj, previous, "InvalidSpec", message, failed=True)
+            )
+        started = time.perf_counter()
         decision = state.allocator.plan_partition(placement.PlacementRequest.from_spec(spec))
+        self.decision_seconds.append(time.perf_counter() - started)
         if isinstance(decision, placement.Rejection):
-            state.pending.setdefault(key, (obj["metadata"].get("creationTimestamp", ""), key))
-            return await self._write_pending(obj, decision.reason.value, decision.message)
+            state.pending.setdefault(key, (created, key))
+            reason, message = decision.reason.value, decision.message
+            return await self._write(obj, lambda previous: self._pending(obj, previous, reason, message))
         state.allocator.commit(key, decision)
         state.pending.pop(key, None)
-        desired = derive.allocated(decision, previous=previous, generation=generation)
         try:
-            written = await self.writer.partition_status(
-                obj["metadata"]["namespace"], obj["metadata"]["name"], desired
+            written = await self._write(
+                obj,
+                lambda previous: derive.allocated(decision, previous=previous, generation=_generation(obj)),
             )
         except BaseException:
             state.allocator.release(key)
             raise
-        if written is None:  # deleted meanwhile
+        if not written:  # deleted meanwhile
             state.allocator.release(key)
-            return desired
-        await self.writer.event(obj, reason="Allocated", message=desired["message"])
+            return {}
+        await self.writer.event(obj, reason="Allocated", message=written["message"])
         state.poke()
-        return desired
+        return written
 
-    async def _write_pending(self, obj: JSON, reason: str, message: str, *, failed: bool = False) -> JSON:
-        previous = obj.get("status") or {}
-        desired = derive.pending(
-            reason, message, previous=previous, generation=obj["metadata"].get("generation")
+    async def _refresh_locked(self, state: SuperPodState, obj: JSON) -> JSON:
+        """Bring a placed partition's status up to date: failed devices, repair, bindings."""
+        assert state.allocator is not None
+        key = partition_key(obj)
+        decision = state.allocator.placement_of(key)
+        assert decision is not None
+        failed = failed_devices(state.allocator, decision)
+        problem: str | None = None
+        repaired = False
+        policy = (obj.get("spec") or {}).get("repairPolicy", api_partition.RepairPolicy.AUTO.value)
+        if failed and policy == api_partition.RepairPolicy.AUTO.value:
+            movable = _unbound_devices(obj, failed)
+            if movable:
+                outcome = state.allocator.repair(key, movable)
+                if isinstance(outcome, placement.Rejection) and not _any_bound(obj):
+                    # no pod runs yet, so the ranks may change: place the whole request afresh
+                    outcome = self._replace_locked(state, key, obj, decision, outcome)
+                if isinstance(outcome, placement.Rejection):
+                    problem = outcome.message
+                else:
+                    repaired = outcome != decision
+                    decision = outcome
+                    failed = failed_devices(state.allocator, decision)
+            if failed and problem is None:
+                problem = (
+                    "the failed devices belong to running pods; their slots move when the pods are recreated"
+                )
+        was_degraded = (obj.get("status") or {}).get("phase") == api_partition.Phase.DEGRADED.value
+        written = await self._write(
+            obj,
+            lambda previous: derive.allocated(
+                decision,
+                previous=previous,
+                generation=_generation(obj),
+                failed=failed,
+                repair_problem=problem if failed else None,
+            ),
         )
+        if repaired:
+            await self.writer.event(
+                obj, reason="Repaired", message=f"moved off failed devices: {written['message']}"
+            )
+            state.poke()
+        elif failed and not was_degraded and written:
+            await self.writer.event(obj, reason="DeviceFailed", message=written["message"], warning=True)
+        return written
+
+    def _replace_locked(
+        self,
+        state: SuperPodState,
+        key: str,
+        obj: JSON,
+        old: placement.Placement,
+        rejection: placement.Rejection,
+    ) -> placement.Placement | placement.Rejection:
+        """Release and re-plan a partition whose slots could not move one by one; keep it if that fails."""
+        assert state.allocator is not None
+        spec = api_partition.PartitionSpec.model_validate(obj.get("spec") or {})
+        state.allocator.release(key)
+        fresh = state.allocator.plan_partition(placement.PlacementRequest.from_spec(spec))
+        if isinstance(fresh, placement.Placement):
+            state.allocator.commit(key, fresh)
+            return fresh
+        state.allocator.restore(key, old.slots, whole_nodes=old.whole_nodes)
+        return rejection
+
+    def _pending(
+        self, obj: JSON, previous: JSON | None, reason: str, message: str, *, failed: bool = False
+    ) -> JSON:
+        desired = derive.pending(reason, message, previous=previous, generation=_generation(obj))
         if failed:
             desired["phase"] = api_partition.Phase.FAILED.value
-        if derive.changed(previous, desired):
-            await self.writer.partition_status(obj["metadata"]["namespace"], obj["metadata"]["name"], desired)
-            await self.writer.event(obj, reason=reason, message=message, warning=True)
         return desired
+
+    async def _write(self, obj: JSON, compute: Callable[[JSON | None], JSON], attempts: int = 8) -> JSON:
+        """Write the status `compute(current status)` if it differs, guarded by resourceVersion.
+
+        On a 409 (someone, e.g. an admission webhook binding a pod, wrote in between) read the object again
+        and recompute. Returns the status now in effect; {} when the partition is gone.
+        """
+        namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        current = obj
+        for _ in range(attempts):
+            previous = current.get("status") or {}
+            desired = compute(previous)
+            if not derive.changed(previous, desired):
+                return desired
+            try:
+                written = await self.writer.partition_status(
+                    namespace, name, desired, resource_version=current["metadata"].get("resourceVersion")
+                )
+            except client.ApiError as error:
+                if error.status != 409:
+                    raise
+                fresh = await self.api.get_or_none(writer.partition_path(namespace, name))
+                if fresh is None:
+                    return {}
+                current = fresh
+                continue
+            if written is None:
+                return {}
+            self.partitions[partition_key(written)] = written
+            unplaced = (api_partition.Phase.PENDING.value, api_partition.Phase.FAILED.value)
+            if desired.get("phase") in unplaced and previous.get("reason") != desired.get("reason"):
+                await self.writer.event(
+                    written, reason=desired["reason"], message=desired["message"], warning=True
+                )
+            return dict(written.get("status") or {})
+        raise RuntimeError(f"status of {namespace}/{name} kept changing; giving up after {attempts} attempts")
+
+    async def refresh_placed(self, state: SuperPodState) -> None:
+        """After health changes: report failed devices and repair what can be repaired (daemon)."""
+        if state.allocator is None:
+            return
+        for key in list(state.allocator.partitions):
+            obj = self.partitions.get(key)
+            if obj is None or obj["metadata"].get("deletionTimestamp"):
+                continue
+            async with state.lock:
+                if state.allocator is not None and state.allocator.placement_of(key) is not None:
+                    await self._refresh_locked(state, obj)
 
     async def release(self, obj: JSON) -> None:
         """A partition is being deleted (kopf delete handler, before its finalizer goes)."""
@@ -415,6 +540,44 @@ class Fleet:
             await self.writer.event(written, reason=problem.reason, message=problem.message, warning=True)
         state.reported = set(state.problems)
         return True
+
+
+def failed_devices(allocator: placement.Allocator, decision: placement.Placement) -> list[str]:
+    """`node/device` of every device of the placement that is unhealthy now."""
+    tree = allocator.tree
+    failed: list[str] = []
+    for slot in decision.slots:
+        node = tree.by_name[slot.node]
+        index = tree.device_index[slot.node]
+        unhealthy = allocator.state.unhealthy[node.index]
+        failed.extend(f"{slot.node}/{device}" for device in slot.devices if unhealthy >> index[device] & 1)
+    return failed
+
+
+def _unbound_devices(obj: JSON, failed: list[str]) -> list[str]:
+    """The failed devices whose slot has no pod bound (they can move now)."""
+    bound = {
+        f"{slot['node']}/{device}"
+        for slot in (obj.get("status") or {}).get("allocation") or []
+        if slot.get("pod")
+        for device in slot.get("devices") or []
+    }
+    return [device for device in failed if device not in bound]
+
+
+def _any_bound(obj: JSON) -> bool:
+    return any(slot.get("pod") for slot in (obj.get("status") or {}).get("allocation") or [])
+
+
+def _held_nodes(allocator: placement.Allocator | None) -> set[str]:
+    if allocator is None:
+        return set()
+    return {slot.node for decision in allocator.partitions.values() for slot in decision.slots}
+
+
+def _generation(obj: JSON) -> int | None:
+    generation = obj["metadata"].get("generation")
+    return int(generation) if generation is not None else None
 
 
 def _superpod_of(obj: JSON) -> str:

@@ -53,6 +53,9 @@ def register(registry: kopf.OperatorRegistry, fleet: fleet_module.Fleet, *, stat
                 await stopped.wait(0.05)
                 continue
             state.wake.clear()
+            if state.health_dirty:
+                state.health_dirty = False
+                await fleet.refresh_placed(state)
             await fleet.retry_pending(state)
             pause = status_interval - (time.monotonic() - last_write)
             if pause > 0:

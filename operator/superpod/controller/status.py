@@ -55,29 +55,70 @@ def allocated(
     *,
     previous: JSON | None,
     generation: int | None,
-    rank_table: str | None = None,
+    failed: Sequence[str] = (),
+    repair_problem: str | None = None,
 ) -> JSON:
-    """Status of a placed partition."""
-    conditions = (previous or {}).get("conditions")
-    slots = [slot.to_api().model_dump(by_alias=True, exclude_none=True) for slot in decision.slots]
+    """Status of a placed partition.
+
+    Pod bindings (`pod` of a slot, written at admission) are kept for slots whose node and devices did not
+    change. The phase is Degraded while the partition holds failed devices (`node/device`), else Bound when
+    every slot has a pod, else Allocated. `repair_problem` says why failed devices could not be replaced.
+    """
+    previous = previous or {}
+    conditions = previous.get("conditions")
+    bound = {
+        (slot.get("rank"), slot.get("node"), tuple(slot.get("devices") or ())): slot["pod"]
+        for slot in previous.get("allocation") or []
+        if slot.get("pod")
+    }
+    slots = []
+    for slot in decision.slots:
+        out = slot.to_api().model_dump(by_alias=True, exclude_none=True)
+        pod = bound.get((slot.rank, slot.node, slot.devices))
+        if pod:
+            out["pod"] = pod
+        slots.append(out)
     devices = sum(len(slot["devices"]) for slot in slots)
     message = (
         f"{devices} devices on {decision.node_count} node(s) within one {decision.tier_span}"
         f" ({decision.bandwidth_gbps:g} GB/s per device)"
     )
+    all_bound = bool(slots) and all(slot.get("pod") for slot in slots)
+    if failed:
+        phase = api_partition.Phase.DEGRADED
+        reason = "RepairImpossible" if repair_problem else "DeviceFailed"
+        detail = f"devices failed: {', '.join(failed)}"
+        if repair_problem:
+            detail += f"; no repair: {repair_problem}"
+        degraded = condition(conditions, "Degraded", True, reason, detail, generation)
+    else:
+        phase = api_partition.Phase.BOUND if all_bound else api_partition.Phase.ALLOCATED
+        reason = "Placed"
+        degraded = condition(conditions, "Degraded", False, "Healthy", "every device is healthy", generation)
     status: JSON = {
         "observedGeneration": generation,
-        "phase": api_partition.Phase.ALLOCATED.value,
-        "reason": "Placed",
-        "message": message,
+        "phase": phase.value,
+        "reason": reason,
+        "message": degraded["message"] if failed else message,
         "allocation": slots,
         "tierSpan": decision.tier_span,
         "nodeCount": decision.node_count,
         "estimatedBandwidthGBps": decision.bandwidth_gbps,
-        "conditions": [condition(conditions, "Allocated", True, "Placed", message, generation)],
+        "conditions": [
+            condition(conditions, "Allocated", True, "Placed", message, generation),
+            condition(
+                conditions,
+                "Bound",
+                all_bound,
+                "AllSlotsBound" if all_bound else "WaitingForPods",
+                "every slot has a pod"
+                if all_bound
+                else "pods labelled with the partition are bound at admission",
+                generation,
+            ),
+            degraded,
+        ],
     }
-    if rank_table:
-        status["rankTable"] = rank_table
     return status
 
 

@@ -1,0 +1,124 @@
+"""Faults reported by the device plugin degrade partitions; Auto repair moves them within their tier."""
+
+from __future__ import annotations
+
+from superpod.cluster import client
+
+from tests.builders import objects
+from tests.integration.operator.conftest import add_a3_nodes, eventually, manifest
+
+SPOD = "/apis/superpod.dev/v1alpha1/superpods"
+SPP = "/apis/superpod.dev/v1alpha1/namespaces/team-a/superpodpartitions"
+CONFIGMAPS = "/api/v1/namespaces/kube-system/configmaps"
+
+
+def partition(name: str, npus: int, **spec) -> dict:
+    return {
+        "apiVersion": "superpod.dev/v1alpha1",
+        "kind": "SuperPodPartition",
+        "metadata": {"name": name, "namespace": "team-a"},
+        "spec": {"superPod": "cm384-a", "npus": npus, **spec},
+    }
+
+
+async def _status(api: client.KubeClient, name: str) -> dict:
+    return (await api.get(f"{SPP}/{name}")).get("status") or {}
+
+
+async def _phase_is(api: client.KubeClient, name: str, phase: str):
+    status = await _status(api, name)
+    return status if status.get("phase") == phase else None
+
+
+async def _set_deviceinfo(api: client.KubeClient, node: str, index: int, **health) -> None:
+    configmap = objects.deviceinfo_configmap(node, server_index=index, rack_id=index // 4, **health)
+    await api.patch(f"{CONFIGMAPS}/mindx-dl-deviceinfo-{node}", {"data": configmap["data"]})
+
+
+def _devices(status: dict) -> set[tuple[str, str]]:
+    return {(slot["node"], device) for slot in status["allocation"] for device in slot["devices"]}
+
+
+async def _placed(api, name, npus, **spec):
+    await api.create(SPP, partition(name, npus, **spec))
+    return await eventually(lambda: _phase_is(api, name, "Allocated"))
+
+
+async def test_an_unhealthy_die_is_repaired_within_the_same_tier(cluster, running):
+    _, api = cluster
+    await add_a3_nodes(api, 4)
+    await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
+    before = await _placed(api, "train", 8, maxTier="node")
+    node, device = before["allocation"][0]["node"], before["allocation"][0]["devices"][0]
+    index = int(node.rsplit("-", 1)[1])
+    await _set_deviceinfo(api, node, index, unhealthy=(int(device.rsplit("-", 1)[1]),))
+
+    async def repaired():
+        status = await _status(api, "train")
+        return status if status.get("allocation") and (node, device) not in _devices(status) else None
+
+    after = await eventually(repaired)
+    assert after["phase"] == "Allocated"
+    assert after["tierSpan"] == before["tierSpan"] == "node"
+    assert len(_devices(after)) == 8
+    events = (await api.get("/api/v1/namespaces/team-a/events"))["items"]
+    assert any(e["reason"] == "Repaired" and e["involvedObject"]["name"] == "train" for e in events)
+
+
+async def test_manual_repair_policy_only_reports_the_failed_devices(cluster, running):
+    _, api = cluster
+    await add_a3_nodes(api, 4)
+    await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
+    before = await _placed(api, "manual", 4, repairPolicy="Manual")
+    node, device = before["allocation"][0]["node"], before["allocation"][0]["devices"][1]
+    index = int(node.rsplit("-", 1)[1])
+    await _set_deviceinfo(api, node, index, network_unhealthy=(int(device.rsplit("-", 1)[1]),))
+    degraded = await eventually(lambda: _phase_is(api, "manual", "Degraded"))
+    assert _devices(degraded) == _devices(before)
+    condition = next(c for c in degraded["conditions"] if c["type"] == "Degraded")
+    assert condition["status"] == "True" and f"{node}/{device}" in condition["message"]
+
+    await _set_deviceinfo(api, node, index)  # healed
+    healed = await eventually(lambda: _phase_is(api, "manual", "Allocated"))
+    assert _devices(healed) == _devices(before)
+
+
+async def test_a_node_that_goes_down_degrades_and_repairs_its_partitions(cluster, running):
+    _, api = cluster
+    await add_a3_nodes(api, 4)
+    await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
+    before = await _placed(api, "whole", 16, maxTier="node")
+    node = before["allocation"][0]["node"]
+    await api.patch(
+        f"/api/v1/nodes/{node}/status",
+        {"status": {"conditions": [{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}]}},
+    )
+
+    async def moved():
+        status = await _status(api, "whole")
+        nodes = {slot["node"] for slot in status.get("allocation") or []}
+        return status if nodes and node not in nodes else None
+
+    after = await eventually(moved)
+    assert after["phase"] == "Allocated" and after["tierSpan"] == "node"
+
+    async def superpod_counts():
+        status = (await api.get(f"{SPOD}/cm384-a")).get("status") or {}
+        return status if (status.get("devices") or {}).get("unhealthy") == 16 else None
+
+    status = await eventually(superpod_counts)
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Degraded"] == "True"
+
+
+async def test_a_recovering_device_is_not_handed_out(cluster, running):
+    _, api = cluster
+    await add_a3_nodes(api, 3)  # 1 usable node, 2 in reserve
+    await _set_deviceinfo(api, "a3-0-00", 0, recovering=(0, 1))
+    await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
+    status = await _placed(api, "small", 14)
+    assert {"Ascend910-0", "Ascend910-1"}.isdisjoint({d for _, d in _devices(status)})
+    await api.create(SPP, partition("more", 2))
+    pending = await eventually(lambda: _phase_is(api, "more", "Pending"))
+    assert pending["reason"] == "InsufficientCapacity"
+    await _set_deviceinfo(api, "a3-0-00", 0)  # recovered
+    await eventually(lambda: _phase_is(api, "more", "Allocated"))
