@@ -266,9 +266,12 @@ def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, st
     return True
 
 
+MATCH_CONDITION_VARIABLES = frozenset({"object", "oldObject", "request", "params", "namespaceObject"})
+
+
 @functools.lru_cache(maxsize=256)
 def _condition_program(expression: str) -> cel.Program:
-    return cel.compile_expression(expression)
+    return cel.compile_expression(expression, MATCH_CONDITION_VARIABLES)
 
 
 def _conditions_match(hook: Mapping[str, Any], request: AdmissionRequestInfo) -> bool:

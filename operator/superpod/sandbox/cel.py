@@ -9,6 +9,9 @@ Wraps the pure-Python `cel-python` package (import name `celpy`) with what kube-
   `sum`, `min`, `max`); `size`, `matches`, `startsWith`, `endsWith`, `contains`, `has()` and the
   `all`/`exists`/`exists_one`/`map`/`filter` macros come from cel-python itself.
 
+Expressions run as Python closures (`celcompile`, same semantics as cel-python's interpreter, about ten times
+faster); what that compiler does not cover runs in cel-python's interpreter.
+
 Known differences from kube-apiserver: rules are parsed, not type-checked, so a reference to an unknown field
 is reported when the rule runs (as an evaluation error) instead of when the CRD is created; there is no cost
 budget; `optionalOldSelf` and the `optional` library, quantities, URLs and IP/CIDR functions are not available.
@@ -26,6 +29,8 @@ import celpy
 import lark
 from celpy import adapter, celparser, celtypes, evaluation
 
+from superpod.sandbox import celcompile
+
 JSON = Any  # a value decoded from JSON: dict, list, str, int, float, bool or None
 
 _ENVIRONMENT = celpy.Environment()
@@ -38,28 +43,45 @@ class RuleCompileError(ValueError):
     """A rule or messageExpression that cel-python cannot parse."""
 
 
+RULE_VARIABLES = frozenset({"self", "oldSelf"})
+
+
 @dataclasses.dataclass(frozen=True)
 class Program:
     """One compiled CEL expression."""
 
     source: str
     uses_old_self: bool  # a transition rule: runs only when the old value exists
-    runner: celpy.Runner
+    runner: celpy.Runner  # cel-python's interpreter
+    fast: (
+        Callable[[Mapping[str, Any]], Any] | None
+    )  # the same expression as closures (celcompile), if covered
 
     def evaluate(self, variables: Mapping[str, celtypes.Value]) -> celtypes.Value:
         """Run the program; raises `EvaluationError` on evaluation errors (no such key, division by 0...)."""
+        if self.fast is not None:
+            return self.fast(variables)  # type: ignore[no-any-return]
         return self.runner.evaluate(dict(variables))
 
 
-def compile_expression(source: str) -> Program:
-    """Parse `source` once; raise RuleCompileError when it is not valid CEL."""
+def compile_expression(source: str, variables: frozenset[str] = RULE_VARIABLES) -> Program:
+    """Parse `source` once; raise RuleCompileError when it is not valid CEL.
+
+    `variables` are the names the caller binds when evaluating (`self`, `oldSelf` for CRD rules).
+    """
     try:
         tree = _ENVIRONMENT.compile(source)
     except celparser.CELParseError as error:
         raise RuleCompileError(str(error).strip()) from error
     idents = tree.scan_values(lambda token: isinstance(token, lark.Token) and token.type == "IDENT")
     uses_old_self = any(token == "oldSelf" for token in idents)
-    return Program(source, uses_old_self, _ENVIRONMENT.program(tree, functions=KUBERNETES_LIBRARY))
+    try:
+        fast: Callable[[Mapping[str, Any]], Any] | None = celcompile.compile_tree(
+            tree, KUBERNETES_LIBRARY, variables
+        )
+    except celcompile.Unsupported:
+        fast = None
+    return Program(source, uses_old_self, _ENVIRONMENT.program(tree, functions=KUBERNETES_LIBRARY), fast)
 
 
 def to_cel(value: JSON, schema: Mapping[str, Any] | None) -> celtypes.Value:
