@@ -77,7 +77,9 @@ async def delete(api: State, target: Target, delete_options: Object, options: Op
     if options.dry_run:
         return Outcome(state.present(new, target.version, resource), 200)
     stored = api.store.update(resource.key, old, new)
-    api.terminating.add((resource.key, target.namespace, target.name))
+    if resource.key in (resources.NAMESPACES, resources.CRDS) or {FOREGROUND, ORPHAN} & set(finalizers):
+        # Only deletions the server itself must advance are tracked; others wait for their finalizers' owners.
+        api.terminating.add((resource.key, target.namespace, target.name))
     api.changed.set()
     return Outcome(state.present(stored, target.version, resource), 200)
 

@@ -1,0 +1,59 @@
+"""The watch hub: bounded history per resource, replay after a resourceVersion, 410 beyond the history."""
+
+from __future__ import annotations
+
+import pytest
+from superpod.sandbox import errors, watch
+
+CONFIGMAPS = ("", "configmaps")
+PODS = ("", "pods")
+
+
+def event(version, name="a", kind="ADDED", namespace="default"):
+    return watch.Event(version, kind, {"metadata": {"name": name, "namespace": namespace}})
+
+
+def drain(watcher):
+    items = []
+    while not watcher.queue.empty():
+        items.append(watcher.queue.get_nowait())
+    return [(kind, obj["metadata"]["name"]) for kind, obj in items]
+
+
+async def test_a_watch_replays_only_events_after_its_version():
+    hub = watch.Hub(history_size=10)
+    for version, name in ((1, "a"), (2, "b"), (3, "c")):
+        hub.publish(CONFIGMAPS, event(version, name))
+    assert drain(hub.subscribe(CONFIGMAPS, 1, None, None)) == [("ADDED", "b"), ("ADDED", "c")]
+
+
+async def test_history_is_bounded_and_older_versions_expire():
+    hub = watch.Hub(history_size=3)
+    for version in range(1, 11):
+        hub.publish(CONFIGMAPS, event(version, f"o{version}"))
+    assert len(hub._histories[CONFIGMAPS].events) == 3
+    with pytest.raises(errors.ApiError) as caught:
+        hub.subscribe(CONFIGMAPS, 5, None, None)
+    assert caught.value.code == 410 and caught.value.status["reason"] == "Expired"
+    assert drain(hub.subscribe(CONFIGMAPS, 7, None, None)) == [
+        ("ADDED", "o8"),
+        ("ADDED", "o9"),
+        ("ADDED", "o10"),
+    ]
+
+
+async def test_events_reach_only_the_watchers_of_their_resource_and_namespace():
+    hub = watch.Hub(history_size=10)
+    pods = hub.subscribe(PODS, None, None, None)
+    mine = hub.subscribe(CONFIGMAPS, None, "default", None)
+    other = hub.subscribe(CONFIGMAPS, None, "other", None)
+    hub.publish(CONFIGMAPS, event(1, "a"))
+    assert (drain(pods), drain(mine), drain(other)) == ([], [("ADDED", "a")], [])
+
+
+async def test_an_unsubscribed_watcher_gets_nothing_more():
+    hub = watch.Hub(history_size=10)
+    watcher = hub.subscribe(CONFIGMAPS, None, None, None)
+    hub.unsubscribe(CONFIGMAPS, watcher)
+    hub.publish(CONFIGMAPS, event(1))
+    assert drain(watcher) == [] and hub.watcher_count() == 0
