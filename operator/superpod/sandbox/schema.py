@@ -14,7 +14,8 @@ calls, in kube-apiserver's order, on every create and update (and on status upda
    objects only where they are present), and drops `null`s of non-nullable fields that have no default.
 3. `validate(obj, old=None) -> list[Cause]`: OpenAPI value validation, list-type map/set uniqueness, then the
    CEL `x-kubernetes-validations` (transition rules, those using `oldSelf`, only when `old` is given and the
-   node exists in both). Each Cause is a metav1.StatusCause: `reason` (FieldValueInvalid, ...), `message`
+   node exists in both). On update (`old` given) errors are ratcheted as in kube >= 1.30: a node deep-equal
+   to its old counterpart (object keys, list-map keys) reports no schema or non-transition-rule errors. Each Cause is a metav1.StatusCause: `reason` (FieldValueInvalid, ...), `message`
    (the field.Error body, e.g. `Invalid value: 0: spec.npus in body should be greater than or equal to 1`)
    and `field` (`spec.npus`). kube-apiserver's 422 Status message is
    `<Kind>.<group> "<name>" is invalid: [<field>: <message>, ...]` (no brackets for one cause), built by the
@@ -178,7 +179,7 @@ class _Node:
         children = [*self.properties.values(), self.items, self.additional]
         # Whether this node or any below it carries CEL rules: the rule walk skips rule-free subtrees.
         self.has_rules: bool = bool(self.rules) or any(isinstance(c, _Node) and c.has_rules for c in children)
-        # CEL is pure and cel-python slow (about 1.5 ms a rule): remember outcomes by input, bounded.
+        # CEL is pure: remember outcomes by input (bounded), so repeated specs cost one lookup.
         self.rule_outcomes: dict[tuple[str, str, str], list[Cause]] = {}
 
     def child(self, key: str) -> _Node | None:
@@ -234,7 +235,7 @@ class StructuralSchema:
     def validate(self, obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[Cause]:
         """Return every cause that makes `obj` invalid (empty when valid); `old` enables transition rules."""
         causes: list[Cause] = []
-        _validate_value(obj, self._root, "", causes)
+        _validate_value(obj, self._root, "", causes, _MISSING if old is None else old)
         _validate_list_types(obj, self._root, "", causes)
         if any(cause.reason in ("FieldValueTypeInvalid", "FieldValueNotSupported") for cause in causes):
             causes.append(
@@ -449,7 +450,20 @@ def _type_matches(value: JSON, node: _Node) -> bool:
     return node.type == "integer" and actual == "number" and float(value).is_integer()
 
 
-def _validate_value(value: JSON, node: _Node, path: str, causes: list[Cause]) -> None:
+def same(a: JSON, b: JSON) -> bool:
+    """Deep equality of JSON values that, like Go's DeepEqual, tells true from 1 and 1 from 1.0."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(item, b[key]) for key, item in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _validate_value(value: JSON, node: _Node, path: str, causes: list[Cause], old: JSON = _MISSING) -> None:
+    if old is not _MISSING and same(value, old):
+        return  # ratcheting (kube >= 1.30): errors of a node unchanged since the old object are not reported
     name = path or "."
     if value is None:
         if not node.nullable and (node.type is not None or node.int_or_string):
@@ -472,9 +486,9 @@ def _validate_value(value: JSON, node: _Node, path: str, causes: list[Cause]) ->
     elif isinstance(value, int | float) and not isinstance(value, bool):
         _validate_number(value, node, path, causes)
     elif isinstance(value, list):
-        _validate_array(value, node, path, causes)
+        _validate_array(value, node, path, causes, old)
     elif isinstance(value, dict):
-        _validate_object(value, node, path, causes)
+        _validate_object(value, node, path, causes, old)
     if node.enum is not None and value not in node.enum:
         supported = ", ".join(
             go_quote(item if isinstance(item, str) else json.dumps(item)) for item in node.enum
@@ -541,10 +555,11 @@ def _validate_number(value: float, node: _Node, path: str, causes: list[Cause]) 
             )
 
 
-def _validate_array(value: list[JSON], node: _Node, path: str, causes: list[Cause]) -> None:
+def _validate_array(value: list[JSON], node: _Node, path: str, causes: list[Cause], old: JSON) -> None:
     if node.items is not None:
+        old_items = _correlate_list(value, old, node)
         for index, item in enumerate(value):
-            _validate_value(item, node.items, f"{path}[{index}]", causes)
+            _validate_value(item, node.items, f"{path}[{index}]", causes, old_items[index])
     if node.min_items is not None and len(value) < node.min_items:
         causes.append(
             _error(
@@ -563,7 +578,8 @@ def _validate_array(value: list[JSON], node: _Node, path: str, causes: list[Caus
             causes.append(_error("Invalid value", path, "", f"{path} in body shouldn't contain duplicates"))
 
 
-def _validate_object(value: dict[str, JSON], node: _Node, path: str, causes: list[Cause]) -> None:
+def _validate_object(value: dict[str, JSON], node: _Node, path: str, causes: list[Cause], old: JSON) -> None:
+    old_map = old if isinstance(old, dict) else {}
     if node.min_properties is not None and len(value) < node.min_properties:
         detail = f"{path} in body should have at least {node.min_properties} properties"
         causes.append(_error("Invalid value", path, len(value), detail))
@@ -574,11 +590,11 @@ def _validate_object(value: dict[str, JSON], node: _Node, path: str, causes: lis
         return
     for key, child in node.properties.items():
         if key in value:
-            _validate_value(value[key], child, _join(path, key), causes)
+            _validate_value(value[key], child, _join(path, key), causes, old_map.get(key, _MISSING))
     if isinstance(node.additional, _Node):
         for key, item in value.items():
             if key not in node.properties:
-                _validate_value(item, node.additional, _join(path, key), causes)
+                _validate_value(item, node.additional, _join(path, key), causes, old_map.get(key, _MISSING))
     for key in node.required:
         if key not in value:
             causes.append(_error("Required value", _join(path, key), ""))
@@ -727,13 +743,14 @@ def _run_rules(
     has_old = old is not _MISSING and old is not None
     uses_old = has_old and any(rule.program.uses_old_self for rule in node.rules)
     key = (path, _canonical(value), _canonical(old) if uses_old else "")
-    if has_old and value == old:
+    unchanged = has_old and same(value, old)
+    if unchanged:
         # Ratcheting (kube >= 1.30): an unchanged node's non-transition rule errors become warnings.
         key = (path, key[1], key[2] + "\x00ratchet")
     outcome = node.rule_outcomes.get(key)
     if outcome is None:
         outcome = _evaluate_rules(
-            value, old, node, path, has_old=has_old, ratchet=has_old and value == old, is_resource=is_resource
+            value, old, node, path, has_old=has_old, ratchet=unchanged, is_resource=is_resource
         )
         if len(node.rule_outcomes) >= RULE_OUTCOME_CACHE_SIZE:
             node.rule_outcomes.pop(next(iter(node.rule_outcomes)))

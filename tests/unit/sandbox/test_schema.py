@@ -433,3 +433,34 @@ def test_schema_work_without_cel_takes_well_under_a_millisecond(structural: sche
         plain.validate(copied)
     per_object = (time.perf_counter() - started) / rounds
     assert per_object < 0.001
+
+
+@pytest.mark.parametrize(
+    ("old_spec", "new_spec", "fields"),
+    [
+        pytest.param(
+            {"npus": 2, "name": "aTOOLONGNAME"},
+            {"npus": 2, "name": "aTOOLONGNAME", "mode": "Manual"},
+            [],
+            id="an unchanged invalid field is ratcheted",
+        ),
+        pytest.param(
+            {"npus": 2, "name": "aTOOLONGNAME"},
+            {"npus": 2, "name": "aSTILLTOOLONG"},
+            ["spec.name", "spec.name"],
+            id="a changed invalid field is reported",
+        ),
+        pytest.param(
+            {"npus": 2, "port": 1},
+            {"npus": 2, "port": True},
+            ["spec.port", "<nil>"],
+            id="true is not the same value as 1",
+        ),
+    ],
+)
+def test_updates_ratchet_errors_of_unchanged_fields(
+    structural: schema.StructuralSchema, old_spec: dict[str, Any], new_spec: dict[str, Any], fields: list[str]
+) -> None:
+    old, new = resource(), resource()
+    old["spec"], new["spec"] = old_spec, new_spec
+    assert [cause.field for cause in structural.validate(new, old)] == fields
