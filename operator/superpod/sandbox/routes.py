@@ -355,7 +355,13 @@ class Router:
             selectors.labels(request.query.get("labelSelector")),
             selectors.fields(request.query.get("fieldSelector"), target.resource.key),
         )
-        items = self.api.store.objects(target.resource.key, target.namespace or None)
+        name = selectors.exact_name(request.query.get("fieldSelector"))
+        if name is not None and (target.namespace or not target.resource.namespaced):
+            # metadata.name=<n> in one namespace (kubectl delete --wait, get -w <name>): one lookup, not a scan
+            found = self.api.store.get(target.resource.key, target.namespace, name)
+            items = [found] if found is not None else []
+        else:
+            items = self.api.store.objects(target.resource.key, target.namespace or None)
         if predicate is not None:
             items = [o for o in items if predicate(o)]
         return [state.present(o, target.version, target.resource) for o in items]

@@ -117,6 +117,15 @@ def fields(text: str | None, resource: GroupResource, extra: set[str] | None = N
     return lambda obj: all((field_value(obj, f) == v) != negate for f, negate, v in checks)
 
 
+def exact_name(text: str | None) -> str | None:
+    """The name a field selector pins with `metadata.name=<name>` (or `==`), if it does."""
+    for term in (text or "").split(","):
+        match = re.fullmatch(r"\s*metadata\.name\s*==?\s*(\S+)\s*", term)
+        if match is not None:
+            return match.group(1)
+    return None
+
+
 def both(*predicates: Predicate | None) -> Predicate | None:
     chosen = [p for p in predicates if p is not None]
     if not chosen:

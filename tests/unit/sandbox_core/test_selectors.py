@@ -69,3 +69,17 @@ def test_a_field_the_kind_does_not_support_is_a_400():
         caught.value.code == 400
         and caught.value.status["message"] == "field label not supported: spec.nodeName"
     )
+
+
+@pytest.mark.parametrize(
+    ("selector", "name"),
+    [
+        ("metadata.name=a", "a"),
+        ("type=x,metadata.name==b", "b"),
+        ("metadata.name!=a", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_an_exact_name_is_found_for_direct_lookup(selector, name):
+    assert selectors.exact_name(selector) == name
