@@ -402,6 +402,27 @@ def _selector(deployment: Mapping[str, Any]) -> Cell:
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items())) or "<none>"
 
 
+def _service_ports(service: Mapping[str, Any]) -> Cell:
+    ports = []
+    for port in service.get("spec", {}).get("ports") or []:
+        node_port = f":{port['nodePort']}" if port.get("nodePort") else ""
+        ports.append(f"{port.get('port')}{node_port}/{port.get('protocol', 'TCP')}")
+    return ",".join(ports) or "<none>"
+
+
+def _service_external_ip(service: Mapping[str, Any]) -> Cell:
+    spec = service.get("spec", {})
+    kind = spec.get("type", "ClusterIP")
+    external = list(spec.get("externalIPs") or [])
+    if kind == "LoadBalancer":
+        ingress = service.get("status", {}).get("loadBalancer", {}).get("ingress") or []
+        external += [entry.get("ip") or entry.get("hostname", "") for entry in ingress]
+        return ",".join(external) or "<pending>"
+    if kind == "ExternalName":
+        return str(spec.get("externalName", "<none>"))
+    return ",".join(external) or "<none>"
+
+
 def _column(
     name: str, value: Callable[[dict[str, Any]], Cell], priority: int = 0, **extra: str
 ) -> dict[str, Any]:
@@ -484,3 +505,29 @@ BUILTIN_COLUMNS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ],
 }
 BUILTIN_COLUMNS[("events.k8s.io", "events")] = BUILTIN_COLUMNS[("", "events")]
+BUILTIN_COLUMNS[("", "services")] = [
+    _NAME,
+    _column("Type", _field("spec", "type", default="ClusterIP")),
+    _column("Cluster-IP", _field("spec", "clusterIP", default="<none>")),
+    _column("External-IP", _service_external_ip),
+    _column("Port(s)", _service_ports),
+    _AGE,
+    _column(
+        "Selector",
+        lambda svc: (
+            ",".join(f"{k}={v}" for k, v in sorted((svc.get("spec", {}).get("selector") or {}).items()))
+            or "<none>"
+        ),
+        1,
+    ),
+]
+BUILTIN_COLUMNS[("", "serviceaccounts")] = [
+    _NAME,
+    _column("Secrets", lambda account: len(account.get("secrets") or []), type="integer"),
+    _AGE,
+]
+BUILTIN_COLUMNS[("coordination.k8s.io", "leases")] = [
+    _NAME,
+    _column("Holder", _field("spec", "holderIdentity", default="")),
+    _AGE,
+]

@@ -239,3 +239,17 @@ async def test_kubectl_prints_the_table(tmp_path: Path) -> None:
     assert wide_code == 0
     assert wide.splitlines()[0].split()[-2:] == ["REASON", "AGE"]
     assert wide.splitlines()[1].split()[-2] == "Placed"
+
+
+def test_service_printer_columns() -> None:
+    service = {
+        "metadata": {"name": "web", "creationTimestamp": _ago(minutes=20)},
+        "spec": {
+            "type": "NodePort",
+            "clusterIP": "10.0.0.7",
+            "selector": {"app": "web"},
+            "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}],
+        },
+    }
+    cells = tables.table([service], tables.BUILTIN_COLUMNS[("", "services")], {})["rows"][0]["cells"]
+    assert cells == ["web", "NodePort", "10.0.0.7", "<none>", "80:30080/TCP,53/UDP", "20m", "app=web"]
