@@ -136,7 +136,9 @@ class Webhook:
             )
         except ValueError as error:
             raise kopf.AdmissionError(f"pod {pod_name}: {error}", code=DENIAL_CODE) from None
-        result = await self.binder.claim(namespace, partition_name, request, resource=resource)
+        result = await self.binder.claim(
+            namespace, partition_name, request, resource=resource, seen=partition
+        )
         if result.partition is None:
             raise self._missing(namespace, partition_name)
         if isinstance(result.decision, slotclaims.Denied) or result.decision is None:

@@ -69,8 +69,17 @@ class Binder:
         self._known: dict[tuple[str, str], JSON] = {}  # the partition as last read or written
 
     async def claim(
-        self, namespace: str, name: str, request: podrequest.PodRequest, *, resource: str
+        self,
+        namespace: str,
+        name: str,
+        request: podrequest.PodRequest,
+        *,
+        resource: str,
+        seen: JSON | None = None,
     ) -> ClaimResult:
+        """Claim a slot for `request`; `seen` is a copy of the partition the caller holds (saves a read)."""
+        if seen is not None:
+            self._known[(namespace, name)] = newer(self._known.get((namespace, name)), seen) or seen
         future: asyncio.Future[ClaimResult] = asyncio.get_running_loop().create_future()
         self._enqueue((namespace, name), _Claim(request, resource, future))
         return await future
@@ -125,7 +134,10 @@ class Binder:
         obj, fresh = self._known.get(key), False
         if obj is None:
             obj, fresh = await self._read(key), True
-        for _ in range(self.attempts):
+        for attempt in range(self.attempts):
+            logger.debug(
+                "partition %s: batch of %d, attempt %d, fresh %s", partition, len(batch), attempt, fresh
+            )
             if obj is None:
                 _resolve(batch, [None] * len(claims), None)
                 return
@@ -173,3 +185,19 @@ def _resolve(
     for operation in batch:
         if isinstance(operation, _Release) and not operation.future.done():
             operation.future.set_result(ClaimResult(None, obj))
+
+
+def newer(one: JSON | None, other: JSON | None) -> JSON | None:
+    """The later of two copies of one object (by resourceVersion), or the one there is.
+
+    resourceVersions are opaque by contract but etcd revisions in practice; where they are not both numbers,
+    or the copies are of different objects (uid), `other` wins. A wrong guess costs one 409 and a read.
+    """
+    if one is None or other is None:
+        return other or one
+    if one["metadata"].get("uid") != other["metadata"].get("uid"):
+        return other
+    mine, theirs = str(one["metadata"].get("resourceVersion")), str(other["metadata"].get("resourceVersion"))
+    if mine.isdecimal() and theirs.isdecimal() and int(mine) > int(theirs):
+        return one
+    return other

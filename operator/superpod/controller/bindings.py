@@ -123,7 +123,7 @@ class Bindings:
     async def reconcile(self, key: str) -> float | None:
         """Bring the partition's slots and rank table in line with its pods; returns when to look again."""
         namespace, _, name = key.partition("/")
-        obj = _newer(self.fleet.partitions.get(key), self.binder.known(namespace, name))
+        obj = binder_module.newer(self.binder.known(namespace, name), self.fleet.partitions.get(key))
         if obj is None or obj["metadata"].get("deletionTimestamp") or not self.reflector.synced.is_set():
             return None
         allocation = (obj.get("status") or {}).get("allocation") or []
@@ -144,22 +144,3 @@ class Bindings:
 def _partition_of(pod: JSON) -> str:
     metadata = pod["metadata"]
     return f"{metadata['namespace']}/{(metadata.get('labels') or {}).get(common.PARTITION_LABEL)}"
-
-
-def _newer(mirrored: JSON | None, written: JSON | None) -> JSON | None:
-    """The later of two copies of an object: the fleet's mirror and the binder's last write.
-
-    resourceVersions are opaque by contract but etcd revisions in practice; where they are not numbers the
-    mirror wins (it is never older than the watch).
-    """
-    if mirrored is None or written is None:
-        return mirrored or written
-    if mirrored["metadata"].get("uid") != written["metadata"].get("uid"):
-        return mirrored
-    mine, theirs = (
-        str(written["metadata"].get("resourceVersion")),
-        str(mirrored["metadata"].get("resourceVersion")),
-    )
-    if mine.isdecimal() and theirs.isdecimal() and int(mine) > int(theirs):
-        return written
-    return mirrored

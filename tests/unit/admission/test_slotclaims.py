@@ -1,0 +1,140 @@
+"""Slot decisions: which slot a pod gets, every denial's words, releases, and the Bound phase."""
+
+from __future__ import annotations
+
+import pytest
+from superpod.controller import slotclaims
+
+from tests.unit.admission import builders
+from tests.unit.admission.builders import request, slots, status
+
+PARTITION = "team-a/train"
+RESOURCE = "huawei.com/Ascend910"
+
+
+def decide(current, *requests):
+    return slotclaims.decide(PARTITION, current, list(requests), resource=RESOURCE)
+
+
+def test_pods_without_an_index_take_the_free_slots_in_rank_order():
+    current = status(slots(4, bound={0: "a"}))
+    decisions, allocation = decide(current, request("b"), request("c"))
+    assert [d.index for d in decisions] == [1, 2]
+    assert [slot.get("pod") for slot in allocation] == ["a", "b", "c", None]
+
+
+def test_an_indexed_pod_gets_its_slot_even_when_a_pod_without_index_came_first_in_the_batch():
+    decisions, allocation = decide(status(slots(4)), request("free"), request("third", index=0))
+    assert [d.index for d in decisions] == [1, 0]
+    assert [slot.get("pod") for slot in allocation] == ["third", "free", None, None]
+
+
+def test_a_pod_admitted_again_under_its_name_keeps_its_slot():
+    decisions, allocation = decide(status(slots(2, bound={1: "again"})), request("again"))
+    assert decisions == [slotclaims.Granted(1, slots(2, bound={1: "again"})[1])]
+    assert [slot.get("pod") for slot in allocation] == [None, "again"]
+
+
+def test_a_dry_run_is_answered_but_claims_nothing():
+    decisions, allocation = decide(status(slots(2)), request("try", dry_run=True))
+    assert isinstance(decisions[0], slotclaims.Granted)
+    assert [slot.get("pod") for slot in allocation] == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("current", "pod_request", "message"),
+    [
+        pytest.param(
+            status(None, phase="Pending", reason="InsufficientCapacity", message="free 0 of 64"),
+            request("p"),
+            "partition team-a/train is Pending (InsufficientCapacity: free 0 of 64); pods can bind once it is "
+            "Allocated",
+            id="a Pending partition, with its reason and message",
+        ),
+        pytest.param(
+            status(None, phase="Failed", reason="InvalidSpec", message="npus: too large"),
+            request("p"),
+            "partition team-a/train is Failed (InvalidSpec: npus: too large); pods can bind once it is Allocated",
+            id="a Failed partition",
+        ),
+        pytest.param(
+            {},
+            request("p"),
+            "partition team-a/train is Pending (NotPlaced: the operator has not placed it yet); pods can bind "
+            "once it is Allocated",
+            id="a partition the operator has not looked at yet",
+        ),
+        pytest.param(
+            status(slots(5, bound={i: f"w{i}" for i in range(5)}), phase="Bound"),
+            request("p"),
+            "partition team-a/train is full: all 5 slots are bound (to pods w0, w1, w2 and 2 more)",
+            id="a full partition names some of its pods",
+        ),
+        pytest.param(
+            status(slots(2)),
+            request("p", devices=4),
+            "pod p requests 4 huawei.com/Ascend910 but the slots of partition team-a/train hold 2 devices each; "
+            "request 2 or leave the request out (the webhook adds it)",
+            id="a device count unlike the slot size",
+        ),
+        pytest.param(
+            status(slots(2)),
+            request("p", index=2),
+            "pod p has index 2 (apps.kubernetes.io/pod-index=2) but partition team-a/train has 2 slots "
+            "(indexes 0..1)",
+            id="an index beyond the slots",
+        ),
+        pytest.param(
+            status(slots(2, bound={1: "other"})),
+            request("p", index=1),
+            "slot 1 (rank 2) of partition team-a/train, asked for by pod p (apps.kubernetes.io/pod-index=1), is "
+            "already bound to pod other",
+            id="an index whose slot another pod holds",
+        ),
+    ],
+)
+def test_denials_say_what_is_wrong(current, pod_request, message):
+    decisions, _ = decide(current, pod_request)
+    assert decisions == [slotclaims.Denied(message)]
+
+
+def test_pods_of_a_degraded_partition_still_bind_and_the_phase_stays_degraded():
+    current = status(slots(1), phase="Degraded")
+    decisions, allocation = decide(current, request("p"))
+    assert isinstance(decisions[0], slotclaims.Granted)
+    assert "phase" not in slotclaims.binding_status(current, allocation, 1)
+
+
+def test_releasing_a_pod_frees_only_its_slot():
+    allocation = slotclaims.release(status(slots(3, bound={0: "a", 1: "b", 2: "c"})), {"b"})
+    assert [slot.get("pod") for slot in allocation] == ["a", None, "c"]
+
+
+@pytest.mark.parametrize(
+    ("bound", "phase", "condition"),
+    [
+        pytest.param({0: "a", 1: "b"}, "Bound", ("True", "AllSlotsBound"), id="every slot bound: Bound"),
+        pytest.param({0: "a"}, "Allocated", ("False", "WaitingForPods"), id="a free slot: Allocated"),
+    ],
+)
+def test_the_phase_and_the_bound_condition_follow_the_slots(bound, phase, condition):
+    previous = status(slots(2), conditions=[{"type": "Allocated", "status": "True"}, {"type": "Degraded"}])
+    written = slotclaims.binding_status(previous, slots(2, bound=bound), 3)
+    assert written["phase"] == phase
+    assert [c["type"] for c in written["conditions"]] == ["Allocated", "Degraded", "Bound"]
+    bound_condition = written["conditions"][-1]
+    assert (bound_condition["status"], bound_condition["reason"], bound_condition["observedGeneration"]) == (
+        *condition,
+        3,
+    )
+
+
+def test_the_bound_condition_keeps_its_place_among_the_conditions():
+    previous = status(slots(1), conditions=[{"type": "Allocated"}, {"type": "Bound"}, {"type": "Degraded"}])
+    written = slotclaims.binding_status(previous, slots(1, bound={0: "a"}), None)
+    assert [c["type"] for c in written["conditions"]] == ["Allocated", "Bound", "Degraded"]
+
+
+def test_slots_are_read_in_rank_order_whatever_the_stored_order():
+    stored = list(reversed(slots(3)))
+    assert [slot["rank"] for slot in slotclaims.ordered_allocation(builders.status(stored))] == [0, 2, 4]
