@@ -126,16 +126,24 @@ class Exporter:
         )
         return {key: rate for key, rate in rates.items() if key in status}, status
 
-    async def _metrics(self, request: web.Request) -> web.Response:
+    async def exposition(self, node_names: list[str] | None = None, *, node_label: bool = True) -> str:
+        """The current exposition, built in slices so a 2,000-node fleet does not stall the event loop."""
         self.observe()
-        return web.Response(body=self.telemetry.exposition().encode(), headers={"Content-Type": CONTENT_TYPE})
+        samples: list[list[str]] = [[] for _ in telemetry.METRICS]
+        for count, _ in enumerate(self.telemetry.collect(samples, node_names, node_label=node_label)):
+            if count % 64 == 63:
+                await asyncio.sleep(0)
+        return telemetry.render(samples)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        text = await self.exposition()
+        return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
     async def _node_metrics(self, request: web.Request) -> web.Response:
         name = request.match_info["node"]
         if not any(node.name == name for node in self.fleet.nodes):
             raise web.HTTPNotFound(text=f"no simulated node {name}\n")
-        self.observe()
-        text = self.telemetry.exposition([name], node_label=False)
+        text = await self.exposition([name], node_label=False)
         return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
     async def _tick(self) -> None:

@@ -27,7 +27,7 @@ HCCS names on every Ascend profile so one dashboard reads them all. GB200 nodes 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from superpod.sim import hardware, layout, traffic
 
@@ -106,6 +106,7 @@ class Telemetry:
         }
         self.rates: dict[tuple[str, str], traffic.Rates] = {}
         self.status: dict[tuple[str, str], DeviceStatus] = {}
+        self._labels: dict[tuple[str, int, str, str, str, bool], str] = {}  # label sets seen, rendered once
 
     def advance(
         self,
@@ -135,11 +136,22 @@ class Telemetry:
 
     def exposition(self, node_names: Iterable[str] | None = None, *, node_label: bool = True) -> str:
         """Prometheus text format for the given nodes (default: all), NPU-Exporter names and labels."""
+        samples: list[list[str]] = [[] for _ in METRICS]
+        for _ in self.collect(samples, node_names, node_label=node_label):
+            pass
+        return render(samples)
+
+    def collect(
+        self, samples: list[list[str]], node_names: Iterable[str] | None = None, *, node_label: bool = True
+    ) -> Iterator[None]:
+        """Append every sample line to `samples` (one list per METRICS entry), yielding after each node.
+
+        The yields let an event loop serve other work while a big fleet's exposition is built.
+        """
         if self.fleet.hardware.family is hardware.Family.GPU:
-            return ""
+            return
         wanted = set(node_names) if node_names is not None else None
         model = _escape(self.fleet.hardware.facts.model_name)
-        samples: list[list[str]] = [[] for _ in METRICS]
         idle = traffic.Rates()
         healthy = DeviceStatus()
         for node in self.fleet.nodes:
@@ -151,24 +163,40 @@ class Telemetry:
                 status = self.status.get(key, healthy)
                 if status.node_down:
                     continue
-                labels = (
-                    f'{{id="{layout.device_index(device)}",model_name="{model}",'
-                    f'vdie_id="{node.superpod_id:02x}{node.index:04x}{index:02x}",'
-                    f'pcie_bus_info="0000:{(0x01 + 0x10 * index) % 256:02x}:00.0",'
-                    f'namespace="{_escape(status.namespace)}",pod_name="{_escape(status.pod_name)}",'
-                    f'container_name="{_escape(status.container_name)}"{node_part}}} '
+                cache_key = (
+                    node.name,
+                    index,
+                    status.namespace,
+                    status.pod_name,
+                    status.container_name,
+                    node_label,
                 )
+                labels = self._labels.get(cache_key)
+                if labels is None:
+                    labels = (
+                        f'{{id="{layout.device_index(device)}",model_name="{model}",'
+                        f'vdie_id="{node.superpod_id:02x}{node.index:04x}{index:02x}",'
+                        f'pcie_bus_info="0000:{(0x01 + 0x10 * index) % 256:02x}:00.0",'
+                        f'namespace="{_escape(status.namespace)}",pod_name="{_escape(status.pod_name)}",'
+                        f'container_name="{_escape(status.container_name)}"{node_part}}} '
+                    )
+                    self._labels[cache_key] = labels
                 values = _values(self.counters[key], self.rates.get(key, idle), status)
-                for series, value in zip(samples, values, strict=True):
-                    series.append(labels + value)
-        lines: list[str] = []
-        for name, series in zip(METRICS, samples, strict=True):
-            if not series:
-                continue
-            lines.append(f"# HELP {name} {HELP[name]}")
-            lines.append(f"# TYPE {name} gauge")
-            lines.extend(name + sample for sample in series)
-        return "\n".join(lines) + "\n" if lines else ""
+                for series, name, value in zip(samples, METRICS, values, strict=True):
+                    series.append(f"{name}{labels}{value}")
+            yield
+
+
+def render(samples: list[list[str]]) -> str:
+    """The exposition text of collected samples: each family's HELP and TYPE, then its samples."""
+    lines: list[str] = []
+    for name, series in zip(METRICS, samples, strict=True):
+        if not series:
+            continue
+        lines.append(f"# HELP {name} {HELP[name]}")
+        lines.append(f"# TYPE {name} gauge")
+        lines.extend(series)
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def _escape(value: str) -> str:
