@@ -117,6 +117,50 @@ def label_errors(meta: dict[str, Any]) -> list[FieldError]:
     return found
 
 
+def reference_errors(meta: dict[str, Any]) -> list[FieldError]:
+    """finalizers must be qualified names; ownerReferences need apiVersion, kind, name and uid (kube's rules)."""
+    found: list[FieldError] = []
+    finalizers = meta.get("finalizers") or []
+    if not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers):
+        return [
+            FieldError(
+                "FieldValueInvalid",
+                "Invalid value: finalizers must be a list of strings",
+                "metadata.finalizers",
+            )
+        ]
+    for finalizer in finalizers:
+        if not _qualified_name_ok(finalizer):
+            found.append(
+                FieldError(
+                    "FieldValueInvalid",
+                    f"Invalid value: \"{finalizer}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+                    "metadata.finalizers",
+                )
+            )
+    references = meta.get("ownerReferences") or []
+    if not isinstance(references, list) or not all(isinstance(r, dict) for r in references):
+        return [
+            *found,
+            FieldError(
+                "FieldValueInvalid",
+                "Invalid value: ownerReferences must be a list of objects",
+                "metadata.ownerReferences",
+            ),
+        ]
+    for reference in references:
+        for field in ("apiVersion", "kind", "name", "uid"):
+            if not reference.get(field):
+                found.append(
+                    FieldError(
+                        "FieldValueInvalid",
+                        f'Invalid value: "": {field} must not be empty',
+                        f"metadata.ownerReferences.{field}",
+                    )
+                )
+    return found
+
+
 def require_name(kind: str, group: str, meta: dict[str, Any]) -> None:
     if not meta.get("name") and not meta.get("generateName"):
         raise errors.invalid(

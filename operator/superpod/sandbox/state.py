@@ -172,7 +172,7 @@ class State:
                 )
         else:
             causes = metadata.name_errors(name, dns_label=resource.key == resources.NAMESPACES)
-        causes += metadata.label_errors(meta)
+        causes += metadata.label_errors(meta) + metadata.reference_errors(meta)
         if causes:
             raise errors.invalid(resource.group, resource.kind, name, causes)
 
@@ -350,6 +350,8 @@ class State:
         if not isinstance(patched, dict):
             raise errors.bad_request("the patch did not produce an object")
         meta = patched.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
         if meta.get("resourceVersion") and meta["resourceVersion"] != old["metadata"]["resourceVersion"]:
             raise errors.stale(resource.group, resource.plural, target.name)
         if meta.get("name") != target.name or (

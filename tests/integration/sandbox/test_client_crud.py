@@ -205,3 +205,25 @@ def test_an_immutable_configmap_keeps_its_data(core):
     )
     relabelled = core.patch_namespaced_config_map("frozen", "default", {"metadata": {"labels": {"a": "b"}}})
     assert relabelled.metadata.labels == {"a": "b"}
+
+
+@pytest.mark.parametrize(
+    ("case", "metadata", "field"),
+    [
+        ("a finalizer that is not a qualified name", {"finalizers": ["not a name!"]}, "metadata.finalizers"),
+        (
+            "an owner reference without a uid",
+            {"ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": ""}]},
+            "metadata.ownerReferences.uid",
+        ),
+        ("a label value with spaces", {"labels": {"a": "b c"}}, "metadata.labels"),
+    ],
+)
+def test_malformed_metadata_is_422(core, case, metadata, field):
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m", **metadata}}
+    with pytest.raises(ApiException) as caught:
+        core.create_namespaced_config_map("default", body)
+    import json
+
+    assert caught.value.status == 422
+    assert json.loads(caught.value.body)["details"]["causes"][0]["field"] == field
