@@ -178,7 +178,11 @@ class Kubelet:
             return
         resource = self.fleet.hardware.resource
         holders = self._holders(node_name)
-        allocation = scheduling.allocate(pod, view, resource, self.fleet.hardware.profile.rule, holders)
+        already = podstatus.used_devices(pod)
+        if already:  # allocated by an earlier pass or process that stopped before the status write
+            allocation = scheduling.Allocation(devices=already)
+        else:
+            allocation = scheduling.allocate(pod, view, resource, self.fleet.hardware.profile.rule, holders)
         if allocation.error:
             message = f"Allocate failed due to {allocation.error}, which is unexpected"
             await self._event(pod, "UnexpectedAdmissionError", message, "kubelet", node_name)

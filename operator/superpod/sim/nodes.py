@@ -68,11 +68,14 @@ def base_device_infos(fleet: layout.Layout, node: layout.SimNode) -> str:
 def node_annotations(fleet: layout.Layout, node: layout.SimNode) -> dict[str, str]:
     if fleet.hardware.family is hardware.Family.GPU:
         return {}
-    return {
+    result = {
         "superPodID": str(fleet.reported_superpod_id),
         "serverIndex": str(fleet.reported_server_index(node)),
         "baseDeviceInfos": base_device_infos(fleet, node),
     }
+    if fleet.hardware.family is hardware.Family.A5 and node.rack_id != layout.NO_RACK:
+        result["rackID"] = str(node.rack_id)  # the A5 plugin's annotation on 1D/2D SuperPoDs
+    return result
 
 
 def ready_conditions(now: str, *, ready: bool = True) -> list[JSON]:

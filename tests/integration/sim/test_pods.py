@@ -163,3 +163,12 @@ async def test_the_compatibility_mode_keeps_used_devices_in_the_free_list(sandbo
         info = deviceinfo.parse(configmap, "huawei.com/Ascend910")
         assert len(info.healthy) == 7 and info.unhealthy == {"Ascend910-7"}
         assert await b.heal(node) == f"node {node}: all faults cleared on every device"
+
+
+async def test_a_pod_allocated_before_a_restart_starts_with_the_devices_it_already_has(a3, api):
+    node = a3.node_names[2]
+    annotations = {podstatus.REAL_ANNOTATION: "Ascend910-10,Ascend910-11"}
+    await api.create(PODS, pod("survivor", 2, annotations=annotations, node_name=node))
+    started = await eventually(lambda: _running(api, "survivor"))
+    assert started["metadata"]["annotations"][podstatus.REAL_ANNOTATION] == "Ascend910-10,Ascend910-11"
+    assert not [e for e in await _events(api, "survivor") if e["reason"] == "UnexpectedAdmissionError"]

@@ -110,3 +110,12 @@ def test_a_gb200_node_has_the_nvlink_clique_label_and_gpus():
 def test_a_down_node_reads_unknown_as_the_node_controller_writes_it():
     node = {"status": {"conditions": nodes.ready_conditions(NOW, ready=False)}}
     assert nodes.is_down(node) and not nodes.is_ready(node)
+
+
+def test_an_atlas_950_node_also_has_the_rack_annotation():
+    fleet = layout.build(hardware.describe("atlas-950"), node_count=20)
+    node = nodes.node_object(fleet, fleet.nodes[17], NOW)
+    assert node["metadata"]["annotations"]["rackID"] == "2"
+    assert node["metadata"]["labels"][nodes.RACK_LABEL] == "2"
+    assert node["metadata"]["labels"]["accelerator"] == "huawei-npu"
+    assert node["status"]["capacity"]["huawei.com/npu"] == "8"
