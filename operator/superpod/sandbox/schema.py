@@ -36,7 +36,6 @@ import dataclasses
 import datetime
 import ipaddress
 import json
-import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -44,7 +43,7 @@ from typing import Any
 
 from celpy import celtypes
 
-from superpod.sandbox import cel
+from superpod.sandbox import cel, gotext
 
 JSON = Any  # a value decoded from JSON
 
@@ -336,65 +335,6 @@ def _default(value: JSON, node: _Node) -> None:
 # value rendering as Go's fmt and field.Error do it
 
 
-def go_float(number: float) -> str:
-    """fmt's %v of a float64: strconv 'g' with the shortest digits, exponent form when exp < -4 or exp >= 6."""
-    if number == 0:
-        return "0"
-    if math.isinf(number) or math.isnan(number):
-        return "NaN" if math.isnan(number) else ("+Inf" if number > 0 else "-Inf")
-    digits_part, _, shortest_exponent = repr(abs(number)).partition("e")
-    whole, _, fraction = digits_part.partition(".")
-    digits = (whole + fraction).lstrip("0")
-    leading = len(whole + fraction) - len(digits)
-    exponent = len(whole) - 1 - leading + (int(shortest_exponent) if shortest_exponent else 0)
-    digits = digits.rstrip("0") or "0"
-    sign = "-" if number < 0 else ""
-    if exponent < -4 or exponent >= 6:
-        body = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{sign}{body}e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
-    if exponent >= len(digits) - 1:
-        return sign + digits + "0" * (exponent - len(digits) + 1)
-    if exponent >= 0:
-        return sign + digits[: exponent + 1] + "." + digits[exponent + 1 :]
-    return sign + "0." + "0" * (-exponent - 1) + digits
-
-
-def go_quote(text: str) -> str:
-    """strconv.Quote: a double-quoted Go string literal."""
-    out = ['"']
-    for char in text:
-        code = ord(char)
-        if char in ('"', "\\"):
-            out.append("\\" + char)
-        elif char == "\n":
-            out.append("\\n")
-        elif char == "\t":
-            out.append("\\t")
-        elif char == "\r":
-            out.append("\\r")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif not char.isprintable() and code > 0x7F:
-            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
-
-
-def go_value(value: JSON) -> str:
-    """How field.Error.ErrorBody renders a bad value."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return go_float(value)
-    if isinstance(value, str):
-        return go_quote(value)
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-
-
 def _error(kind: str, field: str, value: JSON | _Omitted, detail: str = "") -> Cause:
     """A field.Error of `kind` ("Invalid value", ...) rendered as kube renders ErrorBody."""
     reasons = {
@@ -411,7 +351,7 @@ def _error(kind: str, field: str, value: JSON | _Omitted, detail: str = "") -> C
     if kind in ("Required value", "Forbidden", "Too long") or isinstance(value, _Omitted):
         body = label
     else:
-        body = f"{label}: {go_value(value)}"
+        body = f"{label}: {gotext.go_value(value)}"
     if detail:
         body += f": {detail}"
     return Cause(reasons[kind], body, field)
@@ -477,7 +417,10 @@ def _validate_value(value: JSON, node: _Node, path: str, causes: list[Cause], ol
         actual = _json_type(value)
         causes.append(
             _error(
-                "Type invalid", path, actual, f"{name} in body must be of type {declared}: {go_quote(actual)}"
+                "Type invalid",
+                path,
+                actual,
+                f"{name} in body must be of type {declared}: {gotext.go_quote(actual)}",
             )
         )
         return
@@ -491,7 +434,7 @@ def _validate_value(value: JSON, node: _Node, path: str, causes: list[Cause], ol
         _validate_object(value, node, path, causes, old)
     if node.enum is not None and value not in node.enum:
         supported = ", ".join(
-            go_quote(item if isinstance(item, str) else json.dumps(item)) for item in node.enum
+            gotext.go_quote(item if isinstance(item, str) else json.dumps(item)) for item in node.enum
         )
         causes.append(_error("Unsupported value", path, value, f"supported values: {supported}"))
 
@@ -519,13 +462,13 @@ def _validate_string(value: str, node: _Node, path: str, causes: list[Cause]) ->
                 "Type invalid",
                 path,
                 value,
-                f"{path} in body must be of type {node.format}: {go_quote(value)}",
+                f"{path} in body must be of type {node.format}: {gotext.go_quote(value)}",
             )
         )
 
 
 def _bound(number: float, as_int: bool) -> str:
-    return str(int(number)) if as_int else go_float(float(number))
+    return str(int(number)) if as_int else gotext.go_float(float(number))
 
 
 def _validate_number(value: float, node: _Node, path: str, causes: list[Cause]) -> None:

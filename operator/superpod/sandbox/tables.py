@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from superpod.sandbox import schema
+from superpod.sandbox import gotext
 
 JSON = Any
 Cell = Any  # str, int, float, bool or None
@@ -170,7 +170,7 @@ def go_text(value: JSON) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return schema.go_float(value)
+        return gotext.go_float(value)
     if isinstance(value, dict):
         return "map[" + " ".join(f"{key}:{go_text(value[key])}" for key in sorted(value)) + "]"
     if isinstance(value, list):

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from superpod.sandbox import schema
+from superpod.sandbox import gotext, schema
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -410,7 +410,7 @@ def test_evaluation_errors_name_the_rule() -> None:
     ],
 )
 def test_floats_render_as_go_prints_them(number: float, rendered: str) -> None:
-    assert schema.go_float(number) == rendered
+    assert gotext.go_float(number) == rendered
 
 
 def test_schema_work_without_cel_takes_well_under_a_millisecond(structural: schema.StructuralSchema) -> None:
