@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 async def delete(api: State, target: Target, delete_options: Object, options: Options) -> Outcome:
     resource = target.resource
-    old = api.store.get(resource.key, target.namespace, target.name)
+    old = api.store.get(resource.storage_key, target.namespace, target.name)
     if old is None:
         raise errors.not_found(resource.group, resource.plural, target.name)
     preconditions = delete_options.get("preconditions") or {}
@@ -55,7 +55,7 @@ async def delete(api: State, target: Target, delete_options: Object, options: Op
     if not pending:
         if options.dry_run:
             return _deleted_answer(resource, old, target)
-        final = api.store.delete(resource.key, old)
+        final = api.store.delete(resource.storage_key, old)
         api.deleted_owners.append(meta["uid"])
         api.changed.set()
         return _deleted_answer(resource, final, target)
@@ -76,7 +76,7 @@ async def delete(api: State, target: Target, delete_options: Object, options: Op
         new_meta["deletionGracePeriodSeconds"] = 0
     if options.dry_run:
         return Outcome(state.present(new, target.version, resource), 200)
-    stored = api.store.update(resource.key, old, new)
+    stored = api.store.update(resource.storage_key, old, new)
     if resource.key in (resources.NAMESPACES, resources.CRDS) or {FOREGROUND, ORPHAN} & set(finalizers):
         # Only deletions the server itself must advance are tracked; others wait for their finalizers' owners.
         api.terminating.add((resource.key, target.namespace, target.name))

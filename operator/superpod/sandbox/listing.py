@@ -12,7 +12,7 @@ import binascii
 import json
 from typing import Any
 
-from superpod.sandbox import errors, tables
+from superpod.sandbox import errors, events, tables
 from superpod.sandbox.resources import Resource
 
 Object = dict[str, Any]
@@ -78,4 +78,6 @@ def table(
         columns = list(served.printer_columns or ()) if served is not None else []
     else:
         columns = tables.BUILTIN_COLUMNS.get(resource.key)
+    if resource.stored_as == ("", "events"):
+        items = [events.to_core(item) for item in items]  # kube prints both Event APIs alike
     return tables.table(items, columns, list_meta, include_object)

@@ -46,10 +46,16 @@ class Resource:
     returns_deleted_object: bool = False  # DELETE answers with the object rather than a Status
     create_on_update: bool = False  # PUT of a missing object creates it
     verbs: tuple[str, ...] = ALL_VERBS
+    stored_as: GroupResource | None = None  # another resource's storage, seen through this API
 
     @property
     def key(self) -> GroupResource:
         return (self.group, self.plural)
+
+    @property
+    def storage_key(self) -> GroupResource:
+        """Where the objects live in the store (events.k8s.io Events live with core Events)."""
+        return self.stored_as or (self.group, self.plural)
 
     @property
     def storage_version(self) -> str:
@@ -148,7 +154,10 @@ BUILTINS: tuple[Resource, ...] = (
     _builtin("", "v1", "serviceaccounts", "ServiceAccount", True, short=("sa",)),
     _builtin("", "v1", "endpoints", "Endpoints", True, short=("ep",), create_on_update=True),
     _builtin("", "v1", "events", "Event", True, short=("ev",), create_on_update=True),
-    _builtin("events.k8s.io", "v1", "events", "Event", True, short=("ev",), create_on_update=True),
+    dataclasses.replace(
+        _builtin("events.k8s.io", "v1", "events", "Event", True, short=("ev",), create_on_update=True),
+        stored_as=("", "events"),
+    ),
     _builtin("coordination.k8s.io", "v1", "leases", "Lease", True, create_on_update=True),
     _builtin(
         "apps",

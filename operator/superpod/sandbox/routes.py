@@ -304,7 +304,7 @@ class Router:
                 request.method.lower(), target.resource.group, target.resource.plural
             )
         self._record(verb, target)
-        old = self.api.store.get(target.resource.key, target.namespace, target.name)
+        old = self.api.store.get(target.resource.storage_key, target.namespace, target.name)
         if old is None:
             raise errors.not_found(target.resource.group, target.resource.plural, target.name)
         current = scaling.scale_of(old, served)
@@ -335,7 +335,9 @@ class Router:
                 )
         new = scaling.with_replicas(old, served, wanted)
         outcome = await self.api.write_update(target, old, new, self._options(request))
-        stored = self.api.store.get(target.resource.key, target.namespace, target.name) or outcome.body
+        stored = (
+            self.api.store.get(target.resource.storage_key, target.namespace, target.name) or outcome.body
+        )
         return respond(scaling.scale_of(stored, served))
 
     async def _delete_options(self, request: web.Request) -> Any:
@@ -358,10 +360,10 @@ class Router:
         name = selectors.exact_name(request.query.get("fieldSelector"))
         if name is not None and (target.namespace or not target.resource.namespaced):
             # metadata.name=<n> in one namespace (kubectl delete --wait, get -w <name>): one lookup, not a scan
-            found = self.api.store.get(target.resource.key, target.namespace, name)
+            found = self.api.store.get(target.resource.storage_key, target.namespace, name)
             items = [found] if found is not None else []
         else:
-            items = self.api.store.objects(target.resource.key, target.namespace or None)
+            items = self.api.store.objects(target.resource.storage_key, target.namespace or None)
         if predicate is not None:
             items = [o for o in items if predicate(o)]
         return [state.present(o, target.version, target.resource) for o in items]
@@ -399,7 +401,7 @@ class Router:
                 [errors.FieldError("FieldValueRequired", "Required value", "target.name")],
             )
         pod_target = dataclasses.replace(target, subresource="")
-        old = self.api.store.get(target.resource.key, target.namespace, target.name)
+        old = self.api.store.get(target.resource.storage_key, target.namespace, target.name)
         if old is None:
             raise errors.not_found("", "pods", target.name)
         if (old.get("spec") or {}).get("nodeName"):

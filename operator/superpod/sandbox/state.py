@@ -15,7 +15,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from superpod.sandbox import custom, errors, managed, metadata, patch, resources, store, strategic
+from superpod.sandbox import custom, errors, events, managed, metadata, patch, resources, store, strategic
 from superpod.sandbox.errors import FieldError
 from superpod.sandbox.resources import Resource
 
@@ -62,6 +62,8 @@ Admission = Callable[[str, Target, Object | None, Object | None, Options, bool],
 
 def present(obj: Object, target_version: str, resource: Resource) -> Object:
     """The stored object as the requested version (no conversion: versions share one schema)."""
+    if resource.stored_as == ("", "events"):
+        return events.from_core(obj)
     wanted = resource.api_version(target_version)
     if obj.get("apiVersion") == wanted:
         return obj
@@ -107,7 +109,7 @@ class State:
     # reads -------------------------------------------------------------------------------------------
 
     def get(self, target: Target) -> Object:
-        obj = self.store.get(target.resource.key, target.namespace, target.name)
+        obj = self.store.get(target.resource.storage_key, target.namespace, target.name)
         if obj is None:
             raise errors.not_found(target.resource.group, target.resource.plural, target.name)
         return present(obj, target.version, target.resource)
@@ -156,6 +158,8 @@ class State:
         else:
             meta.pop("namespace", None)
         body["apiVersion"] = resource.api_version(resource.storage_version)
+        if resource.stored_as == ("", "events"):
+            return events.to_core(body)
         return body
 
     def _check_name(self, resource: Resource, meta: Object) -> None:
@@ -213,7 +217,7 @@ class State:
                         {},
                     )
                 )
-        if self.store.get(key, meta.get("namespace", ""), meta["name"]) is not None:
+        if self.store.get(resource.storage_key, meta.get("namespace", ""), meta["name"]) is not None:
             raise errors.already_exists(resource.group, resource.plural, meta["name"])
         for field in ("deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"):
             meta.pop(field, None)
@@ -239,7 +243,7 @@ class State:
             return Outcome(present(obj, target.version, resource), 201, warnings)
         if key == resources.CRDS:
             self._serve_crd(obj)
-        stored = self.store.create(key, obj)
+        stored = self.store.create(resource.storage_key, obj)
         return Outcome(present(stored, target.version, resource), 201, warnings)
 
     def _prepare_create(self, resource: Resource, version: str, obj: Object) -> None:
@@ -300,7 +304,7 @@ class State:
             raise errors.bad_request(
                 f"the name of the object ({name}) does not match the name on the URL ({target.name})"
             )
-        old = self.store.get(target.resource.key, target.namespace, target.name)
+        old = self.store.get(target.resource.storage_key, target.namespace, target.name)
         if old is None:
             if target.resource.create_on_update and not target.subresource:
                 return await self.create(target, body, options)
@@ -317,7 +321,7 @@ class State:
 
     async def patch(self, target: Target, content_type: str, body: bytes, options: Options) -> Outcome:
         resource = target.resource
-        old = self.store.get(resource.key, target.namespace, target.name)
+        old = self.store.get(resource.storage_key, target.namespace, target.name)
         if content_type == "application/apply-patch+yaml":
             return await self._apply(target, old, body, options)
         if old is None:
@@ -360,6 +364,8 @@ class State:
             raise errors.bad_request("metadata.name and metadata.namespace cannot be changed by a patch")
         patched["apiVersion"] = resource.api_version(resource.storage_version)
         patched["kind"] = resource.kind
+        if resource.stored_as == ("", "events"):
+            patched = events.to_core(patched)
         return await self.write_update(target, old, patched, options)
 
     async def _apply(self, target: Target, old: Object | None, body: bytes, options: Options) -> Outcome:
@@ -395,13 +401,13 @@ class State:
                 raise errors.not_found(resource.group, resource.plural, target.name)
             entries = merged["metadata"].pop("managedFields")
             outcome = await self.create(target, merged, options)
-            stored = self.store.get(resource.key, target.namespace, target.name)
+            stored = self.store.get(resource.storage_key, target.namespace, target.name)
             if stored is not None and not options.dry_run:
                 # The applier owns what it applied: replace the Update entry create recorded.
                 updated = copy.deepcopy(stored)
                 updated["metadata"]["managedFields"] = entries
                 outcome.body = present(
-                    self.store.update(resource.key, stored, updated), target.version, resource
+                    self.store.update(resource.storage_key, stored, updated), target.version, resource
                 )
             return outcome
         merged["apiVersion"] = resource.api_version(resource.storage_version)
@@ -443,11 +449,11 @@ class State:
             self._serve_crd(new)
         held_by_namespace = resource.key == resources.NAMESPACES and (new.get("spec") or {}).get("finalizers")
         if meta.get("deletionTimestamp") and not meta.get("finalizers") and not held_by_namespace:
-            final = self.store.delete(resource.key, new)
+            final = self.store.delete(resource.storage_key, new)
             self.deleted_owners.append(meta["uid"])
             self.changed.set()
             return Outcome(present(final, target.version, resource), 200, warnings)
-        stored = self.store.update(resource.key, old, new)
+        stored = self.store.update(resource.storage_key, old, new)
         if meta.get("deletionTimestamp"):
             self.changed.set()
         return Outcome(present(stored, target.version, resource), 200, warnings)

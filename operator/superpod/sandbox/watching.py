@@ -62,10 +62,10 @@ async def serve(
     initial: list[Object] = []
     try:
         if since is None:
-            initial = api.store.objects(resource.key, namespace)
+            initial = api.store.objects(resource.storage_key, namespace)
             if predicate is not None:
                 initial = [o for o in initial if predicate(o)]
-        watcher = api.store.hub.subscribe(resource.key, since, namespace, predicate)
+        watcher = api.store.hub.subscribe(resource.storage_key, since, namespace, predicate)
     except errors.ApiError as failure:
         await response.prepare(request)
         await response.write(_line("ERROR", failure.status))
@@ -124,5 +124,5 @@ async def serve(
     except ConnectionResetError:
         pass
     finally:
-        api.store.hub.unsubscribe(resource.key, watcher)
+        api.store.hub.unsubscribe(resource.storage_key, watcher)
     return response

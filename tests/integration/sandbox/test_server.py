@@ -85,7 +85,7 @@ def test_malformed_requests_get_kube_status_codes(
     assert (status, answer["kind"], answer["reason"], answer["code"]) == (code, "Status", reason, code)
 
 
-def test_leases_and_events_work_for_leader_election_and_recording(sandbox_thread):
+def test_leases_and_both_event_apis_work_for_leader_election_and_recording(sandbox_thread):
     api_client = config.new_client_from_config(config_file=sandbox_thread.kubeconfig)
     leases = client.CoordinationV1Api(api_client)
     lease = client.V1Lease(
@@ -103,6 +103,12 @@ def test_leases_and_events_work_for_leader_election_and_recording(sandbox_thread
     )  # fmt: skip
     events.create_namespaced_event("default", event)
     assert [e.note for e in events.list_namespaced_event("default").items] == ["placed"]
+    core_view = client.CoreV1Api(api_client).list_namespaced_event(
+        "default", field_selector="involvedObject.name=p"
+    )
+    assert [(e.message, e.reporting_component, e.involved_object.kind) for e in core_view.items] == [
+        ("placed", "superpod.dev/operator", "Pod")
+    ]
     api_client.close()
 
 
