@@ -16,13 +16,21 @@ from superpod import __version__
 
 # name -> (module under superpod.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "the whole product on a sandbox cluster with a simulated SuperPoD (--once: exit after)"),
+    "map": (
+        "map",
+        "print the live occupancy map of a SuperPod (rack x node x device, one letter per partition)",
+    ),
     "run": ("run", "run the operator (kopf): discover SuperPods and place partitions"),
     "crds": (
         "crds",
         "write the CustomResourceDefinitions generated from the API models (--check: diff only)",
     ),
     "sandbox": ("sandbox", "serve a local in-memory Kubernetes API server and write a kubeconfig for it"),
-    "plan": ("plan", "offline what-if: place a SuperPod's partitions and print the placements and an occupancy map"),
+    "plan": (
+        "plan",
+        "offline what-if: place a SuperPod's partitions and print the placements and an occupancy map",
+    ),
     "bench": ("bench", "placement benchmarks: generate and replay churn traces, measure decision latency"),
     "sim": ("sim", "a simulated Ascend fleet (up|down|fault|heal): nodes, device plugin, NPU-Exporter"),
 }

@@ -1,0 +1,28 @@
+"""`superpod demo --once`, the README's first command, runs the whole journey and exits 0."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_the_demo_places_binds_and_completes_the_rank_table(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "superpod.cli", "demo", "--once", "--dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "first placement" in out
+    for name in ("train-2", "train-16", "train-64", "train-256"):
+        assert f"team-a/{name}: Allocated" in out
+    assert (
+        "rank table ConfigMap rings-config-train-64: hccl.json version 1.2, status completed, 64 ranks" in out
+    )
+    assert "RANK 48" in out
+    assert (tmp_path / "kubeconfig").exists()
