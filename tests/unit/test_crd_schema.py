@@ -99,13 +99,8 @@ def test_kubernetes_validate_accepts_each_crd_strictly(path: Path) -> None:
     ("path", "version", "root"), [c for c in CASES if c.values[0].stem.startswith(OUR_GROUP)]
 )
 def test_every_field_has_a_description(path: Path, version: str, root: dict[str, Any]) -> None:
-    # Elements of scalar lists and maps (e.g. a device name string) are exempt: kubectl explain shows the
-    # list's or map's own description for them, never the element's.
     missing = [
-        path_ or "<root>"
-        for path_, node in nodes(root)
-        if not str(node.get("description", "")).strip()
-        and not (path_.endswith(("[]", "{}")) and node.get("type") not in ("object", "array"))
+        path_ or "<root>" for path_, node in nodes(root) if not str(node.get("description", "")).strip()
     ]
     assert missing == []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -67,7 +68,7 @@ class LabelSelectorRequirement(SpecModel):
     """The label key the requirement applies to."""
     operator: LabelSelectorOperator
     """How the key relates to the values: In, NotIn, Exists or DoesNotExist."""
-    values: list[str] | None = None
+    values: list[Annotated[str, Field(description="A label value.")]] | None = None
     """The values for In and NotIn; must be empty for Exists and DoesNotExist."""
 
 
@@ -81,7 +82,7 @@ class LabelSelectorOperator(StrEnum):
 class LabelSelector(SpecModel):
     """A Kubernetes label selector; the requirements are ANDed."""
 
-    match_labels: dict[str, str] | None = None
+    match_labels: dict[str, Annotated[str, Field(description="The label's required value.")]] | None = None
     """Labels a node must carry, with these exact values."""
     match_expressions: list[LabelSelectorRequirement] | None = None
     """Set-based requirements a node's labels must meet."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -72,9 +72,11 @@ class Slot(StatusModel):
     """First HCCL rank of this slot; ranks are contiguous along the topology."""
     node: str
     """Node the slot's devices are on."""
-    devices: list[str]
+    devices: list[Annotated[str, Field(description="A device name, for example Ascend910-3.")]]
     """Device names as the device plugin names them (for example Ascend910-0)."""
-    domains: dict[str, str] | None = None
+    domains: (
+        dict[str, Annotated[str, Field(description="The domain of this tier holding the slot.")]] | None
+    ) = None
     """The slot's coordinates: tier name -> domain identifier (for example rack -> rack-3)."""
     pod: str | None = None
     """The pod bound to this slot at admission, if any."""

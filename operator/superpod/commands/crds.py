@@ -19,7 +19,12 @@ def render(obj: object) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dir", type=Path, default=Path("crds"), help="output directory (default: crds)")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        action="append",
+        help="output directory, repeatable (default: crds and the Helm chart's helm/superpod-operator/crds)",
+    )
     parser.add_argument(
         "--check", action="store_true", help="exit 1 with a diff when the files differ from the models"
     )
@@ -27,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     drift = False
-    for name, obj in crd.all_crds().items():
-        path: Path = args.dir / name
+    directories = args.dir or [Path("crds"), Path("helm/superpod-operator/crds")]
+    for directory, (name, obj) in ((d, item) for d in directories for item in crd.all_crds().items()):
+        path: Path = directory / name
         wanted = render(obj)
         current = path.read_text() if path.exists() else ""
         if current == wanted:
