@@ -51,7 +51,7 @@ class Bindings:
         self._missing_since: dict[tuple[str, str], float] = {}  # (partition key, pod) -> first seen missing
         self._deleted: set[tuple[str, str]] = set()  # (partition key, pod) whose deletion was observed
         path = client.resource_path("v1", "pods", namespace)
-        self.reflector = reflector.Reflector(api, path, self._on_pod, label_selector=common.PARTITION_LABEL)
+        self.reflector = reflector.Reflector(api, path, self.on_pod, label_selector=common.PARTITION_LABEL)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -75,7 +75,7 @@ class Bindings:
             del self._missing_since[entry]
         self._deleted = {entry for entry in self._deleted if entry[0] != key}
 
-    def _on_pod(self, _key: str, old: JSON | None, new: JSON | None) -> None:
+    def on_pod(self, _key: str, old: JSON | None, new: JSON | None) -> None:
         for pod, present in ((old, False), (new, True)):
             if pod is None:
                 continue
