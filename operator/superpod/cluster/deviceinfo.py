@@ -45,6 +45,22 @@ class Fault:
 
 
 @dataclasses.dataclass(frozen=True)
+class SwitchInfo:
+    """The node's UB switch state from `SwitchInfoCfg` (A3 and later)."""
+
+    node_status: str  # Healthy, SubHealthy, PreSeparate or UnHealthy
+    fault_level: (
+        str  # the worst fault's level: NotHandle, SubHealthFault, RestartRequest, PreSeparate, Separate
+    )
+    fault_codes: tuple[str, ...]  # AssembledFaultCode of each fault, for example [0x00f103b0,155904,na,na]
+
+    @property
+    def out_of_service(self) -> bool:
+        """The UB plane of this node cannot be used: MindCluster separates the node (UnHealthy)."""
+        return self.node_status == "UnHealthy"
+
+
+@dataclasses.dataclass(frozen=True)
 class DeviceInfo:
     """What one node's device plugin reports."""
 
@@ -59,6 +75,7 @@ class DeviceInfo:
     server_index: int
     rack_id: int
     update_time: int
+    switch: SwitchInfo | None = None  # None: the plugin publishes no SwitchInfoCfg (before A3)
 
     @property
     def devices(self) -> tuple[str, ...]:
@@ -124,6 +141,29 @@ def _faults(value: Any, where: str) -> tuple[Fault, ...]:
     return tuple(faults)
 
 
+def _switch(raw: str | None, where: str) -> SwitchInfo | None:
+    if not raw:
+        return None
+    try:
+        document = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise DeviceInfoError(f"{where}: {SWITCH_KEY} is not JSON ({exc.msg})") from exc
+    if not isinstance(document, dict):
+        raise DeviceInfoError(f"{where}: {SWITCH_KEY} must be a JSON object")
+    codes = []
+    for entry in document.get("FaultCode") or []:
+        try:
+            fault = json.loads(entry) if isinstance(entry, str) else entry
+        except json.JSONDecodeError:
+            fault = {}
+        codes.append(str(fault.get("AssembledFaultCode", entry)) if isinstance(fault, dict) else str(entry))
+    return SwitchInfo(
+        node_status=str(document.get("NodeStatus") or "Healthy"),
+        fault_level=str(document.get("FaultLevel") or ""),
+        fault_codes=tuple(codes),
+    )
+
+
 def parse(configmap: Mapping[str, Any], resource: str) -> DeviceInfo:
     """Read a `mindx-dl-deviceinfo-<node>` ConfigMap for the extended resource `resource`."""
     metadata = configmap.get("metadata") or {}
@@ -160,4 +200,5 @@ def parse(configmap: Mapping[str, Any], resource: str) -> DeviceInfo:
         server_index=_int(document, "ServerIndex", where),
         rack_id=_int(document, "RackID", where),
         update_time=update_time if isinstance(update_time, int) else 0,
+        switch=_switch((configmap.get("data") or {}).get(SWITCH_KEY), where),
     )

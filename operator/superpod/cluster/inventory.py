@@ -4,7 +4,9 @@ Sources, in the device plugin's own terms (never another source of truth):
 - the Node: labels `huawei.com/topotree.superpodid|rackid|serverid`, annotations `superPodID`/`serverIndex`, the
   Ready condition, and `status.allocatable[<resource>]`;
 - the ConfigMap `kube-system/mindx-dl-deviceinfo-<node>` (see `cluster.deviceinfo`): device names, health,
-  faults and the SuperPodID/ServerIndex/RackID coordinates, which win over the labels when known.
+  faults and the SuperPodID/ServerIndex/RackID coordinates, which win over the labels when known, and the UB
+  switch state (`SwitchInfoCfg`): a switch fault that makes the node UnHealthy takes all its devices out of
+  service (their UB links are gone); a lesser one is reported only.
 
 A device leaves the free pool when the device plugin lists it Unhealthy, NetworkUnhealthy or Recovering, or when a
 fault asks for separation (SeparateNPU, PreSeparateNPU, ...); NotHandleFault and RestartRequest faults are only
@@ -102,6 +104,21 @@ def observe(
     if info is not None:
         devices = info.devices
         unhealthy = unavailable_devices(info)
+        if info.switch is not None and info.switch.fault_codes:
+            codes = ", ".join(info.switch.fault_codes)
+            if info.switch.out_of_service:
+                unhealthy = frozenset(devices)
+                problem = NodeProblem(
+                    name,
+                    "UBSwitchFault",
+                    f"node {name}: UB switch fault {codes} (level {info.switch.fault_level}); its devices are out of service",
+                )
+            else:
+                problem = NodeProblem(
+                    name,
+                    "UBSwitchDegraded",
+                    f"node {name}: UB switch fault {codes} (level {info.switch.fault_level})",
+                )
         super_pod_id, rack, server = info.super_pod_id, info.rack_id, info.server_index
     else:
         count = _allocatable(node, resource)
@@ -111,7 +128,7 @@ def observe(
         unhealthy = frozenset()
         super_pod_id = rack = server = inventory.UNKNOWN
     ready = _is_ready(node)
-    if not ready:
+    if not ready and problem is None:
         problem = NodeProblem(
             name, "NodeNotReady", f"node {name} is not Ready; its devices are out of service"
         )

@@ -596,14 +596,18 @@ def _node_essence(node: JSON) -> tuple[Any, ...]:
     return (metadata.get("labels"), metadata.get("annotations"), status.get("allocatable"), ready)
 
 
-def _deviceinfo_essence(configmap: JSON) -> tuple[Any, ...]:
-    """What of a device-info ConfigMap matters (not UpdateTime, which moves on every refresh)."""
-    data = dict(configmap.get("data") or {})
-    raw = data.pop(deviceinfo.DATA_KEY, "")
-    try:
-        document = json.loads(raw)
-        document.get("DeviceInfo", {}).pop("UpdateTime", None)
-        document.pop("CheckCode", None)
-        return (json.dumps(document, sort_keys=True), sorted(data.items()))
-    except (ValueError, AttributeError):
-        return (raw, sorted(data.items()))
+def _deviceinfo_essence(configmap: JSON) -> str:
+    """What of a device-info ConfigMap matters: not the UpdateTime and CheckCode that move on every refresh."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in ("UpdateTime", "CheckCode")}
+        return value
+
+    essence = {}
+    for key, raw in (configmap.get("data") or {}).items():
+        try:
+            essence[key] = strip(json.loads(raw))
+        except (TypeError, ValueError):
+            essence[key] = raw
+    return json.dumps(essence, sort_keys=True)

@@ -122,3 +122,37 @@ async def test_a_recovering_device_is_not_handed_out(cluster, running):
     assert pending["reason"] == "InsufficientCapacity"
     await _set_deviceinfo(api, "a3-0-00", 0)  # recovered
     await eventually(lambda: _phase_is(api, "more", "Allocated"))
+
+
+async def test_a_ub_switch_fault_degrades_the_superpod_and_moves_partitions_off_the_node(cluster, running):
+    import json
+
+    _, api = cluster
+    await add_a3_nodes(api, 4)
+    await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
+    before = await _placed(api, "ub", 8, maxTier="node")
+    node = before["allocation"][0]["node"]
+    fault = {"AssembledFaultCode": "[0x00f103b0,155904,na,na]", "SwitchChipId": 0, "SwitchPortId": 3}
+    switch = {
+        "FaultCode": [json.dumps(fault)],
+        "FaultLevel": "Separate",
+        "UpdateTime": 1,
+        "NodeStatus": "UnHealthy",
+    }
+    await api.patch(
+        f"{CONFIGMAPS}/mindx-dl-deviceinfo-{node}", {"data": {"SwitchInfoCfg": json.dumps(switch)}}
+    )
+
+    async def moved():
+        status = await _status(api, "ub")
+        nodes = {slot["node"] for slot in status.get("allocation") or []}
+        return status if nodes and node not in nodes else None
+
+    assert (await eventually(moved))["tierSpan"] == "node"
+
+    async def degraded():
+        status = (await api.get(f"{SPOD}/cm384-a")).get("status") or {}
+        condition = next((c for c in status.get("conditions") or [] if c["type"] == "Degraded"), {})
+        return condition if condition.get("reason") == "UBSwitchFault" else None
+
+    assert node in (await eventually(degraded))["message"]

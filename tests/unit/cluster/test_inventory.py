@@ -85,3 +85,28 @@ def test_a_node_that_is_not_ready_is_reported():
     observed, problem = inventory.observe(node, objects.deviceinfo_configmap("n1"), CM384, RESOURCE)
     assert observed is not None and observed.ready is False
     assert problem is not None and problem.reason == "NodeNotReady"
+
+
+def _with_switch(configmap: dict, node_status: str, level: str) -> dict:
+    import json
+
+    fault = {"AssembledFaultCode": "[0x00f103b0,155904,na,na]", "SwitchChipId": 0, "SwitchPortId": 3}
+    configmap["data"]["SwitchInfoCfg"] = json.dumps(
+        {"FaultCode": [json.dumps(fault)], "FaultLevel": level, "UpdateTime": 1, "NodeStatus": node_status}
+    )
+    return configmap
+
+
+def test_a_separating_ub_switch_fault_takes_the_node_out_of_service():
+    configmap = _with_switch(objects.deviceinfo_configmap("n1"), "UnHealthy", "Separate")
+    observed, problem = inventory.observe(objects.node("n1").ready().obj(), configmap, CM384, RESOURCE)
+    assert observed is not None and observed.unhealthy == set(observed.devices)
+    assert problem is not None and problem.reason == "UBSwitchFault"
+    assert "[0x00f103b0,155904,na,na]" in problem.message
+
+
+def test_a_subhealthy_ub_switch_is_reported_but_keeps_the_devices():
+    configmap = _with_switch(objects.deviceinfo_configmap("n1"), "SubHealthy", "SubHealthFault")
+    observed, problem = inventory.observe(objects.node("n1").ready().obj(), configmap, CM384, RESOURCE)
+    assert observed is not None and observed.unhealthy == frozenset()
+    assert problem is not None and problem.reason == "UBSwitchDegraded"
