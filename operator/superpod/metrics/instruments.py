@@ -1,0 +1,88 @@
+"""The operator's own timings and error counts: histograms and counters the controller observes.
+
+These are the only metrics with state of their own (a duration cannot be read back from a snapshot). They live
+in `REGISTRY`, this package's registry (not prometheus_client's global one, so tests and several operators in
+one process do not collide), next to the process collector and the fleet collector the exporter adds. Every
+label value is created at import, so the first scrape already shows each series at zero.
+
+The controller calls plain functions: `observe_placement(seconds)`, `observe_reconcile(resource, seconds)`,
+`count_reconcile_error(resource)`, `observe_webhook(seconds, error=False)`.
+"""
+
+from __future__ import annotations
+
+import prometheus_client
+
+REGISTRY = prometheus_client.CollectorRegistry(auto_describe=True)
+prometheus_client.ProcessCollector(registry=REGISTRY)  # process_resident_memory_bytes and friends
+
+RESOURCES = ("partition", "superpod")
+"""Values of the `resource` label: what a reconcile handled."""
+
+# placement is pure CPU on an in-memory tree: 5 ms p99 on CloudMatrix 384, 500 ms on a 950 SuperCluster
+_DECISION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+# reconciles and admission include API calls: DESIGN asks webhook p99 <= 50 ms, apply-to-Allocated <= 250 ms
+_REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+PLACEMENT_SECONDS = prometheus_client.Histogram(
+    "superpod_placement_decision_seconds",
+    "Time the allocator took to decide one partition's placement (placed or rejected).",
+    buckets=_DECISION_BUCKETS,
+    registry=REGISTRY,
+)
+RECONCILE_SECONDS = prometheus_client.Histogram(
+    "superpod_reconcile_seconds",
+    "Time one reconcile took (a partition placed, released or refreshed; a SuperPod status written).",
+    ["resource"],
+    buckets=_REQUEST_BUCKETS,
+    registry=REGISTRY,
+)
+RECONCILE_ERRORS = prometheus_client.Counter(
+    "superpod_reconcile_errors",
+    "Reconciles that raised (kopf retries them).",
+    ["resource"],
+    registry=REGISTRY,
+)
+WEBHOOK_SECONDS = prometheus_client.Histogram(
+    "superpod_webhook_duration_seconds",
+    "Time the pod admission webhook took to answer one AdmissionReview.",
+    buckets=_REQUEST_BUCKETS,
+    registry=REGISTRY,
+)
+WEBHOOK_ERRORS = prometheus_client.Counter(
+    "superpod_webhook_errors",
+    "Admission requests the webhook failed to answer (an error, not a deliberate denial).",
+    registry=REGISTRY,
+)
+
+for _resource in RESOURCES:
+    RECONCILE_SECONDS.labels(resource=_resource)
+    RECONCILE_ERRORS.labels(resource=_resource)
+
+
+def observe_placement(seconds: float) -> None:
+    """One placement decision (`Allocator.plan_partition`) took `seconds`."""
+    PLACEMENT_SECONDS.observe(seconds)
+
+
+def observe_reconcile(resource: str, seconds: float) -> None:
+    """One reconcile of a `resource` ("partition" or "superpod") took `seconds`."""
+    RECONCILE_SECONDS.labels(resource=_known(resource)).observe(seconds)
+
+
+def count_reconcile_error(resource: str) -> None:
+    """A reconcile of a `resource` raised."""
+    RECONCILE_ERRORS.labels(resource=_known(resource)).inc()
+
+
+def observe_webhook(seconds: float, *, error: bool = False) -> None:
+    """The admission webhook answered (or failed, `error=True`) after `seconds`."""
+    WEBHOOK_SECONDS.observe(seconds)
+    if error:
+        WEBHOOK_ERRORS.inc()
+
+
+def _known(resource: str) -> str:
+    if resource not in RESOURCES:
+        raise ValueError(f"resource must be one of {', '.join(RESOURCES)}, not {resource!r}")
+    return resource
