@@ -172,6 +172,11 @@ class Fleet:
         self.partitions[key] = new
         if self._reflectors and all(m.synced.is_set() for m in self._reflectors):
             self._adopt(key, new)
+            state = self.superpods.get(_superpod_of(new))
+            if state is not None and _bound_pods(old) - _bound_pods(new):
+                # a pod left its slot: a slot kept on failed devices for that pod may move now
+                state.health_dirty = True
+                state.poke()
 
     # ---- inventory -----------------------------------------------------------------------------------
 
@@ -563,6 +568,11 @@ def _unbound_devices(obj: JSON, failed: list[str]) -> list[str]:
         for device in slot.get("devices") or []
     }
     return [device for device in failed if device not in bound]
+
+
+def _bound_pods(obj: JSON | None) -> set[str]:
+    allocation = ((obj or {}).get("status") or {}).get("allocation") or []
+    return {str(slot["pod"]) for slot in allocation if slot.get("pod")}
 
 
 def _any_bound(obj: JSON) -> bool:
