@@ -23,7 +23,7 @@ from types import TracebackType
 import yaml
 from aiohttp import web
 
-from superpod.sandbox import admitting, deletion, routes, tls
+from superpod.sandbox import admitting, deletion, faults, routes, tls
 from superpod.sandbox.state import State
 
 
@@ -50,6 +50,7 @@ class Sandbox:
         self.webhooks = admitting.Webhooks(self.state)
         self.state.admission = self.webhooks
         self.certificate: tls.ServingCertificate | None = None
+        self.faults = faults.Faults()  # API faults for chaos tests; none until a plan is set
         self.url = ""
 
     @property
@@ -65,7 +66,7 @@ class Sandbox:
     requests_log = calls
 
     async def start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self.faults.middleware])
         app.router.add_route("*", "/{tail:.*}", self.router.handle)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()

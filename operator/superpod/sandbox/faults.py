@@ -1,0 +1,141 @@
+"""API faults on demand, for chaos tests: 5xx answers, 409 conflicts, dropped watches and latency.
+
+kube-apiserver fails in a few well-known ways, and a controller must survive each of them:
+
+| fault | what the client sees | when kube does it |
+|---|---|---|
+| `error_rate` | 500 InternalError, 503 ServiceUnavailable or 504 Timeout, the request not served | etcd unavailable, overload, restart |
+| `lost_reply_rate` | 504 Timeout for a write that *was* applied | the request deadline passed after etcd committed |
+| `conflict_rate` | 409 Conflict on PUT or PATCH, not served | another writer got there first |
+| `watch_cut` | a watch stream that breaks mid-chunk after a random time | apiserver restart, load balancer idle cut |
+| `latency` | every answer delayed by a random time | a busy server |
+
+`Faults` is an aiohttp middleware the `Sandbox` always installs; it does nothing until a `Plan` is set, and a
+plan may be set and cleared while the server runs (set up a cluster cleanly, then break it). A plan may aim at
+one client only, by the bearer token of its kubeconfig (the sandbox accepts any token), so a test can break the
+operator's view of the API while its own requests and the simulator's go through. `injected` counts what was
+done, per fault, so a test can prove the faults happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import random
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from superpod.sandbox import errors
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Which faults to inject, as shares of the requests they apply to."""
+
+    error_rate: float = 0.0  # any request: a 5xx instead of an answer
+    lost_reply_rate: float = 0.0  # writes: served, then answered 504 Timeout
+    conflict_rate: float = 0.0  # PUT and PATCH: 409 Conflict instead of an answer
+    watch_cut: tuple[float, float] | None = None  # watches: broken after uniform(low, high) seconds
+    latency: tuple[float, float] = (0.0, 0.0)  # every request: uniform(low, high) seconds before serving
+    token: str | None = None  # only requests with `Authorization: Bearer <token>`; None: every request
+    seed: int | None = None  # the random draws, for a reproducible run
+
+
+class Faults:
+    """The middleware and its current plan."""
+
+    def __init__(self) -> None:
+        self.plan: Plan | None = None
+        self.injected: collections.Counter[str] = collections.Counter()
+        self._random = random.Random()
+
+    def set(self, plan: Plan | None) -> None:
+        """Start injecting `plan`'s faults (None: stop)."""
+        self.plan = plan
+        if plan is not None and plan.seed is not None:
+            self._random.seed(plan.seed)
+
+    def _applies(self, plan: Plan, request: web.Request) -> bool:
+        if plan.token is None:
+            return True
+        return request.headers.get("Authorization", "") == f"Bearer {plan.token}"
+
+    def _draw(self, rate: float) -> bool:
+        return rate > 0 and self._random.random() < rate
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        plan = self.plan
+        if plan is None or not self._applies(plan, request):
+            return await handler(request)
+        low, high = plan.latency
+        if high > 0:
+            self.injected["latency"] += 1
+            await asyncio.sleep(self._random.uniform(low, high))
+        if self._draw(plan.error_rate):
+            failure = self._random.choice(_SERVER_ERRORS)()
+            self.injected[f"error{failure.code}"] += 1
+            return _answer(failure)
+        if request.method in ("PUT", "PATCH") and self._draw(plan.conflict_rate):
+            self.injected["conflict"] += 1
+            return _answer(_conflict(request.path))
+        if plan.watch_cut is not None and _is_watch(request):
+            return await self._cut_later(request, handler, self._random.uniform(*plan.watch_cut))
+        if request.method in WRITES and self._draw(plan.lost_reply_rate):
+            response = await handler(request)
+            if response.status < 300:
+                self.injected["lost_reply"] += 1
+                return _answer(errors.timeout(_DEADLINE))
+            return response
+        return await handler(request)
+
+    async def _cut_later(self, request: web.Request, handler: Handler, after: float) -> web.StreamResponse:
+        """Serve the watch, and close its connection under it after `after` seconds (the stream then ends
+        without its last chunk, as when a server goes away; the handler notices and unsubscribes)."""
+
+        def cut() -> None:
+            if request.transport is not None and not request.transport.is_closing():
+                self.injected["watch_cut"] += 1
+                request.transport.close()
+
+        timer = asyncio.get_running_loop().call_later(after, cut)
+        try:
+            return await handler(request)
+        finally:
+            timer.cancel()
+
+
+_DEADLINE = "Timeout: request did not complete within requested timeout - context deadline exceeded"
+
+_SERVER_ERRORS: tuple[Callable[[], errors.ApiError], ...] = (
+    lambda: errors.internal("rpc error: code = Unavailable desc = etcdserver: leader changed"),
+    lambda: errors.ApiError(
+        errors.status(503, "ServiceUnavailable", "the server is currently unable to handle the request")
+    ),
+    lambda: errors.timeout(_DEADLINE),
+)
+
+
+def _answer(failure: errors.ApiError) -> web.Response:
+    return web.json_response(failure.status, status=failure.code)
+
+
+def _is_watch(request: web.Request) -> bool:
+    return request.query.get("watch") in ("true", "1") or "/watch/" in request.path
+
+
+def _conflict(path: str) -> errors.ApiError:
+    """409 Conflict naming the object of `path` (`/api[s]/.../<plural>/<name>[/<subresource>]`)."""
+    parts = [part for part in path.split("/") if part]
+    group = parts[1] if parts[:1] == ["apis"] else ""
+    body = parts[3:] if group else parts[2:]
+    if len(body) > 2 and body[0] == "namespaces":
+        body = body[2:]
+    resource = body[0] if body else ""
+    name = body[1] if len(body) > 1 else ""
+    return errors.stale(group, resource, name)
