@@ -23,8 +23,9 @@ from superpod.api import partition as api_partition
 from superpod.topology import inventory as topology_inventory
 from superpod.topology import profiles
 
-UB_SWITCH_FAULT_REASONS = frozenset({"UBSwitchFault"})
-"""NodeProblem reasons that mean the node's device plugin reports a UB (HCCS-L2) switch fault (SwitchInfoCfg)."""
+UB_SWITCH_FAULT_REASONS = frozenset({"UBSwitchFault", "UBSwitchDegraded"})
+"""NodeProblem reasons (`cluster.inventory`) for a UB (HCCS-L2) switch fault in the node's SwitchInfoCfg: one that
+takes the node out of service, or a lesser one that is only reported."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -200,3 +200,17 @@ def test_the_catalogue_names_every_family_the_collector_and_instruments_serve(fl
         for s in collector.SERIES
         for suffix in ("", "_bucket", "_count", "_sum", "_created")
     }
+
+
+@pytest.mark.parametrize(
+    ("reason", "faults"),
+    [
+        pytest.param("UBSwitchFault", 1, id="a separating UB switch fault counts"),
+        pytest.param("UBSwitchDegraded", 1, id="a reported-only UB switch fault counts"),
+        pytest.param("NodeNotReady", 0, id="another node problem is no switch fault"),
+    ],
+)
+def test_ub_switch_faults_come_from_the_inventorys_node_problems(fleet, reason, faults):
+    node = sorted(fleet.superpods["sp"].observed)[2]
+    fleet.superpods["sp"].problems = {node: builders.Problem(node, reason)}
+    assert value(scrape(fleet), "superpod_node_ub_switch_faults", superpod="sp", node=node) == faults

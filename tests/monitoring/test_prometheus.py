@@ -1,0 +1,96 @@
+"""A real Prometheus scrapes the operator's exporter and the simulated NPU-Exporters of the scene.
+
+Every dashboard query returns data with its variables filled in; the recording rules attribute NPU-Exporter
+traffic and errors to partitions and tiers (checked against the exporter's own pod labels); the alerts that
+the scene's faults should start are active.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from superpod.metrics import dashboard, promql, rules
+
+from tests.monitoring import scene, stage
+
+VARIABLES = {"superpod": "cm384-a", "namespace": "team-a", "partition": "llm-pretrain"}
+POLL = 45.0  # seconds: NPU-Exporter targets are scraped every 5 s and rates need two samples
+
+QUERIES = [
+    pytest.param(target.expr, id=f"{panel.title} / {target.legend or 'value'}")
+    for panel in dashboard.PANELS
+    for target in panel.targets
+]
+
+
+def test_prometheus_scrapes_the_operator_and_both_npu_exporters(monitored):
+    targets = monitored.targets()
+    jobs = sorted(target["labels"]["job"] for target in targets)
+    assert jobs == [stage.NPU_JOB, stage.NPU_JOB, rules.OPERATOR_JOB]
+    assert len(monitored.wait_for("up == 1 and on (job, instance) scrape_samples_scraped > 0")) >= 2
+
+
+@pytest.mark.parametrize("expr", QUERIES)
+def test_every_dashboard_query_returns_data_with_its_variables_filled_in(monitored, expr):
+    filled = dashboard.fill(expr, VARIABLES)
+    assert "$" not in filled
+    result = monitored.wait_for(filled, timeout=POLL)
+    assert result, f"no data for {filled}"
+
+
+def _by_tier(result: list[dict]) -> dict[str, float]:
+    return {series["metric"]["tier"]: float(series["value"][1]) for series in result}
+
+
+def test_partition_traffic_is_the_sum_over_its_devices_on_both_tiers(monitored, world):
+    record = "superpod_partition:interconnect_transmit_bytes_per_second:sum"
+    result = monitored.wait_for(f'{record}{{namespace="team-a", partition="llm-pretrain"}} > 0', timeout=POLL)
+    assert set(_by_tier(result)) == {"hccs", "roce"}  # the job spans two SuperPoDs: RoCE between them
+    # the same traffic from the exporter's own pod labels, without the operator's info series
+    direct = monitored.query(
+        'sum(npu_chip_info_hccs_bandwidth_info_total_tx{pod_name=~"llm-pretrain-[0-9]+"}) * 1e6'
+        f' - on () sum({record}{{namespace="team-a", partition="llm-pretrain", tier="hccs"}})'
+    )
+    assert direct and abs(float(direct[0]["value"][1])) < 1.0, direct
+
+
+def test_a_device_with_a_network_fault_shows_roce_errors_on_its_partition(monitored):
+    record = f"superpod_partition:interconnect_errors_per_second:rate{promql.RATE_WINDOW}"
+    result = monitored.wait_for(f'{record}{{partition="llm-pretrain", tier="roce"}} > 0', timeout=POLL)
+    assert result
+
+
+def test_per_tier_traffic_covers_each_superpod(monitored):
+    result = monitored.wait_for("superpod_tier:interconnect_transmit_bytes_per_second:sum > 0", timeout=POLL)
+    assert {(s["metric"]["superpod"], s["metric"]["tier"]) for s in result} >= {
+        ("cm384-a", "hccs"),
+        ("cm384-b", "hccs"),
+        ("cm384-a", "roce"),
+    }
+
+
+def test_the_faults_of_the_scene_start_their_alerts(monitored, world):
+    moe = world.superpods["cm384-a"].allocator.placement_of("team-a/moe-expert")
+    assert moe is not None
+    expected = {
+        ("SuperPodPartitionDegraded", "partition", "llm-pretrain"),
+        ("SuperPodPartitionDegraded", "partition", "rl"),
+        ("SuperPodUBSwitchFault", "node", moe.slots[0].node),
+        ("SuperPodDeviceUnhealthy", "superpod", "cm384-a"),
+    }
+    deadline = time.monotonic() + POLL
+    while True:
+        alerts = [alert["labels"] for alert in monitored.api("alerts")["alerts"]]
+        seen = {(labels["alertname"], key, value) for labels in alerts for key, value in labels.items()}
+        if expected <= seen or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert expected <= seen
+    assert not any(labels["alertname"] == "SuperPodOperatorDown" for labels in alerts)
+
+
+def test_the_scene_is_what_the_assertions_assume(world):
+    phases = {key: obj["status"]["phase"] for key, obj in world.partitions.items()}
+    assert phases["team-a/llm-pretrain"] == phases["team-c/rl"] == "Degraded"
+    assert {ask.job for ask in scene.ASKS if ask.name.startswith("llm-pretrain")} == {"team-a/pretrain"}

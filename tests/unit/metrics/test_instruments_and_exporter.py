@@ -1,0 +1,122 @@
+"""The histograms and counters the controller observes, and the /metrics endpoint serving them with the fleet."""
+
+from __future__ import annotations
+
+import aiohttp
+import prometheus_client
+import pytest
+from prometheus_client import parser
+from superpod import metrics
+from superpod.metrics import exporter, instruments, snapshot
+
+from tests.unit.metrics import builders
+
+
+def _sample(name: str, **labels: str) -> float:
+    found = instruments.REGISTRY.get_sample_value(name, labels)
+    assert found is not None, (name, labels)
+    return found
+
+
+def test_every_instrument_series_exists_before_anything_is_observed():
+    text = prometheus_client.generate_latest(instruments.REGISTRY).decode()
+    for resource in instruments.RESOURCES:
+        assert f'superpod_reconcile_errors_total{{resource="{resource}"}}' in text
+        assert f'superpod_reconcile_seconds_count{{resource="{resource}"}}' in text
+    for name in (
+        "superpod_placement_decision_seconds_count",
+        "superpod_webhook_duration_seconds_count",
+        "superpod_webhook_errors_total",
+    ):
+        assert f"\n{name} " in text
+    assert "process_resident_memory_bytes" in text
+
+
+@pytest.mark.parametrize(
+    ("observe", "series", "labels", "delta"),
+    [
+        pytest.param(
+            lambda: metrics.observe_placement(0.003),
+            "superpod_placement_decision_seconds_count",
+            {},
+            1,
+            id="a placement decision",
+        ),
+        pytest.param(
+            lambda: metrics.observe_reconcile("superpod", 0.2),
+            "superpod_reconcile_seconds_count",
+            {"resource": "superpod"},
+            1,
+            id="a superpod reconcile",
+        ),
+        pytest.param(
+            lambda: metrics.count_reconcile_error("partition"),
+            "superpod_reconcile_errors_total",
+            {"resource": "partition"},
+            1,
+            id="a reconcile error",
+        ),
+        pytest.param(
+            lambda: metrics.observe_webhook(0.01, error=True),
+            "superpod_webhook_errors_total",
+            {},
+            1,
+            id="a webhook error",
+        ),
+        pytest.param(
+            lambda: metrics.observe_webhook(0.01),
+            "superpod_webhook_errors_total",
+            {},
+            0,
+            id="a webhook success is no error",
+        ),
+    ],
+)
+def test_each_observation_moves_its_series(observe, series, labels, delta):
+    before = _sample(series, **labels)
+    observe()
+    assert _sample(series, **labels) == before + delta
+
+
+def test_a_placement_lands_in_the_bucket_of_its_duration():
+    before = _sample("superpod_placement_decision_seconds_bucket", le="0.005")
+    below = _sample("superpod_placement_decision_seconds_bucket", le="0.0025")
+    metrics.observe_placement(0.004)
+    assert _sample("superpod_placement_decision_seconds_bucket", le="0.005") == before + 1
+    assert _sample("superpod_placement_decision_seconds_bucket", le="0.0025") == below
+
+
+def test_an_unknown_resource_is_refused():
+    with pytest.raises(ValueError, match="resource must be one of"):
+        metrics.observe_reconcile("pod", 0.1)
+
+
+async def test_the_exporter_serves_instruments_and_fleet_on_a_free_port_and_unregisters_on_stop():
+    allocator = builders.allocator(nodes=4)
+    builders.place(allocator, "ns/p", 16)
+    fleet = builders.Fleet(
+        superpods={"sp": builders.SuperPod("sp", allocator=allocator)},
+        partitions={"ns/p": builders.partition("ns/p", "sp", "Bound")},
+    )
+    served = exporter.Exporter(lambda: snapshot.capture(fleet))
+    await served.start()
+    try:
+        assert served.port != 0
+        async with aiohttp.ClientSession() as session, session.get(served.url) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/plain")
+            text = await response.text()
+    finally:
+        await served.stop()
+    names = {family.name for family in parser.text_string_to_metric_families(text)}
+    assert {
+        "superpod_devices",
+        "superpod_partition_device_info",
+        "superpod_placement_decision_seconds",
+    } <= names
+    assert 'superpod_partition_devices{namespace="ns",partition="p",superpod="sp"} 16.0' in text
+    # stopped: the fleet collector is gone from the shared registry, a new exporter can register again
+    assert "superpod_devices" not in prometheus_client.generate_latest(instruments.REGISTRY).decode()
+    again = exporter.Exporter(lambda: snapshot.capture(fleet))
+    await again.start()
+    await again.stop()
