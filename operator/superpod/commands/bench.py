@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -59,6 +60,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write one JSON line per create: id and node/device list or reason",
     )
 
+    compare = sub.add_parser(
+        "compare", help="generate a trace per seed, replay every algorithm, report medians and wins"
+    )
+    compare.add_argument("--profile", required=True, choices=profile_names)
+    compare.add_argument("--seeds", default="1-10", help="seed range, for example 1-10 (default)")
+    compare.add_argument("--load", type=float, default=0.9)
+    compare.add_argument("--requests", type=int, default=3000)
+    compare.add_argument("--json", action="store_true")
+
     scale = sub.add_parser("scale", help="decision latency on 768, 15,488 and 524,288 devices")
     scale.add_argument("--profiles", nargs="+", default=list(SCALE_PROFILES), choices=profile_names)
     scale.add_argument("--decisions", type=int, default=300, help="timed decisions per profile (default 300)")
@@ -72,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         return _gen(args, sys.stdout)
     if args.bench_command == "run":
         return _run(args, sys.stdout)
+    if args.bench_command == "compare":
+        return _compare(args, sys.stdout)
     return _scale(args, sys.stdout)
 
 
@@ -99,7 +111,9 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         for name in names:
             allocator = _allocator(args.profile, ALGORITHMS[name](args.seed), args.nodes)
             recorder = _recorder(sink, name, len(names) > 1) if sink else None
-            metrics = trace.replay(events, allocator, clock=time.perf_counter, on_decision=recorder)
+            metrics = trace.replay(
+                events, allocator, clock=time.perf_counter, cpu_clock=time.thread_time, on_decision=recorder
+            )
             summaries.append(metrics.summary())
     finally:
         if sink:
@@ -138,8 +152,11 @@ COLUMNS = (
     ("meanNodesPerPartition", "nodes/part"),
     ("utilizationAtFirstRejection", "util@1stReject"),
     ("meanUtilization", "meanUtil"),
+    ("meanFragmentation", "meanFrag"),
     ("decisionP50Ms", "p50 ms"),
     ("decisionP99Ms", "p99 ms"),
+    ("cpuP50Ms", "cpu p50"),
+    ("cpuP99Ms", "cpu p99"),
 )
 
 
@@ -158,6 +175,74 @@ def _table(rows: list[dict[str, Any]], out: TextIO) -> None:
         )
 
 
+MEDIANS = (
+    "idealTierRate",
+    "utilizationAtFirstRejection",
+    "meanUtilization",
+    "meanFragmentation",
+    "decisionP50Ms",
+    "decisionP99Ms",
+    "cpuP50Ms",
+    "cpuP99Ms",
+)
+
+
+def _seeds(text: str) -> list[int]:
+    first, _, last = text.partition("-")
+    return list(range(int(first), int(last or first) + 1))
+
+
+def _compare(args: argparse.Namespace, out: TextIO) -> int:
+    """Per seed: one trace, every algorithm on it; then medians per algorithm, and for the first-rejection
+    utilization how often the project's allocator beats, ties or trails each baseline on the same trace."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ALGORITHMS}
+    for seed in _seeds(args.seeds):
+        shape = _allocator(args.profile, bestfit.BestFit(), None)
+        events = trace.generate(shape, seed=seed, load=args.load, requests=args.requests)
+        for name, factory in ALGORITHMS.items():
+            allocator = _allocator(args.profile, factory(seed), None)
+            metrics = trace.replay(events, allocator, clock=time.perf_counter, cpu_clock=time.thread_time)
+            runs[name].append(metrics.summary())
+    ours = runs[bestfit.BestFit.name]
+    rows = []
+    for name, summaries in runs.items():
+        row: dict[str, Any] = {"algorithm": name, "seeds": len(summaries)}
+        for key in MEDIANS:
+            values = [summary[key] for summary in summaries if summary[key] is not None]
+            row[key] = round(statistics.median(values), 4) if values else None
+        if name != bestfit.BestFit.name:
+            pairs = [
+                (mine["utilizationAtFirstRejection"] or 0.0, theirs["utilizationAtFirstRejection"] or 0.0)
+                for mine, theirs in zip(ours, summaries, strict=True)
+            ]
+            row["winsTiesLosses"] = [
+                sum(1 for a, b in pairs if a > b),
+                sum(1 for a, b in pairs if a == b),
+                sum(1 for a, b in pairs if a < b),
+            ]
+        rows.append(row)
+    if args.json:
+        for row in rows:
+            out.write(json.dumps(row) + "\n")
+        return 0
+    header = ["algorithm", *MEDIANS, "vs superpod util@1stReject (superpod wins/ties/losses)"]
+    cells = [header] + [
+        [
+            row["algorithm"],
+            *(_cell(row[key]) for key in MEDIANS),
+            "/".join(map(str, row.get("winsTiesLosses", []))),
+        ]
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+    out.write(f"{args.profile}, seeds {args.seeds}, medians over seeds\n")
+    for line in cells:
+        out.write(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() + "\n"
+        )
+    return 0
+
+
 def _scale(args: argparse.Namespace, out: TextIO) -> int:
     rows = []
     for name in args.profiles:
@@ -167,7 +252,8 @@ def _scale(args: argparse.Namespace, out: TextIO) -> int:
             out.write(
                 f"{row['profile']:<24} devices {row['devices']:>7}  fill {row['utilization']:.2f}  "
                 f"decisions {row['decisions']}  p50 {row['decisionP50Ms']:.3f} ms  "
-                f"p99 {row['decisionP99Ms']:.3f} ms  max {row['decisionMaxMs']:.3f} ms\n"
+                f"p99 {row['decisionP99Ms']:.3f} ms  max {row['decisionMaxMs']:.3f} ms  "
+                f"cpu p50 {row['cpuP50Ms']:.3f} ms  cpu p99 {row['cpuP99Ms']:.3f} ms\n"
             )
             out.flush()
     if args.json:
@@ -205,10 +291,13 @@ def _scale_one(profile_name: str, decisions: int, fill: float, seed: int) -> dic
         else:
             misses += 1
     latencies = []
+    cpu = []
     for _ in range(decisions):
         event = draw()
         started = time.perf_counter()
+        cpu_started = time.thread_time()
         decision = allocator.plan_partition(event.request())
+        cpu.append((time.thread_time() - cpu_started) * 1000.0)
         latencies.append((time.perf_counter() - started) * 1000.0)
         if isinstance(decision, result.Placement):
             allocator.commit(event.id, decision)
@@ -216,6 +305,7 @@ def _scale_one(profile_name: str, decisions: int, fill: float, seed: int) -> dic
         while live and allocator.state.total_held > fill * usable:
             allocator.release(live.pop(rng.randrange(len(live))))
     ordered = sorted(latencies)
+    cpu.sort()
     return {
         "profile": profile_name,
         "devices": allocator.tree.total_devices,
@@ -224,4 +314,6 @@ def _scale_one(profile_name: str, decisions: int, fill: float, seed: int) -> dic
         "decisionP50Ms": round(trace.percentile(ordered, 0.5), 3),
         "decisionP99Ms": round(trace.percentile(ordered, 0.99), 3),
         "decisionMaxMs": round(ordered[-1], 3) if ordered else 0.0,
+        "cpuP50Ms": round(trace.percentile(cpu, 0.5), 3),
+        "cpuP99Ms": round(trace.percentile(cpu, 0.99), 3),
     }

@@ -7,8 +7,11 @@ For a request of S slots in B blocks of k slots, with its widest allowed level L
    level-L domain can host (at most B).
 2. *The partition in its lowest tier.* The partition domain D is a domain of the lowest level l >= the
    partition's static level such that D hosts S slots and q* blocks at level lb.
-3. *Least fragmentation: best fit.* Among those, D has the fewest free slots; ties go to the fullest parent
-   (fewest free devices), then its parent, then topology order.
+3. *Least fragmentation: best fit.* Among those, D has the fewest free slots. Ties go to the fullest
+   enclosing domains (fewest free devices: the parent, then its parent, ...; for a single node, from the
+   widest tier down), then to topology order. A node's own free device count is deliberately not a
+   tie-break: on cloudmatrix-384 churn traces it made consecutive small partitions hop between nodes and
+   raised the mean fragmentation from 0.27 to 0.30 (docs/placement.md); topology order fills one region.
 4. *Fewest nodes, ranks along the topology.* Inside D, blocks are placed at level lb as far as they fit, then
    one level up, and so on; inside a domain, children are taken largest-first until the rest fits in one
    child, which is then chosen best-fit. That uses the fewest children (hence nodes) and leaves the tightest
@@ -93,9 +96,9 @@ class _Search:
     def best_domain(self, level: int, need: int, candidates: Sequence[int] | range) -> int | None:
         """The best-fit domain of `level` among `candidates` hosting `need` slots (None if none does).
 
-        Fewest free slots first; ties go to the fewest free devices, then to the fullest parent, and so on
-        up the tree; then topology order. Each tie-break filters the remaining candidates once, so a
-        decision on 65,536 nodes costs a few linear passes over plain lists.
+        Fewest free slots first; ties as `fullest` says. Each tie-break filters the remaining candidates
+        once, so a decision costs a few linear passes over plain lists; the node level, the largest, is
+        searched from the root down instead (`tightest_node`).
         """
         caps = self.caps[level]
         used = self.used
@@ -114,8 +117,8 @@ class _Search:
 
     def tightest_node(self, need: int) -> int | None:
         """The node hosting the fewest slots >= `need`, found from the root down through the node
-        histograms: the fullest child (fewest free devices) holding such a node at every level, then the
-        fullest such node. Costs the children of one path, not the nodes of the tree."""
+        histograms: at every level the fullest child (fewest free devices) holding such a node, then the
+        first such node in topology order. Costs the children of one path, not the nodes of the tree."""
         tree = self.tree
         hist = self.state.node_hist[self.shape.key]
         top = len(tree.levels) - 1
@@ -133,14 +136,20 @@ class _Search:
                 key=lambda c: (counts[c], c),
             )
         caps = self.caps[0]
-        nodes = [n for n in tree.levels[1][domain].children if caps[n] == tightest]
-        return min(nodes, key=lambda n: (free_count[0][n], n))
+        return next(n for n in tree.levels[1][domain].children if caps[n] == tightest)
 
     def fullest(self, level: int, tied: list[int]) -> int:
-        """Among domains of `level`, the one with the fewest free devices, then the fullest parent, ..."""
+        """Among equally tight domains of `level`: the fewest free devices (for nodes: skipped, see the
+        module docstring), then the fullest parent, its parent, ...; then topology order."""
         free_count = self.state.free_count
         current = {d: d for d in tied}  # candidate -> its ancestor at `at_level`
         at_level = level
+        if level == 0 and len(free_count) > 1:
+            # equally tight nodes: compare their racks, not the nodes (a node's own free count would make
+            # consecutive small partitions hop between nodes instead of filling one region)
+            parents = self.tree.parents[0]
+            current = {d: parents[d] for d in tied}
+            at_level = 1
         while len(tied) > 1:
             counts = free_count[at_level]
             least = min(counts[current[d]] for d in tied)

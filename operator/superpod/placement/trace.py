@@ -7,17 +7,20 @@ fake clock and the command passes `time.perf_counter`.
 
 The generator (see shared/reference/jobsizes.md): most requests are small (1, 2, 4, 8, 16 devices:
 fine-tuning and inference), a minority large (32 to 384 on a CloudMatrix 384, 64 to 2,048 on larger
-machines: training, half of them in blocks of the tier below the widest one when that is above the node).
+machines: training). Half of the requests that fit one node ask for one node (maxTier node); half of the
+bigger ones that fit one domain of the tier below the widest (a rack of 64 on the 950) ask for one such
+domain, and half of those bigger still come in blocks of that domain.
 Arrivals are Poisson at the rate that offers `load` of the machine; lifetimes are exponential.
 
 Phases: while the first `churn_share` of the requests arrive, a request is emitted only if the *ideal*
 occupancy (the sum of live sizes, as if placement were perfect) stays under a cap that ramps up to `load`
 and then holds, with departures; arrivals offer `pressure` times that, so the cap binds. A request that
 does not fit waits in a queue for up to one mean lifetime while later ones that fit go first (backfill, as a
-batch scheduler does), so big requests are delayed rather than filtered out. Every rejection
-there is the allocator's doing (fragmentation), never a genuine lack of devices. Then a fill phase without
-departures tops the ideal occupancy up to 100% (requests that would not fit ideally are skipped), and a
-last 1-device request follows: every allocator meets a first rejection, at the latest when it is full.
+batch scheduler does), so big requests are delayed rather than filtered out. Every rejection in this phase
+is the allocator's doing (fragmentation), never a genuine lack of devices. Then a fill phase without
+departures sends whole-node requests (1, 2, 4, ... nodes, up to one domain of the tier below the widest,
+half of them limited to such a domain) until one cannot fit even ideally: every allocator meets a first
+rejection, and the better it kept whole nodes and racks free, the fuller the machine is by then.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from superpod.placement import allocator as placement_allocator
 from superpod.placement import request as placement_request
 from superpod.placement import result
 from superpod.topology import tiers as topology_tiers
+from superpod.topology.tiers import Tier
 
 SMALL_SIZES = (1, 2, 4, 8, 16)
 SMALL_WEIGHTS = (0.3, 0.2, 0.2, 0.15, 0.15)
@@ -112,7 +116,7 @@ def generate(
     big = large_sizes(usable)
     # large jobs may come in blocks of the tier just below the widest one, when that is above the node
     below_top = tree.profile.tiers[-2] if len(tree.profile.tiers) > 1 else tree.profile.tiers[-1]
-    block_devices = below_top.domain_size if tree.profile.tiers.index(below_top) > tree.node_tier else 0
+    group = below_top if tree.profile.tiers.index(below_top) > tree.node_tier else None
     node_size = tree.profile.devices_per_node
     mean_size = sum(s * w for s, w in zip(SMALL_SIZES, SMALL_WEIGHTS, strict=True)) * (1 - LARGE_SHARE)
     mean_size += LARGE_SHARE * (sum(big) / len(big) if big else 0)
@@ -130,10 +134,9 @@ def generate(
     live = 0
     at = 0.0
     serial = 0
-    skipped_in_a_row = 0
 
     def admit(now: float) -> None:
-        nonlocal live, serial, skipped_in_a_row
+        nonlocal live, serial
         keep: list[tuple[float, Event]] = []
         for give_up, event in waiting:
             if serial >= requests:
@@ -145,46 +148,56 @@ def generate(
                     lifetime = rng.expovariate(1 / mean_lifetime)
                     heapq.heappush(departures, (now + lifetime, serial, event.npus))
                 serial += 1
-                skipped_in_a_row = 0
             elif give_up > now:
                 keep.append((give_up, event))
-            else:
-                skipped_in_a_row += 1
         waiting[:] = keep
 
-    while serial < requests and live < usable and skipped_in_a_row < 200:
+    while serial < requests and at < churn_end:
         at += rng.expovariate(rate)
-        while departures and departures[0][0] <= at and at < churn_end:
+        while departures and departures[0][0] <= at:
             gone_at, gone, size = heapq.heappop(departures)
             events.append(Event(at=gone_at, op="delete", id=f"p{gone:05d}"))
             live -= size
             admit(gone_at)
         # a request that does not fit waits (backfilled by later ones) for up to one mean lifetime
-        waiting.append(
-            (
-                at + (mean_lifetime if at < churn_end else 0.0),
-                _draw(rng, at, 0, big, node_size, block_devices),
-            )
-        )
+        waiting.append((at + mean_lifetime, _draw(rng, at, 0, big, node_size, group)))
         admit(at)
-    # one more device than the machine holds: every allocator meets a rejection by the end
-    events.append(Event(at=at + 1.0, op="create", id=f"p{serial:05d}", npus=1))
-    return sorted(events, key=lambda e: (e.at, e.op != "delete", e.id))
+    # fill: whole-node requests, no departures, until one cannot fit even ideally (it is sent too)
+    fill_sizes = [
+        node_size * 2**i
+        for i in range(8)
+        if node_size * 2**i <= (group.domain_size if group else 4 * node_size)
+    ]
+    while True:
+        at += rng.expovariate(rate)
+        size = rng.choice(fill_sizes)
+        max_tier = group.name if group is not None and size > node_size and rng.random() < 0.5 else None
+        events.append(Event(at=at, op="create", id=f"p{serial:05d}", npus=size, max_tier=max_tier))
+        serial += 1
+        live += size
+        if live > usable:
+            break
+    rounded = [dataclasses.replace(event, at=round(event.at, 6)) for event in events]  # as written to JSON
+    return sorted(rounded, key=lambda e: e.at)  # stable: ties keep the order they happened in
 
 
 def _draw(
-    rng: random.Random, at: float, serial: int, big: Sequence[int], node_size: int, block_devices: int
+    rng: random.Random, at: float, serial: int, big: Sequence[int], node_size: int, group: Tier | None
 ) -> Event:
+    """One request. Small ones that fit a node ask for one node half the time; bigger ones that fit a
+    `group` domain (the tier below the widest, such as a rack) ask for one such domain half the time, and
+    bigger still come in blocks of that domain half the time."""
     pid = f"p{serial:05d}"
-    if big and rng.random() < LARGE_SHARE:
-        size = rng.choice(big)
-        block = None
-        if block_devices and size > block_devices and size % block_devices == 0 and rng.random() < 0.5:
-            block = block_devices
-        return Event(at=at, op="create", id=pid, npus=size, block_size=block)
-    size = rng.choices(SMALL_SIZES, SMALL_WEIGHTS)[0]
-    max_tier = topology_tiers.NODE if size <= node_size and rng.random() < 0.5 else None
-    return Event(at=at, op="create", id=pid, npus=size, max_tier=max_tier)
+    large = bool(big) and rng.random() < LARGE_SHARE
+    size = rng.choice(big) if large else rng.choices(SMALL_SIZES, SMALL_WEIGHTS)[0]
+    max_tier = block = None
+    if size <= node_size:
+        max_tier = topology_tiers.NODE if rng.random() < 0.5 else None
+    elif group is not None and size <= group.domain_size:
+        max_tier = group.name if rng.random() < 0.5 else None
+    elif group is not None and size % group.domain_size == 0:
+        block = group.domain_size if rng.random() < 0.5 else None
+    return Event(at=at, op="create", id=pid, npus=size, block_size=block, max_tier=max_tier)
 
 
 @dataclasses.dataclass
@@ -200,11 +213,14 @@ class Metrics:
     utilization_at_first_rejection: float | None = None
     peak_utilization: float = 0.0
     utilization_area: float = 0.0
+    fragmentation_area: float = 0.0
     duration: float = 0.0
     latencies_ms: list[float] = dataclasses.field(default_factory=list)
+    cpu_ms: list[float] = dataclasses.field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies_ms)
+        cpu = sorted(self.cpu_ms)
         return {
             "algorithm": self.algorithm,
             "requests": self.requests,
@@ -220,8 +236,11 @@ class Metrics:
             ),
             "peakUtilization": round(self.peak_utilization, 4),
             "meanUtilization": round(self.utilization_area / self.duration, 4) if self.duration else None,
+            "meanFragmentation": round(self.fragmentation_area / self.duration, 4) if self.duration else None,
             "decisionP50Ms": round(percentile(ordered, 0.50), 3),
             "decisionP99Ms": round(percentile(ordered, 0.99), 3),
+            "cpuP50Ms": round(percentile(cpu, 0.50), 3),
+            "cpuP99Ms": round(percentile(cpu, 0.99), 3),
         }
 
 
@@ -237,12 +256,16 @@ def replay(
     allocator: placement_allocator.Allocator,
     *,
     clock: Callable[[], float],
+    cpu_clock: Callable[[], float] | None = None,
     on_decision: Callable[[Event, result.Placement | result.Rejection], None] | None = None,
 ) -> Metrics:
     """Apply the trace to `allocator`; deletes of rejected creates are ignored.
 
-    Utilization is allocated / (total - reserved - unhealthy at start), sampled as a step function of `at`.
-    meanTierSpan is the mean index of the partition's tier span in the profile's tier list (0 = tightest).
+    Utilization is allocated / (total - reserved - unhealthy at start), and fragmentation the node-level
+    fragmentation of the capacity summary, both averaged over time as step functions of `at`. meanTierSpan
+    is the mean index of the partition's tier span in the profile's tier list (0 = tightest). Latency is
+    measured with `clock` (wall time) and, when given, `cpu_clock` (this thread's CPU time, which a busy
+    shared machine does not inflate).
     """
     metrics = Metrics(algorithm=allocator.policy.name)
     tier_rank = {tier.name: i for i, tier in enumerate(allocator.tree.profile.tiers)}
@@ -255,6 +278,7 @@ def replay(
         utilization = allocator.state.total_held / usable
         if last_at is not None:
             metrics.utilization_area += utilization * (event.at - last_at)
+            metrics.fragmentation_area += allocator.state.fragmentation(0) * (event.at - last_at)
         else:
             first_at = event.at
         last_at = event.at
@@ -266,7 +290,10 @@ def replay(
         metrics.requests += 1
         request = event.request()
         started = clock()
+        cpu_started = cpu_clock() if cpu_clock else 0.0
         decision = allocator.plan_partition(request)
+        if cpu_clock:
+            metrics.cpu_ms.append((cpu_clock() - cpu_started) * 1000.0)
         metrics.latencies_ms.append((clock() - started) * 1000.0)
         if on_decision is not None:
             on_decision(event, decision)
