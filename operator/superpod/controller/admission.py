@@ -11,7 +11,8 @@ api, config)` adds:
 - at startup, in `managed` mode, the MutatingWebhookConfiguration `superpod-operator` (`cluster.webhookconfig`);
 - one daemon per Allocated partition on the active replica (`bindings`): releases and rank tables.
 
-Latency of each admission (seconds, in the handler) is kept in `Webhook.latencies` and logged at debug level.
+Latency of each admission (seconds, in the handler) goes to `superpod_webhook_duration_seconds` (unexpected
+errors, not denials, to `superpod_webhook_errors_total`), to `Webhook.latencies` and to the debug log.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 import kopf
 
+from superpod import metrics
 from superpod.api import common
 from superpod.api import partition as api_partition
 from superpod.cluster import certificates, client, webhookconfig, writer
@@ -195,12 +197,19 @@ def register(
         )
         async def bind_pod(body: kopf.Body, patch: kopf.Patch, dryrun: bool, **_: Any) -> None:
             started = time.perf_counter()
+            failed = False
             try:
                 binding = await webhook.admit(_plain(body), dry_run=dryrun)
                 patch.fns.append(functools.partial(podmutation.apply, binding=binding))
+            except kopf.AdmissionError:
+                raise  # a deliberate denial, not a failure of the webhook
+            except Exception:
+                failed = True
+                raise
             finally:
                 elapsed = time.perf_counter() - started
                 webhook.latencies.append(elapsed)
+                metrics.observe_webhook(elapsed, error=failed)
                 logger.debug("admission of a pod took %.1f ms", elapsed * 1000)
 
     @kopf.daemon(*partitions, registry=registry, cancellation_timeout=5.0, when=_placed)
