@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import datetime
 import logging
 from typing import Any
 
@@ -51,7 +52,8 @@ async def delete(api: State, target: Target, delete_options: Object, options: Op
     extra = {"Foreground": FOREGROUND, "Orphan": ORPHAN}.get(policy or "")
     if extra and extra not in finalizers:
         finalizers.append(extra)
-    pending = bool(finalizers) or resource.key in (resources.NAMESPACES, resources.CRDS)
+    grace = _grace_period(resource, old, delete_options)
+    pending = bool(finalizers) or grace > 0 or resource.key in (resources.NAMESPACES, resources.CRDS)
     if not pending:
         if options.dry_run:
             return _deleted_answer(resource, old, target)
@@ -59,7 +61,8 @@ async def delete(api: State, target: Target, delete_options: Object, options: Op
         api.deleted_owners.append(meta["uid"])
         api.changed.set()
         return _deleted_answer(resource, final, target)
-    if meta.get("deletionTimestamp") and finalizers == list(meta.get("finalizers") or []):
+    shortened = grace < int(meta.get("deletionGracePeriodSeconds") or 0)
+    if meta.get("deletionTimestamp") and finalizers == list(meta.get("finalizers") or []) and not shortened:
         return Outcome(state.present(old, target.version, resource), 200)
     new = copy.deepcopy(old)
     new_meta = new["metadata"]
@@ -71,9 +74,11 @@ async def delete(api: State, target: Target, delete_options: Object, options: Op
              "reason": "InstanceDeletionInProgress", "message": "CustomResource deletion is in progress"})  # fmt: skip
     if resource.key == resources.NAMESPACES:
         new["status"] = {"phase": "Terminating"}
-    if not new_meta.get("deletionTimestamp"):
-        new_meta["deletionTimestamp"] = managed.now()
-        new_meta["deletionGracePeriodSeconds"] = 0
+    if not new_meta.get("deletionTimestamp") or shortened:
+        # A Pod on a node waits for its kubelet (the simulator) for the grace period; others go at once.
+        when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=grace)
+        new_meta["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        new_meta["deletionGracePeriodSeconds"] = grace
     if options.dry_run:
         return Outcome(state.present(new, target.version, resource), 200)
     stored = api.store.update(resource.storage_key, old, new)
@@ -82,6 +87,23 @@ async def delete(api: State, target: Target, delete_options: Object, options: Op
         api.terminating.add((resource.key, target.namespace, target.name))
     api.changed.set()
     return Outcome(state.present(stored, target.version, resource), 200)
+
+
+def _grace_period(resource: resources.Resource, pod: Object, delete_options: Object) -> int:
+    """kube's Pod graceful deletion: the requested or the pod's own grace period, 0 when no kubelet runs it."""
+    if resource.key != ("", "pods"):
+        return 0
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+        return 0
+    requested = delete_options.get("gracePeriodSeconds")
+    try:
+        grace = (
+            int(requested) if requested is not None else int(spec.get("terminationGracePeriodSeconds", 30))
+        )
+    except (TypeError, ValueError):
+        raise errors.bad_request(f"gracePeriodSeconds must be an integer (got {requested!r})") from None
+    return max(grace, 0)
 
 
 def _deleted_answer(resource: resources.Resource, final: Object, target: Target) -> Outcome:

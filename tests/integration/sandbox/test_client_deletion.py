@@ -126,3 +126,39 @@ def test_preconditions_guard_deletion(core):
         body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=created.metadata.uid)),
     )
     assert exists(core, "guarded") is None
+
+
+def pod(core, name, node=None):
+    body = client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="i")]),
+    )
+    core.create_namespaced_pod("default", body)
+    if node:
+        binding = client.V1Binding(
+            metadata=client.V1ObjectMeta(name=name), target=client.V1ObjectReference(kind="Node", name=node)
+        )
+        core.create_namespaced_pod_binding(name, "default", binding, _preload_content=False)
+
+
+def read_pod(core, name):
+    try:
+        return core.read_namespaced_pod(name, "default")
+    except ApiException as missing:
+        assert missing.status == 404
+        return None
+
+
+def test_a_bound_pod_waits_for_its_kubelet_for_the_grace_period(core):
+    pod(core, "bound", node="n1")
+    core.delete_namespaced_pod("bound", "default")
+    terminating = read_pod(core, "bound")
+    assert terminating is not None and terminating.metadata.deletion_grace_period_seconds == 30
+    core.delete_namespaced_pod("bound", "default", grace_period_seconds=0)
+    assert read_pod(core, "bound") is None
+
+
+def test_an_unbound_pod_is_deleted_at_once(core):
+    pod(core, "unbound")
+    core.delete_namespaced_pod("unbound", "default")
+    assert read_pod(core, "unbound") is None
