@@ -15,6 +15,8 @@ from superpod.cluster import client
 from superpod.controller import admission, handlers
 from superpod.controller import fleet as fleet_module
 from superpod.controller import settings as operator_settings
+from superpod.metrics import exporter as metrics_exporter
+from superpod.metrics import snapshot as metrics_snapshot
 
 FINALIZER = "superpod.dev/release-devices"
 ANNOTATION_PREFIX = "superpod.dev"
@@ -76,14 +78,18 @@ async def run(
         liveness = (
             f"http://{config.bind_address}:{config.health_port}/healthz" if config.health_port else None
         )
-        await kopf.operator(
-            registry=registry,
-            settings=settings,
-            clusterwide=config.namespace is None,
-            namespaces=[config.namespace] if config.namespace else (),
-            liveness_endpoint=liveness,
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
-            standalone=config.standalone,
-            peering_name=None if config.standalone else config.peering,
-        )
+        # /metrics: gauges read from the fleet at scrape time, on this event loop (see superpod.metrics)
+        async with metrics_exporter.serving(
+            lambda: metrics_snapshot.capture(fleet), host=config.bind_address, port=config.metrics_port
+        ):
+            await kopf.operator(
+                registry=registry,
+                settings=settings,
+                clusterwide=config.namespace is None,
+                namespaces=[config.namespace] if config.namespace else (),
+                liveness_endpoint=liveness,
+                stop_flag=stop_flag,
+                ready_flag=ready_flag,
+                standalone=config.standalone,
+                peering_name=None if config.standalone else config.peering,
+            )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import prometheus_client
 from aiohttp import web
@@ -67,3 +67,19 @@ class Exporter:
             self._runner = None
         with contextlib.suppress(KeyError):  # never registered
             self.registry.unregister(self.collector)
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    capture: Callable[[], fleet_snapshot.FleetSnapshot], *, host: str, port: int
+) -> AsyncIterator[Exporter | None]:
+    """An exporter on `host:port` for the duration of the block; port 0 serves nothing (yields None)."""
+    if not port:
+        yield None
+        return
+    served = Exporter(capture, host=host, port=port)
+    await served.start()
+    try:
+        yield served
+    finally:
+        await served.stop()

@@ -1,0 +1,98 @@
+"""`superpod run --metrics-port N` serves the fleet it holds: the real operator against the sandbox, /metrics read.
+
+The gauges follow the cluster without bookkeeping: a partition placed by the operator appears with its devices
+and info series, a deleted one disappears, and the SuperPod's device counts move with it.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest_asyncio
+from prometheus_client import parser
+from superpod.cluster import client
+from superpod.sandbox import server
+
+from tests.integration.operator.conftest import (
+    Operator,
+    add_a3_nodes,
+    apply_crds,
+    eventually,
+    free_port,
+    manifest,
+)
+
+SPOD = "/apis/superpod.dev/v1alpha1/superpods"
+SPP = "/apis/superpod.dev/v1alpha1/namespaces/team-a/superpodpartitions"
+
+
+@pytest_asyncio.fixture
+async def operator_with_metrics():
+    async with server.Sandbox() as sandbox:
+        credentials = client.credentials_from_kubeconfig(sandbox.kubeconfig)
+        async with client.KubeClient(credentials) as api:
+            await apply_crds(api)
+            await api.create(
+                "/api/v1/namespaces",
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}},
+            )
+            port = free_port()
+            running = Operator(sandbox.kubeconfig, "--metrics-port", str(port))
+            await running.start()
+            try:
+                yield api, f"http://127.0.0.1:{port}/metrics"
+            finally:
+                await running.stop()
+
+
+async def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200
+        text = await response.text()
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in parser.text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return samples
+
+
+def one(samples, name: str, **labels: str) -> float | None:
+    for got, value in samples.get(name, []):
+        if all(got.get(k) == v for k, v in labels.items()):
+            return value
+    return None
+
+
+async def test_the_operator_exports_its_superpods_and_partitions_and_follows_them(operator_with_metrics):
+    api, url = operator_with_metrics
+    first = await scrape(url)
+    assert one(first, "superpod_reconcile_errors_total", resource="partition") == 0  # present from the start
+    await add_a3_nodes(api, 4)
+    await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
+    partition = {
+        "apiVersion": "superpod.dev/v1alpha1",
+        "kind": "SuperPodPartition",
+        "metadata": {"name": "train", "namespace": "team-a"},
+        "spec": {"superPod": "cm384-a", "npus": 16},
+    }
+    await api.create(SPP, partition)
+
+    async def placed():
+        samples = await scrape(url)
+        devices = one(samples, "superpod_partition_devices", partition="train")
+        return samples if devices == 16 else None
+
+    samples = await eventually(placed, timeout=30)
+    assert one(samples, "superpod_devices", superpod="cm384-a", state="allocated") == 16
+    info = [labels for labels, _ in samples["superpod_partition_device_info"]]
+    assert len(info) == 16 and {labels["namespace"] for labels in info} == {"team-a"}
+    assert one(samples, "superpod_partition_phase", partition="train", phase="Allocated") == 1
+    assert one(samples, "superpod_nodes", superpod="cm384-a", state="ready") == 4
+
+    await api.delete(f"{SPP}/train")
+
+    async def released():
+        samples = await scrape(url)
+        return samples if one(samples, "superpod_partition_devices", partition="train") is None else None
+
+    samples = await eventually(released, timeout=30)
+    assert one(samples, "superpod_devices", superpod="cm384-a", state="allocated") == 0
