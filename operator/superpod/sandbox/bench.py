@@ -96,9 +96,10 @@ async def _measure(url: str, objects: int, round_trips: int, concurrency: int, p
                     assert response.status == 201, await response.text()
                 latencies.append(await arrived[name] - started)
 
-        started, cpu_before = time.perf_counter(), _cpu_seconds(pid)
+        started, cpu_before, client_before = time.perf_counter(), _cpu_seconds(pid), _cpu_seconds(os.getpid())
         await asyncio.gather(*(one(index) for index in range(round_trips)))
         elapsed, server_cpu = time.perf_counter() - started, _cpu_seconds(pid) - cpu_before
+        client_cpu = _cpu_seconds(os.getpid()) - client_before
         watcher.cancel()
     latencies.sort()
     rss_kib = int(
@@ -114,6 +115,8 @@ async def _measure(url: str, objects: int, round_trips: int, concurrency: int, p
         "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
         "server_rss_mib": rss_kib / 1024,
         "server_cpu_ms_per_round_trip": 1000 * server_cpu / round_trips,
+        "client_cpu_ms_per_round_trip": 1000 * client_cpu / round_trips,
+        "load_average": os.getloadavg()[0],
     }
 
 
@@ -141,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.round_trips} create-to-watch-event round trips with {args.objects} watched objects, "
         f"concurrency {args.concurrency}: {result['round_trips_per_second']:.0f}/s, "
         f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, server RSS {result['server_rss_mib']:.0f} MiB, "
-        f"server CPU {result['server_cpu_ms_per_round_trip']:.2f} ms per round trip"
+        f"CPU per round trip: server {result['server_cpu_ms_per_round_trip']:.2f} ms, "
+        f"client {result['client_cpu_ms_per_round_trip']:.2f} ms; machine load average {result['load_average']:.1f}"
     )
     return 0
 

@@ -108,7 +108,11 @@ async def serve(
             # Wake at least every second to notice a client that went away (no write would fail otherwise).
             wait = min(remaining, bookmark_interval, _LIVENESS) if bookmarks else min(remaining, _LIVENESS)
             try:
-                event_type, obj = await asyncio.wait_for(watcher.queue.get(), timeout=wait)
+                if watcher.queue.empty():
+                    async with asyncio.timeout(wait):  # no task per wait, unlike wait_for
+                        event_type, obj = await watcher.queue.get()
+                else:
+                    event_type, obj = watcher.queue.get_nowait()
             except TimeoutError:
                 if request.transport is None or request.transport.is_closing():
                     break
