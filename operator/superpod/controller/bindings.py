@@ -21,7 +21,7 @@ from superpod.api import common
 from superpod.cluster import client, reflector
 from superpod.controller import binder as binder_module
 from superpod.controller import fleet as fleet_module
-from superpod.controller import ranktables
+from superpod.controller import podrequest, ranktables, slotclaims
 
 JSON = dict[str, Any]
 FINISHED = frozenset({"Succeeded", "Failed"})
@@ -136,11 +136,57 @@ class Bindings:
                 self._deleted.discard((key, pod))
             return 0.0  # look again at the written status
         state = self.fleet.superpods.get(str((obj.get("spec") or {}).get("superPod", "")))
-        if state is not None and state.profile is not None and allocation:
-            await self.tables.sync(obj, state.profile.name, self.pods.get(key, {}))
+        if state is None or state.profile is None or not allocation:
+            return next_check
+        unrecorded = self.unrecorded(key, allocation, state.profile.resource_name)
+        for pod, index in unrecorded:
+            request = podrequest.PodRequest(
+                pod, None, podrequest.PodIndex(index, "the devices it was bound to")
+            )
+            result = await self.binder.claim(namespace, name, request, resource=state.profile.resource_name)
+            if isinstance(result.decision, slotclaims.Denied):
+                logger.warning("partition %s: pod %s runs unrecorded: %s", key, pod, result.decision.message)
+        if unrecorded:
+            return 0.0
+        await self.tables.sync(obj, state.profile.name, self.pods.get(key, {}))
         return next_check
+
+    def unrecorded(self, key: str, allocation: list[JSON], resource: str) -> list[tuple[str, int]]:
+        """Running pods bound to a slot (its node and devices) that no longer names them, with its index.
+
+        Heals a release that overtook a pod's re-creation under the same name (a StatefulSet replacing a
+        pod): the slot was freed for the old pod after the new one had been admitted to it.
+        """
+        recorded = {slot.get("pod") for slot in allocation}
+        by_binding = {
+            (slot["node"], ",".join(slot["devices"])): index
+            for index, slot in enumerate(sorted(allocation, key=lambda slot: slot["rank"]))
+            if not slot.get("pod")
+        }
+        out = []
+        for name, pod in sorted(self.pods.get(key, {}).items()):
+            if name in recorded or (pod.get("status") or {}).get("phase") in FINISHED:
+                continue
+            devices = (pod["metadata"].get("annotations") or {}).get(resource)
+            index = by_binding.get((_pinned_node(pod), devices or ""))
+            if index is not None:
+                out.append((name, index))
+        return out
 
 
 def _partition_of(pod: JSON) -> str:
     metadata = pod["metadata"]
     return f"{metadata['namespace']}/{(metadata.get('labels') or {}).get(common.PARTITION_LABEL)}"
+
+
+def _pinned_node(pod: JSON) -> str | None:
+    """The node the webhook pinned the pod to (its node affinity), or the node it runs on."""
+    spec = pod.get("spec") or {}
+    affinity = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
+    for term in affinity.get("nodeSelectorTerms") or []:
+        for field in term.get("matchFields") or []:
+            if field.get("key") == "metadata.name" and field.get("operator") == "In" and field.get("values"):
+                return str(field["values"][0])
+    return spec.get("nodeName")

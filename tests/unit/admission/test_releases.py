@@ -58,3 +58,30 @@ def test_a_pod_relabelled_to_another_partition_leaves_the_first_one():
     pods.on_pod("", pod("moved"), pod("moved", partition="other"))
     assert pods.finished_or_gone(KEY, builders.slots(1, bound={0: "moved"}), now=1.0) == (["moved"], None)
     assert "moved" in pods.pods["team-a/other"]
+
+
+def bound_pod(name: str, node: str, devices: str, phase: str = "Running") -> dict:
+    body = pod(name, phase)
+    body["metadata"]["annotations"] = {"huawei.com/Ascend910": devices}
+    body["spec"] = {
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
+                    ]
+                }
+            }
+        }
+    }
+    return body
+
+
+def test_a_running_pod_whose_free_slot_no_longer_names_it_is_found_with_that_slot():
+    pods = tracker()
+    allocation = builders.slots(2, bound={0: "kept"})
+    pods.on_pod("", None, bound_pod("kept", "node-0", "Ascend910-0,Ascend910-1"))
+    pods.on_pod("", None, bound_pod("recreated", "node-0", "Ascend910-2,Ascend910-3"))
+    pods.on_pod("", None, bound_pod("finished", "node-0", "Ascend910-2,Ascend910-3", phase="Failed"))
+    pods.on_pod("", None, bound_pod("elsewhere", "node-9", "Ascend910-2,Ascend910-3"))
+    assert pods.unrecorded(KEY, allocation, "huawei.com/Ascend910") == [("recreated", 1)]
