@@ -1,0 +1,253 @@
+"""The user journeys, in the order a platform team lives them: install, SuperPod, partitions, a training job and
+its rank table, a failed device and its repair, deletion, and the metrics that show all of it.
+
+Each scenario works in its own namespace on the one SuperPod of the run (see conftest), and leaves the SuperPod
+as it found it. They run on the sandbox by default and on any cluster in E2E_KUBECONFIG (e2e/kind/run.sh).
+"""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+import pytest
+import yaml
+from superpod.cluster import client
+from superpod.sim import control as sim_control
+from superpod.sim import faults
+
+from e2e import environment, scenario
+from e2e.conftest import SUPERPODS
+from tests.conftest import ROOT
+from tests.integration.operator.conftest import eventually
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+DEVICES_PER_NODE = 16
+RESERVE_NODES = 2
+EXAMPLES = (
+    "partition-2.yaml",
+    "partition-16.yaml",
+    "partition-64-blocks-of-16.yaml",
+    "partition-256-superpod.yaml",
+)
+
+
+async def superpod_status(target: environment.Target) -> dict:
+    return (await target.api.get(f"{SUPERPODS}/{environment.SUPERPOD}")).get("status") or {}
+
+
+async def free_devices_back_to(target: environment.Target, free: int) -> dict | None:
+    status = await superpod_status(target)
+    return status if status["devices"]["free"] == free else None
+
+
+async def test_the_crds_are_installed_established_and_listed_by_kubectl(target: environment.Target):
+    established = await target.kubectl(
+        "get",
+        "crd",
+        "superpods.superpod.dev",
+        "superpodpartitions.superpod.dev",
+        "-o",
+        'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Established")].status} {end}',
+    )
+    assert established.stdout.split() == [
+        "superpods.superpod.dev=True",
+        "superpodpartitions.superpod.dev=True",
+    ]
+    resources = await target.kubectl("api-resources", "--api-group", "superpod.dev", "-o", "wide")
+    assert "spod" in resources.stdout and "spp" in resources.stdout
+
+
+async def test_the_superpod_discovers_every_simulated_node_and_device(target: environment.Target):
+    status = await superpod_status(target)
+    nodes = len(target.nodes)
+    assert status["nodes"] == status["readyNodes"] == nodes == 48
+    assert status["resourceName"] == scenario.RESOURCE
+    assert status["devices"]["total"] == nodes * DEVICES_PER_NODE
+    assert status["devices"]["reserved"] == RESERVE_NODES * DEVICES_PER_NODE
+    assert status["devices"]["unhealthy"] == 0
+    shown = await target.kubectl("get", "spod", environment.SUPERPOD)
+    assert environment.SUPERPOD in shown.stdout
+
+
+async def test_the_example_partitions_applied_with_kubectl_are_placed_in_their_tiers(
+    target: environment.Target, namespace: str
+):
+    manifests = []
+    for name in EXAMPLES:
+        manifest = yaml.safe_load((ROOT / "examples" / name).read_text())
+        manifest["metadata"]["namespace"] = namespace
+        manifests.append(manifest)
+    await target.apply(*manifests)
+    await target.kubectl(
+        "wait", "spp", "--all", "-n", namespace, "--for=jsonpath={.status.phase}=Allocated", "--timeout=60s"
+    )
+    listed = await target.api.list(scenario.partitions_path(namespace))
+    by_name = {obj["metadata"]["name"]: obj["status"] for obj in listed}
+    assert sorted(by_name) == ["train-16", "train-2", "train-256", "train-64"]
+    assert not scenario.shared_devices(listed)
+    for name, status in by_name.items():
+        npus = int(name.removeprefix("train-"))
+        assert len(scenario.devices_of(status)) == npus, name
+    assert by_name["train-2"]["tierSpan"] == "module"  # one 910C: a HiAM die pair joined by SIO
+    assert by_name["train-16"]["tierSpan"] == "node"
+    assert by_name["train-16"]["nodeCount"] == 1
+    blocks = by_name["train-64"]["allocation"]  # blocks of 16: each block (one pod) on one node of 16
+    assert len(blocks) == 4 and all(len(slot["devices"]) == 16 for slot in blocks)
+    assert len({slot["node"] for slot in blocks}) == 4
+    assert len(by_name["train-256"]["allocation"]) == 16  # 16 pods of 16
+    table = await target.kubectl("get", "spp", "-n", namespace)
+    assert table.stdout.count("Allocated") == 4
+    superpod = await superpod_status(target)
+    assert superpod["devices"]["allocated"] >= 2 + 16 + 64 + 256
+
+
+async def test_a_training_jobs_pods_are_bound_run_and_complete_the_rank_table(
+    target: environment.Target, namespace: str
+):
+    await target.apply(scenario.partition("job", namespace, 32, devicesPerPod=16))
+    placed = await eventually(
+        lambda: scenario.phase_of(target.api, namespace, "job", "Allocated"), timeout=30
+    )
+    slots = placed["allocation"]
+    pods = [scenario.training_pod(f"job-worker-{i}", namespace, "job", 16, i) for i in range(len(slots))]
+    await target.apply(*pods)
+
+    async def running() -> list[dict] | None:
+        listed = await target.api.list(client.resource_path("v1", "pods", namespace))
+        return listed if all((p.get("status") or {}).get("phase") == "Running" for p in listed) else None
+
+    started = await eventually(running, timeout=30)
+    by_rank = {slot["rank"]: slot for slot in slots}
+    for pod in started:
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env") or []}
+        slot = by_rank[int(env["RANK"])]
+        assert pod["spec"]["nodeName"] == slot["node"]
+        assert pod["metadata"]["annotations"][scenario.RESOURCE] == ",".join(slot["devices"])
+        assert env["WORLD_SIZE"] == "32"
+    bound = await eventually(lambda: scenario.phase_of(target.api, namespace, "job", "Bound"), timeout=30)
+    assert {slot["pod"] for slot in bound["allocation"]} == {p["metadata"]["name"] for p in started}
+
+    async def completed() -> dict | None:
+        name = (await scenario.phase_of(target.api, namespace, "job", "Bound") or {}).get("rankTable")
+        configmap = name and await target.api.get_or_none(
+            client.resource_path("v1", "configmaps", namespace, name)
+        )
+        table = json.loads(((configmap or {}).get("data") or {}).get("hccl.json", "{}"))
+        return table if table.get("status") == "completed" else None
+
+    table = await eventually(completed, timeout=30)
+    assert table["version"] == "1.2"  # A3: super_device_id and super_pod_list
+    ranks = [device["rank_id"] for server in table["server_list"] for device in server["device"]]
+    assert sorted(int(rank) for rank in ranks) == list(range(32))
+
+
+async def test_a_failed_device_is_reported_and_repaired_then_healed(
+    target: environment.Target, namespace: str
+):
+    free_before = (await superpod_status(target))["devices"]["free"]
+    await target.apply(
+        scenario.partition("auto", namespace, 8, maxTier="node"),
+        scenario.partition("manual", namespace, 4, maxTier="node", repairPolicy="Manual"),
+    )
+    auto = await eventually(lambda: scenario.phase_of(target.api, namespace, "auto", "Allocated"), timeout=30)
+    manual = await eventually(
+        lambda: scenario.phase_of(target.api, namespace, "manual", "Allocated"), timeout=30
+    )
+    broken = sorted(scenario.devices_of(auto))[0]
+    flaky = sorted(scenario.devices_of(manual))[0]
+    code, out = await scenario.superpod_cli(  # as an operator of the simulator types it
+        "sim",
+        "fault",
+        "--kubeconfig",
+        target.kubeconfig,
+        "--node",
+        broken[0],
+        "--device",
+        broken[1],
+        "--kind",
+        "unhealthy",
+    )
+    assert code == 0, out
+    await sim_control.inject(target.api, flaky[0], faults.Kind.NETWORK, flaky[1])  # the same, in-process
+
+    async def repaired() -> dict | None:
+        status = await scenario.phase_of(target.api, namespace, "auto", "Allocated")
+        return status if status and broken not in scenario.devices_of(status) else None
+
+    after = await eventually(repaired, timeout=30)
+    assert len(scenario.devices_of(after)) == 8 and after["tierSpan"] == "node"
+    degraded = await eventually(
+        lambda: scenario.phase_of(target.api, namespace, "manual", "Degraded"), timeout=30
+    )
+    assert scenario.devices_of(degraded) == scenario.devices_of(manual)  # Manual: reported, not moved
+    assert any(f"{flaky[0]}/{flaky[1]}" in c.get("message", "") for c in degraded["conditions"])
+    events = await target.kubectl(
+        "get", "events", "-n", namespace, "--field-selector", "reason=Repaired", "-o", "name"
+    )
+    assert events.stdout.strip()
+
+    for node, device in (broken, flaky):
+        await sim_control.heal(target.api, node, None, device)
+    healed = await eventually(
+        lambda: scenario.phase_of(target.api, namespace, "manual", "Allocated"), timeout=30
+    )
+    assert scenario.devices_of(healed) == scenario.devices_of(manual)
+
+    async def counts_back() -> dict | None:
+        status = await superpod_status(target)
+        devices = status["devices"]
+        return status if devices["unhealthy"] == 0 and devices["free"] == free_before - 12 else None
+
+    await eventually(counts_back, timeout=30)
+
+
+async def test_deleting_a_partition_releases_its_devices(target: environment.Target, namespace: str):
+    free_before = (await superpod_status(target))["devices"]["free"]
+    await target.apply(scenario.partition("short-lived", namespace, 16, maxTier="node"))
+    await eventually(lambda: scenario.phase_of(target.api, namespace, "short-lived", "Allocated"), timeout=30)
+    await eventually(lambda: free_devices_back_to(target, free_before - 16), timeout=30)
+    await target.kubectl("delete", "spp", "short-lived", "-n", namespace, "--wait=true", "--timeout=60s")
+    assert await target.api.get_or_none(scenario.partitions_path(namespace, "short-lived")) is None
+    await eventually(lambda: free_devices_back_to(target, free_before), timeout=30)
+    released = await target.kubectl(
+        "get", "events", "-n", namespace, "--field-selector", "reason=Released", "-o", "name"
+    )
+    assert released.stdout.strip()
+
+
+async def test_the_operator_and_the_npu_exporter_metrics_show_the_fleet(
+    target: environment.Target, namespace: str
+):
+    if target.operator_metrics_url is None or target.exporter_url is None:
+        pytest.skip("E2E_OPERATOR_METRICS_URL and E2E_EXPORTER_URL are not set for this cluster")
+    await target.apply(scenario.partition("watched", namespace, 16, maxTier="node"))
+    placed = await eventually(
+        lambda: scenario.phase_of(target.api, namespace, "watched", "Allocated"), timeout=30
+    )
+    node, device = sorted(scenario.devices_of(placed))[0]
+    devices = len(target.nodes) * DEVICES_PER_NODE
+
+    async def scrape(url: str) -> str:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            assert response.status == 200
+            return await response.text()
+
+    async def operator_sees_the_partition() -> str | None:
+        text = await scrape(target.operator_metrics_url or "")
+        held = scenario.samples(
+            text,
+            "superpod_partition_devices",
+            superpod=environment.SUPERPOD,
+            namespace=namespace,
+            partition="watched",
+        )
+        return text if held == [16.0] else None
+
+    text = await eventually(operator_sees_the_partition, timeout=30)
+    assert sum(scenario.samples(text, "superpod_devices", superpod=environment.SUPERPOD)) == devices
+    exporter_node = (target.exporter_url or "").replace("/metrics", f"/nodes/{node}/metrics")
+    exporter = await scrape(exporter_node)  # one node, with NPU-Exporter's exact label set
+    assert scenario.samples(exporter, "npu_chip_info_health_status", id=device.rpartition("-")[2]) == [1.0]
+    assert len(scenario.samples(exporter, "npu_chip_info_health_status")) == DEVICES_PER_NODE
