@@ -6,7 +6,9 @@ Sources, in the device plugin's own terms (never another source of truth):
 - the ConfigMap `kube-system/mindx-dl-deviceinfo-<node>` (see `cluster.deviceinfo`): device names, health,
   faults and the SuperPodID/ServerIndex/RackID coordinates, which win over the labels when known, and the UB
   switch state (`SwitchInfoCfg`): a switch fault that makes the node UnHealthy takes all its devices out of
-  service (their UB links are gone); a lesser one is reported only.
+  service (their UB links are gone); a lesser one is reported only;
+- NodeD's `mindx-dl/mindx-dl-nodeinfo-<node>` when NodeD runs: a node it marks PreSeparate or UnHealthy takes no
+  new partitions and its partitions are repaired off it.
 
 A device leaves the free pool when the device plugin lists it Unhealthy, NetworkUnhealthy or Recovering, or when a
 fault asks for separation (SeparateNPU, PreSeparateNPU, ...); NotHandleFault and RestartRequest faults are only
@@ -21,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from superpod.api import superpod as api_superpod
-from superpod.cluster import deviceinfo, selectors
+from superpod.cluster import deviceinfo, nodeinfo, selectors
 from superpod.topology import inventory, profiles
 
 JSON = dict[str, Any]
@@ -85,6 +87,7 @@ def observe(
     configmap: JSON | None,
     profile: profiles.HardwareProfile,
     resource: str,
+    node_health: nodeinfo.NodeHealth | None = None,
 ) -> tuple[inventory.ObservedNode | None, NodeProblem | None]:
     """The allocator's view of one member node, and a problem to report if any.
 
@@ -127,6 +130,12 @@ def observe(
         devices = profile.device_names(count)
         unhealthy = frozenset()
         super_pod_id = rack = server = inventory.UNKNOWN
+    if node_health is not None and node_health.out_of_service:
+        unhealthy = frozenset(devices)
+        faults = "; ".join(node_health.faults) or "no fault list"
+        problem = NodeProblem(
+            name, f"NodeD{node_health.status}", f"NodeD reports node {name} {node_health.status}: {faults}"
+        )
     ready = _is_ready(node)
     if not ready and problem is None:
         problem = NodeProblem(

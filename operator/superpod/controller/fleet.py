@@ -27,7 +27,7 @@ import pydantic
 from superpod import placement
 from superpod.api import partition as api_partition
 from superpod.api import superpod as api_superpod
-from superpod.cluster import client, deviceinfo, inventory, reflector, writer
+from superpod.cluster import client, deviceinfo, inventory, nodeinfo, reflector, writer
 from superpod.controller import status as derive
 from superpod.topology import inventory as topology_inventory
 from superpod.topology import profiles
@@ -81,6 +81,9 @@ class Fleet:
         self.partitions: dict[str, JSON] = {}  # key -> latest partition object seen
         self._nodes: dict[str, JSON] = {}
         self._configmaps: dict[str, JSON] = {}  # node name -> device-info ConfigMap
+        self._node_health: dict[
+            str, nodeinfo.NodeHealth
+        ] = {}  # node name -> NodeD's verdict, when NodeD runs
         self._reflectors: list[reflector.Reflector] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._dirty_inventory: set[str] = set()
@@ -104,6 +107,9 @@ class Fleet:
                 self.api,
                 client.resource_path("v1", "configmaps", deviceinfo.NAMESPACE),
                 self._on_configmap,
+            ),
+            reflector.Reflector(
+                self.api, client.resource_path("v1", "configmaps", nodeinfo.NAMESPACE), self._on_nodeinfo
             ),
             reflector.Reflector(self.api, partitions_path, self._on_partition),
         ]
@@ -163,6 +169,19 @@ class Fleet:
             return  # only UpdateTime moved
         self._inventory_changed(node)
 
+    def _on_nodeinfo(self, key: str, old: JSON | None, new: JSON | None) -> None:
+        node = nodeinfo.node_of(key.rpartition("/")[2])
+        if node is None:
+            return
+        health = nodeinfo.parse(new) if new is not None else None
+        if self._node_health.get(node) == health:
+            return
+        if health is None:
+            self._node_health.pop(node, None)
+        else:
+            self._node_health[node] = health
+        self._inventory_changed(node)
+
     def _on_partition(self, key: str, old: JSON | None, new: JSON | None) -> None:
         if new is None:
             gone = self.partitions.pop(key, None)
@@ -217,7 +236,7 @@ class Fleet:
             if not inventory.is_member(node, state.spec):
                 continue
             observed, problem = inventory.observe(
-                node, self._configmaps.get(name), state.profile, state.resource
+                node, self._configmaps.get(name), state.profile, state.resource, self._node_health.get(name)
             )
             if observed is not None:
                 state.observed[name] = observed

@@ -156,3 +156,45 @@ async def test_a_ub_switch_fault_degrades_the_superpod_and_moves_partitions_off_
         return condition if condition.get("reason") == "UBSwitchFault" else None
 
     assert node in (await eventually(degraded))["message"]
+
+
+async def test_noded_reporting_a_node_unhealthy_moves_partitions_off_it(cluster, running):
+    import json
+
+    _, api = cluster
+    await add_a3_nodes(api, 4)
+    await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
+    before = await _placed(api, "noded", 16, maxTier="node")
+    node = before["allocation"][0]["node"]
+    await api.create(
+        "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mindx-dl"}}
+    )
+    verdict = {
+        "NodeInfo": {
+            "FaultDevList": [
+                {
+                    "DeviceType": "Memory",
+                    "DeviceId": 1,
+                    "FaultCode": ["0C0B0E01"],
+                    "FaultLevel": "SeparateFault",
+                }
+            ],
+            "NodeStatus": "UnHealthy",
+        }
+    }
+    await api.create(
+        "/api/v1/namespaces/mindx-dl/configmaps",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"mindx-dl-nodeinfo-{node}", "namespace": "mindx-dl"},
+            "data": {"NodeInfo": json.dumps(verdict)},
+        },
+    )
+
+    async def moved():
+        status = await _status(api, "noded")
+        nodes = {slot["node"] for slot in status.get("allocation") or []}
+        return status if nodes and node not in nodes else None
+
+    assert (await eventually(moved))["tierSpan"] == "node"

@@ -110,3 +110,51 @@ def test_a_subhealthy_ub_switch_is_reported_but_keeps_the_devices():
     observed, problem = inventory.observe(objects.node("n1").ready().obj(), configmap, CM384, RESOURCE)
     assert observed is not None and observed.unhealthy == frozenset()
     assert problem is not None and problem.reason == "UBSwitchDegraded"
+
+
+def _nodeinfo(node: str, status: str) -> dict:
+    import json
+
+    document = {
+        "NodeInfo": {
+            "FaultDevList": [
+                {"DeviceType": "CPU", "DeviceId": 0, "FaultCode": ["00000011"], "FaultLevel": "SeparateFault"}
+            ],
+            "NodeStatus": status,
+        },
+        "CheckCode": "x",
+    }
+    return {
+        "metadata": {"name": f"mindx-dl-nodeinfo-{node}", "namespace": "mindx-dl"},
+        "data": {"NodeInfo": json.dumps(document)},
+    }
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "out"),
+    [
+        ("NodeD's UnHealthy verdict empties the node", "UnHealthy", True),
+        ("NodeD's PreSeparate verdict keeps new work off the node", "PreSeparate", True),
+        ("a Healthy verdict changes nothing", "Healthy", False),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_noded_verdicts(case, status, out):
+    from superpod.cluster import nodeinfo
+
+    health = nodeinfo.parse(_nodeinfo("n1", status))
+    assert health is not None and health.status == status
+    observed, problem = inventory.observe(
+        objects.node("n1").ready().obj(), objects.deviceinfo_configmap("n1"), CM384, RESOURCE, health
+    )
+    assert observed is not None
+    assert (observed.unhealthy == set(observed.devices)) is out
+    assert (problem is not None and "CPU 0: 00000011 (SeparateFault)" in problem.message) is out
+
+
+def test_an_unreadable_noded_configmap_is_ignored():
+    from superpod.cluster import nodeinfo
+
+    assert (
+        nodeinfo.parse({"metadata": {"name": "mindx-dl-nodeinfo-n1"}, "data": {"NodeInfo": "{oops"}}) is None
+    )
