@@ -44,6 +44,12 @@ class Allocator:
         self._allocations: dict[str, _Allocation] = {}
         self._owners: dict[int, dict[str, int]] = {}  # node index -> partition -> mask
         self._static: dict[placement_state.ShapeKey, list[int]] = {}
+        # keep the counts for every pod size the profile allows from the start, so no decision pays for
+        # building them (whole-node shapes, rarer, are built on first use)
+        rule = tree.profile.rule
+        for size in range(1, rule.devices_per_node + 1):
+            if rule.allows(size):
+                self.state.shape_caps((size, False))
 
     # ---- reading -------------------------------------------------------------------------------------
 
