@@ -146,6 +146,8 @@ class Bindings:
             result = await self.binder.claim(namespace, name, request, resource=state.profile.resource_name)
             if isinstance(result.decision, slotclaims.Denied):
                 logger.warning("partition %s: pod %s runs unrecorded: %s", key, pod, result.decision.message)
+            else:
+                logger.info("partition %s: pod %s recorded again in slot %d", key, pod, index)
         if unrecorded:
             return 0.0
         await self.tables.sync(obj, state.profile.name, self.pods.get(key, {}))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from superpod.cluster import client
 
 from tests.integration.admission.conftest import (
@@ -118,3 +120,27 @@ async def test_unlabelled_pods_never_reach_the_webhook(cluster, operator):
         assert error.status == 500 and "failed calling webhook" in str(error)
     else:
         raise AssertionError("a labelled pod was admitted without the webhook")
+
+
+async def test_a_pod_recreated_under_its_name_ends_up_recorded_in_its_slot(cluster, operator):
+    """As a StatefulSet replaces a pod: deleted, then created again at once under the same name."""
+    _, api = cluster
+    await add_a3_nodes(api, 4)
+    await api.create(SPOD, cm384())
+    await api.create(partitions_path(), partition("train", 32, devicesPerPod=16))
+    await allocated(api, "train")
+    labels = {"apps.kubernetes.io/pod-index": "1"}
+    await api.create(pods_path(), pod("web-1", "train", labels=labels))
+    await api.delete(f"{pods_path()}/web-1")
+    again = await api.create(pods_path(), pod("web-1", "train", labels=labels))
+    assert again["spec"]["containers"][0]["env"][0] == {"name": "RANK", "value": "16"}
+
+    async def recorded_for_a_while() -> bool:
+        for _ in range(10):  # stays recorded: a late release of the old pod does not stick
+            status = (await api.get(f"{partitions_path()}/train"))["status"]
+            if [slot.get("pod") for slot in status["allocation"]] != [None, "web-1"]:
+                return False
+            await asyncio.sleep(0.1)
+        return True
+
+    await eventually(recorded_for_a_while)
