@@ -16,13 +16,13 @@ import multidict
 from aiohttp import web
 
 from superpod.sandbox import (
+    binding,
     deletion,
     discovery,
     errors,
     listing,
-    managed,
     openapi_adapter,
-    patch,
+    patching,
     protobuf,
     scaling,
     selectors,
@@ -268,7 +268,7 @@ class Router:
                 raise errors.method_not_allowed("patch", resource.group, resource.plural)
             self._record("patch", target)
             content_type, raw = await self._read_body(request, patch=True)
-            outcome = await api.patch(target, content_type, raw, self._options(request))
+            outcome = await patching.patch(api, target, content_type, raw, self._options(request))
             return respond(outcome.body, outcome.code, outcome.warnings)
         if method == "DELETE":
             delete_options = await self._delete_options(request)
@@ -296,49 +296,21 @@ class Router:
         raise errors.method_not_allowed(method.lower(), resource.group, resource.plural)
 
     async def _scale(self, request: web.Request, target: Target) -> web.StreamResponse:
-        served = target.resource.version(target.version)
-        assert served is not None
         verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(request.method)
         if verb is None:
             raise errors.method_not_allowed(
                 request.method.lower(), target.resource.group, target.resource.plural
             )
         self._record(verb, target)
-        old = self.api.store.get(target.resource.storage_key, target.namespace, target.name)
-        if old is None:
-            raise errors.not_found(target.resource.group, target.resource.plural, target.name)
-        current = scaling.scale_of(old, served)
+        current = scaling.read(self.api, target)
         if verb == "get":
             return respond(current)
         if verb == "update":
             wanted = await self._decoded_body(request)
-            version = (
-                ((wanted or {}).get("metadata") or {}).get("resourceVersion")
-                if isinstance(wanted, dict)
-                else None
-            )
-            if version and version != old["metadata"]["resourceVersion"]:
-                raise errors.stale(target.resource.group, target.resource.plural, target.name)
         else:
             content_type, raw = await self._read_body(request, patch=True)
-            try:
-                document = json.loads(raw)
-            except ValueError as failure:
-                raise errors.bad_request(f"error decoding patch: {failure}") from None
-            if content_type == "application/json-patch+json":
-                wanted = patch.json_patch(current, document)
-            elif content_type in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
-                wanted = patch.merge(current, document)
-            else:
-                raise errors.unsupported_media_type(
-                    content_type, ["application/json-patch+json", "application/merge-patch+json"]
-                )
-        new = scaling.with_replicas(old, served, wanted)
-        outcome = await self.api.write_update(target, old, new, self._options(request))
-        stored = (
-            self.api.store.get(target.resource.storage_key, target.namespace, target.name) or outcome.body
-        )
-        return respond(scaling.scale_of(stored, served))
+            wanted = scaling.patched(current, content_type, raw)
+        return respond(await scaling.write(self.api, target, wanted, self._options(request)))
 
     async def _delete_options(self, request: web.Request) -> Any:
         raw = await request.read()
@@ -390,45 +362,5 @@ class Router:
         return respond(listing.list_body(resource, target.version, items, list_meta))
 
     async def _bind(self, request: web.Request, target: Target) -> web.StreamResponse:
-        """pods/<name>/binding: set spec.nodeName, as the scheduler does (409 when already bound)."""
-        body = await self._decoded_body(request)
-        node = ((body or {}).get("target") or {}).get("name") if isinstance(body, dict) else None
-        if not node:
-            raise errors.invalid(
-                "",
-                "Binding",
-                target.name,
-                [errors.FieldError("FieldValueRequired", "Required value", "target.name")],
-            )
-        pod_target = dataclasses.replace(target, subresource="")
-        old = self.api.store.get(target.resource.storage_key, target.namespace, target.name)
-        if old is None:
-            raise errors.not_found("", "pods", target.name)
-        if (old.get("spec") or {}).get("nodeName"):
-            raise errors.conflict(
-                "",
-                "pods/binding",
-                target.name,
-                f'pod {target.name} is already assigned to node "{old["spec"]["nodeName"]}"',
-            )
-        import copy
-
-        new = copy.deepcopy(old)
-        new.setdefault("spec", {})["nodeName"] = node
-        annotations = ((body.get("metadata") or {}).get("annotations")) or {}
-        if annotations:
-            new["metadata"].setdefault("annotations", {}).update(annotations)
-        conditions = new.setdefault("status", {}).setdefault("conditions", [])
-        conditions[:] = [c for c in conditions if c.get("type") != "PodScheduled"]
-        conditions.append(
-            {
-                "type": "PodScheduled",
-                "status": "True",
-                "lastProbeTime": None,
-                "lastTransitionTime": managed.now(),
-            }
-        )
-        await self.api.write_update(
-            dataclasses.replace(pod_target, subresource="binding"), old, new, self._options(request)
-        )
+        await binding.bind(self.api, target, await self._decoded_body(request), self._options(request))
         return respond(errors.success({}) | {"code": 201}, 201)

@@ -8,10 +8,12 @@ pipeline, so generation, managedFields and watch events follow.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
-from superpod.sandbox import errors
+from superpod.sandbox import errors, patch
 from superpod.sandbox.resources import Version
+from superpod.sandbox.state import Options, State, Target
 
 Object = dict[str, Any]
 
@@ -84,3 +86,46 @@ def with_replicas(obj: Object, version: Version, scale: Any) -> Object:
         node = node.setdefault(part, {})
     node[parts[-1]] = replicas
     return new
+
+
+def _served(target: Target) -> Version:
+    served = target.resource.version(target.version)
+    assert served is not None and served.scale, "routes only send scale requests for scalable versions"
+    return served
+
+
+def read(api: State, target: Target) -> Object:
+    """The Scale of the addressed object (404 when it does not exist)."""
+    obj = api.store.get(target.resource.storage_key, target.namespace, target.name)
+    if obj is None:
+        raise errors.not_found(target.resource.group, target.resource.plural, target.name)
+    return scale_of(obj, _served(target))
+
+
+def patched(current: Object, content_type: str, raw: bytes) -> Any:
+    """The Scale after a merge or JSON patch (a Scale has no strategic lists: strategic is a merge)."""
+    try:
+        document = json.loads(raw)
+    except ValueError as failure:
+        raise errors.bad_request(f"error decoding patch: {failure}") from None
+    if content_type == "application/json-patch+json":
+        return patch.json_patch(current, document)
+    if content_type in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+        return patch.merge(current, document)
+    raise errors.unsupported_media_type(
+        content_type, ["application/json-patch+json", "application/merge-patch+json"]
+    )
+
+
+async def write(api: State, target: Target, wanted: Any, options: Options) -> Object:
+    """Apply a wanted Scale (PUT body or patched Scale) to the object; answers the resulting Scale."""
+    served = _served(target)
+    old = api.store.get(target.resource.storage_key, target.namespace, target.name)
+    if old is None:
+        raise errors.not_found(target.resource.group, target.resource.plural, target.name)
+    version = ((wanted.get("metadata") or {}).get("resourceVersion")) if isinstance(wanted, dict) else None
+    if version and version != old["metadata"]["resourceVersion"]:
+        raise errors.stale(target.resource.group, target.resource.plural, target.name)
+    await api.write_update(target, old, with_replicas(old, served, wanted), options)
+    stored = api.store.get(target.resource.storage_key, target.namespace, target.name) or old
+    return scale_of(stored, served)

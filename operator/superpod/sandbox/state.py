@@ -3,7 +3,8 @@
 Every write goes through one pipeline: decode checks -> kind-specific preparation (system fields, status
 subresource isolation, generation) -> mutating admission -> CRD schema (prune, default, validate) -> validating
 admission -> managedFields -> store. A write that changes nothing is a no-op that keeps the resourceVersion, as
-in kube (kopf relies on it to avoid loops). Deletion and garbage collection live in `deletion.py`.
+in kube (kopf relies on it to avoid loops). PATCH lives in `patching.py`, per-kind rules in `strategies.py`,
+deletion and garbage collection in `deletion.py`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from superpod.sandbox import custom, errors, events, managed, metadata, patch, resources, store, strategic
+from superpod.sandbox import (
+    custom,
+    errors,
+    events,
+    managed,
+    metadata,
+    resources,
+    store,
+    strategies,
+)
 from superpod.sandbox.errors import FieldError
 from superpod.sandbox.resources import Resource
 
@@ -86,6 +96,7 @@ class State:
         self.schemas = custom.Schemas()
         self.admission: Admission | None = None
         self.changed = asyncio.Event()  # wakes the garbage collector
+        self.cluster_ips = strategies.ClusterIPs()
         self.terminating: set[store.ObjectRef] = set()  # objects whose deletion needs server-side work
         self.deleted_owners: list[str] = []  # uids whose dependents the collector must examine
         for name in SYSTEM_NAMESPACES:
@@ -116,7 +127,7 @@ class State:
 
     # create ------------------------------------------------------------------------------------------
 
-    def _check_body(self, target: Target, body: Any) -> Object:
+    def check_body(self, target: Target, body: Any) -> Object:
         if not isinstance(body, dict):
             raise errors.bad_request(f"Object 'Kind' is missing in '{json.dumps(body)[:200]}'")
         resource = target.resource
@@ -196,7 +207,7 @@ class State:
 
     async def create(self, target: Target, body: Any, options: Options) -> Outcome:
         resource = target.resource
-        obj = self._check_body(target, body)  # the body is ours: freshly decoded by the caller
+        obj = self.check_body(target, body)  # the body is ours: freshly decoded by the caller
         meta = obj["metadata"]
         metadata.require_name(resource.kind, resource.group, meta)
         if meta.get("resourceVersion"):
@@ -227,7 +238,7 @@ class State:
             meta["generation"] = 1
         else:
             meta.pop("generation", None)
-        self._prepare_create(resource, target.version, obj)
+        strategies.prepare_create(resource, target.version, obj, self.cluster_ips)
         target = dataclasses.replace(target, name=meta["name"], namespace=meta.get("namespace", ""))
         warnings: list[str] = []
         if self.admission is not None:
@@ -245,40 +256,6 @@ class State:
             self._serve_crd(obj)
         stored = self.store.create(resource.storage_key, obj)
         return Outcome(present(stored, target.version, resource), 201, warnings)
-
-    def _prepare_create(self, resource: Resource, version: str, obj: Object) -> None:
-        key = resource.key
-        if resource.custom and resource.has_status(version):
-            obj.pop("status", None)
-        if key == ("", "pods"):
-            obj["status"] = {"phase": "Pending", "qosClass": _qos_class(obj)}
-        elif key == resources.NAMESPACES:
-            obj["spec"] = {"finalizers": ["kubernetes"]}
-            obj["status"] = {"phase": "Active"}
-            obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
-        elif key == ("", "secrets"):
-            _fold_string_data(obj)
-            obj.setdefault("type", "Opaque")
-        elif key == ("", "services"):
-            spec = obj.setdefault("spec", {})
-            spec.setdefault("type", "ClusterIP")
-            spec.setdefault("sessionAffinity", "None")
-            if spec.get("clusterIP") != "None":
-                spec.setdefault("clusterIP", self._next_cluster_ip())
-                spec.setdefault("clusterIPs", [spec["clusterIP"]])
-            obj.setdefault("status", {"loadBalancer": {}})
-        elif key == resources.CRDS:
-            causes = custom.crd_errors(obj)
-            if causes:
-                raise errors.invalid(resource.group, resource.kind, obj["metadata"].get("name", ""), causes)
-            custom.default_crd(obj)
-            obj["status"] = custom.crd_status(obj, None)
-
-    _cluster_ip = 0
-
-    def _next_cluster_ip(self) -> str:
-        self._cluster_ip += 1
-        return f"10.96.{(self._cluster_ip // 250) % 250}.{self._cluster_ip % 250 + 1}"
 
     def _serve_crd(self, crd: Object) -> None:
         resource = custom.resource_from_crd(crd)
@@ -298,7 +275,7 @@ class State:
     # update ------------------------------------------------------------------------------------------
 
     async def update(self, target: Target, body: Any, options: Options) -> Outcome:
-        obj = self._check_body(target, body)  # the body is ours: freshly decoded by the caller
+        obj = self.check_body(target, body)  # the body is ours: freshly decoded by the caller
         name = obj["metadata"].get("name")
         if name != target.name:
             raise errors.bad_request(
@@ -318,100 +295,6 @@ class State:
                 [FieldError("FieldValueInvalid", "Invalid value: 0x0: must be specified for an update", "metadata.resourceVersion")],
             )  # fmt: skip
         return await self.write_update(target, old, obj, options)
-
-    async def patch(self, target: Target, content_type: str, body: bytes, options: Options) -> Outcome:
-        resource = target.resource
-        old = self.store.get(resource.storage_key, target.namespace, target.name)
-        if content_type == "application/apply-patch+yaml":
-            return await self._apply(target, old, body, options)
-        if old is None:
-            raise errors.not_found(resource.group, resource.plural, target.name)
-        try:
-            document = json.loads(body)
-        except ValueError as failure:
-            raise errors.bad_request(f"error decoding patch: {failure}") from None
-        current = present(old, target.version, resource)
-        if content_type == "application/json-patch+json":
-            patched = patch.json_patch(current, document)
-        elif not isinstance(document, dict):
-            raise errors.bad_request(
-                "json: cannot unmarshal array into Go value of type map[string]interface {}"
-            )
-        elif content_type == "application/merge-patch+json":
-            patched = patch.merge(current, document)
-        elif content_type == "application/strategic-merge-patch+json" and not resource.custom:
-            patched = strategic.apply(current, document)
-        else:
-            raise errors.unsupported_media_type(
-                content_type,
-                [
-                    "application/json-patch+json",
-                    "application/merge-patch+json",
-                    "application/apply-patch+yaml",
-                ]
-                + ([] if resource.custom else ["application/strategic-merge-patch+json"]),
-            )
-        if not isinstance(patched, dict):
-            raise errors.bad_request("the patch did not produce an object")
-        meta = patched.setdefault("metadata", {})
-        if not isinstance(meta, dict):
-            raise errors.bad_request("metadata must be an object")
-        if meta.get("resourceVersion") and meta["resourceVersion"] != old["metadata"]["resourceVersion"]:
-            raise errors.stale(resource.group, resource.plural, target.name)
-        if meta.get("name") != target.name or (
-            resource.namespaced and meta.get("namespace") != target.namespace
-        ):
-            raise errors.bad_request("metadata.name and metadata.namespace cannot be changed by a patch")
-        patched["apiVersion"] = resource.api_version(resource.storage_version)
-        patched["kind"] = resource.kind
-        if resource.stored_as == ("", "events"):
-            patched = events.to_core(patched)
-        return await self.write_update(target, old, patched, options)
-
-    async def _apply(self, target: Target, old: Object | None, body: bytes, options: Options) -> Outcome:
-        import yaml
-
-        resource = target.resource
-        if not options.manager:
-            raise errors.bad_request("PATCH, application/apply-patch+yaml requires fieldManager to be set")
-        try:
-            applied = yaml.safe_load(body)
-        except yaml.YAMLError as failure:
-            raise errors.bad_request(f"error decoding YAML: {failure}") from None
-        if not isinstance(applied, dict):
-            raise errors.bad_request("error decoding YAML: the applied configuration is not an object")
-        applied = self._check_body(target, applied)
-        if applied["metadata"].get("name", target.name) != target.name:
-            raise errors.bad_request(
-                f"the name of the object ({applied['metadata'].get('name')}) does not match the name on the URL ({target.name})"
-            )
-        applied["metadata"]["name"] = target.name
-        status_separate = resource.has_status(target.version)
-        merged = managed.apply(
-            old,
-            applied,
-            options.manager,
-            target.api_version,
-            options.force,
-            target.subresource,
-            status_separate,
-        )
-        if old is None:
-            if target.subresource:
-                raise errors.not_found(resource.group, resource.plural, target.name)
-            entries = merged["metadata"].pop("managedFields")
-            outcome = await self.create(target, merged, options)
-            stored = self.store.get(resource.storage_key, target.namespace, target.name)
-            if stored is not None and not options.dry_run:
-                # The applier owns what it applied: replace the Update entry create recorded.
-                updated = copy.deepcopy(stored)
-                updated["metadata"]["managedFields"] = entries
-                outcome.body = present(
-                    self.store.update(resource.storage_key, stored, updated), target.version, resource
-                )
-            return outcome
-        merged["apiVersion"] = resource.api_version(resource.storage_version)
-        return await self.write_update(target, old, merged, options, keep_managed_fields=True)
 
     async def write_update(
         self, target: Target, old: Object, new: Object, options: Options, keep_managed_fields: bool = False
@@ -502,18 +385,7 @@ class State:
                 new["status"] = old["status"]
             else:
                 new.pop("status", None)
-        if resource.key == resources.NAMESPACES and target.subresource != "finalize":
-            new["spec"] = old.get("spec", {})
-        if resource.key == ("", "secrets"):
-            _fold_string_data(new)
-        if resource.key in (("", "configmaps"), ("", "secrets")) and old.get("immutable"):
-            _check_immutable(resource, old, new)
-        if resource.key == resources.CRDS and not target.subresource:
-            causes = custom.crd_errors(new)
-            if causes:
-                raise errors.invalid(resource.group, resource.kind, meta["name"], causes)
-            custom.default_crd(new)
-            new["status"] = custom.crd_status(new, old.get("status"))
+        strategies.prepare_update(resource, target.subresource, old, new)
         self._check_name(resource, meta)
         if old_meta.get("deletionTimestamp"):
             added = [f for f in meta.get("finalizers") or [] if f not in (old_meta.get("finalizers") or [])]
@@ -526,44 +398,3 @@ class State:
         if resource.generation and _spec_of(new) != _spec_of(old):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         return new
-
-
-def _check_immutable(resource: Resource, old: Object, new: Object) -> None:
-    """ConfigMaps and Secrets marked `immutable: true` keep their data (kube's ValidateConfigMapUpdate)."""
-    causes = []
-    if not new.get("immutable"):
-        causes.append(
-            FieldError(
-                "FieldValueForbidden", "Forbidden: field is immutable when `immutable` is set", "immutable"
-            )
-        )
-    for field in ("data", "binaryData", "type"):
-        if old.get(field) != new.get(field):
-            causes.append(
-                FieldError(
-                    "FieldValueForbidden", "Forbidden: field is immutable when `immutable` is set", field
-                )
-            )
-    if causes:
-        raise errors.invalid(resource.group, resource.kind, old["metadata"]["name"], causes)
-
-
-def _qos_class(pod: Object) -> str:
-    containers = (pod.get("spec") or {}).get("containers") or []
-    requests = [c.get("resources", {}) for c in containers]
-    if not any(r.get("requests") or r.get("limits") for r in requests):
-        return "BestEffort"
-    if all(r.get("limits") and r.get("requests", r.get("limits")) == r.get("limits") for r in requests):
-        return "Guaranteed"
-    return "Burstable"
-
-
-def _fold_string_data(secret: Object) -> None:
-    """Secret.stringData is write-only: kube merges it into data (base64) and drops it."""
-    import base64
-
-    string_data = secret.pop("stringData", None)
-    if isinstance(string_data, dict):
-        data = secret.setdefault("data", {})
-        for key, value in string_data.items():
-            data[key] = base64.b64encode(str(value).encode()).decode()
