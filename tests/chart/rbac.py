@@ -1,12 +1,12 @@
 """Kubernetes RBAC authorization of API requests against the roles the chart renders.
 
-The integration tests' sandbox records every request as (verb, group, resource, subresource, namespace)
-(`superpod.sandbox.routes.Call`); `denied` says which of those the chart's ClusterRole and Role would refuse
-for the operator's ServiceAccount, and `unused` which granted permissions no request needed. The rules follow
-kube's RBAC authorizer: a rule matches when its apiGroups, resources (`resource/subresource` for a
-subresource) and verbs contain the request's, and its resourceNames are empty or contain the object's name.
-The sandbox records no object names, so a rule restricted by resourceNames matches a request without a name:
-that restriction is checked by the template tests instead.
+Requests are (verb, group, resource, subresource, namespace[, name]) as kube's RBAC authorizer sees them: the
+recording proxy (tests.chart.recording_proxy) produces them from the operator's real traffic, and the sandbox's
+`api.calls` has the same fields. `denied` says which requests the chart's ClusterRole and Roles would refuse
+for the operator's ServiceAccount, `unused` which granted permissions no request needed. A rule matches when
+its apiGroups, resources (`resource/subresource` for a subresource) and verbs contain the request's, and its
+resourceNames are empty or contain the object's name (a request without a name, as the sandbox records them,
+matches a rule restricted by resourceNames).
 """
 
 from __future__ import annotations
