@@ -12,6 +12,7 @@ import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from superpod.cluster import webhookconfig
 from superpod.controller import settings as operator_settings
 
 from tests.chart import helm as chart_helm
@@ -371,3 +372,20 @@ def test_superpod_run_accepts_the_chart_flags_and_environment(rendered, case):
     assert settings.webhook_service == (f"superpod-system/{FULLNAME}" if managed else None)
     assert settings.standalone is (case == "a single standalone replica")
     assert settings.namespace == ("training" if case == "every optional feature is on" else None)
+
+
+@pytest.mark.parametrize(
+    ("case", "namespace"), [("the default values", None), ("every optional feature is on", "training")]
+)
+def test_the_chart_renders_the_same_webhook_the_operator_writes_in_managed_mode(rendered, case, namespace):
+    """Whichever owns the configuration (webhook.configManagedBy), the API server sees the same webhook."""
+    (chart_webhook,) = chart_helm.one(rendered(case), "MutatingWebhookConfiguration")["webhooks"]
+    operator_configuration = webhookconfig.configuration(
+        webhookconfig.client_config(ca_pem=b"unused", service="superpod-system/superpod-superpod-operator"),
+        namespace=namespace,
+    )
+    (operator_webhook,) = operator_configuration["webhooks"]
+    assert chart_webhook["clientConfig"]["service"] == operator_webhook["clientConfig"]["service"]
+    assert {k: v for k, v in chart_webhook.items() if k != "clientConfig"} == {
+        k: v for k, v in operator_webhook.items() if k != "clientConfig"
+    }
