@@ -21,7 +21,7 @@ from superpod.sandbox.state import State, Target
 
 Object = dict[str, Any]
 DEFAULT_TIMEOUT = 1800.0
-_LIVENESS = 1.0
+_LIVENESS = 30.0  # aiohttp cancels the handler when a client goes; this only catches silent peers
 
 
 def _line(event_type: str, obj: Object) -> bytes:
@@ -105,7 +105,7 @@ async def serve(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            # Wake at least every second to notice a client that went away (no write would fail otherwise).
+            # Wake now and then to notice a peer that vanished silently (no write would fail otherwise).
             wait = min(remaining, bookmark_interval, _LIVENESS) if bookmarks else min(remaining, _LIVENESS)
             try:
                 if watcher.queue.empty():

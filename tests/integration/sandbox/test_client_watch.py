@@ -101,3 +101,20 @@ def test_an_object_leaving_a_label_selection_is_seen_as_deleted(core):
     core.patch_namespaced_config_map("a", "default", {"metadata": {"labels": {"x": "2"}}})
     seen = events(core, resource_version=start, label_selector="x=1", timeout_seconds=1)
     assert [(e["type"], e["object"].metadata.name) for e in seen] == [("DELETED", "a")]
+
+
+async def test_a_client_that_goes_away_is_unsubscribed(sandbox):
+    import asyncio
+
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        stream = await session.get(f"{sandbox.url}/api/v1/namespaces/default/configmaps?watch=true")
+        await asyncio.sleep(0.2)
+        assert sandbox.state.store.hub.watcher_count() == 1
+        stream.close()
+    for _ in range(50):
+        if sandbox.state.store.hub.watcher_count() == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert sandbox.state.store.hub.watcher_count() == 0
