@@ -34,11 +34,15 @@ def _helm(helm: chart_helm.Helm, api: server.Sandbox, *args: str) -> str:
     return result.stdout
 
 
-def _kubectl(api: server.Sandbox, *args: str) -> dict:
+def _kubectl_binary() -> str:
     if not KUBECTL.exists():
-        pytest.skip(f"kubectl is not installed at {KUBECTL}: run `make tools`")
+        pytest.skip(f"kubectl is not installed at {KUBECTL}: run `make tools` (make test does)")
+    return str(KUBECTL)
+
+
+def _kubectl(api: server.Sandbox, *args: str) -> dict:
     result = subprocess.run(
-        [str(KUBECTL), "--kubeconfig", api.kubeconfig, *args, "-o", "json"],
+        [_kubectl_binary(), "--kubeconfig", api.kubeconfig, *args, "-o", "json"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -82,3 +86,34 @@ def test_install_upgrade_and_uninstall_against_the_sandbox(helm, api):
     assert RELEASE not in _names(_kubectl(api, "get", "mutatingwebhookconfigurations"))
     assert RELEASE not in _names(_kubectl(api, "get", "clusterroles"))
     assert crds <= _names(_kubectl(api, "get", "customresourcedefinitions")), "helm must leave the CRDs"
+
+
+def test_a_namespaced_install_with_an_operator_managed_webhook(helm, api):
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "training"}}
+    created = subprocess.run(
+        [_kubectl_binary(), "--kubeconfig", api.kubeconfig, "apply", "-f", "-"],
+        input=json.dumps(namespace),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    _helm(
+        helm,
+        api,
+        "install",
+        RELEASE,
+        str(chart_helm.CHART),
+        "--create-namespace",
+        "--set",
+        "webhook.configManagedBy=operator",
+        "--set",
+        "operator.watchNamespace=training",
+    )
+    assert _names(_kubectl(api, "-n", "training", "get", "kopfpeerings")) == {"superpod-operator"}
+    assert _names(_kubectl(api, "get", "clusterkopfpeerings")) == set()
+    assert _names(_kubectl(api, "-n", "training", "get", "roles")) == {f"{RELEASE}-peering"}
+    assert RELEASE not in _names(_kubectl(api, "get", "mutatingwebhookconfigurations"))
+    _helm(helm, api, "uninstall", RELEASE)
+    assert _names(_kubectl(api, "-n", "training", "get", "kopfpeerings")) == set()
