@@ -8,10 +8,13 @@ compiled once per CRD version and cached.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from superpod.sandbox import errors, managed, resources, schema
 from superpod.sandbox.errors import FieldError
+
+if TYPE_CHECKING:
+    from superpod.sandbox.state import Options
 
 Object = dict[str, Any]
 
@@ -179,17 +182,22 @@ class Schemas:
         return self._compiled[cache_key]
 
     def process(
-        self, resource: resources.Resource, version: str, obj: Object, old: Object | None, validation: str
+        self, resource: resources.Resource, version: str, obj: Object, old: Object | None, options: Options
     ) -> list[str]:
         """Prune, default and validate a custom resource in place; returns warnings (unknown fields).
 
-        `validation` is the fieldValidation parameter: Strict turns unknown fields into a 400.
+        `options.field_validation` Strict turns unknown fields into a 400 (worded as apply words it for apply).
         """
         compiled = self._get(resource, version)
         if compiled is None:
             return []
         dropped = compiled.prune(obj)
+        validation = options.field_validation
         if dropped and validation == "Strict":
+            if options.applying:
+                gvk = f"{resource.api_version(version)}, Kind={resource.kind}"
+                listed = ", ".join(f".{path}: field not declared in schema" for path in dropped)
+                raise errors.bad_request(f"failed to create typed patch object ({gvk}): {listed}")
             listed = ", ".join(f'unknown field "{path}"' for path in dropped)
             raise errors.bad_request(
                 f'{resource.kind} in version "{version}" cannot be handled as a {resource.kind}: strict decoding error: {listed}'

@@ -9,6 +9,7 @@ creates the object when it is missing. A patch carrying a resourceVersion is a p
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -70,6 +71,7 @@ async def patch(api: State, target: Target, content_type: str, body: bytes, opti
 
 async def _apply(api: State, target: Target, old: Object | None, body: bytes, options: Options) -> Outcome:
     """Server-side apply: merge the applied configuration with field ownership; create when missing."""
+    options = dataclasses.replace(options, applying=True)
     resource = target.resource
     if not options.manager:
         raise errors.bad_request("PATCH, application/apply-patch+yaml requires fieldManager to be set")

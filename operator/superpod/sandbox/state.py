@@ -57,6 +57,7 @@ class Options:
     field_validation: str = "Warn"  # Strict, Warn, Ignore
     dry_run: bool = False
     force: bool = False
+    applying: bool = False  # a server-side apply (unknown fields are reported as apply reports them)
 
 
 @dataclasses.dataclass
@@ -244,7 +245,7 @@ class State:
         if self.admission is not None:
             obj = await self._mutate("CREATE", target, obj, None, options)
         if resource.custom:
-            warnings = self.schemas.process(resource, target.version, obj, None, options.field_validation)
+            warnings = self.schemas.process(resource, target.version, obj, None, options)
         if self.admission is not None:
             await self.admission("CREATE", target, obj, None, options, False)
         managed.record_update(
@@ -306,7 +307,7 @@ class State:
         if self.admission is not None:
             new = await self._mutate("UPDATE", target, new, old, options)
         if resource.custom:
-            warnings = self.schemas.process(resource, target.version, new, old, options.field_validation)
+            warnings = self.schemas.process(resource, target.version, new, old, options)
         new_entries = new["metadata"].get("managedFields")
         old_entries = old["metadata"].get("managedFields")
         client_entries = not keep_managed_fields and new_entries != old_entries

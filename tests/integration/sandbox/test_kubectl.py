@@ -277,3 +277,15 @@ def test_scale_writes_spec_replicas_through_the_scale_subresource(kubectl):
         kubectl("get", "--raw", "/apis/apps/v1/namespaces/default/deployments/web/scale").stdout
     )
     assert scale["spec"] == {"replicas": 4} and scale["status"]["selector"] == "app=web"
+
+
+def test_server_side_apply_refuses_unknown_fields_as_kube_words_it(kubectl):
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(widgets.crd()))
+    body = widgets.widget("w1")
+    body["spec"]["bogus"] = 1
+    refused = kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(body), check=False)
+    assert refused.returncode != 0
+    assert (
+        "failed to create typed patch object (example.dev/v1, Kind=Widget): .spec.bogus: field not declared in schema"
+        in refused.stderr
+    )
