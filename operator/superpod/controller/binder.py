@@ -145,7 +145,11 @@ class Binder:
             if released:
                 status["allocation"] = slotclaims.release(status, released)
             decisions, allocation = slotclaims.decide(
-                partition, status, [op.request for op in claims], resource=resource
+                partition,
+                status,
+                [op.request for op in claims],
+                resource=resource,
+                deleting=bool(obj["metadata"].get("deletionTimestamp")),
             )
             if not fresh and any(isinstance(d, slotclaims.Denied) for d in decisions):
                 obj, fresh = await self._read(key), True

@@ -49,8 +49,10 @@ def ordered_allocation(status: JSON | None) -> list[JSON]:
     return sorted(copy.deepcopy((status or {}).get("allocation") or []), key=lambda slot: slot["rank"])
 
 
-def phase_refusal(partition: str, status: JSON | None) -> str | None:
+def phase_refusal(partition: str, status: JSON | None, *, deleting: bool = False) -> str | None:
     """Why no pod can bind to the partition now, or None when it can."""
+    if deleting:
+        return f"partition {partition} is being deleted; its devices are being released"
     status = status or {}
     phase = status.get("phase") or api_partition.Phase.PENDING.value
     if phase in ADMITTING and status.get("allocation"):
@@ -76,9 +78,10 @@ def decide(
     requests: Sequence[podrequest.PodRequest],
     *,
     resource: str,
+    deleting: bool = False,
 ) -> tuple[list[Decision], list[JSON]]:
     """A decision per request (in request order) and the allocation with the granted, non-dry-run bindings."""
-    refusal = phase_refusal(partition, status)
+    refusal = phase_refusal(partition, status, deleting=deleting)
     if refusal is not None:
         return [Denied(refusal) for _ in requests], ordered_allocation(status)
     allocation = ordered_allocation(status)

@@ -98,6 +98,15 @@ def test_denials_say_what_is_wrong(current, pod_request, message):
     assert decisions == [slotclaims.Denied(message)]
 
 
+def test_a_partition_being_deleted_takes_no_more_pods():
+    decisions, _ = slotclaims.decide(
+        PARTITION, status(slots(2)), [request("p")], resource=RESOURCE, deleting=True
+    )
+    assert decisions == [
+        slotclaims.Denied("partition team-a/train is being deleted; its devices are being released")
+    ]
+
+
 def test_pods_of_a_degraded_partition_still_bind_and_the_phase_stays_degraded():
     current = status(slots(1), phase="Degraded")
     decisions, allocation = decide(current, request("p"))
