@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from typing import Any
 
 import kopf
@@ -37,6 +38,9 @@ def kopf_settings(config: operator_settings.OperatorSettings) -> kopf.OperatorSe
     settings.peering.standalone = config.standalone
     settings.peering.clusterwide = config.namespace is None
     settings.peering.mandatory = not config.standalone
+    settings.peering.lifetime = config.peering_lifetime
+    # kopf pauses every replica when two share the highest priority, so each replica draws its own
+    settings.peering.priority = config.priority or random.randint(1, 2**30)
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -46,6 +50,29 @@ def kopf_settings(config: operator_settings.OperatorSettings) -> kopf.OperatorSe
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
     return settings
+
+
+async def ensure_peering(api: client.KubeClient, config: operator_settings.OperatorSettings) -> None:
+    """kopf peers only through an existing peering object; create it when the chart did not."""
+    if config.namespace is None:
+        path = client.resource_path("kopf.dev/v1", "clusterkopfpeerings")
+        body = {
+            "apiVersion": "kopf.dev/v1",
+            "kind": "ClusterKopfPeering",
+            "metadata": {"name": config.peering},
+        }
+    else:
+        path = client.resource_path("kopf.dev/v1", "kopfpeerings", config.namespace)
+        body = {
+            "apiVersion": "kopf.dev/v1",
+            "kind": "KopfPeering",
+            "metadata": {"name": config.peering, "namespace": config.namespace},
+        }
+    try:
+        await api.create(path, body)
+    except client.ApiError as error:
+        if error.status != 409:  # AlreadyExists is the usual case
+            raise
 
 
 async def run(
@@ -70,6 +97,8 @@ async def run(
         )
 
     async with client.KubeClient(creds) as api:
+        if not config.standalone:
+            await ensure_peering(api, config)
         fleet = fleet_module.Fleet(api, namespace=config.namespace)
         fleet.inventory_debounce = config.inventory_debounce
         handlers.register(registry, fleet, status_interval=config.status_interval)
@@ -92,4 +121,5 @@ async def run(
                 ready_flag=ready_flag,
                 standalone=config.standalone,
                 peering_name=None if config.standalone else config.peering,
+                priority=settings.peering.priority,
             )

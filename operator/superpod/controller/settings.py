@@ -30,6 +30,14 @@ class OperatorSettings:
         "superpod-operator", "kopf peering name: of several replicas with it, one is active"
     )
     standalone: bool = _setting(False, "run without peering (a single replica)")
+    peering_lifetime: int = _setting(
+        15,
+        "seconds a replica stays a peer without a keep-alive: how soon a standby takes over from a dead one",
+    )
+    priority: int = _setting(
+        0,
+        "peering priority: the highest is active; 0 picks a random one (replicas must differ, or all pause)",
+    )
     health_port: int = _setting(8081, "port of the liveness/readiness endpoint /healthz (0: none)")
     metrics_port: int = _setting(8080, "port of the Prometheus endpoint /metrics (0: none)")
     webhook_port: int = _setting(9443, "HTTPS port of the pod admission webhook (0: no webhook)")

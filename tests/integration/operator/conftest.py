@@ -67,9 +67,10 @@ async def add_a3_nodes(api: client.KubeClient, count: int, superpod_id: int = 0)
 class Operator:
     """`superpod run` as a subprocess, as it runs in a pod; `kill()` is `kill -9`, `stop()` a SIGTERM."""
 
-    def __init__(self, kubeconfig: str, *extra: str) -> None:
+    def __init__(self, kubeconfig: str, *extra: str, standalone: bool = True) -> None:
         self.kubeconfig = kubeconfig
         self.extra = extra
+        self.standalone = standalone
         self.health_port = 0
         self.process: asyncio.subprocess.Process | None = None
         self.log = Path(tempfile.mkdtemp(prefix="superpod-operator-")) / "operator.log"
@@ -80,7 +81,7 @@ class Operator:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "superpod.cli", "run",
                 "--kubeconfig", self.kubeconfig,
-                "--standalone",
+                *(["--standalone"] if self.standalone else []),
                 "--bind-address", "127.0.0.1",
                 "--health-port", str(self.health_port),
                 "--metrics-port", "0",
