@@ -24,7 +24,7 @@ demo: setup
 
 lint: $(VENV_STAMP)
 	.venv/bin/ruff check .
-	.venv/bin/ruff format --check .
+	.venv/bin/ruff format --check operator tests e2e tools
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 
@@ -34,6 +34,11 @@ crds: $(VENV_STAMP)
 test: setup lint
 	$(PY) -m superpod.cli crds --check
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# docs/dashboard.png: a simulated fleet, its NPU-Exporters and a Prometheus are started, played and stopped
+.PHONY: dashboard-png
+dashboard-png: $(VENV_STAMP)
+	$(PY) -m tests.monitoring.stage --png docs/dashboard.png
 
 clean:
 	rm -rf .venv .tools .mypy_cache .ruff_cache .pytest_cache
