@@ -78,14 +78,14 @@ async def rewrite_plugin_state(
             plugin_state.read(current, target.hardware.resource) if current else plugin_state.PluginState()
         )
         new_state = change(state)
-        in_use = await _in_use(api, target.node.name)
-        if current is not None and in_use & set(deviceinfo.parse(current, target.hardware.resource).healthy):
-            in_use = (
-                set()
-            )  # the running simulator lists used devices too (Options.free_list_excludes_used off)
+        annotations = ((current or {}).get("metadata") or {}).get("annotations") or {}
+        lists_used = annotations.get(plugin_state.FREE_LIST_ANNOTATION) == plugin_state.FREE_LIST_ALL
+        in_use = set() if lists_used else await _in_use(api, target.node.name)
         body = plugin_state.configmap(
             target.fleet, target.node, new_state, int(time.time()), in_use, fleet_label=nodes.FLEET_LABEL
         )
+        if lists_used:
+            body["metadata"]["annotations"] = {plugin_state.FREE_LIST_ANNOTATION: plugin_state.FREE_LIST_ALL}
         try:
             if current is None:
                 await api.create(client.resource_path("v1", "configmaps", deviceinfo.NAMESPACE), body)
@@ -174,9 +174,19 @@ async def heal(
         await _set_node_down(api, target, down=False)
         healed.append("node Ready again")
     if kind is not faults.Kind.NODE_DOWN and target.hardware.facts.publishes_deviceinfo:
-        # a hot reset involved the sibling die too; other kinds heal exactly the device named (or all)
-        devices = faults.affected_devices(target.hardware, target.node, kind or faults.Kind.UNHEALTHY, device)
-        await rewrite_plugin_state(api, target, lambda state: faults.heal(state, kind, devices))
+        # a hot reset took the sibling die too (A3), so its heal returns both; other kinds heal the device named
+        pair = faults.affected_devices(target.hardware, target.node, faults.Kind.RECOVERING, device)
+        named = faults.affected_devices(target.hardware, target.node, faults.Kind.UNHEALTHY, device)
+
+        def change(state: plugin_state.PluginState) -> plugin_state.PluginState:
+            if kind is faults.Kind.RECOVERING:
+                return faults.heal(state, kind, pair)
+            if kind is None:
+                state = faults.heal(state, faults.Kind.RECOVERING, pair)
+            return faults.heal(state, kind, named)
+
+        await rewrite_plugin_state(api, target, change)
+        devices = pair if kind in (None, faults.Kind.RECOVERING) else named
         healed.append(f"{kind or 'all'} faults cleared on {','.join(devices) if device else 'every device'}")
     return f"node {node_name}: " + "; ".join(healed or ["nothing to heal"])
 

@@ -10,7 +10,6 @@ existing when their agents stop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -93,7 +92,11 @@ class Fleet:
         began = time.monotonic()
         self.mirror = mirror.Mirror(self.api, self.layout, on_pod=self._on_pod)
         self.publisher = publisher.Publisher(
-            self.api, self.layout, self.mirror, concurrency=self.options.concurrency
+            self.api,
+            self.layout,
+            self.mirror,
+            concurrency=self.options.concurrency,
+            exclude_used=self.options.free_list_excludes_used,
         )
         await self.publisher.register()  # before the watches start, so they begin with the whole fleet
         self.registration_seconds = time.monotonic() - began
@@ -137,11 +140,7 @@ class Fleet:
             await publisher.bounded(self.options.concurrency, self.publisher.publish, names)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await mirror.cancel(self._tasks)
         self._tasks.clear()
         if self.exporter is not None:
             await self.exporter.stop()

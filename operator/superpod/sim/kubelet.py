@@ -73,14 +73,18 @@ class Kubelet:
 
     async def run(self, resync_seconds: float = 1.0) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that arrives as
+            # its timeout fires, and this loop would then outlive Fleet.stop()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=resync_seconds)
+                async with asyncio.timeout(resync_seconds):
+                    await self.wake.wait()
             self.wake.clear()
             try:
                 await self.sync()
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # keep the kubelet alive through API hiccups
+                publisher.reraise_if_cancelling()
                 logger.warning("simulated kubelet pass failed: %s", error)
 
     async def sync(self) -> None:

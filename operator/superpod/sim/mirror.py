@@ -10,6 +10,7 @@ condition is Unknown.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,7 +18,18 @@ from superpod.cluster import client, deviceinfo, reflector
 from superpod.sim import layout, nodes, plugin_state, podstatus, scheduling
 
 JSON = dict[str, Any]
+logger = logging.getLogger(__name__)
 PodHandler = Callable[[str, JSON | None, JSON | None], Awaitable[None] | None]
+
+
+async def cancel(tasks: list[asyncio.Task[Any]], grace: float = 5.0) -> None:
+    """Cancel the tasks and wait for them, at most `grace` seconds: a stop must never hang."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        _, stuck = await asyncio.wait(tasks, timeout=grace)
+        for task in stuck:
+            logger.warning("simulator task %s did not stop within %.0f s", task.get_name(), grace)
 
 
 class Mirror:
@@ -61,15 +73,13 @@ class Mirror:
     async def start(self) -> None:
         for watched in (self.nodes, self.configmaps, self.pods):
             self._tasks.append(asyncio.create_task(watched.run(), name=f"sim-watch-{watched.path}"))
-        await asyncio.wait_for(
-            asyncio.gather(self.nodes.synced.wait(), self.configmaps.synced.wait(), self.pods.synced.wait()),
-            timeout=60,
-        )
+        async with asyncio.timeout(60):
+            await asyncio.gather(
+                self.nodes.synced.wait(), self.configmaps.synced.wait(), self.pods.synced.wait()
+            )
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel(self._tasks)
         self._tasks.clear()
 
     def node(self, name: str) -> JSON | None:

@@ -31,6 +31,17 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def reraise_if_cancelling() -> None:
+    """Raise CancelledError if this task is being cancelled.
+
+    A library (aiohttp's timers, asyncio.wait_for on 3.11) may turn a cancellation into a TimeoutError; a loop
+    that logs and carries on after errors would then never stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def bounded(limit: int, action: Callable[[T], Awaitable[None]], items: Iterable[T]) -> None:
     """`action(item)` for every item, at most `limit` at once; failures are logged, not raised.
 
@@ -45,6 +56,7 @@ async def bounded(limit: int, action: Callable[[T], Awaitable[None]], items: Ite
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # one node's failure must not stop the fleet
+                reraise_if_cancelling()
                 logger.warning("simulator write failed: %s", error)
 
     await asyncio.gather(*(one(item) for item in items))
@@ -118,8 +130,10 @@ class Publisher:
             await self._create_configmap(node)
 
     async def _create_configmap(self, node: layout.SimNode) -> None:
-        body = plugin_state.configmap(
-            self.fleet, node, plugin_state.PluginState(), int(time.time()), fleet_label=nodes.FLEET_LABEL
+        body = self._mark(
+            plugin_state.configmap(
+                self.fleet, node, plugin_state.PluginState(), int(time.time()), fleet_label=nodes.FLEET_LABEL
+            )
         )
         try:
             await self.api.create(client.resource_path("v1", "configmaps", deviceinfo.NAMESPACE), body)
@@ -127,6 +141,14 @@ class Publisher:
             if error.status != 409:
                 raise
             await self.publish(node.name)  # keep the faults an earlier run left in it
+
+    def _mark(self, configmap: JSON) -> JSON:
+        """Record the free-list mode on the ConfigMap, so `sim fault` from another process keeps it."""
+        if not self.exclude_used:
+            configmap["metadata"]["annotations"] = {
+                plugin_state.FREE_LIST_ANNOTATION: plugin_state.FREE_LIST_ALL
+            }
+        return configmap
 
     # heartbeats
 
@@ -174,13 +196,11 @@ class Publisher:
                 state = plugin_state.read(current, self.fleet.hardware.resource)
             except (deviceinfo.DeviceInfoError, ValueError, KeyError):
                 state = plugin_state.PluginState()  # the plugin rewrites a ConfigMap it cannot read
-            body = plugin_state.configmap(
-                self.fleet,
-                node,
-                state,
-                int(time.time()),
-                self.view.in_use(name),
-                fleet_label=nodes.FLEET_LABEL,
+            in_use = self.view.in_use(name) if self.exclude_used else {}
+            body = self._mark(
+                plugin_state.configmap(
+                    self.fleet, node, state, int(time.time()), in_use, fleet_label=nodes.FLEET_LABEL
+                )
             )
             body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             try:

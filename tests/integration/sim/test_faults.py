@@ -127,3 +127,14 @@ async def test_faults_refuse_what_the_hardware_lacks(sandbox, api):
             await control.inject(api, "ascend-910b-0-0", faults.Kind.UNHEALTHY, "Ascend910-8")
     with pytest.raises(faults.FaultError, match="does not exist"):
         await control.inject(api, "nowhere", faults.Kind.UNHEALTHY)
+
+
+async def test_healing_a_die_without_a_kind_also_returns_its_reset_sibling(a3, api):
+    node = a3.node_names[2]
+    await control.inject(api, node, faults.Kind.RECOVERING, "Ascend910-9")
+    await control.inject(api, node, faults.Kind.NETWORK, "Ascend910-9")
+    assert (await _info(api, node)).recovering == {"Ascend910-8", "Ascend910-9"}
+    message = await control.heal(api, node, None, "Ascend910-9")
+    assert message == f"node {node}: all faults cleared on Ascend910-8,Ascend910-9"
+    info = await _info(api, node)
+    assert not (info.unhealthy or info.network_unhealthy or info.recovering or info.faults)
