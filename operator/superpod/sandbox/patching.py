@@ -20,10 +20,26 @@ from superpod.sandbox import patch as patches
 from superpod.sandbox.state import Options, Outcome, State, Target
 
 Object = dict[str, Any]
+_ATTEMPTS = 5
 
 
 async def patch(api: State, target: Target, content_type: str, body: bytes, options: Options) -> Outcome:
-    """PATCH: merge, JSON, strategic merge (built-in kinds only, 415 for CRs as in kube) or apply."""
+    """PATCH: merge, JSON, strategic merge (built-in kinds only, 415 for CRs as in kube) or apply.
+
+    A patch is applied again to the new state when another write won the race during admission, as kube's
+    GuaranteedUpdate retries it.
+    """
+    for _ in range(_ATTEMPTS - 1):
+        try:
+            return await _patch_once(api, target, content_type, body, options)
+        except state.RaceLost:
+            continue
+    return await _patch_once(api, target, content_type, body, options)
+
+
+async def _patch_once(
+    api: State, target: Target, content_type: str, body: bytes, options: Options
+) -> Outcome:
     resource = target.resource
     old = api.store.get(resource.storage_key, target.namespace, target.name)
     if content_type == "application/apply-patch+yaml":

@@ -67,6 +67,10 @@ class Outcome:
     warnings: list[str] = dataclasses.field(default_factory=list)
 
 
+class RaceLost(errors.ApiError):
+    """A 409 Conflict because the object changed while this write awaited admission."""
+
+
 # (operation, target, object, old object, options) -> the object after mutation; raises ApiError to deny.
 Admission = Callable[[str, Target, Object | None, Object | None, Options, bool], Awaitable[Object | None]]
 
@@ -253,6 +257,10 @@ class State:
         )
         if options.dry_run:
             return Outcome(present(obj, target.version, resource), 201, warnings)
+        if self.store.get(resource.storage_key, meta.get("namespace", ""), meta["name"]) is not None:
+            raise errors.already_exists(
+                resource.group, resource.plural, meta["name"]
+            )  # created during admission
         if key == resources.CRDS:
             self._serve_crd(obj)
         stored = self.store.create(resource.storage_key, obj)
@@ -328,6 +336,10 @@ class State:
             )
         if options.dry_run:
             return Outcome(present(new, target.version, resource), 200, warnings)
+        if self.store.get(resource.storage_key, target.namespace, target.name) is not old:
+            # Another write landed while admission webhooks were being called: kube's storage-level
+            # optimistic concurrency refuses this one (PATCH retries it on the new state).
+            raise RaceLost(errors.stale(resource.group, resource.plural, target.name).status)
         meta = new["metadata"]
         if resource.key == resources.CRDS and not target.subresource and not meta.get("deletionTimestamp"):
             self._serve_crd(new)

@@ -7,6 +7,7 @@ import base64
 import json
 import socket
 
+import aiohttp
 import pytest
 from aiohttp import web
 from superpod.sandbox import tls
@@ -27,6 +28,11 @@ async def review(request: web.Request) -> web.Response:
     body = await request.json()
     req = body["request"]
     response = {"uid": req["uid"], "allowed": True}
+    if request.path == "/slow":
+        await asyncio.sleep(0.3)  # long enough for concurrent writes to overlap
+        return web.json_response(
+            {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+        )
     if request.path == "/mutate":
         patch = [{"op": "add", "path": "/metadata/labels", "value": {"mutated": "yes"}}]
         response |= {"patchType": "JSONPatch", "patch": base64.b64encode(json.dumps(patch).encode()).decode()}
@@ -47,6 +53,7 @@ async def webhook_url():
     app = web.Application()
     app.router.add_post("/mutate", review)
     app.router.add_post("/validate", review)
+    app.router.add_post("/slow", review)
     runner = web.AppRunner(app)
     await runner.setup()
     sock = socket.socket()
@@ -57,7 +64,7 @@ async def webhook_url():
     await runner.cleanup()
 
 
-def configuration(kind, name, url, ca_bundle):
+def configuration(kind, name, url, ca_bundle, operations=("CREATE",)):
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": kind,
@@ -68,7 +75,7 @@ def configuration(kind, name, url, ca_bundle):
                 "clientConfig": {"url": url, "caBundle": ca_bundle},
                 "rules": [
                     {
-                        "operations": ["CREATE"],
+                        "operations": list(operations),
                         "apiGroups": [""],
                         "apiVersions": ["v1"],
                         "resources": ["configmaps"],
@@ -98,3 +105,26 @@ async def test_webhooks_mutate_and_deny_as_configured(sandbox, webhook_url):
     code, _, err = await kubectl(sandbox, "create", "configmap", "bad", "--from-literal=forbidden=x")
     assert code != 0
     assert 'admission webhook "deny.example.dev" denied the request: no forbidden keys' in err
+
+
+async def test_concurrent_patches_during_slow_admission_both_land(sandbox, webhook_url):
+    base, ca_bundle = webhook_url
+    slow = configuration(
+        "ValidatingWebhookConfiguration", "slow.example.dev", f"{base}/slow", ca_bundle, ("UPDATE",)
+    )
+    code, _, err = await kubectl(sandbox, "apply", "-f", "-", stdin=json.dumps(slow))
+    assert code == 0, err
+    code, _, err = await kubectl(sandbox, "create", "configmap", "shared", "--from-literal=a=b")
+    assert code == 0, err
+    path = f"{sandbox.url}/api/v1/namespaces/default/configmaps/shared"
+    headers = {"Content-Type": "application/merge-patch+json"}
+    async with aiohttp.ClientSession() as session:
+
+        async def label(key):
+            patch = json.dumps({"metadata": {"labels": {key: "1"}}})
+            async with session.patch(path, data=patch, headers=headers) as response:
+                return response.status
+
+        assert await asyncio.gather(label("first"), label("second")) == [200, 200]
+    _, out, _ = await kubectl(sandbox, "get", "configmap", "shared", "-o", "json")
+    assert json.loads(out)["metadata"]["labels"] == {"first": "1", "second": "1"}
