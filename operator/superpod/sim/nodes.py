@@ -3,7 +3,7 @@
 Labels (device plugin `manager.go` and the cluster installer): `accelerator`, `accelerator-type`,
 `huawei.com/topotree.superpodid|rackid|serverid` (on SuperPoD hardware; the real A3 plugin sets only the
 superpodid one, the A5 plugin all three: the simulator sets all three on both, see docs/simulator.md),
-`kubernetes.io/hostname|os|arch`; for GB200 GPU feature discovery's `nvidia.com/gpu.clique` and
+`kubernetes.io/hostname|os|arch`; for GB200 GPU feature discovery's `nvidia.com/gpu.clique`, `.product`, `.count` and
 `nvidia.com/gpu.present`. Annotations: `superPodID`, `serverIndex` (-2 where unsupported) and
 `baseDeviceInfos` (device IPs and super device ids, as the device plugin publishes them).
 Status: capacity/allocatable of the profile's resource, addresses, nodeInfo and the four kubelet conditions.
@@ -41,6 +41,8 @@ def node_labels(fleet: layout.Layout, node: layout.SimNode) -> dict[str, str]:
     }
     if fleet.hardware.family is hardware.Family.GPU:
         result["nvidia.com/gpu.present"] = "true"
+        result["nvidia.com/gpu.product"] = facts.model_name
+        result["nvidia.com/gpu.count"] = str(len(node.devices))
         result[CLIQUE_LABEL] = f"{SIM_CLUSTER_UUID}.{max(node.rack_id, 0) + fleet.superpod_id * 1000}"
         return result
     result["accelerator"] = facts.accelerator

@@ -104,6 +104,7 @@ def test_a_gb200_node_has_the_nvlink_clique_label_and_gpus():
     node = nodes.node_object(fleet, fleet.nodes[17], NOW)
     assert node["metadata"]["labels"][nodes.CLIQUE_LABEL] == f"{nodes.SIM_CLUSTER_UUID}.0"
     assert node["status"]["capacity"]["nvidia.com/gpu"] == "4"
+    assert node["metadata"]["labels"]["nvidia.com/gpu.count"] == "4"
     assert "accelerator" not in node["metadata"]["labels"]
 
 
