@@ -48,6 +48,11 @@ async def delete(api: State, target: Target, delete_options: Object, options: Op
             "FieldValueNotSupported", f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"', "propagationPolicy")])  # fmt: skip
     if api.admission is not None:
         await api.admission("DELETE", target, None, old, options, False)
+        # Webhooks may have taken a while: go on from the object as it is now.
+        current = api.store.get(resource.storage_key, target.namespace, target.name)
+        if current is None:
+            raise errors.not_found(resource.group, resource.plural, target.name)
+        old, meta = current, current["metadata"]
     finalizers = list(meta.get("finalizers") or [])
     extra = {"Foreground": FOREGROUND, "Orphan": ORPHAN}.get(policy or "")
     if extra and extra not in finalizers:
