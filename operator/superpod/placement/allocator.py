@@ -7,6 +7,7 @@ allocations; `set_health` follows the device plugin. See the package docstring f
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from superpod.api import partition as api_partition
@@ -526,7 +527,12 @@ class _RepairPlan:
 
 
 def _names(node: topology_tree.TreeNode, mask: int) -> tuple[str, ...]:
-    return tuple(device for bit, device in enumerate(node.devices) if mask >> bit & 1)
+    return _device_names(node.devices, mask)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _device_names(devices: tuple[str, ...], mask: int) -> tuple[str, ...]:
+    return tuple(device for bit, device in enumerate(devices) if mask >> bit & 1)
 
 
 def _mask(

@@ -162,21 +162,28 @@ class _Search:
         return min(tied)
 
     def split(self, level: int, domain: int, need: int, capacity: dict[int, int]) -> list[tuple[int, int]]:
-        """(child, amount) covering `need`: largest children first until the rest fits, then best fit."""
+        """(child, amount) covering `need`: largest children first until the rest fits, then best fit.
+
+        One pass over the children sorted by capacity, largest first: while the largest left cannot hold
+        the rest, take it whole; then the ones that can hold the rest are a prefix of what is left, and the
+        tightest of them are at its end."""
         children = sorted((c for c, value in capacity.items() if value > 0), key=lambda c: (-capacity[c], c))
         chosen: list[tuple[int, int]] = []
         remaining = need
-        while remaining > 0 and children:
-            fitting = [c for c in children if capacity[c] >= remaining]
-            if fitting:
-                tightest = min(capacity[c] for c in fitting)
-                tied = [c for c in fitting if capacity[c] == tightest]
-                best = self.fullest(level - 1, tied)
-                chosen.append((best, remaining))
+        position = 0
+        while remaining > 0 and position < len(children):
+            largest = children[position]
+            if capacity[largest] >= remaining:
+                end = position
+                while end < len(children) and capacity[children[end]] >= remaining:
+                    end += 1
+                tightest = capacity[children[end - 1]]
+                tied = [c for c in children[position:end] if capacity[c] == tightest]
+                chosen.append((self.fullest(level - 1, tied), remaining))
                 return chosen
-            largest = children.pop(0)
             chosen.append((largest, capacity[largest]))
             remaining -= capacity[largest]
+            position += 1
         return chosen if remaining == 0 else []
 
     # ---- placing slots -------------------------------------------------------------------------------

@@ -71,16 +71,14 @@ class TopologyTree:
         self.levels = levels
         self.node_tier = profile.node_tier
         self.by_name = {node.name: node for node in nodes}
+        self.total_devices = sum(len(node.devices) for node in nodes)
+        self._node_domains: dict[int, tuple[tuple[str, str], ...]] = {}
         self.parents: tuple[tuple[int, ...], ...] = tuple(
             tuple(domain.parent for domain in level) for level in levels
         )  # parents[level][domain]: the index of its parent in level + 1 (-1 for the root)
         self.device_index = {
             node.name: {device: i for i, device in enumerate(node.devices)} for node in nodes
         }
-
-    @property
-    def total_devices(self) -> int:
-        return sum(len(node.devices) for node in self.nodes)
 
     def level_tier(self, level: int) -> tiers.Tier:
         return self.profile.tiers[self.node_tier + level]
@@ -89,8 +87,14 @@ class TopologyTree:
         return self.level_tier(level).name
 
     def node_domains(self, node: TreeNode) -> dict[str, str]:
-        """Tier name -> domain id of a node, node tier and up."""
-        return {self.tier_name(level): self.levels[level][d].id for level, d in enumerate(node.domains)}
+        """Tier name -> domain id of a node, node tier and up (a fresh dict: callers may keep it)."""
+        cached = self._node_domains.get(node.index)
+        if cached is None:
+            cached = tuple(
+                (self.tier_name(level), self.levels[level][d].id) for level, d in enumerate(node.domains)
+            )
+            self._node_domains[node.index] = cached
+        return dict(cached)
 
     def ancestors(self, level: int, index: int) -> Iterable[tuple[int, int]]:
         """(level, index) of a domain's ancestors, nearest first."""
