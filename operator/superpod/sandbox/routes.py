@@ -220,6 +220,9 @@ class Router:
         resource = target.resource
         if target.subresource == "scale":
             return await self._scale(request, target)
+        only = {"binding": "POST", "finalize": "PUT"}.get(target.subresource)
+        if only is not None and method != only:
+            raise errors.method_not_allowed(method.lower(), resource.group, resource.plural)
         if method == "GET":
             if target.name and not watch_prefix:
                 self._record("get", target)

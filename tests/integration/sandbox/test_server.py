@@ -76,6 +76,14 @@ def test_the_version_resource_lists_subresources(sandbox_thread):
             "UnsupportedMediaType",
         ),
         ("GET", "/apis/nothing.dev/v1/things", None, "application/json", 404, "NotFound"),
+        (
+            "GET",
+            "/api/v1/namespaces/default/pods/p/binding",
+            None,
+            "application/json",
+            405,
+            "MethodNotAllowed",
+        ),
     ],
 )
 def test_malformed_requests_get_kube_status_codes(
