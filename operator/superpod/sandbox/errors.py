@@ -112,15 +112,10 @@ def forbidden(group: str, resource: str, name: str, why: str) -> ApiError:
 
 
 def method_not_allowed(verb: str, group: str, resource: str) -> ApiError:
+    """A verb the resource has no route for: kube's generic 405 (the route table answers, not the resource)."""
+    del verb, group, resource  # kube's generic answer names none of them
     message = "the server does not allow this method on the requested resource"
-    return ApiError(
-        status(
-            405,
-            "MethodNotAllowed",
-            message,
-            {"group": group, "kind": resource} if group else {"kind": resource},
-        )
-    )
+    return ApiError(status(405, "MethodNotAllowed", message, {}))
 
 
 def unsupported_media_type(content_type: str, accepted: list[str]) -> ApiError:
