@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from superpod import placement
+from superpod.api import superpod as api_superpod
 from superpod.placement import policy as placement_policy
 from superpod.topology import inventory, profiles, tree
 
@@ -17,7 +18,19 @@ SMALL_NODES = {
 }
 
 
+CUSTOM_TIERS = [
+    api_superpod.TierSpec(name="pair", domain_size=2, bandwidth_g_bps=400.0),
+    api_superpod.TierSpec(name="node", domain_size=8, bandwidth_g_bps=200.0),
+    api_superpod.TierSpec(name="rack", domain_size=32, bandwidth_g_bps=100.0),
+    api_superpod.TierSpec(name="pod", domain_size=128, bandwidth_g_bps=50.0),
+]
+
+
 def make_tree(profile_name: str, nodes: int | None = None, reserve: int | None = None) -> tree.TopologyTree:
+    """A tree of a built-in profile, or of "custom" (pairs of 2, nodes of 8, racks of 32, a pod of 128)."""
+    if profile_name == "custom":
+        profile = profiles.custom(CUSTOM_TIERS)
+        return tree.build(profile, inventory.synthesize(profile, nodes), reserve_nodes=reserve)
     profile = profiles.BUILTIN[profile_name]
     if profile_name == "atlas-950-supercluster":
         return tree.build(profile, small_supercluster(), reserve_nodes=reserve)

@@ -40,6 +40,7 @@ SEQUENCES: dict[str, list[dict[str, Any]]] = {
     "atlas-950-supercluster": [{"npus": 2}, {"npus": 64}, {"npus": 96, "blockSize": 32}],
     "ascend-910a": [{"npus": 1}, {"npus": 2}, {"npus": 1}, {"npus": 4}, {"npus": 8}, {"npus": 3}],
     "ascend-910b": [{"npus": 1}, {"npus": 7}, {"npus": 16}],
+    "custom": [{"npus": 1}, {"npus": 2}, {"npus": 8}, {"npus": 32, "maxTier": "rack"}, {"npus": 3}],
     "nvidia-gb200-nvl72": [{"npus": 2}, {"npus": 2}, {"npus": 72, "maxTier": "rack"}, {"npus": 8}],
 }
 

@@ -20,9 +20,9 @@ from superpod.topology import profiles
 
 from tests.unit.placement.builders import SMALL_NODES, make_allocator
 
-PROFILES = [*SMALL_NODES, "atlas-950-supercluster"]
+PROFILES = [*SMALL_NODES, "atlas-950-supercluster", "custom"]
 SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
-TIERS = (None, "module", "node", "rack", "superpod", "cluster")
+TIERS = (None, "module", "pair", "node", "rack", "superpod", "pod", "cluster")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,5 +237,5 @@ def test_baselines_obey_the_same_hard_rules(policy, profile, steps):
     apply(make_allocator(profile, SMALL_NODES.get(profile), reserve=1, policy=policy), steps)
 
 
-def test_every_builtin_profile_is_covered():
-    assert set(PROFILES) == set(profiles.BUILTIN)
+def test_every_profile_is_covered():
+    assert set(PROFILES) == {*profiles.BUILTIN, "custom"}
