@@ -29,6 +29,18 @@ from tests.integration.operator import conftest as operator_harness
 
 FULLNAME = "superpod-superpod-operator"
 
+# Seconds to wait for each step: generous, the machine is shared and a restarted replica may wait for kopf
+# peering to settle.
+PATIENCE = 60.0
+
+# Requests the chart denies on purpose, with the reason; the operator handles the 403.
+DENIED_ON_PURPOSE: dict[tuple[str, str, str], str] = {
+    ("create", "kopf.dev", "clusterkopfpeerings"): (
+        "the operator creates its peering object when nobody did (controller/operator.py ensure_peering); the "
+        "chart creates it, so the operator needs no create and takes the 403 as 'it exists'"
+    ),
+}
+
 
 def test_request_attributes_follow_kube_apiserver_rules():
     attributes = recording_proxy.request_attributes
@@ -125,7 +137,7 @@ async def recorded(helm) -> list[rbac.Call]:
             await operator.start()
             try:
                 await admission.eventually(
-                    lambda: _webhook_is_current(api, operator.webhook_port), timeout=15
+                    lambda: _webhook_is_current(api, operator.webhook_port), timeout=PATIENCE
                 )
                 # Someone changes the configuration: the restarted operator must put its own back (update).
                 path = f"{admission.WEBHOOKS}/superpod-operator"
@@ -134,13 +146,13 @@ async def recorded(helm) -> list[rbac.Call]:
                 await api.replace(path, changed)
                 await operator.restart()
                 await admission.eventually(
-                    lambda: _webhook_is_current(api, operator.webhook_port), timeout=15
+                    lambda: _webhook_is_current(api, operator.webhook_port), timeout=PATIENCE
                 )
                 await api.create(admission.SPOD, admission.cm384())
                 await api.create(
                     admission.partitions_path(), admission.partition("train", 32, devicesPerPod=16)
                 )
-                await admission.allocated(api, "train")
+                await admission.eventually(lambda: _phase(api, "train", "Allocated"), timeout=PATIENCE)
                 admitted = await api.create(admission.pods_path(), admission.pod("worker-0", "train"))
                 # The device plugin's answer: the rank table gains the pod's devices (a ConfigMap patch).
                 await api.patch(f"{admission.pods_path()}/worker-0", _device_plugin_annotation(admitted))
@@ -148,17 +160,22 @@ async def recorded(helm) -> list[rbac.Call]:
                 async def rank_table_rewritten() -> bool:
                     return any(c.resource == "configmaps" and c.verb == "patch" for c in proxy.calls)
 
-                await admission.eventually(rank_table_rewritten, timeout=15)
+                await admission.eventually(rank_table_rewritten, timeout=PATIENCE)
                 await api.delete(f"{admission.pods_path()}/worker-0")
                 await api.delete(f"{admission.partitions_path()}/train")
 
                 async def partition_gone() -> bool:
                     return await api.get_or_none(f"{admission.partitions_path()}/train") is None
 
-                await admission.eventually(partition_gone, timeout=15)
+                await admission.eventually(partition_gone, timeout=PATIENCE)
             finally:
                 await operator.stop()
         return list(proxy.calls)
+
+
+async def _phase(api: client.KubeClient, name: str, phase: str) -> bool:
+    partition = await api.get_or_none(f"{admission.partitions_path()}/{name}")
+    return ((partition or {}).get("status") or {}).get("phase") == phase
 
 
 async def _webhook_is_current(api: client.KubeClient, port: int) -> bool:
@@ -197,5 +214,7 @@ def _grants(helm: chart_helm.Helm) -> list[rbac.Grant]:  # the same value set as
 async def test_the_chart_allows_every_request_of_the_operator_and_nothing_more(helm, recorded):
     assert recorded, "the proxy recorded nothing: is the operator using its kubeconfig?"
     grants = _grants(helm)
-    assert rbac.denied(grants, recorded) == [], "add these to helm/superpod-operator/templates/rbac.yaml"
+    denied = [(r.verb, r.group, r.resource) for r in rbac.denied(grants, recorded)]
+    unexpected = [request for request in denied if request not in DENIED_ON_PURPOSE]
+    assert unexpected == [], "add these to helm/superpod-operator/templates/rbac.yaml"
     assert rbac.unused(grants, recorded) == [], "the operator no longer needs these: drop them from the chart"
