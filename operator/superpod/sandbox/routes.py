@@ -124,13 +124,7 @@ class Router:
             raise errors.path_not_found()
         if not rest:
             if request.method != "GET":
-                raise errors.ApiError(
-                    errors.status(
-                        405,
-                        "MethodNotAllowed",
-                        "the server does not allow this method on the requested resource",
-                    )
-                )
+                raise errors.method_not_allowed(request.method.lower(), group, "")
             body = discovery.resource_list(registry, group, version)
             if body is None:
                 raise errors.path_not_found()
@@ -138,6 +132,8 @@ class Router:
         watch_prefix = rest[0] == "watch"
         if watch_prefix:
             rest = rest[1:]
+            if not rest:
+                raise errors.path_not_found()
         namespace = ""
         if len(rest) >= 3 and rest[0] == "namespaces":
             candidate = registry.lookup(group, version, rest[2])

@@ -142,3 +142,23 @@ def test_tls_serving_with_the_ca_in_the_kubeconfig(tmp_path):
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert "namespace/kube-system" in done.stdout.split()
+
+
+def test_the_command_serves_until_stopped_and_writes_a_kubeconfig(tmp_path):
+    import sys
+
+    kubeconfig = tmp_path / "kc"
+    command = [sys.executable, "-m", "superpod.cli", "sandbox", "--kubeconfig", str(kubeconfig), "--tls"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as served:
+        try:
+            assert served.stdout is not None
+            line = served.stdout.readline()
+            assert "sandbox API server at https://127.0.0.1:" in line
+            done = subprocess.run(
+                [str(TOOLS_BIN / "kubectl"), "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "cache"), "get", "ns", "default", "-o", "name"],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert done.stdout.strip() == "namespace/default", done.stderr
+        finally:
+            served.terminate()
+            served.wait(timeout=10)
