@@ -11,7 +11,8 @@ kube-apiserver fails in a few well-known ways, and a controller must survive eac
 | `latency` | every answer delayed by a random time | a busy server |
 
 `Faults` is an aiohttp middleware the `Sandbox` always installs; it does nothing until a `Plan` is set, and a
-plan may be set and cleared while the server runs (set up a cluster cleanly, then break it). A plan may aim at
+plan may be set and cleared while the server runs (set up a cluster cleanly, then break it; watches opened
+before the plan are cut as well, so long-lived clients feel it too). A plan may aim at
 one client only, by the bearer token of its kubeconfig (the sandbox accepts any token), so a test can break the
 operator's view of the API while its own requests and the simulator's go through. `injected` counts what was
 done, per fault, so a test can prove the faults happened.
@@ -53,12 +54,22 @@ class Faults:
         self.plan: Plan | None = None
         self.injected: collections.Counter[str] = collections.Counter()
         self._random = random.Random()
+        # watches being served (by id: requests are unhashable), so a plan set later can cut them too
+        self._watches: dict[int, web.Request] = {}
+        self._cuts: dict[int, asyncio.TimerHandle] = {}
 
     def set(self, plan: Plan | None) -> None:
-        """Start injecting `plan`'s faults (None: stop)."""
+        """Start injecting `plan`'s faults (None: stop); watches already open are cut as new ones will be."""
         self.plan = plan
         if plan is not None and plan.seed is not None:
             self._random.seed(plan.seed)
+        for timer in self._cuts.values():
+            timer.cancel()
+        self._cuts.clear()
+        if plan is not None and plan.watch_cut is not None:
+            for request in self._watches.values():
+                if self._applies(plan, request):
+                    self._schedule_cut(request, self._random.uniform(*plan.watch_cut))
 
     def _applies(self, plan: Plan, request: web.Request) -> bool:
         if plan.token is None:
@@ -70,6 +81,18 @@ class Faults:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if _is_watch(request):
+            self._watches[id(request)] = request
+            try:
+                return await self._inject(request, handler)
+            finally:
+                del self._watches[id(request)]
+                cut = self._cuts.pop(id(request), None)
+                if cut is not None:
+                    cut.cancel()
+        return await self._inject(request, handler)
+
+    async def _inject(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         plan = self.plan
         if plan is None or not self._applies(plan, request):
             return await handler(request)
@@ -85,7 +108,7 @@ class Faults:
             self.injected["conflict"] += 1
             return _answer(_conflict(request.path))
         if plan.watch_cut is not None and _is_watch(request):
-            return await self._cut_later(request, handler, self._random.uniform(*plan.watch_cut))
+            self._schedule_cut(request, self._random.uniform(*plan.watch_cut))
         if request.method in WRITES and self._draw(plan.lost_reply_rate):
             response = await handler(request)
             if response.status < 300:
@@ -94,20 +117,17 @@ class Faults:
             return response
         return await handler(request)
 
-    async def _cut_later(self, request: web.Request, handler: Handler, after: float) -> web.StreamResponse:
-        """Serve the watch, and close its connection under it after `after` seconds (the stream then ends
-        without its last chunk, as when a server goes away; the handler notices and unsubscribes)."""
+    def _schedule_cut(self, request: web.Request, after: float) -> None:
+        """Close the watch's connection under it after `after` seconds: the stream ends without its last chunk,
+        as when a server goes away, and the handler notices and unsubscribes."""
 
         def cut() -> None:
+            self._cuts.pop(id(request), None)
             if request.transport is not None and not request.transport.is_closing():
                 self.injected["watch_cut"] += 1
                 request.transport.close()
 
-        timer = asyncio.get_running_loop().call_later(after, cut)
-        try:
-            return await handler(request)
-        finally:
-            timer.cancel()
+        self._cuts[id(request)] = asyncio.get_running_loop().call_later(after, cut)
 
 
 _DEADLINE = "Timeout: request did not complete within requested timeout - context deadline exceeded"

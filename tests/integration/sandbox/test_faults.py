@@ -3,6 +3,7 @@ the requests the plan aims at."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiohttp
@@ -111,6 +112,26 @@ async def test_a_cut_watch_breaks_mid_stream_and_a_new_one_resumes(sandbox: serv
             )
         ]
     assert resumed == ["later"]
+    assert sandbox.faults.injected["watch_cut"] == 1
+
+
+async def test_a_watch_opened_before_the_plan_is_cut_too(sandbox: server.Sandbox):
+    async with as_client(sandbox, "any") as api:
+        await api.create(CONFIGMAPS, configmap("old"))
+
+        async def watch() -> list[str]:
+            return [
+                event["object"]["metadata"]["name"]
+                async for event in api.watch(CONFIGMAPS, resourceVersion="0", timeoutSeconds="30")
+            ]
+
+        watching = asyncio.create_task(watch())
+        await asyncio.sleep(0.2)  # the watch is open, with no plan yet
+        started = time.monotonic()
+        sandbox.faults.set(faults.Plan(watch_cut=(0.1, 0.2)))
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await watching
+        assert time.monotonic() - started < 5
     assert sandbox.faults.injected["watch_cut"] == 1
 
 
