@@ -172,15 +172,20 @@ def register(
     webhook = Webhook(fleet, binder)
     bindings = bindings_module.Bindings(fleet.api, fleet, binder, namespace=config.namespace)
     partitions = (common.GROUP, common.VERSION, api_partition.PLURAL)
+    tasks: list[asyncio.Task[None]] = []
 
     @kopf.on.startup(registry=registry)
     async def start_bindings(**_: Any) -> None:
         await bindings.start()
         if files is not None and config.webhook_config == "managed":
-            await _manage_configuration(fleet.api, config, files)
+            # in the background: kopf starts the webhook server only after the startup handlers
+            tasks.append(asyncio.create_task(_manage_configuration(fleet.api, config, files)))
 
     @kopf.on.cleanup(registry=registry)
     async def stop_bindings(**_: Any) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await bindings.stop()
 
     if files is not None:
@@ -243,6 +248,8 @@ async def _manage_configuration(
     config: operator_settings.OperatorSettings,
     files: certificates.CertificateFiles,
 ) -> None:
+    """Write the webhook configuration once the server listens, so kube never calls a closed port."""
+    await _until_listening(config.webhook_host, config.webhook_port)
     client_config = webhookconfig.client_config(
         ca_pem=files.ca_pem,
         service=config.webhook_service,
@@ -250,6 +257,19 @@ async def _manage_configuration(
         port=config.webhook_port,
     )
     await webhookconfig.ensure(api, webhookconfig.configuration(client_config, namespace=config.namespace))
+
+
+async def _until_listening(host: str, port: int, interval: float = 0.05) -> None:
+    address = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+    while True:
+        try:
+            _, connection = await asyncio.open_connection(address, port)
+        except OSError:
+            await asyncio.sleep(interval)
+            continue
+        connection.close()
+        await connection.wait_closed()
+        return
 
 
 async def _wait_for_poke(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
