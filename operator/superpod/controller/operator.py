@@ -72,7 +72,9 @@ async def ensure_peering(api: client.KubeClient, config: operator_settings.Opera
         await api.create(path, body)
     except client.ApiError as error:
         if error.status == 403:  # the Helm chart creates it and grants no create: fine
-            logging.getLogger(__name__).info("not allowed to create the peering object; expecting it to exist")
+            logging.getLogger(__name__).info(
+                "not allowed to create the peering object; expecting it to exist"
+            )
         elif error.status != 409:  # AlreadyExists is the usual case
             raise
 
