@@ -8,10 +8,10 @@ export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
 
 all: test
 
-$(VENV_STAMP): pyproject.toml
+$(VENV_STAMP): pyproject.toml operator/requirements.lock
 	python3 -m venv .venv
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c operator/requirements.lock -e '.[dev]'
 	touch $(VENV_STAMP)
 
 tools:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from superpod.metrics import dashboard, promql, rules
+from superpod.metrics import dashboard, rules
 
 from tests.monitoring import scene, stage
 
@@ -44,7 +44,7 @@ def _by_tier(result: list[dict]) -> dict[str, float]:
 
 
 def test_partition_traffic_is_the_sum_over_its_devices_on_both_tiers(monitored, world):
-    record = "superpod_partition:interconnect_transmit_bytes_per_second:sum"
+    record = rules.PARTITION_TRANSMIT
     result = monitored.wait_for(f'{record}{{namespace="team-a", partition="llm-pretrain"}} > 0', timeout=POLL)
     assert set(_by_tier(result)) == {"hccs", "roce"}  # the job spans two SuperPoDs: RoCE between them
     # the same traffic from the exporter's own pod labels, without the operator's info series
@@ -56,13 +56,13 @@ def test_partition_traffic_is_the_sum_over_its_devices_on_both_tiers(monitored, 
 
 
 def test_a_device_with_a_network_fault_shows_roce_errors_on_its_partition(monitored):
-    record = f"superpod_partition:interconnect_errors_per_second:rate{promql.RATE_WINDOW}"
+    record = rules.PARTITION_ERRORS
     result = monitored.wait_for(f'{record}{{partition="llm-pretrain", tier="roce"}} > 0', timeout=POLL)
     assert result
 
 
 def test_per_tier_traffic_covers_each_superpod(monitored):
-    result = monitored.wait_for("superpod_tier:interconnect_transmit_bytes_per_second:sum > 0", timeout=POLL)
+    result = monitored.wait_for(f"{rules.TIER_TRANSMIT} > 0", timeout=POLL)
     assert {(s["metric"]["superpod"], s["metric"]["tier"]) for s in result} >= {
         ("cm384-a", "hccs"),
         ("cm384-b", "hccs"),

@@ -2,8 +2,9 @@
 
 `generate` writes `dashboard()` to `helm/superpod-operator/files/dashboard.json` (the chart ships it as a
 ConfigMap for Grafana's sidecar) and `render_dashboard` draws the same panels from a Prometheus. Queries read
-`superpod_*` series with `max by` (a standby replica exports the same fleet as the active one) and reach
-NPU-Exporter series only through `promql`'s joins. Variables: datasource, superpod, namespace, partition (multi,
+`superpod_*` series with `max by` (a standby replica exports the same fleet as the active one) and NPU-Exporter
+series only through the recording rules of `rules` (`files/recording-rules.yaml`, which the Prometheus must
+load): the joins are the most expensive queries, evaluated once per interval rather than per panel refresh. Variables: datasource, superpod, namespace, partition (multi,
 with All).
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from superpod.metrics import promql, rules
+from superpod.metrics import rules
 
 UID = "superpod-operator"
 SP = 'superpod=~"$superpod"'
@@ -140,22 +141,33 @@ PANELS: tuple[Panel, ...] = (
         "RoCE links down and HCCS CRC errors (top nodes)",
         "timeseries",
         (
-            Target(f"topk(8, {promql.node_links_down(SP)})", "{{node}} RoCE links down"),
-            Target(f"topk(8, {promql.node_hccs_errors(SP)})", "{{node}} HCCS CRC errors/s"),
+            Target(
+                f"topk(8, max by (superpod, node) ({rules.NODE_LINKS_DOWN}{{{SP}}}))",
+                "{{node}} RoCE links down",
+            ),
+            Target(
+                f"topk(8, max by (superpod, node) ({rules.NODE_HCCS_ERRORS}{{{SP}}}))",
+                "{{node}} HCCS CRC errors/s",
+            ),
         ),
         description="From NPU-Exporter: npu_chip_info_link_status and npu_chip_info_hccs_statistic_info_crc_err_cnt_N.",
     ),
     Panel(
         "Link errors per tier",
         "timeseries",
-        (Target(promql.superpod_errors(SP), "{{superpod}} {{tier}}"),),
+        (Target(f"max by (superpod, tier) ({rules.TIER_ERRORS}{{{SP}}})", "{{superpod}} {{tier}}"),),
         description="HCCS CRC errors (hccs) and RoCE receive errors (roce) per second, every device of the SuperPoD.",
     ),
     # ---- interconnect traffic
     Panel(
         "Interconnect traffic per partition and tier (transmit)",
         "timeseries",
-        (Target(promql.partition_traffic("transmit", PART), "{{namespace}}/{{partition}} {{tier}}"),),
+        (
+            Target(
+                f"max by (superpod, namespace, partition, tier) ({rules.PARTITION_TRANSMIT}{{{PART}}})",
+                "{{namespace}}/{{partition}} {{tier}}",
+            ),
+        ),
         unit="Bps",
         width=12,
         description="NPU-Exporter bandwidth of each partition's devices: hccs = inside the SuperPoD, roce = between SuperPoDs.",
@@ -164,8 +176,12 @@ PANELS: tuple[Panel, ...] = (
         "Interconnect traffic per SuperPoD and tier",
         "timeseries",
         (
-            Target(promql.superpod_traffic("transmit", SP), "{{superpod}} {{tier}} transmit"),
-            Target(promql.superpod_traffic("receive", SP), "{{superpod}} {{tier}} receive"),
+            Target(
+                f"max by (superpod, tier) ({rules.TIER_TRANSMIT}{{{SP}}})", "{{superpod}} {{tier}} transmit"
+            ),
+            Target(
+                f"max by (superpod, tier) ({rules.TIER_RECEIVE}{{{SP}}})", "{{superpod}} {{tier}} receive"
+            ),
         ),
         unit="Bps",
         width=12,
@@ -173,7 +189,12 @@ PANELS: tuple[Panel, ...] = (
     Panel(
         "Link errors per partition and tier",
         "timeseries",
-        (Target(promql.partition_errors(PART), "{{namespace}}/{{partition}} {{tier}}"),),
+        (
+            Target(
+                f"max by (superpod, namespace, partition, tier) ({rules.PARTITION_ERRORS}{{{PART}}})",
+                "{{namespace}}/{{partition}} {{tier}}",
+            ),
+        ),
         description="Errors per second on the links of each partition's devices.",
     ),
     # ---- operator health

@@ -1,7 +1,7 @@
 """PromQL that joins NPU-Exporter's per-device series onto partitions, nodes and SuperPods.
 
-One builder per question, used by both the recording rules (no selector) and the dashboard (with its variables
-as selector), so the rule a user queries and the panel they look at compute the same thing.
+One builder per question; `rules` records each of them (the dashboard reads the recorded series, since these
+joins are the most expensive queries of the stack) and the UB switch alert uses `node_hccs_errors` inline.
 
 NPU-Exporter names and labels (MindCluster `npu-exporter`, DESIGN.md section 5): every series carries the
 device's `id`; a per-node exporter is scraped with a `node` label (set it from `__meta_kubernetes_pod_node_name`
@@ -30,10 +30,6 @@ ROCE_ERRORS = "npu_chip_roce_rx_err_pkt_num"
 DIRECTIONS = ("transmit", "receive")
 
 
-def _braces(selector: str) -> str:
-    return f"{{{selector}}}" if selector else ""
-
-
 def device_bytes(direction: str, tier: str) -> str:
     """Bytes per second per device (labels node, id) on one tier, one direction."""
     names = _TRANSMIT if direction == "transmit" else _RECEIVE
@@ -56,14 +52,14 @@ def device_errors(tier: str) -> str:
     return f"sum by (node, id) ({links})"
 
 
-def partition_devices(selector: str = "") -> str:
+def partition_devices() -> str:
     """(node, id) -> partition; `max` collapses the copies two operator replicas export."""
-    return f"max by ({PARTITION_LABELS}, node, id) (superpod_partition_device_info{_braces(selector)})"
+    return f"max by ({PARTITION_LABELS}, node, id) (superpod_partition_device_info)"
 
 
-def superpod_nodes(selector: str = "") -> str:
+def superpod_nodes() -> str:
     """node -> SuperPod, for every member node (allocated or not)."""
-    return f"max by (superpod, node) (superpod_node_devices{_braces(selector)})"
+    return "max by (superpod, node) (superpod_node_devices)"
 
 
 def _tiered(per_tier: dict[str, str]) -> str:
@@ -71,48 +67,48 @@ def _tiered(per_tier: dict[str, str]) -> str:
     return " or ".join(parts)
 
 
-def _per_partition(device_expr: str, selector: str) -> str:
+def _per_partition(device_expr: str) -> str:
     return (
         f"sum by ({PARTITION_LABELS}) ({device_expr} * on (node, id) group_left ({PARTITION_LABELS})"
-        f" {partition_devices(selector)})"
+        f" {partition_devices()})"
     )
 
 
-def _per_superpod(device_expr: str, selector: str) -> str:
-    return f"sum by (superpod) ({device_expr} * on (node) group_left (superpod) {superpod_nodes(selector)})"
+def _per_superpod(device_expr: str) -> str:
+    return f"sum by (superpod) ({device_expr} * on (node) group_left (superpod) {superpod_nodes()})"
 
 
-def partition_traffic(direction: str, selector: str = "") -> str:
+def partition_traffic(direction: str) -> str:
     """Bytes per second of each partition's devices, by tier (labels superpod, namespace, partition, tier)."""
-    return _tiered({tier: _per_partition(device_bytes(direction, tier), selector) for tier in TIERS})
+    return _tiered({tier: _per_partition(device_bytes(direction, tier)) for tier in TIERS})
 
 
-def partition_errors(selector: str = "") -> str:
+def partition_errors() -> str:
     """Link errors per second of each partition's devices, by tier."""
-    return _tiered({tier: _per_partition(device_errors(tier), selector) for tier in TIERS})
+    return _tiered({tier: _per_partition(device_errors(tier)) for tier in TIERS})
 
 
-def superpod_traffic(direction: str, selector: str = "") -> str:
+def superpod_traffic(direction: str) -> str:
     """Bytes per second of every device of each SuperPod, by tier (labels superpod, tier)."""
-    return _tiered({tier: _per_superpod(device_bytes(direction, tier), selector) for tier in TIERS})
+    return _tiered({tier: _per_superpod(device_bytes(direction, tier)) for tier in TIERS})
 
 
-def superpod_errors(selector: str = "") -> str:
+def superpod_errors() -> str:
     """Link errors per second of every device of each SuperPod, by tier."""
-    return _tiered({tier: _per_superpod(device_errors(tier), selector) for tier in TIERS})
+    return _tiered({tier: _per_superpod(device_errors(tier)) for tier in TIERS})
 
 
-def node_links_down(selector: str = "") -> str:
+def node_links_down() -> str:
     """RoCE ports down per node (NPU-Exporter's link status 0), labels superpod, node."""
     return (
         "sum by (superpod, node) ((1 - max by (node, id) (npu_chip_info_link_status))"
-        f" * on (node) group_left (superpod) {superpod_nodes(selector)})"
+        f" * on (node) group_left (superpod) {superpod_nodes()})"
     )
 
 
-def node_hccs_errors(selector: str = "") -> str:
+def node_hccs_errors() -> str:
     """HCCS CRC errors per second per node, labels superpod, node."""
     return (
         f"sum by (superpod, node) ({device_errors('hccs')} * on (node) group_left (superpod)"
-        f" {superpod_nodes(selector)})"
+        f" {superpod_nodes()})"
     )

@@ -102,35 +102,55 @@ def _draw_timeseries(ax: Any, panel: dashboard.Panel, results: list[Result]) -> 
         ax.legend(fontsize=6, loc="upper left", ncol=2 if len(lines) > 4 else 1, framealpha=0.7)
 
 
+def _natural(text: str) -> tuple[Any, ...]:
+    """Sort key that orders rack 2 before rack 10."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
+
+
 def _draw_bars(ax: Any, panel: dashboard.Panel, results: list[Result]) -> None:
     divisor, suffix = scale(panel.unit)
     bars = sorted(
-        (legend(target.legend, labels), value / divisor)
-        for target, result in zip(panel.targets, results, strict=True)
-        for labels, value in _values(result)
+        (
+            (legend(target.legend, labels), value / divisor)
+            for target, result in zip(panel.targets, results, strict=True)
+            for labels, value in _values(result)
+        ),
+        key=lambda bar: _natural(bar[0]),
     )
     names = [name for name, _ in bars]
     values = [0.0 if math.isnan(value) else value for _, value in bars]
-    colors = [_heat(value / 100 if panel.unit == "percentunit" else 0.5) for value in values]
-    if len(bars) > 16:
+    top = 100.0 if panel.unit == "percentunit" else max(values, default=1.0) or 1.0
+    colors = [_shade(value / top) for value in values]
+    if len(bars) > 16:  # many bars (nodes): vertical, labelled by what differs between the names
+        prefix = _shared_prefix(names)
         ax.bar(range(len(values)), values, color=colors)
-        ax.set_xticks(range(len(values)), names, rotation=90, fontsize=5)
+        ax.set_xticks(range(len(values)), [name[len(prefix) :] for name in names], fontsize=6)
+        ax.set_xlabel(f"{prefix}…" if prefix else "", fontsize=7)
         ax.set_ylabel(suffix, fontsize=7)
-        if panel.unit == "percentunit":
-            ax.set_ylim(0, 100)
+        ax.set_ylim(0, top)
+        ax.grid(alpha=0.3, axis="y")
     else:
         ax.barh(range(len(values)), values, color=colors)
         ax.set_yticks(range(len(values)), names, fontsize=6)
         ax.invert_yaxis()
         ax.set_xlabel(suffix, fontsize=7)
-        if panel.unit == "percentunit":
-            ax.set_xlim(0, 100)
-    ax.grid(alpha=0.3, axis="y" if len(bars) > 16 else "x")
+        ax.set_xlim(0, top)
+        ax.grid(alpha=0.3, axis="x")
 
 
-def _heat(fraction: float) -> tuple[float, float, float]:
+def _shared_prefix(names: Sequence[str]) -> str:
+    """The longest prefix ending in '-' that every name shares (node names: cloudmatrix-384-0-)."""
+    prefix = names[0] if names else ""
+    for name in names:
+        while not name.startswith(prefix):
+            prefix = prefix[:-1]
+    return prefix[: prefix.rfind("-") + 1]
+
+
+def _shade(fraction: float) -> tuple[float, float, float]:
+    """Light to dark blue as a bar fills (occupancy is not an alarm, so no red)."""
     fraction = min(1.0, max(0.0, fraction))
-    return (0.2 + 0.75 * fraction, 0.75 - 0.45 * fraction, 0.35)
+    return (0.75 - 0.6 * fraction, 0.85 - 0.45 * fraction, 0.95 - 0.25 * fraction)
 
 
 def _draw_table(ax: Any, panel: dashboard.Panel, results: list[Result]) -> None:
@@ -170,6 +190,19 @@ def _draw_stat(ax: Any, panel: dashboard.Panel, results: list[Result]) -> None:
     ax.text(0.5, 0.45, text, ha="center", va="center", fontsize=28, fontweight="bold", color="#2a7a3a")
 
 
+def _rectangle(
+    panel: dashboard.Panel, grid: dict[str, int], width: float, height: float, row: float, header: float
+) -> tuple[float, float, float, float]:
+    """The panel's axes in figure coordinates: its Grafana grid cell minus room for title and tick labels."""
+    column = (width - 0.4) / 24
+    left_pad = 1.4 if panel.kind == "bargauge" and panel.width < 12 else 0.6  # long bar names on the left
+    left = 0.2 + grid["x"] * column + left_pad
+    right = 0.2 + (grid["x"] + grid["w"]) * column - 0.25
+    top = height - header - grid["y"] * row - 0.35  # the title sits above the axes
+    bottom = height - header - (grid["y"] + grid["h"]) * row + 0.55  # tick labels and axis label below
+    return (left / width, bottom / height, (right - left) / width, (top - bottom) / height)
+
+
 def render(
     client: Client, out: pathlib.Path, *, seconds: float, variables: dict[str, str], title: str
 ) -> int:
@@ -184,13 +217,13 @@ def render(
     step = max(1.0, seconds / 60)
     positions = [panel["gridPos"] for panel in dashboard.dashboard()["panels"]]
     rows = max(p["y"] + p["h"] for p in positions)
-    figure = pyplot.figure(figsize=(22, rows * 0.42 + 1), dpi=100)
-    grid = figure.add_gridspec(rows, 24, hspace=6.0, wspace=1.6, top=1 - 0.9 / (rows * 0.42 + 1), bottom=0.03)
-    figure.suptitle(title, fontsize=14, fontweight="bold")
+    row_inches, width, header = 0.42, 22.0, 0.8
+    height = rows * row_inches + header
+    figure = pyplot.figure(figsize=(width, height), dpi=100)
+    figure.suptitle(title, fontsize=14, fontweight="bold", y=1 - 0.3 / height)
     empty = 0
     for panel, position in zip(dashboard.PANELS, positions, strict=True):
-        x, y, w, h = position["x"], position["y"], position["w"], position["h"]
-        ax = figure.add_subplot(grid[y : y + h, x : x + w])
+        ax = figure.add_axes(_rectangle(panel, position, width, height, row_inches, header))
         ax.set_title(panel.title, fontsize=9, loc="left", fontweight="bold")
         ax.tick_params(labelsize=6)
         results = []

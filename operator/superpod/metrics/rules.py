@@ -101,26 +101,28 @@ class Recording:
     expr: str
 
 
+WINDOW = promql.RATE_WINDOW
+PARTITION_TRANSMIT = "superpod_partition:interconnect_transmit_bytes_per_second:sum"
+PARTITION_RECEIVE = "superpod_partition:interconnect_receive_bytes_per_second:sum"
+PARTITION_ERRORS = f"superpod_partition:interconnect_errors_per_second:rate{WINDOW}"
+TIER_TRANSMIT = "superpod_tier:interconnect_transmit_bytes_per_second:sum"
+TIER_RECEIVE = "superpod_tier:interconnect_receive_bytes_per_second:sum"
+TIER_ERRORS = f"superpod_tier:interconnect_errors_per_second:rate{WINDOW}"
+NODE_LINKS_DOWN = "superpod_node:npu_links_down:sum"
+NODE_HCCS_ERRORS = f"superpod_node:hccs_crc_errors_per_second:rate{WINDOW}"
+
 RECORDINGS: tuple[Recording, ...] = (
-    *(
-        Recording(f"superpod_partition:interconnect_{direction}_bytes_per_second:sum", expr)
-        for direction in promql.DIRECTIONS
-        for expr in [promql.partition_traffic(direction)]
-    ),
-    Recording(
-        f"superpod_partition:interconnect_errors_per_second:rate{promql.RATE_WINDOW}",
-        promql.partition_errors(),
-    ),
-    *(
-        Recording(f"superpod_tier:interconnect_{direction}_bytes_per_second:sum", expr)
-        for direction in promql.DIRECTIONS
-        for expr in [promql.superpod_traffic(direction)]
-    ),
-    Recording(
-        f"superpod_tier:interconnect_errors_per_second:rate{promql.RATE_WINDOW}", promql.superpod_errors()
-    ),
-    Recording("superpod_node:npu_links_down:sum", promql.node_links_down()),
+    Recording(PARTITION_TRANSMIT, promql.partition_traffic("transmit")),
+    Recording(PARTITION_RECEIVE, promql.partition_traffic("receive")),
+    Recording(PARTITION_ERRORS, promql.partition_errors()),
+    Recording(TIER_TRANSMIT, promql.superpod_traffic("transmit")),
+    Recording(TIER_RECEIVE, promql.superpod_traffic("receive")),
+    Recording(TIER_ERRORS, promql.superpod_errors()),
+    Recording(NODE_LINKS_DOWN, promql.node_links_down()),
+    Recording(NODE_HCCS_ERRORS, promql.node_hccs_errors()),
 )
+"""Level `superpod_partition` has labels superpod, namespace, partition, tier; `superpod_tier` superpod, tier;
+`superpod_node` superpod, node (tier hccs/roce as in `promql`)."""
 
 
 def alert_groups() -> dict[str, Any]:

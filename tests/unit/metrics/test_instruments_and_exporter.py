@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import aiohttp
 import prometheus_client
 import pytest
@@ -91,23 +93,29 @@ def test_an_unknown_resource_is_refused():
         metrics.observe_reconcile("pod", 0.1)
 
 
-async def test_the_exporter_serves_instruments_and_fleet_on_a_free_port_and_unregisters_on_stop():
+def _fleet() -> builders.Fleet:
     allocator = builders.allocator(nodes=4)
     builders.place(allocator, "ns/p", 16)
-    fleet = builders.Fleet(
+    return builders.Fleet(
         superpods={"sp": builders.SuperPod("sp", allocator=allocator)},
         partitions={"ns/p": builders.partition("ns/p", "sp", "Bound")},
     )
-    served = exporter.Exporter(lambda: snapshot.capture(fleet))
-    await served.start()
-    try:
-        assert served.port != 0
-        async with aiohttp.ClientSession() as session, session.get(served.url) as response:
-            assert response.status == 200
-            assert response.headers["Content-Type"].startswith("text/plain")
-            text = await response.text()
-    finally:
-        await served.stop()
+
+
+async def _get(url: str) -> str:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain")
+        return await response.text()
+
+
+async def test_the_exporter_serves_instruments_and_fleet_on_a_free_port():
+    fleet = _fleet()
+    async with exporter.serving(
+        lambda: snapshot.capture(fleet), host="127.0.0.1", port=_free_port()
+    ) as served:
+        assert served is not None
+        text = await _get(served.url)
     names = {family.name for family in parser.text_string_to_metric_families(text)}
     assert {
         "superpod_devices",
@@ -115,8 +123,28 @@ async def test_the_exporter_serves_instruments_and_fleet_on_a_free_port_and_unre
         "superpod_placement_decision_seconds",
     } <= names
     assert 'superpod_partition_devices{namespace="ns",partition="p",superpod="sp"} 16.0' in text
-    # stopped: the fleet collector is gone from the shared registry, a new exporter can register again
-    assert "superpod_devices" not in prometheus_client.generate_latest(instruments.REGISTRY).decode()
-    again = exporter.Exporter(lambda: snapshot.capture(fleet))
+
+
+async def test_port_zero_serves_nothing():
+    async with exporter.serving(lambda: snapshot.capture(_fleet()), host="127.0.0.1", port=0) as served:
+        assert served is None
+
+
+async def test_a_stopped_exporter_leaves_its_registry_and_a_new_one_can_take_its_place():
+    registry = prometheus_client.CollectorRegistry()
+    fleet = _fleet()
+    served = exporter.Exporter(lambda: snapshot.capture(fleet), registry=registry)
+    await served.start()
+    assert served.port != 0
+    assert "superpod_devices" in await _get(served.url)
+    await served.stop()
+    assert "superpod_devices" not in prometheus_client.generate_latest(registry).decode()
+    again = exporter.Exporter(lambda: snapshot.capture(fleet), registry=registry)
     await again.start()
     await again.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
