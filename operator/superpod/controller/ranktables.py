@@ -134,23 +134,33 @@ class RankTables:
         return wrote
 
     async def _write(self, partition: JSON, namespace: str, name: str, text: str) -> bool:
+        """Create the ConfigMap (first time) or patch its text; one call in the usual cases."""
         path = client.resource_path("v1", "configmaps", namespace, name)
-        current = await self.api.get_or_none(path)
-        if current is None:
-            try:
+        key = (namespace, name)
+        try:
+            if key not in self._written:
                 await self.api.create(
                     client.resource_path("v1", "configmaps", namespace), configmap(partition, name, text)
                 )
-            except client.ApiError as error:
-                if error.status != 409:
-                    raise
-                return await self._write(partition, namespace, name, text)  # made meanwhile: patch it
-        elif (current.get("data") or {}).get(render.CONFIGMAP_KEY) != text:
-            await self.api.patch(path, {"data": {render.CONFIGMAP_KEY: text}})
-        else:
-            self._written[(namespace, name)] = text
-            return False
-        self._written[(namespace, name)] = text
+            else:
+                await self.api.patch(path, {"data": {render.CONFIGMAP_KEY: text}})
+        except client.ApiError as error:
+            if error.status not in (404, 409):
+                raise
+            current = await self.api.get_or_none(path)  # made before (a restart), or deleted meanwhile
+            if current is None:
+                self._written.pop(key, None)
+                return await self._write(partition, namespace, name, text)
+            desired = configmap(partition, name, text)
+            owners = desired["metadata"]["ownerReferences"]
+            if (current.get("data") or {}).get(render.CONFIGMAP_KEY) == text and (
+                current["metadata"].get("ownerReferences") == owners
+            ):
+                self._written[key] = text
+                return False
+            # a table left by an earlier partition of the same name is taken over, owner included
+            await self.api.patch(path, {"metadata": {"ownerReferences": owners}, "data": desired["data"]})
+        self._written[key] = text
         if table_status(text) is tables.Status.COMPLETED:
             await self.writer.event(
                 partition, reason="RankTableCompleted", message=f"{name}: every rank known"

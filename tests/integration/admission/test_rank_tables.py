@@ -12,7 +12,9 @@ from superpod.sim import fleet
 from tests.conftest import ROOT
 from tests.integration.admission.conftest import (
     SPOD,
+    add_a3_nodes,
     allocated,
+    cm384,
     eventually,
     manifest,
     partition,
@@ -115,3 +117,22 @@ async def test_the_rank_table_completes_when_the_device_plugin_has_allocated_eve
 
 async def _gone(api, path: str) -> bool:
     return await api.get_or_none(path) is None
+
+
+async def test_a_configmap_the_user_made_beforehand_is_taken_over(cluster, operator):
+    """MindCluster's users create rings-config-<job> themselves with {"status":"initializing"}."""
+    _, api = cluster
+    await add_a3_nodes(api, 4)
+    await api.create(SPOD, cm384())
+    user_made = {"metadata": {"name": "rings-config-job"}, "data": {"hccl.json": '{"status":"initializing"}'}}
+    await api.create("/api/v1/namespaces/team-a/configmaps", user_made)
+    await api.create(partitions_path(), partition("job", 16))
+    placed = await allocated(api, "job")
+
+    async def taken_over() -> dict | None:
+        configmap = await api.get("/api/v1/namespaces/team-a/configmaps/rings-config-job")
+        return configmap if configmap["metadata"].get("ownerReferences") else None
+
+    configmap = await eventually(taken_over)
+    assert configmap["metadata"]["ownerReferences"][0]["uid"] == placed["metadata"]["uid"]
+    assert json.loads(configmap["data"]["hccl.json"])["version"] == "1.2"
