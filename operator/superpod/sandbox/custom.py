@@ -155,6 +155,24 @@ def resource_from_crd(crd: Object) -> resources.Resource:
     )
 
 
+def report_unknown(
+    resource: resources.Resource, version: str, dropped: list[str], options: Options
+) -> list[str]:
+    """What fieldValidation makes of dropped unknown fields: a 400 (Strict), warnings (Warn) or nothing."""
+    if not dropped or options.field_validation == "Ignore":
+        return []
+    if options.field_validation == "Strict":
+        if options.applying:
+            gvk = f"{resource.api_version(version)}, Kind={resource.kind}"
+            listed = ", ".join(f".{path}: field not declared in schema" for path in dropped)
+            raise errors.bad_request(f"failed to create typed patch object ({gvk}): {listed}")
+        listed = ", ".join(f'unknown field "{path}"' for path in dropped)
+        raise errors.bad_request(
+            f'{resource.kind} in version "{version}" cannot be handled as a {resource.kind}: strict decoding error: {listed}'
+        )
+    return [f'unknown field "{path}"' for path in dropped]
+
+
 def _scale_paths(scale: Object) -> tuple[str, str, str]:
     return (
         scale.get("specReplicasPath", ".spec.replicas"),
@@ -192,16 +210,7 @@ class Schemas:
         if compiled is None:
             return []
         dropped = compiled.prune(obj)
-        validation = options.field_validation
-        if dropped and validation == "Strict":
-            if options.applying:
-                gvk = f"{resource.api_version(version)}, Kind={resource.kind}"
-                listed = ", ".join(f".{path}: field not declared in schema" for path in dropped)
-                raise errors.bad_request(f"failed to create typed patch object ({gvk}): {listed}")
-            listed = ", ".join(f'unknown field "{path}"' for path in dropped)
-            raise errors.bad_request(
-                f'{resource.kind} in version "{version}" cannot be handled as a {resource.kind}: strict decoding error: {listed}'
-            )
+        warnings = report_unknown(resource, version, dropped, options)
         compiled.default(obj)
         causes = compiled.validate(obj, old)
         if causes:
@@ -211,4 +220,4 @@ class Schemas:
                 obj["metadata"].get("name", ""),
                 [FieldError(c.reason, c.message, c.field) for c in causes],
             )
-        return [f'unknown field "{path}"' for path in dropped] if validation != "Ignore" else []
+        return warnings

@@ -25,6 +25,7 @@ from superpod.sandbox import (
     resources,
     store,
     strategies,
+    typed,
 )
 from superpod.sandbox.errors import FieldError
 from superpod.sandbox.resources import Resource
@@ -250,6 +251,9 @@ class State:
             obj = await self._mutate("CREATE", target, obj, None, options)
         if resource.custom:
             warnings = self.schemas.process(resource, target.version, obj, None, options)
+        else:
+            dropped = typed.prune(obj, resource.storage_key)
+            warnings = custom.report_unknown(resource, target.version, dropped, options)
         if self.admission is not None:
             await self.admission("CREATE", target, obj, None, options, False)
         managed.record_update(
@@ -316,6 +320,9 @@ class State:
             new = await self._mutate("UPDATE", target, new, old, options)
         if resource.custom:
             warnings = self.schemas.process(resource, target.version, new, old, options)
+        else:
+            dropped = typed.prune(new, resource.storage_key)
+            warnings = custom.report_unknown(resource, target.version, dropped, options)
         new_entries = new["metadata"].get("managedFields")
         old_entries = old["metadata"].get("managedFields")
         client_entries = not keep_managed_fields and new_entries != old_entries

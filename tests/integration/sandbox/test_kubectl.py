@@ -289,3 +289,15 @@ def test_server_side_apply_refuses_unknown_fields_as_kube_words_it(kubectl):
         "failed to create typed patch object (example.dev/v1, Kind=Widget): .spec.bogus: field not declared in schema"
         in refused.stderr
     )
+
+
+def test_apply_refuses_unknown_fields_of_built_in_kinds(kubectl):
+    typo = deployment().replace("replicas: 2", "replicaz: 2")
+    refused = kubectl("apply", "-f", "-", stdin=typo, check=False)
+    assert refused.returncode != 0
+    assert (
+        'Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "spec.replicaz"'
+        in refused.stderr
+    )
+    kubectl("apply", "--validate=false", "-f", "-", stdin=typo)
+    assert "replicaz" not in get_json(kubectl, "deployment", "web")["spec"], "unknown fields are dropped"
