@@ -14,7 +14,6 @@ between decision and write loses nothing, because the decision was never persist
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import json
 import logging
@@ -29,6 +28,7 @@ from superpod.api import partition as api_partition
 from superpod.api import superpod as api_superpod
 from superpod.cluster import client, deviceinfo, inventory, nodeinfo, reflector, writer
 from superpod.controller import status as derive
+from superpod.metrics import instruments
 from superpod.topology import inventory as topology_inventory
 from superpod.topology import profiles
 from superpod.topology import tree as topology_tree
@@ -89,7 +89,6 @@ class Fleet:
         self._dirty_inventory: set[str] = set()
         self._inventory_scheduled = False
         self.inventory_debounce = 0.2
-        self.decision_seconds: collections.deque[float] = collections.deque(maxlen=10_000)
 
     # ---- start and stop ------------------------------------------------------------------------------
 
@@ -360,7 +359,7 @@ class Fleet:
             )
         started = time.perf_counter()
         decision = state.allocator.plan_partition(placement.PlacementRequest.from_spec(spec))
-        self.decision_seconds.append(time.perf_counter() - started)
+        instruments.observe_placement(time.perf_counter() - started)
         if isinstance(decision, placement.Rejection):
             state.pending.setdefault(key, (created, key))
             reason, message = decision.reason.value, decision.message

@@ -9,7 +9,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import kopf
@@ -18,6 +20,7 @@ from superpod.api import common
 from superpod.api import partition as api_partition
 from superpod.api import superpod as api_superpod
 from superpod.controller import fleet as fleet_module
+from superpod.metrics import instruments
 
 IDLE_REFRESH = 30.0  # seconds: a daemon re-checks even without a poke (missed events cost at most this)
 
@@ -38,11 +41,13 @@ def register(registry: kopf.OperatorRegistry, fleet: fleet_module.Fleet, *, stat
     @kopf.on.create(*partitions, registry=registry)
     @kopf.on.resume(*partitions, registry=registry)
     async def place(body: kopf.Body, **_: Any) -> None:
-        await fleet.place(_plain(body))
+        async with _reconcile("partition"):
+            await fleet.place(_plain(body))
 
     @kopf.on.delete(*partitions, registry=registry)
     async def release(body: kopf.Body, **_: Any) -> None:
-        await fleet.release(_plain(body))
+        async with _reconcile("partition"):
+            await fleet.release(_plain(body))
 
     @kopf.daemon(*superpods, registry=registry, cancellation_timeout=5.0)
     async def superpod_loop(name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
@@ -53,16 +58,30 @@ def register(registry: kopf.OperatorRegistry, fleet: fleet_module.Fleet, *, stat
                 await stopped.wait(0.05)
                 continue
             state.wake.clear()
-            if state.health_dirty:
-                state.health_dirty = False
-                await fleet.refresh_placed(state)
-            await fleet.retry_pending(state)
+            async with _reconcile("superpod"):
+                if state.health_dirty:
+                    state.health_dirty = False
+                    await fleet.refresh_placed(state)
+                await fleet.retry_pending(state)
             pause = status_interval - (time.monotonic() - last_write)
             if pause > 0:
                 await stopped.wait(pause)  # coalesce bursts of changes into one status write
             if await fleet.write_superpod_status(state):
                 last_write = time.monotonic()
             await _wait_for_poke(state.wake, stopped, IDLE_REFRESH)
+
+
+@contextlib.asynccontextmanager
+async def _reconcile(resource: str) -> AsyncIterator[None]:
+    """Time one reconcile for /metrics and count it as an error when it raises (kopf retries it)."""
+    started = time.perf_counter()
+    try:
+        yield
+    except Exception:
+        instruments.count_reconcile_error(resource)
+        raise
+    finally:
+        instruments.observe_reconcile(resource, time.perf_counter() - started)
 
 
 async def _wait_for_poke(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
