@@ -67,8 +67,8 @@ class Kubelet:
         if new is None:
             self._pending.pop(key, None)
             self._reported.pop(key, None)
-        elif podstatus.used_devices(new):
-            self._pending.pop(key, None)
+        elif (new.get("status") or {}).get("phase", "Pending") != "Pending":
+            self._pending.pop(key, None)  # the watch shows our status write: the pod no longer needs starting
         self.wake.set()
 
     async def run(self, resync_seconds: float = 1.0) -> None:
@@ -90,7 +90,12 @@ class Kubelet:
     async def sync(self) -> None:
         """One pass over all pods; node views are computed once and updated as pods are placed."""
         views: dict[str, scheduling.NodeView] | None = None
-        for key, pod in sorted(self.view.pods.objects.items()):
+        for key in sorted(self.view.pods.objects):
+            # read each pod when its turn comes, not from a snapshot: the watch may have moved it on meanwhile
+            current = self.view.pods.objects.get(key)
+            if current is None:
+                continue
+            pod = current
             spec = pod.get("spec") or {}
             node = spec.get("nodeName")
             if (pod.get("metadata") or {}).get("deletionTimestamp"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 from superpod.cluster import deviceinfo
@@ -178,3 +179,17 @@ async def test_a_pod_allocated_before_a_restart_starts_with_the_devices_it_alrea
     started = await eventually(lambda: _running(api, "survivor"))
     assert started["metadata"]["annotations"][podstatus.REAL_ANNOTATION] == "Ascend910-10,Ascend910-11"
     assert not [e for e in await _events(api, "survivor") if e["reason"] == "UnexpectedAdmissionError"]
+
+
+async def test_each_pod_is_started_once_even_when_many_arrive_together(sandbox, a3, api):
+    for index in range(12):
+        await api.create(PODS, pod(f"burst-{index}", 2))
+    for index in range(12):
+        await eventually(lambda index=index: _running(api, f"burst-{index}"))
+    await asyncio.sleep(1.0)  # a few more kubelet passes: none may write a status again
+    status_writes = sum(
+        count
+        for call, count in sandbox.calls.items()
+        if call.verb == "patch" and call.resource == "pods" and call.subresource == "status"
+    )
+    assert status_writes == 12
