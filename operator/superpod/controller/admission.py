@@ -217,6 +217,11 @@ def register(
                 metrics.observe_webhook(elapsed, error=failed)
                 logger.debug("admission of a pod took %.1f ms", elapsed * 1000)
 
+    @kopf.on.event(*partitions, registry=registry)
+    async def partition_event(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+        if bindings.follows(f"{namespace}/{name}"):
+            bindings.partition_changed(_plain(body))  # a moved slot rewrites the rank table at once
+
     @kopf.daemon(*partitions, registry=registry, cancellation_timeout=5.0, when=_placed)
     async def bind_loop(namespace: str | None, name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
         key = f"{namespace}/{name}"

@@ -48,6 +48,7 @@ class Bindings:
         self.grace = grace
         self.pods: dict[str, dict[str, JSON]] = {}  # partition key -> pod name -> pod
         self._wakes: dict[str, asyncio.Event] = {}
+        self._seen: dict[str, JSON] = {}  # partition key -> newest copy from kopf's events
         self._missing_since: dict[tuple[str, str], float] = {}  # (partition key, pod) -> first seen missing
         self._deleted: set[tuple[str, str]] = set()  # (partition key, pod) whose deletion was observed
         path = client.resource_path("v1", "pods", namespace)
@@ -66,9 +67,21 @@ class Bindings:
     def wake(self, key: str) -> asyncio.Event:
         return self._wakes.setdefault(key, asyncio.Event())
 
+    def follows(self, key: str) -> bool:
+        """Whether the partition has a daemon here."""
+        return key in self._wakes
+
+    def partition_changed(self, obj: JSON) -> None:
+        """A partition event (kopf's watch): remember the newest copy and wake its daemon, if it has one."""
+        key = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
+        if key in self._wakes:
+            self._seen[key] = obj
+            self._wakes[key].set()
+
     def forget(self, key: str) -> None:
         namespace, _, name = key.partition("/")
         self._wakes.pop(key, None)
+        self._seen.pop(key, None)
         self.binder.forget(namespace, name)
         self.tables.forget(namespace, name)
         for entry in [entry for entry in self._missing_since if entry[0] == key]:
@@ -123,7 +136,10 @@ class Bindings:
     async def reconcile(self, key: str) -> float | None:
         """Bring the partition's slots and rank table in line with its pods; returns when to look again."""
         namespace, _, name = key.partition("/")
-        obj = binder_module.newer(self.binder.known(namespace, name), self.fleet.partitions.get(key))
+        obj = binder_module.newer(
+            binder_module.newer(self.binder.known(namespace, name), self._seen.get(key)),
+            self.fleet.partitions.get(key),
+        )
         if obj is None or obj["metadata"].get("deletionTimestamp") or not self.reflector.synced.is_set():
             return None
         allocation = (obj.get("status") or {}).get("allocation") or []
