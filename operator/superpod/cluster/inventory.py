@@ -69,7 +69,16 @@ def _coordinate(known: int, *fallbacks: str | None) -> int:
 
 
 def _allocatable(node: JSON, resource: str) -> int:
-    raw = (node.get("status", {}).get("allocatable") or {}).get(resource, "0")
+    return _quantity(node, "allocatable", resource)
+
+
+def _capacity(node: JSON, resource: str) -> int:
+    """Devices the kubelet registered for the resource, healthy or not (allocatable drops unhealthy ones)."""
+    return _quantity(node, "capacity", resource) or _allocatable(node, resource)
+
+
+def _quantity(node: JSON, field: str, resource: str) -> int:
+    raw = (node.get("status", {}).get(field) or {}).get(resource, "0")
     try:
         return int(str(raw))
     except ValueError:
@@ -105,7 +114,11 @@ def observe(
         except deviceinfo.DeviceInfoError as error:
             return None, NodeProblem(name, "DeviceInfoInvalid", str(error))
     if info is not None:
-        devices = info.devices
+        # The plugin lists only *free* healthy devices (used ones vanish from DeviceList), so the node's full
+        # set is its capacity, named as the profile names devices, plus whatever the ConfigMap mentions.
+        listed = set(info.devices)
+        named = profile.device_names(_capacity(node, resource)) if _capacity(node, resource) else ()
+        devices = tuple(sorted(listed | set(named), key=deviceinfo.device_index))
         unhealthy = unavailable_devices(info)
         if info.switch is not None and info.switch.fault_codes:
             codes = ", ".join(info.switch.fault_codes)

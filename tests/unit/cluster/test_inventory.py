@@ -158,3 +158,21 @@ def test_an_unreadable_noded_configmap_is_ignored():
     assert (
         nodeinfo.parse({"metadata": {"name": "mindx-dl-nodeinfo-n1"}, "data": {"NodeInfo": "{oops"}}) is None
     )
+
+
+def test_devices_in_use_missing_from_the_free_list_still_belong_to_the_node():
+    import json
+
+    configmap = objects.deviceinfo_configmap("n1")
+    document = json.loads(configmap["data"]["DeviceInfoCfg"])
+    # the plugin lists only free healthy devices: 10..15 are held by pods, 3 is unhealthy
+    document["DeviceInfo"]["DeviceList"][RESOURCE] = ",".join(
+        f"Ascend910-{i}" for i in (0, 1, 2, 4, 5, 6, 7, 8, 9)
+    )
+    document["DeviceInfo"]["DeviceList"][f"{RESOURCE}-Unhealthy"] = "Ascend910-3"
+    configmap["data"]["DeviceInfoCfg"] = json.dumps(document)
+    node = objects.node("n1").devices(16).ready().obj()
+    observed, _ = inventory.observe(node, configmap, CM384, RESOURCE)
+    assert observed is not None
+    assert observed.devices == CM384.device_names()
+    assert observed.unhealthy == {"Ascend910-3"}
