@@ -58,7 +58,8 @@ class PartitionSpec(SpecModel):
     rack or superpod). Unset: any tier of the SuperPod."""
     devices_per_pod: int | None = Field(default=None, ge=1, le=1024)
     """Devices each training pod uses; the allocation is cut into slots of this size, each on one node.
-    Defaults to the profile's devices per node, or npus when smaller."""
+    Defaults to the largest pod size the profile allows on one node that divides blockSize (16 for 64 NPUs
+    on cloudmatrix-384)."""
     whole_nodes: bool = False
     """Take whole nodes only, so no other partition shares a node with this one."""
     repair_policy: RepairPolicy = RepairPolicy.AUTO
