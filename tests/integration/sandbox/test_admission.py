@@ -49,7 +49,7 @@ async def review(request: web.Request) -> web.Response:
 
 @pytest.fixture
 async def webhook_url():
-    certificate = tls.generate(("127.0.0.1",))
+    certificate = tls.generate(("127.0.0.1", "hook.webhooks.svc"))
     app = web.Application()
     app.router.add_post("/mutate", review)
     app.router.add_post("/validate", review)
@@ -128,3 +128,19 @@ async def test_concurrent_patches_during_slow_admission_both_land(sandbox, webho
         assert await asyncio.gather(label("first"), label("second")) == [200, 200]
     _, out, _ = await kubectl(sandbox, "get", "configmap", "shared", "-o", "json")
     assert json.loads(out)["metadata"]["labels"] == {"first": "1", "second": "1"}
+
+
+async def test_a_service_addressed_webhook_is_reached_through_the_endpoint_map(sandbox, webhook_url):
+    base, ca_bundle = webhook_url
+    sandbox.webhooks.endpoints[("webhooks", "hook")] = base
+    config = configuration("MutatingWebhookConfiguration", "label.example.dev", "unused", ca_bundle)
+    config["webhooks"][0]["clientConfig"] = {
+        "service": {"namespace": "webhooks", "name": "hook", "path": "/mutate", "port": 443},
+        "caBundle": ca_bundle,
+    }
+    code, _, err = await kubectl(sandbox, "apply", "-f", "-", stdin=json.dumps(config))
+    assert code == 0, err
+    code, _, err = await kubectl(sandbox, "create", "configmap", "via-service", "--from-literal=a=b")
+    assert code == 0, err
+    _, out, _ = await kubectl(sandbox, "get", "configmap", "via-service", "-o", "json")
+    assert json.loads(out)["metadata"]["labels"] == {"mutated": "yes"}
