@@ -55,6 +55,43 @@ def test_partition_traffic_is_the_sum_over_its_devices_on_both_tiers(monitored, 
     assert direct and abs(float(direct[0]["value"][1])) < 1.0, direct
 
 
+@pytest.mark.parametrize(
+    ("record", "exporter_side"),
+    [
+        pytest.param(
+            rules.TIER_TRANSMIT,
+            "sum(npu_chip_info_hccs_bandwidth_info_total_tx{{{nodes}}}) * 1e6",
+            id="hccs traffic",
+        ),
+        pytest.param(
+            rules.TIER_ERRORS,
+            "sum("
+            + " + ".join(
+                f"rate(npu_chip_info_hccs_statistic_info_crc_err_cnt_{link}{{{{{{nodes}}}}}}[2m])"
+                for link in range(1, 8)
+            )
+            + ")",
+            id="hccs CRC errors",
+        ),
+    ],
+)
+def test_a_superpods_tier_sums_are_the_sums_over_its_nodes(monitored, world, record, exporter_side):
+    nodes = 'node=~"{}"'.format("|".join(world.superpods["cm384-a"].observed))
+    recorded = monitored.wait_for(f'{record}{{superpod="cm384-a", tier="hccs"}} > 0', timeout=POLL)
+    assert recorded, record
+    at, value = recorded[0]["value"]
+    # the exporter's own series summed over the SuperPoD's nodes, evaluated at the recorded sample's time
+    (timestamp,) = monitored.query(f'timestamp({record}{{superpod="cm384-a", tier="hccs"}})')
+    direct = monitored.api("query", query=exporter_side.format(nodes=nodes), time=timestamp["value"][1])[
+        "result"
+    ]
+    assert direct and float(value) == pytest.approx(float(direct[0]["value"][1]), rel=0.02), (
+        at,
+        value,
+        direct,
+    )
+
+
 def test_a_device_with_a_network_fault_shows_roce_errors_on_its_partition(monitored):
     record = rules.PARTITION_ERRORS
     result = monitored.wait_for(f'{record}{{partition="llm-pretrain", tier="roce"}} > 0', timeout=POLL)

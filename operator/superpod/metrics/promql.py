@@ -53,13 +53,15 @@ def device_errors(tier: str) -> str:
 
 
 def partition_devices() -> str:
-    """(node, id) -> partition; `max` collapses the copies two operator replicas export."""
-    return f"max by ({PARTITION_LABELS}, node, id) (superpod_partition_device_info)"
+    """(node, id) -> partition, value 1 (a join table); `group` also collapses the copies two operator replicas
+    export."""
+    return f"group by ({PARTITION_LABELS}, node, id) (superpod_partition_device_info)"
 
 
 def superpod_nodes() -> str:
-    """node -> SuperPod, for every member node (allocated or not)."""
-    return "max by (superpod, node) (superpod_node_devices)"
+    """node -> SuperPod, value 1, for every member node (allocated or not): `group`, not the device counts, so
+    multiplying by it keeps the exporter's value."""
+    return "group by (superpod, node) (superpod_node_devices)"
 
 
 def _tiered(per_tier: dict[str, str]) -> str:
