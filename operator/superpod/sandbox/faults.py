@@ -6,7 +6,7 @@ kube-apiserver fails in a few well-known ways, and a controller must survive eac
 |---|---|---|
 | `error_rate` | 500 InternalError, 503 ServiceUnavailable or 504 Timeout, the request not served | etcd unavailable, overload, restart |
 | `lost_reply_rate` | 504 Timeout for a write that *was* applied | the request deadline passed after etcd committed |
-| `conflict_rate` | 409 Conflict on PUT or PATCH, not served | another writer got there first |
+| `conflict_rate` | 409 Conflict on PUT, or on a PATCH carrying `metadata.resourceVersion`, not served | another writer got there first (kube retries other patches itself) |
 | `watch_cut` | a watch stream that breaks mid-chunk after a random time | apiserver restart, load balancer idle cut |
 | `latency` | every answer delayed by a random time | a busy server |
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import json
 import random
 from collections.abc import Awaitable, Callable
 
@@ -40,7 +41,7 @@ class Plan:
 
     error_rate: float = 0.0  # any request: a 5xx instead of an answer
     lost_reply_rate: float = 0.0  # writes: served, then answered 504 Timeout
-    conflict_rate: float = 0.0  # PUT and PATCH: 409 Conflict instead of an answer
+    conflict_rate: float = 0.0  # PUT, and PATCH with a resourceVersion: 409 Conflict instead of an answer
     watch_cut: tuple[float, float] | None = None  # watches: broken after uniform(low, high) seconds
     latency: tuple[float, float] = (0.0, 0.0)  # every request: uniform(low, high) seconds before serving
     token: str | None = None  # only requests with `Authorization: Bearer <token>`; None: every request
@@ -104,7 +105,7 @@ class Faults:
             failure = self._random.choice(_SERVER_ERRORS)()
             self.injected[f"error{failure.code}"] += 1
             return _answer(failure)
-        if request.method in ("PUT", "PATCH") and self._draw(plan.conflict_rate):
+        if await _guarded_write(request) and self._draw(plan.conflict_rate):
             self.injected["conflict"] += 1
             return _answer(_conflict(request.path))
         if plan.watch_cut is not None and _is_watch(request):
@@ -143,6 +144,21 @@ _SERVER_ERRORS: tuple[Callable[[], errors.ApiError], ...] = (
 
 def _answer(failure: errors.ApiError) -> web.Response:
     return web.json_response(failure.status, status=failure.code)
+
+
+async def _guarded_write(request: web.Request) -> bool:
+    """A write kube can refuse with 409 Conflict: a PUT (it always carries a resourceVersion), or a PATCH whose
+    body names one; kube-apiserver retries unguarded patches on its own, so their clients never see a 409."""
+    if request.method == "PUT":
+        return True
+    if request.method != "PATCH":
+        return False
+    try:
+        body = json.loads(await request.read())  # aiohttp keeps the bytes for the handler
+    except ValueError:
+        return False
+    metadata = body.get("metadata") if isinstance(body, dict) else None
+    return isinstance(metadata, dict) and bool(metadata.get("resourceVersion"))
 
 
 def _is_watch(request: web.Request) -> bool:

@@ -28,20 +28,24 @@ def as_client(sandbox: server.Sandbox, token: str) -> client.KubeClient:
         pytest.param(
             faults.Plan(error_rate=1.0, seed=1), "GET", (500, 503, 504), "error", id="server errors"
         ),
-        pytest.param(faults.Plan(conflict_rate=1.0), "PATCH", (409,), "conflict", id="conflicts on patch"),
+        pytest.param(
+            faults.Plan(conflict_rate=1.0), "PATCH", (409,), "conflict", id="conflicts on guarded patches"
+        ),
     ],
 )
 async def test_a_refused_request_is_answered_with_a_status_and_not_served(
     sandbox: server.Sandbox, plan: faults.Plan, verb: str, code: tuple[int, ...], counted: str
 ):
     async with as_client(sandbox, "any") as api:
-        await api.create(CONFIGMAPS, configmap("a"))
+        version = (await api.create(CONFIGMAPS, configmap("a")))["metadata"]["resourceVersion"]
         sandbox.faults.set(plan)
         with pytest.raises(client.ApiError) as failure:
             if verb == "GET":
                 await api.get(f"{CONFIGMAPS}/a")
             else:
-                await api.patch(f"{CONFIGMAPS}/a", {"data": {"k": "changed"}})
+                await api.patch(
+                    f"{CONFIGMAPS}/a", {"metadata": {"resourceVersion": version}, "data": {"k": "x"}}
+                )
         sandbox.faults.set(None)
         assert failure.value.status in code
         assert failure.value.body["kind"] == "Status"
@@ -53,16 +57,21 @@ async def test_a_conflict_names_the_object_as_kube_does(sandbox: server.Sandbox)
     sandbox.faults.set(faults.Plan(conflict_rate=1.0))
     async with as_client(sandbox, "any") as api:
         with pytest.raises(client.ApiError) as failure:
-            await api.patch("/api/v1/namespaces/default/pods/web/status", {"status": {}})
+            await api.patch(
+                "/api/v1/namespaces/default/pods/web/status",
+                {"metadata": {"resourceVersion": "1"}, "status": {}},
+            )
     assert failure.value.reason == "Conflict"
     assert failure.value.body["message"].startswith('Operation cannot be fulfilled on pods "web": ')
 
 
-async def test_creates_are_never_answered_with_a_conflict(sandbox: server.Sandbox):
+async def test_creates_and_unguarded_patches_are_never_answered_with_a_conflict(sandbox: server.Sandbox):
     sandbox.faults.set(faults.Plan(conflict_rate=1.0))
     async with as_client(sandbox, "any") as api:
         created = await api.create(CONFIGMAPS, configmap("fresh"))
+        patched = await api.patch(f"{CONFIGMAPS}/fresh", {"data": {"k": "patched"}})
     assert created["metadata"]["name"] == "fresh"
+    assert patched["data"] == {"k": "patched"}
 
 
 async def test_a_lost_reply_applies_the_write_and_answers_a_timeout(sandbox: server.Sandbox):
