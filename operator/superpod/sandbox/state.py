@@ -179,6 +179,16 @@ class State:
             return events.to_core(body)
         return body
 
+    def _typed_prune(self, resource: Resource, version: str, obj: Object) -> list[str]:
+        """Unknown fields of a built-in object (dropped); a value of the wrong type is a 400, as in kube."""
+        try:
+            return typed.prune(obj, resource.storage_key)
+        except typed.Mismatch as mismatch:
+            kind = resource.kind
+            raise errors.bad_request(
+                f'{kind} in version "{version}" cannot be handled as a {kind}: {mismatch}'
+            ) from None
+
     def _check_name(self, resource: Resource, meta: Object) -> None:
         name = meta.get("name", "")
         causes = []
@@ -252,7 +262,7 @@ class State:
         if resource.custom:
             warnings = self.schemas.process(resource, target.version, obj, None, options)
         else:
-            dropped = typed.prune(obj, resource.storage_key)
+            dropped = self._typed_prune(resource, target.version, obj)
             warnings = custom.report_unknown(resource, target.version, dropped, options)
         if self.admission is not None:
             await self.admission("CREATE", target, obj, None, options, False)
@@ -321,7 +331,7 @@ class State:
         if resource.custom:
             warnings = self.schemas.process(resource, target.version, new, old, options)
         else:
-            dropped = typed.prune(new, resource.storage_key)
+            dropped = self._typed_prune(resource, target.version, new)
             warnings = custom.report_unknown(resource, target.version, dropped, options)
         new_entries = new["metadata"].get("managedFields")
         old_entries = old["metadata"].get("managedFields")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from superpod.sandbox import typed
 
 
@@ -35,3 +36,34 @@ def test_unknown_fields_are_dropped_at_every_depth_and_reported_by_path():
 def test_kinds_without_a_model_are_left_alone():
     obj = {"anything": {"goes": 1}}
     assert typed.prune(obj, ("example.dev", "widgets")) == [] and obj == {"anything": {"goes": 1}}
+
+
+@pytest.mark.parametrize(
+    ("case", "spec", "message"),
+    [
+        (
+            "a string for a number",
+            {"replicas": "two"},
+            "json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32",
+        ),
+        (
+            "a string for an object",
+            {"selector": "app=x"},
+            "json: cannot unmarshal string into Go struct field DeploymentSpec.spec.selector of type v1.LabelSelector",
+        ),
+        (
+            "a number for a string in a list item",
+            {"template": {"spec": {"containers": [{"name": "c", "image": 3}]}}},
+            "json: cannot unmarshal number into Go struct field Container.spec.template.spec.containers.image of type string",
+        ),
+    ],
+)
+def test_values_of_the_wrong_type_are_refused_as_go_s_decoder_words_it(case, spec, message):
+    with pytest.raises(typed.Mismatch) as caught:
+        typed.prune({"spec": spec}, ("apps", "deployments"))
+    assert str(caught.value) == message
+
+
+def test_quantities_in_maps_may_be_numbers_and_nulls_are_zero_values():
+    pod = {"spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": 1}}}], "nodeName": None}}
+    assert typed.prune(pod, ("", "pods")) == []
