@@ -255,6 +255,7 @@ class Allocator:
         for node_index, mask in allocation.held.items():
             owners = self._owners[node_index]
             del owners[partition_id]
+            self.state.partitions_on[node_index] = len(owners)
             if not owners:
                 del self._owners[node_index]
             self.state.set_node(node_index, held=self.state.held[node_index] & ~mask)
@@ -353,7 +354,9 @@ class Allocator:
             span_domain=span_domain,
         )
         for node_index, mask in held.items():
-            self._owners.setdefault(node_index, {})[partition_id] = mask
+            node_owners = self._owners.setdefault(node_index, {})
+            node_owners[partition_id] = mask
+            self.state.partitions_on[node_index] = len(node_owners)
             self.state.set_node(node_index, held=self.state.held[node_index] | mask)
         return placement
 

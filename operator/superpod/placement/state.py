@@ -38,6 +38,9 @@ class FreeState:
         self.free_count = [[0] * len(level) for level in tree.levels]
         self.held_count = [[0] * len(level) for level in tree.levels]
         self.untouched_free = [0] * len(tree.levels)
+        self.partitions_on = [0] * len(
+            nodes
+        )  # partitions holding devices on each node (set by the allocator)
         self.caps: dict[ShapeKey, list[list[int]]] = {}
         # per shape, per level >= 1, per domain: how many of its nodes host exactly c slots (index c)
         self.node_hist: dict[ShapeKey, list[list[list[int]]]] = {}

@@ -172,14 +172,17 @@ def check_books(allocator: placement.Allocator) -> None:
     tree = allocator.tree
     state = allocator.state
     owned: dict[int, int] = {}
+    sharing = [0] * len(tree.nodes)
     for placed in allocator.partitions.values():
         for node_name, devices in placed.held:
+            sharing[tree.by_name[node_name].index] += 1
             node = tree.by_name[node_name]
             index = tree.device_index[node_name]
             mask = sum(1 << index[device] for device in devices)
             assert owned.get(node.index, 0) & mask == 0, "no device in two partitions"
             owned[node.index] = owned.get(node.index, 0) | mask
     assert [owned.get(i, 0) for i in range(len(tree.nodes))] == state.held
+    assert sharing == state.partitions_on
     fresh = placement_state.FreeState(tree)
     for node in tree.nodes:
         fresh.set_node(node.index, held=state.held[node.index], unhealthy=state.unhealthy[node.index])
