@@ -70,6 +70,15 @@ def test_small_partitions_go_to_the_fullest_node_that_fits():
     assert nodes_of(decision) == ["node-0-00"]
 
 
+def test_a_small_partition_joins_the_node_shared_by_the_most_partitions():
+    allocator = make_allocator("cloudmatrix-384", nodes=4, reserve=0)
+    place(allocator, "a", 8)  # node 0
+    place(allocator, "b", 2)  # node 0 again: 6 dies left, two partitions
+    place(allocator, "c", 12)  # does not fit node 0: node 1, 4 dies left, one partition
+    decision = place(allocator, "d", 2)
+    assert nodes_of(decision) == ["node-0-0"]  # not the tighter node 1: node 0 stays busy longer anyway
+
+
 def test_small_partitions_go_to_the_fullest_rack_among_equally_tight_nodes():
     allocator = make_allocator("atlas-950", nodes=32)
     place(allocator, "rack0", 8)  # rack 0: one node taken
