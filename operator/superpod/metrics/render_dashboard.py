@@ -71,7 +71,7 @@ def _values(result: Result) -> list[tuple[dict[str, str], float]]:
     return [(dict(series["metric"]), float(series["value"][1])) for series in result]
 
 
-def _draw_timeseries(ax: Any, panel: dashboard.Panel, results: list[Result]) -> None:
+def _draw_timeseries(ax: Any, panel: dashboard.Panel, results: list[Result], seconds: float) -> None:
     divisor, suffix = scale(panel.unit)
     lines: list[tuple[str, list[float], list[float]]] = []
     for target, result in zip(panel.targets, results, strict=True):
@@ -80,6 +80,10 @@ def _draw_timeseries(ax: Any, panel: dashboard.Panel, results: list[Result]) -> 
             values = [float(v) / divisor for _, v in series["values"]]
             lines.append((legend(target.legend, series["metric"]), times, values))
     lines.sort(key=lambda line: line[0])
+    hidden = 0
+    if len(lines) > 8:  # a picture, not an interactive legend: keep the series that show something
+        shown = [line for line in lines if any(v and not math.isnan(v) for v in line[2])]
+        hidden, lines = len(lines) - len(shown), shown or lines
     if not lines:
         return
     end = max(times[-1] for _, times, _ in lines)
@@ -94,10 +98,23 @@ def _draw_timeseries(ax: Any, panel: dashboard.Panel, results: list[Result]) -> 
         for name, times, values in lines:
             if any(not math.isnan(v) for v in values):
                 ax.plot([t - end for t in times], values, label=name, linewidth=1.4)
+    ax.set_xlim(-seconds, 0)
+    if all(v >= 0 for _, _, values in lines for v in values if not math.isnan(v)):
+        ax.set_ylim(bottom=0)
     ax.set_xlabel("seconds before now", fontsize=7)
     if suffix:
         ax.set_ylabel(suffix, fontsize=7)
     ax.grid(alpha=0.3)
+    if hidden:
+        ax.text(
+            0.99,
+            0.02,
+            f"{hidden} all-zero series not drawn",
+            transform=ax.transAxes,
+            ha="right",
+            fontsize=6,
+            color="grey",
+        )
     if 0 < len(ax.get_legend_handles_labels()[0]) <= 12:
         ax.legend(fontsize=6, loc="upper left", ncol=2 if len(lines) > 4 else 1, framealpha=0.7)
 
@@ -237,10 +254,10 @@ def render(
             empty += 1
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
             continue
-        draw = {"timeseries": _draw_timeseries, "table": _draw_table, "stat": _draw_stat}.get(
-            panel.kind, _draw_bars
-        )
-        draw(ax, panel, results)
+        if panel.kind == "timeseries":
+            _draw_timeseries(ax, panel, results, seconds)
+        else:
+            {"table": _draw_table, "stat": _draw_stat}.get(panel.kind, _draw_bars)(ax, panel, results)
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out)
     pyplot.close(figure)
