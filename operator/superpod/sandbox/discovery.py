@@ -44,6 +44,8 @@ def _subresources(resource: Resource, version: str) -> list[tuple[str, str, str,
     for extra in resource.extra_subresources:
         if extra == "binding":
             found.append(("binding", "", "v1", "Binding", ("create",)))
+        elif extra == "eviction":
+            found.append(("eviction", "policy", "v1", "Eviction", ("create",)))
         elif extra == "finalize":
             found.append(("finalize", "", "v1", "Namespace", ("update",)))
     return found

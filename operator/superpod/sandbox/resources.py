@@ -134,7 +134,7 @@ BUILTINS: tuple[Resource, ...] = (
         short=("po",),
         categories=("all",),
         status=True,
-        extra=("binding",),
+        extra=("binding", "eviction"),
         returns_deleted=True,
     ),
     _builtin("", "v1", "configmaps", "ConfigMap", True, short=("cm",)),

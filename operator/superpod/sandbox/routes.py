@@ -20,6 +20,7 @@ from superpod.sandbox import (
     deletion,
     discovery,
     errors,
+    eviction,
     listing,
     openapi_adapter,
     patching,
@@ -216,7 +217,7 @@ class Router:
         resource = target.resource
         if target.subresource == "scale":
             return await self._scale(request, target)
-        only = {"binding": "POST", "finalize": "PUT"}.get(target.subresource)
+        only = {"binding": "POST", "eviction": "POST", "finalize": "PUT"}.get(target.subresource)
         if only is not None and method != only:
             raise errors.method_not_allowed(method.lower(), resource.group, resource.plural)
         if method == "GET":
@@ -247,6 +248,10 @@ class Router:
             if target.subresource == "binding":
                 self._record("create", target)
                 return await self._bind(request, target)
+            if target.subresource == "eviction":
+                self._record("create", target)
+                body = await self._eviction_body(request)
+                return respond(await eviction.evict(api, target, body, self._options(request)), 201)
             if target.name:
                 raise errors.method_not_allowed("create", resource.group, resource.plural)
             self._record("create", target)
@@ -310,6 +315,13 @@ class Router:
             content_type, raw = await self._read_body(request, patch=True)
             wanted = scaling.patched(current, content_type, raw)
         return respond(await scaling.write(self.api, target, wanted, self._options(request)))
+
+    async def _eviction_body(self, request: web.Request) -> Any:
+        content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+        if content_type == protobuf.CONTENT_TYPE:
+            await request.read()
+            return {}  # kubectl drain sends protobuf; only its deleteOptions matter, and they default
+        return await self._decoded_body(request)
 
     async def _delete_options(self, request: web.Request) -> Any:
         raw = await request.read()

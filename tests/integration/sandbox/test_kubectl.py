@@ -301,3 +301,50 @@ def test_apply_refuses_unknown_fields_of_built_in_kinds(kubectl):
     )
     kubectl("apply", "--validate=false", "-f", "-", stdin=typo)
     assert "replicaz" not in get_json(kubectl, "deployment", "web")["spec"], "unknown fields are dropped"
+
+
+def test_drain_evicts_pods_as_their_disruption_budget_allows(kubectl, sandbox_thread):
+    kubectl(
+        "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
+    )
+    for name in ("p1", "p2"):
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "x"}},
+               "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]}}  # fmt: skip
+        kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+        ready = {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+        kubectl("patch", "pod", name, "--subresource", "status", "--type", "merge", "-p", json.dumps(ready))
+    budget = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "keep"},
+              "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "x"}}}}  # fmt: skip
+    kubectl("apply", "-f", "-", stdin=json.dumps(budget))
+    refused = kubectl("drain", "n1", "--force", "--timeout=3s", check=False)
+    assert refused.returncode != 0 and "disruption budget" in refused.stderr
+    assert len(get_json(kubectl, "pods")["items"]) == 2
+    assert get_json(kubectl, "node", "n1")["spec"]["unschedulable"] is True
+
+    stop = threading.Event()
+
+    def kubelet():  # finishes graceful deletions, as the simulator's kubelet does
+        while not stop.is_set():
+            for pod in get_json(kubectl, "pods")["items"]:
+                if pod["metadata"].get("deletionTimestamp"):
+                    kubectl(
+                        "delete",
+                        "pod",
+                        pod["metadata"]["name"],
+                        "--grace-period=0",
+                        "--force",
+                        "--wait=false",
+                        check=False,
+                    )
+            time.sleep(0.2)
+
+    budget["spec"]["minAvailable"] = 0
+    kubectl("apply", "-f", "-", stdin=json.dumps(budget))
+    finisher = threading.Thread(target=kubelet)
+    finisher.start()
+    try:
+        kubectl("drain", "n1", "--force", "--timeout=30s")
+    finally:
+        stop.set()
+        finisher.join()
+    assert get_json(kubectl, "pods")["items"] == []
