@@ -135,6 +135,7 @@ def resource_from_crd(crd: Object) -> resources.Resource:
                 status="status" in subresources,
                 scale="scale" in subresources,
                 scale_paths=_scale_paths(subresources.get("scale") or {}),
+                deprecation=_deprecation(spec["group"], version, names["kind"]),
                 printer_columns=tuple(columns) if columns else None,
                 schema=(version.get("schema") or {}).get("openAPIV3Schema"),
             )
@@ -171,6 +172,12 @@ def report_unknown(
             f'{resource.kind} in version "{version}" cannot be handled as a {resource.kind}: strict decoding error: {listed}'
         )
     return [f'unknown field "{path}"' for path in dropped]
+
+
+def _deprecation(group: str, version: Object, kind: str) -> str | None:
+    if not version.get("deprecated"):
+        return None
+    return str(version.get("deprecationWarning") or f"{group}/{version['name']} {kind} is deprecated")
 
 
 def _scale_paths(scale: Object) -> tuple[str, str, str]:

@@ -26,6 +26,7 @@ class Version:
     scale_paths: tuple[str, str, str] = (".spec.replicas", ".status.replicas", "")
     printer_columns: tuple[dict[str, Any], ...] | None = None  # a CRD's additionalPrinterColumns
     schema: dict[str, Any] | None = None  # a CRD version's openAPIV3Schema
+    deprecation: str | None = None  # the Warning every request to a deprecated CRD version gets
 
 
 @dataclasses.dataclass(frozen=True)

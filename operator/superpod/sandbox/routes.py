@@ -35,6 +35,7 @@ from superpod.sandbox.state import Options, State, Target
 
 Object = dict[str, Any]
 logger = logging.getLogger(__name__)
+_DEPRECATION = web.RequestKey("superpod.sandbox.deprecation", str)  # the Warning of a deprecated version
 JSON_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
 PATCH_TYPES = (
     "application/json-patch+json",
@@ -80,13 +81,17 @@ class Router:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            return await self._dispatch(request)
+            response = await self._dispatch(request)
         except errors.ApiError as failure:
-            return respond(failure.status, failure.code)
+            response = respond(failure.status, failure.code)
         except Exception as failure:  # a bug here must still answer as kube does: a 500 Status, logged
             logger.exception("internal error serving %s %s", request.method, request.path)
             internal = errors.internal(f"{type(failure).__name__}: {failure}")
-            return respond(internal.status, 500)
+            response = respond(internal.status, 500)
+        deprecation = request.get(_DEPRECATION)
+        if deprecation and not response.prepared:  # a watch stream has sent its headers already
+            response.headers.add("Warning", "299 - " + json.dumps(deprecation))
+        return response
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
@@ -151,6 +156,8 @@ class Router:
         if sub == "status" and not resource.has_status(version):
             raise errors.path_not_found()
         target = Target(resource, version, namespace, name, sub)
+        if served is not None and served.deprecation:
+            request[_DEPRECATION] = served.deprecation
         return await self._resource_call(request, target, watch_prefix)
 
     def _openapi(self, parts: list[str]) -> web.StreamResponse:

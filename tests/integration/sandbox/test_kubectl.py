@@ -348,3 +348,11 @@ def test_drain_evicts_pods_as_their_disruption_budget_allows(kubectl, sandbox_th
         stop.set()
         finisher.join()
     assert get_json(kubectl, "pods")["items"] == []
+
+
+def test_a_deprecated_crd_version_warns_on_every_request(kubectl):
+    crd = widgets.crd()
+    crd["spec"]["versions"][0]["deprecated"] = True
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(crd))
+    listed = kubectl("get", "widgets")
+    assert "Warning: example.dev/v1 Widget is deprecated" in listed.stderr
