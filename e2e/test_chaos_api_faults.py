@@ -1,0 +1,66 @@
+"""Chaos: the API server fails under the operator (5xx answers, writes that land but answer 504, 409 conflicts,
+watches cut every few seconds, latency) while partitions are created and deleted. The operator must stay up and
+converge: once the API recovers every partition is Allocated or Pending with the right reason, no device is in
+two partitions, and the SuperPod's counts agree with the partitions.
+
+The faults aim at the operator's bearer token only (see superpod.sandbox.faults), so the scenario's own calls
+and the simulator's go through. Sandbox only.
+
+The faults last through the churn and a little after it; then the API recovers, and the operator must converge
+within one kopf retry backoff (60 s by default: kopf retries a handler that raised only after it) plus a margin.
+While the faults last, a handler can fail again on each retry, so convergence under permanent faults takes a
+random multiple of 60 s: too long for the test suite (measured in docs/e2e.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from superpod.sandbox import faults
+
+from e2e import churn, environment
+from e2e.conftest import SUPERPODS, superpod_manifest
+from tests.integration.operator.conftest import eventually
+
+pytestmark = pytest.mark.skipif(
+    environment.cluster_kubeconfig() is not None, reason="injects faults into the sandbox: sandbox only"
+)
+
+OPERATOR_TOKEN = "operator"
+PLAN = faults.Plan(
+    error_rate=0.05,
+    lost_reply_rate=0.03,
+    conflict_rate=0.05,
+    watch_cut=(1.0, 4.0),
+    latency=(0.0, 0.01),
+    token=OPERATOR_TOKEN,
+    seed=7,
+)
+FAULTS_AFTER_CHURN = 10.0  # seconds the faults go on after the last create
+
+
+async def test_the_operator_converges_while_the_api_fails_under_it():
+    async with environment.sandbox_target(operator_token=OPERATOR_TOKEN) as target:
+        api, operator, sandbox = target.api, target.operator, target.sandbox
+        assert operator is not None and operator.process is not None and sandbox is not None
+        await api.create(SUPERPODS, superpod_manifest())
+        await eventually(lambda: churn.superpod_devices(api), timeout=30)
+        namespace = "faults"
+        await api.create(
+            "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        )
+        sandbox.faults.set(PLAN)
+        work = churn.Churn(api, namespace, creates=150, delete_share=0.3, rate=30.0)
+        await work.run()
+        await asyncio.sleep(FAULTS_AFTER_CHURN)
+        injected = dict(sandbox.faults.injected)
+        sandbox.faults.set(None)  # the API recovers
+        expected = len(work.created) - len(work.deleted)
+        final = await eventually(lambda: churn.settled(api, namespace, expected), timeout=90, interval=1.0)
+
+        assert operator.process.returncode is None
+        devices = await churn.superpod_devices(api)
+        assert churn.violations(final, devices["free"]) == []
+        for fault in ("error500", "error503", "error504", "lost_reply", "conflict", "watch_cut"):
+            assert injected.get(fault, 0) > 0, f"no {fault} was injected: {injected}"
