@@ -34,6 +34,13 @@ FULLNAME = "superpod-superpod-operator"
 PATIENCE = 60.0
 
 # Requests the chart denies on purpose, with the reason; the operator handles the 403.
+NEEDED_ON_RARE_PATHS: dict[tuple[str, str, str], str] = {
+    ("get", "", "configmaps"): (
+        "controller/ranktables.py reads a rank-table ConfigMap that already exists (made before a restart, or by "
+        "the user) when its create answers 409; whether one cycle takes that path depends on timing"
+    ),
+}
+
 DENIED_ON_PURPOSE: dict[tuple[str, str, str], str] = {
     ("create", "kopf.dev", "clusterkopfpeerings"): (
         "the operator creates its peering object when nobody did (controller/operator.py ensure_peering); the "
@@ -217,4 +224,9 @@ async def test_the_chart_allows_every_request_of_the_operator_and_nothing_more(h
     denied = [(r.verb, r.group, r.resource) for r in rbac.denied(grants, recorded)]
     unexpected = [request for request in denied if request not in DENIED_ON_PURPOSE]
     assert unexpected == [], "add these to helm/superpod-operator/templates/rbac.yaml"
-    assert rbac.unused(grants, recorded) == [], "the operator no longer needs these: drop them from the chart"
+    unused = [
+        (group, resource, verb)
+        for group, resource, verb in rbac.unused(grants, recorded)
+        if (verb, group, resource) not in NEEDED_ON_RARE_PATHS
+    ]
+    assert unused == [], "the operator no longer needs these: drop them from the chart"
