@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import threading
 import time
@@ -145,14 +146,13 @@ def test_get_watch_prints_objects_as_they_come(kubectl, sandbox_thread, tmp_path
             time.sleep(0.5)
             kubectl("create", "configmap", "late", "--from-literal=a=b")
             assert watcher.stdout is not None
-            deadline = time.monotonic() + 10
-            lines = []
-            while time.monotonic() < deadline:
-                line = watcher.stdout.readline()
-                lines.append(line)
-                if line.startswith("late"):
-                    break
-            assert lines[-1].split()[:2] == ["late", "1"]
+            deadline = time.monotonic() + 20
+            lines = [""]
+            while time.monotonic() < deadline and not lines[-1].startswith("late"):
+                ready, _, _ = select.select([watcher.stdout], [], [], max(deadline - time.monotonic(), 0))
+                if ready:
+                    lines.append(watcher.stdout.readline())
+            assert lines[-1].split()[:2] == ["late", "1"], lines
         finally:
             watcher.kill()
 
