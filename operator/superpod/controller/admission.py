@@ -33,7 +33,7 @@ from superpod.cluster import certificates, client, webhookconfig, writer
 from superpod.controller import binder as binder_module
 from superpod.controller import bindings as bindings_module
 from superpod.controller import fleet as fleet_module
-from superpod.controller import podmutation, podrequest, ranktables, slotclaims
+from superpod.controller import kopfkit, podmutation, podrequest, ranktables, slotclaims
 from superpod.controller import settings as operator_settings
 from superpod.ranktable import versions
 
@@ -204,7 +204,7 @@ def register(
             started = time.perf_counter()
             failed = False
             try:
-                binding = await webhook.admit(_plain(body), dry_run=dryrun)
+                binding = await webhook.admit(kopfkit.plain(body), dry_run=dryrun)
                 patch.fns.append(functools.partial(podmutation.apply, binding=binding))
             except kopf.AdmissionError:
                 raise  # a deliberate denial, not a failure of the webhook
@@ -220,7 +220,7 @@ def register(
     @kopf.on.event(*partitions, registry=registry)
     async def partition_event(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
         if bindings.follows(f"{namespace}/{name}"):
-            bindings.partition_changed(_plain(body))  # a moved slot rewrites the rank table at once
+            bindings.partition_changed(kopfkit.plain(body))  # a moved slot rewrites the rank table at once
 
     @kopf.daemon(*partitions, registry=registry, cancellation_timeout=5.0, when=_placed)
     async def bind_loop(namespace: str | None, name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
@@ -236,7 +236,7 @@ def register(
                     delay = 1.0
                 if delay == 0.0:
                     continue
-                await _wait_for_poke(wake, stopped, IDLE_RECHECK if delay is None else delay)
+                await kopfkit.wait_for_poke(wake, stopped, IDLE_RECHECK if delay is None else delay)
         finally:
             if fleet.partitions.get(key) is None:
                 bindings.forget(key)
@@ -275,26 +275,3 @@ async def _until_listening(host: str, port: int, interval: float = 0.05) -> None
         connection.close()
         await connection.wait_closed()
         return
-
-
-async def _wait_for_poke(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
-    poke = asyncio.ensure_future(wake.wait())
-    halt = asyncio.ensure_future(stopped.wait())
-    try:
-        await asyncio.wait({poke, halt}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        poke.cancel()
-        halt.cancel()
-
-
-def _plain(body: kopf.Body) -> JSON:
-    """kopf's Body as a plain dict copy (the mutation works on it)."""
-
-    def thaw(value: Any) -> Any:
-        if hasattr(value, "items"):
-            return {k: thaw(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [thaw(v) for v in value]
-        return value
-
-    return {key: thaw(value) for key, value in body.items()}

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ from superpod.api import common
 from superpod.api import partition as api_partition
 from superpod.api import superpod as api_superpod
 from superpod.controller import fleet as fleet_module
+from superpod.controller import kopfkit
 from superpod.metrics import instruments
 
 IDLE_REFRESH = 30.0  # seconds: a daemon re-checks even without a poke (missed events cost at most this)
@@ -42,12 +42,12 @@ def register(registry: kopf.OperatorRegistry, fleet: fleet_module.Fleet, *, stat
     @kopf.on.resume(*partitions, registry=registry)
     async def place(body: kopf.Body, **_: Any) -> None:
         async with _reconcile("partition"):
-            await fleet.place(_plain(body))
+            await fleet.place(kopfkit.plain(body))
 
     @kopf.on.delete(*partitions, registry=registry)
     async def release(body: kopf.Body, **_: Any) -> None:
         async with _reconcile("partition"):
-            await fleet.release(_plain(body))
+            await fleet.release(kopfkit.plain(body))
 
     @kopf.daemon(*superpods, registry=registry, cancellation_timeout=5.0)
     async def superpod_loop(name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
@@ -68,7 +68,7 @@ def register(registry: kopf.OperatorRegistry, fleet: fleet_module.Fleet, *, stat
                 await stopped.wait(pause)  # coalesce bursts of changes into one status write
             if await fleet.write_superpod_status(state):
                 last_write = time.monotonic()
-            await _wait_for_poke(state.wake, stopped, IDLE_REFRESH)
+            await kopfkit.wait_for_poke(state.wake, stopped, IDLE_REFRESH)
 
 
 @contextlib.asynccontextmanager
@@ -82,26 +82,3 @@ async def _reconcile(resource: str) -> AsyncIterator[None]:
         raise
     finally:
         instruments.observe_reconcile(resource, time.perf_counter() - started)
-
-
-async def _wait_for_poke(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
-    poke = asyncio.ensure_future(wake.wait())
-    halt = asyncio.ensure_future(stopped.wait())
-    try:
-        await asyncio.wait({poke, halt}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        poke.cancel()
-        halt.cancel()
-
-
-def _plain(body: kopf.Body) -> dict[str, Any]:
-    """kopf's live Body as a plain dict snapshot."""
-    return {key: _thaw(value) for key, value in body.items()}
-
-
-def _thaw(value: Any) -> Any:
-    if hasattr(value, "items"):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_thaw(v) for v in value]
-    return value
