@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import select
+import queue
 import subprocess
 import threading
 import time
@@ -146,13 +146,14 @@ def test_get_watch_prints_objects_as_they_come(kubectl, sandbox_thread, tmp_path
             time.sleep(0.5)
             kubectl("create", "configmap", "late", "--from-literal=a=b")
             assert watcher.stdout is not None
+            lines: queue.Queue[str] = queue.Queue()
+            stdout = watcher.stdout
+            threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
             deadline = time.monotonic() + 20
-            lines = [""]
-            while time.monotonic() < deadline and not lines[-1].startswith("late"):
-                ready, _, _ = select.select([watcher.stdout], [], [], max(deadline - time.monotonic(), 0))
-                if ready:
-                    lines.append(watcher.stdout.readline())
-            assert lines[-1].split()[:2] == ["late", "1"], lines
+            line = ""
+            while not line.startswith("late"):
+                line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            assert line.split()[:2] == ["late", "1"]
         finally:
             watcher.kill()
 
