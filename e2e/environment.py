@@ -37,7 +37,7 @@ JSON = dict[str, Any]
 PROFILE = "cloudmatrix-384"
 SUPERPOD = "cm384-a"
 WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
-KUBECTL = TOOLS_BIN / "kubectl"
+KUBECTL = Path(os.environ.get("E2E_KUBECTL") or TOOLS_BIN / "kubectl")  # the real kubectl
 
 
 @dataclasses.dataclass(frozen=True)

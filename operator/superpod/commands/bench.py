@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from superpod.commands import bench_e2e
 from superpod.placement import allocator as placement_allocator
 from superpod.placement import baselines, bestfit, result, trace
 from superpod.placement import policy as placement_policy
@@ -76,6 +77,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scale.add_argument("--seed", type=int, default=1)
     scale.add_argument("--json", action="store_true")
 
+    bench_e2e.add_arguments(
+        sub.add_parser("e2e", help="partitions through the sandbox and the operator: latency, burst, RSS")
+    )
+
 
 def run(args: argparse.Namespace) -> int:
     if args.bench_command == "gen":
@@ -84,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         return _run(args, sys.stdout)
     if args.bench_command == "compare":
         return _compare(args, sys.stdout)
+    if args.bench_command == "e2e":
+        return bench_e2e.run(args)
     return _scale(args, sys.stdout)
 
 
