@@ -23,7 +23,7 @@ from types import TracebackType
 import yaml
 from aiohttp import web
 
-from superpod.sandbox import admitting, deletion, faults, routes, tls
+from superpod.sandbox import admitting, deletion, expiry, faults, routes, tls
 from superpod.sandbox.state import State
 
 
@@ -36,11 +36,14 @@ class Sandbox:
         kubeconfig: Path | str | None = None,
         history_size: int = 10_000,
         bookmark_interval: float = 60.0,
+        event_ttl: float = 3600.0,
     ) -> None:
         self.port = port
         self.use_tls = use_tls
         self.history_size = history_size
         self.bookmark_interval = bookmark_interval
+        self.event_ttl = event_ttl
+        self._expiry: asyncio.Task[None] | None = None
         self._kubeconfig_path = Path(kubeconfig) if kubeconfig is not None else None
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._runner: web.AppRunner | None = None
@@ -82,6 +85,9 @@ class Sandbox:
         await site.start()
         self.url = f"{'https' if self.use_tls else 'http'}://127.0.0.1:{self.port}"
         self._collector = asyncio.create_task(deletion.run_collector(self.state), name="sandbox-collector")
+        self._expiry = asyncio.create_task(
+            expiry.run(self.state, self.event_ttl), name="sandbox-event-expiry"
+        )
         self._write_kubeconfig()
 
     def _write_kubeconfig(self) -> None:
@@ -109,11 +115,12 @@ class Sandbox:
         self._kubeconfig_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
     async def stop(self) -> None:
-        if self._collector is not None:
-            self._collector.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._collector
-            self._collector = None
+        for task in (self._collector, self._expiry):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._collector = self._expiry = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -162,3 +162,22 @@ def test_the_command_serves_until_stopped_and_writes_a_kubeconfig(tmp_path):
         finally:
             served.terminate()
             served.wait(timeout=10)
+
+
+def test_events_expire_after_the_event_ttl():
+    import time
+
+    with server.in_thread(event_ttl=2.0) as api:
+        api_client = config.new_client_from_config(config_file=api.kubeconfig)
+        core = client.CoreV1Api(api_client)
+        event = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(name="short-lived"), involved_object=client.V1ObjectReference(kind="Pod", name="p"),
+            reason="Test", message="soon gone", type="Normal",
+        )  # fmt: skip
+        core.create_namespaced_event("default", event)
+        assert [e.metadata.name for e in core.list_namespaced_event("default").items] == ["short-lived"]
+        deadline = time.monotonic() + 10
+        while core.list_namespaced_event("default").items and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert core.list_namespaced_event("default").items == []
+        api_client.close()
