@@ -104,8 +104,8 @@ class SuperPodStatus(StatusModel):
     largest_free_block: list[TierBlock] | None = None
     """Per tier, the largest free block one domain can hold."""
     fragmentation: float | None = Field(default=None, ge=0, le=1)
-    """Share of free devices that cannot be used by a request of the largest free domain's size
-    (0 = no fragmentation; see docs/placement.md for the exact definition)."""
+    """Share of free devices that sit on nodes some partition already uses: 0 means every free device is on an
+    untouched node, so whole-node requests can use it; 1 means no node is untouched (see docs/placement.md)."""
     conditions: list[Condition] | None = None
     """Ready (nodes discovered and devices known) and Degraded (unhealthy devices or bad inputs)."""
 
