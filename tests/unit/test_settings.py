@@ -30,3 +30,14 @@ def test_environment_overrides_defaults_and_flags_override_environment():
 def test_bad_values_say_which_setting(argv, message):
     with pytest.raises(ValueError, match=message):
         settings.from_sources(_parse(*argv), environ={})
+
+
+def test_json_log_lines_are_one_object_each():
+    import json
+    import logging
+
+    from superpod.commands import run
+
+    record = logging.LogRecord("superpod", logging.WARNING, __file__, 1, "placed %s", ("team-a/train",), None)
+    entry = json.loads(run.JsonFormatter().format(record))
+    assert entry["level"] == "WARNING" and entry["message"] == "placed team-a/train"

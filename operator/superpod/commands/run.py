@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 
 from superpod.controller import settings
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log pipelines (Loki, Elasticsearch)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,10 +36,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"superpod run: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.DEBUG if config.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonFormatter()
+        if config.log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
+    logging.basicConfig(level=logging.DEBUG if config.verbose else logging.INFO, handlers=[handler])
     from superpod.controller import operator
 
     asyncio.run(operator.run(config))

@@ -59,6 +59,7 @@ class OperatorSettings:
     inventory_debounce: float = _setting(
         0.2, "seconds to coalesce Node and device-info changes before a rebuild"
     )
+    log_format: str = _setting("plain", "log lines as plain text or as one JSON object per line (json)")
     verbose: bool = _setting(False, "debug logging")
 
 
@@ -73,7 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if field.default is False:
             parser.add_argument(flag, action="store_true", default=None, help=help_text)
         else:
-            parser.add_argument(flag, default=None, help=f"{help_text}; default {field.default}")
+            shown = "" if field.default is None else f"; default {field.default}"
+            parser.add_argument(flag, default=None, metavar=field.name.upper(), help=help_text + shown)
 
 
 def _convert(field: dataclasses.Field[Any], raw: Any) -> Any:
@@ -102,6 +104,8 @@ def from_sources(
             except ValueError:
                 raise ValueError(f"{field.name.replace('_', '-')}: not a valid value: {raw!r}") from None
     settings = OperatorSettings(**values)
+    if settings.log_format not in ("plain", "json"):
+        raise ValueError(f"log-format must be plain or json, not {settings.log_format!r}")
     if settings.webhook_config not in ("managed", "external"):
         raise ValueError(f"webhook-config must be managed or external, not {settings.webhook_config!r}")
     return settings
