@@ -122,6 +122,27 @@ async def settled(api: client.KubeClient, namespace: str, expected: int) -> list
     return partitions if devices.get("allocated") == held(partitions) else None
 
 
+async def converge(
+    api: client.KubeClient, namespace: str, expected: int, timeout: float
+) -> tuple[list[JSON], list[str]]:
+    """Wait until the partitions are settled with no violations; after `timeout`, the last settled state and
+    its violations (or an AssertionError when they never even settled). The operator writes a Pending reason
+    when it retries, so right after settling a reason may still be catching up with the last placements."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: tuple[list[JSON], list[str]] | None = None
+    while asyncio.get_running_loop().time() < deadline:
+        partitions = await settled(api, namespace, expected)
+        if partitions is not None:
+            free = int((await superpod_devices(api)).get("free", 0))
+            last = (partitions, violations(partitions, free))
+            if not last[1]:
+                return last
+        await asyncio.sleep(1.0)
+    if last is None:
+        raise AssertionError(f"the {expected} partitions did not settle within {timeout:.0f} s")
+    return last
+
+
 def violations(partitions: list[JSON], free: int) -> list[str]:
     """What is wrong with a settled state (see the module docstring); empty when nothing is."""
     found = [
