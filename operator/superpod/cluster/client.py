@@ -9,10 +9,12 @@ service account.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import json
 import os
+import random
 import ssl
 import tempfile
 from collections.abc import AsyncIterator, Mapping
@@ -30,6 +32,11 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
+
+
+TRANSIENT = frozenset({429, 500, 502, 503, 504})
+RETRIES = 4
+BACKOFF = 0.05  # seconds before the first retry; doubled each time, jittered
 
 
 class ApiError(Exception):
@@ -167,16 +174,34 @@ class KubeClient:
         body: Any = None,
         params: Mapping[str, str] | None = None,
         content_type: str = "application/json",
+        retries: int | None = None,
     ) -> JSON:
+        """One API call. Transient failures (429, 5xx, a broken connection, a timeout) are retried with short
+        jittered backoffs for every method but POST, whose repetition could create a second object; PATCH and
+        PUT are safe to repeat (the same merge result, or a 409 when guarded by a resourceVersion that a
+        first attempt already moved)."""
         url = path + ("?" + urlencode(params) if params else "")
         data = None if body is None else (body if isinstance(body, str) else json.dumps(body))
         headers = {"Content-Type": content_type} if data is not None else {}
-        async with self.session.request(method, url, data=data, headers=headers) as response:
-            text = await response.text()
-            payload: JSON = json.loads(text) if text else {}
-            if response.status >= 300:
-                raise ApiError(response.status, payload)
-            return payload
+        attempts = 1 + (retries if retries is not None else (0 if method == "POST" else RETRIES))
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                async with self.session.request(method, url, data=data, headers=headers) as response:
+                    text = await response.text()
+                    try:
+                        payload: JSON = json.loads(text) if text else {}
+                    except ValueError:  # a proxy's or load balancer's error page
+                        payload = {"message": text[:500]}
+                    if response.status < 300:
+                        return payload
+                    if last or response.status not in TRANSIENT:
+                        raise ApiError(response.status, payload)
+            except (aiohttp.ClientConnectionError, TimeoutError):
+                if last:
+                    raise
+            await asyncio.sleep(BACKOFF * 2**attempt * (0.5 + random.random()))
+        raise AssertionError("unreachable")
 
     async def get(self, path: str, **params: str) -> JSON:
         return await self.request("GET", path, params=params or None)

@@ -222,7 +222,7 @@ def register(
         if bindings.follows(f"{namespace}/{name}"):
             bindings.partition_changed(kopfkit.plain(body))  # a moved slot rewrites the rank table at once
 
-    @kopf.daemon(*partitions, registry=registry, cancellation_timeout=5.0, when=_placed)
+    @kopf.daemon(*partitions, registry=registry, cancellation_timeout=5.0, when=_placed, backoff=2.0)
     async def bind_loop(namespace: str | None, name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
         key = f"{namespace}/{name}"
         wake = bindings.wake(key)

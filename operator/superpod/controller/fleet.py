@@ -371,8 +371,14 @@ class Fleet:
                 obj,
                 lambda previous: derive.allocated(decision, previous=previous, generation=_generation(obj)),
             )
-        except BaseException:
-            state.allocator.release(key)
+        except client.ApiError as error:
+            if 400 <= error.status < 500:  # definitely refused: the devices are free again
+                state.allocator.release(key)
+            # A 5xx may come after the write landed (a lost reply): keep the devices, so no other partition
+            # gets them; kopf retries the handler, which then writes this same placement.
+            raise
+        except asyncio.CancelledError:
+            state.allocator.release(key)  # the operator is stopping; the decision was never written
             raise
         if not written:  # deleted meanwhile
             state.allocator.release(key)

@@ -22,6 +22,7 @@ from superpod.controller import fleet as fleet_module
 from superpod.controller import kopfkit
 from superpod.metrics import instruments
 
+HANDLER_BACKOFF = 2.0  # seconds before kopf retries a failed handler or restarts a failed daemon
 IDLE_REFRESH = 30.0  # seconds: a daemon re-checks even without a poke (missed events cost at most this)
 
 
@@ -38,18 +39,20 @@ def register(registry: kopf.OperatorRegistry, fleet: fleet_module.Fleet, *, stat
     async def stop(**_: Any) -> None:
         await fleet.stop()
 
-    @kopf.on.create(*partitions, registry=registry)
-    @kopf.on.resume(*partitions, registry=registry)
+    # kopf retries a failed handler after `backoff` seconds (its default, 60 s, leaves a partition without a
+    # status for a minute after a transient API error)
+    @kopf.on.create(*partitions, registry=registry, backoff=HANDLER_BACKOFF)
+    @kopf.on.resume(*partitions, registry=registry, backoff=HANDLER_BACKOFF)
     async def place(body: kopf.Body, **_: Any) -> None:
         async with _reconcile("partition"):
             await fleet.place(kopfkit.plain(body))
 
-    @kopf.on.delete(*partitions, registry=registry)
+    @kopf.on.delete(*partitions, registry=registry, backoff=HANDLER_BACKOFF)
     async def release(body: kopf.Body, **_: Any) -> None:
         async with _reconcile("partition"):
             await fleet.release(kopfkit.plain(body))
 
-    @kopf.daemon(*superpods, registry=registry, cancellation_timeout=5.0)
+    @kopf.daemon(*superpods, registry=registry, cancellation_timeout=5.0, backoff=HANDLER_BACKOFF)
     async def superpod_loop(name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
         last_write = 0.0
         while not stopped:
