@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     logging.basicConfig(level=logging.DEBUG if config.verbose else logging.INFO, handlers=[handler])
+    if not config.verbose:
+        # kopf logs two INFO lines per handler run ("succeeded", "processed"): a few percent of the CPU
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     from superpod.controller import operator
 
     asyncio.run(operator.run(config))

@@ -217,10 +217,12 @@ def register(
                 metrics.observe_webhook(elapsed, error=failed)
                 logger.debug("admission of a pod took %.1f ms", elapsed * 1000)
 
-    @kopf.on.event(*partitions, registry=registry)
-    async def partition_event(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
-        if bindings.follows(f"{namespace}/{name}"):
-            bindings.partition_changed(kopfkit.plain(body))  # a moved slot rewrites the rank table at once
+    def partition_changed(key: str, obj: JSON) -> None:
+        if bindings.follows(key):
+            bindings.partition_changed(obj)  # a moved slot rewrites the rank table at once
+
+    # the fleet's own mirror of partitions tells us; a kopf event handler would process every event twice
+    fleet.partition_listeners.append(partition_changed)
 
     @kopf.daemon(*partitions, registry=registry, cancellation_timeout=5.0, when=_placed, backoff=2.0)
     async def bind_loop(namespace: str | None, name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:

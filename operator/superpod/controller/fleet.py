@@ -79,6 +79,7 @@ class Fleet:
         self.namespace = namespace
         self.superpods: dict[str, SuperPodState] = {}
         self.partitions: dict[str, JSON] = {}  # key -> latest partition object seen
+        self.partition_listeners: list[Callable[[str, JSON], None]] = []  # told of every partition change
         self._nodes: dict[str, JSON] = {}
         self._configmaps: dict[str, JSON] = {}  # node name -> device-info ConfigMap
         self._node_health: dict[
@@ -188,6 +189,8 @@ class Fleet:
                 self._forget(key, gone)
             return
         self.partitions[key] = new
+        for listener in self.partition_listeners:
+            listener(key, new)
         if self._reflectors and all(m.synced.is_set() for m in self._reflectors):
             self._adopt(key, new)
             state = self.superpods.get(_superpod_of(new))
@@ -383,6 +386,7 @@ class Fleet:
         if not written:  # deleted meanwhile
             state.allocator.release(key)
             return {}
+        logger.info("placed %s: %s", key, written["message"])
         await self.writer.event(obj, reason="Allocated", message=written["message"])
         state.poke()
         return written
