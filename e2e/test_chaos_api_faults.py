@@ -1,6 +1,7 @@
 """Chaos: the API server fails under the operator (5xx answers, writes that land but answer 504, 409 conflicts,
 watches cut every few seconds, latency) while partitions are created and deleted. The operator must stay up and
-converge: once the API recovers every partition is Allocated or Pending with the right reason, no device is in
+never hand a device to two partitions, not even for a moment, and converge: once the API recovers every
+partition is Allocated or Pending with the right reason, no device is in
 two partitions, and the SuperPod's counts agree with the partitions.
 
 The faults aim at the operator's bearer token only (see superpod.sandbox.faults), so the scenario's own calls
@@ -19,7 +20,7 @@ import asyncio
 import pytest
 from superpod.sandbox import faults
 
-from e2e import churn, environment
+from e2e import churn, environment, scenario
 from e2e.conftest import SUPERPODS, superpod_manifest
 from tests.integration.operator.conftest import eventually
 
@@ -50,6 +51,15 @@ async def test_the_operator_converges_while_the_api_fails_under_it():
         await api.create(
             "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
         )
+        shared: dict[tuple[str, str], set[str]] = {}
+
+        async def watch_for_shared_devices() -> None:
+            while True:  # a device held by two partitions, even for a moment, could go to two pods
+                for device, names in scenario.shared_devices(await churn.snapshot(api, namespace)).items():
+                    shared.setdefault(device, set()).update(names)
+                await asyncio.sleep(0.5)
+
+        sampler = asyncio.create_task(watch_for_shared_devices())
         sandbox.faults.set(PLAN)
         work = churn.Churn(api, namespace, creates=150, delete_share=0.3, rate=30.0)
         await work.run()
@@ -58,8 +68,10 @@ async def test_the_operator_converges_while_the_api_fails_under_it():
         sandbox.faults.set(None)  # the API recovers
         expected = len(work.created) - len(work.deleted)
         _, wrong = await churn.converge(api, namespace, expected, timeout=90)
+        sampler.cancel()
 
         assert operator.process.returncode is None
         assert wrong == []
+        assert shared == {}, "devices held by two partitions at once during the faults"
         for fault in ("error500", "error503", "error504", "lost_reply", "conflict", "watch_cut"):
             assert injected.get(fault, 0) > 0, f"no {fault} was injected: {injected}"
