@@ -1,16 +1,14 @@
 """Chaos: the API server fails under the operator (5xx answers, writes that land but answer 504, 409 conflicts,
 watches cut every few seconds, latency) while partitions are created and deleted. The operator must stay up and
 never hand a device to two partitions, not even for a moment, and converge: once the API recovers every
-partition is Allocated or Pending with the right reason, no device is in
-two partitions, and the SuperPod's counts agree with the partitions.
+partition is Allocated or Pending with the right reason, and the SuperPod's counts agree with the partitions.
 
 The faults aim at the operator's bearer token only (see superpod.sandbox.faults), so the scenario's own calls
 and the simulator's go through. Sandbox only.
 
 The faults last through the churn and a little after it; then the API recovers, and the operator must converge
-within one kopf retry backoff (60 s by default: kopf retries a handler that raised only after it) plus a margin.
-While the faults last, a handler can fail again on each retry, so convergence under permanent faults takes a
-random multiple of 60 s: too long for the test suite (measured in docs/e2e.md).
+within 90 s. (With kopf's default 60 s retry backoff and no client retries this took minutes; the operator now
+retries transient failures itself and its handlers back off 2 s: see docs/e2e.md.)
 """
 
 from __future__ import annotations
