@@ -1,18 +1,17 @@
-"""A throw-away certificate authority and a serving certificate for 127.0.0.1 and localhost (`--tls`)."""
+"""A throw-away certificate authority and a serving certificate for 127.0.0.1 and localhost (`--tls`).
+
+The certificates are made by the operator's own `cluster.certificates.self_signed` (one implementation of a
+self-signed CA); the sandbox keeps them in memory.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import ipaddress
 import ssl
 import tempfile
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from superpod.cluster import certificates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,61 +30,11 @@ class ServingCertificate:
         return context
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
 def generate(hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> ServingCertificate:
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("superpod-sandbox-ca"))
-        .issuer_name(_name("superpod-sandbox-ca"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
+    with tempfile.TemporaryDirectory() as folder:
+        files = certificates.self_signed(hosts, folder)
+        return ServingCertificate(
+            ca_pem=files.ca_pem,
+            cert_pem=Path(files.cert_file).read_bytes(),
+            key_pem=Path(files.key_file).read_bytes(),
         )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    alt_names: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            alt_names.append(x509.DNSName(host))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("superpod-sandbox"))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    return ServingCertificate(
-        ca_pem=ca_cert.public_bytes(serialization.Encoding.PEM),
-        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
-        key_pem=key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ),
-    )
