@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from superpod.api import common
 from superpod.api import partition as api_partition
 from superpod.cluster import client
+from superpod.commands import demo
 
 from e2e import environment
 from tests.conftest import ROOT
@@ -35,29 +36,7 @@ def partition(
 
 def training_pod(name: str, namespace: str, partition_name: str, devices: int, index: int) -> JSON:
     """One worker of a training job, as an indexed Job would make it: labelled with its partition."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {
-                common.PARTITION_LABEL: partition_name,
-                "batch.kubernetes.io/job-completion-index": str(index),
-            },
-        },
-        "spec": {
-            "containers": [
-                {
-                    "name": "trainer",
-                    "image": "ascendhub/mindspore:latest",
-                    "command": ["python", "train.py"],
-                    "resources": {"limits": {RESOURCE: str(devices)}},
-                }
-            ],
-            "restartPolicy": "Never",
-        },
-    }
+    return demo.training_pod(name, namespace, partition_name, devices, index, RESOURCE)
 
 
 def devices_of(status: JSON) -> set[tuple[str, str]]:

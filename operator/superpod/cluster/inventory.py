@@ -117,7 +117,8 @@ def observe(
         # The plugin lists only *free* healthy devices (used ones vanish from DeviceList), so the node's full
         # set is its capacity, named as the profile names devices, plus whatever the ConfigMap mentions.
         listed = set(info.devices)
-        named = profile.device_names(_capacity(node, resource)) if _capacity(node, resource) else ()
+        capacity = _capacity(node, resource)
+        named = profile.device_names(capacity) if capacity else ()
         devices = tuple(sorted(listed | set(named), key=deviceinfo.device_index))
         unhealthy = unavailable_devices(info)
         if info.switch is not None and info.switch.fault_codes:

@@ -21,7 +21,8 @@ COMPONENT = "superpod-operator"
 logger = logging.getLogger(__name__)
 
 
-def _now() -> str:
+def now() -> str:
+    """The current time as Kubernetes writes timestamps (RFC 3339, seconds, UTC)."""
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -71,7 +72,7 @@ class Writer:
         """Post an Event about `involved` (a full object or its reference); failures are logged, not raised."""
         metadata = involved.get("metadata", {})
         namespace = metadata.get("namespace") or "default"
-        now = _now()
+        timestamp = now()
         body = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -89,8 +90,8 @@ class Writer:
             "source": {"component": COMPONENT},
             "reportingComponent": COMPONENT,
             "reportingInstance": self.instance,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
+            "firstTimestamp": timestamp,
+            "lastTimestamp": timestamp,
             "count": 1,
         }
         try:

@@ -87,35 +87,40 @@ def _superpod(profile: str) -> JSON:
     }
 
 
+def training_pod(name: str, namespace: str, partition: str, devices: int, index: int, resource: str) -> JSON:
+    """One worker of a training job, as an indexed Job makes it: labelled with its partition and its index."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                common.PARTITION_LABEL: partition,
+                "batch.kubernetes.io/job-completion-index": str(index),
+            },
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": "trainer",
+                    "image": "ascendhub/mindspore:latest",
+                    "command": ["python", "train.py"],
+                    "resources": {"limits": {resource: str(devices)}},
+                }
+            ],
+            "restartPolicy": "Never",
+        },
+    }
+
+
 def _training_pods(partition: JSON, resource: str) -> list[JSON]:
     """The pods of a small training job: one per slot, with the Job's completion index as the rank hint."""
     name = partition["metadata"]["name"]
     slots = partition["status"]["allocation"]
     per_pod = len(slots[0]["devices"])
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": f"{name}-worker-{index}",
-                "namespace": NAMESPACE,
-                "labels": {
-                    common.PARTITION_LABEL: name,
-                    "batch.kubernetes.io/job-completion-index": str(index),
-                },
-            },
-            "spec": {
-                "containers": [
-                    {
-                        "name": "trainer",
-                        "image": "ascendhub/mindspore:latest",
-                        "command": ["python", "train.py"],
-                        "resources": {"limits": {resource: str(per_pod)}},
-                    }
-                ],
-                "restartPolicy": "Never",
-            },
-        }
+        training_pod(f"{name}-worker-{index}", NAMESPACE, name, per_pod, index, resource)
         for index in range(len(slots))
     ]
 

@@ -52,7 +52,7 @@ def _report(
 ) -> plan.Report:
     superpod = api_superpod.SuperPod.model_validate({k: v for k, v in superpod_obj.items() if k != "status"})
     profile = profiles.for_spec(superpod.spec)
-    observed = plan._observed(nodes, configmaps, superpod.spec, profile)
+    observed = plan.observed_nodes(nodes, configmaps, superpod.spec, profile)
     topology = tree.build(profile, observed, reserve_nodes=superpod.spec.reserve_nodes)
     allocator = placement_allocator.Allocator(topology)
     decisions: list[tuple[str, result.Placement | result.Rejection]] = []

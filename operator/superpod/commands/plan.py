@@ -302,7 +302,7 @@ def plan(documents: Iterable[dict[str, Any]]) -> Report:
     superpod = superpods[0]
     spec = superpod.spec
     profile = profiles.for_spec(spec)
-    observed = _observed(nodes, configmaps, spec, profile)
+    observed = observed_nodes(nodes, configmaps, spec, profile)
     synthesised = not observed
     if synthesised:
         observed = list(inventory.synthesize(profile))
@@ -325,7 +325,7 @@ def plan(documents: Iterable[dict[str, Any]]) -> Report:
     return Report(superpod, allocator, decisions, synthesised, skipped)
 
 
-def _observed(
+def observed_nodes(
     nodes: Sequence[dict[str, Any]],
     configmaps: dict[str, dict[str, Any]],
     spec: api_superpod.SuperPodSpec,

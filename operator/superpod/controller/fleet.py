@@ -24,6 +24,7 @@ from typing import Any
 import pydantic
 
 from superpod import placement
+from superpod.api import common
 from superpod.api import partition as api_partition
 from superpod.api import superpod as api_superpod
 from superpod.cluster import client, deviceinfo, inventory, nodeinfo, reflector, writer
@@ -95,11 +96,7 @@ class Fleet:
 
     async def start(self) -> None:
         """Mirror everything, rebuild every allocation, then keep following changes."""
-        partitions_path = (
-            writer.partition_path(self.namespace, "").rstrip("/")
-            if self.namespace
-            else client.resource_path("superpod.dev/v1alpha1", api_partition.PLURAL)
-        )
+        partitions_path = client.resource_path(common.API_VERSION, api_partition.PLURAL, self.namespace)
         self._reflectors = [
             reflector.Reflector(self.api, writer.superpod_path(), self._on_superpod),
             reflector.Reflector(self.api, "/api/v1/nodes", self._on_node),

@@ -7,19 +7,14 @@ stays the same, as Kubernetes API conventions ask.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from superpod import placement
 from superpod.api import partition as api_partition
-from superpod.cluster import inventory
+from superpod.cluster import inventory, writer
 
 JSON = dict[str, Any]
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def condition(
@@ -36,7 +31,7 @@ def condition(
     since = (
         old["lastTransitionTime"]
         if old and old.get("status") == value and old.get("lastTransitionTime")
-        else now()
+        else writer.now()
     )
     out: JSON = {
         "type": type_,
