@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 
 from superpod.cluster import client
-from superpod.controller import admission, handlers
+from superpod.controller import admission, handlers, kopfkit
 from superpod.controller import fleet as fleet_module
 from superpod.controller import settings as operator_settings
 from superpod.metrics import exporter as metrics_exporter
@@ -42,10 +42,9 @@ def kopf_settings(config: operator_settings.OperatorSettings) -> kopf.OperatorSe
     # kopf pauses every replica when two share the highest priority, so each replica draws its own
     settings.peering.priority = config.priority or random.randint(1, 2**30)
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
-    )
+    # kopf writes nothing of its own to a partition that is placed at the first attempt (see kopfkit)
+    settings.persistence.progress_storage = kopfkit.UnmarkedProgressStorage(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopfkit.SpecDiffBase()
     settings.posting.level = logging.WARNING  # users get the operator's own Events, not every log line
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
