@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import pytest
-
 from superpod.controller import kopfkit
 
 
@@ -19,7 +18,7 @@ def partition(status: dict[str, Any] | None = None) -> kopf.Body:
     }
     if status is not None:
         raw["status"] = status
-    return kopf.Body(raw)
+    return kopf.Body(cast(kopf.RawBody, raw))
 
 
 @pytest.mark.parametrize(
