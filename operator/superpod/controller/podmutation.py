@@ -11,10 +11,15 @@
   container, replacing values of the same names;
 - the rank table ConfigMap as a volume, mounted read-only at /user/serverid/devindex/config, where MindCluster's
   ascend-operator mounts `rings-config-<job>` (HCCL reads hccl.json there).
+
+`apply` mutates a pod in place; `json_patch` gives the same change as the RFC 6902 operations the webhook
+answers with. Each changed field is written whole (`add` replaces an existing member), which kube-apiserver
+applies exactly like a minimal diff, at a fraction of the cost of deep-copying and diffing the pod.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any
 
@@ -24,6 +29,14 @@ RANK_TABLE_DIR = "/user/serverid/devindex/config"
 RANK_TABLE_FILE = f"{RANK_TABLE_DIR}/hccl.json"
 RANK_TABLE_VOLUME = "superpod-rank-table"
 BOUND_ENV = ("RANK", "WORLD_SIZE", "RANK_TABLE_FILE")
+# the fields `apply` may change, in the order the patch writes them
+CHANGED_FIELDS = (
+    ("metadata", "name"),
+    ("metadata", "annotations"),
+    ("spec", "affinity"),
+    ("spec", "containers"),
+    ("spec", "volumes"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +73,28 @@ def apply(pod: JSON, binding: Binding) -> None:
     for container in containers:
         kept = [item for item in container.get("env") or [] if item.get("name") not in BOUND_ENV]
         container["env"] = kept + [dict(item) for item in env]
+
+
+def json_patch(pod: JSON, binding: Binding) -> list[JSON]:
+    """JSON Patch operations turning `pod` into what `apply` makes of it; `pod` itself is left unchanged."""
+    metadata = dict(pod.get("metadata") or {})
+    spec = dict(pod.get("spec") or {})
+    # copies of exactly what `apply` changes in place: it assigns new values to every other field it touches
+    if "affinity" in spec:
+        spec["affinity"] = copy.deepcopy(spec["affinity"])
+    if "containers" in spec:
+        spec["containers"] = [dict(container) for container in spec["containers"] or []]
+    bound = {**pod, "metadata": metadata, "spec": spec}
+    apply(bound, binding)
+    operations: list[JSON] = []
+    for section in ("metadata", "spec"):
+        if section not in pod:
+            operations.append({"op": "add", "path": f"/{section}", "value": bound[section]})
+    for section, field in CHANGED_FIELDS:
+        old, new = (pod.get(section) or {}).get(field), bound[section].get(field)
+        if section in pod and field in bound[section] and new != old:
+            operations.append({"op": "add", "path": f"/{section}/{field}", "value": new})
+    return operations
 
 
 def _pin_node(spec: JSON, node: str) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
+import pytest
 from superpod.controller import podmutation
+from superpod.sandbox import patch
 
 from tests.unit.admission import builders
 
@@ -105,3 +109,51 @@ def test_applying_twice_changes_nothing_more():
     once = bound(builders.pod())
     twice = bound(bound(builders.pod()))
     assert once == twice
+
+
+GENERATED = podmutation.Binding("worker-x7k2q", "n", ("gpu-0",), 0, 4, "nvidia.com/gpu", None)
+USERS_CONTAINER = {
+    "name": "main",
+    "resources": {"requests": {"huawei.com/Ascend910": "2", "cpu": "4"}},
+    "env": [{"name": "RANK", "value": "99"}, {"name": "KEEP", "value": "1"}],
+    "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+}
+ZONES = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]
+        }
+    }
+}
+
+
+def generated(pod):
+    del pod["metadata"]["name"]
+    pod["metadata"]["generateName"] = "worker-"
+    return pod
+
+
+@pytest.mark.parametrize(
+    ("pod", "binding"),
+    [
+        pytest.param(builders.pod(), BINDING, id="a plain pod"),
+        pytest.param(builders.pod(affinity=ZONES), BINDING, id="a pod with node selector terms"),
+        pytest.param(
+            builders.pod(containers=[USERS_CONTAINER], volumes=[{"name": "data", "emptyDir": {}}]),
+            BINDING,
+            id="a pod with its own env, request, mounts and volumes",
+        ),
+        pytest.param(generated(builders.pod()), GENERATED, id="a pod with generateName only"),
+        pytest.param(bound(builders.pod()), BINDING, id="a pod bound already"),
+    ],
+)
+def test_the_json_patch_makes_of_the_pod_what_apply_makes_and_leaves_the_pod_alone(pod, binding):
+    original = copy.deepcopy(pod)
+    operations = podmutation.json_patch(pod, binding)
+    assert pod == original
+    assert patch.json_patch(copy.deepcopy(pod), operations) == bound(copy.deepcopy(pod), binding)
+
+
+def test_a_pod_that_needs_no_change_gets_an_empty_patch():
+    pod = bound(builders.pod())
+    assert podmutation.json_patch(pod, BINDING) == []
