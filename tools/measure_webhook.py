@@ -1,30 +1,40 @@
-"""Latency of the pod admission webhook under bursts of concurrent pod creates, and the operator's CPU for it.
+"""Latency of the pod admission webhook under bursts of concurrent admissions, and the CPU they cost.
 
 Runs the operator (`superpod run`, a subprocess, webhook on HTTPS with a managed configuration) against a
 sandbox with a CloudMatrix 384's 48 nodes. Each round places a fresh partition of `--pods` x
-`--devices-per-pod` dies, then creates its `--pods` pods at once through the sandbox's pods API, which calls
-the webhook over TLS as kube-apiserver does. Each webhook call is timed on the caller's side (POST to answer,
-as kube-apiserver's `apiserver_admission_webhook_admission_duration_seconds` does). Then the same number of
-pods of another partition is created one after the other (the single-call latency). The first round also opens
-the caller's TLS connections; later rounds reuse them, as kube-apiserver keeps its connections.
+`--devices-per-pod` dies and sends its `--pods` admissions at once, two ways:
 
-Operator CPU per admission is the operator process's user+system CPU time over the bursts (from /proc)
-divided by the admissions; it includes everything the operator did meanwhile (pod watch events, rank tables).
-The load average is printed before and after: the caller (sandbox) and the operator share this machine.
+- through the sandbox: the pods are created with its pods API, which calls the webhook over TLS as
+  kube-apiserver does (the path the integration tests take). The sandbox is one Python process that also
+  serves the creates, the operator's slot claims and its watches, so its own backlog shows in the latency;
+- straight to the webhook: this process POSTs the AdmissionReviews with the sandbox's webhook caller (TLS checked
+  against the configuration's caBundle, connections pooled), as a kube-apiserver with cores to spare would;
+  the claims still go to the sandbox. These pods are never created; each round's partition is deleted after.
 
-    PYTHONPATH=. .venv/bin/python tools/measure_webhook.py [--pods 32] [--rounds 5] [--devices-per-pod 2]
+Each webhook call is timed by its caller (POST to answer, as kube-apiserver's
+`apiserver_admission_webhook_admission_duration_seconds`). The first round of each way opens the caller's TLS
+connections; later rounds reuse them, as kube-apiserver keeps its connections. Then pods are created one after
+the other through the sandbox (the latency of a call alone). CPU per admission is the user+system CPU time of
+the operator process (from /proc) and of this process (sandbox and caller) over the bursts, divided by the
+admissions; it includes all they did meanwhile (watch events, rank tables). The load average is printed
+before and after: the sandbox, the operator and whatever else runs share this machine.
+
+    PYTHONPATH=. .venv/bin/python tools/measure_webhook.py [--pods 32] [--rounds 5] [--devices-per-pod 2] \\
+        [--ways both|sandbox|direct] [--verbose]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from superpod.cluster import client
 from superpod.sandbox import admission, server
 
@@ -34,6 +44,7 @@ from tests.integration.operator.conftest import add_a3_nodes, apply_crds, eventu
 SPOD = "/apis/superpod.dev/v1alpha1/superpods"
 SPP = "/apis/superpod.dev/v1alpha1/namespaces/team-a/superpodpartitions"
 PODS = "/api/v1/namespaces/team-a/pods"
+WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
 NODES = 48
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -108,8 +119,8 @@ async def placed(api: client.KubeClient, name: str, pods: int, per_pod: int) -> 
 
 
 async def remove(api: client.KubeClient, name: str, pods: int) -> None:
-    """Delete a round's pods and partition, so the next round finds the devices free."""
-    await asyncio.gather(*(api.delete(f"{PODS}/{name}-{i}") for i in range(pods)))
+    """Delete a round's pods (those that exist) and partition, so the next round finds the devices free."""
+    await asyncio.gather(*(api.delete(f"{PODS}/{name}-{i}") for i in range(pods)))  # None when absent
     await api.delete(f"{SPP}/{name}")
 
     async def gone() -> bool:
@@ -118,16 +129,90 @@ async def remove(api: client.KubeClient, name: str, pods: int) -> None:
     await eventually(gone, timeout=30)
 
 
-async def main(pods: int, rounds: int, per_pod: int, verbose: bool) -> None:
+@dataclasses.dataclass
+class Burst:
+    """The webhook calls of one burst (seconds each) and the CPU the two processes spent meanwhile."""
+
+    calls: list[float]
+    operator_cpu: float
+    caller_cpu: float
+
+
+class Bench:
+    """The sandbox, the operator and the ways to send it pods."""
+
+    def __init__(self, api: client.KubeClient, operator: WebhookOperator, pods: int, per_pod: int) -> None:
+        self.api = api
+        self.operator = operator
+        self.pods = pods
+        self.per_pod = per_pod
+        self.samples: list[float] = []
+        admission._call = timed_calls(self.samples)  # type: ignore[assignment]  # a tool, not product code
+
+    session: aiohttp.ClientSession  # the direct caller's, with its pool of TLS connections
+    configuration: dict[str, Any]  # the MutatingWebhookConfiguration the operator wrote
+
+    async def burst(self, name: str, send: Callable[[str, int], Awaitable[Any]]) -> Burst:
+        """`pods` admissions for a fresh partition at once, through `send(partition, index)`."""
+        assert self.operator.process is not None
+        await placed(self.api, name, self.pods, self.per_pod)
+        self.samples.clear()
+        operator_before, caller_before = cpu_seconds(self.operator.process.pid), time.process_time()
+        await asyncio.gather(*(send(name, i) for i in range(self.pods)))
+        burst = Burst(
+            list(self.samples),
+            cpu_seconds(self.operator.process.pid) - operator_before,
+            time.process_time() - caller_before,
+        )
+        assert len(burst.calls) == self.pods, f"{len(burst.calls)} webhook calls for {self.pods} pods"
+        await remove(self.api, name, self.pods)
+        return burst
+
+    async def create(self, name: str, index: int) -> None:
+        """A pod created through the sandbox's API: it calls the webhook as kube-apiserver does."""
+        await self.api.create(PODS, pod(f"{name}-{index}", name))
+
+    async def direct(self, name: str, index: int) -> None:
+        """An AdmissionReview for a pod sent straight to the webhook (the pod itself is never created)."""
+        request = admission.AdmissionRequestInfo(
+            operation="CREATE",
+            group="",
+            version="v1",
+            kind="Pod",
+            resource="pods",
+            name=f"{name}-{index}",
+            namespace="team-a",
+            object=pod(f"{name}-{index}", name),
+            namespace_labels={},
+        )
+        outcome = await admission.admit(
+            mutating=[self.configuration],
+            validating=[],
+            request=request,
+            service_resolver=lambda *_: f"https://127.0.0.1:{self.operator.webhook_port}/mutate-pods",
+            session=self.session,
+        )
+        assert outcome.allowed and outcome.patched, outcome.status
+
+
+def report(title: str, bursts: list[Burst]) -> None:
+    admissions = sum(len(burst.calls) for burst in bursts)
+    print(f"{title}, {len(bursts)} rounds ({admissions} admissions):")
+    print("  " + summary("first round (new TLS connections)", bursts[0].calls))
+    if len(bursts) > 1:
+        print("  " + summary("later rounds (connections reused)", [s for b in bursts[1:] for s in b.calls]))
+    print("  " + summary("all rounds", [s for b in bursts for s in b.calls]))
+    operator_cpu = sum(burst.operator_cpu for burst in bursts) / admissions * 1000
+    caller_cpu = sum(burst.caller_cpu for burst in bursts) / admissions * 1000
+    print(f"  CPU per admission: operator {operator_cpu:.2f} ms, caller {caller_cpu:.2f} ms")
+
+
+async def main(pods: int, rounds: int, per_pod: int, ways: str, verbose: bool) -> None:
     if pods * per_pod > (NODES - 2) * 16:
         raise SystemExit(f"{pods} pods of {per_pod} dies do not fit in {NODES - 2} nodes of 16")
-    samples: list[float] = []
-    admission._call = timed_calls(samples)  # type: ignore[assignment]  # a measuring tool, not product code
-    bursts: list[list[float]] = []
-    sequential: list[float] = []
     async with server.Sandbox() as sandbox:
         credentials = client.credentials_from_kubeconfig(sandbox.kubeconfig)
-        async with client.KubeClient(credentials) as api:
+        async with client.KubeClient(credentials) as api, aiohttp.ClientSession() as session:
             await apply_crds(api)
             await api.create(
                 "/api/v1/namespaces",
@@ -138,41 +223,31 @@ async def main(pods: int, rounds: int, per_pod: int, verbose: bool) -> None:
             await operator.start()
             print(f"operator pid {operator.process.pid if operator.process else '?'}, log {operator.log}")
             try:
-                assert operator.process is not None
                 await webhook_configuration(api)
                 await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
+                bench = Bench(api, operator, pods, per_pod)
+                bench.session = session
+                bench.configuration = await api.get(f"{WEBHOOKS}/superpod-operator")
                 print(f"load average before: {load()}")
-                cpu = caller_cpu = 0.0
-                for round_number in range(rounds):
-                    name = f"burst-{round_number}"
-                    await placed(api, name, pods, per_pod)
-                    samples.clear()
-                    before, caller_before = cpu_seconds(operator.process.pid), time.process_time()
-                    await asyncio.gather(*(api.create(PODS, pod(f"{name}-{i}", name)) for i in range(pods)))
-                    cpu += cpu_seconds(operator.process.pid) - before
-                    caller_cpu += time.process_time() - caller_before
-                    assert len(samples) == pods, f"{len(samples)} webhook calls for {pods} pods"
-                    bursts.append(list(samples))
-                    await remove(api, name, pods)
+                created = [
+                    await bench.burst(f"create-{i}", bench.create) for i in range(rounds) if ways != "direct"
+                ]
+                direct = [
+                    await bench.burst(f"direct-{i}", bench.direct) for i in range(rounds) if ways != "sandbox"
+                ]
                 await placed(api, "one-by-one", pods, per_pod)
-                samples.clear()
+                bench.samples.clear()
                 for i in range(pods):
-                    await api.create(PODS, pod(f"one-by-one-{i}", "one-by-one"))
-                sequential = list(samples)
+                    await bench.create("one-by-one", i)
+                sequential = list(bench.samples)
                 print(f"load average after: {load()}")
             finally:
                 await operator.stop()
-    print(f"{pods} pods created at once, {rounds} rounds ({pods * rounds} admissions):")
-    print("  " + summary("first round (new TLS connections)", bursts[0]))
-    if rounds > 1:
-        print("  " + summary("later rounds (connections reused)", [s for b in bursts[1:] for s in b]))
-    print("  " + summary("all rounds", [s for b in bursts for s in b]))
-    print(f"  operator CPU per admission over the bursts: {cpu / (pods * rounds) * 1000:.2f} ms")
-    print(
-        "  caller CPU per pod create over the bursts (sandbox API server and this client, one process): "
-        f"{caller_cpu / (pods * rounds) * 1000:.2f} ms"
-    )
-    print(summary(f"{pods} pods created one after the other", sequential))
+    if created:
+        report(f"{pods} pods created at once through the sandbox's pods API", created)
+    if direct:
+        report(f"{pods} AdmissionReviews sent at once straight to the webhook", direct)
+    print(summary(f"{pods} pods created one after the other through the sandbox", sequential))
 
 
 if __name__ == "__main__":
@@ -180,6 +255,9 @@ if __name__ == "__main__":
     parser.add_argument("--pods", type=int, default=32, help="pods created at once per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--devices-per-pod", type=int, default=2)
+    parser.add_argument("--ways", choices=("both", "sandbox", "direct"), default="both", help="how to send")
     parser.add_argument("--verbose", action="store_true", help="run the operator with --verbose (debug log)")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.pods, arguments.rounds, arguments.devices_per_pod, arguments.verbose))
+    asyncio.run(
+        main(arguments.pods, arguments.rounds, arguments.devices_per_pod, arguments.ways, arguments.verbose)
+    )

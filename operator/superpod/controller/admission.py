@@ -120,8 +120,13 @@ class Webhook:
         self.latencies: collections.deque[float] = collections.deque(maxlen=100_000)
 
     async def _partition(self, namespace: str, name: str) -> JSON | None:
-        """The partition, from memory when it is placed there, else read (it may be newer than the mirror)."""
-        known = self.fleet.partitions.get(f"{namespace}/{name}")
+        """The partition, from memory when it is placed there, else read (it may be newer than the mirror).
+
+        Memory is the newer of the fleet's mirror and the binder's last write: in a burst, the binder's copy
+        is ahead of the mirror's watch.
+        """
+        mirrored = self.fleet.partitions.get(f"{namespace}/{name}")
+        known = binder_module.newer(self.binder.known(namespace, name), mirrored) if mirrored else None
         if known is not None and (known.get("status") or {}).get("allocation"):
             return known
         return await self.binder.api.get_or_none(writer.partition_path(namespace, name))

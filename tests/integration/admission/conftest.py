@@ -84,7 +84,7 @@ async def allocated(api: client.KubeClient, name: str, namespace: str = "team-a"
 class WebhookOperator(Operator):
     """`superpod run` with its webhook on a free port of 127.0.0.1 and a managed webhook configuration."""
 
-    def __init__(self, kubeconfig: str, *extra: str) -> None:
+    def __init__(self, kubeconfig: str, *extra: str, standalone: bool = True) -> None:
         self.webhook_port = free_port()
         super().__init__(
             kubeconfig,
@@ -92,6 +92,7 @@ class WebhookOperator(Operator):
             "--webhook-host", "127.0.0.1",
             "--webhook-config", "managed",
             *extra,
+            standalone=standalone,
         )  # fmt: skip
 
 

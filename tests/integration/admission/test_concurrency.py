@@ -1,4 +1,4 @@
-"""Pods created at once get distinct slots: one operator under a burst, and two replicas' claims racing."""
+"""Pods created at once get distinct slots: one operator under a burst, two replicas' claims and webhooks racing."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import asyncio
 import statistics
 import time
 
-from superpod.cluster import client
+import aiohttp
+from superpod.cluster import certificates, client, webhookconfig
 from superpod.controller import binder, podrequest, slotclaims
 from superpod.sandbox import admission
 
 from tests.integration.admission.conftest import (
     SPOD,
+    WebhookOperator,
     add_a3_nodes,
     allocated,
     cm384,
@@ -110,3 +112,64 @@ async def test_claims_of_two_replicas_never_share_a_slot(cluster):
     status = (await api.get(f"{partitions_path()}/shared"))["status"]
     assert sorted(slot["pod"] for slot in status["allocation"]) == sorted(f"p-{i}" for i in range(32))
     assert replicas[0].conflicts + replicas[1].conflicts > 0  # they did race, and the apiserver arbitrated
+
+
+async def test_the_webhooks_of_two_replicas_never_give_a_slot_twice(cluster, tmp_path):
+    """Every replica serves the webhook (the Service picks one per call): 32 reviews split between two at once."""
+    sandbox, api = cluster
+    files = certificates.self_signed(["127.0.0.1"], str(tmp_path))
+    flags = ["--webhook-config", "external", "--peering-lifetime", "5"]
+    flags += ["--tls-cert-file", files.cert_file, "--tls-key-file", files.key_file]  # one Secret, both pods
+    replicas = [WebhookOperator(sandbox.kubeconfig, *flags, standalone=False) for _ in range(2)]
+    await add_a3_nodes(api, 6)
+    await api.create(SPOD, cm384())
+    for replica in replicas:
+        await replica.start()
+    try:
+        await api.create(partitions_path(), partition("shared", 64, devicesPerPod=2))
+        await allocated(api, "shared")
+        hooks = [
+            webhookconfig.configuration(webhookconfig.client_config(ca_pem=files.ca_pem, port=r.webhook_port))
+            for r in replicas
+        ]
+        async with aiohttp.ClientSession() as session:
+            outcomes = await asyncio.gather(
+                *(review(session, hooks[i % 2], pod(f"shared-{i}", "shared")) for i in range(32))
+            )
+    finally:
+        for replica in replicas:
+            await replica.stop()
+    assert all(outcome.allowed for outcome in outcomes), [o.status for o in outcomes if not o.allowed]
+    pinned = [
+        (item["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+            "nodeSelectorTerms"][0]["matchFields"][0]["values"][0], device)
+        for item in (outcome.obj or {} for outcome in outcomes)
+        for device in item["metadata"]["annotations"]["huawei.com/Ascend910"].split(",")
+    ]  # fmt: skip
+    assert len(pinned) == 64 and len(set(pinned)) == 64
+    status = (await api.get(f"{partitions_path()}/shared"))["status"]
+    assert sorted(slot["pod"] for slot in status["allocation"]) == sorted(f"shared-{i}" for i in range(32))
+
+
+async def review(
+    session: aiohttp.ClientSession, configuration: dict, obj: dict
+) -> admission.AdmissionOutcome:
+    """The pod's admission as kube-apiserver runs it against `configuration`, without creating the pod."""
+    request = admission.AdmissionRequestInfo(
+        operation="CREATE",
+        group="",
+        version="v1",
+        kind="Pod",
+        resource="pods",
+        name=obj["metadata"]["name"],
+        namespace=obj["metadata"]["namespace"],
+        object=obj,
+        namespace_labels={},
+    )
+    return await admission.admit(
+        mutating=[configuration],
+        validating=[],
+        request=request,
+        service_resolver=lambda *_: "unused: the configuration has a URL",
+        session=session,
+    )
