@@ -9,11 +9,14 @@ freed) and the Bound condition. The caller writes them with the partition's reso
 
 Denials say exactly what is wrong: the partition is Pending or Failed (with its reason and message), full,
 the pod's index is out of range or taken, or the pod's device request does not fit the slot size.
+
+Slots are copied one level deep: binding changes only a slot's `pod`, so the slots returned share their
+`devices` and `domains` with the status they came from (callers replace those, never change them in place).
+Deep copies of a 64-slot allocation cost about 0.75 ms each, several per claim, on the webhook's event loop.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -45,8 +48,10 @@ Decision = Granted | Denied
 
 
 def ordered_allocation(status: JSON | None) -> list[JSON]:
-    """A copy of the partition's slots in rank order."""
-    return sorted(copy.deepcopy((status or {}).get("allocation") or []), key=lambda slot: slot["rank"])
+    """A copy of the partition's slots in rank order (each slot copied, its values shared)."""
+    return sorted(
+        (dict(slot) for slot in (status or {}).get("allocation") or []), key=lambda slot: slot["rank"]
+    )
 
 
 def phase_refusal(partition: str, status: JSON | None, *, deleting: bool = False) -> str | None:
@@ -116,7 +121,7 @@ def _choose(
         slot = allocation[index]
         if not _fits(slot, request):
             return Denied(_size_mismatch(partition, request, {len(slot["devices"])}, resource))
-        return Granted(index, copy.deepcopy(slot))
+        return Granted(index, dict(slot))
     if request.index is not None:
         index = request.index.value
         if index >= len(allocation):
@@ -132,7 +137,7 @@ def _choose(
             )
         if not _fits(slot, request):
             return Denied(_size_mismatch(partition, request, {len(slot["devices"])}, resource))
-        return Granted(index, copy.deepcopy(slot))
+        return Granted(index, dict(slot))
     free = [index for index, slot in enumerate(allocation) if not slot.get("pod")]
     if not free:
         pods = sorted(slot["pod"] for slot in allocation)
@@ -145,7 +150,7 @@ def _choose(
     fitting = [index for index in free if _fits(allocation[index], request)]
     if not fitting:
         return Denied(_size_mismatch(partition, request, sizes, resource))
-    return Granted(fitting[0], copy.deepcopy(allocation[fitting[0]]))
+    return Granted(fitting[0], dict(allocation[fitting[0]]))
 
 
 def release(status: JSON | None, pods: Collection[str]) -> list[JSON]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from superpod.controller import slotclaims
 
@@ -147,3 +149,12 @@ def test_the_bound_condition_keeps_its_place_among_the_conditions():
 def test_slots_are_read_in_rank_order_whatever_the_stored_order():
     stored = list(reversed(slots(3)))
     assert [slot["rank"] for slot in slotclaims.ordered_allocation(builders.status(stored))] == [0, 2, 4]
+
+
+def test_deciding_and_releasing_leave_the_status_they_read_as_it_was():
+    current = status(slots(3, bound={0: "a"}))
+    before = copy.deepcopy(current)
+    decisions, _ = decide(current, request("b"), request("c", index=2))
+    slotclaims.release(current, {"a"})
+    assert current == before
+    assert [d.slot.get("pod") for d in decisions if isinstance(d, slotclaims.Granted)] == [None, None]
