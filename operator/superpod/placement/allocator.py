@@ -252,10 +252,10 @@ class Allocator:
         allocation = self._allocations.pop(partition_id, None)
         if allocation is None:
             return None
+        self.state.count_partition(allocation.held, -1)
         for node_index, mask in allocation.held.items():
             owners = self._owners[node_index]
             del owners[partition_id]
-            self.state.partitions_on[node_index] = len(owners)
             if not owners:
                 del self._owners[node_index]
             self.state.set_node(node_index, held=self.state.held[node_index] & ~mask)
@@ -353,10 +353,10 @@ class Allocator:
             span_level=span_level,
             span_domain=span_domain,
         )
+        self.state.count_partition(held, +1)
         for node_index, mask in held.items():
             node_owners = self._owners.setdefault(node_index, {})
             node_owners[partition_id] = mask
-            self.state.partitions_on[node_index] = len(node_owners)
             self.state.set_node(node_index, held=self.state.held[node_index] | mask)
         return placement
 

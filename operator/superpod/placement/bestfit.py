@@ -7,12 +7,14 @@ For a request of S slots in B blocks of k slots, with its widest allowed level L
    level-L domain can host (at most B).
 2. *The partition in its lowest tier.* The partition domain D is a domain of the lowest level l >= the
    partition's static level such that D hosts S slots and q* blocks at level lb.
-3. *Least fragmentation: best fit.* Among those, D has the fewest free slots. Ties go to the fullest
-   enclosing domains (fewest free devices: the parent, then its parent, ...), then to topology order. A
+3. *Least fragmentation: best fit.* Among those, D has the fewest free slots. Ties go to the domain shared
+   by the most partitions, then to the fullest enclosing domains (fewest free devices: the parent, then its
+   parent, ...), then to topology order. A
    node's own free device count is deliberately not a tie-break: on cloudmatrix-384 churn traces it made
    consecutive small partitions hop between nodes and raised the mean fragmentation from 0.27 to 0.30
-   (docs/placement.md); topology order fills one region. A partition that fits one node goes to the
-   fullest rack with room, and there to the node already shared by the most partitions (`tightest_node`).
+   (docs/placement.md); topology order fills one region. A partition that fits one node goes to the rack
+   shared by the most partitions that has room (then the fullest), and there to the node already shared by
+   the most partitions (`tightest_node`).
 4. *Fewest nodes, ranks along the topology.* Inside D, blocks are placed at level lb as far as they fit, then
    one level up, and so on; inside a domain, children are taken largest-first until the rest fits in one
    child, which is then chosen best-fit. That uses the fewest children (hence nodes) and leaves the tightest
@@ -114,19 +116,26 @@ class _Search:
             return None
         tightest = min(fitting)
         tied = [d for d, value in values.items() if value == tightest]
+        if level >= 1 and len(tied) > 1:
+            # equally tight domains: the one shared by the most partitions (see `tightest_node`)
+            sharing = self.state.partitions_in[level]
+            most = max(sharing[d] for d in tied)
+            tied = [d for d in tied if sharing[d] == most]
         return self.fullest(level, tied)
 
     def tightest_node(self, need: int) -> int | None:
         """The node for a partition that fits one node, found from the root down.
 
-        At every level above the racks, the fullest child (fewest free devices) holding a node with room,
-        read from the node histograms; inside that rack (or flat SuperPoD), the node hosting the most
-        partitions, then the tightest fit, then topology order. Costs the children of one path, not the
-        nodes of the tree. Why the most partitions: departures are independent, so a node running k
-        partitions stays in use for longest anyway (its expected time to empty grows like 1 + 1/2 + ... +
-        1/k lifetimes); one more partition there costs about 1/(k+1) of a lifetime of whole-node
-        availability, on an untouched node a whole lifetime. On cloudmatrix-384 churn traces this lowered
-        the mean fragmentation from 0.275 to 0.244 (docs/placement.md)."""
+        At every level above the nodes, the child holding a node with room (read from the node histograms)
+        that the most partitions share, then the fullest (fewest free devices); inside that rack (or flat
+        SuperPoD), the node hosting the most partitions, then the tightest fit, then topology order. Costs
+        the children of one path, not the nodes of the tree. Why the most partitions: departures are
+        independent, so a node (or rack) running k partitions stays in use for longest anyway (its expected
+        time to empty grows like 1 + 1/2 + ... + 1/k lifetimes); one more partition there costs about
+        1/(k+1) of a lifetime of whole-node (whole-rack) availability, on an untouched one a whole lifetime,
+        and on a rack held by one big job half of one. On cloudmatrix-384 churn traces the node rule lowered
+        the mean node fragmentation from 0.275 to 0.244; on atlas-950 the rack rule lowered the mean rack
+        fragmentation from 0.118 to 0.102 (docs/placement.md)."""
         tree = self.tree
         hist = self.state.node_hist[self.shape.key]
         top = len(tree.levels) - 1
@@ -141,9 +150,10 @@ class _Search:
         for level in range(top, 1, -1):
             below = hist[level - 1]
             counts = free_count[level - 1]
+            sharing_domains = self.state.partitions_in[level - 1]
             domain = min(
                 (c for c in tree.levels[level][domain].children if any(below[c][need:end])),
-                key=lambda c: (counts[c], c),
+                key=lambda c: (-sharing_domains[c], counts[c], c),
             )
         caps = self.caps[0]
         sharing = self.state.partitions_on

@@ -19,6 +19,8 @@ so a whole-node pod can use it; 1 means no node is untouched. Unhealthy devices 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from superpod.topology import noderules
 from superpod.topology import tree as topology_tree
 
@@ -38,9 +40,10 @@ class FreeState:
         self.free_count = [[0] * len(level) for level in tree.levels]
         self.held_count = [[0] * len(level) for level in tree.levels]
         self.untouched_free = [0] * len(tree.levels)
-        self.partitions_on = [0] * len(
-            nodes
-        )  # partitions holding devices on each node (set by the allocator)
+        # partitions holding devices in each domain, per level (level 0: per node), kept by the allocator
+        # through `count_partition`
+        self.partitions_in = [[0] * len(level) for level in tree.levels]
+        self.partitions_on = self.partitions_in[0]
         self.caps: dict[ShapeKey, list[list[int]]] = {}
         # per shape, per level >= 1, per domain: how many of its nodes host exactly c slots (index c)
         self.node_hist: dict[ShapeKey, list[list[list[int]]]] = {}
@@ -99,6 +102,14 @@ class FreeState:
         return 1.0 - self.untouched_free[level] / self.total_free
 
     # ---- writing -------------------------------------------------------------------------------------
+
+    def count_partition(self, nodes: Iterable[int], sign: int) -> None:
+        """Add (`sign` 1) or remove (-1) one partition holding devices on `nodes` in every domain it touches."""
+        touched = {
+            (level, domain) for index in nodes for level, domain in enumerate(self.tree.nodes[index].domains)
+        }
+        for level, domain in touched:
+            self.partitions_in[level][domain] += sign
 
     def set_node(self, index: int, *, held: int | None = None, unhealthy: int | None = None) -> None:
         """Change a node's held and/or unhealthy masks; every derived count follows."""

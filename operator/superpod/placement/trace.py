@@ -18,9 +18,11 @@ and then holds, with departures; arrivals offer `pressure` times that, so the ca
 does not fit waits in a queue for up to one mean lifetime while later ones that fit go first (backfill, as a
 batch scheduler does), so big requests are delayed rather than filtered out. Every rejection in this phase
 is the allocator's doing (fragmentation), never a genuine lack of devices. Then a fill phase without
-departures sends whole-node requests (1, 2, 4, ... nodes, up to one domain of the tier below the widest,
-half of them limited to such a domain) until one cannot fit even ideally: every allocator meets a first
-rejection, and the better it kept whole nodes and racks free, the fuller the machine is by then.
+departures sends the machine's unit of training jobs until one cannot fit even ideally: where the profile
+has racks between its nodes and its widest tier (atlas-950, -960, the supercluster, GB200), whole racks each
+limited to one rack (the next job that wants a rack of its own); else (cloudmatrix-384, 910A/B) 1, 2 or 4
+whole nodes. Every allocator meets a first rejection, and the better it kept whole racks (nodes) free, the
+fuller the machine is by then.
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ def generate(
     ramp = min(mean_lifetime, churn_end / 4)
 
     def cap(at: float) -> float:
-        return load * usable * min(1.0, at / ramp) if at < churn_end else float(usable)
+        return load * usable * min(1.0, at / ramp)
 
     events: list[Event] = []
     departures: list[tuple[float, int, int]] = []  # (at, serial, size)
@@ -144,34 +146,36 @@ def generate(
             if live + event.npus <= cap(now):
                 events.append(dataclasses.replace(event, at=now, id=f"p{serial:05d}"))
                 live += event.npus
-                if now < churn_end:
-                    lifetime = rng.expovariate(1 / mean_lifetime)
-                    heapq.heappush(departures, (now + lifetime, serial, event.npus))
+                lifetime = rng.expovariate(1 / mean_lifetime)
+                heapq.heappush(departures, (now + lifetime, serial, event.npus))
                 serial += 1
             elif give_up > now:
                 keep.append((give_up, event))
         waiting[:] = keep
 
-    while serial < requests and at < churn_end:
+    while serial < requests:
         at += rng.expovariate(rate)
-        while departures and departures[0][0] <= at:
+        while departures and departures[0][0] <= min(at, churn_end):
             gone_at, gone, size = heapq.heappop(departures)
             events.append(Event(at=gone_at, op="delete", id=f"p{gone:05d}"))
             live -= size
             admit(gone_at)
+        if at >= churn_end:
+            # the churn ends: what still waits is dropped, not admitted in one go under the fill's cap
+            at = churn_end
+            break
         # a request that does not fit waits (backfilled by later ones) for up to one mean lifetime
         waiting.append((at + mean_lifetime, _draw(rng, at, 0, big, node_size, group)))
         admit(at)
-    # fill: whole-node requests, no departures, until one cannot fit even ideally (it is sent too)
-    fill_sizes = [
-        node_size * 2**i
-        for i in range(8)
-        if node_size * 2**i <= (group.domain_size if group else 4 * node_size)
-    ]
+    # fill, no departures, until one request cannot fit even ideally (it is sent too): whole racks, each
+    # limited to its rack, where the profile has racks between nodes and the widest tier; else 1, 2 or 4
+    # whole nodes
+    levels = len(tree.profile.tiers) - tree.node_tier
+    rack = tree.profile.tiers[tree.node_tier + 1] if levels > 2 else None
     while True:
         at += rng.expovariate(rate)
-        size = rng.choice(fill_sizes)
-        max_tier = group.name if group is not None and size > node_size and rng.random() < 0.5 else None
+        size = rack.domain_size if rack is not None else node_size * rng.choice((1, 2, 4))
+        max_tier = rack.name if rack is not None else None
         events.append(Event(at=at, op="create", id=f"p{serial:05d}", npus=size, max_tier=max_tier))
         serial += 1
         live += size
@@ -214,6 +218,7 @@ class Metrics:
     peak_utilization: float = 0.0
     utilization_area: float = 0.0
     fragmentation_area: float = 0.0
+    rack_fragmentation_area: float | None = None  # None: the profile has no racks between nodes and root
     duration: float = 0.0
     latencies_ms: list[float] = dataclasses.field(default_factory=list)
     cpu_ms: list[float] = dataclasses.field(default_factory=list)
@@ -237,6 +242,11 @@ class Metrics:
             "peakUtilization": round(self.peak_utilization, 4),
             "meanUtilization": round(self.utilization_area / self.duration, 4) if self.duration else None,
             "meanFragmentation": round(self.fragmentation_area / self.duration, 4) if self.duration else None,
+            "meanRackFragmentation": (
+                round(self.rack_fragmentation_area / self.duration, 4)
+                if self.duration and self.rack_fragmentation_area is not None
+                else None
+            ),
             "decisionP50Ms": round(percentile(ordered, 0.50), 3),
             "decisionP99Ms": round(percentile(ordered, 0.99), 3),
             "cpuP50Ms": round(percentile(cpu, 0.50), 3),
@@ -262,12 +272,16 @@ def replay(
     """Apply the trace to `allocator`; deletes of rejected creates are ignored.
 
     Utilization is allocated / (total - reserved - unhealthy at start), and fragmentation the node-level
-    fragmentation of the capacity summary, both averaged over time as step functions of `at`. meanTierSpan
+    fragmentation of the capacity summary (and, where the profile has racks below its widest tier, the
+    rack-level one), all averaged over time as step functions of `at`. meanTierSpan
     is the mean index of the partition's tier span in the profile's tier list (0 = tightest). Latency is
     measured with `clock` (wall time) and, when given, `cpu_clock` (this thread's CPU time, which a busy
     shared machine does not inflate).
     """
     metrics = Metrics(algorithm=allocator.policy.name)
+    rack_level = 1 if len(allocator.tree.levels) > 2 else None  # the level above nodes, when not the root
+    if rack_level is not None:
+        metrics.rack_fragmentation_area = 0.0
     tier_rank = {tier.name: i for i, tier in enumerate(allocator.tree.profile.tiers)}
     usable = allocator.capacity().free or 1
     placed_ids: set[str] = set()
@@ -279,6 +293,10 @@ def replay(
         if last_at is not None:
             metrics.utilization_area += utilization * (event.at - last_at)
             metrics.fragmentation_area += allocator.state.fragmentation(0) * (event.at - last_at)
+            if metrics.rack_fragmentation_area is not None and rack_level is not None:
+                metrics.rack_fragmentation_area += allocator.state.fragmentation(rack_level) * (
+                    event.at - last_at
+                )
         else:
             first_at = event.at
         last_at = event.at

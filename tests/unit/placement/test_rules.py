@@ -88,6 +88,20 @@ def test_small_partitions_go_to_the_fullest_rack_among_equally_tight_nodes():
     assert decision.slots[0].domains["rack"] == "rack-0"
 
 
+def test_a_small_partition_joins_the_rack_shared_by_the_most_partitions():
+    allocator = make_allocator("atlas-950", nodes=32)
+    half = ("npu-0", "npu-1", "npu-2", "npu-3")
+    big = place(allocator, "big", 60, devices_per_pod=4)  # rack 0: one job, 4 devices left on its last node
+    assert {slot.domains["rack"] for slot in big.slots} == {"rack-0"}
+    for pid, node in (("a", "node-0-08"), ("b", "node-0-09")):  # rack 1: two small jobs, half a node each
+        assert isinstance(
+            allocator.restore(pid, [api_partition.Slot(rank=0, node=node, devices=half)]), placement.Placement
+        )
+    decision = place(allocator, "tiny", 2)
+    # not the fuller rack 0: it empties at once when its one job ends, rack 1 stays busy longer anyway
+    assert decision.slots[0].domains["rack"] == "rack-1"
+
+
 def test_a_multi_node_partition_uses_the_fewest_nodes_and_contiguous_ranks():
     allocator = make_allocator("atlas-950", nodes=16)
     decision = place(allocator, "a", 40)

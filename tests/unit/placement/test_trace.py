@@ -51,6 +51,42 @@ def test_the_ideal_occupancy_stays_under_the_load_then_overflows_at_the_end(even
     assert sum(live.values()) > usable  # the last request cannot fit even ideally
 
 
+@pytest.mark.parametrize(
+    ("profile", "nodes", "is_fill"),
+    [
+        pytest.param(
+            "atlas-950",
+            64,
+            lambda e: e.npus == 64 and e.max_tier == "rack",
+            id="a machine with racks is filled with whole racks, each limited to its rack",
+        ),
+        pytest.param(
+            "cloudmatrix-384",
+            None,
+            lambda e: e.npus in (16, 32, 64) and e.max_tier is None,
+            id="a flat SuperPoD is filled with 1, 2 or 4 whole nodes",
+        ),
+    ],
+)
+def test_the_churn_holds_its_load_and_the_fill_sends_the_machines_unit(profile, nodes, is_fill):
+    allocator = make_allocator(profile, nodes=nodes)
+    usable = allocator.capacity().free
+    events = trace.generate(allocator, seed=3, requests=600)
+    start = len(events)
+    while start and events[start - 1].op == "create" and is_fill(events[start - 1]):
+        start -= 1
+    assert start < len(events) - 1 and not any(e.op == "delete" for e in events[start:])
+    sizes: dict[str, int] = {}
+    for event in events[:start]:  # the churn, up to its end: never above the load, not even at the end
+        if event.op == "create":
+            sizes[event.id] = event.npus
+        else:
+            del sizes[event.id]
+        assert sum(sizes.values()) <= 0.9 * usable
+    fill = [event.npus for event in events[start:]]
+    assert sum(sizes.values()) + sum(fill[:-1]) <= usable < sum(sizes.values()) + sum(fill)
+
+
 def test_events_round_trip_through_json(events):
     for event in events[:50]:
         assert trace.Event.from_json(event.to_json()) == event
