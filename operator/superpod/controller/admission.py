@@ -13,7 +13,7 @@ api, config)` adds:
   cause and a handler state per request and diffs deep copies of the pod for the patch, several times the
   work of the decision itself, all on the one event loop that also answers the other pods of a burst.
 - at startup, in `managed` mode, the MutatingWebhookConfiguration `superpod-operator` (`cluster.webhookconfig`);
-- one daemon per Allocated partition on the active replica (`bindings`): releases and rank tables.
+- one loop per SuperPod on the active replica (`bindings`): slot releases and rank tables.
 
 Latency of each admission (seconds, from the parsed review to the answer) goes to
 `superpod_webhook_duration_seconds` (unexpected errors, not denials, to `superpod_webhook_errors_total`), to
@@ -37,19 +37,17 @@ import kopf
 
 from superpod import metrics
 from superpod.api import common
-from superpod.api import partition as api_partition
 from superpod.cluster import certificates, client, webhookconfig, writer
 from superpod.controller import binder as binder_module
 from superpod.controller import bindings as bindings_module
 from superpod.controller import fleet as fleet_module
-from superpod.controller import kopfkit, podmutation, podrequest, ranktables, slotclaims
+from superpod.controller import podmutation, podrequest, ranktables, slotclaims
 from superpod.controller import settings as operator_settings
 from superpod.ranktable import versions
 
 JSON = dict[str, Any]
 HANDLER_ID = "mutate-pods"  # kopf's server routes the URL path /mutate-pods with this id
 DENIAL_CODE = 403
-IDLE_RECHECK = 10.0  # seconds: a partition daemon looks again even without a poke
 logger = logging.getLogger(__name__)
 
 
@@ -243,7 +241,6 @@ def register(
     binder = binder_module.Binder(fleet.api)
     webhook = Webhook(fleet, binder)
     bindings = bindings_module.Bindings(fleet.api, fleet, binder, namespace=config.namespace)
-    partitions = (common.GROUP, common.VERSION, api_partition.PLURAL)
     tasks: list[asyncio.Task[None]] = []
 
     @kopf.on.startup(registry=registry)
@@ -263,37 +260,12 @@ def register(
         await asyncio.gather(*tasks, return_exceptions=True)
         await bindings.stop()
 
-    def partition_changed(key: str, obj: JSON) -> None:
-        if bindings.follows(key):
-            bindings.partition_changed(obj)  # a moved slot rewrites the rank table at once
-
-    # the fleet's own mirror of partitions tells us; a kopf event handler would process every event twice
-    fleet.partition_listeners.append(partition_changed)
-
-    @kopf.daemon(*partitions, registry=registry, cancellation_timeout=5.0, when=_placed, backoff=2.0)
-    async def bind_loop(namespace: str | None, name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
-        key = f"{namespace}/{name}"
-        wake = bindings.wake(key)
-        try:
-            while not stopped:
-                wake.clear()
-                try:
-                    delay = await bindings.reconcile(key)
-                except (client.ApiError, OSError, TimeoutError) as error:
-                    logger.warning("partition %s: %s; retrying", key, error)
-                    delay = 1.0
-                if delay == 0.0:
-                    continue
-                await kopfkit.wait_for_poke(wake, stopped, IDLE_RECHECK if delay is None else delay)
-        finally:
-            if fleet.partitions.get(key) is None:
-                bindings.forget(key)
+    # the fleet's own mirror of partitions tells of their changes, and the SuperPod daemon (active replica only)
+    # runs one bindings loop per SuperPod: no kopf event handler or daemon per partition
+    fleet.partition_listeners.append(bindings.partition_changed)
+    fleet.superpod_workers.append(bindings.follow)
 
     return webhook
-
-
-def _placed(status: kopf.Status, **_: Any) -> bool:
-    return bool(status.get("allocation"))
 
 
 def _freeze_startup_heap() -> None:

@@ -1,8 +1,12 @@
 """Following the pods bound to partitions: free their slots when they finish or go, keep rank tables current.
 
 Every replica mirrors the pods labelled `superpod.dev/partition` (a reflector, so a replica that becomes active
-already knows them). The active replica runs one kopf daemon per Allocated partition (kopf pauses them on
-standby replicas), which `reconcile`s whenever one of the partition's pods or the partition itself changes:
+already knows them) and hears of partition changes from the fleet's mirror. The active replica runs one loop
+per SuperPod (`follow`, inside the SuperPod's kopf daemon, which kopf stops on standby replicas) that
+`reconcile`s a placed partition whenever one of its pods or the partition itself changes, when a grace period
+it waits for ends, and every `IDLE_RECHECK` seconds. One loop per SuperPod rather than one kopf daemon per
+partition: a daemon per partition costs kopf a finalizer write and its own processing of every partition event,
+and a task and its state per partition in memory.
 
 - a slot whose pod Succeeded or Failed, or was deleted, is released (Allocated again when the partition was
   Bound); a slot naming a pod that never appeared (admitted, then its create failed after the webhook, or the
@@ -17,15 +21,20 @@ import logging
 import time
 from typing import Any
 
+import kopf
+
 from superpod.api import common
 from superpod.cluster import client, reflector
 from superpod.controller import binder as binder_module
 from superpod.controller import fleet as fleet_module
-from superpod.controller import podrequest, ranktables, slotclaims
+from superpod.controller import kopfkit, podrequest, ranktables, slotclaims
 
 JSON = dict[str, Any]
 FINISHED = frozenset({"Succeeded", "Failed"})
 GRACE_SECONDS = 30.0
+IDLE_RECHECK = 10.0  # seconds: every placed partition is looked at again even without a change
+CONCURRENCY = 8  # partitions of one SuperPod reconciled at a time (each is mostly API round trips)
+RETRY_SECONDS = 1.0  # after a failed API call
 logger = logging.getLogger(__name__)
 
 
@@ -47,8 +56,9 @@ class Bindings:
         self.tables = ranktables.RankTables(api)
         self.grace = grace
         self.pods: dict[str, dict[str, JSON]] = {}  # partition key -> pod name -> pod
-        self._wakes: dict[str, asyncio.Event] = {}
-        self._seen: dict[str, JSON] = {}  # partition key -> newest copy from kopf's events
+        self._wakes: dict[str, asyncio.Event] = {}  # SuperPod -> wakes its loop
+        self._dirty: dict[str, set[str]] = {}  # SuperPod -> partition keys to reconcile now
+        self._due: dict[str, dict[str, float]] = {}  # SuperPod -> partition key -> when to look again
         self._missing_since: dict[tuple[str, str], float] = {}  # (partition key, pod) -> first seen missing
         self._deleted: set[tuple[str, str]] = set()  # (partition key, pod) whose deletion was observed
         path = client.resource_path("v1", "pods", namespace)
@@ -64,24 +74,31 @@ class Bindings:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    def wake(self, key: str) -> asyncio.Event:
-        return self._wakes.setdefault(key, asyncio.Event())
+    def wake(self, superpod: str) -> asyncio.Event:
+        return self._wakes.setdefault(superpod, asyncio.Event())
 
-    def follows(self, key: str) -> bool:
-        """Whether the partition has a daemon here."""
-        return key in self._wakes
+    def touch(self, key: str) -> None:
+        """Have the partition reconciled soon (by its SuperPod's loop, when this replica is active)."""
+        obj = self.fleet.partitions.get(key)
+        if obj is None:  # unknown here (yet): its arrival in the fleet's mirror touches it
+            return
+        superpod = _superpod_of(obj)
+        self._dirty.setdefault(superpod, set()).add(key)
+        self.wake(superpod).set()
 
-    def partition_changed(self, obj: JSON) -> None:
-        """A partition event (kopf's watch): remember the newest copy and wake its daemon, if it has one."""
-        key = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
-        if key in self._wakes:
-            self._seen[key] = obj
-            self._wakes[key].set()
+    def partition_changed(self, key: str, obj: JSON | None) -> None:
+        """The fleet's mirror saw the partition change (None: it is gone)."""
+        if obj is None:
+            self.forget(key)
+        elif (obj.get("status") or {}).get("allocation"):
+            self.touch(key)  # a moved slot rewrites the rank table at once
 
     def forget(self, key: str) -> None:
         namespace, _, name = key.partition("/")
-        self._wakes.pop(key, None)
-        self._seen.pop(key, None)
+        for keys in self._dirty.values():
+            keys.discard(key)
+        for due in self._due.values():
+            due.pop(key, None)
         self.binder.forget(namespace, name)
         self.tables.forget(namespace, name)
         for entry in [entry for entry in self._missing_since if entry[0] == key]:
@@ -103,7 +120,7 @@ class Bindings:
             elif new is None or partition != _partition_of(new):
                 pods.pop(metadata["name"], None)
                 self._deleted.add((partition, metadata["name"]))
-            self.wake(partition).set()
+            self.touch(partition)
 
     def finished_or_gone(
         self, key: str, allocation: list[JSON], now: float
@@ -133,13 +150,56 @@ class Bindings:
                 next_check = remaining if next_check is None else min(next_check, remaining)
         return release, next_check
 
+    async def follow(self, superpod: str, stopped: kopf.DaemonStopped) -> None:
+        """Reconcile the SuperPod's partitions as they change, until `stopped` (the SuperPod's daemon ends)."""
+        wake = self.wake(superpod)
+        due = self._due.setdefault(superpod, {})
+        swept = -IDLE_RECHECK
+        while not stopped:
+            wake.clear()
+            now = time.monotonic()
+            if now - swept >= IDLE_RECHECK:  # also the first pass: a replica that just became active
+                swept = now
+                self._dirty.setdefault(superpod, set()).update(
+                    key
+                    for key, obj in self.fleet.partitions.items()
+                    if _superpod_of(obj) == superpod and (obj.get("status") or {}).get("allocation")
+                )
+            keys = self._dirty.pop(superpod, set())
+            keys.update(key for key, when in due.items() if when <= now)
+            for key in keys:
+                due.pop(key, None)
+            await self._reconcile_all(superpod, sorted(keys))
+            if self._dirty.get(superpod):
+                continue
+            now = time.monotonic()
+            timeout = min([swept + IDLE_RECHECK, *due.values()]) - now
+            if timeout > 0:
+                await kopfkit.wait_for_poke(wake, stopped, timeout)
+
+    async def _reconcile_all(self, superpod: str, keys: list[str]) -> None:
+        """Reconcile `keys`, a few at a time; schedule each one's next look."""
+        due = self._due.setdefault(superpod, {})
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(key: str) -> None:
+            async with gate:
+                try:
+                    delay = await self.reconcile(key)
+                except (client.ApiError, OSError, TimeoutError) as error:
+                    logger.warning("partition %s: %s; retrying", key, error)
+                    delay = RETRY_SECONDS
+            if delay == 0.0:
+                self._dirty.setdefault(superpod, set()).add(key)
+            elif delay is not None and key in self.fleet.partitions:
+                due[key] = time.monotonic() + delay
+
+        await asyncio.gather(*(one(key) for key in keys))
+
     async def reconcile(self, key: str) -> float | None:
         """Bring the partition's slots and rank table in line with its pods; returns when to look again."""
         namespace, _, name = key.partition("/")
-        obj = binder_module.newer(
-            binder_module.newer(self.binder.known(namespace, name), self._seen.get(key)),
-            self.fleet.partitions.get(key),
-        )
+        obj = binder_module.newer(self.binder.known(namespace, name), self.fleet.partitions.get(key))
         if obj is None or obj["metadata"].get("deletionTimestamp") or not self.reflector.synced.is_set():
             return None
         allocation = (obj.get("status") or {}).get("allocation") or []
@@ -190,6 +250,10 @@ class Bindings:
             if index is not None:
                 out.append((name, index))
         return out
+
+
+def _superpod_of(partition: JSON) -> str:
+    return str((partition.get("spec") or {}).get("superPod", ""))
 
 
 def _partition_of(pod: JSON) -> str:

@@ -6,21 +6,25 @@ allocator, so a standby replica (paused by kopf peering) holds the same picture 
 operator rebuilds it before it places anything. Only the active replica decides: placement runs in kopf handlers
 and in a kopf daemon per SuperPod, and kopf stops both while the operator is paused.
 
-Per SuperPod one asyncio lock orders decisions: plan, commit in memory, then write the status. Memory is updated
-before the write, so concurrent requests never share a device; a failed write releases the devices again; a crash
-between decision and write loses nothing, because the decision was never persisted and is simply made again.
+Per SuperPod one asyncio lock orders decisions: plan and commit in memory, with no API call under it; the status
+is written after the lock is released, so placements on one SuperPod write concurrently, while a lock per
+partition keeps one partition's decisions and writes in order. Memory is updated before the write, so concurrent
+requests never share a device; a failed write releases the devices again; a crash between decision and write
+loses nothing, because the decision was never persisted and is simply made again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 
+import kopf
 import pydantic
 
 from superpod import placement
@@ -28,8 +32,10 @@ from superpod.api import common
 from superpod.api import partition as api_partition
 from superpod.api import superpod as api_superpod
 from superpod.cluster import client, deviceinfo, inventory, nodeinfo, reflector, writer
+from superpod.controller import ranktables
 from superpod.controller import status as derive
 from superpod.metrics import instruments
+from superpod.ranktable import versions
 from superpod.topology import inventory as topology_inventory
 from superpod.topology import profiles
 from superpod.topology import tree as topology_tree
@@ -80,7 +86,11 @@ class Fleet:
         self.namespace = namespace
         self.superpods: dict[str, SuperPodState] = {}
         self.partitions: dict[str, JSON] = {}  # key -> latest partition object seen
-        self.partition_listeners: list[Callable[[str, JSON], None]] = []  # told of every partition change
+        # told of every partition change (None: the partition is gone)
+        self.partition_listeners: list[Callable[[str, JSON | None], None]] = []
+        # run beside each SuperPod's daemon, so only on the active replica: (SuperPod name, stopped)
+        self.superpod_workers: list[Callable[[str, kopf.DaemonStopped], Coroutine[Any, Any, None]]] = []
+        self._serials: dict[str, _Serial] = {}  # partition key -> its lock, while someone uses it
         self._nodes: dict[str, JSON] = {}
         self._configmaps: dict[str, JSON] = {}  # node name -> device-info ConfigMap
         self._node_health: dict[
@@ -184,6 +194,8 @@ class Fleet:
             gone = self.partitions.pop(key, None)
             if gone is not None:
                 self._forget(key, gone)
+            for listener in self.partition_listeners:
+                listener(key, None)
             return
         self.partitions[key] = new
         for listener in self.partition_listeners:
@@ -331,99 +343,144 @@ class Fleet:
     async def place(self, obj: JSON) -> JSON:
         """Place a partition (kopf create/resume handler); returns the status it now has."""
         key = partition_key(obj)
-        self.partitions.setdefault(key, obj)
         state = self.superpods.get(_superpod_of(obj))
-        if state is None:
-            reason = api_partition.PendingReason.SUPER_POD_NOT_FOUND.value
-            message = f"SuperPod {_superpod_of(obj)} does not exist; the partition waits for it"
-            return await self._write(obj, lambda previous: self._pending(obj, previous, reason, message))
-        async with state.lock:
-            return await self._place_locked(state, obj)
+        async with self._serial(key):
+            if state is None:
+                reason = api_partition.PendingReason.SUPER_POD_NOT_FOUND.value
+                message = f"SuperPod {_superpod_of(obj)} does not exist; the partition waits for it"
+                return await self._write(obj, lambda previous: self._pending(obj, previous, reason, message))
+            return await self._place(state, obj)
 
-    async def _place_locked(self, state: SuperPodState, obj: JSON) -> JSON:
+    @contextlib.asynccontextmanager
+    async def _serial(self, key: str) -> AsyncIterator[None]:
+        """One placement, refresh or status write at a time per partition.
+
+        The SuperPod's lock is held only while a decision is made and committed in memory (no API call under
+        it), so the placements of one SuperPod write their statuses concurrently; this per-partition lock keeps
+        the decisions and writes about one partition in order (a failed write releases exactly what it wrote).
+        """
+        entry = self._serials.get(key)
+        if entry is None:
+            entry = self._serials[key] = _Serial()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._serials[key]
+
+    async def _place(self, state: SuperPodState, obj: JSON) -> JSON:
+        """Decide under the SuperPod's lock (plan, commit in memory), then write the status outside it."""
         key = partition_key(obj)
         created = obj["metadata"].get("creationTimestamp", "")
-        if state.allocator is None:
-            reason = api_partition.PendingReason.SUPER_POD_NOT_READY.value
-            message = state.error or f"SuperPod {state.name} has no usable nodes yet"
-            state.pending.setdefault(key, (created, key))
+        async with state.lock:
+            if state.allocator is None:
+                reason = api_partition.PendingReason.SUPER_POD_NOT_READY.value
+                message = state.error or f"SuperPod {state.name} has no usable nodes yet"
+                state.pending.setdefault(key, (created, key))
+                decision: placement.Placement | placement.Rejection | None = None
+            elif state.allocator.placement_of(key) is not None:
+                decision = None
+                reason = message = ""
+            else:
+                try:
+                    spec = api_partition.PartitionSpec.model_validate(obj.get("spec") or {})
+                except pydantic.ValidationError as error:
+                    message = _one_line(error)
+                    return await self._write(
+                        obj,
+                        lambda previous: self._pending(obj, previous, "InvalidSpec", message, failed=True),
+                    )
+                started = time.perf_counter()
+                decision = state.allocator.plan_partition(placement.PlacementRequest.from_spec(spec))
+                instruments.observe_placement(time.perf_counter() - started)
+                if isinstance(decision, placement.Rejection):
+                    state.pending.setdefault(key, (created, key))
+                    reason, message = decision.reason.value, decision.message
+                else:
+                    state.allocator.commit(key, decision)
+                    state.pending.pop(key, None)
+            allocator = state.allocator
+        if allocator is None or isinstance(decision, placement.Rejection):
             return await self._write(obj, lambda previous: self._pending(obj, previous, reason, message))
-        if state.allocator.placement_of(key) is not None:
-            return await self._refresh_locked(state, obj)
-        try:
-            spec = api_partition.PartitionSpec.model_validate(obj.get("spec") or {})
-        except pydantic.ValidationError as error:
-            message = _one_line(error)
-            return await self._write(
-                obj, lambda previous: self._pending(obj, previous, "InvalidSpec", message, failed=True)
-            )
-        started = time.perf_counter()
-        decision = state.allocator.plan_partition(placement.PlacementRequest.from_spec(spec))
-        instruments.observe_placement(time.perf_counter() - started)
-        if isinstance(decision, placement.Rejection):
-            state.pending.setdefault(key, (created, key))
-            reason, message = decision.reason.value, decision.message
-            return await self._write(obj, lambda previous: self._pending(obj, previous, reason, message))
-        state.allocator.commit(key, decision)
-        state.pending.pop(key, None)
+        if decision is None:
+            return await self._refresh(state, obj)
+        placed = decision
+        rank_table = self._rank_table(state, obj)
         try:
             written = await self._write(
                 obj,
-                lambda previous: derive.allocated(decision, previous=previous, generation=_generation(obj)),
+                lambda previous: derive.allocated(
+                    placed, previous=previous, generation=_generation(obj), rank_table=rank_table
+                ),
             )
         except client.ApiError as error:
             if 400 <= error.status < 500:  # definitely refused: the devices are free again
-                state.allocator.release(key)
+                _release_if_held(allocator, key, placed)
             # A 5xx may come after the write landed (a lost reply): keep the devices, so no other partition
             # gets them; kopf retries the handler, which then writes this same placement.
             raise
         except asyncio.CancelledError:
-            state.allocator.release(key)  # the operator is stopping; the decision was never written
+            _release_if_held(
+                allocator, key, placed
+            )  # the operator is stopping; the decision was never written
             raise
         if not written:  # deleted meanwhile
-            state.allocator.release(key)
+            _release_if_held(allocator, key, placed)
             return {}
         logger.info("placed %s: %s", key, written["message"])
-        await self.writer.event(obj, reason="Allocated", message=written["message"])
         state.poke()
+        await self.writer.event(obj, reason="Allocated", message=written["message"])
         return written
 
-    async def _refresh_locked(self, state: SuperPodState, obj: JSON) -> JSON:
+    @staticmethod
+    def _rank_table(state: SuperPodState, obj: JSON) -> str | None:
+        """The rank table ConfigMap's name, written with the allocation (the bindings loop makes the ConfigMap)."""
+        if state.profile is None or versions.version_for_profile(state.profile.name) is None:
+            return None
+        return ranktables.configmap_name(obj)
+
+    async def _refresh(self, state: SuperPodState, obj: JSON) -> JSON:
         """Bring a placed partition's status up to date: failed devices, repair, bindings."""
-        assert state.allocator is not None
         key = partition_key(obj)
-        decision = state.allocator.placement_of(key)
-        assert decision is not None
-        failed = failed_devices(state.allocator, decision)
-        problem: str | None = None
-        repaired = False
-        policy = (obj.get("spec") or {}).get("repairPolicy", api_partition.RepairPolicy.AUTO.value)
-        if failed and policy == api_partition.RepairPolicy.AUTO.value:
-            movable = _unbound_devices(obj, failed)
-            if movable:
-                outcome = state.allocator.repair(key, movable)
-                if isinstance(outcome, placement.Rejection) and not _any_bound(obj):
-                    # no pod runs yet, so the ranks may change: place the whole request afresh
-                    outcome = self._replace_locked(state, key, obj, decision, outcome)
-                if isinstance(outcome, placement.Rejection):
-                    problem = outcome.message
-                else:
-                    repaired = outcome != decision
-                    decision = outcome
-                    failed = failed_devices(state.allocator, decision)
-            if failed and problem is None:
-                problem = (
-                    "the failed devices belong to running pods; their slots move when the pods are recreated"
-                )
+        async with state.lock:
+            if state.allocator is None or state.allocator.placement_of(key) is None:
+                return dict(obj.get("status") or {})
+            decision = state.allocator.placement_of(key)
+            assert decision is not None
+            failed = failed_devices(state.allocator, decision)
+            problem: str | None = None
+            repaired = False
+            policy = (obj.get("spec") or {}).get("repairPolicy", api_partition.RepairPolicy.AUTO.value)
+            if failed and policy == api_partition.RepairPolicy.AUTO.value:
+                movable = _unbound_devices(obj, failed)
+                if movable:
+                    outcome = state.allocator.repair(key, movable)
+                    if isinstance(outcome, placement.Rejection) and not _any_bound(obj):
+                        # no pod runs yet, so the ranks may change: place the whole request afresh
+                        outcome = self._replace_locked(state, key, obj, decision, outcome)
+                    if isinstance(outcome, placement.Rejection):
+                        problem = outcome.message
+                    else:
+                        repaired = outcome != decision
+                        decision = outcome
+                        failed = failed_devices(state.allocator, decision)
+                if failed and problem is None:
+                    problem = "the failed devices belong to running pods; their slots move when the pods are recreated"
         was_degraded = (obj.get("status") or {}).get("phase") == api_partition.Phase.DEGRADED.value
+        current = decision
+        rank_table = self._rank_table(state, obj)
         written = await self._write(
             obj,
             lambda previous: derive.allocated(
-                decision,
+                current,
                 previous=previous,
                 generation=_generation(obj),
                 failed=failed,
                 repair_problem=problem if failed else None,
+                rank_table=rank_table,
             ),
         )
         if repaired:
@@ -489,7 +546,7 @@ class Fleet:
                 continue
             if written is None:
                 return {}
-            self.partitions[partition_key(written)] = written
+            self._remember(written)
             unplaced = (api_partition.Phase.PENDING.value, api_partition.Phase.FAILED.value)
             if desired.get("phase") in unplaced and previous.get("reason") != desired.get("reason"):
                 await self.writer.event(
@@ -497,6 +554,21 @@ class Fleet:
                 )
             return dict(written.get("status") or {})
         raise RuntimeError(f"status of {namespace}/{name} kept changing; giving up after {attempts} attempts")
+
+    def _remember(self, written: JSON) -> None:
+        """Keep a copy we wrote when it is newer than the mirror's; never bring back a partition it saw go.
+
+        The reply to a write may arrive after the watch event of the partition's deletion (or of a newer
+        version): the mirror's copy then stays, so no deleted partition lingers with an allocation that a later
+        rebuild would restore.
+        """
+        key = partition_key(written)
+        known = self.partitions.get(key)
+        if known is None or known["metadata"].get("uid") != written["metadata"].get("uid"):
+            return
+        mine, theirs = (str(obj["metadata"].get("resourceVersion")) for obj in (written, known))
+        if not (mine.isdecimal() and theirs.isdecimal()) or int(mine) > int(theirs):
+            self.partitions[key] = written
 
     async def refresh_placed(self, state: SuperPodState) -> None:
         """After health changes: report failed devices and repair what can be repaired (daemon)."""
@@ -506,9 +578,9 @@ class Fleet:
             obj = self.partitions.get(key)
             if obj is None or obj["metadata"].get("deletionTimestamp"):
                 continue
-            async with state.lock:
+            async with self._serial(key):
                 if state.allocator is not None and state.allocator.placement_of(key) is not None:
-                    await self._refresh_locked(state, obj)
+                    await self._refresh(state, obj)
 
     async def release(self, obj: JSON) -> None:
         """A partition is being deleted (kopf delete handler, before its finalizer goes)."""
@@ -516,14 +588,14 @@ class Fleet:
         state = self.superpods.get(_superpod_of(obj))
         if state is None:
             return
-        async with state.lock:
+        async with self._serial(key), state.lock:
             state.pending.pop(key, None)
             released = state.allocator.release(key) if state.allocator is not None else None
         if released is not None:
+            state.poke()
             await self.writer.event(
                 obj, reason="Released", message=f"released {len(released.device_ids())} devices"
             )
-            state.poke()
 
     async def retry_pending(self, state: SuperPodState) -> int:
         """Try every pending partition of the SuperPod, oldest first; returns how many were placed."""
@@ -533,10 +605,10 @@ class Fleet:
             if obj is None or obj["metadata"].get("deletionTimestamp"):
                 state.pending.pop(key, None)
                 continue
-            async with state.lock:
+            async with self._serial(key):
                 if key not in state.pending:
                     continue
-                result = await self._place_locked(state, obj)
+                result = await self._place(state, obj)
             if result.get("phase") == api_partition.Phase.ALLOCATED.value:
                 placed += 1
         return placed
@@ -570,6 +642,18 @@ class Fleet:
             await self.writer.event(written, reason=problem.reason, message=problem.message, warning=True)
         state.reported = set(state.problems)
         return True
+
+
+@dataclasses.dataclass
+class _Serial:
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+def _release_if_held(allocator: placement.Allocator, key: str, decision: placement.Placement) -> None:
+    """Release `key`'s devices if it still holds `decision` (not one a later refresh or repair made)."""
+    if allocator.placement_of(key) == decision:
+        allocator.release(key)
 
 
 def failed_devices(allocator: placement.Allocator, decision: placement.Placement) -> list[str]:

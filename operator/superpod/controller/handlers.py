@@ -1,13 +1,16 @@
 """The kopf handlers: each one a few lines that hand the object to the fleet.
 
 - SuperPodPartition create/resume: place it (or queue it with its reason); delete: release its devices, then kopf
-  removes the finalizer `superpod.dev/release-devices`.
+  removes the finalizer `superpod.dev/release-devices` (so a deleted partition is gone only once its devices are
+  free).
 - SuperPod daemon (one per SuperPod, run only by the active replica): retries pending partitions in creation
-  order whenever capacity may have changed, and writes the SuperPod's status, coalescing bursts.
+  order whenever capacity may have changed, and writes the SuperPod's status, coalescing bursts; beside it run
+  the fleet's `superpod_workers` for that SuperPod (the bindings loop).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -54,6 +57,15 @@ def register(registry: kopf.OperatorRegistry, fleet: fleet_module.Fleet, *, stat
 
     @kopf.daemon(*superpods, registry=registry, cancellation_timeout=5.0, backoff=HANDLER_BACKOFF)
     async def superpod_loop(name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
+        workers = [asyncio.create_task(work(name, stopped)) for work in fleet.superpod_workers]
+        try:
+            await _superpod_loop(name, stopped)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _superpod_loop(name: str, stopped: kopf.DaemonStopped) -> None:
         last_write = 0.0
         while not stopped:
             state = fleet.superpods.get(name)

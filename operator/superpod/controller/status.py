@@ -52,12 +52,14 @@ def allocated(
     generation: int | None,
     failed: Sequence[str] = (),
     repair_problem: str | None = None,
+    rank_table: str | None = None,
 ) -> JSON:
     """Status of a placed partition.
 
     Pod bindings (`pod` of a slot, written at admission) are kept for slots whose node and devices did not
     change. The phase is Degraded while the partition holds failed devices (`node/device`), else Bound when
     every slot has a pod, else Allocated. `repair_problem` says why failed devices could not be replaced.
+    `rank_table` names the rank table ConfigMap (written with the allocation: one status write, not two).
     """
     previous = previous or {}
     conditions = previous.get("conditions")
@@ -114,6 +116,8 @@ def allocated(
             degraded,
         ],
     }
+    if rank_table is not None:
+        status["rankTable"] = rank_table
     return status
 
 

@@ -13,7 +13,8 @@ KEY = "team-a/train"
 
 def tracker(grace: float = 30.0) -> bindings.Bindings:
     api = SimpleNamespace()  # not called: only the pod events below feed it
-    return bindings.Bindings(api, SimpleNamespace(), SimpleNamespace(), grace=grace)  # type: ignore[arg-type]
+    fleet = SimpleNamespace(partitions={})  # no partition known: pod events only record the pods
+    return bindings.Bindings(api, fleet, SimpleNamespace(), grace=grace)  # type: ignore[arg-type]
 
 
 def pod(name: str, phase: str = "Running", partition: str = "train") -> dict:
