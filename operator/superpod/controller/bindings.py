@@ -59,6 +59,9 @@ class Bindings:
         self._wakes: dict[str, asyncio.Event] = {}  # SuperPod -> wakes its loop
         self._dirty: dict[str, set[str]] = {}  # SuperPod -> partition keys to reconcile now
         self._due: dict[str, dict[str, float]] = {}  # SuperPod -> partition key -> when to look again
+        # partition key -> what its last complete reconcile read (versions of it and its pods, the profile):
+        # the periodic look and repeated pokes cost nothing while they stay the same
+        self._settled: dict[str, tuple[Any, ...]] = {}
         self._missing_since: dict[tuple[str, str], float] = {}  # (partition key, pod) -> first seen missing
         self._deleted: set[tuple[str, str]] = set()  # (partition key, pod) whose deletion was observed
         path = client.resource_path("v1", "pods", namespace)
@@ -99,6 +102,7 @@ class Bindings:
             keys.discard(key)
         for due in self._due.values():
             due.pop(key, None)
+        self._settled.pop(key, None)
         self.binder.forget(namespace, name)
         self.tables.forget(namespace, name)
         for entry in [entry for entry in self._missing_since if entry[0] == key]:
@@ -202,6 +206,11 @@ class Bindings:
         obj = binder_module.newer(self.binder.known(namespace, name), self.fleet.partitions.get(key))
         if obj is None or obj["metadata"].get("deletionTimestamp") or not self.reflector.synced.is_set():
             return None
+        state = self.fleet.superpods.get(str((obj.get("spec") or {}).get("superPod", "")))
+        profile = state.profile if state is not None else None
+        inputs = _inputs(obj, self.pods.get(key, {}), profile.name if profile is not None else "")
+        if self._settled.get(key) == inputs:
+            return None  # nothing it depends on changed since it was last brought in line
         allocation = (obj.get("status") or {}).get("allocation") or []
         release, next_check = self.finished_or_gone(key, allocation, time.monotonic())
         if release:
@@ -211,22 +220,23 @@ class Bindings:
                 self._missing_since.pop((key, pod), None)
                 self._deleted.discard((key, pod))
             return 0.0  # look again at the written status
-        state = self.fleet.superpods.get(str((obj.get("spec") or {}).get("superPod", "")))
-        if state is None or state.profile is None or not allocation:
+        if profile is None or not allocation:
             return next_check
-        unrecorded = self.unrecorded(key, allocation, state.profile.resource_name)
+        unrecorded = self.unrecorded(key, allocation, profile.resource_name)
         for pod, index in unrecorded:
             request = podrequest.PodRequest(
                 pod, None, podrequest.PodIndex(index, "the devices it was bound to")
             )
-            result = await self.binder.claim(namespace, name, request, resource=state.profile.resource_name)
+            result = await self.binder.claim(namespace, name, request, resource=profile.resource_name)
             if isinstance(result.decision, slotclaims.Denied):
                 logger.warning("partition %s: pod %s runs unrecorded: %s", key, pod, result.decision.message)
             else:
                 logger.info("partition %s: pod %s recorded again in slot %d", key, pod, index)
         if unrecorded:
             return 0.0
-        await self.tables.sync(obj, state.profile.name, self.pods.get(key, {}))
+        await self.tables.sync(obj, profile.name, self.pods.get(key, {}))
+        if next_check is None:
+            self._settled[key] = inputs
         return next_check
 
     def unrecorded(self, key: str, allocation: list[JSON], resource: str) -> list[tuple[str, int]]:
@@ -250,6 +260,12 @@ class Bindings:
             if index is not None:
                 out.append((name, index))
         return out
+
+
+def _inputs(partition: JSON, pods: dict[str, JSON], profile: str) -> tuple[Any, ...]:
+    """What a reconcile reads: the partition's and its pods' resourceVersions, and the SuperPod's profile."""
+    versions = tuple(sorted((name, pod["metadata"].get("resourceVersion")) for name, pod in pods.items()))
+    return (partition["metadata"].get("uid"), partition["metadata"].get("resourceVersion"), versions, profile)
 
 
 def _superpod_of(partition: JSON) -> str:

@@ -133,3 +133,33 @@ async def test_a_partition_that_is_gone_is_not_looked_at_again(running: Any) -> 
     calls = await recorder.calls_after(lambda: recorder.bindings.on_pod("", None, pod("b-0", "b")))
     await asyncio.sleep(0.3)
     assert calls == ["team/b"] and recorder.calls.count("team/a") == 1
+
+
+async def test_a_partition_is_brought_in_line_again_only_when_it_or_its_pods_changed() -> None:
+    placed = partition("a")
+    placed["metadata"] |= {"uid": "u1", "resourceVersion": "5"}
+    state = SimpleNamespace(
+        profile=SimpleNamespace(name="cloudmatrix-384", resource_name="huawei.com/Ascend910")
+    )
+    fleet = SimpleNamespace(partitions={"team/a": placed}, superpods={"sp-a": state})
+    binder = SimpleNamespace(known=lambda namespace, name: None, forget=lambda namespace, name: None)
+    tracker = bindings.Bindings(SimpleNamespace(), fleet, binder)  # type: ignore[arg-type]
+    tracker.reflector.synced.set()
+    synced: list[JSON] = []
+
+    async def sync(obj: JSON, profile: str, pods: Any) -> bool:
+        synced.append(obj)
+        return True
+
+    tracker.tables.sync = sync  # type: ignore[method-assign]
+    for _ in range(3):
+        assert await tracker.reconcile("team/a") is None
+    assert len(synced) == 1
+    running = pod("a-0", "a")
+    running["metadata"]["resourceVersion"] = "7"
+    tracker.on_pod("", None, running)
+    await tracker.reconcile("team/a")
+    fleet.partitions["team/a"] = placed | {"metadata": placed["metadata"] | {"resourceVersion": "8"}}
+    await tracker.reconcile("team/a")
+    await tracker.reconcile("team/a")
+    assert len(synced) == 3
