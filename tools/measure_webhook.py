@@ -7,20 +7,21 @@ sandbox with a CloudMatrix 384's 48 nodes. Each round places a fresh partition o
 - through the sandbox: the pods are created with its pods API, which calls the webhook over TLS as
   kube-apiserver does (the path the integration tests take). The sandbox is one Python process that also
   serves the creates, the operator's slot claims and its watches, so its own backlog shows in the latency;
-- straight to the webhook: this process POSTs the AdmissionReviews with the sandbox's webhook caller (TLS checked
-  against the configuration's caBundle, connections pooled), as a kube-apiserver with cores to spare would;
-  the claims still go to the sandbox. These pods are never created; each round's partition is deleted after.
+- straight to the webhook, from a separate caller process (this file run with `--caller`) using the sandbox's
+  webhook caller (TLS checked against the configuration's caBundle, connections pooled), as a kube-apiserver
+  with cores to spare would; the claims still go to the sandbox. These pods are never created; each round's
+  partition is deleted after it.
 
 Each webhook call is timed by its caller (POST to answer, as kube-apiserver's
 `apiserver_admission_webhook_admission_duration_seconds`). The first round of each way opens the caller's TLS
 connections; later rounds reuse them, as kube-apiserver keeps its connections. Then pods are created one after
-the other through the sandbox (each starts as the previous one is answered, while the operator and the
-sandbox still process it), and admissions are sent alone, 0.3 s apart (a call alone). CPU per admission is the user+system CPU time of
-the operator process (from /proc) and of this process (sandbox and caller) over the bursts, divided by the
-admissions; it includes all they did meanwhile (watch events, rank tables). The load average is printed
-before and after: the sandbox, the operator and whatever else runs share this machine.
+the other through the sandbox (each as the previous one is answered, while the operator and the sandbox still
+process it), and admissions are sent alone, 0.3 s apart (a call alone). CPU per admission is the user+system
+CPU time over the bursts of the operator, of this process (the sandbox) and of the caller process (from /proc),
+divided by the admissions; it includes all they did meanwhile (watch events, rank tables). The load average is
+printed before and after: the processes share this machine with whatever else runs on it.
 
-    PYTHONPATH=. .venv/bin/python tools/measure_webhook.py [--pods 32] [--rounds 5] [--devices-per-pod 2] \\
+    PYTHONPATH=. .venv/bin/python tools/measure_webhook.py [--pods 32] [--rounds 5] [--devices-per-pod 2]
         [--ways both|sandbox|direct] [--verbose]
 """
 
@@ -29,23 +30,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
 import os
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from superpod.cluster import client
 from superpod.sandbox import admission, server
 
-from tests.integration.admission.conftest import WebhookOperator, webhook_configuration
+from tests.integration.admission.conftest import WebhookOperator, admission_review, webhook_configuration
 from tests.integration.operator.conftest import add_a3_nodes, apply_crds, eventually, manifest
 
 SPOD = "/apis/superpod.dev/v1alpha1/superpods"
 SPP = "/apis/superpod.dev/v1alpha1/namespaces/team-a/superpodpartitions"
 PODS = "/api/v1/namespaces/team-a/pods"
-WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
 NODES = 48
 ALONE_PAUSE = 0.3  # seconds between two admissions measured alone
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -133,68 +137,111 @@ async def remove(api: client.KubeClient, name: str, pods: int) -> None:
 
 @dataclasses.dataclass
 class Burst:
-    """The webhook calls of one burst (seconds each) and the CPU the two processes spent meanwhile."""
+    """The webhook calls of one burst (seconds each) and the CPU each process spent meanwhile (seconds)."""
 
     calls: list[float]
     operator_cpu: float
-    caller_cpu: float
+    sandbox_cpu: float  # this process: the sandbox, and the pod creates' client
+    caller_cpu: float  # the separate caller process (straight to the webhook only)
+
+
+class Caller:
+    """A separate process that sends AdmissionReviews straight to the webhook, as kube-apiserver would.
+
+    It runs this file with `--caller CONFIGURATION`: it reads a JSON list of pods per line, sends their
+    reviews at once over its pool of TLS connections, and answers with a JSON line of the calls' seconds.
+    """
+
+    def __init__(self, configuration: dict[str, Any]) -> None:
+        self.configuration = configuration
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        path = Path(tempfile.mkdtemp(prefix="measure-webhook-")) / "configuration.json"
+        path.write_text(json.dumps(self.configuration))
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--caller", str(path),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await self.send([])  # answered once it has started: its start-up is not measured
+
+    async def send(self, pods: list[dict[str, Any]]) -> list[float]:
+        assert self.process is not None and self.process.stdin and self.process.stdout
+        self.process.stdin.write(json.dumps(pods).encode() + b"\n")
+        await self.process.stdin.drain()
+        answer = json.loads(await self.process.stdout.readline())
+        assert not answer["refused"], answer["refused"]
+        return [float(seconds) for seconds in answer["calls"]]
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.process.pid) if self.process else 0.0
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.stdin:
+            self.process.stdin.close()
+            await self.process.wait()
+
+
+async def serve_as_caller(configuration_file: str) -> None:
+    """The caller process (see `Caller`): reviews for each line of pods on stdin, their timings on stdout."""
+    configuration = json.loads(Path(configuration_file).read_text())
+    samples: list[float] = []
+    admission._call = timed_calls(samples)  # type: ignore[assignment]  # a measuring tool, not product code
+    loop = asyncio.get_running_loop()
+    async with aiohttp.ClientSession() as session:
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
+            samples.clear()
+            outcomes = await asyncio.gather(
+                *(admission_review(session, configuration, obj) for obj in json.loads(line))
+            )
+            refused = [outcome.status for outcome in outcomes if not (outcome.allowed and outcome.patched)]
+            sys.stdout.write(json.dumps({"calls": samples, "refused": refused}) + "\n")
+            sys.stdout.flush()
 
 
 class Bench:
-    """The sandbox, the operator and the ways to send it pods."""
+    """The sandbox, the operator, the caller, and the ways to send pods."""
 
-    def __init__(self, api: client.KubeClient, operator: WebhookOperator, pods: int, per_pod: int) -> None:
+    def __init__(
+        self, api: client.KubeClient, operator: WebhookOperator, caller: Caller, pods: int, per_pod: int
+    ) -> None:
         self.api = api
         self.operator = operator
+        self.caller = caller
         self.pods = pods
         self.per_pod = per_pod
         self.samples: list[float] = []
         admission._call = timed_calls(self.samples)  # type: ignore[assignment]  # a tool, not product code
 
-    session: aiohttp.ClientSession  # the direct caller's, with its pool of TLS connections
-    configuration: dict[str, Any]  # the MutatingWebhookConfiguration the operator wrote
-
-    async def burst(self, name: str, send: Callable[[str, int], Awaitable[Any]]) -> Burst:
-        """`pods` admissions for a fresh partition at once, through `send(partition, index)`."""
+    async def burst(self, name: str, send: Callable[[str, range], Awaitable[list[float]]]) -> Burst:
+        """`pods` admissions for a fresh partition at once, through `send(partition, indexes)`."""
         assert self.operator.process is not None
         await placed(self.api, name, self.pods, self.per_pod)
-        self.samples.clear()
-        operator_before, caller_before = cpu_seconds(self.operator.process.pid), time.process_time()
-        await asyncio.gather(*(send(name, i) for i in range(self.pods)))
+        operator, sandbox, caller = (
+            cpu_seconds(self.operator.process.pid),
+            time.process_time(),
+            self.caller.cpu(),
+        )
+        calls = await send(name, range(self.pods))
         burst = Burst(
-            list(self.samples),
-            cpu_seconds(self.operator.process.pid) - operator_before,
-            time.process_time() - caller_before,
+            calls,
+            cpu_seconds(self.operator.process.pid) - operator,
+            time.process_time() - sandbox,
+            self.caller.cpu() - caller if send == self.direct else 0.0,
         )
         assert len(burst.calls) == self.pods, f"{len(burst.calls)} webhook calls for {self.pods} pods"
         await remove(self.api, name, self.pods)
         return burst
 
-    async def create(self, name: str, index: int) -> None:
-        """A pod created through the sandbox's API: it calls the webhook as kube-apiserver does."""
-        await self.api.create(PODS, pod(f"{name}-{index}", name))
+    async def create(self, name: str, indexes: range) -> list[float]:
+        """Pods created through the sandbox's API: it calls the webhook as kube-apiserver does."""
+        self.samples.clear()
+        await asyncio.gather(*(self.api.create(PODS, pod(f"{name}-{i}", name)) for i in indexes))
+        return list(self.samples)
 
-    async def direct(self, name: str, index: int) -> None:
-        """An AdmissionReview for a pod sent straight to the webhook (the pod itself is never created)."""
-        request = admission.AdmissionRequestInfo(
-            operation="CREATE",
-            group="",
-            version="v1",
-            kind="Pod",
-            resource="pods",
-            name=f"{name}-{index}",
-            namespace="team-a",
-            object=pod(f"{name}-{index}", name),
-            namespace_labels={},
-        )
-        outcome = await admission.admit(
-            mutating=[self.configuration],
-            validating=[],
-            request=request,
-            service_resolver=lambda *_: f"https://127.0.0.1:{self.operator.webhook_port}/mutate-pods",
-            session=self.session,
-        )
-        assert outcome.allowed and outcome.patched, outcome.status
+    async def direct(self, name: str, indexes: range) -> list[float]:
+        """AdmissionReviews for pods sent straight to the webhook by the caller (the pods are never created)."""
+        return await self.caller.send([pod(f"{name}-{i}", name) for i in indexes])
 
 
 def report(title: str, bursts: list[Burst]) -> None:
@@ -204,9 +251,16 @@ def report(title: str, bursts: list[Burst]) -> None:
     if len(bursts) > 1:
         print("  " + summary("later rounds (connections reused)", [s for b in bursts[1:] for s in b.calls]))
     print("  " + summary("all rounds", [s for b in bursts for s in b.calls]))
-    operator_cpu = sum(burst.operator_cpu for burst in bursts) / admissions * 1000
-    caller_cpu = sum(burst.caller_cpu for burst in bursts) / admissions * 1000
-    print(f"  CPU per admission: operator {operator_cpu:.2f} ms, caller {caller_cpu:.2f} ms")
+    cpu = [
+        f"{label} {sum(getattr(b, field) for b in bursts) / admissions * 1000:.2f} ms"
+        for label, field in (
+            ("operator", "operator_cpu"),
+            ("sandbox", "sandbox_cpu"),
+            ("caller", "caller_cpu"),
+        )
+        if any(getattr(b, field) for b in bursts)
+    ]
+    print(f"  CPU per admission: {', '.join(cpu)}")
 
 
 async def main(pods: int, rounds: int, per_pod: int, ways: str, verbose: bool) -> None:
@@ -214,7 +268,7 @@ async def main(pods: int, rounds: int, per_pod: int, ways: str, verbose: bool) -
         raise SystemExit(f"{pods} pods of {per_pod} dies do not fit in {NODES - 2} nodes of 16")
     async with server.Sandbox() as sandbox:
         credentials = client.credentials_from_kubeconfig(sandbox.kubeconfig)
-        async with client.KubeClient(credentials) as api, aiohttp.ClientSession() as session:
+        async with client.KubeClient(credentials) as api:
             await apply_crds(api)
             await api.create(
                 "/api/v1/namespaces",
@@ -224,12 +278,11 @@ async def main(pods: int, rounds: int, per_pod: int, ways: str, verbose: bool) -
             operator = WebhookOperator(sandbox.kubeconfig, *(["--verbose"] if verbose else []))
             await operator.start()
             print(f"operator pid {operator.process.pid if operator.process else '?'}, log {operator.log}")
+            caller = Caller(await webhook_configuration(api))
+            await caller.start()
             try:
-                await webhook_configuration(api)
                 await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
-                bench = Bench(api, operator, pods, per_pod)
-                bench.session = session
-                bench.configuration = await api.get(f"{WEBHOOKS}/superpod-operator")
+                bench = Bench(api, operator, caller, pods, per_pod)
                 print(f"load average before: {load()}")
                 created = [
                     await bench.burst(f"create-{i}", bench.create) for i in range(rounds) if ways != "direct"
@@ -238,22 +291,21 @@ async def main(pods: int, rounds: int, per_pod: int, ways: str, verbose: bool) -
                     await bench.burst(f"direct-{i}", bench.direct) for i in range(rounds) if ways != "sandbox"
                 ]
                 await placed(api, "one-by-one", 2 * pods, per_pod)  # pods one after the other, then alone
-                bench.samples.clear()
+                sequential = []
                 for i in range(pods):
-                    await bench.create("one-by-one", i)
-                sequential = list(bench.samples)
-                bench.samples.clear()
-                for i in range(pods):  # with a pause: the operator and the sandbox have settled each time
+                    sequential += await bench.create("one-by-one", range(i, i + 1))
+                alone = []
+                for i in range(pods, 2 * pods):  # with a pause: the operator and the sandbox have settled
                     await asyncio.sleep(ALONE_PAUSE)
-                    await bench.direct("one-by-one", pods + i)
-                alone = list(bench.samples)
+                    alone += await bench.direct("one-by-one", range(i, i + 1))
                 print(f"load average after: {load()}")
             finally:
+                await caller.stop()
                 await operator.stop()
     if created:
         report(f"{pods} pods created at once through the sandbox's pods API", created)
     if direct:
-        report(f"{pods} AdmissionReviews sent at once straight to the webhook", direct)
+        report(f"{pods} AdmissionReviews sent at once straight to the webhook by the caller process", direct)
     print(summary(f"{pods} pods created one after the other through the sandbox", sequential))
     print(summary(f"{pods} AdmissionReviews alone ({ALONE_PAUSE} s apart) straight to the webhook", alone))
 
@@ -265,7 +317,13 @@ if __name__ == "__main__":
     parser.add_argument("--devices-per-pod", type=int, default=2)
     parser.add_argument("--ways", choices=("both", "sandbox", "direct"), default="both", help="how to send")
     parser.add_argument("--verbose", action="store_true", help="run the operator with --verbose (debug log)")
+    parser.add_argument("--caller", metavar="CONFIGURATION", help=argparse.SUPPRESS)  # see `Caller`
     arguments = parser.parse_args()
-    asyncio.run(
-        main(arguments.pods, arguments.rounds, arguments.devices_per_pod, arguments.ways, arguments.verbose)
-    )
+    if arguments.caller:
+        asyncio.run(serve_as_caller(arguments.caller))
+    else:
+        asyncio.run(
+            main(
+                arguments.pods, arguments.rounds, arguments.devices_per_pod, arguments.ways, arguments.verbose
+            )
+        )

@@ -10,9 +10,10 @@ import copy
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest_asyncio
 from superpod.cluster import client
-from superpod.sandbox import server
+from superpod.sandbox import admission, server
 
 from tests.integration.operator.conftest import (  # noqa: F401  (fixtures are used by name)
     Operator,
@@ -121,3 +122,27 @@ def cm384(name: str = "cm384-a") -> JSON:
     body = copy.deepcopy(manifest("superpod-cloudmatrix-384.yaml"))
     body["metadata"]["name"] = name
     return body
+
+
+async def admission_review(
+    session: aiohttp.ClientSession, configuration: JSON, obj: JSON
+) -> admission.AdmissionOutcome:
+    """The pod's admission as kube-apiserver runs it against `configuration` (a URL one), without creating it."""
+    request = admission.AdmissionRequestInfo(
+        operation="CREATE",
+        group="",
+        version="v1",
+        kind="Pod",
+        resource="pods",
+        name=obj["metadata"]["name"],
+        namespace=obj["metadata"]["namespace"],
+        object=obj,
+        namespace_labels={},
+    )
+    return await admission.admit(
+        mutating=[configuration],
+        validating=[],
+        request=request,
+        service_resolver=lambda *_: "unused: the configuration has a URL",
+        session=session,
+    )

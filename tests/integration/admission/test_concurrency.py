@@ -15,6 +15,7 @@ from tests.integration.admission.conftest import (
     SPOD,
     WebhookOperator,
     add_a3_nodes,
+    admission_review,
     allocated,
     cm384,
     partition,
@@ -134,7 +135,7 @@ async def test_the_webhooks_of_two_replicas_never_give_a_slot_twice(cluster, tmp
         ]
         async with aiohttp.ClientSession() as session:
             outcomes = await asyncio.gather(
-                *(review(session, hooks[i % 2], pod(f"shared-{i}", "shared")) for i in range(32))
+                *(admission_review(session, hooks[i % 2], pod(f"shared-{i}", "shared")) for i in range(32))
             )
     finally:
         for replica in replicas:
@@ -149,27 +150,3 @@ async def test_the_webhooks_of_two_replicas_never_give_a_slot_twice(cluster, tmp
     assert len(pinned) == 64 and len(set(pinned)) == 64
     status = (await api.get(f"{partitions_path()}/shared"))["status"]
     assert sorted(slot["pod"] for slot in status["allocation"]) == sorted(f"shared-{i}" for i in range(32))
-
-
-async def review(
-    session: aiohttp.ClientSession, configuration: dict, obj: dict
-) -> admission.AdmissionOutcome:
-    """The pod's admission as kube-apiserver runs it against `configuration`, without creating the pod."""
-    request = admission.AdmissionRequestInfo(
-        operation="CREATE",
-        group="",
-        version="v1",
-        kind="Pod",
-        resource="pods",
-        name=obj["metadata"]["name"],
-        namespace=obj["metadata"]["namespace"],
-        object=obj,
-        namespace_labels={},
-    )
-    return await admission.admit(
-        mutating=[configuration],
-        validating=[],
-        request=request,
-        service_resolver=lambda *_: "unused: the configuration has a URL",
-        session=session,
-    )
