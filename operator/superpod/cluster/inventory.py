@@ -2,7 +2,8 @@
 
 Sources, in the device plugin's own terms (never another source of truth):
 - the Node: labels `huawei.com/topotree.superpodid|rackid|serverid`, annotations `superPodID`/`serverIndex`, the
-  Ready condition, and `status.allocatable[<resource>]`;
+  Ready condition, and `status.allocatable[<resource>]`; on GB200, GPU feature discovery's
+  `nvidia.com/gpu.clique` names the node's NVLink domain (its rack);
 - the ConfigMap `kube-system/mindx-dl-deviceinfo-<node>` (see `cluster.deviceinfo`): device names, health,
   faults and the SuperPodID/ServerIndex/RackID coordinates, which win over the labels when known, and the UB
   switch state (`SwitchInfoCfg`): a switch fault that makes the node UnHealthy takes all its devices out of
@@ -31,6 +32,8 @@ JSON = dict[str, Any]
 SUPERPOD_LABEL = "huawei.com/topotree.superpodid"
 RACK_LABEL = "huawei.com/topotree.rackid"
 SERVER_LABEL = "huawei.com/topotree.serverid"
+CLIQUE_LABEL = "nvidia.com/gpu.clique"
+"""GPU feature discovery's NVLink domain of a GB200 node, `<ClusterUUID>.<CliqueId>`: its rack, by name."""
 REPORT_ONLY_FAULTS = frozenset({"", "NotHandleFault", "RestartRequest", "RestartBusiness", "SubHealthFault"})
 """Fault handling levels that leave the device in service (reported in status and metrics only)."""
 
@@ -163,5 +166,6 @@ def observe(
         devices=devices,
         unhealthy=unhealthy,
         ready=ready,
+        rack_label=labels.get(CLIQUE_LABEL, ""),
     )
     return observed, problem

@@ -1,7 +1,8 @@
 """What the cluster reports about each node, as the allocator needs it, and synthetic inventories.
 
 The coordinates are the device plugin's (`SuperPodID`, `RackID`, `ServerIndex` in the DeviceInfoCfg
-ConfigMap); -1 means unknown. A node with unknown coordinates still works: it is ordered by name.
+ConfigMap); -1 means unknown. A node with unknown coordinates still works: it is ordered by name. Where
+racks have no number but a name (GB200's NVLink domains, `nvidia.com/gpu.clique`), `rack_label` holds it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class ObservedNode:
     devices: tuple[str, ...] = ()  # device names as the device plugin lists them
     unhealthy: frozenset[str] = frozenset()  # unhealthy, network-unhealthy or faulty devices
     ready: bool = True  # the Node is Ready and its device information is valid
+    # the rack (NVLink domain) by name where no RackID is known: GB200's `nvidia.com/gpu.clique`
+    rack_label: str = ""
 
 
 def synthesize(profile: profiles.HardwareProfile, node_count: int | None = None) -> tuple[ObservedNode, ...]:

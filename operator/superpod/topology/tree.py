@@ -2,12 +2,14 @@
 
 Levels run from the node tier (level 0, one domain per node) to the profile's widest tier (one domain, the
 root). Tiers below the node (modules) live inside each node as device bit masks. Nodes are sorted along the
-topology (SuperPodID, RackID, ServerIndex, then name; unknown coordinates last), and every domain covers a
-contiguous range of them, so "consecutive ranks are topological neighbours" is just node order.
+topology (SuperPodID, RackID or rack name, ServerIndex, then name; unknown coordinates last), and every
+domain covers a contiguous range of them, so "consecutive ranks are topological neighbours" is just node
+order.
 
 A tier above the node groups nodes by the device plugin's coordinates when every node of the parent domain
-has them (superpod by SuperPodID, rack by RackID), otherwise into consecutive chunks of the tier's nominal
-size. The per-attempt state (free devices, allocations) lives in `superpod.placement`, not here, as Kueue
+has them (superpod by SuperPodID, rack by RackID, or by the rack's name where it has no number: GB200's
+`nvidia.com/gpu.clique`), otherwise into consecutive chunks of the tier's nominal size. The per-attempt
+state (free devices, allocations) lives in `superpod.placement`, not here, as Kueue
 keeps its topology tree apart from its per-attempt free counts.
 """
 
@@ -104,11 +106,17 @@ class TopologyTree:
             yield level, index
 
 
-def _sort_key(node: inventory.ObservedNode) -> tuple[int, int, int, str]:
+def _sort_key(node: inventory.ObservedNode) -> tuple[int, int, str, int, str]:
     def known(value: int) -> int:
         return value if value >= 0 else _INF
 
-    return (known(node.superpod_index), known(node.rack), known(node.server_index), node.name)
+    return (
+        known(node.superpod_index),
+        known(node.rack),
+        node.rack_label,
+        known(node.server_index),
+        node.name,
+    )
 
 
 def _local_order(profile: profiles.HardwareProfile, devices: Sequence[str]) -> tuple[str, ...]:
@@ -194,12 +202,18 @@ def _root_id(tier_name: str, ordered: Sequence[inventory.ObservedNode]) -> str:
 
 
 def _split(tier_name: str, members: Sequence[inventory.ObservedNode], per: int) -> list[tuple[str, int, int]]:
-    """(key, start, stop) runs of `members`: by coordinate when every member has it, else chunks of `per`."""
-    coordinate = {tiers.SUPERPOD: "superpod_index", tiers.RACK: "rack"}.get(tier_name)
-    if coordinate and members and all(getattr(node, coordinate) >= 0 for node in members):
+    """(key, start, stop) runs of `members`: by coordinate when every member has it (for racks: the RackID,
+    else the rack's name, such as a GB200 clique), else chunks of `per`."""
+    keys: list[str] = []
+    if tier_name == tiers.SUPERPOD and all(node.superpod_index >= 0 for node in members):
+        keys = [str(node.superpod_index) for node in members]
+    elif tier_name == tiers.RACK and all(node.rack >= 0 for node in members):
+        keys = [str(node.rack) for node in members]
+    elif tier_name == tiers.RACK and all(node.rack_label for node in members):
+        keys = [node.rack_label for node in members]
+    if members and keys:
         runs: list[tuple[str, int, int]] = []
-        for position, node in enumerate(members):
-            value = str(getattr(node, coordinate))
+        for position, value in enumerate(keys):
             if runs and runs[-1][0] == value:
                 runs[-1] = (value, runs[-1][1], position + 1)
             else:

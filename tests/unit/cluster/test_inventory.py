@@ -80,6 +80,16 @@ def test_without_device_info_the_count_comes_from_allocatable():
     assert len(observed.devices) == 4
 
 
+def test_a_gb200_node_takes_its_rack_from_its_nvlink_clique():
+    clique = "f8b5c5a2-1d3e-4c1b-9a59-1f0e2d3c4b5a.32766"
+    node = (
+        objects.node("gpu-1").devices(4, "nvidia.com/gpu").label(inventory.CLIQUE_LABEL, clique).ready().obj()
+    )
+    observed, _ = inventory.observe(node, None, profiles.BUILTIN["nvidia-gb200-nvl72"], "nvidia.com/gpu")
+    assert observed is not None
+    assert observed.rack_label == clique
+
+
 def test_a_node_that_is_not_ready_is_reported():
     node = objects.node("n1").ready("Unknown").obj()
     observed, problem = inventory.observe(node, objects.deviceinfo_configmap("n1"), CM384, RESOURCE)

@@ -28,6 +28,22 @@ def test_racks_follow_the_device_plugin_rack_ids():
     assert built.levels[2][0].id == "superpod-0"
 
 
+def test_gb200_racks_are_the_nvlink_cliques_whatever_the_node_names():
+    # two NVLink domains of unequal size whose node names interleave: chunks of 18 by name would mix them
+    cliques = {f"gpu-{i:02d}": f"uuid-{'a' if i % 3 else 'b'}.1" for i in range(24)}
+    built = tree.build(
+        profiles.BUILTIN["nvidia-gb200-nvl72"], [node(n, rack_label=c) for n, c in cliques.items()]
+    )
+    racks = built.levels[1]
+    assert [(rack.id, rack.end_node - rack.first_node) for rack in racks] == [
+        ("rack-uuid-a.1", 16),
+        ("rack-uuid-b.1", 8),
+    ]
+    for rack in racks:
+        members = {built.nodes[i].name for i in range(rack.first_node, rack.end_node)}
+        assert {cliques[name] for name in members} == {rack.id.removeprefix("rack-")}
+
+
 def test_without_rack_ids_racks_are_chunks_of_the_nominal_size():
     nodes = [node(f"n{i:02d}") for i in range(20)]
     built = tree.build(profiles.ATLAS_950, nodes)
