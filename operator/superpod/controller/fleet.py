@@ -93,6 +93,7 @@ class Fleet:
         self._serials: dict[str, _Serial] = {}  # partition key -> its lock, while someone uses it
         self._nodes: dict[str, JSON] = {}
         self._configmaps: dict[str, JSON] = {}  # node name -> device-info ConfigMap
+        self._deviceinfo_essences: dict[str, int] = {}  # node name -> hash of its ConfigMap's essence
         self._node_health: dict[
             str, nodeinfo.NodeHealth
         ] = {}  # node name -> NodeD's verdict, when NodeD runs
@@ -170,10 +171,13 @@ class Fleet:
             return
         if new is None:
             self._configmaps.pop(node, None)
+            self._deviceinfo_essences.pop(node, None)
         else:
             self._configmaps[node] = new
-        if old is not None and new is not None and _deviceinfo_essence(old) == _deviceinfo_essence(new):
-            return  # only UpdateTime moved
+            essence = hash(_deviceinfo_essence(new))  # a hash: 1,936 essences would cost megabytes
+            if old is not None and self._deviceinfo_essences.get(node) == essence:
+                return  # only UpdateTime moved (the essence of the old copy is kept: one parse per refresh)
+            self._deviceinfo_essences[node] = essence
         self._inventory_changed(node)
 
     def _on_nodeinfo(self, key: str, old: JSON | None, new: JSON | None) -> None:
