@@ -193,6 +193,9 @@ class Bindings:
                 except (client.ApiError, OSError, TimeoutError) as error:
                     logger.warning("partition %s: %s; retrying", key, error)
                     delay = RETRY_SECONDS
+                except Exception:  # a bug: keep the loop (every other partition) going, retry this one
+                    logger.exception("partition %s: reconcile failed; retrying", key)
+                    delay = RETRY_SECONDS
             if delay == 0.0:
                 self._dirty.setdefault(superpod, set()).add(key)
             elif delay is not None and key in self.fleet.partitions:

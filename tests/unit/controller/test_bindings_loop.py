@@ -163,3 +163,24 @@ async def test_a_partition_is_brought_in_line_again_only_when_it_or_its_pods_cha
     await tracker.reconcile("team/a")
     await tracker.reconcile("team/a")
     assert len(synced) == 3
+
+
+async def test_a_reconcile_that_fails_unexpectedly_is_retried_and_the_others_go_on(
+    running: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder([partition("a"), partition("b")])
+    failures = iter([RuntimeError("a bug")])
+    recorded = recorder.bindings.reconcile
+
+    async def flaky(key: str) -> float | None:
+        if key == "team/a":
+            error = next(failures, None)
+            if error is not None:
+                raise error
+        return await recorded(key)
+
+    recorder.bindings.reconcile = flaky  # type: ignore[method-assign]
+    running(recorder)
+    calls = await recorder.calls_after(count=2)  # b at once, a after its retry
+    assert sorted(calls) == ["team/a", "team/b"]
+    assert "reconcile failed" in caplog.text
