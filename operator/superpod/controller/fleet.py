@@ -420,11 +420,19 @@ class Fleet:
                     placed, previous=previous, generation=_generation(obj), rank_table=rank_table
                 ),
             )
-        except client.ApiError as error:
-            if 400 <= error.status < 500:  # definitely refused: the devices are free again
-                _release_if_held(allocator, key, placed)
-            # A 5xx may come after the write landed (a lost reply): keep the devices, so no other partition
-            # gets them; kopf retries the handler, which then writes this same placement.
+        except Exception as error:
+            if isinstance(error, client.ApiError) and 400 <= error.status < 500:
+                # definitely refused: the devices are free again (in the tree rebuilt meanwhile too), and the
+                # partition waits its turn again: the daemon's retries, not only kopf's, place it
+                for holder in {id(a): a for a in (allocator, state.allocator) if a is not None}.values():
+                    _release_if_held(holder, key, placed)
+                state.pending.setdefault(key, (created, key))
+            else:
+                # A 5xx or a timeout may come after the write landed (a lost reply): keep the devices, so no
+                # other partition gets them, and have the daemon write this placement again (kopf retries
+                # only its own handler, not the daemon's placement of a queued partition).
+                state.health_dirty = True
+            state.poke()
             raise
         except asyncio.CancelledError:
             _release_if_held(
@@ -476,17 +484,23 @@ class Fleet:
         was_degraded = (obj.get("status") or {}).get("phase") == api_partition.Phase.DEGRADED.value
         current = decision
         rank_table = self._rank_table(state, obj)
-        written = await self._write(
-            obj,
-            lambda previous: derive.allocated(
-                current,
-                previous=previous,
-                generation=_generation(obj),
-                failed=failed,
-                repair_problem=problem if failed else None,
-                rank_table=rank_table,
-            ),
-        )
+        try:
+            written = await self._write(
+                obj,
+                lambda previous: derive.allocated(
+                    current,
+                    previous=previous,
+                    generation=_generation(obj),
+                    failed=failed,
+                    repair_problem=problem if failed else None,
+                    rank_table=rank_table,
+                ),
+            )
+        except BaseException:
+            # memory (a repair, failed devices) is ahead of the status: the daemon refreshes it again
+            state.health_dirty = True
+            state.poke()
+            raise
         if repaired:
             await self.writer.event(
                 obj, reason="Repaired", message=f"moved off failed devices: {written['message']}"
