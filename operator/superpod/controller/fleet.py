@@ -201,6 +201,11 @@ class Fleet:
             for listener in self.partition_listeners:
                 listener(key, None)
             return
+        if old is not None and old["metadata"].get("uid") != new["metadata"].get("uid"):
+            # deleted and created again while the watch was down: a relist shows both as one update, and the
+            # new partition must not inherit the old one's devices
+            self._on_partition(key, old, None)
+            old = None
         self.partitions[key] = new
         for listener in self.partition_listeners:
             listener(key, new)
@@ -501,7 +506,7 @@ class Fleet:
             state.health_dirty = True
             state.poke()
             raise
-        if repaired:
+        if repaired and written:
             await self.writer.event(
                 obj, reason="Repaired", message=f"moved off failed devices: {written['message']}"
             )
@@ -541,9 +546,11 @@ class Fleet:
         """Write the status `compute(current status)` if it differs, guarded by resourceVersion.
 
         On a 409 (someone, e.g. an admission webhook binding a pod, wrote in between) read the object again
-        and recompute. Returns the status now in effect; {} when the partition is gone.
+        and recompute. Returns the status now in effect; {} when the partition is gone (or was replaced by a
+        new one of the same name).
         """
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        uid = obj["metadata"].get("uid")
         current = obj
         for _ in range(attempts):
             previous = current.get("status") or {}
@@ -558,8 +565,8 @@ class Fleet:
                 if error.status != 409:
                     raise
                 fresh = await self.api.get_or_none(writer.partition_path(namespace, name))
-                if fresh is None:
-                    return {}
+                if fresh is None or (uid and fresh["metadata"].get("uid") != uid):
+                    return {}  # gone, or another partition of the same name: not ours to write
                 current = fresh
                 continue
             if written is None:
