@@ -212,8 +212,10 @@ class Fleet:
         if self._reflectors and all(m.synced.is_set() for m in self._reflectors):
             self._adopt(key, new)
             state = self.superpods.get(_superpod_of(new))
-            if state is not None and _bound_pods(old) - _bound_pods(new):
-                # a pod left its slot: a slot kept on failed devices for that pod may move now
+            spec_edited = old is not None and old.get("spec") != new.get("spec")
+            if state is not None and (_bound_pods(old) - _bound_pods(new) or spec_edited):
+                # a pod left its slot: a slot kept on failed devices for that pod may move now; or the spec's
+                # one mutable field, repairPolicy, changed (kopf's diff base sees no spec change: see kopfkit)
                 state.health_dirty = True
                 state.poke()
 

@@ -7,6 +7,7 @@ partition's status ends up telling the truth, and no device is held by two parti
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 
@@ -138,3 +139,166 @@ async def test_a_repair_whose_status_write_fails_is_written_later(cluster, runni
     after = await eventually(repaired, timeout=8)
     assert faults.failed == 5
     assert after["phase"] == "Allocated" and len(devices(after)) == 8
+
+
+@dataclasses.dataclass
+class HeldStatusWrite:
+    """Holds the first `times` status patches of one partition until `go` is set: serves each at once and holds
+    its reply (`failure` None), or holds it unserved, then answers `failure`."""
+
+    name: str
+    failure: Callable[[], errors.ApiError] | None
+    times: int = 1
+    held: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    go: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    seen: int = 0
+
+    def install(self, sandbox: server.Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+        serve = sandbox.faults._inject
+        path = f"{SPP}/{self.name}/status"
+
+        async def inject(request: web.Request, handler: Handler) -> web.StreamResponse:
+            if request.method != "PATCH" or request.path != path or self.seen >= self.times:
+                return await serve(request, handler)
+            if self.failure is None:  # the write lands at once; its reply waits
+                response = await serve(request, handler)
+                if response.status >= 300:  # a 409 (the partition moved on): not a write that landed
+                    return response
+                self.seen += 1
+                self.held.set()
+                await self.go.wait()
+                return response
+            self.seen += 1
+            self.held.set()
+            await self.go.wait()
+            error = self.failure()
+            return web.json_response(error.status, status=error.code)
+
+        monkeypatch.setattr(sandbox.faults, "_inject", inject)
+
+
+IN_FLIGHT_ENDINGS = [
+    pytest.param(None, 1, id="the write lands, its reply late"),
+    pytest.param(lambda: errors.internal("etcdserver: leader changed"), 5, id="the write fails with 500"),
+    pytest.param(
+        lambda: errors.ApiError(errors.status(429, "TooManyRequests", "slow down")), 5, id="429 every time"
+    ),
+]
+
+
+@pytest.mark.parametrize(("failure", "times"), IN_FLIGHT_ENDINGS)
+async def test_a_partition_deleted_while_its_placement_is_written_frees_its_devices(
+    cluster, running, monkeypatch, failure, times
+):
+    sandbox, api = cluster
+    await add_a3_nodes(api, 3)  # 1 usable node of 16 dies
+    await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
+    await eventually(lambda: superpod_counts(api, allocated=0, free=16))
+    write = HeldStatusWrite("doomed", failure, times)
+    write.install(sandbox, monkeypatch)
+    await api.create(SPP, partition("doomed", 16))
+    await asyncio.wait_for(write.held.wait(), timeout=5)
+
+    # gone at once when the daemon placed it before kopf added its finalizer; else held by the finalizer
+    await api.delete(f"{SPP}/doomed")
+    write.go.set()
+
+    await eventually(lambda: gone(api, "doomed"), timeout=8)
+    await eventually(lambda: superpod_counts(api, allocated=0, free=16))
+    await api.create(SPP, partition("next", 16))
+    assert len(devices(await eventually(lambda: is_phase(api, "next", "Allocated")))) == 16
+
+
+async def gone(api: client.KubeClient, name: str) -> bool:
+    return await api.get_or_none(f"{SPP}/{name}") is None
+
+
+async def superpod_counts(api: client.KubeClient, **expected: int) -> dict | None:
+    counts = ((await api.get(f"{SPOD}/cm384-a")).get("status") or {}).get("devices") or {}
+    return counts if all(counts.get(name) == value for name, value in expected.items()) else None
+
+
+async def test_a_pending_partition_is_placed_after_a_restart_when_capacity_came_meanwhile(cluster, running):
+    """kopf's diff base is derived from the spec once a phase is written: a Pending partition must still be
+    retried after a restart, not taken for handled."""
+    _, api = cluster
+    await add_a3_nodes(api, 3)  # 1 usable node of 16 dies
+    await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
+    await api.create(SPP, partition("first", 16))
+    first = await eventually(lambda: is_phase(api, "first", "Allocated"))
+    await api.create(SPP, partition("queued", 16))
+    await eventually(lambda: is_phase(api, "queued", "Pending"))
+
+    await running.kill()
+    await add_a3_node(api, 3)  # a 4th node: 2 usable nodes
+    await running.start()
+
+    queued = await eventually(lambda: is_phase(api, "queued", "Allocated"), timeout=8)
+    assert (await status_of(api, "first"))["allocation"] == first["allocation"]
+    assert not devices(first) & devices(queued)
+
+
+async def add_a3_node(api: client.KubeClient, index: int) -> None:
+    """One more CloudMatrix 384 node of SuperPod 0, as `add_a3_nodes` makes them."""
+    name = f"a3-0-{index:02d}"
+    node = objects.node(name).superpod(0, rack=index // 4, server=index).devices(16).ready().obj()
+    await api.create("/api/v1/nodes", node)
+    configmap = objects.deviceinfo_configmap(name, server_index=index, rack_id=index // 4)
+    await api.create(CONFIGMAPS, configmap)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(None, id="the write landed, its reply lost"),
+        pytest.param(lambda: errors.internal("gone"), id="it never lands"),
+    ],
+)
+async def test_a_kill_between_the_decision_and_its_write_loses_and_duplicates_nothing(
+    cluster, running, monkeypatch, failure
+):
+    sandbox, api = cluster
+    await add_a3_nodes(api, 3)  # 1 usable node of 16 dies
+    await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
+    await eventually(lambda: superpod_counts(api, allocated=0, free=16))
+    write = HeldStatusWrite("decided", failure)
+    write.install(sandbox, monkeypatch)
+    await api.create(SPP, partition("decided", 8))
+    await asyncio.wait_for(write.held.wait(), timeout=5)
+
+    await running.kill()
+    write.go.set()
+    landed = await status_of(api, "decided")
+    assert bool(landed) == (failure is None)
+    await api.create(SPP, partition("other", 8))
+    await running.start()
+
+    decided = await eventually(lambda: is_phase(api, "decided", "Allocated"), timeout=8)
+    other = await eventually(lambda: is_phase(api, "other", "Allocated"))
+    assert len(devices(decided)) == len(devices(other)) == 8
+    assert not devices(decided) & devices(other)
+    assert devices(landed) in (set(), devices(decided))  # a decision that landed is the one kept
+    await eventually(lambda: superpod_counts(api, allocated=16, free=0))
+
+
+async def test_a_degraded_partition_switched_to_auto_repair_is_repaired(cluster, running):
+    """repairPolicy is the one mutable field of the spec: kopf's diff base ignores it, the operator must not."""
+    _, api = cluster
+    await add_a3_nodes(api, 4)
+    await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
+    await api.create(
+        SPP, {**partition("manual", 4), "spec": {**partition("manual", 4)["spec"], "repairPolicy": "Manual"}}
+    )
+    before = await eventually(lambda: is_phase(api, "manual", "Allocated"))
+    node, device = before["allocation"][0]["node"], before["allocation"][0]["devices"][0]
+    index = int(node.rsplit("-", 1)[1])
+    configmap = objects.deviceinfo_configmap(
+        node, server_index=index, rack_id=index // 4, unhealthy=(int(device.rsplit("-", 1)[1]),)
+    )
+    await api.patch(f"{CONFIGMAPS}/mindx-dl-deviceinfo-{node}", {"data": configmap["data"]})
+    await eventually(lambda: is_phase(api, "manual", "Degraded"))
+
+    await api.patch(f"{SPP}/manual", {"spec": {"repairPolicy": "Auto"}})
+
+    after = await eventually(lambda: is_phase(api, "manual", "Allocated"), timeout=5)
+    assert (node, device) not in devices(after) and len(devices(after)) == 4
