@@ -442,9 +442,10 @@ class Fleet:
             state.poke()
             raise
         except asyncio.CancelledError:
-            _release_if_held(
-                allocator, key, placed
-            )  # the operator is stopping; the decision was never written
+            # the operator is stopping, or kopf stopped the daemon (a pause): the decision may not be written;
+            # if it was, the mirror restores it; if not, the partition waits its turn again
+            _release_if_held(allocator, key, placed)
+            state.pending.setdefault(key, (created, key))
             raise
         if not written:  # deleted meanwhile
             _release_if_held(allocator, key, placed)

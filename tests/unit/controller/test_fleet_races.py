@@ -122,3 +122,36 @@ async def test_a_placement_is_not_written_onto_a_partition_created_again_during_
     assert written == {}
     assert len(api.patches) == 1  # the new partition's status is the new partition's own business
     assert state.allocator.placement_of(KEY) is None
+
+
+class SilentApi:
+    """An API whose status patches never answer (the daemon is stopped while one is in flight)."""
+
+    def __init__(self) -> None:
+        self.patching = asyncio.Event()
+
+    async def patch(self, path: str, body: JSON, **_: Any) -> JSON:
+        self.patching.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_placement_cancelled_during_its_write_is_queued_again() -> None:
+    """kopf stops the SuperPod's daemon (a pause by peering, the SuperPod's daemon restarted) mid-write: the
+    partition, placed by that daemon and no longer pending, must be tried again when the daemon runs again."""
+    fleet = synced_fleet()
+    state = fleet.superpods["sp"]
+    assert state.allocator is not None
+    fleet._on_partition(KEY, None, partition("u1", 16, status={"phase": "Pending"}))
+    assert KEY in state.pending
+    api = SilentApi()
+    fleet.api = fleet.writer.api = api  # type: ignore[assignment]
+    placing = asyncio.create_task(fleet.retry_pending(state))
+    await asyncio.wait_for(api.patching.wait(), timeout=5)
+
+    placing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await placing
+
+    assert state.allocator.placement_of(KEY) is None
+    assert KEY in state.pending
