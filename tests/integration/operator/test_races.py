@@ -302,3 +302,24 @@ async def test_a_degraded_partition_switched_to_auto_repair_is_repaired(cluster,
 
     after = await eventually(lambda: is_phase(api, "manual", "Allocated"), timeout=5)
     assert (node, device) not in devices(after) and len(devices(after)) == 4
+
+
+@pytest.mark.parametrize(("failure", "times"), WRITE_FAILURES)
+async def test_two_partitions_placed_at_once_when_one_write_fails_share_no_device(
+    cluster, running, monkeypatch, failure, times
+):
+    sandbox, api = cluster
+    await add_a3_nodes(api, 4)  # 2 usable nodes of 16 dies
+    await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
+    await eventually(lambda: superpod_counts(api, allocated=0, free=32))
+    faults = FailedStatusWrites("unlucky", failure, times)
+    faults.install(sandbox, monkeypatch)
+
+    await asyncio.gather(api.create(SPP, partition("unlucky", 16)), api.create(SPP, partition("lucky", 16)))
+
+    unlucky = await eventually(lambda: is_phase(api, "unlucky", "Allocated"), timeout=8)
+    lucky = await eventually(lambda: is_phase(api, "lucky", "Allocated"))
+    assert faults.failed == times
+    assert len(devices(unlucky)) == len(devices(lucky)) == 16
+    assert not devices(unlucky) & devices(lucky)
+    await eventually(lambda: superpod_counts(api, allocated=32, free=0))
