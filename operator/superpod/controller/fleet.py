@@ -9,8 +9,9 @@ and in a kopf daemon per SuperPod, and kopf stops both while the operator is pau
 Per SuperPod one asyncio lock orders decisions: plan and commit in memory, with no API call under it; the status
 is written after the lock is released, so placements on one SuperPod write concurrently, while a lock per
 partition keeps one partition's decisions and writes in order. Memory is updated before the write, so concurrent
-requests never share a device; a failed write releases the devices again; a crash between decision and write
-loses nothing, because the decision was never persisted and is simply made again.
+requests never share a device; a refused write releases the devices and queues the partition again, a write
+that may have landed (5xx, timeout) keeps them and the daemon writes them again; a crash between decision and
+write loses nothing, because the decision was never persisted and is simply made again.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class SuperPodState:
     pending: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)  # key -> (created, key)
     shape: tuple[tuple[str, tuple[str, ...]], ...] = ()  # node names and devices the tree was built from
     reported: set[str] = dataclasses.field(default_factory=set)  # nodes whose problem has had its Event
-    health_dirty: bool = False  # device health changed since placed partitions were last checked
+    # placed partitions need a look: device health changed, a spec was edited or a status write failed
+    health_dirty: bool = False
 
     @property
     def resource(self) -> str:
@@ -431,8 +433,9 @@ class Fleet:
             if isinstance(error, client.ApiError) and 400 <= error.status < 500:
                 # definitely refused: the devices are free again (in the tree rebuilt meanwhile too), and the
                 # partition waits its turn again: the daemon's retries, not only kopf's, place it
-                for holder in {id(a): a for a in (allocator, state.allocator) if a is not None}.values():
-                    _release_if_held(holder, key, placed)
+                for holder in (allocator, state.allocator):
+                    if holder is not None:
+                        _release_if_held(holder, key, placed)
                 state.pending.setdefault(key, (created, key))
             else:
                 # A 5xx or a timeout may come after the write landed (a lost reply): keep the devices, so no
