@@ -43,6 +43,8 @@ from superpod.topology import tree as topology_tree
 
 JSON = dict[str, Any]
 logger = logging.getLogger(__name__)
+RETRY_FIRST = 2.0  # seconds before a pending partition whose try raised is tried again; doubles each time
+RETRY_MOST = 60.0
 
 
 def partition_key(obj: JSON) -> str:
@@ -69,6 +71,8 @@ class SuperPodState:
     reported: set[str] = dataclasses.field(default_factory=set)  # nodes whose problem has had its Event
     # placed partitions need a look: device health changed, a spec was edited or a status write failed
     health_dirty: bool = False
+    # pending partitions whose last try raised: key -> (monotonic time of the next try, current delay)
+    backoff: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
     @property
     def resource(self) -> str:
@@ -629,17 +633,38 @@ class Fleet:
             )
 
     async def retry_pending(self, state: SuperPodState) -> int:
-        """Try every pending partition of the SuperPod, oldest first; returns how many were placed."""
+        """Try every pending partition of the SuperPod, oldest first; returns how many were placed.
+
+        A partition whose try raises (its status write refused, say) waits with a backoff of its own, doubling
+        from `RETRY_FIRST` to `RETRY_MOST` seconds, while the ones behind it are tried: one partition the API
+        keeps refusing must not hold up every other pending partition of the SuperPod.
+        """
         placed = 0
+        now = time.monotonic()
+        for key in set(state.backoff) - set(state.pending):
+            del state.backoff[key]
         for _, key in sorted(state.pending.values()):
             obj = self.partitions.get(key)
             if obj is None or obj["metadata"].get("deletionTimestamp"):
                 state.pending.pop(key, None)
+                state.backoff.pop(key, None)
+                continue
+            next_try, delay = state.backoff.get(key, (0.0, 0.0))
+            if next_try > now:
                 continue
             async with self._serial(key):
                 if key not in state.pending:
                     continue
-                result = await self._place(state, obj)
+                try:
+                    result = await self._place(state, obj)
+                except Exception as error:  # whatever failed for this one partition; cancellation passes
+                    delay = min(RETRY_MOST, max(RETRY_FIRST, 2 * delay))
+                    state.backoff[key] = (time.monotonic() + delay, delay)
+                    asyncio.get_running_loop().call_later(delay, state.poke)
+                    instruments.count_reconcile_error("partition")
+                    logger.warning("partition %s: %s; trying it again in %.0f s", key, error, delay)
+                    continue
+            state.backoff.pop(key, None)
             if result.get("phase") == api_partition.Phase.ALLOCATED.value:
                 placed += 1
         return placed

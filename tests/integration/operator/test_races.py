@@ -323,3 +323,32 @@ async def test_two_partitions_placed_at_once_when_one_write_fails_share_no_devic
     assert len(devices(unlucky)) == len(devices(lucky)) == 16
     assert not devices(unlucky) & devices(lucky)
     await eventually(lambda: superpod_counts(api, allocated=32, free=0))
+
+
+async def test_a_partition_the_api_keeps_refusing_does_not_hold_up_the_ones_behind_it(
+    cluster, running, monkeypatch
+):
+    """Pending partitions are tried oldest first; the oldest failing for good must not starve the others."""
+    sandbox, api = cluster
+    await add_a3_nodes(api, 3)  # 1 usable node of 16 dies
+    await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
+    await api.create(SPP, partition("first", 16))
+    await eventually(lambda: is_phase(api, "first", "Allocated"))
+    await api.create(SPP, partition("refused", 8))
+    await eventually(lambda: is_phase(api, "refused", "Pending"))
+    await api.create(SPP, partition("behind", 8))
+    await eventually(lambda: is_phase(api, "behind", "Pending"))
+    refusal = errors.invalid(
+        "superpod.dev",
+        "SuperPodPartition",
+        "refused",
+        [errors.FieldError("FieldValueInvalid", "refused by a validating webhook", "status")],
+    )
+    faults = FailedStatusWrites("refused", lambda: refusal, times=10**6)
+    faults.install(sandbox, monkeypatch)
+
+    await api.delete(f"{SPP}/first")
+    placed = await eventually(lambda: is_phase(api, "behind", "Allocated"), timeout=8)
+    assert len(devices(placed)) == 8
+    assert faults.failed >= 1
+    assert (await status_of(api, "refused")).get("phase") == "Pending"  # its writes never land
