@@ -158,15 +158,15 @@ class Webhook:
             started = time.perf_counter()
             failed = False
             try:
-                binding = await self.admit(pod, dry_run=bool(request.get("dryRun")))
+                binding = await self.admit(_in_namespace(pod, request), dry_run=bool(request.get("dryRun")))
+                patch = json.dumps(podmutation.json_patch(pod, binding)).encode()
             except Refusal as refusal:  # a deliberate denial, not a failure of the webhook
                 response.update(allowed=False, status={"message": refusal.message, "code": refusal.code})
-            except Exception as error:
+            except Exception as error:  # fails closed: an error answered, not a 500 that only says "500"
                 failed = True
                 logger.exception("admission of a pod failed")
                 response.update(allowed=False, status={"message": str(error) or repr(error), "code": 500})
             else:
-                patch = json.dumps(podmutation.json_patch(pod, binding)).encode()
                 response.update(patch=base64.b64encode(patch).decode("ascii"), patchType="JSONPatch")
             finally:
                 elapsed = time.perf_counter() - started
@@ -228,6 +228,14 @@ class Webhook:
             resource=resource,
             rank_table=ranktables.configmap_name(result.partition) if has_table else None,
         )
+
+
+def _in_namespace(pod: JSON, request: JSON) -> JSON:
+    """The pod with the request's namespace when its object has none (kube fills `request.namespace`)."""
+    metadata = pod.get("metadata") or {}
+    if metadata.get("namespace") or not request.get("namespace"):
+        return pod
+    return {**pod, "metadata": {**metadata, "namespace": request["namespace"]}}
 
 
 def register(

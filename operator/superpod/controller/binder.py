@@ -8,7 +8,9 @@ decision is made again on a fresh read. Two claims can therefore never both see 
 Within one replica, requests for the same partition are queued and committed in batches (group commit): while
 one patch is in flight the next requests gather, and the next patch decides all of them. 32 pods created at
 once then cost a few writes instead of 32 rounds of conflicts. The last object read or written is kept, so a
-batch usually needs no read; a denial is only ever given on a fresh read, so stale memory never refuses a pod.
+batch usually needs no read; a denial is only ever given on a fresh read, so stale memory never refuses a pod,
+and a grant either is a write checked against the version it was decided on or is made on a fresh read (a pod
+admitted again under its name, a dry run), so stale memory never grants a slot another replica gave away.
 """
 
 from __future__ import annotations
@@ -155,6 +157,10 @@ class Binder:
                 obj, fresh = await self._read(key), True
                 continue
             if allocation == slotclaims.ordered_allocation(obj.get("status")):
+                if not fresh:  # no write will check memory's version: a pod recreated under its name, or
+                    # a dry run, must not be granted a slot another replica has since released or given away
+                    obj, fresh = await self._read(key), True
+                    continue
                 _resolve(batch, decisions, obj)
                 return
             fields = slotclaims.binding_status(
