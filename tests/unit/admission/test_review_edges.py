@@ -6,6 +6,7 @@ kube-apiserver does (a status patch with an old one gets 409), so a grant that s
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import json
@@ -101,6 +102,12 @@ def patched(pod: JSON, answer: JSON) -> JSON:
 
 def annotation(pod: JSON) -> str:
     return str(pod["metadata"]["annotations"][RESOURCE])
+
+
+def placement(pod: JSON) -> tuple[str, str]:
+    """The node the pod is pinned to and its devices there."""
+    required = pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    return required["nodeSelectorTerms"][0]["matchFields"][-1]["values"][0], annotation(pod)
 
 
 async def test_a_pod_recreated_under_its_name_is_not_granted_a_slot_another_replica_gave_away():
@@ -311,3 +318,60 @@ def _binding_of(pod: JSON) -> podmutation.Binding:
             None,
         ),
     )
+
+
+def copy_at(version: str, uid: str = "uid-1") -> JSON:
+    return {"metadata": {"uid": uid, "resourceVersion": version}}
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "expected"),
+    [
+        pytest.param(
+            copy_at("100"), copy_at("99"), copy_at("100"), id="versions compared as numbers, not text"
+        ),
+        pytest.param(copy_at("99"), copy_at("100"), copy_at("100"), id="the mirror ahead of the last write"),
+        pytest.param(
+            copy_at("200"), copy_at("100", uid="uid-2"), copy_at("100", uid="uid-2"), id="another uid"
+        ),
+        pytest.param(copy_at("a7"), copy_at("100"), copy_at("100"), id="an opaque version"),
+        pytest.param(None, copy_at("5"), copy_at("5"), id="no last write"),
+    ],
+)
+def test_the_newer_copy_of_a_partition_is_chosen_by_version_number_and_uid(one, other, expected):
+    assert binder.newer(one, other) == expected
+
+
+class InterleavingServer(PartitionServer):
+    """Yields to the other replica between a read or a write's version check and its effect."""
+
+    async def get_or_none(self, path: str) -> JSON | None:
+        await asyncio.sleep(0)
+        return await super().get_or_none(path)
+
+    async def patch(self, path: str, body: JSON) -> JSON:
+        await asyncio.sleep(0)
+        return await super().patch(path, body)
+
+
+async def test_two_replicas_admitting_at_once_give_every_slot_once_and_lose_no_claim():
+    server = InterleavingServer(builders.slots(8))
+    replicas = [webhook_on(server), webhook_on(server)]
+    answers = await asyncio.gather(
+        *(replicas[i % 2].review(review(builders.pod(f"worker-{i}"))) for i in range(10))
+    )
+    allowed = {
+        f"worker-{i}": placement(patched(builders.pod(f"worker-{i}"), answer))
+        for i, answer in enumerate(answers)
+        if answer["response"]["allowed"]
+    }
+    assert len(allowed) == 8 and len(set(allowed.values())) == 8
+    recorded = {
+        slot["pod"]: (slot["node"], ",".join(slot["devices"])) for slot in server.obj["status"]["allocation"]
+    }
+    assert recorded == allowed
+    denied = [
+        answer["response"]["status"]["message"] for answer in answers if not answer["response"]["allowed"]
+    ]
+    assert len(denied) == 2 and all("is full" in message for message in denied)
+    assert sum(replica.binder.conflicts for replica in replicas) > 0  # the replicas did race
