@@ -194,6 +194,8 @@ class Webhook:
                 f"partition {namespace}/{partition_name}: SuperPod {superpod} is not known to the operator yet",
             )
         resource = state.profile.resource_name
+        if not metadata.get("name") and not metadata.get("generateName"):  # kube refuses it after admission
+            raise Refusal("pod has neither metadata.name nor metadata.generateName; set one")
         new_name = (
             None if metadata.get("name") else podrequest.generated_name(metadata.get("generateName", ""))
         )

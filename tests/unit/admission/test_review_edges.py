@@ -155,6 +155,19 @@ async def test_a_generate_name_pod_is_recorded_under_the_name_its_patch_gives_it
     assert server.obj["status"]["allocation"][0]["pod"] == name
 
 
+async def test_a_pod_without_name_or_generate_name_is_refused_not_given_a_random_name():
+    server = PartitionServer(builders.slots(2))
+    pod = builders.pod()
+    del pod["metadata"]["name"]
+    answer = await webhook_on(server).review(review(pod, name=""))
+    assert not answer["response"]["allowed"]
+    assert answer["response"]["status"] == {
+        "message": "pod has neither metadata.name nor metadata.generateName; set one",
+        "code": 403,
+    }
+    assert server.patches == 0
+
+
 async def test_a_pod_object_without_a_namespace_binds_in_the_requests_namespace():
     server = PartitionServer(builders.slots(2))
     pod = builders.pod("worker-0")
