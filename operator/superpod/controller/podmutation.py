@@ -8,7 +8,7 @@
 - the device request and limit (the slot size) on the first container when no container asks for the resource,
   and the limit where a container set only the request (kube requires limits for extended resources);
 - env `RANK` (the slot's first rank), `WORLD_SIZE` (the partition's devices) and `RANK_TABLE_FILE` in every
-  container, replacing values of the same names;
+  container, first in its list (so its own variables may use `$(RANK)`), replacing values of the same names;
 - the rank table ConfigMap as a volume, mounted read-only at /user/serverid/devindex/config, where MindCluster's
   ascend-operator mounts `rings-config-<job>` (HCCL reads hccl.json there).
 
@@ -72,7 +72,9 @@ def apply(pod: JSON, binding: Binding) -> None:
         _mount_rank_table(spec, containers, binding.rank_table)
     for container in containers:
         kept = [item for item in container.get("env") or [] if item.get("name") not in BOUND_ENV]
-        container["env"] = kept + [dict(item) for item in env]
+        # first, so the container's own variables can refer to them (kubelet expands `$(RANK)` only from
+        # variables defined before it)
+        container["env"] = [dict(item) for item in env] + kept
 
 
 def json_patch(pod: JSON, binding: Binding) -> list[JSON]:

@@ -88,8 +88,9 @@ def test_a_request_without_a_limit_gets_the_limit_and_the_users_values_stay():
         "requests": {"huawei.com/Ascend910": "2", "cpu": "4"},
         "limits": {"huawei.com/Ascend910": "2"},
     }
-    assert [item["name"] for item in container["env"]] == ["KEEP", "RANK", "WORLD_SIZE", "RANK_TABLE_FILE"]
-    assert container["env"][1] == {"name": "RANK", "value": "6"}
+    # ours first: kubelet expands `$(RANK)` in the container's own variables only from those defined before
+    assert [item["name"] for item in container["env"]] == ["RANK", "WORLD_SIZE", "RANK_TABLE_FILE", "KEEP"]
+    assert container["env"][0] == {"name": "RANK", "value": "6"}
     assert container["volumeMounts"] == [{"name": "data", "mountPath": "/data"}, RANK_TABLE_MOUNT]
     assert [volume["name"] for volume in pod["spec"]["volumes"]] == ["data", "superpod-rank-table"]
 
