@@ -119,13 +119,34 @@ def _quantity(value: Any) -> int:
 
 
 def requested_devices(pod: Mapping[str, Any], resource: str) -> int | None:
-    """Devices of `resource` the pod's containers request (limits, else requests); None when none ask."""
-    total: int | None = None
-    for container in (pod.get("spec") or {}).get("containers") or []:
+    """Devices of `resource` the pod needs at once (limits, else requests), as the scheduler counts them; None
+    when no container asks.
+
+    The app containers add up, with the sidecars (init containers with `restartPolicy: Always`), which run
+    beside them; a plain init container runs alone, beside only the sidecars started before it, so the pod
+    needs the largest of those sums: kube's effective request.
+    """
+    spec = pod.get("spec") or {}
+    asked = False
+
+    def devices_of(container: Mapping[str, Any]) -> int:
+        nonlocal asked
         resources = container.get("resources") or {}
         limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
         if resource in limits:
-            total = (total or 0) + _quantity(limits[resource])
-        elif resource in requests:
-            total = (total or 0) + _quantity(requests[resource])
-    return total
+            asked = True
+            return _quantity(limits[resource])
+        if resource in requests:
+            asked = True
+            return _quantity(requests[resource])
+        return 0
+
+    sidecars = init_peak = 0
+    for container in spec.get("initContainers") or []:
+        if container.get("restartPolicy") == "Always":
+            sidecars += devices_of(container)
+            init_peak = max(init_peak, sidecars)
+        else:
+            init_peak = max(init_peak, sidecars + devices_of(container))
+    running = sidecars + sum(devices_of(container) for container in spec.get("containers") or [])
+    return max(running, init_peak) if asked else None

@@ -89,6 +89,36 @@ def test_the_device_request_is_read_for_the_profiles_resource(containers, expect
     assert podrequest.requested_devices(pod, "huawei.com/Ascend910") == expected
 
 
+def _asking(name: str, devices: int, **fields: object) -> dict:
+    return {"name": name, "resources": {"limits": {"huawei.com/Ascend910": str(devices)}}, **fields}
+
+
+@pytest.mark.parametrize(
+    ("init_containers", "containers", "expected"),
+    [
+        pytest.param([_asking("prep", 2)], [_asking("a", 4)], 4, id="an init container smaller than the app"),
+        pytest.param([_asking("prep", 8)], [_asking("a", 4)], 8, id="an init container larger than the app"),
+        pytest.param([_asking("prep", 8)], [{"name": "a"}], 8, id="only an init container asks"),
+        pytest.param(
+            [_asking("proxy", 1, restartPolicy="Always"), _asking("prep", 4)],
+            [_asking("a", 2)],
+            5,
+            id="a sidecar runs beside the init containers after it and beside the app",
+        ),
+        pytest.param(
+            [_asking("prep", 4), _asking("proxy", 1, restartPolicy="Always")],
+            [_asking("a", 2)],
+            4,
+            id="a sidecar started after an init container does not run beside it",
+        ),
+    ],
+)
+def test_init_containers_count_as_the_scheduler_counts_them(init_containers, containers, expected):
+    pod = builders.pod(containers=containers)
+    pod["spec"]["initContainers"] = init_containers
+    assert podrequest.requested_devices(pod, "huawei.com/Ascend910") == expected
+
+
 def test_a_fractional_device_request_is_refused():
     pod = builders.pod(containers=[{"name": "a", "resources": {"limits": {"huawei.com/Ascend910": "500m"}}}])
     with pytest.raises(ValueError, match="not a whole number of devices"):
