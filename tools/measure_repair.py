@@ -15,13 +15,18 @@ import statistics
 import time
 
 from superpod.cluster import client
-from superpod.sandbox import server
 
 from tests.builders import objects
-from tests.integration.operator.conftest import Operator, add_a3_nodes, apply_crds, eventually, manifest
+from tests.integration.operator.conftest import (
+    SPOD,
+    SPP,
+    Operator,
+    add_a3_nodes,
+    eventually,
+    manifest,
+    sandbox_cluster,
+)
 
-SPOD = "/apis/superpod.dev/v1alpha1/superpods"
-SPP = "/apis/superpod.dev/v1alpha1/namespaces/team-a/superpodpartitions"
 CONFIGMAPS = "/api/v1/namespaces/kube-system/configmaps"
 
 
@@ -79,23 +84,16 @@ def _summary(label: str, samples: list[float]) -> str:
 
 
 async def main(rounds: int) -> None:
-    async with server.Sandbox() as sandbox:
-        credentials = client.credentials_from_kubeconfig(sandbox.kubeconfig)
-        async with client.KubeClient(credentials) as api:
-            await apply_crds(api)
-            await api.create(
-                "/api/v1/namespaces",
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}},
-            )
-            await add_a3_nodes(api, 8)
-            operator = Operator(sandbox.kubeconfig)
-            await operator.start()
-            try:
-                await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
-                degraded = [await _round(api, f"manual-{i}", "Manual") for i in range(rounds)]
-                repaired = [await _round(api, f"auto-{i}", "Auto") for i in range(rounds)]
-            finally:
-                await operator.stop()
+    async with sandbox_cluster() as (sandbox, api):
+        await add_a3_nodes(api, 8)
+        operator = Operator(sandbox.kubeconfig)
+        await operator.start()
+        try:
+            await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
+            degraded = [await _round(api, f"manual-{i}", "Manual") for i in range(rounds)]
+            repaired = [await _round(api, f"auto-{i}", "Auto") for i in range(rounds)]
+        finally:
+            await operator.stop()
     print(_summary("fault -> Degraded (Manual)", degraded))
     print(_summary("fault -> repaired (Auto)", repaired))
 

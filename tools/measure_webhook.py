@@ -42,13 +42,19 @@ from typing import Any
 
 import aiohttp
 from superpod.cluster import client
-from superpod.sandbox import admission, server
+from superpod.sandbox import admission
 
 from tests.integration.admission.conftest import WebhookOperator, admission_review, webhook_configuration
-from tests.integration.operator.conftest import add_a3_nodes, apply_crds, eventually, manifest
+from tests.integration.operator.conftest import (
+    SPOD,
+    SPP,
+    add_a3_nodes,
+    eventually,
+    manifest,
+    partition,
+    sandbox_cluster,
+)
 
-SPOD = "/apis/superpod.dev/v1alpha1/superpods"
-SPP = "/apis/superpod.dev/v1alpha1/namespaces/team-a/superpodpartitions"
 PODS = "/api/v1/namespaces/team-a/pods"
 NODES = 48
 ALONE_PAUSE = 0.3  # seconds between two admissions measured alone
@@ -92,15 +98,6 @@ def timed_calls(samples: list[float]) -> Callable[..., Awaitable[Any]]:
     return call
 
 
-def partition(name: str, npus: int, per_pod: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "superpod.dev/v1alpha1",
-        "kind": "SuperPodPartition",
-        "metadata": {"name": name, "namespace": "team-a"},
-        "spec": {"superPod": "cm384-a", "npus": npus, "devicesPerPod": per_pod},
-    }
-
-
 def pod(name: str, partition_name: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -115,7 +112,7 @@ def pod(name: str, partition_name: str) -> dict[str, Any]:
 
 
 async def placed(api: client.KubeClient, name: str, pods: int, per_pod: int) -> None:
-    await api.create(SPP, partition(name, pods * per_pod, per_pod))
+    await api.create(SPP, partition(name, pods * per_pod, devicesPerPod=per_pod))
 
     async def allocated() -> bool:
         status = (await api.get(f"{SPP}/{name}")).get("status") or {}
@@ -266,42 +263,35 @@ def report(title: str, bursts: list[Burst]) -> None:
 async def main(pods: int, rounds: int, per_pod: int, ways: str, verbose: bool) -> None:
     if 2 * pods * per_pod > (NODES - 2) * 16:
         raise SystemExit(f"{pods} pods of {per_pod} dies do not fit in {NODES - 2} nodes of 16")
-    async with server.Sandbox() as sandbox:
-        credentials = client.credentials_from_kubeconfig(sandbox.kubeconfig)
-        async with client.KubeClient(credentials) as api:
-            await apply_crds(api)
-            await api.create(
-                "/api/v1/namespaces",
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}},
-            )
-            await add_a3_nodes(api, NODES)
-            operator = WebhookOperator(sandbox.kubeconfig, *(["--verbose"] if verbose else []))
-            await operator.start()
-            print(f"operator pid {operator.process.pid if operator.process else '?'}, log {operator.log}")
-            caller = Caller(await webhook_configuration(api))
-            await caller.start()
-            try:
-                await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
-                bench = Bench(api, operator, caller, pods, per_pod)
-                print(f"load average before: {load()}")
-                created = [
-                    await bench.burst(f"create-{i}", bench.create) for i in range(rounds) if ways != "direct"
-                ]
-                direct = [
-                    await bench.burst(f"direct-{i}", bench.direct) for i in range(rounds) if ways != "sandbox"
-                ]
-                await placed(api, "one-by-one", 2 * pods, per_pod)  # pods one after the other, then alone
-                sequential = []
-                for i in range(pods):
-                    sequential += await bench.create("one-by-one", range(i, i + 1))
-                alone = []
-                for i in range(pods, 2 * pods):  # with a pause: the operator and the sandbox have settled
-                    await asyncio.sleep(ALONE_PAUSE)
-                    alone += await bench.direct("one-by-one", range(i, i + 1))
-                print(f"load average after: {load()}")
-            finally:
-                await caller.stop()
-                await operator.stop()
+    async with sandbox_cluster() as (sandbox, api):
+        await add_a3_nodes(api, NODES)
+        operator = WebhookOperator(sandbox.kubeconfig, *(["--verbose"] if verbose else []))
+        await operator.start()
+        print(f"operator pid {operator.process.pid if operator.process else '?'}, log {operator.log}")
+        caller = Caller(await webhook_configuration(api))
+        await caller.start()
+        try:
+            await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
+            bench = Bench(api, operator, caller, pods, per_pod)
+            print(f"load average before: {load()}")
+            created = [
+                await bench.burst(f"create-{i}", bench.create) for i in range(rounds) if ways != "direct"
+            ]
+            direct = [
+                await bench.burst(f"direct-{i}", bench.direct) for i in range(rounds) if ways != "sandbox"
+            ]
+            await placed(api, "one-by-one", 2 * pods, per_pod)  # pods one after the other, then alone
+            sequential = []
+            for i in range(pods):
+                sequential += await bench.create("one-by-one", range(i, i + 1))
+            alone = []
+            for i in range(pods, 2 * pods):  # with a pause: the operator and the sandbox have settled
+                await asyncio.sleep(ALONE_PAUSE)
+                alone += await bench.direct("one-by-one", range(i, i + 1))
+            print(f"load average after: {load()}")
+        finally:
+            await caller.stop()
+            await operator.stop()
     if created:
         report(f"{pods} pods created at once through the sandbox's pods API", created)
     if direct:

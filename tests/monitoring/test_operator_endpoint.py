@@ -9,39 +9,29 @@ from __future__ import annotations
 import aiohttp
 import pytest_asyncio
 from prometheus_client import parser
-from superpod.cluster import client
-from superpod.sandbox import server
 
 from tests.integration.operator.conftest import (
+    SPOD,
+    SPP,
     Operator,
     add_a3_nodes,
-    apply_crds,
     eventually,
     free_port,
     manifest,
+    sandbox_cluster,
 )
-
-SPOD = "/apis/superpod.dev/v1alpha1/superpods"
-SPP = "/apis/superpod.dev/v1alpha1/namespaces/team-a/superpodpartitions"
 
 
 @pytest_asyncio.fixture
 async def operator_with_metrics():
-    async with server.Sandbox() as sandbox:
-        credentials = client.credentials_from_kubeconfig(sandbox.kubeconfig)
-        async with client.KubeClient(credentials) as api:
-            await apply_crds(api)
-            await api.create(
-                "/api/v1/namespaces",
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}},
-            )
-            port = free_port()
-            running = Operator(sandbox.kubeconfig, "--metrics-port", str(port))
-            await running.start()
-            try:
-                yield api, f"http://127.0.0.1:{port}/metrics"
-            finally:
-                await running.stop()
+    async with sandbox_cluster() as (sandbox, api):
+        port = free_port()
+        running = Operator(sandbox.kubeconfig, "--metrics-port", str(port))
+        await running.start()
+        try:
+            yield api, f"http://127.0.0.1:{port}/metrics"
+        finally:
+            await running.stop()
 
 
 async def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:

@@ -23,6 +23,35 @@ from tests.builders import objects
 from tests.conftest import ROOT
 
 JSON = dict[str, Any]
+SPOD = "/apis/superpod.dev/v1alpha1/superpods"
+SPP = "/apis/superpod.dev/v1alpha1/namespaces/team-a/superpodpartitions"
+
+
+def partition(name: str, npus: int, **spec: Any) -> JSON:
+    """A partition of `npus` on the SuperPod `cm384-a`, in namespace team-a, with any other spec fields."""
+    return {
+        "apiVersion": "superpod.dev/v1alpha1",
+        "kind": "SuperPodPartition",
+        "metadata": {"name": name, "namespace": "team-a"},
+        "spec": {"superPod": "cm384-a", "npus": npus, **spec},
+    }
+
+
+async def status_of(api: client.KubeClient, name: str) -> JSON:
+    """A team-a partition's status ({} when it has none or is gone)."""
+    obj = await api.get_or_none(f"{SPP}/{name}")
+    return dict((obj or {}).get("status") or {})
+
+
+async def phase_is(api: client.KubeClient, name: str, phase: str) -> JSON | None:
+    """The partition's status when it is in `phase` (for `eventually`), else None."""
+    status = await status_of(api, name)
+    return status if status.get("phase") == phase else None
+
+
+def devices_of(status: JSON) -> set[tuple[str, str]]:
+    """The (node, device) pairs a partition status allocates."""
+    return {(slot["node"], device) for slot in status.get("allocation") or [] for device in slot["devices"]}
 
 
 async def apply_crds(api: client.KubeClient) -> None:
@@ -45,10 +74,13 @@ async def eventually(
     raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
 
 
-async def add_a3_nodes(api: client.KubeClient, count: int, superpod_id: int = 0) -> list[str]:
-    """`count` CloudMatrix 384 nodes of 16 dies with their device-info ConfigMaps, Ready."""
+async def add_a3_nodes(
+    api: client.KubeClient, count: int, superpod_id: int = 0, *, first: int = 0
+) -> list[str]:
+    """`count` CloudMatrix 384 nodes of 16 dies (server indexes from `first`) with their device-info
+    ConfigMaps, Ready."""
     names = []
-    for index in range(count):
+    for index in range(first, first + count):
         name = f"a3-{superpod_id}-{index:02d}"
         node = (
             objects.node(name).superpod(superpod_id, rack=index // 4, server=index).devices(16).ready().obj()
@@ -129,8 +161,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest_asyncio.fixture
-async def cluster() -> AsyncIterator[tuple[server.Sandbox, client.KubeClient]]:
+@contextlib.asynccontextmanager
+async def sandbox_cluster() -> AsyncIterator[tuple[server.Sandbox, client.KubeClient]]:
+    """A sandbox with the project's CRDs and the namespace team-a, and a client of it (tests and tools/)."""
     async with server.Sandbox() as sandbox:
         credentials = client.credentials_from_kubeconfig(sandbox.kubeconfig)
         async with client.KubeClient(credentials) as api:
@@ -138,6 +171,12 @@ async def cluster() -> AsyncIterator[tuple[server.Sandbox, client.KubeClient]]:
             namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}
             await api.create("/api/v1/namespaces", namespace)
             yield sandbox, api
+
+
+@pytest_asyncio.fixture
+async def cluster() -> AsyncIterator[tuple[server.Sandbox, client.KubeClient]]:
+    async with sandbox_cluster() as pair:
+        yield pair
 
 
 @pytest_asyncio.fixture

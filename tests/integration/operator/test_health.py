@@ -5,29 +5,19 @@ from __future__ import annotations
 from superpod.cluster import client
 
 from tests.builders import objects
-from tests.integration.operator.conftest import add_a3_nodes, eventually, manifest
+from tests.integration.operator.conftest import (
+    SPOD,
+    SPP,
+    add_a3_nodes,
+    devices_of,
+    eventually,
+    manifest,
+    partition,
+    phase_is,
+    status_of,
+)
 
-SPOD = "/apis/superpod.dev/v1alpha1/superpods"
-SPP = "/apis/superpod.dev/v1alpha1/namespaces/team-a/superpodpartitions"
 CONFIGMAPS = "/api/v1/namespaces/kube-system/configmaps"
-
-
-def partition(name: str, npus: int, **spec) -> dict:
-    return {
-        "apiVersion": "superpod.dev/v1alpha1",
-        "kind": "SuperPodPartition",
-        "metadata": {"name": name, "namespace": "team-a"},
-        "spec": {"superPod": "cm384-a", "npus": npus, **spec},
-    }
-
-
-async def _status(api: client.KubeClient, name: str) -> dict:
-    return (await api.get(f"{SPP}/{name}")).get("status") or {}
-
-
-async def _phase_is(api: client.KubeClient, name: str, phase: str):
-    status = await _status(api, name)
-    return status if status.get("phase") == phase else None
 
 
 async def _set_deviceinfo(api: client.KubeClient, node: str, index: int, **health) -> None:
@@ -35,13 +25,9 @@ async def _set_deviceinfo(api: client.KubeClient, node: str, index: int, **healt
     await api.patch(f"{CONFIGMAPS}/mindx-dl-deviceinfo-{node}", {"data": configmap["data"]})
 
 
-def _devices(status: dict) -> set[tuple[str, str]]:
-    return {(slot["node"], device) for slot in status["allocation"] for device in slot["devices"]}
-
-
 async def _placed(api, name, npus, **spec):
     await api.create(SPP, partition(name, npus, **spec))
-    return await eventually(lambda: _phase_is(api, name, "Allocated"))
+    return await eventually(lambda: phase_is(api, name, "Allocated"))
 
 
 async def test_an_unhealthy_die_is_repaired_within_the_same_tier(cluster, running):
@@ -54,18 +40,18 @@ async def test_an_unhealthy_die_is_repaired_within_the_same_tier(cluster, runnin
     await _set_deviceinfo(api, node, index, unhealthy=(int(device.rsplit("-", 1)[1]),))
 
     async def repaired():
-        status = await _status(api, "train")
-        return status if status.get("allocation") and (node, device) not in _devices(status) else None
+        status = await status_of(api, "train")
+        return status if status.get("allocation") and (node, device) not in devices_of(status) else None
 
     after = await eventually(repaired)
     assert after["phase"] == "Allocated"
     assert after["tierSpan"] == before["tierSpan"] == "node"
-    assert len(_devices(after)) == 8
+    assert len(devices_of(after)) == 8
     events = (await api.get("/api/v1/namespaces/team-a/events"))["items"]
     assert any(e["reason"] == "Repaired" and e["involvedObject"]["name"] == "train" for e in events)
 
 
-async def test_manual_repair_policy_only_reports_the_failed_devices(cluster, running):
+async def test_manual_repair_policy_only_reports_the_faileddevices_of(cluster, running):
     _, api = cluster
     await add_a3_nodes(api, 4)
     await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
@@ -73,14 +59,14 @@ async def test_manual_repair_policy_only_reports_the_failed_devices(cluster, run
     node, device = before["allocation"][0]["node"], before["allocation"][0]["devices"][1]
     index = int(node.rsplit("-", 1)[1])
     await _set_deviceinfo(api, node, index, network_unhealthy=(int(device.rsplit("-", 1)[1]),))
-    degraded = await eventually(lambda: _phase_is(api, "manual", "Degraded"))
-    assert _devices(degraded) == _devices(before)
+    degraded = await eventually(lambda: phase_is(api, "manual", "Degraded"))
+    assert devices_of(degraded) == devices_of(before)
     condition = next(c for c in degraded["conditions"] if c["type"] == "Degraded")
     assert condition["status"] == "True" and f"{node}/{device}" in condition["message"]
 
     await _set_deviceinfo(api, node, index)  # healed
-    healed = await eventually(lambda: _phase_is(api, "manual", "Allocated"))
-    assert _devices(healed) == _devices(before)
+    healed = await eventually(lambda: phase_is(api, "manual", "Allocated"))
+    assert devices_of(healed) == devices_of(before)
 
 
 async def test_a_node_that_goes_down_degrades_and_repairs_its_partitions(cluster, running):
@@ -95,7 +81,7 @@ async def test_a_node_that_goes_down_degrades_and_repairs_its_partitions(cluster
     )
 
     async def moved():
-        status = await _status(api, "whole")
+        status = await status_of(api, "whole")
         nodes = {slot["node"] for slot in status.get("allocation") or []}
         return status if nodes and node not in nodes else None
 
@@ -116,12 +102,12 @@ async def test_a_recovering_device_is_not_handed_out(cluster, running):
     await _set_deviceinfo(api, "a3-0-00", 0, recovering=(0, 1))
     await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
     status = await _placed(api, "small", 14)
-    assert {"Ascend910-0", "Ascend910-1"}.isdisjoint({d for _, d in _devices(status)})
+    assert {"Ascend910-0", "Ascend910-1"}.isdisjoint({d for _, d in devices_of(status)})
     await api.create(SPP, partition("more", 2))
-    pending = await eventually(lambda: _phase_is(api, "more", "Pending"))
+    pending = await eventually(lambda: phase_is(api, "more", "Pending"))
     assert pending["reason"] == "InsufficientCapacity"
     await _set_deviceinfo(api, "a3-0-00", 0)  # recovered
-    await eventually(lambda: _phase_is(api, "more", "Allocated"))
+    await eventually(lambda: phase_is(api, "more", "Allocated"))
 
 
 async def test_a_ub_switch_fault_degrades_the_superpod_and_moves_partitions_off_the_node(cluster, running):
@@ -144,7 +130,7 @@ async def test_a_ub_switch_fault_degrades_the_superpod_and_moves_partitions_off_
     )
 
     async def moved():
-        status = await _status(api, "ub")
+        status = await status_of(api, "ub")
         nodes = {slot["node"] for slot in status.get("allocation") or []}
         return status if nodes and node not in nodes else None
 
@@ -193,7 +179,7 @@ async def test_noded_reporting_a_node_unhealthy_moves_partitions_off_it(cluster,
     )
 
     async def moved():
-        status = await _status(api, "noded")
+        status = await status_of(api, "noded")
         nodes = {slot["node"] for slot in status.get("allocation") or []}
         return status if nodes and node not in nodes else None
 

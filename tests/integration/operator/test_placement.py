@@ -6,24 +6,15 @@ import asyncio
 
 from superpod.cluster import client
 
-from tests.integration.operator.conftest import add_a3_nodes, eventually, manifest
-
-SPOD = "/apis/superpod.dev/v1alpha1/superpods"
-SPP = "/apis/superpod.dev/v1alpha1/namespaces/team-a/superpodpartitions"
-
-
-def partition(name: str, npus: int, **spec) -> dict:
-    return {
-        "apiVersion": "superpod.dev/v1alpha1",
-        "kind": "SuperPodPartition",
-        "metadata": {"name": name, "namespace": "team-a"},
-        "spec": {"superPod": "cm384-a", "npus": npus, **spec},
-    }
-
-
-async def phase(api: client.KubeClient, name: str) -> str | None:
-    obj = await api.get_or_none(f"{SPP}/{name}")
-    return ((obj or {}).get("status") or {}).get("phase")
+from tests.integration.operator.conftest import (
+    SPOD,
+    SPP,
+    add_a3_nodes,
+    eventually,
+    manifest,
+    partition,
+    phase_is,
+)
 
 
 async def test_a_discovered_superpod_reports_its_devices(cluster, running):
@@ -46,11 +37,11 @@ async def test_partitions_are_placed_released_and_pending_ones_retried(cluster, 
     await add_a3_nodes(api, 4)
     await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
     await api.create(SPP, partition("first", 16, maxTier="node"))
-    await eventually(lambda: _is(api, "first", "Allocated"))
+    await eventually(lambda: phase_is(api, "first", "Allocated"))
     await api.create(SPP, partition("second", 16, maxTier="node"))
-    await eventually(lambda: _is(api, "second", "Allocated"))
+    await eventually(lambda: phase_is(api, "second", "Allocated"))
     await api.create(SPP, partition("third", 16, maxTier="node"))
-    third = await eventually(lambda: _is(api, "third", "Pending"))
+    third = await eventually(lambda: phase_is(api, "third", "Pending"))
     assert third["reason"] == "InsufficientCapacity"
 
     first = (await api.get(f"{SPP}/first"))["status"]
@@ -60,26 +51,20 @@ async def test_partitions_are_placed_released_and_pending_ones_retried(cluster, 
     assert len(used) == 32
 
     await api.delete(f"{SPP}/first")
-    third = await eventually(lambda: _is(api, "third", "Allocated"))
+    third = await eventually(lambda: phase_is(api, "third", "Allocated"))
     assert {(s["node"], d) for s in third["allocation"] for d in s["devices"]} <= {
         (s["node"], d) for s in first["allocation"] for d in s["devices"]
     }
 
 
-async def _is(api: client.KubeClient, name: str, wanted: str):
-    obj = await api.get_or_none(f"{SPP}/{name}")
-    status = (obj or {}).get("status") or {}
-    return status if status.get("phase") == wanted else None
-
-
 async def test_a_partition_for_a_missing_superpod_waits_for_it(cluster, running):
     _, api = cluster
     await api.create(SPP, partition("early", 2))
-    status = await eventually(lambda: _is(api, "early", "Pending"))
+    status = await eventually(lambda: phase_is(api, "early", "Pending"))
     assert status["reason"] == "SuperPodNotFound"
     await add_a3_nodes(api, 3)
     await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
-    await eventually(lambda: _is(api, "early", "Allocated"))
+    await eventually(lambda: phase_is(api, "early", "Allocated"))
 
 
 async def test_fifty_partitions_at_once_never_share_a_device(cluster, running):
@@ -115,11 +100,11 @@ async def test_restarting_the_operator_changes_no_allocation(cluster, running):
     for i in range(3):
         await api.create(SPP, partition(f"r{i}", 8))
     for i in range(3):
-        await eventually(lambda i=i: _is(api, f"r{i}", "Allocated"))
+        await eventually(lambda i=i: phase_is(api, f"r{i}", "Allocated"))
     before = {i: (await api.get(f"{SPP}/r{i}"))["status"]["allocation"] for i in range(3)}
     await running.restart()
     await api.create(SPP, partition("after", 8))
-    after_status = await eventually(lambda: _is(api, "after", "Allocated"))
+    after_status = await eventually(lambda: phase_is(api, "after", "Allocated"))
     for i in range(3):
         assert (await api.get(f"{SPP}/r{i}"))["status"]["allocation"] == before[i]
     taken = {(s["node"], d) for alloc in before.values() for s in alloc for d in s["devices"]}

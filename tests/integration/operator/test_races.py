@@ -17,21 +17,20 @@ from superpod.cluster import client
 from superpod.sandbox import errors, server
 
 from tests.builders import objects
-from tests.integration.operator.conftest import add_a3_nodes, eventually, manifest
+from tests.integration.operator.conftest import (
+    SPOD,
+    SPP,
+    add_a3_nodes,
+    devices_of,
+    eventually,
+    manifest,
+    partition,
+    phase_is,
+    status_of,
+)
 
-SPOD = "/apis/superpod.dev/v1alpha1/superpods"
-SPP = "/apis/superpod.dev/v1alpha1/namespaces/team-a/superpodpartitions"
 CONFIGMAPS = "/api/v1/namespaces/kube-system/configmaps"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def partition(name: str, npus: int) -> dict:
-    return {
-        "apiVersion": "superpod.dev/v1alpha1",
-        "kind": "SuperPodPartition",
-        "metadata": {"name": name, "namespace": "team-a"},
-        "spec": {"superPod": "cm384-a", "npus": npus, "maxTier": "node"},
-    }
 
 
 @dataclasses.dataclass
@@ -55,20 +54,6 @@ class FailedStatusWrites:
             return await serve(request, handler)
 
         monkeypatch.setattr(sandbox.faults, "_inject", inject)
-
-
-async def status_of(api: client.KubeClient, name: str) -> dict:
-    obj = await api.get_or_none(f"{SPP}/{name}")
-    return dict((obj or {}).get("status") or {})
-
-
-async def is_phase(api: client.KubeClient, name: str, phase: str) -> dict | None:
-    status = await status_of(api, name)
-    return status if status.get("phase") == phase else None
-
-
-def devices(status: dict) -> set[tuple[str, str]]:
-    return {(slot["node"], device) for slot in status.get("allocation") or [] for device in slot["devices"]}
 
 
 # the client retries a 5xx 4 times: 5 failures in a row reach the fleet; a 422 is not retried
@@ -97,17 +82,17 @@ async def test_a_queued_partition_whose_placement_write_fails_is_still_placed(
     sandbox, api = cluster
     await add_a3_nodes(api, 3)  # 1 usable node of 16 dies
     await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
-    await api.create(SPP, partition("first", 16))
-    await eventually(lambda: is_phase(api, "first", "Allocated"))
-    await api.create(SPP, partition("queued", 16))
-    await eventually(lambda: is_phase(api, "queued", "Pending"))
+    await api.create(SPP, partition("first", 16, maxTier="node"))
+    await eventually(lambda: phase_is(api, "first", "Allocated"))
+    await api.create(SPP, partition("queued", 16, maxTier="node"))
+    await eventually(lambda: phase_is(api, "queued", "Pending"))
     faults = FailedStatusWrites("queued", failure, times)
     faults.install(sandbox, monkeypatch)
 
     await api.delete(f"{SPP}/first")
-    placed = await eventually(lambda: is_phase(api, "queued", "Allocated"), timeout=8)
+    placed = await eventually(lambda: phase_is(api, "queued", "Allocated"), timeout=8)
     assert faults.failed == times
-    assert len(devices(placed)) == 16
+    assert len(devices_of(placed)) == 16
 
     async def counted() -> dict | None:
         counts = ((await api.get(f"{SPOD}/cm384-a")).get("status") or {}).get("devices") or {}
@@ -121,8 +106,8 @@ async def test_a_repair_whose_status_write_fails_is_written_later(cluster, runni
     sandbox, api = cluster
     await add_a3_nodes(api, 4)
     await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
-    await api.create(SPP, partition("train", 8))
-    before = await eventually(lambda: is_phase(api, "train", "Allocated"))
+    await api.create(SPP, partition("train", 8, maxTier="node"))
+    before = await eventually(lambda: phase_is(api, "train", "Allocated"))
     node, device = before["allocation"][0]["node"], before["allocation"][0]["devices"][0]
     faults = FailedStatusWrites("train", lambda: errors.internal("etcdserver: leader changed"), 5)
     faults.install(sandbox, monkeypatch)
@@ -134,11 +119,11 @@ async def test_a_repair_whose_status_write_fails_is_written_later(cluster, runni
 
     async def repaired() -> dict | None:
         status = await status_of(api, "train")
-        return status if status.get("allocation") and (node, device) not in devices(status) else None
+        return status if status.get("allocation") and (node, device) not in devices_of(status) else None
 
     after = await eventually(repaired, timeout=8)
     assert faults.failed == 5
-    assert after["phase"] == "Allocated" and len(devices(after)) == 8
+    assert after["phase"] == "Allocated" and len(devices_of(after)) == 8
 
 
 @dataclasses.dataclass
@@ -196,7 +181,7 @@ async def test_a_partition_deleted_while_its_placement_is_written_frees_its_devi
     await eventually(lambda: superpod_counts(api, allocated=0, free=16))
     write = HeldStatusWrite("doomed", failure, times)
     write.install(sandbox, monkeypatch)
-    await api.create(SPP, partition("doomed", 16))
+    await api.create(SPP, partition("doomed", 16, maxTier="node"))
     await asyncio.wait_for(write.held.wait(), timeout=5)
 
     # gone at once when the daemon placed it before kopf added its finalizer; else held by the finalizer
@@ -205,8 +190,8 @@ async def test_a_partition_deleted_while_its_placement_is_written_frees_its_devi
 
     await eventually(lambda: gone(api, "doomed"), timeout=8)
     await eventually(lambda: superpod_counts(api, allocated=0, free=16))
-    await api.create(SPP, partition("next", 16))
-    assert len(devices(await eventually(lambda: is_phase(api, "next", "Allocated")))) == 16
+    await api.create(SPP, partition("next", 16, maxTier="node"))
+    assert len(devices_of(await eventually(lambda: phase_is(api, "next", "Allocated")))) == 16
 
 
 async def gone(api: client.KubeClient, name: str) -> bool:
@@ -224,27 +209,18 @@ async def test_a_pending_partition_is_placed_after_a_restart_when_capacity_came_
     _, api = cluster
     await add_a3_nodes(api, 3)  # 1 usable node of 16 dies
     await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
-    await api.create(SPP, partition("first", 16))
-    first = await eventually(lambda: is_phase(api, "first", "Allocated"))
-    await api.create(SPP, partition("queued", 16))
-    await eventually(lambda: is_phase(api, "queued", "Pending"))
+    await api.create(SPP, partition("first", 16, maxTier="node"))
+    first = await eventually(lambda: phase_is(api, "first", "Allocated"))
+    await api.create(SPP, partition("queued", 16, maxTier="node"))
+    await eventually(lambda: phase_is(api, "queued", "Pending"))
 
     await running.kill()
-    await add_a3_node(api, 3)  # a 4th node: 2 usable nodes
+    await add_a3_nodes(api, 1, first=3)  # a 4th node: 2 usable nodes
     await running.start()
 
-    queued = await eventually(lambda: is_phase(api, "queued", "Allocated"), timeout=8)
+    queued = await eventually(lambda: phase_is(api, "queued", "Allocated"), timeout=8)
     assert (await status_of(api, "first"))["allocation"] == first["allocation"]
-    assert not devices(first) & devices(queued)
-
-
-async def add_a3_node(api: client.KubeClient, index: int) -> None:
-    """One more CloudMatrix 384 node of SuperPod 0, as `add_a3_nodes` makes them."""
-    name = f"a3-0-{index:02d}"
-    node = objects.node(name).superpod(0, rack=index // 4, server=index).devices(16).ready().obj()
-    await api.create("/api/v1/nodes", node)
-    configmap = objects.deviceinfo_configmap(name, server_index=index, rack_id=index // 4)
-    await api.create(CONFIGMAPS, configmap)
+    assert not devices_of(first) & devices_of(queued)
 
 
 @pytest.mark.parametrize(
@@ -263,21 +239,21 @@ async def test_a_kill_between_the_decision_and_its_write_loses_and_duplicates_no
     await eventually(lambda: superpod_counts(api, allocated=0, free=16))
     write = HeldStatusWrite("decided", failure)
     write.install(sandbox, monkeypatch)
-    await api.create(SPP, partition("decided", 8))
+    await api.create(SPP, partition("decided", 8, maxTier="node"))
     await asyncio.wait_for(write.held.wait(), timeout=5)
 
     await running.kill()
     write.go.set()
     landed = await status_of(api, "decided")
     assert bool(landed) == (failure is None)
-    await api.create(SPP, partition("other", 8))
+    await api.create(SPP, partition("other", 8, maxTier="node"))
     await running.start()
 
-    decided = await eventually(lambda: is_phase(api, "decided", "Allocated"), timeout=8)
-    other = await eventually(lambda: is_phase(api, "other", "Allocated"))
-    assert len(devices(decided)) == len(devices(other)) == 8
-    assert not devices(decided) & devices(other)
-    assert devices(landed) in (set(), devices(decided))  # a decision that landed is the one kept
+    decided = await eventually(lambda: phase_is(api, "decided", "Allocated"), timeout=8)
+    other = await eventually(lambda: phase_is(api, "other", "Allocated"))
+    assert len(devices_of(decided)) == len(devices_of(other)) == 8
+    assert not devices_of(decided) & devices_of(other)
+    assert devices_of(landed) in (set(), devices_of(decided))  # a decision that landed is the one kept
     await eventually(lambda: superpod_counts(api, allocated=16, free=0))
 
 
@@ -287,21 +263,25 @@ async def test_a_degraded_partition_switched_to_auto_repair_is_repaired(cluster,
     await add_a3_nodes(api, 4)
     await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
     await api.create(
-        SPP, {**partition("manual", 4), "spec": {**partition("manual", 4)["spec"], "repairPolicy": "Manual"}}
+        SPP,
+        {
+            **partition("manual", 4, maxTier="node"),
+            "spec": {**partition("manual", 4, maxTier="node")["spec"], "repairPolicy": "Manual"},
+        },
     )
-    before = await eventually(lambda: is_phase(api, "manual", "Allocated"))
+    before = await eventually(lambda: phase_is(api, "manual", "Allocated"))
     node, device = before["allocation"][0]["node"], before["allocation"][0]["devices"][0]
     index = int(node.rsplit("-", 1)[1])
     configmap = objects.deviceinfo_configmap(
         node, server_index=index, rack_id=index // 4, unhealthy=(int(device.rsplit("-", 1)[1]),)
     )
     await api.patch(f"{CONFIGMAPS}/mindx-dl-deviceinfo-{node}", {"data": configmap["data"]})
-    await eventually(lambda: is_phase(api, "manual", "Degraded"))
+    await eventually(lambda: phase_is(api, "manual", "Degraded"))
 
     await api.patch(f"{SPP}/manual", {"spec": {"repairPolicy": "Auto"}})
 
-    after = await eventually(lambda: is_phase(api, "manual", "Allocated"), timeout=5)
-    assert (node, device) not in devices(after) and len(devices(after)) == 4
+    after = await eventually(lambda: phase_is(api, "manual", "Allocated"), timeout=5)
+    assert (node, device) not in devices_of(after) and len(devices_of(after)) == 4
 
 
 @pytest.mark.parametrize(("failure", "times"), WRITE_FAILURES)
@@ -315,13 +295,16 @@ async def test_two_partitions_placed_at_once_when_one_write_fails_share_no_devic
     faults = FailedStatusWrites("unlucky", failure, times)
     faults.install(sandbox, monkeypatch)
 
-    await asyncio.gather(api.create(SPP, partition("unlucky", 16)), api.create(SPP, partition("lucky", 16)))
+    await asyncio.gather(
+        api.create(SPP, partition("unlucky", 16, maxTier="node")),
+        api.create(SPP, partition("lucky", 16, maxTier="node")),
+    )
 
-    unlucky = await eventually(lambda: is_phase(api, "unlucky", "Allocated"), timeout=8)
-    lucky = await eventually(lambda: is_phase(api, "lucky", "Allocated"))
+    unlucky = await eventually(lambda: phase_is(api, "unlucky", "Allocated"), timeout=8)
+    lucky = await eventually(lambda: phase_is(api, "lucky", "Allocated"))
     assert faults.failed == times
-    assert len(devices(unlucky)) == len(devices(lucky)) == 16
-    assert not devices(unlucky) & devices(lucky)
+    assert len(devices_of(unlucky)) == len(devices_of(lucky)) == 16
+    assert not devices_of(unlucky) & devices_of(lucky)
     await eventually(lambda: superpod_counts(api, allocated=32, free=0))
 
 
@@ -332,12 +315,12 @@ async def test_a_partition_the_api_keeps_refusing_does_not_hold_up_the_ones_behi
     sandbox, api = cluster
     await add_a3_nodes(api, 3)  # 1 usable node of 16 dies
     await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
-    await api.create(SPP, partition("first", 16))
-    await eventually(lambda: is_phase(api, "first", "Allocated"))
-    await api.create(SPP, partition("refused", 8))
-    await eventually(lambda: is_phase(api, "refused", "Pending"))
-    await api.create(SPP, partition("behind", 8))
-    await eventually(lambda: is_phase(api, "behind", "Pending"))
+    await api.create(SPP, partition("first", 16, maxTier="node"))
+    await eventually(lambda: phase_is(api, "first", "Allocated"))
+    await api.create(SPP, partition("refused", 8, maxTier="node"))
+    await eventually(lambda: phase_is(api, "refused", "Pending"))
+    await api.create(SPP, partition("behind", 8, maxTier="node"))
+    await eventually(lambda: phase_is(api, "behind", "Pending"))
     refusal = errors.invalid(
         "superpod.dev",
         "SuperPodPartition",
@@ -348,7 +331,7 @@ async def test_a_partition_the_api_keeps_refusing_does_not_hold_up_the_ones_behi
     faults.install(sandbox, monkeypatch)
 
     await api.delete(f"{SPP}/first")
-    placed = await eventually(lambda: is_phase(api, "behind", "Allocated"), timeout=8)
-    assert len(devices(placed)) == 8
+    placed = await eventually(lambda: phase_is(api, "behind", "Allocated"), timeout=8)
+    assert len(devices_of(placed)) == 8
     assert faults.failed >= 1
     assert (await status_of(api, "refused")).get("phase") == "Pending"  # its writes never land

@@ -6,19 +6,15 @@ import asyncio
 
 from superpod.cluster import client
 
-from tests.integration.operator.conftest import Operator, add_a3_nodes, eventually, manifest
-
-SPOD = "/apis/superpod.dev/v1alpha1/superpods"
-SPP = "/apis/superpod.dev/v1alpha1/namespaces/team-a/superpodpartitions"
-
-
-def partition(name: str, npus: int) -> dict:
-    return {
-        "apiVersion": "superpod.dev/v1alpha1",
-        "kind": "SuperPodPartition",
-        "metadata": {"name": name, "namespace": "team-a"},
-        "spec": {"superPod": "cm384-a", "npus": npus},
-    }
+from tests.integration.operator.conftest import (
+    SPOD,
+    SPP,
+    Operator,
+    add_a3_nodes,
+    eventually,
+    manifest,
+    partition,
+)
 
 
 async def _settled(api: client.KubeClient, count: int):
