@@ -156,7 +156,7 @@ class _Search:
                 key=lambda c: (-sharing_domains[c], counts[c], c),
             )
         caps = self.caps[0]
-        sharing = self.state.partitions_on
+        sharing = self.state.partitions_in[0]
         return min(
             (n for n in tree.levels[1][domain].children if caps[n] >= need),
             key=lambda n: (-sharing[n], caps[n], n),

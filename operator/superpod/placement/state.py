@@ -43,7 +43,6 @@ class FreeState:
         # partitions holding devices in each domain, per level (level 0: per node), kept by the allocator
         # through `count_partition`
         self.partitions_in = [[0] * len(level) for level in tree.levels]
-        self.partitions_on = self.partitions_in[0]
         self.caps: dict[ShapeKey, list[list[int]]] = {}
         # per shape, per level >= 1, per domain: how many of its nodes host exactly c slots (index c)
         self.node_hist: dict[ShapeKey, list[list[list[int]]]] = {}
