@@ -182,7 +182,13 @@ def check_books(allocator: placement.Allocator) -> None:
             assert owned.get(node.index, 0) & mask == 0, "no device in two partitions"
             owned[node.index] = owned.get(node.index, 0) | mask
     assert [owned.get(i, 0) for i in range(len(tree.nodes))] == state.held
-    assert sharing == state.partitions_on
+    assert sharing == state.partitions_in[0]
+    for level in range(1, len(tree.levels)):  # every domain counts each partition touching it once
+        per_domain = [0] * len(tree.levels[level])
+        for placed in allocator.partitions.values():
+            for domain in {tree.by_name[node_name].domains[level] for node_name, _ in placed.held}:
+                per_domain[domain] += 1
+        assert per_domain == state.partitions_in[level]
     fresh = placement_state.FreeState(tree)
     for node in tree.nodes:
         fresh.set_node(node.index, held=state.held[node.index], unhealthy=state.unhealthy[node.index])
