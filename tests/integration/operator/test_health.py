@@ -47,8 +47,13 @@ async def test_an_unhealthy_die_is_repaired_within_the_same_tier(cluster, runnin
     assert after["phase"] == "Allocated"
     assert after["tierSpan"] == before["tierSpan"] == "node"
     assert len(devices_of(after)) == 8
-    events = (await api.get("/api/v1/namespaces/team-a/events"))["items"]
-    assert any(e["reason"] == "Repaired" and e["involvedObject"]["name"] == "train" for e in events)
+
+    async def repaired_event():
+        events = (await api.get("/api/v1/namespaces/team-a/events"))["items"]
+        return any(e["reason"] == "Repaired" and e["involvedObject"]["name"] == "train" for e in events)
+
+    # the Event is posted after the status write that the poll above saw
+    assert await eventually(repaired_event)
 
 
 async def test_manual_repair_policy_only_reports_the_faileddevices_of(cluster, running):
