@@ -6,6 +6,7 @@ allocations; `set_health` follows the device plugin. See the package docstring f
 
 from __future__ import annotations
 
+import copy as copying
 import dataclasses
 import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -15,6 +16,7 @@ from superpod.placement import bestfit, result
 from superpod.placement import capacity as placement_capacity
 from superpod.placement import policy as placement_policy
 from superpod.placement import request as placement_request
+from superpod.placement import span as placement_span
 from superpod.placement import state as placement_state
 from superpod.topology import noderules
 from superpod.topology import tree as topology_tree
@@ -87,6 +89,18 @@ class Allocator:
 
         return tier(levels.block, shape.block_slots), tier(levels.partition, shape.slots)
 
+    def copy(self) -> Allocator:
+        """An independent snapshot, to try changes on: nothing done to one reaches the other. The tree and
+        the cache of its static facts are shared (both are read-only)."""
+        other = Allocator.__new__(Allocator)
+        other.tree = self.tree
+        other.state = self.state.copy()
+        other.policy = copying.deepcopy(self.policy)  # a seeded baseline's generator must not be shared
+        other._allocations = dict(self._allocations)  # an _Allocation is replaced, never changed
+        other._owners = {node: dict(owners) for node, owners in self._owners.items()}
+        other._static = self._static
+        return other
+
     # ---- deciding ------------------------------------------------------------------------------------
 
     def plan_partition(
@@ -111,6 +125,41 @@ class Allocator:
         if not blocks:
             return self._reject(PendingReason.FRAGMENTED, request, "no placement meets the constraints")
         return self._materialise(blocks, shape)
+
+    def relocated(self, partition_id: str, slots: Sequence[tuple[str, Sequence[str]]]) -> result.Placement:
+        """The placement `partition_id` would have with its slots, in rank order, on these (node, devices):
+        ranks, pod size, blocks and whole-node holding as before. Pure; whether the devices are free is
+        `relocate`'s check. ValueError when the partition is not placed, the slot count differs, a node or
+        device is unknown, or a slot does not obey the pod size and the node's rule."""
+        allocation = self._allocations.get(partition_id)
+        if allocation is None:
+            raise ValueError(f"partition {partition_id} is not placed")
+        if len(slots) != len(allocation.slots):
+            raise ValueError(
+                f"partition {partition_id} has {len(allocation.slots)} slots, {len(slots)} given"
+            )
+        tree = self.tree
+        rule = tree.profile.rule
+        size = allocation.pod_size
+        parsed: list[tuple[int, int, int]] = []
+        held: dict[int, int] = {}
+        for (rank, _, _), (node_name, devices) in zip(allocation.slots, slots, strict=True):
+            node = tree.by_name.get(node_name)
+            if node is None:
+                raise ValueError(f"unknown node {node_name}")
+            mask = _mask(tree, node, devices)
+            if mask.bit_count() != size or noderules.slot_capacity(rule, node.modules, mask, size) != 1:
+                raise ValueError(
+                    f"devices {', '.join(devices)} of {node_name} are not one pod of {size} on this profile"
+                )
+            if mask & held.get(node.index, 0) and not allocation.whole_nodes:
+                raise ValueError(f"a device of {node_name} is given to two slots")
+            parsed.append((rank, node.index, mask))
+            held[node.index] = held.get(node.index, 0) | (node.full_mask if allocation.whole_nodes else mask)
+        blocks = len(allocation.placement.block_tiers) or 1
+        per_block = len(parsed) // blocks
+        ranges = [(start, start + per_block) for start in range(0, len(parsed), per_block)]
+        return self._placement(parsed, held, ranges, size, allocation.whole_nodes)
 
     def _levels(self, shape: placement_request.Shape) -> placement_policy.Levels | None:
         """Lowest levels whose empty domains hold a block and the partition; None if none within maxTier."""
@@ -218,24 +267,7 @@ class Allocator:
 
     def _span(self, parts: Sequence[tuple[int, int]]) -> tuple[int, int, int]:
         """(profile tier index, tree level, domain) of the lowest domain holding all (node, mask) parts."""
-        tree = self.tree
-        node_tier = tree.node_tier
-        nodes = {node for node, _ in parts}
-        if len(nodes) == 1:
-            (node_index,) = nodes
-            mask = 0
-            for _, part in parts:
-                mask |= part
-            node = tree.nodes[node_index]
-            if node_tier > 0 and any(mask & ~module == 0 for module in node.modules):
-                return node_tier - 1, 0, node_index
-            return node_tier, 0, node_index
-        paths = [tree.nodes[node].domains for node in nodes]
-        for level in range(1, len(tree.levels)):
-            first = paths[0][level]
-            if all(path[level] == first for path in paths):
-                return node_tier + level, level, first
-        raise AssertionError("the root holds every node")
+        return placement_span.span(self.tree, parts)
 
     # ---- changing ------------------------------------------------------------------------------------
 
@@ -260,6 +292,19 @@ class Allocator:
                 del self._owners[node_index]
             self.state.set_node(node_index, held=self.state.held[node_index] & ~mask)
         return allocation.placement
+
+    def relocate(self, partition_id: str, placement: result.Placement) -> result.Placement | result.Conflict:
+        """Move `partition_id` to `placement` (from `relocated`): its new devices must be free, healthy and
+        off reserve nodes, or its own. On a Conflict nothing changes."""
+        allocation = self._allocations.get(partition_id)
+        if allocation is None:
+            return result.Conflict(partition_id, f"partition {partition_id} is not placed", (), ())
+        self.release(partition_id)
+        outcome = self._adopt(partition_id, placement, require_free=True)
+        if isinstance(outcome, result.Conflict):
+            back = self._adopt(partition_id, allocation.placement, require_free=False)
+            assert isinstance(back, result.Placement), "its own devices were free a moment ago"
+        return outcome
 
     def restore(
         self,

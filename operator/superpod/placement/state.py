@@ -54,6 +54,15 @@ class FreeState:
         for node in nodes:
             self._add(node.index, +1)
 
+    def copy(self) -> FreeState:
+        """An independent copy (the tree is shared)."""
+        other = FreeState.__new__(FreeState)
+        for name, value in vars(self).items():
+            setattr(other, name, _copied(value))
+        other.tree = self.tree
+        other.rule = self.rule
+        return other
+
     # ---- reading -------------------------------------------------------------------------------------
 
     def node_cap(self, index: int, key: ShapeKey, *, include_reserve: bool = False, free: int = -1) -> int:
@@ -155,3 +164,16 @@ class FreeState:
             held_counts[domain] += sign * held
             if held_counts[domain] == 0:
                 self.untouched_free[level] += free_counts[domain]
+
+
+def _copied(value: object) -> object:
+    """Lists, dicts and sets copied down to their plain values (ints, tuples), which are immutable."""
+    if isinstance(value, list):
+        if value and isinstance(value[0], list | dict | set):
+            return [_copied(item) for item in value]
+        return list(value)  # the common case, kept fast: a list of ints
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, set):
+        return set(value)
+    return value
