@@ -17,7 +17,7 @@ import os
 import random
 import ssl
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -242,14 +242,47 @@ class KubeClient:
                 return None
             raise
 
-    async def watch(self, path: str, **params: str) -> AsyncIterator[JSON]:
-        """Watch events (`{"type": ..., "object": ...}`) until the server ends the stream."""
+    async def watch(
+        self, path: str, *, opened: Callable[[], None] | None = None, **params: str
+    ) -> AsyncIterator[JSON]:
+        """Watch events (`{"type": ..., "object": ...}`) until the server ends the stream; `opened` is called
+        once the server has accepted the watch (before the first event, which may be long in coming)."""
         query = {**params, "watch": "true"}
         async with self.session.get(
             path + "?" + urlencode(query), timeout=aiohttp.ClientTimeout(total=None, sock_read=None)
         ) as response:
             if response.status >= 300:
-                raise ApiError(response.status, json.loads(await response.text() or "{}"))
-            async for line in response.content:
-                if line.strip():
-                    yield json.loads(line)
+                text = await response.text()
+                try:
+                    body = json.loads(text) if text else {}
+                except ValueError:  # a proxy's error page
+                    body = {"message": text[:500]}
+                raise ApiError(response.status, body if isinstance(body, dict) else {"message": str(body)})
+            if opened is not None:
+                opened()
+            async for line in json_lines(response.content):
+                yield json.loads(line)
+
+
+async def json_lines(content: aiohttp.StreamReader, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+    """The non-empty lines of a stream, however long.
+
+    aiohttp's own line reading (`async for line in content`) gives up on a line over its buffer's high-water
+    mark (512 KiB) with `LineTooLong`; a watch event carries a whole object, which kube allows up to about
+    1.5 MiB (a ConfigMap of 1 MiB, a partition status of thousands of slots). Lines are cut from chunks here,
+    each byte looked at once however the chunks fall.
+    """
+    buffer = bytearray()
+    async for chunk in content.iter_chunked(chunk_size):
+        searched = len(buffer)  # the bytes before held no newline
+        buffer += chunk
+        start = 0
+        end = buffer.find(b"\n", searched)
+        while end >= 0:
+            if buffer[start:end].strip():
+                yield bytes(buffer[start:end])
+            start = end + 1
+            end = buffer.find(b"\n", start)
+        del buffer[:start]
+    if buffer.strip():
+        yield bytes(buffer)

@@ -4,12 +4,23 @@ Like client-go's reflector: list once, then watch from the list's resourceVersio
 the last seen resourceVersion; on 410 Gone list again. Each change calls `on_change(key, old, new)` (new is None
 when deleted). The operator uses it for Nodes and the device plugin's ConfigMaps, which kopf need not serve as
 handler resources: the operator only reads them, so no finalizers or progress annotations are wanted.
+
+A mirror that stops following the API is never silent: whatever ends a watch (a broken stream, an error answer,
+an event that cannot be read, a bug in a handler) is logged and the watch starts again after a backoff (0.5 s
+doubling to 30 s, jittered), and `restart_observers` are told (the operator counts
+`superpod_watch_restarts_total`). `out_of_sync` names the mirrors that have not followed the API for longer than
+a bound, for the operator's `/healthz`: a mirror counts as following again once a list succeeded, an event was
+handled, or a new watch stayed open for `SETTLE` seconds (a watch that dies on the same event at every try
+never does).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,14 +30,41 @@ from superpod.cluster import client
 
 JSON = dict[str, Any]
 ChangeHandler = Callable[[str, JSON | None, JSON | None], Awaitable[None] | None]
+RestartObserver = Callable[[str, int], None]
+"""Told `(resource, n)`: n = 0 when a mirror starts (so a counter shows it at zero), 1 at each restart."""
+
+RETRY_FIRST = 0.5  # seconds before a failed watch starts again; doubled after each failure in a row
+RETRY_MOST = 30.0
+SETTLE = 1.0  # seconds a new watch must stay open to count as following the API
 
 logger = logging.getLogger(__name__)
+
+restart_observers: set[RestartObserver] = set()
+"""Told of every mirror that starts and every restart after an error (the operator adds its metric here)."""
+_running: weakref.WeakSet[Reflector] = weakref.WeakSet()
 
 
 def object_key(obj: JSON) -> str:
     metadata = obj.get("metadata") or {}
     namespace = metadata.get("namespace")
     return f"{namespace}/{metadata['name']}" if namespace else str(metadata["name"])
+
+
+def resource_of(path: str) -> str:
+    """What a collection URL lists, as a label: `nodes`, or `<namespace>/<plural>` for a namespaced one."""
+    parts = [part for part in path.split("/") if part]
+    if "namespaces" in parts[:-1]:
+        at = parts.index("namespaces")
+        if at + 2 < len(parts):
+            return f"{parts[at + 1]}/{parts[-1]}"
+    return parts[-1] if parts else path
+
+
+def out_of_sync(longer_than: float, now: float | None = None) -> list[tuple[str, float]]:
+    """(resource, seconds) of each running mirror that has not followed the API for more than `longer_than`."""
+    moment = time.monotonic() if now is None else now
+    lagging = [(mirror.resource, mirror.unsynced_for(moment)) for mirror in list(_running)]
+    return sorted((resource, seconds) for resource, seconds in lagging if seconds > longer_than)
 
 
 class Reflector:
@@ -41,10 +79,14 @@ class Reflector:
         label_selector: str | None = None,
         field_selector: str | None = None,
         watch_timeout: int = 300,
-        retry_delay: float = 1.0,
+        retry_delay: float = RETRY_FIRST,
+        retry_most: float = RETRY_MOST,
+        settle: float = SETTLE,
+        resource: str | None = None,
     ) -> None:
         self.api = api
         self.path = path
+        self.resource = resource or resource_of(path)
         self.on_change = on_change
         self.params: dict[str, str] = {}
         if label_selector:
@@ -53,9 +95,26 @@ class Reflector:
             self.params["fieldSelector"] = field_selector
         self.watch_timeout = watch_timeout
         self.retry_delay = retry_delay
+        self.retry_most = retry_most
+        self.settle = settle
         self.objects: dict[str, JSON] = {}
-        self.synced = asyncio.Event()
+        self.synced = asyncio.Event()  # set by the first complete list
+        self.restarts = 0  # watches started again after an error
         self._resource_version = ""
+        self._failing_since: float | None = None  # monotonic; None while the mirror follows the API
+        self._opened_at: float | None = None  # when the current watch was accepted
+
+    def unsynced_for(self, now: float) -> float:
+        """Seconds since this mirror stopped following the API; 0 while it follows it."""
+        if self._failing_since is None:
+            return 0.0
+        if self._opened_at is not None and now - self._opened_at >= self.settle:
+            self._failing_since = None
+            return 0.0
+        return now - self._failing_since
+
+    def _following(self) -> None:
+        self._failing_since = None
 
     async def _emit(self, key: str, old: JSON | None, new: JSON | None) -> None:
         result = self.on_change(key, old, new)
@@ -83,7 +142,11 @@ class Reflector:
                 "resourceVersion"
             ):
                 await self._emit(key, old, obj)
+        self._following()
         self.synced.set()
+
+    def _opened(self) -> None:
+        self._opened_at = time.monotonic()
 
     async def _watch_once(self) -> None:
         params = {
@@ -92,7 +155,7 @@ class Reflector:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(self.watch_timeout),
         }
-        async for event in self.api.watch(self.path, **params):
+        async for event in self.api.watch(self.path, opened=self._opened, **params):
             kind, obj = event.get("type"), event.get("object") or {}
             if kind == "ERROR":
                 if obj.get("code") == 410:
@@ -103,6 +166,7 @@ class Reflector:
                 obj.get("metadata", {}).get("resourceVersion", self._resource_version)
             )
             if kind == "BOOKMARK":
+                self._following()
                 continue
             key = object_key(obj)
             if kind == "DELETED":
@@ -111,22 +175,57 @@ class Reflector:
                 old = self.objects.get(key)
                 self.objects[key] = obj
                 await self._emit(key, old, obj)
+            self._following()
+        self._following()  # the server ended the stream at its timeout
 
     async def run(self) -> None:
-        """List, then watch forever; survives dropped streams and expired resourceVersions."""
-        while True:
-            try:
-                if not self._resource_version:
-                    await self.relist()
-                await self._watch_once()
-            except asyncio.CancelledError:
-                raise
-            except client.ApiError as error:
-                if error.status == 410:
-                    self._resource_version = ""
-                    continue
-                logger.warning("watch of %s failed: %s; retrying", self.path, error)
-                await asyncio.sleep(self.retry_delay)
-            except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as error:
-                logger.warning("watch of %s broke: %s; resuming", self.path, error)
-                await asyncio.sleep(self.retry_delay)
+        """List, then watch forever; survives dropped streams, expired resourceVersions and any other error."""
+        _running.add(self)
+        for observer in list(restart_observers):
+            observer(self.resource, 0)
+        delay = self.retry_delay
+        try:
+            while True:
+                try:
+                    if not self._resource_version:
+                        await self.relist()
+                    await self._watch_once()
+                    delay = self.retry_delay
+                except asyncio.CancelledError:
+                    raise
+                except client.ApiError as error:
+                    if error.status == 410:
+                        self._resource_version = ""
+                        continue
+                    delay = await self._restart(f"failed: {error}", delay)
+                except Exception as error:  # a mirror that stops following is never silent
+                    delay = await self._restart(_describe(error), delay, unexpected=_unexpected(error))
+                finally:
+                    self._opened_at = None
+        finally:
+            _running.discard(self)
+
+    async def _restart(self, what: str, delay: float, *, unexpected: bool = False) -> float:
+        """Log the failure, count it, wait `delay` (jittered); returns the next delay."""
+        now = time.monotonic()
+        self.unsynced_for(now)  # a watch that had settled followed the API until now
+        if self._failing_since is None:
+            self._failing_since = now
+        self.restarts += 1
+        for observer in list(restart_observers):
+            observer(self.resource, 1)
+        wait = delay * (0.5 + random.random() / 2)
+        logger.warning(
+            "watch of %s %s; starting it again in %.1f s", self.resource, what, wait, exc_info=unexpected
+        )
+        await asyncio.sleep(wait)
+        return min(delay * 2, self.retry_most)
+
+
+def _unexpected(error: Exception) -> bool:
+    """A bug rather than a broken stream or an unreadable event: worth a traceback in the log."""
+    return not isinstance(error, aiohttp.ClientError | OSError | TimeoutError | ValueError)
+
+
+def _describe(error: Exception) -> str:
+    return f"broke: {type(error).__name__}: {error}".rstrip(": ")

@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 
 from superpod.cluster import client
-from superpod.controller import admission, handlers, kopfkit
+from superpod.controller import admission, handlers, health, kopfkit
 from superpod.controller import fleet as fleet_module
 from superpod.controller import settings as operator_settings
 from superpod.metrics import exporter as metrics_exporter
@@ -105,6 +105,7 @@ async def run(
         fleet = fleet_module.Fleet(api, namespace=config.namespace)
         fleet.inventory_debounce = config.inventory_debounce
         handlers.register(registry, fleet, status_interval=config.status_interval)
+        health.register(registry, mirror_sync_timeout=config.mirror_sync_timeout)
         settings = kopf_settings(config)
         admission.register(registry, fleet, config, files=admission.configure(settings, config))
         liveness = (

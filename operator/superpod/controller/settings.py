@@ -39,6 +39,12 @@ class OperatorSettings:
         "peering priority: the highest is active; 0 picks a random one (replicas must differ, or all pause)",
     )
     health_port: int = _setting(8081, "port of the liveness/readiness endpoint /healthz (0: none)")
+    mirror_sync_timeout: float = _setting(
+        60.0,
+        "seconds a mirror of the API (SuperPods, Nodes, device-info and NodeD ConfigMaps, partitions, pods) may "
+        "fail to follow it before /healthz fails (0: never); kopf may answer from a cached healthy probe up to "
+        "10 s more",
+    )
     metrics_port: int = _setting(8080, "port of the Prometheus endpoint /metrics (0: none)")
     webhook_port: int = _setting(9443, "HTTPS port of the pod admission webhook (0: no webhook)")
     tls_cert_file: str | None = _setting(None, "webhook serving certificate, PEM (default: self-signed)")

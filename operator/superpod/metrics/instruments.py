@@ -6,7 +6,8 @@ one process do not collide), next to the process collector and the fleet collect
 label value is created at import, so the first scrape already shows each series at zero.
 
 The controller calls plain functions: `observe_placement(seconds)`, `observe_reconcile(resource, seconds)`,
-`count_reconcile_error(resource)`, `observe_webhook(seconds, error=False)`.
+`count_reconcile_error(resource)`, `observe_webhook(seconds, error=False)`, and `count_watch_restarts(resource,
+n)` for its mirrors (list+watch), whose resources are known only when they start: each shows at zero from then.
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ WEBHOOK_ERRORS = prometheus_client.Counter(
     registry=REGISTRY,
 )
 
+WATCH_RESTARTS = prometheus_client.Counter(
+    "superpod_watch_restarts",
+    "Watches of the operator's mirrors started again after an error (a broken stream, an error answer, an event "
+    "that could not be read), by the resource followed.",
+    ["resource"],
+    registry=REGISTRY,
+)
+
 for _resource in RESOURCES:
     RECONCILE_SECONDS.labels(resource=_resource)
     RECONCILE_ERRORS.labels(resource=_resource)
@@ -80,6 +89,11 @@ def observe_webhook(seconds: float, *, error: bool = False) -> None:
     WEBHOOK_SECONDS.observe(seconds)
     if error:
         WEBHOOK_ERRORS.inc()
+
+
+def count_watch_restarts(resource: str, restarts: int) -> None:
+    """A mirror of `resource` (for example `nodes`, `kube-system/configmaps`) started (0) or restarted (1)."""
+    WATCH_RESTARTS.labels(resource=resource).inc(restarts)
 
 
 def _known(resource: str) -> str:

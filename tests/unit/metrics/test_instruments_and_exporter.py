@@ -80,6 +80,14 @@ def test_each_observation_moves_its_series(observe, series, labels, delta):
     assert _sample(series, **labels) == before + delta
 
 
+def test_a_mirror_shows_at_zero_from_its_start_and_counts_each_watch_restart():
+    metrics.count_watch_restarts("test-ns/widgets", 0)
+    assert _sample("superpod_watch_restarts_total", resource="test-ns/widgets") == 0
+    metrics.count_watch_restarts("test-ns/widgets", 1)
+    metrics.count_watch_restarts("test-ns/widgets", 1)
+    assert _sample("superpod_watch_restarts_total", resource="test-ns/widgets") == 2
+
+
 def test_a_placement_lands_in_the_bucket_of_its_duration():
     before = _sample("superpod_placement_decision_seconds_bucket", le="0.005")
     below = _sample("superpod_placement_decision_seconds_bucket", le="0.0025")
