@@ -11,6 +11,11 @@ Sources, in the device plugin's own terms (never another source of truth):
 - NodeD's `mindx-dl/mindx-dl-nodeinfo-<node>` when NodeD runs: a node it marks PreSeparate or UnHealthy takes no
   new partitions and its partitions are repaired off it.
 
+Only devices a node of the profile can have are accepted (`<prefix><n>`, n below the profile's devices per
+node, no more of them than that in the Node's capacity): a node whose device information names others, or whose
+ConfigMap is malformed, is left out with the problem `DeviceInfoInvalid`, its message quoting the offending
+names, as the device plugin's data cannot be trusted for placement.
+
 A device leaves the free pool when the device plugin lists it Unhealthy, NetworkUnhealthy or Recovering, or when a
 fault asks for separation (SeparateNPU, PreSeparateNPU, ...); NotHandleFault and RestartRequest faults are only
 reported. A node without a device-info ConfigMap (GB200, or a plugin that has not published yet) takes its device
@@ -34,6 +39,10 @@ RACK_LABEL = "huawei.com/topotree.rackid"
 SERVER_LABEL = "huawei.com/topotree.serverid"
 CLIQUE_LABEL = "nvidia.com/gpu.clique"
 """GPU feature discovery's NVLink domain of a GB200 node, `<ClusterUUID>.<CliqueId>`: its rack, by name."""
+DEVICE_INFO_INVALID = "DeviceInfoInvalid"
+"""Reason of a node left out because its device information is unusable: a malformed ConfigMap, device names
+the profile's nodes cannot have, or more devices than such a node has."""
+MAX_NAMED = 10  # device names quoted in a message
 REPORT_ONLY_FAULTS = frozenset({"", "NotHandleFault", "RestartRequest", "RestartBusiness", "SubHealthFault"})
 """Fault handling levels that leave the device in service (reported in status and metrics only)."""
 
@@ -88,6 +97,30 @@ def _quantity(node: JSON, field: str, resource: str) -> int:
         return 0
 
 
+def _mentioned(info: deviceinfo.DeviceInfo) -> list[str]:
+    """Every device name the ConfigMap uses: listed healthy or not, or named by a fault."""
+    return [*info.healthy, *sorted(info.devices), *(fault.device for fault in info.faults)]
+
+
+def _foreign_message(where: str, foreign: tuple[str, ...], profile: profiles.HardwareProfile) -> str:
+    shown = ", ".join(repr(name) for name in foreign[:MAX_NAMED])
+    more = f" and {len(foreign) - MAX_NAMED} more" if len(foreign) > MAX_NAMED else ""
+    first, last = profile.device_names()[0], profile.device_names()[-1]
+    return (
+        f"{where}: devices a {profile.name} node cannot have: {shown}{more} (its devices are {first} to "
+        f"{last}); the node is left out until the device plugin reports it correctly"
+    )
+
+
+def _too_many(name: str, count: int, resource: str, profile: profiles.HardwareProfile) -> NodeProblem:
+    return NodeProblem(
+        name,
+        DEVICE_INFO_INVALID,
+        f"node {name} advertises {count} {resource}, more than the {profile.devices_per_node} devices a "
+        f"{profile.name} node has; the node is left out until it advertises what it has",
+    )
+
+
 def unavailable_devices(info: deviceinfo.DeviceInfo) -> frozenset[str]:
     """Devices the allocator must not hand out."""
     separated = {fault.device for fault in info.faults if fault.fault_handling not in REPORT_ONLY_FAULTS}
@@ -115,12 +148,18 @@ def observe(
         try:
             info = deviceinfo.parse(configmap, resource)
         except deviceinfo.DeviceInfoError as error:
-            return None, NodeProblem(name, "DeviceInfoInvalid", str(error))
+            return None, NodeProblem(name, DEVICE_INFO_INVALID, str(error))
     if info is not None:
+        foreign = inventory.foreign_devices(profile, _mentioned(info))
+        if foreign:
+            where = f"ConfigMap {deviceinfo.NAMESPACE}/{deviceinfo.configmap_name(name)}"
+            return None, NodeProblem(name, DEVICE_INFO_INVALID, _foreign_message(where, foreign, profile))
+        capacity = _capacity(node, resource)
+        if capacity > profile.devices_per_node:
+            return None, _too_many(name, capacity, resource, profile)
         # The plugin lists only *free* healthy devices (used ones vanish from DeviceList), so the node's full
         # set is its capacity, named as the profile names devices, plus whatever the ConfigMap mentions.
         listed = set(info.devices)
-        capacity = _capacity(node, resource)
         named = profile.device_names(capacity) if capacity else ()
         devices = tuple(sorted(listed | set(named), key=deviceinfo.device_index))
         unhealthy = unavailable_devices(info)
@@ -144,6 +183,8 @@ def observe(
         count = _allocatable(node, resource)
         if count == 0:
             return None, NodeProblem(name, "NoDevices", f"node {name} advertises no {resource}")
+        if max(count, _capacity(node, resource)) > profile.devices_per_node:
+            return None, _too_many(name, max(count, _capacity(node, resource)), resource, profile)
         devices = profile.device_names(count)
         unhealthy = frozenset()
         super_pod_id = rack = server = inventory.UNKNOWN

@@ -8,6 +8,7 @@ racks have no number but a name (GB200's NVLink domains, `nvidia.com/gpu.clique`
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 
 from superpod.topology import profiles
 
@@ -27,6 +28,12 @@ class ObservedNode:
     ready: bool = True  # the Node is Ready and its device information is valid
     # the rack (NVLink domain) by name where no RackID is known: GB200's `nvidia.com/gpu.clique`
     rack_label: str = ""
+
+
+def foreign_devices(profile: profiles.HardwareProfile, names: Iterable[str]) -> tuple[str, ...]:
+    """The names among `names` that no node of `profile` has (a number past the node's devices, another
+    prefix, no number), in the order given, each once."""
+    return tuple(name for name in dict.fromkeys(names) if profile.device_number(name) is None)
 
 
 def synthesize(profile: profiles.HardwareProfile, node_count: int | None = None) -> tuple[ObservedNode, ...]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Sequence
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +47,19 @@ class NodeRule:
         return tuple(
             ((1 << min(size, device_count - start)) - 1) << start for start in range(0, device_count, size)
         )
+
+    def modules_of(self, numbers: Sequence[int]) -> tuple[int, ...]:
+        """Bit masks of the modules of a node whose local device i is the device numbered `numbers[i]`.
+
+        Devices share a module when their numbers do (number // module_size), so a node whose device list
+        misses a device (Ascend910-2 not reported) keeps its other modules whole and never pairs devices of
+        two modules; with numbers 0..n-1 this is `modules(n)`.
+        """
+        masks: dict[int, int] = {}
+        for bit, number in enumerate(numbers):
+            module = number // self.module_size
+            masks[module] = masks.get(module, 0) | 1 << bit
+        return tuple(masks[module] for module in sorted(masks))
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -60,6 +60,19 @@ class HardwareProfile:
         """The names of a full node's devices, in local index order."""
         return tuple(f"{self.device_prefix}{i}" for i in range(count or self.devices_per_node))
 
+    def device_number(self, name: str) -> int | None:
+        """The number in a device name a node of this profile can have (`Ascend910-7` -> 7), else None.
+
+        A node has `devices_per_node` devices, `<prefix>0` to `<prefix><n-1>`, as the device plugin names them
+        (decimal, no sign, no leading zero); the number is also the device's place in the node's modules
+        (A3 die pairs 0-1, 2-3, ...; 910A rings 0-3 and 4-7).
+        """
+        digits = name.removeprefix(self.device_prefix)
+        if digits == name or not (digits.isascii() and digits.isdigit()) or digits != str(int(digits)):
+            return None
+        number = int(digits)
+        return number if number < self.devices_per_node else None
+
 
 ROCE_400G = 50.0  # 400 Gb/s per NPU between SuperPoDs (DESIGN)
 _ASCEND = "huawei.com/Ascend910"
@@ -230,6 +243,15 @@ def for_spec(spec: api_superpod.SuperPodSpec, devices_per_node: int | None = Non
         profile = custom(spec.tiers or [], devices_per_node)
     else:
         profile = BUILTIN[spec.profile.value]
-    if spec.resource_name:
-        profile = dataclasses.replace(profile, resource_name=spec.resource_name)
+    if spec.resource_name and spec.resource_name != profile.resource_name:
+        prefix = profile.device_prefix
+        if prefix == plugin_prefix(profile.resource_name):
+            # the Ascend device plugin names devices after the resource: huawei.com/Ascend310P -> Ascend310P-0
+            prefix = plugin_prefix(spec.resource_name)
+        profile = dataclasses.replace(profile, resource_name=spec.resource_name, device_prefix=prefix)
     return profile
+
+
+def plugin_prefix(resource_name: str) -> str:
+    """The device name prefix the Ascend device plugin uses for an extended resource (`Ascend910-`)."""
+    return resource_name.rpartition("/")[2] + "-"

@@ -167,8 +167,11 @@ def build(
     reserve = min(reserve, len(ordered))
     levels = _levels(profile, ordered, groups)
     nodes = []
+    modules: dict[tuple[str, ...], tuple[int, ...]] = {}  # by device list: most nodes share one
     for i, observed_node in enumerate(ordered):
         devices = _local_order(profile, observed_node.devices or profile.device_names())
+        if devices not in modules:
+            modules[devices] = _modules(profile, devices)
         unhealthy = 0
         for bit, device in enumerate(devices):
             if not observed_node.ready or device in observed_node.unhealthy:
@@ -181,7 +184,7 @@ def build(
                 index=i,
                 name=observed_node.name,
                 devices=devices,
-                modules=profile.rule.modules(len(devices)),
+                modules=modules[devices],
                 domains=tuple(domain_path),
                 reserve=i >= len(ordered) - reserve,
                 superpod_index=observed_node.superpod_index,
@@ -191,6 +194,14 @@ def build(
             )
         )
     return TopologyTree(profile, tuple(nodes), levels)
+
+
+def _modules(profile: profiles.HardwareProfile, devices: Sequence[str]) -> tuple[int, ...]:
+    """The node's modules by device number where every name is one of the profile's, else by position."""
+    numbers = [profile.device_number(device) for device in devices]
+    if any(number is None for number in numbers):
+        return profile.rule.modules(len(devices))
+    return profile.rule.modules_of([number for number in numbers if number is not None])
 
 
 def _root_id(tier_name: str, ordered: Sequence[inventory.ObservedNode]) -> str:

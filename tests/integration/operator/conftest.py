@@ -194,3 +194,26 @@ def manifest(path: str) -> JSON:
 
 def example_path(path: str) -> Path:
     return ROOT / "examples" / path
+
+
+async def books_balance(api: client.KubeClient, superpod: str = "cm384-a") -> JSON | None:
+    """The SuperPod's device counts once they balance against its partitions (for `eventually`), else None.
+
+    No device is ever held by two partitions (asserted at once); the SuperPod's `allocated` equals the devices
+    its partitions hold (none leaked), and its states add up to its total.
+    """
+    items = (await api.get("/apis/superpod.dev/v1alpha1/superpodpartitions"))["items"]
+    held = [
+        (slot["node"], device)
+        for item in items
+        if item["spec"]["superPod"] == superpod
+        for slot in (item.get("status") or {}).get("allocation") or []
+        for device in slot["devices"]
+    ]
+    assert len(held) == len(set(held)), f"devices held twice: {sorted(d for d in held if held.count(d) > 1)}"
+    counts = ((await api.get(f"{SPOD}/{superpod}")).get("status") or {}).get("devices") or {}
+    if counts.get("allocated") != len(held):
+        return None
+    states = ("free", "allocated", "unhealthy", "reserved")
+    assert sum(counts.get(state, 0) for state in states) == counts["total"], counts
+    return dict(counts)

@@ -186,3 +186,95 @@ def test_devices_in_use_missing_from_the_free_list_still_belong_to_the_node():
     assert observed is not None
     assert observed.devices == CM384.device_names()
     assert observed.unhealthy == {"Ascend910-3"}
+
+
+def _listing(configmap: dict, **lists: str) -> dict:
+    """The ConfigMap with DeviceList entries replaced: `healthy`, `Unhealthy`, `Fault`, ... as the plugin writes."""
+    import json
+
+    document = json.loads(configmap["data"]["DeviceInfoCfg"])
+    for key, value in lists.items():
+        entry = RESOURCE if key == "healthy" else f"{RESOURCE}-{key}"
+        document["DeviceInfo"]["DeviceList"][entry] = value
+    configmap["data"]["DeviceInfoCfg"] = json.dumps(document)
+    return configmap
+
+
+_A3_HEALTHY = ",".join(f"Ascend910-{i}" for i in range(16))
+
+
+@pytest.mark.parametrize(
+    ("configmap", "capacity", "named"),
+    [
+        pytest.param(
+            _listing(objects.deviceinfo_configmap("n1"), healthy=_A3_HEALTHY + ",Ascend910-99"),
+            16,
+            ["'Ascend910-99'"],
+            id="a device number past the node's 16 dies",
+        ),
+        pytest.param(
+            _listing(objects.deviceinfo_configmap("n1"), healthy="bogus," + _A3_HEALTHY),
+            16,
+            ["'bogus'"],
+            id="a name without a number",
+        ),
+        pytest.param(
+            _listing(objects.deviceinfo_configmap("n1"), Unhealthy="Ascend910-16,npu-3"),
+            16,
+            ["'Ascend910-16'", "'npu-3'"],
+            id="unhealthy devices the node cannot have",
+        ),
+        pytest.param(
+            _listing(
+                objects.deviceinfo_configmap("n1"), healthy=_A3_HEALTHY.replace("Ascend910-7", "Ascend910-07")
+            ),
+            16,
+            ["'Ascend910-07'"],
+            id="a number spelt with a leading zero",
+        ),
+        pytest.param(
+            _listing(
+                objects.deviceinfo_configmap("n1"),
+                Fault='[{"npu_name": "Ascend910-42", "fault_handling": "SeparateNPU"}]',
+            ),
+            16,
+            ["'Ascend910-42'"],
+            id="a fault on a device the node cannot have",
+        ),
+        pytest.param(
+            _listing(objects.deviceinfo_configmap("n1"), healthy=",".join(f"x-{i}" for i in range(12))),
+            16,
+            ["'x-0'", "'x-9'", "and 2 more"],
+            id="many foreign names, the first ten quoted",
+        ),
+        pytest.param(
+            objects.deviceinfo_configmap("n1"), 20, ["advertises 20", "more than the 16"], id="20 dies"
+        ),
+    ],
+)
+def test_devices_the_profile_cannot_have_leave_the_node_out_with_their_names(configmap, capacity, named):
+    node = objects.node("n1").devices(capacity).ready().obj()
+    observed, problem = inventory.observe(node, configmap, CM384, RESOURCE)
+    assert observed is None
+    assert problem is not None and problem.reason == "DeviceInfoInvalid"
+    for text in named:
+        assert text in problem.message
+
+
+def test_a_node_advertising_more_devices_than_its_profile_without_device_info_is_left_out():
+    node = objects.node("gpu-1").devices(8, "nvidia.com/gpu").ready().obj()
+    gb200 = profiles.BUILTIN["nvidia-gb200-nvl72"]
+    observed, problem = inventory.observe(node, None, gb200, "nvidia.com/gpu")
+    assert observed is None
+    assert problem is not None and problem.reason == "DeviceInfoInvalid"
+    assert (
+        "advertises 8 nvidia.com/gpu, more than the 4 devices a nvidia-gb200-nvl72 node has"
+        in problem.message
+    )
+
+
+def test_a_node_whose_plugin_lists_fewer_devices_than_the_profile_is_used_as_listed():
+    configmap = _listing(objects.deviceinfo_configmap("n1"), healthy="Ascend910-0,Ascend910-1,Ascend910-3")
+    observed, problem = inventory.observe(objects.node("n1").ready().obj(), configmap, CM384, RESOURCE)
+    assert problem is None
+    assert observed is not None and observed.devices == ("Ascend910-0", "Ascend910-1", "Ascend910-3")

@@ -109,3 +109,21 @@ def test_best_fit_pick(rule, modules, free, size, expected):
 def test_first_fit_pick_takes_the_lowest_devices_the_rule_allows():
     assert devices(noderules.pick_first(A3, A3_MODULES, mask(1, 2, 3), 1)) == [1]
     assert devices(noderules.pick_first(A910, A910_MODULES, mask(0, 1, 2, 4), 1)) == [0]
+
+
+@pytest.mark.parametrize(
+    ("rule", "numbers", "expected"),
+    [
+        pytest.param(A3, list(range(16)), A3_MODULES, id="A3 dies 0..15 are the positional pairs"),
+        pytest.param(
+            A3,
+            [0, 1, 3, 4, 5],
+            (mask(0, 1), mask(2), mask(3, 4)),
+            id="A3 without die 2: die 3 pairs with none",
+        ),
+        pytest.param(A910, [0, 1, 2, 3, 5, 6], (mask(0, 1, 2, 3), mask(4, 5)), id="910A rings by number"),
+        pytest.param(B910, [1, 4, 7], (mask(0, 1, 2),), id="910B is one module whatever is missing"),
+    ],
+)
+def test_modules_follow_the_device_numbers(rule, numbers, expected):
+    assert rule.modules_of(numbers) == expected

@@ -88,3 +88,34 @@ def test_the_spec_resource_name_overrides_the_profile():
         profile=api_superpod.Profile.ATLAS_950, super_pod_id=1, resource_name="example.com/npu"
     )
     assert profiles.for_spec(spec).resource_name == "example.com/npu"
+
+
+@pytest.mark.parametrize(
+    ("profile", "name", "number"),
+    [
+        pytest.param(profiles.CLOUDMATRIX_384, "Ascend910-0", 0, id="the first die of an A3 node"),
+        pytest.param(profiles.CLOUDMATRIX_384, "Ascend910-15", 15, id="the last die of an A3 node"),
+        pytest.param(profiles.CLOUDMATRIX_384, "Ascend910-16", None, id="past the 16 dies of an A3 node"),
+        pytest.param(profiles.CLOUDMATRIX_384, "Ascend910-99", None, id="far past them"),
+        pytest.param(profiles.ASCEND_910B, "Ascend910-8", None, id="past the 8 NPUs of a 910B node"),
+        pytest.param(profiles.CLOUDMATRIX_384, "bogus", None, id="no number"),
+        pytest.param(profiles.CLOUDMATRIX_384, "Ascend910-", None, id="a prefix alone"),
+        pytest.param(profiles.CLOUDMATRIX_384, "Ascend910-07", None, id="a leading zero"),
+        pytest.param(profiles.CLOUDMATRIX_384, "Ascend910--1", None, id="a sign"),
+        pytest.param(profiles.CLOUDMATRIX_384, "Ascend910-\u0663", None, id="a digit that is not ASCII"),
+        pytest.param(profiles.CLOUDMATRIX_384, "npu-3", None, id="another profile's prefix"),
+        pytest.param(profiles.ATLAS_950, "npu-7", 7, id="an Atlas 950 NPU"),
+    ],
+)
+def test_device_names_a_node_of_the_profile_can_have(profile, name, number):
+    assert profile.device_number(name) == number
+
+
+def test_a_resource_name_override_renames_the_devices_as_the_device_plugin_does():
+    spec = api_superpod.SuperPodSpec(
+        profile=api_superpod.Profile.ASCEND_910B, super_pod_id=0, resource_name="huawei.com/Ascend910B"
+    )
+    profile = profiles.for_spec(spec)
+    assert profile.device_names()[:2] == ("Ascend910B-0", "Ascend910B-1")
+    assert profile.device_number("Ascend910B-7") == 7
+    assert profile.device_number("Ascend910-7") is None

@@ -104,3 +104,13 @@ def test_synthesised_inventories_fill_the_profile():
         assert len(nodes) == profile.default_nodes
         assert len({n.name for n in nodes}) == len(nodes)
     assert tree.build(profiles.ATLAS_960, inventory.synthesize(profiles.ATLAS_960)).total_devices == 15_488
+
+
+def test_a_node_missing_a_die_never_pairs_dies_of_two_modules():
+    devices = tuple(f"Ascend910-{i}" for i in range(16) if i != 2)
+    built = tree.build(profiles.CLOUDMATRIX_384, [node("a", devices=devices)], reserve_nodes=0)
+    only = built.nodes[0]
+    pairs = [[only.devices[bit] for bit in range(16) if module >> bit & 1] for module in only.modules]
+    assert ["Ascend910-3"] in pairs  # its partner, die 2, is missing
+    assert ["Ascend910-4", "Ascend910-5"] in pairs
+    assert all(len(pair) == 2 or pair == ["Ascend910-3"] for pair in pairs)
