@@ -190,13 +190,15 @@ def partition_crd() -> JSON:
     )
     status = model_schema(partition.PartitionStatus)
     _conditions_list(status)
+    schema = _root(partition.SuperPodPartition, spec, status)
+    schema["x-kubernetes-validations"] = partition.NAME_RULES
     return _crd(
         plural=partition.PLURAL,
         singular=partition.SINGULAR,
         kind=partition.KIND,
         short_names=partition.SHORT_NAMES,
         scope="Namespaced",
-        schema=_root(partition.SuperPodPartition, spec, status),
+        schema=schema,
         columns=[
             {"name": "SuperPod", "type": "string", "jsonPath": ".spec.superPod"},
             {"name": "NPUs", "type": "integer", "jsonPath": ".spec.npus"},

@@ -105,11 +105,13 @@ class PartitionStatus(StatusModel):
     rank_table: str | None = None
     """Name of the ConfigMap holding the HCCL rank table (hccl.json)."""
     conditions: list[Condition] | None = None
-    """Allocated, Bound and Degraded conditions with reasons."""
+    """Allocated, Bound and Degraded conditions with reasons; RankTableWritten once the rank table could not be
+    written as asked (ConfigMapNotOwned, WriteRefused, AllocationInvalid, AnnotationIgnored)."""
 
 
 class SuperPodPartition(SpecModel):
-    """A tenant's slice of a SuperPod: N devices placed with topology-aware affinity."""
+    """A tenant's slice of a SuperPod: N devices placed with topology-aware affinity. Its name is at most 63
+    characters: its pods name it in their superpod.dev/partition label."""
 
     api_version: str = API_VERSION
     kind: str = KIND
@@ -136,6 +138,15 @@ CEL_RULES: list[dict[str, str]] = [
     {
         "rule": "!has(self.devicesPerPod) || !has(self.blockSize) || self.blockSize % self.devicesPerPod == 0",
         "message": "devicesPerPod must divide blockSize, so that no pod straddles two blocks",
+    },
+]
+
+NAME_RULES: list[dict[str, str]] = [
+    {
+        # the pods of a partition name it in a label, and a label value holds at most 63 characters
+        "rule": "size(self.metadata.name) <= 63",
+        "message": "metadata.name must be at most 63 characters: the pods of the partition name it in their "
+        "superpod.dev/partition label, whose values stop at 63",
     },
 ]
 

@@ -238,6 +238,9 @@ class Bindings:
         if unrecorded:
             return 0.0
         await self.tables.sync(obj, profile.name, self.pods.get(key, {}))
+        retry = self.tables.retry_in(namespace, name)  # a write refused: not settled, tried again later
+        if retry is not None:
+            next_check = retry if next_check is None else min(next_check, retry)
         if next_check is None:
             self._settled[key] = inputs
         return next_check

@@ -7,7 +7,16 @@ allocated, then `completed` once every slot's pod carries the device plugin's co
 follows the SuperPod's profile (`superpod.ranktable.versions`); profiles without a rank table (GB200, custom)
 get no ConfigMap. The ConfigMap is owned by the partition (ownerReferences), so deleting the partition deletes
 it; `status.rankTable` names it. The name is `rings-config-<partition>` as MindCluster names it, or the value of
-the partition's annotation `superpod.dev/rank-table-name`.
+the partition's annotation `superpod.dev/rank-table-name` when that is a valid ConfigMap name (else the default,
+with a warning).
+
+The operator writes only ConfigMaps that carry its mark, the label `superpod.dev/partition: <partition>` with no
+controller but a partition of that name: the ones it made, and a placeholder a user made for it with that label
+(MindCluster's users create `rings-config-<job>` before the job). Any other ConfigMap of that name is left
+untouched. What cannot be written (a name taken by a ConfigMap without the mark, an allocation no table can be
+built from, a write the API refuses) is reported once, as the partition's condition `RankTableWritten` (False,
+with the reason) and a Warning Event, never retried in a loop: a refused write or a ConfigMap without the mark
+is looked at again after `RETRY_REFUSED` seconds, an allocation when the partition or its pods change.
 
 A pod whose annotation cannot be used (unparseable, or devices other than its slot pinned) counts as not
 allocated, so the table stays `initializing` rather than give HCCL wrong addresses; the problem is logged.
@@ -15,24 +24,77 @@ allocated, so the table stays `initializing` rather than give HCCL wrong address
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from superpod.api import common
 from superpod.api import partition as api_partition
 from superpod.cluster import client, writer
+from superpod.controller import status as derive
 from superpod.ranktable import configuration, render, slots, tables, versions
 
 JSON = dict[str, Any]
 PREFIX = "rings-config-"
 NAME_ANNOTATION = "superpod.dev/rank-table-name"
+CONDITION = "RankTableWritten"
+RETRY_REFUSED = (
+    60.0  # seconds before a refused write (403, 422, a quota, a ConfigMap not ours) is tried again
+)
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 logger = logging.getLogger(__name__)
 
 
-def configmap_name(partition: JSON) -> str:
+def name_problem(partition: JSON) -> str | None:
+    """Why the partition's rank-table-name annotation cannot be used (None: it can, or there is none)."""
     annotations = partition["metadata"].get("annotations") or {}
-    return str(annotations.get(NAME_ANNOTATION) or PREFIX + partition["metadata"]["name"])
+    value = annotations.get(NAME_ANNOTATION)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 253 or not _SUBDOMAIN.fullmatch(value):
+        return (
+            f"annotation {NAME_ANNOTATION}={value!r} is not a ConfigMap name (at most 253 lowercase letters, "
+            f"digits, '-' and '.', starting and ending with a letter or digit); the rank table is "
+            f"{PREFIX}{partition['metadata']['name']}"
+        )
+    return None
+
+
+def configmap_name(partition: JSON) -> str:
+    """The rank table ConfigMap's name: the annotation's when it is a valid name, else `rings-config-<name>`."""
+    annotations = partition["metadata"].get("annotations") or {}
+    value = annotations.get(NAME_ANNOTATION)
+    if value and name_problem(partition) is None:
+        return str(value)
+    return PREFIX + str(partition["metadata"]["name"])
+
+
+def foreign(configmap: JSON, partition: JSON) -> str | None:
+    """Why an existing ConfigMap is not the partition's to write (None: it carries the operator's mark for it).
+
+    The mark: the label `superpod.dev/partition: <partition>`, and no controller but a partition of that name
+    (an earlier partition of the same name made it, or a user made it for the operator to fill).
+    """
+    metadata = configmap.get("metadata") or {}
+    name = partition["metadata"]["name"]
+    where = f"ConfigMap {metadata.get('namespace', partition['metadata'].get('namespace'))}/{metadata.get('name')}"
+    controller = next((ref for ref in metadata.get("ownerReferences") or [] if ref.get("controller")), None)
+    if controller is not None and not (
+        controller.get("kind") == api_partition.KIND
+        and str(controller.get("apiVersion", "")).startswith(f"{common.GROUP}/")
+        and controller.get("name") == name
+    ):
+        return f"{where} belongs to {controller.get('kind')} {controller.get('name')}; it is left untouched"
+    if (metadata.get("labels") or {}).get(common.PARTITION_LABEL) != name:
+        return (
+            f"{where} exists and was not made for this partition (no label {common.PARTITION_LABEL}={name}); "
+            f"it is left untouched: delete it, label it for the partition, or name another ConfigMap with the "
+            f"annotation {NAME_ANNOTATION}"
+        )
+    return None
 
 
 def _configuration(pod: JSON) -> configuration.AscendPodConfiguration | None:
@@ -108,37 +170,108 @@ def configmap(partition: JSON, name: str, text: str) -> JSON:
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class _Written:
+    partition: str  # its name
+    uid: str
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _Report:
+    """What the partition's RankTableWritten condition last said, for one partition object."""
+
+    uid: str
+    written: bool
+    reason: str
+    message: str
+
+
+class Refused(Exception):
+    """The rank table cannot be written; `reason` and the message go to the partition's condition."""
+
+    def __init__(self, reason: str, message: str, *, retry: float | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retry = retry
+
+
 class RankTables:
-    """Writes each partition's rank table ConfigMap when its text changes."""
+    """Writes each partition's rank table ConfigMap when its text changes, and reports what it cannot write."""
 
     def __init__(self, api: client.KubeClient) -> None:
         self.api = api
         self.writer = writer.Writer(api)
-        self._written: dict[tuple[str, str], str] = {}  # (namespace, ConfigMap name) -> hccl.json written
+        self._written: dict[tuple[str, str], _Written] = {}  # (namespace, ConfigMap name) -> what was written
+        self._reported: dict[tuple[str, str], _Report] = {}  # (namespace, partition) -> its condition
+        # (namespace, partition) -> what was refused (uid, ConfigMap name, text) and when it may be tried again
+        self._refused: dict[tuple[str, str], tuple[tuple[str, str, str], float]] = {}
+        self.clock = time.monotonic
 
     def forget(self, namespace: str, name: str) -> None:
-        self._written.pop((namespace, name), None)
+        """The partition `name` is gone: drop what was remembered of it."""
+        for key in [
+            key for key, written in self._written.items() if key[0] == namespace and written.partition == name
+        ]:
+            del self._written[key]
+        self._reported.pop((namespace, name), None)
+        self._refused.pop((namespace, name), None)
+
+    def retry_in(self, namespace: str, name: str, now: float | None = None) -> float | None:
+        """Seconds until a refused write of the partition's table is tried again; None: nothing waits."""
+        refused = self._refused.get((namespace, name))
+        if refused is None:
+            return None
+        return max(0.0, refused[1] - (self.clock() if now is None else now))
 
     async def sync(self, partition: JSON, profile: str, pods: Mapping[str, JSON]) -> bool:
         """Write the table if it changed; returns whether a write was made."""
-        text = hccl_json(partition, profile, pods)
+        metadata = partition["metadata"]
+        namespace = metadata["namespace"]
+        try:
+            text = hccl_json(partition, profile, pods)
+        except ValueError as error:  # SlotError: devices no rank table can name, overlapping ranks, ...
+            await self._report(partition, False, "AllocationInvalid", f"no rank table can be built: {error}")
+            return False
         if text is None:
             return False
-        metadata = partition["metadata"]
-        namespace, name = metadata["namespace"], configmap_name(partition)
-        wrote = False
-        if self._written.get((namespace, name)) != text:
-            wrote = await self._write(partition, namespace, name, text)
+        name = configmap_name(partition)
+        key = (namespace, metadata["name"])
+        attempt = (str(metadata.get("uid", "")), name, text)
+        refused_before = self._refused.pop(key, None)
+        if refused_before is not None and refused_before[0] == attempt and self.clock() < refused_before[1]:
+            self._refused[key] = refused_before  # the same write, refused a moment ago: not before its time
+            return False
+        try:
+            wrote = await self._write_if_changed(partition, namespace, name, text)
+        except Refused as refused:
+            if refused.retry is not None:
+                self._refused[key] = (attempt, self.clock() + refused.retry)
+            await self._report(partition, False, refused.reason, str(refused))
+            return False
         if (partition.get("status") or {}).get("rankTable") != name:
             await self.writer.partition_status(namespace, metadata["name"], {"rankTable": name})
+        problem = name_problem(partition)
+        if problem is not None:
+            await self._report(partition, True, "AnnotationIgnored", problem)
+        elif (namespace, metadata["name"]) in self._reported or _condition_of(partition) is not None:
+            await self._report(partition, True, "Written", f"hccl.json in ConfigMap {name}")
         return wrote
+
+    async def _write_if_changed(self, partition: JSON, namespace: str, name: str, text: str) -> bool:
+        known = self._written.get((namespace, name))
+        if known is not None and known.uid == partition["metadata"].get("uid") and known.text == text:
+            return False
+        return await self._write(partition, namespace, name, text)
 
     async def _write(self, partition: JSON, namespace: str, name: str, text: str) -> bool:
         """Create the ConfigMap (first time) or patch its text; one call in the usual cases."""
         path = client.resource_path("v1", "configmaps", namespace, name)
         key = (namespace, name)
+        uid = str(partition["metadata"].get("uid", ""))
+        mine = self._written.get(key)
         try:
-            if key not in self._written:
+            if mine is None or mine.uid != uid:
                 await self.api.create(
                     client.resource_path("v1", "configmaps", namespace), configmap(partition, name, text)
                 )
@@ -146,23 +279,79 @@ class RankTables:
                 await self.api.patch(path, {"data": {render.CONFIGMAP_KEY: text}})
         except client.ApiError as error:
             if error.status not in (404, 409):
+                if 400 <= error.status < 500 and error.status != 429:
+                    raise Refused(
+                        "WriteRefused",
+                        f"the API refused to write ConfigMap {namespace}/{name}: {error}; "
+                        f"trying again in {RETRY_REFUSED:g} s",
+                        retry=RETRY_REFUSED,
+                    ) from error
                 raise
             current = await self.api.get_or_none(path)  # made before (a restart), or deleted meanwhile
             if current is None:
                 self._written.pop(key, None)
                 return await self._write(partition, namespace, name, text)
+            problem = foreign(current, partition)
+            if problem is not None:  # looked at again later: its owner may delete or label it
+                self._written.pop(key, None)
+                raise Refused("ConfigMapNotOwned", problem, retry=RETRY_REFUSED) from error
             desired = configmap(partition, name, text)
             owners = desired["metadata"]["ownerReferences"]
             if (current.get("data") or {}).get(render.CONFIGMAP_KEY) == text and (
                 current["metadata"].get("ownerReferences") == owners
             ):
-                self._written[key] = text
+                self._written[key] = _Written(partition["metadata"]["name"], uid, text)
                 return False
-            # a table left by an earlier partition of the same name is taken over, owner included
+            # a table an earlier partition of the same name made, or a placeholder a user labelled for this
+            # partition: taken over, owner included
             await self.api.patch(path, {"metadata": {"ownerReferences": owners}, "data": desired["data"]})
-        self._written[key] = text
+        self._written[key] = _Written(partition["metadata"]["name"], uid, text)
         if table_status(text) is tables.Status.COMPLETED:
             await self.writer.event(
                 partition, reason="RankTableCompleted", message=f"{name}: every rank known"
             )
         return True
+
+    async def _report(self, partition: JSON, written: bool, reason: str, message: str) -> None:
+        """Set the partition's RankTableWritten condition, with a log line and an Event, once per change."""
+        metadata = partition["metadata"]
+        key = (metadata["namespace"], metadata["name"])
+        report = _Report(str(metadata.get("uid", "")), written, reason, message)
+        shown = _condition_of(partition)
+        if self._reported.get(key) == report or (
+            shown is not None
+            and (shown.get("status") == ("True" if written else "False"))
+            and shown.get("reason") == reason
+            and shown.get("message") == message
+        ):
+            self._reported[key] = report
+            return
+        previous = (partition.get("status") or {}).get("conditions") or []
+        condition = derive.condition(
+            previous, CONDITION, written, reason, message, metadata.get("generation")
+        )
+        conditions = [c for c in previous if c.get("type") != CONDITION] + [condition]
+        try:
+            # guarded: never write back conditions another writer (a pod's binding) changed meanwhile; the
+            # change that moved the version brings this partition back here
+            answer = await self.writer.partition_status(
+                key[0], key[1], {"conditions": conditions}, resource_version=metadata.get("resourceVersion")
+            )
+        except client.ApiError as error:
+            if error.status == 409:
+                return
+            raise
+        if answer is None:
+            return
+        self._reported[key] = report
+        if written and reason == "Written":
+            logger.info("partition %s/%s: rank table written again: %s", key[0], key[1], message)
+            await self.writer.event(partition, reason="RankTableWritten", message=message)
+            return
+        logger.warning("partition %s/%s: %s: %s", key[0], key[1], reason, message)
+        await self.writer.event(partition, reason=f"RankTable{reason}", message=message, warning=True)
+
+
+def _condition_of(partition: JSON) -> JSON | None:
+    conditions = (partition.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == CONDITION), None)

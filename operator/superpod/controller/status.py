@@ -45,6 +45,9 @@ def condition(
     return out
 
 
+_PLACED_CONDITIONS = frozenset({"Allocated", "Bound", "Degraded"})
+
+
 def allocated(
     decision: placement.Placement,
     *,
@@ -114,6 +117,8 @@ def allocated(
                 generation,
             ),
             degraded,
+            # conditions other writers own (RankTableWritten) are kept as they are
+            *(c for c in conditions or () if c.get("type") not in _PLACED_CONDITIONS),
         ],
     }
     if rank_table is not None:

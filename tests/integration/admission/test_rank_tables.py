@@ -119,12 +119,18 @@ async def _gone(api, path: str) -> bool:
     return await api.get_or_none(path) is None
 
 
-async def test_a_configmap_the_user_made_beforehand_is_taken_over(cluster, operator):
-    """MindCluster's users create rings-config-<job> themselves with {"status":"initializing"}."""
+async def test_a_configmap_the_user_made_beforehand_and_labelled_for_the_partition_is_taken_over(
+    cluster, operator
+):
+    """MindCluster's users create rings-config-<job> themselves with {"status":"initializing"}; labelled
+    `superpod.dev/partition: <job>`, it carries the operator's mark (one without it is left alone)."""
     _, api = cluster
     await add_a3_nodes(api, 4)
     await api.create(SPOD, cm384())
-    user_made = {"metadata": {"name": "rings-config-job"}, "data": {"hccl.json": '{"status":"initializing"}'}}
+    user_made = {
+        "metadata": {"name": "rings-config-job", "labels": {"superpod.dev/partition": "job"}},
+        "data": {"hccl.json": '{"status":"initializing"}'},
+    }
     await api.create("/api/v1/namespaces/team-a/configmaps", user_made)
     await api.create(partitions_path(), partition("job", 16))
     placed = await allocated(api, "job")

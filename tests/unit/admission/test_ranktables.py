@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from superpod.controller import ranktables
 
 from tests.unit.admission import builders
@@ -77,3 +78,80 @@ def test_an_annotation_on_the_partition_renames_the_configmap():
         "metadata": {**PARTITION["metadata"], "annotations": {"superpod.dev/rank-table-name": "hccl-train"}},
     }
     assert ranktables.configmap_name(renamed) == "hccl-train"
+
+
+def _configmap(labels: dict | None = None, owners: list | None = None) -> dict:
+    metadata: dict = {"name": "rings-config-train", "namespace": "team-a", "labels": labels or {}}
+    if owners is not None:
+        metadata["ownerReferences"] = owners
+    return {"metadata": metadata, "data": {}}
+
+
+def _owner(
+    name: str, uid: str = "u-0", kind: str = "SuperPodPartition", api_version: str = "superpod.dev/v1alpha1"
+):
+    return {"apiVersion": api_version, "kind": kind, "name": name, "uid": uid, "controller": True}
+
+
+MARK = {"superpod.dev/partition": "train"}
+
+
+@pytest.mark.parametrize(
+    ("configmap", "refused"),
+    [
+        pytest.param(_configmap(MARK, [_owner("train", "u-1")]), None, id="the table this partition made"),
+        pytest.param(
+            _configmap(MARK, [_owner("train", "u-0")]), None, id="one an earlier partition of the name made"
+        ),
+        pytest.param(_configmap(MARK), None, id="a placeholder a user labelled for the partition"),
+        pytest.param(
+            _configmap(), "no label superpod.dev/partition=train", id="a ConfigMap without the label"
+        ),
+        pytest.param(
+            _configmap({"superpod.dev/partition": "other"}),
+            "no label superpod.dev/partition=train",
+            id="one labelled for another partition",
+        ),
+        pytest.param(
+            _configmap(MARK, [_owner("other")]),
+            "belongs to SuperPodPartition other",
+            id="another partition's table",
+        ),
+        pytest.param(
+            _configmap(MARK, [_owner("web", kind="Deployment", api_version="apps/v1")]),
+            "belongs to Deployment web",
+            id="one another controller owns",
+        ),
+        pytest.param(
+            _configmap(MARK, [_owner("train", api_version="example.com/v1")]),
+            "belongs to SuperPodPartition train",
+            id="a partition of another API group",
+        ),
+    ],
+)
+def test_only_a_configmap_carrying_the_operators_mark_is_the_partitions_to_write(configmap, refused):
+    problem = ranktables.foreign(configmap, PARTITION)
+    if refused is None:
+        assert problem is None
+    else:
+        assert problem is not None and refused in problem and "left untouched" in problem
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [
+        pytest.param("hccl-train", "hccl-train", id="a valid name is used"),
+        pytest.param("hccl.train-1", "hccl.train-1", id="dots are allowed"),
+        pytest.param("", "rings-config-train", id="an empty value means the default"),
+        pytest.param("Hccl", "rings-config-train", id="capitals fall back to the default"),
+        pytest.param("hccl/train", "rings-config-train", id="a slash falls back to the default"),
+        pytest.param("h" * 254, "rings-config-train", id="254 characters fall back to the default"),
+    ],
+)
+def test_the_rank_table_name_annotation_is_used_only_when_it_is_a_configmap_name(value, name):
+    annotated = {
+        **PARTITION,
+        "metadata": {**PARTITION["metadata"], "annotations": {ranktables.NAME_ANNOTATION: value}},
+    }
+    assert ranktables.configmap_name(annotated) == name
+    assert (ranktables.name_problem(annotated) is None) is (name == value or value == "")
