@@ -41,9 +41,8 @@ JSON = dict[str, Any]
 PREFIX = "rings-config-"
 NAME_ANNOTATION = "superpod.dev/rank-table-name"
 CONDITION = "RankTableWritten"
-RETRY_REFUSED = (
-    60.0  # seconds before a refused write (403, 422, a quota, a ConfigMap not ours) is tried again
-)
+# seconds before a refused write (403, 422, a quota, a ConfigMap not ours) is tried again
+RETRY_REFUSED = 60.0
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 logger = logging.getLogger(__name__)
 
@@ -175,6 +174,7 @@ class _Written:
     partition: str  # its name
     uid: str
     text: str
+    resource_version: str  # of the ConfigMap after the write: the next patch applies to that version only
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,11 +272,16 @@ class RankTables:
         mine = self._written.get(key)
         try:
             if mine is None or mine.uid != uid:
-                await self.api.create(
+                answer = await self.api.create(
                     client.resource_path("v1", "configmaps", namespace), configmap(partition, name, text)
                 )
             else:
-                await self.api.patch(path, {"data": {render.CONFIGMAP_KEY: text}})
+                # guarded by the version written: a ConfigMap someone replaced meanwhile is looked at first
+                body = {
+                    "metadata": {"resourceVersion": mine.resource_version},
+                    "data": {render.CONFIGMAP_KEY: text},
+                }
+                answer = await self.api.patch(path, body)
         except client.ApiError as error:
             if error.status not in (404, 409):
                 if 400 <= error.status < 500 and error.status != 429:
@@ -287,7 +292,9 @@ class RankTables:
                         retry=RETRY_REFUSED,
                     ) from error
                 raise
-            current = await self.api.get_or_none(path)  # made before (a restart), or deleted meanwhile
+            current = await self.api.get_or_none(
+                path
+            )  # made before (a restart), changed or deleted meanwhile
             if current is None:
                 self._written.pop(key, None)
                 return await self._write(partition, namespace, name, text)
@@ -297,15 +304,28 @@ class RankTables:
                 raise Refused("ConfigMapNotOwned", problem, retry=RETRY_REFUSED) from error
             desired = configmap(partition, name, text)
             owners = desired["metadata"]["ownerReferences"]
+            version = str(current["metadata"].get("resourceVersion", ""))
             if (current.get("data") or {}).get(render.CONFIGMAP_KEY) == text and (
                 current["metadata"].get("ownerReferences") == owners
             ):
-                self._written[key] = _Written(partition["metadata"]["name"], uid, text)
+                self._written[key] = _Written(partition["metadata"]["name"], uid, text, version)
                 return False
             # a table an earlier partition of the same name made, or a placeholder a user labelled for this
-            # partition: taken over, owner included
-            await self.api.patch(path, {"metadata": {"ownerReferences": owners}, "data": desired["data"]})
-        self._written[key] = _Written(partition["metadata"]["name"], uid, text)
+            # partition: taken over, owner included (the version read, so it is the one just judged)
+            metadata = {"ownerReferences": owners, "resourceVersion": version}
+            try:
+                answer = await self.api.patch(path, {"metadata": metadata, "data": desired["data"]})
+            except client.ApiError as again:
+                if again.status != 409:
+                    raise
+                self._written.pop(key, None)
+                return await self._write(partition, namespace, name, text)
+        self._written[key] = _Written(
+            partition["metadata"]["name"],
+            uid,
+            text,
+            str(answer.get("metadata", {}).get("resourceVersion", "")),
+        )
         if table_status(text) is tables.Status.COMPLETED:
             await self.writer.event(
                 partition, reason="RankTableCompleted", message=f"{name}: every rank known"
@@ -340,7 +360,11 @@ class RankTables:
         except client.ApiError as error:
             if error.status == 409:
                 return
-            raise
+            # the status cannot carry it (RBAC, a policy): the log line and the Event still do, once
+            logger.warning(
+                "partition %s/%s: could not write its %s condition: %s", key[0], key[1], CONDITION, error
+            )
+            answer = {}
         if answer is None:
             return
         self._reported[key] = report
