@@ -6,9 +6,11 @@ allocations; `set_health` follows the device plugin. See the package docstring f
 
 from __future__ import annotations
 
+import contextlib
 import copy as copying
 import dataclasses
 import functools
+import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from superpod.api import partition as api_partition
@@ -63,6 +65,15 @@ class Allocator:
     def placement_of(self, partition_id: str) -> result.Placement | None:
         allocation = self._allocations.get(partition_id)
         return allocation.placement if allocation else None
+
+    def held_by(self, partition_id: str) -> Mapping[int, int]:
+        """Node index -> device mask `partition_id` holds (empty when it is not placed); a read-only view."""
+        allocation = self._allocations.get(partition_id)
+        return types.MappingProxyType(allocation.held) if allocation else types.MappingProxyType({})
+
+    def holders(self, node_index: int) -> Mapping[str, int]:
+        """Partition -> device mask it holds on node `node_index`; a read-only view."""
+        return types.MappingProxyType(self._owners.get(node_index, {}))
 
     def capacity(self) -> placement_capacity.Capacity:
         """Device counts, largest free block per tier and fragmentation, for the SuperPod status."""
@@ -305,6 +316,42 @@ class Allocator:
             back = self._adopt(partition_id, allocation.placement, require_free=False)
             assert isinstance(back, result.Placement), "its own devices were free a moment ago"
         return outcome
+
+    @contextlib.contextmanager
+    def released(self, partition_ids: Iterable[str]) -> Iterator[None]:
+        """Within the block the partitions are released, so plans made there see the devices they would
+        free; on leaving (normally or by an exception) each is put back exactly as it was. For what-if
+        planning (preemption, defragmentation): nothing may be committed on their devices inside the block,
+        or putting them back fails with RuntimeError. Unknown or unplaced ids are ignored."""
+        taken: list[tuple[str, _Allocation]] = []
+        try:
+            for partition_id in dict.fromkeys(partition_ids):
+                allocation = self._allocations.get(partition_id)
+                if allocation is not None:
+                    self.release(partition_id)
+                    taken.append((partition_id, allocation))
+            yield
+        finally:
+            # every partition that can be put back is, even when another cannot
+            lost = [pid for pid, allocation in reversed(taken) if not self._reinstate(pid, allocation)]
+            if lost:
+                raise RuntimeError(
+                    f"partitions {', '.join(lost)} cannot be put back: their devices were taken inside the block"
+                )
+
+    def _reinstate(self, partition_id: str, allocation: _Allocation) -> bool:
+        """Put back an allocation `released` took away, with its own books (no placement is rebuilt);
+        False (nothing changed) when its id or one of its devices was taken meanwhile."""
+        if partition_id in self._allocations or any(
+            mask & self.state.held[node_index] for node_index, mask in allocation.held.items()
+        ):
+            return False
+        self._allocations[partition_id] = allocation
+        self.state.count_partition(allocation.held, +1)
+        for node_index, mask in allocation.held.items():
+            self._owners.setdefault(node_index, {})[partition_id] = mask
+            self.state.set_node(node_index, held=self.state.held[node_index] | mask)
+        return True
 
     def restore(
         self,

@@ -93,3 +93,64 @@ def test_free_devices_without_a_whole_free_node_are_fragmented():
     decision = allocator.plan_partition(placement.PlacementRequest(16))
     assert isinstance(decision, placement.Rejection)
     assert decision.reason == Reason.FRAGMENTED
+
+
+def _books(allocator: placement.Allocator) -> tuple[object, ...]:
+    state = allocator.state
+    return (
+        allocator.capacity(),
+        dict(allocator.partitions),
+        list(state.held),
+        [list(level) for level in state.partitions_in],
+        {key: [list(level) for level in caps] for key, caps in state.caps.items()},
+        {pid: dict(allocator.held_by(pid)) for pid in allocator.partitions},
+        {node.index: dict(allocator.holders(node.index)) for node in allocator.tree.nodes},
+    )
+
+
+def test_released_frees_the_partitions_inside_the_block_and_puts_them_back_exactly():
+    allocator = make_allocator("atlas-950", nodes=16)
+    for pid, npus in (("a", 64), ("b", 32), ("c", 24), ("d", 8)):
+        place(allocator, pid, npus)
+    before = _books(allocator)
+    big = placement.PlacementRequest(48, max_tier="rack")
+    assert isinstance(allocator.plan_partition(big), placement.Rejection)
+    with allocator.released(["a", "unknown", "a"]):
+        assert allocator.placement_of("a") is None
+        assert allocator.capacity().free == before[0].free + 64  # type: ignore[attr-defined]
+        assert isinstance(allocator.plan_partition(big), placement.Placement)
+    assert _books(allocator) == before
+
+
+def test_released_puts_the_partitions_back_when_the_block_raises():
+    allocator = make_allocator("cloudmatrix-384", nodes=8)
+    place(allocator, "a", 16)
+    place(allocator, "b", 3)
+    before = _books(allocator)
+    with pytest.raises(KeyError), allocator.released(["a", "b"]):
+        raise KeyError("inside")
+    assert _books(allocator) == before
+
+
+def test_a_commit_on_released_devices_inside_the_block_cannot_be_put_back():
+    allocator = make_allocator("ascend-910b", nodes=2)
+    place(allocator, "a", 8)
+    place(allocator, "b", 8)
+    with pytest.raises(RuntimeError, match="partitions a cannot be put back"), allocator.released(["a", "b"]):
+        place(allocator, "thief", 8, max_tier="node")
+    assert allocator.placement_of("thief") is not None
+    assert allocator.placement_of("b") is not None  # the other one is back
+    assert allocator.placement_of("a") is None
+
+
+def test_held_by_and_holders_are_read_only_views_of_the_books():
+    allocator = make_allocator("atlas-950", nodes=16)
+    placed = place(allocator, "a", 12)
+    held = allocator.held_by("a")
+    assert sum(mask.bit_count() for mask in held.values()) == 12
+    assert {allocator.tree.nodes[index].name for index in held} == {slot.node for slot in placed.slots}
+    for index, mask in held.items():
+        assert allocator.holders(index) == {"a": mask}
+    assert allocator.held_by("nobody") == {}
+    with pytest.raises(TypeError):
+        held[0] = 1  # type: ignore[index]
