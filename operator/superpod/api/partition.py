@@ -41,6 +41,10 @@ class PendingReason(StrEnum):
     """spec.superPod names no SuperPod."""
     SUPER_POD_NOT_READY = "SuperPodNotReady"
     """The SuperPod has not discovered its nodes yet."""
+    QUOTA_EXCEEDED = "QuotaExceeded"
+    """Placing it would take its quota above its nominal share, and borrowing is not possible."""
+    PREEMPTED = "Preempted"
+    """It lost its devices to a partition of higher priority, or to its quota's owner reclaiming them."""
 
 
 class PartitionSpec(SpecModel):
