@@ -122,18 +122,20 @@ class Rules:
 
     def allows(self, victims: Iterable[Victim]) -> bool:
         """The quota conditions on a whole victim set: requirements met, lenders left their share."""
-        own = total = 0
-        per_tenant: dict[str, list[int]] = {}
-        for victim in victims:
-            npus = victim.workload.npus
-            total += npus
-            if victim.tenant == self.tenant:
-                own += npus
-            else:
-                per_tenant.setdefault(victim.tenant, []).append(npus)
+        victims = list(victims)
+        own = sum(v.workload.npus for v in victims if v.tenant == self.tenant)
+        total = sum(v.workload.npus for v in victims)
         if own < self.required_own or total < self.required_total:
             return False
-        return all(sum(charges) - max(charges) < self.budgets[t] for t, charges in per_tenant.items())
+        return self.allows_partial(victims)
+
+    def allows_partial(self, victims: Iterable[Victim]) -> bool:
+        """The lenders' condition alone, which more victims can only break: each lender's last victim is
+        taken while it still borrows."""
+        return all(
+            total - largest < self.budgets[tenant]
+            for tenant, (total, largest) in _charges(v for v in victims if v.tenant != self.tenant).items()
+        )
 
 
 def plan_preemption(
@@ -180,6 +182,51 @@ def plan_preemption(
             reason, f"{message}; preempting what it may preempt would not make room for it in any tier"
         )
     return found
+
+
+class _Anyone(Rules):
+    """Every placed partition may be waited for, without quota conditions (for reservations)."""
+
+    def __init__(self, preemptor: placement_quota.Workload) -> None:
+        self.preemptor = preemptor
+        self.tenant = preemptor.tenant
+        self.reclaim = True
+        self.required_own = self.required_total = 0
+        self.budgets = {}
+        self.never = False
+
+    def eligible(self, workload: placement_quota.Workload) -> bool:
+        return workload.id != self.preemptor.id
+
+    def allows_partial(self, victims: Iterable[Victim]) -> bool:
+        return True
+
+
+def plan_reservation(
+    allocator: placement_allocator.Allocator,
+    request: placement_request.PlacementRequest,
+    waiter: placement_quota.Workload,
+    placed: Mapping[str, placement_quota.Workload],
+) -> Preemption | None:
+    """Where `waiter` would go once the cheapest set of placed partitions (any, whatever their priority or
+    tenant) has left, costed as a preemption: the devices to hold for it, so that partitions behind it in
+    the queue do not take them (`superpod.placement.queue`). None when even an empty SuperPod (of its
+    present health) would not place it."""
+    candidates = [
+        Victim(workload, workload.tenant, allocator.held_by(pid), _devices(allocator.held_by(pid)))
+        for pid in allocator.partitions
+        if (workload := placed.get(pid)) is not None and pid != waiter.id
+    ]
+    shape = placement_request.resolve(request, allocator.tree)
+    if isinstance(shape, str):
+        return None
+    direct = allocator.plan_partition(request)
+    tier_index = {tier.name: i for i, tier in enumerate(allocator.tree.profile.tiers)}
+    if isinstance(direct, result.Placement):
+        return Preemption((), direct, Cost(tier_index[direct.tier_span], LOWEST_PRIORITY, 0, 0, 0, 0.0))
+    if not candidates or direct.reason == PendingReason.UNSATISFIABLE:
+        return None
+    return _Search(allocator, request, shape, _Anyone(waiter), candidates, EXACT_LIMIT, tier_index).run()
 
 
 def victim_order(victims: Iterable[placement_quota.Workload]) -> list[placement_quota.Workload]:
@@ -256,20 +303,24 @@ class _Search:
         released, would let the domain host every slot (domains no threshold helps are absent)."""
         tree = self.tree
         levels = len(tree.levels)
-        gains = [[{} for _ in range(levels)] for _ in self.priorities]  # type: list[list[dict[int, int]]]
+        gains: list[list[dict[int, int]]] = [[{} for _ in range(levels)] for _ in self.priorities]
         rank = {priority: i for i, priority in enumerate(self.priorities)}
         caps0 = self.caps[0]
+        thresholds = len(self.priorities)
         for node, victims in self.on_node.items():
             by_rank: dict[int, int] = {}
             for victim in victims:
                 i = rank[victim.workload.priority]
                 by_rank[i] = by_rank.get(i, 0) | victim.held[node]
+            domains = tuple(enumerate(tree.nodes[node].domains))
             mask = 0
-            for i in range(len(self.priorities)):
-                mask |= by_rank.get(i, 0)
-                gain = self.node_cap(node, mask) - caps0[node] if mask else 0
+            gain = 0
+            for i in range(min(by_rank), thresholds):
+                if i in by_rank:  # the gain changes only where this node has victims of that priority
+                    mask |= by_rank[i]
+                    gain = self.node_cap(node, mask) - caps0[node]
                 if gain:
-                    for level, domain in enumerate(tree.nodes[node].domains):
+                    for level, domain in domains:
                         level_gains = gains[i][level]
                         level_gains[domain] = level_gains.get(domain, 0) + gain
         slots = self.shape.slots
@@ -573,19 +624,21 @@ class _Search:
             plan = allocator.plan_partition(self.request)
         if not isinstance(plan, result.Placement):
             return None
-        used: dict[int, int] = {}
         tree = self.tree
-        for node_name, devices in plan.held:
-            node = tree.by_name[node_name]
-            index = tree.device_index[node_name]
-            for device in devices:
-                used[node.index] = used.get(node.index, 0) | 1 << index[device]
+        held = dict(plan.held)  # node name -> devices the preemptor holds
         keep_anyway = {v.workload.id for v in required}
-        victims = [
-            v
-            for v in found.victims
-            if v.workload.id in keep_anyway or any(mask & used.get(node, 0) for node, mask in v.held.items())
-        ]
+
+        def used(victim: Victim) -> bool:
+            for node_index, mask in victim.held.items():
+                node = tree.nodes[node_index]
+                devices = held.get(node.name)
+                if devices:
+                    index = tree.device_index[node.name]
+                    if any(mask >> index[device] & 1 for device in devices):
+                        return True
+            return False
+
+        victims = [v for v in found.victims if v.workload.id in keep_anyway or used(v)]
         if not self.rules.allows(victims):
             victims = list(found.victims)
         key = self.cost_key(victims)

@@ -51,6 +51,12 @@ class FreeState:
         self.total_reserved = 0  # free on reserve nodes
         self.total_held = 0
         self.total_unhealthy = 0  # unhealthy and not held
+        # slot capacity by pod size and free mask, one table per distinct module layout: a dictionary
+        # lookup instead of hashing the rule in `noderules.slot_capacity`'s cache (set_node reads it for
+        # every shape in use, on every change)
+        layouts: dict[tuple[int, ...], dict[int, dict[int, int]]] = {}
+        sizes = range(self.rule.devices_per_node + 1)
+        self._slot_tables = [layouts.setdefault(node.modules, {size: {} for size in sizes}) for node in nodes]
         for node in nodes:
             self._add(node.index, +1)
 
@@ -74,7 +80,7 @@ class FreeState:
         size, whole = key
         if whole and mask != node.full_mask:
             return 0
-        return noderules.slot_capacity(self.rule, node.modules, mask, size)
+        return self._slots(index, size, mask)
 
     def shape_caps(self, key: ShapeKey) -> list[list[int]]:
         """Per level, per domain, the slots of shape `key` it can host now (computed once, then kept)."""
@@ -126,24 +132,42 @@ class FreeState:
         new_unhealthy = self.unhealthy[index] if unhealthy is None else unhealthy
         if new_held == self.held[index] and new_unhealthy == self.unhealthy[index]:
             return
-        old_caps = {key: self.node_cap(index, key) for key in self.caps}
+        old_free = self.free[index]
         self._add(index, -1)
         self.held[index] = new_held
         self.unhealthy[index] = new_unhealthy
-        self.free[index] = node.full_mask & ~new_held & ~new_unhealthy
+        new_free = self.free[index] = node.full_mask & ~new_held & ~new_unhealthy
         self._add(index, +1)
+        if node.reserve:
+            return  # reserve nodes host no slots, before or after
+        full = node.full_mask
+        domains = tuple(enumerate(node.domains))
         for key, caps in self.caps.items():
-            old = old_caps[key]
-            new = self.node_cap(index, key)
+            size, whole = key
+            # node_cap of the old and the new free mask, inlined: this runs for every shape on every change
+            old = 0 if whole and old_free != full else self._slots(index, size, old_free)
+            new = 0 if whole and new_free != full else self._slots(index, size, new_free)
             if new != old:
                 hist = self.node_hist[key]
                 delta = new - old
-                for level, domain in enumerate(node.domains):
+                for level, domain in domains:
                     caps[level][domain] += delta
                     if level:
                         counts = hist[level][domain]
                         counts[old] -= 1
                         counts[new] += 1
+
+    def _slots(self, index: int, size: int, mask: int) -> int:
+        tables = self._slot_tables[index]
+        table = tables.get(size)
+        if table is None:
+            table = tables[size] = {}
+        found = table.get(mask)
+        if found is None:
+            found = table[mask] = noderules.slot_capacity(
+                self.rule, self.tree.nodes[index].modules, mask, size
+            )
+        return found
 
     def _add(self, index: int, sign: int) -> None:
         node = self.tree.nodes[index]

@@ -55,6 +55,13 @@ class Event:
     max_tier: str | None = None
     devices_per_pod: int | None = None
     whole_nodes: bool = False
+    # tenant traces (`superpod.placement.tenancy`): a create's tenant, priority, run time and policy; a
+    # "quota" event's borrowing (its id is the quota's name, npus its nominal share)
+    tenant: str | None = None
+    priority: int | None = None
+    duration: float | None = None
+    preemption_policy: str | None = None
+    borrowing: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"at": round(self.at, 6), "op": self.op, "id": self.id}
@@ -69,6 +76,18 @@ class Event:
                     out[key] = value
             if self.whole_nodes:
                 out["wholeNodes"] = True
+        if self.op == "quota":
+            out["npus"] = self.npus
+        extra: tuple[tuple[str, object], ...] = (
+            ("tenant", self.tenant),
+            ("priority", self.priority),
+            ("duration", None if self.duration is None else round(self.duration, 6)),
+            ("preemptionPolicy", self.preemption_policy),
+            ("borrowing", self.borrowing),
+        )
+        for name, field in extra:
+            if field is not None:
+                out[name] = field
         return out
 
     @classmethod
@@ -82,6 +101,11 @@ class Event:
             max_tier=raw.get("maxTier"),
             devices_per_pod=raw.get("devicesPerPod"),
             whole_nodes=bool(raw.get("wholeNodes", False)),
+            tenant=raw.get("tenant"),
+            priority=raw.get("priority"),
+            duration=raw.get("duration"),
+            preemption_policy=raw.get("preemptionPolicy"),
+            borrowing=raw.get("borrowing"),
         )
 
     def request(self) -> placement_request.PlacementRequest:
@@ -165,7 +189,7 @@ def generate(
             at = churn_end
             break
         # a request that does not fit waits (backfilled by later ones) for up to one mean lifetime
-        waiting.append((at + mean_lifetime, _draw(rng, at, 0, big, node_size, group)))
+        waiting.append((at + mean_lifetime, draw(rng, at, 0, big, node_size, group)))
         admit(at)
     # fill, no departures, until one request cannot fit even ideally (it is sent too): whole racks, each
     # limited to its rack, where the profile has racks between nodes and the widest tier; else 1, 2 or 4
@@ -185,7 +209,7 @@ def generate(
     return sorted(rounded, key=lambda e: e.at)  # stable: ties keep the order they happened in
 
 
-def _draw(
+def draw(
     rng: random.Random, at: float, serial: int, big: Sequence[int], node_size: int, group: Tier | None
 ) -> Event:
     """One request. Small ones that fit a node ask for one node half the time; bigger ones that fit a
@@ -300,6 +324,8 @@ def replay(
         else:
             first_at = event.at
         last_at = event.at
+        if event.op == "quota":  # tenant traces: quotas matter to `superpod.placement.tenancy` only
+            continue
         if event.op == "delete":
             if event.id in placed_ids:
                 placed_ids.discard(event.id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from superpod import placement
 from superpod.api import partition as api_partition
-from superpod.placement import preemption, quota
+from superpod.placement import classic_preemption, preemption, quota
 
 from tests.unit.placement.builders import make_allocator
 
@@ -247,3 +247,22 @@ def test_victim_order_is_lowest_priority_then_youngest():
         W("c", 1, priority=0, created=3),
     ]
     assert [w.id for w in preemption.victim_order(workloads)] == ["c", "b", "a"]
+
+
+def test_the_classic_picker_takes_the_lowest_priority_youngest_first_and_can_preempt_for_nothing():
+    # node 0: two young low-priority halves on different nodes; the classic order frees 8 devices that
+    # do not make a whole node, the topology-aware search frees the one whole node it needs
+    scene = Scene()
+    scene.put(W("young-a", 4, priority=0, created=9.0), (0, 4))
+    scene.put(W("young-b", 4, priority=0, created=8.0), (1, 4))
+    scene.put(W("old-whole", 8, priority=0, created=1.0), (2, 8))
+    scene.fill("busy", range(16))
+    ledger = quota.Ledger(scene.quotas, scene.placed.values())
+    urgent = W("new", 8, priority=100)
+    classic = classic_preemption.plan_classic(
+        scene.allocator, request(8, "node"), urgent, scene.placed, ledger
+    )
+    assert isinstance(classic, classic_preemption.ClassicPreemption)
+    assert classic.victims == ("young-a", "young-b") and classic.placement is None
+    found = scene.plan(request(8, "node"), urgent)
+    assert isinstance(found, preemption.Preemption) and found.victims == ("old-whole",)

@@ -142,3 +142,28 @@ def test_ideal_tiers_name_the_lowest_tiers_an_empty_superpod_offers():
 )
 def test_percentiles_are_nearest_rank(values, share, expected):
     assert trace.percentile(values, share) == expected
+
+
+def test_tenant_fields_and_quota_events_survive_json_and_replay_skips_quotas():
+    quota_event = trace.Event(at=0.0, op="quota", id="team-1", npus=64, borrowing="Never")
+    create = trace.Event(
+        at=1.5,
+        op="create",
+        id="p1",
+        npus=8,
+        tenant="team-1",
+        priority=100,
+        duration=60.0,
+        preemption_policy="Never",
+    )
+    for event in (quota_event, create):
+        assert trace.Event.from_json(event.to_json()) == event
+    assert quota_event.to_json() == {
+        "at": 0.0,
+        "op": "quota",
+        "id": "team-1",
+        "npus": 64,
+        "borrowing": "Never",
+    }
+    metrics = trace.replay([quota_event, create], make_allocator("ascend-910b", nodes=2), clock=lambda: 0.0)
+    assert (metrics.requests, metrics.placed) == (1, 1)
