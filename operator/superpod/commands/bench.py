@@ -5,6 +5,10 @@
   algorithm on a fresh, synthesised inventory of the profile and report the metrics.
 - `scale`: decision latency on 768, 15,488 and 524,288 devices: fill to about 85% with trace requests,
   then time plan decisions under churn.
+- `gen --tenants K` writes a tenant trace (quotas, priorities, run times; superpod.placement.tenancy), and
+  `run` on such a trace replays it through the queue with the topology-aware victim search and with
+  Kueue's classic picker, and reports per tenant the share of its nominal quota it could use.
+- `preempt`: victim-search latency on a filled SuperPod, beside the classic picker's.
 
 The machine this runs on may be shared: compare algorithms within one run, and quote medians.
 """
@@ -23,7 +27,7 @@ from typing import Any, TextIO
 
 from superpod.commands import bench_e2e
 from superpod.placement import allocator as placement_allocator
-from superpod.placement import baselines, bestfit, result, trace
+from superpod.placement import baselines, bestfit, result, tenancy, trace
 from superpod.placement import policy as placement_policy
 from superpod.topology import inventory, profiles, tree
 
@@ -47,11 +51,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--load", type=float, default=0.9, help="steady load of the churn phase (default 0.9)")
     gen.add_argument("--requests", type=int, default=3000, help="create events (default 3000)")
     gen.add_argument("--nodes", type=int, help="nodes of the synthesised inventory (default: the profile's)")
+    gen.add_argument("--tenants", type=int, help="write a tenant trace with this many quotas (see `run`)")
 
     run = sub.add_parser("run", help="replay a trace for the allocator and the baselines")
     run.add_argument("--profile", required=True, choices=profile_names)
     run.add_argument("--trace", required=True, type=Path)
-    run.add_argument("--algorithm", default="all", choices=["all", *ALGORITHMS])
+    run.add_argument(
+        "--algorithm",
+        default="all",
+        choices=["all", *ALGORITHMS, *tenancy.PICKERS],
+        help="placement algorithm; on a tenant trace, victim picker",
+    )
     run.add_argument("--seed", type=int, default=1, help="seed of the random-spread baseline")
     run.add_argument("--nodes", type=int, help="nodes of the synthesised inventory (default: the profile's)")
     run.add_argument("--json", action="store_true", help="print one JSON object per algorithm")
@@ -69,6 +79,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     compare.add_argument("--load", type=float, default=0.9)
     compare.add_argument("--requests", type=int, default=3000)
     compare.add_argument("--json", action="store_true")
+
+    preempt = sub.add_parser(
+        "preempt", help="victim-search latency on a filled SuperPod, beside the baseline"
+    )
+    preempt.add_argument("--profile", default="atlas-960", choices=profile_names)
+    preempt.add_argument("--decisions", type=int, default=200, help="timed preemptors (default 200)")
+    preempt.add_argument("--fill", type=float, default=0.85, help="utilization to fill to (default 0.85)")
+    preempt.add_argument("--tenants", type=int, default=4)
+    preempt.add_argument("--seed", type=int, default=1)
+    preempt.add_argument("--json", action="store_true")
 
     scale = sub.add_parser("scale", help="decision latency on 768, 15,488 and 524,288 devices")
     scale.add_argument("--profiles", nargs="+", default=list(SCALE_PROFILES), choices=profile_names)
@@ -91,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         return _compare(args, sys.stdout)
     if args.bench_command == "e2e":
         return bench_e2e.run(args)
+    if args.bench_command == "preempt":
+        return _preempt(args, sys.stdout)
     return _scale(args, sys.stdout)
 
 
@@ -103,7 +125,14 @@ def _allocator(
 
 def _gen(args: argparse.Namespace, out: TextIO) -> int:
     allocator = _allocator(args.profile, bestfit.BestFit(), args.nodes)
-    for event in trace.generate(allocator, seed=args.seed, load=args.load, requests=args.requests):
+    if args.tenants is not None:
+        if args.tenants < 1:
+            print("superpod bench gen: --tenants must be at least 1", file=sys.stderr)
+            return 2
+        events = tenancy.generate(allocator, seed=args.seed, tenants=args.tenants, requests=args.requests)
+    else:
+        events = trace.generate(allocator, seed=args.seed, load=args.load, requests=args.requests)
+    for event in events:
         out.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
     return 0
 
@@ -111,6 +140,14 @@ def _gen(args: argparse.Namespace, out: TextIO) -> int:
 def _run(args: argparse.Namespace, out: TextIO) -> int:
     with args.trace.open() as handle:
         events = [trace.Event.from_json(json.loads(line)) for line in handle if line.strip()]
+    if any(event.op == "quota" for event in events):
+        return _run_tenants(args, events, out)
+    if args.algorithm in tenancy.PICKERS:
+        print(
+            f"superpod bench run: {args.algorithm} needs a tenant trace (bench gen --tenants K)",
+            file=sys.stderr,
+        )
+        return 2
     names = list(ALGORITHMS) if args.algorithm == "all" else [args.algorithm]
     sink = args.placements_out.open("w") if args.placements_out else None
     summaries = []
@@ -130,6 +167,124 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             out.write(json.dumps(summary) + "\n")
     else:
         _table(summaries, out)
+    return 0
+
+
+def _run_tenants(args: argparse.Namespace, events: list[trace.Event], out: TextIO) -> int:
+    """Replay a tenant trace through the queue once per victim picker, on the project's allocator."""
+    if args.algorithm not in ("all", *tenancy.PICKERS):
+        print(
+            f"superpod bench run: a tenant trace is replayed per victim picker ({', '.join(tenancy.PICKERS)})",
+            file=sys.stderr,
+        )
+        return 2
+    names = list(tenancy.PICKERS) if args.algorithm == "all" else [args.algorithm]
+    summaries = []
+    for name in names:
+        allocator = _allocator(args.profile, bestfit.BestFit(), args.nodes)
+        metrics = tenancy.replay(
+            events, allocator, algorithm=name, clock=time.perf_counter, cpu_clock=time.thread_time
+        )
+        summaries.append(metrics.summary())
+    if args.json:
+        for summary in summaries:
+            out.write(json.dumps(summary) + "\n")
+        return 0
+    rows = [
+        {**summary, "tenantShares": " ".join(f"{t}:{v['shareUsed']}" for t, v in summary["tenants"].items())}
+        for summary in summaries
+    ]
+    _table_of(rows, TENANT_COLUMNS, out)
+    return 0
+
+
+TENANT_COLUMNS = (
+    ("algorithm", "picker"),
+    ("requests", "requests"),
+    ("admissions", "admissions"),
+    ("tenantShares", "share of nominal used when in demand, per tenant"),
+    ("minShareUsed", "min share"),
+    ("preemptions", "preemptions"),
+    ("victims", "victims"),
+    ("reclaims", "reclaims"),
+    ("devicesPreempted", "devices preempted"),
+    ("preemptedPerPlacedDevice", "per placed device"),
+    ("uselessPreemptions", "useless"),
+    ("urgentWaitP50s", "urgent wait p50 s"),
+    ("pickerP99Ms", "picker p99 ms"),
+    ("cpuP99Ms", "cpu p99"),
+)
+
+
+def _table_of(rows: list[dict[str, Any]], columns: tuple[tuple[str, str], ...], out: TextIO) -> None:
+    cells = [[title for _, title in columns]] + [[_cell(row[key]) for key, _ in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    for line in cells:
+        out.write(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() + "\n"
+        )
+
+
+def _preempt(args: argparse.Namespace, out: TextIO) -> int:
+    allocator = _allocator(args.profile, bestfit.BestFit(), None)
+    row = tenancy.latency(
+        allocator,
+        decisions=args.decisions,
+        fill=args.fill,
+        seed=args.seed,
+        tenants=args.tenants,
+        clock=time.perf_counter,
+        cpu_clock=time.thread_time,
+    )
+    if args.json:
+        out.write(json.dumps(row) + "\n")
+        return 0
+    out.write(
+        f"{row['profile']} devices {row['devices']} fill {row['utilization']:.2f} partitions {row['partitions']} "
+        f"decisions {row['decisions']} searched {row['searched']} (preempted {row['preempted']})\n"
+    )
+    lines = [
+        [
+            "picker",
+            "all p50 ms",
+            "all p99 ms",
+            "cpu p99",
+            "searched p50 ms",
+            "searched p99 ms",
+            "cpu p50",
+            "cpu p99",
+            "victims",
+            "devices preempted",
+            "useless",
+        ]
+    ]
+    for name in tenancy.PICKERS:
+        classic = name != "superpod"
+        lines.append(
+            [
+                name,
+                *(
+                    str(row[f"{name}{key}"])
+                    for key in (
+                        "P50Ms",
+                        "P99Ms",
+                        "CpuP99Ms",
+                        "SearchedP50Ms",
+                        "SearchedP99Ms",
+                        "SearchedCpuP50Ms",
+                        "SearchedCpuP99Ms",
+                    )
+                ),
+                str(row["classicVictims" if classic else "victims"]),
+                str(row["classicDevicesPreempted" if classic else "devicesPreempted"]),
+                str(row["classicUseless" if classic else "useless"]),
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    for line in lines:
+        out.write(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() + "\n"
+        )
     return 0
 
 

@@ -155,19 +155,28 @@ def test_unsatisfiable_requests_are_rejected_without_a_search():
     assert isinstance(found, placement.Rejection) and found.reason == Reason.UNSATISFIABLE
 
 
-def test_it_prefers_the_lowest_tier_it_can_reach_to_fewer_devices():
-    # 16 NPUs: two lower-priority halves of nodes in different racks would do in tier superpod, but
-    # freeing two whole nodes of rack 0 places it in one rack
+def test_it_prefers_fewer_devices_to_a_lower_tier_and_the_lower_tier_at_equal_cost():
+    # 16 NPUs. Rack 0 has two whole lower-priority nodes (16 devices) and a 4-device one beside 4 free
+    # devices; rack 1 a 4-device one beside 4 free devices too: 8 devices across racks are cheaper than
+    # 16 in one rack
     scene = Scene()
     scene.put(W("r0-a", 8, priority=0), (0, 8))
     scene.put(W("r0-b", 8, priority=0), (1, 8))
-    scene.put(W("r0-low-priority", 8, priority=0), (2, 8))
-    scene.put(W("r1-x", 8, priority=0), (8, 8))
+    scene.put(W("r0-half", 4, priority=0), (2, 4))
+    scene.put(W("r1-half", 4, priority=0), (8, 4))
+    scene.fill("busy", [i for i in range(16) if i not in (2, 8)])
+    found = scene.plan(request(16), W("new", 16, priority=100))
+    assert isinstance(found, preemption.Preemption)
+    assert set(found.victims) == {"r0-half", "r1-half"} and found.placement.tier_span == "superpod"
+    # two equally cheap pairs of whole nodes: the pair in one rack
+    scene = Scene()
+    scene.put(W("r0-a", 8, priority=0), (0, 8))
+    scene.put(W("r0-b", 8, priority=0), (1, 8))
+    scene.put(W("r1-a", 8, priority=0), (8, 8))
     scene.fill("busy", range(16))
     found = scene.plan(request(16), W("new", 16, priority=100))
     assert isinstance(found, preemption.Preemption)
-    assert found.placement.tier_span == "rack"
-    assert len(found.victims) == 2 and "r1-x" not in found.victims
+    assert set(found.victims) == {"r0-a", "r0-b"} and found.placement.tier_span == "rack"
 
 
 def test_an_owner_within_its_share_reclaims_from_a_borrower_whatever_its_priority():

@@ -64,11 +64,11 @@ def scene(profile: str, seed: int, partitions: int):
 def cost_of(allocator, plan: placement.Placement, victims: list[preemption.Victim]) -> tuple[object, ...]:
     tiers = {tier.name: i for i, tier in enumerate(allocator.tree.profile.tiers)}
     return (
-        tiers[plan.tier_span],
         max((v.workload.priority for v in victims), default=preemption.LOWEST_PRIORITY),
         sum(v.devices for v in victims),
         len(victims),
         sum(v.workload.running_pods for v in victims),
+        tiers[plan.tier_span],
         -min((v.workload.created for v in victims), default=0.0),
     )
 
@@ -152,4 +152,4 @@ def test_no_victim_set_is_cheaper_than_the_answer_on_small_scenes(profile, seed,
         return
     assert found.exact
     cost = found.cost
-    assert (cost.tier, cost.priority, cost.devices, cost.partitions, cost.pods, cost.youth) == best
+    assert (cost.priority, cost.devices, cost.partitions, cost.pods, cost.tier, cost.youth) == best
