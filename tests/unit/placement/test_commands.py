@@ -173,3 +173,42 @@ def test_bench_compare_and_scale_report_json(capsys):
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["devices"] == 128 and row["decisions"] == 20
     assert row["cpuP50Ms"] >= 0 and row["decisionP99Ms"] <= row["decisionMaxMs"]
+
+
+def test_bench_gen_tenants_then_run_replays_both_victim_pickers(tmp_path, capsys):
+    argv = ["bench", "gen", "--profile", "atlas-950", "--nodes", "16", "--tenants", "3", "--requests", "150"]
+    assert cli.main(argv) == 0
+    trace_file = tmp_path / "tenants.jsonl"
+    trace_file.write_text(capsys.readouterr().out)
+    lines = [json.loads(line) for line in trace_file.read_text().splitlines()]
+    assert [line["id"] for line in lines if line["op"] == "quota"] == ["team-1", "team-2", "team-3"]
+    run = ["bench", "run", "--profile", "atlas-950", "--nodes", "16", "--trace", str(trace_file)]
+    assert cli.main([*run, "--json"]) == 0
+    summaries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [s["algorithm"] for s in summaries] == ["superpod", "kueue-classic"]
+    assert all(
+        s["requests"] == 150 and set(s["tenants"]) == {"team-1", "team-2", "team-3"} for s in summaries
+    )
+    assert cli.main([*run, "--algorithm", "superpod"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.startswith("picker") and row.startswith("superpod") and "team-1:" in row
+
+
+def test_bench_refuses_a_victim_picker_on_a_plain_trace_and_zero_tenants(tmp_path, capsys):
+    trace_file = tmp_path / "trace.jsonl"
+    trace_file.write_text('{"at":0,"op":"create","id":"a","npus":4}\n')
+    argv = ["bench", "run", "--profile", "ascend-910b", "--trace", str(trace_file), "--algorithm", "superpod"]
+    assert cli.main(argv) == 2
+    assert "needs a tenant trace" in capsys.readouterr().err
+    assert cli.main(["bench", "gen", "--profile", "ascend-910b", "--tenants", "0"]) == 2
+    assert "--tenants must be at least 1" in capsys.readouterr().err
+
+
+def test_bench_preempt_reports_both_pickers(capsys):
+    argv = ["bench", "preempt", "--profile", "atlas-950", "--decisions", "6", "--json"]
+    assert cli.main(argv) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["devices"] == 8192 and row["decisions"] == 6 and row["searched"] >= 3
+    assert row["superpodSearchedCpuP99Ms"] > 0 and row["kueue-classicSearchedCpuP99Ms"] > 0
+    assert cli.main(["bench", "preempt", "--profile", "atlas-950", "--decisions", "4"]) == 0
+    assert "searched p99 ms" in capsys.readouterr().out
