@@ -67,6 +67,7 @@ class FreeState:
             setattr(other, name, _copied(value))
         other.tree = self.tree
         other.rule = self.rule
+        other._slot_tables = self._slot_tables  # a cache of pure facts (capacity by free mask): shared
         return other
 
     # ---- reading -------------------------------------------------------------------------------------
