@@ -13,7 +13,7 @@ them `preemptionPolicy: Never`) and 1000 (5%, urgent).
 Replay (`replay`) runs the queue (`superpod.placement.queue`) after every arrival and departure, with a
 victim picker: the project's (`plan_preemption`) or Kueue's classic (`plan_classic`). A preempted
 partition goes back to the queue with the run time it has left (it resumes from a checkpoint); a victim of
-a useless preemption too. Per tenant, the *share of its nominal quota it could use when it had demand* is
+a useless preemption too, each after a requeue backoff of a minute (as Kueue's). Per tenant, the *share of its nominal quota it could use when it had demand* is
 the time integral of min(used, entitled) over that of entitled, where entitled = min(nominal, used + the
 pending partitions that fit within the share, oldest first). Nothing here reads a clock of its own.
 """
@@ -33,6 +33,7 @@ from superpod.placement import request as placement_request
 
 PRIORITIES = ((0, 0.65), (100, 0.30), (1000, 0.05))
 NEVER_SHARE = 0.1  # of priority-100 partitions, those with preemptionPolicy Never
+REQUEUE_AFTER = 60.0  # seconds a preempted partition waits before it is queued again
 
 
 def generate(
@@ -208,6 +209,7 @@ def replay(
     clock: Callable[[], float],
     cpu_clock: Callable[[], float],
     reserve_after: float = queue.RESERVE_AFTER,
+    requeue_after: float = REQUEUE_AFTER,
 ) -> TenancyMetrics:
     """Run the trace through the queue with the named victim picker (see the module docstring)."""
     usable = allocator.capacity().free
@@ -235,17 +237,23 @@ def replay(
     creates = [event for event in events if event.op == "create"]
     position = 0
     now = 0.0
-    while position < len(creates) or ends:
+    backoff: list[tuple[float, str]] = []  # preempted partitions come back to the queue at these times
+    held_back: dict[str, placement_quota.Workload] = {}
+    while position < len(creates) or ends or backoff:
         next_arrival = creates[position].at if position < len(creates) else float("inf")
         while ends and ends[0][1] not in placed:
             heapq.heappop(ends)  # preempted meanwhile
         next_end = ends[0][0] if ends else float("inf")
-        upcoming = min(next_arrival, next_end)
+        next_back = backoff[0][0] if backoff else float("inf")
+        upcoming = min(next_arrival, next_end, next_back)
         if upcoming == float("inf"):
             break
-        _account(metrics, ledger, pending, upcoming - now)
+        _account(metrics, ledger, {**pending, **held_back} if held_back else pending, upcoming - now)
         now = upcoming
-        if next_end <= next_arrival:
+        if next_back <= min(next_arrival, next_end):
+            _, pid = heapq.heappop(backoff)
+            pending[pid] = held_back.pop(pid)
+        elif next_end <= next_arrival:
             _, pid = heapq.heappop(ends)
             if pid in placed and left.get(pid) == now:
                 allocator.release(pid)
@@ -293,14 +301,17 @@ def replay(
                     stats.placed += 1
                 if workload.priority >= 1000 and workload.id in arrived:
                     metrics.urgent_waits.append(now - arrived.pop(workload.id))
-                metrics.reclaims += len(decision.reclaimed)
             elif evicted:
                 metrics.useless += 1
             if evicted:
                 metrics.preemptions += 1
             for victim in evicted:
                 workload = known[victim]
-                pending[victim] = dataclasses.replace(workload, queued=now)
+                metrics.reclaims += workload.tenant != decision.workload.tenant
+                # back in the queue after the requeue backoff (Kueue waits too): without it a picker whose
+                # preemption was useless evicts, sees its victims placed again, and evicts them again
+                held_back[victim] = dataclasses.replace(workload, queued=now)
+                heapq.heappush(backoff, (now + requeue_after, victim))
                 left[victim] = left[victim] - now  # run time left: it resumes from a checkpoint
                 metrics.victims += 1
                 metrics.devices_preempted += workload.npus
