@@ -8,10 +8,12 @@ export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
 
 all: test
 
-$(VENV_STAMP): pyproject.toml operator/requirements.lock
+# The operator (with its development tools) and, beside it, the sandbox distribution (sandbox/: the in-memory
+# API server, the simulated fleet and the commands that need them), which the demo and the tests use.
+$(VENV_STAMP): pyproject.toml sandbox/pyproject.toml operator/requirements.lock
 	python3 -m venv .venv
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c operator/requirements.lock -e '.[dev]'
+	$(PY) -m pip install --quiet -c operator/requirements.lock -e '.[dev]' -e './sandbox[testing]'
 	touch $(VENV_STAMP)
 
 tools:
@@ -24,7 +26,7 @@ demo: setup
 
 lint: $(VENV_STAMP)
 	.venv/bin/ruff check .
-	.venv/bin/ruff format --check operator tests e2e tools
+	.venv/bin/ruff format --check operator sandbox tests e2e tools
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 

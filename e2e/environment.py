@@ -25,9 +25,9 @@ from typing import Any
 
 import yaml
 from superpod.cluster import client
-from superpod.sandbox import server
-from superpod.sim import fleet as sim_fleet
-from superpod.sim import layout, nodes
+from superpod_sandbox.apiserver import server
+from superpod_sandbox.sim import layout, nodes
+from superpod_sandbox.sim import simulator as sim_fleet
 
 from tests.conftest import ROOT, TOOLS_BIN
 from tests.integration.admission.conftest import WebhookOperator

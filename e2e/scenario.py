@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from superpod.api import common
 from superpod.api import partition as api_partition
 from superpod.cluster import client
-from superpod.commands import demo
+from superpod_sandbox.commands import demo
 
 from e2e import environment
 from tests.conftest import ROOT

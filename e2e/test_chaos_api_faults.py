@@ -3,7 +3,7 @@ watches cut every few seconds, latency) while partitions are created and deleted
 never hand a device to two partitions, not even for a moment, and converge: once the API recovers every
 partition is Allocated or Pending with the right reason, and the SuperPod's counts agree with the partitions.
 
-The faults aim at the operator's bearer token only (see superpod.sandbox.faults), so the scenario's own calls
+The faults aim at the operator's bearer token only (see superpod_sandbox.apiserver.chaos), so the scenario's own calls
 and the simulator's go through. Sandbox only.
 
 The faults last through the churn and a little after it; then the API recovers, and the operator must converge
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from superpod.sandbox import faults
+from superpod_sandbox.apiserver import chaos
 
 from e2e import churn, environment, scenario
 from e2e.conftest import SUPERPODS, superpod_manifest
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 OPERATOR_TOKEN = "operator"
-PLAN = faults.Plan(
+PLAN = chaos.Plan(
     error_rate=0.05,
     lost_reply_rate=0.03,
     conflict_rate=0.05,

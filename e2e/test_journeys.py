@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 import yaml
 from superpod.cluster import client
-from superpod.sim import control as sim_control
-from superpod.sim import faults
+from superpod_sandbox.sim import control as sim_control
+from superpod_sandbox.sim import devicefaults
 
 from e2e import environment, scenario
 from e2e.conftest import SUPERPODS
@@ -170,7 +170,9 @@ async def test_a_failed_device_is_reported_and_repaired_then_healed(
         "unhealthy",
     )
     assert code == 0, out
-    await sim_control.inject(target.api, flaky[0], faults.Kind.NETWORK, flaky[1])  # the same, in-process
+    await sim_control.inject(
+        target.api, flaky[0], devicefaults.Kind.NETWORK, flaky[1]
+    )  # the same, in-process
 
     async def repaired() -> dict | None:
         status = await scenario.phase_of(target.api, namespace, "auto", "Allocated")

@@ -42,7 +42,7 @@ from typing import Any
 
 import aiohttp
 from superpod.cluster import client
-from superpod.sandbox import admission
+from superpod_sandbox.apiserver.admission import dispatcher
 
 from tests.integration.admission.conftest import WebhookOperator, admission_review, webhook_configuration
 from tests.integration.operator.conftest import (
@@ -86,7 +86,7 @@ def summary(label: str, samples: list[float]) -> str:
 
 def timed_calls(samples: list[float]) -> Callable[..., Awaitable[Any]]:
     """The sandbox's webhook call, timing each call into `samples`."""
-    real_call = admission._call
+    real_call = dispatcher._call
 
     async def call(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -183,7 +183,7 @@ async def serve_as_caller(configuration_file: str) -> None:
     """The caller process (see `Caller`): reviews for each line of pods on stdin, their timings on stdout."""
     configuration = json.loads(Path(configuration_file).read_text())
     samples: list[float] = []
-    admission._call = timed_calls(samples)  # type: ignore[assignment]  # a measuring tool, not product code
+    dispatcher._call = timed_calls(samples)  # type: ignore[assignment]  # a measuring tool, not product code
     loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession() as session:
         while line := await loop.run_in_executor(None, sys.stdin.readline):
@@ -208,7 +208,7 @@ class Bench:
         self.pods = pods
         self.per_pod = per_pod
         self.samples: list[float] = []
-        admission._call = timed_calls(self.samples)  # type: ignore[assignment]  # a tool, not product code
+        dispatcher._call = timed_calls(self.samples)  # type: ignore[assignment]  # a tool, not product code
 
     async def burst(self, name: str, send: Callable[[str, range], Awaitable[list[float]]]) -> Burst:
         """`pods` admissions for a fresh partition at once, through `send(partition, indexes)`."""

@@ -2,6 +2,8 @@
 
 Each subcommand lives in its own module under `superpod.commands`; a command module imports its heavy
 dependencies (kopf, aiohttp, matplotlib) inside `run`, so `superpod --help` and `superpod crds` stay fast.
+`sandbox`, `sim` and `demo` live in the superpod-sandbox distribution (`superpod_sandbox.commands`), offered
+when it is installed (`commands/sandboxed.py`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from superpod import __version__
+from superpod.commands import sandboxed
 
 # name -> (module under superpod.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("demo", "the whole product on a sandbox cluster with a simulated SuperPoD (--once: exit after)"),
     "map": (
         "map",
         "print the live occupancy map of a SuperPod (rack x node x device, one letter per partition)",
@@ -26,13 +28,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "crds",
         "write the CustomResourceDefinitions generated from the API models (--check: diff only)",
     ),
-    "sandbox": ("sandbox", "serve a local in-memory Kubernetes API server and write a kubeconfig for it"),
     "plan": (
         "plan",
         "offline what-if: place a SuperPod's partitions and print the placements and an occupancy map",
     ),
     "bench": ("bench", "placement benchmarks: generate and replay churn traces, measure decision latency"),
-    "sim": ("sim", "a simulated Ascend fleet (up|down|fault|heal): nodes, device plugin, NPU-Exporter"),
 }
 
 
@@ -43,11 +43,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"superpod {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module_name, help_text) in COMMANDS.items():
+    for name, (module_name, help_text) in all_commands().items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
         command_parser.set_defaults(_module=module_name)
         _command_module(module_name).add_arguments(command_parser)
+    if sandboxed.package() is None:
+        for name in sandboxed.NAMES:
+            sandboxed.add_missing(sub.add_parser(name, help=sandboxed.MISSING, add_help=False), name)
     return parser
+
+
+def all_commands() -> dict[str, tuple[str, str]]:
+    """name -> (full module name, one-line help): the operator's commands, and the sandbox's when installed."""
+    found = {name: (f"superpod.commands.{module}", text) for name, (module, text) in COMMANDS.items()}
+    extra = sandboxed.package()
+    if extra is not None:
+        sandbox_commands: dict[str, tuple[str, str]] = extra.COMMANDS
+        found.update(
+            {
+                name: (f"{sandboxed.PACKAGE}.{module}", text)
+                for name, (module, text) in sandbox_commands.items()
+            }
+        )
+    return found
 
 
 class _Command(Protocol):
@@ -59,13 +77,17 @@ class _Command(Protocol):
 
 
 def _command_module(module_name: str) -> _Command:
-    module: _Command = importlib.import_module(f"superpod.commands.{module_name}")
+    module: _Command = importlib.import_module(module_name)
     return module
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if getattr(args, "_missing", None):
+        return sandboxed.refuse(args._missing)
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "_module", None):
         parser.print_help()
         return 2

@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from superpod.sandbox import server
+from superpod_sandbox.apiserver import server
 
 from tests import conftest
 from tests.chart import helm as chart_helm

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 from superpod.cluster import client
-from superpod.sandbox import server
+from superpod_sandbox.apiserver import server
 
 from tests.chart import cases, rbac, recording_proxy
 from tests.chart import helm as chart_helm

@@ -1,1 +1,1 @@
-from superpod.sandbox.testing import sandbox, sandbox_thread  # noqa: F401
+from superpod_sandbox.apiserver.testing import sandbox, sandbox_thread  # noqa: F401

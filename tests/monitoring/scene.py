@@ -2,7 +2,7 @@
 
 What is real: the topology trees (`superpod.topology.tree.build` over the simulator's node layout), the
 allocator's placements and health, the snapshot (`superpod.metrics.snapshot.capture` over a Fleet-shaped
-object), and the NPU-Exporter exposition (`superpod.sim.telemetry`, integrating the simulator's traffic model
+object), and the NPU-Exporter exposition (`superpod_sandbox.sim.telemetry`, integrating the simulator's traffic model
 for the pods of each partition). What stands in for the operator: partition statuses are written here (Bound
 when its pods "run", Degraded when it holds an unhealthy device), and the timings fed to the histograms are
 this module's own work measured with a clock: a placement decision (`plan_partition`), a partition reconcile
@@ -21,9 +21,9 @@ from typing import Any
 
 from superpod import metrics, placement
 from superpod.metrics import snapshot
-from superpod.sim import hardware, layout, telemetry, traffic
 from superpod.topology import inventory
 from superpod.topology import tree as topology_tree
+from superpod_sandbox.sim import hardware, layout, telemetry, traffic
 
 HARDWARE = hardware.describe("cloudmatrix-384")
 SUPERPODS = (("cm384-a", 0), ("cm384-b", 1))  # name, SuperPodID

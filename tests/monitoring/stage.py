@@ -2,7 +2,7 @@
 
 `Stage(world)` serves, on an event loop in a background thread, the operator's `/metrics`
 (`superpod.metrics.exporter.Exporter` with `instruments.REGISTRY`, collector fed by `world.capture`) and one
-NPU-Exporter endpoint per SuperPoD (`/superpods/<name>/metrics`, `superpod.sim.telemetry` exposition), then
+NPU-Exporter endpoint per SuperPoD (`/superpods/<name>/metrics`, `superpod_sandbox.sim.telemetry` exposition), then
 starts Prometheus scraping them every second with the chart's alert and recording rules loaded.
 
 `python -m tests.monitoring.stage --png docs/dashboard.png` (what `make dashboard-png` runs) plays the scene

@@ -15,7 +15,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from superpod.sandbox import schema
+from superpod_sandbox.apiserver.schema import structural
 
 from tests.conftest import ROOT
 
@@ -155,5 +155,5 @@ def test_structural_check_catches(root: dict[str, Any], problem: str) -> None:
 
 @pytest.mark.parametrize(("path", "version", "root"), CASES)
 def test_cel_rules_compile(path: Path, version: str, root: dict[str, Any]) -> None:
-    compiled = schema.StructuralSchema(root)
+    compiled = structural.StructuralSchema(root)
     assert compiled.compile_errors == []

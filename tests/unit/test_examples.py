@@ -1,7 +1,7 @@
 """Every example manifest is valid against its generated CRD; every invalid one fails with its stated error.
 
 Validation runs as kube-apiserver would on create with `fieldValidation=Strict`: unknown fields are errors,
-defaults are applied, the OpenAPI schema and the CEL rules are checked (superpod.sandbox.schema). The error text
+defaults are applied, the OpenAPI schema and the CEL rules are checked (superpod_sandbox.apiserver.schema.structural). The error text
 an invalid example must contain is on its first line: `# error: <text>`; it is looked for in the message kube
 would return (`unknown field "spec.x"` for strict decoding, `<Kind>.<group> "<name>" is invalid: <field>:
 <message>` otherwise). Built-in kinds among the examples (the tenant Namespace) are checked by
@@ -17,7 +17,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from superpod.sandbox import schema
+from superpod_sandbox.apiserver.schema import structural
 
 from tests.conftest import ROOT
 
@@ -40,7 +40,7 @@ spec: {superPod: cm384-a, npus: 16, devicesPerPod: 6}
 
 
 @functools.cache
-def schemas() -> dict[tuple[str, str], tuple[str, schema.StructuralSchema]]:
+def schemas() -> dict[tuple[str, str], tuple[str, structural.StructuralSchema]]:
     """(apiVersion, kind) -> (group, compiled schema) for every CRD version in crds/."""
     found = {}
     for path in sorted((ROOT / "crds").glob("*.yaml")):
@@ -49,7 +49,7 @@ def schemas() -> dict[tuple[str, str], tuple[str, schema.StructuralSchema]]:
         for version in crd["spec"]["versions"]:
             found[(f"{group}/{version['name']}", kind)] = (
                 group,
-                schema.StructuralSchema(version["schema"]["openAPIV3Schema"]),
+                structural.StructuralSchema(version["schema"]["openAPIV3Schema"]),
             )
     return found
 

@@ -16,6 +16,7 @@ The machine this runs on may be shared: compare algorithms within one run, and q
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import random
 import statistics
@@ -23,9 +24,9 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
-from superpod.commands import bench_e2e
+from superpod.commands import sandboxed
 from superpod.placement import allocator as placement_allocator
 from superpod.placement import baselines, bestfit, result, tenancy, trace
 from superpod.placement import policy as placement_policy
@@ -97,9 +98,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scale.add_argument("--seed", type=int, default=1)
     scale.add_argument("--json", action="store_true")
 
-    bench_e2e.add_arguments(
-        sub.add_parser("e2e", help="partitions through the sandbox and the operator: latency, burst, RSS")
-    )
+    e2e = _bench_e2e()
+    if e2e is None:
+        sandboxed.add_missing(sub.add_parser("e2e", help=sandboxed.MISSING, add_help=False), "bench e2e")
+    else:
+        e2e.add_arguments(
+            sub.add_parser("e2e", help="partitions through the sandbox and the operator: latency, burst, RSS")
+        )
+
+
+class _Command(Protocol):
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def _bench_e2e() -> _Command | None:
+    """`bench e2e` starts the sandbox API server and the simulated fleet: it lives in superpod-sandbox."""
+    if sandboxed.package() is None:
+        return None
+    module: _Command = importlib.import_module(f"{sandboxed.PACKAGE}.bench_e2e")
+    return module
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
     if args.bench_command == "compare":
         return _compare(args, sys.stdout)
     if args.bench_command == "e2e":
-        return bench_e2e.run(args)
+        e2e = _bench_e2e()
+        return sandboxed.refuse("bench e2e") if e2e is None else e2e.run(args)
     if args.bench_command == "preempt":
         return _preempt(args, sys.stdout)
     return _scale(args, sys.stdout)

@@ -13,7 +13,8 @@ from typing import Any
 import aiohttp
 import pytest_asyncio
 from superpod.cluster import client
-from superpod.sandbox import admission, server
+from superpod_sandbox.apiserver import server
+from superpod_sandbox.apiserver.admission import dispatcher
 
 from tests.integration.operator.conftest import (  # noqa: F401  (fixtures are used by name)
     Operator,
@@ -126,9 +127,9 @@ def cm384(name: str = "cm384-a") -> JSON:
 
 async def admission_review(
     session: aiohttp.ClientSession, configuration: JSON, obj: JSON
-) -> admission.AdmissionOutcome:
+) -> dispatcher.AdmissionOutcome:
     """The pod's admission as kube-apiserver runs it against `configuration` (a URL one), without creating it."""
-    request = admission.AdmissionRequestInfo(
+    request = dispatcher.AdmissionRequestInfo(
         operation="CREATE",
         group="",
         version="v1",
@@ -139,7 +140,7 @@ async def admission_review(
         object=obj,
         namespace_labels={},
     )
-    return await admission.admit(
+    return await dispatcher.admit(
         mutating=[configuration],
         validating=[],
         request=request,

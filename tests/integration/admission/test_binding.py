@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from superpod.cluster import client
-from superpod.sandbox import admission
+from superpod_sandbox.apiserver.admission import dispatcher
 
 from tests.integration.admission.conftest import (
     SPOD,
@@ -105,13 +105,13 @@ async def test_a_finished_pod_frees_its_slot(cluster, operator):
 async def test_unlabelled_pods_never_reach_the_webhook(cluster, operator, monkeypatch):
     _, api = cluster
     calls: list[str] = []
-    real_call = admission._call
+    real_call = dispatcher._call
 
     async def counted_call(hook, request, *args, **kwargs):  # the sandbox's side: each call to a webhook
         calls.append(request.name)
         return await real_call(hook, request, *args, **kwargs)
 
-    monkeypatch.setattr(admission, "_call", counted_call)
+    monkeypatch.setattr(dispatcher, "_call", counted_call)
     await api.create(pods_path(), pod("unlabelled", None, devices=2))
     with pytest.raises(client.ApiError, match="no SuperPodPartition"):
         await api.create(pods_path(), pod("labelled-early", "train"))

@@ -9,7 +9,7 @@ import time
 import aiohttp
 from superpod.cluster import certificates, client, webhookconfig
 from superpod.controller import binder, podrequest, slotclaims
-from superpod.sandbox import admission
+from superpod_sandbox.apiserver.admission import dispatcher
 
 from tests.integration.admission.conftest import (
     SPOD,
@@ -60,7 +60,7 @@ async def test_32_pods_created_at_once_get_32_distinct_slots(cluster, operator, 
         await api.create(partitions_path(), partition(name, 64, devicesPerPod=2))
         await allocated(api, name)
     calls: list[float] = []
-    real_call = admission._call
+    real_call = dispatcher._call
 
     async def timed_call(*args, **kwargs):  # the sandbox's side: each HTTPS call to the webhook
         started = time.perf_counter()
@@ -69,7 +69,7 @@ async def test_32_pods_created_at_once_get_32_distinct_slots(cluster, operator, 
         finally:
             calls.append(time.perf_counter() - started)
 
-    monkeypatch.setattr(admission, "_call", timed_call)
+    monkeypatch.setattr(dispatcher, "_call", timed_call)
     report = []
     for name in ("cold", "warm"):  # cold: the sandbox opens 32 TLS connections; warm: it reuses them
         calls.clear()

@@ -17,7 +17,7 @@ import pytest_asyncio
 from aiohttp import web
 from superpod.cluster import client
 from superpod.controller import ranktables
-from superpod.sandbox import errors, server
+from superpod_sandbox.apiserver import errors, server
 
 from tests.integration.operator.conftest import SPP, partition, sandbox_cluster
 

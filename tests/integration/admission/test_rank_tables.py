@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from superpod.sim import fleet
+from superpod_sandbox.sim import simulator
 
 from tests.conftest import ROOT
 from tests.integration.admission.conftest import (
@@ -72,7 +72,7 @@ async def test_the_rank_table_completes_when_the_device_plugin_has_allocated_eve
 ):
     sandbox, api = cluster
     superpod = manifest(example)
-    async with fleet.Fleet(
+    async with simulator.Fleet(
         profile, kubeconfig=sandbox.kubeconfig, superpod_id=superpod_id, nodes=4, options=FAST
     ):
         await api.create(SPOD, superpod)

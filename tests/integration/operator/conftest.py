@@ -17,7 +17,7 @@ import aiohttp
 import pytest_asyncio
 import yaml
 from superpod.cluster import client
-from superpod.sandbox import server
+from superpod_sandbox.apiserver import server
 
 from tests.builders import objects
 from tests.conftest import ROOT

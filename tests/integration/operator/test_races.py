@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiohttp import web
 from superpod.cluster import client
-from superpod.sandbox import errors, server
+from superpod_sandbox.apiserver import errors, server
 
 from tests.builders import objects
 from tests.integration.operator.conftest import (

@@ -15,7 +15,7 @@ import aiohttp
 import yaml
 from prometheus_client import parser
 from superpod.cluster import client
-from superpod.sandbox import faults
+from superpod_sandbox.apiserver import chaos
 
 from tests.builders import objects
 from tests.integration.operator.conftest import (
@@ -130,7 +130,7 @@ async def test_healthz_fails_once_the_mirrors_cannot_follow_the_api_for_longer_t
         try:
             assert await _health(operator.health_port) == 200
             # every watch of the operator is cut at once and every request of it fails: no mirror can follow
-            sandbox.faults.set(faults.Plan(error_rate=1.0, watch_cut=(0.0, 0.01), token="operator"))
+            sandbox.faults.set(chaos.Plan(error_rate=1.0, watch_cut=(0.0, 0.01), token="operator"))
 
             async def unhealthy() -> bool:
                 return await _health(operator.health_port) != 200

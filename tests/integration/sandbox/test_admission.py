@@ -10,7 +10,7 @@ import socket
 import aiohttp
 import pytest
 from aiohttp import web
-from superpod.sandbox import tls
+from superpod_sandbox.apiserver import tls
 
 from tests.conftest import TOOLS_BIN
 

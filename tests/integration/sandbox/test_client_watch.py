@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from kubernetes import client, config, watch
-from superpod.sandbox import server
+from superpod_sandbox.apiserver import server
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 from kubernetes import client, config
-from superpod.sandbox import routes, server
+from superpod_sandbox.apiserver import routes, server
 
 from tests.conftest import TOOLS_BIN
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest_asyncio
 from superpod.cluster import client
-from superpod.sim import fleet
+from superpod_sandbox.sim import simulator
 
-FAST = fleet.Options(
+FAST = simulator.Options(
     heartbeat_seconds=0.5, refresh_seconds=0.5, plugin_sync_seconds=0.1, resync_seconds=0.2, metrics_port=0
 )
 
@@ -38,9 +38,9 @@ async def api(sandbox) -> AsyncIterator[client.KubeClient]:
 
 
 @pytest_asyncio.fixture
-async def a3(sandbox, api) -> AsyncIterator[fleet.Fleet]:
+async def a3(sandbox, api) -> AsyncIterator[simulator.Fleet]:
     """Four CloudMatrix 384 nodes (64 dies) with fast heartbeats and refreshes and an exporter."""
-    async with fleet.Fleet(
+    async with simulator.Fleet(
         "cloudmatrix-384", kubeconfig=sandbox.kubeconfig, nodes=4, options=FAST
     ) as simulated:
         yield simulated

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from superpod.cluster import deviceinfo
-from superpod.sim import control, faults, fleet, nodes, plugin_state
+from superpod_sandbox.sim import control, devicefaults, nodes, plugin_state, simulator
 
 from tests.integration.sim.conftest import FAST, eventually
 
@@ -48,10 +48,10 @@ async def test_configmaps_and_heartbeats_are_refreshed(a3, api):
 async def test_a_restarted_fleet_adopts_its_objects_and_keeps_their_faults_and_down_removes_them(
     sandbox, api
 ):
-    async with fleet.Fleet("ascend-910b", kubeconfig=sandbox.kubeconfig, nodes=2, options=FAST) as first:
+    async with simulator.Fleet("ascend-910b", kubeconfig=sandbox.kubeconfig, nodes=2, options=FAST) as first:
         name = first.node_names[1]
-        await control.inject(api, name, faults.Kind.UNHEALTHY, "Ascend910-2")
-    async with fleet.Fleet("ascend-910b", kubeconfig=sandbox.kubeconfig, nodes=2, options=FAST) as second:
+        await control.inject(api, name, devicefaults.Kind.UNHEALTHY, "Ascend910-2")
+    async with simulator.Fleet("ascend-910b", kubeconfig=sandbox.kubeconfig, nodes=2, options=FAST) as second:
         info = deviceinfo.parse(await _configmap(api, name), "huawei.com/Ascend910")
         assert info.unhealthy == {"Ascend910-2"}
         assert await second.remove() == {"pods": 0, "configmaps": 2, "nodes": 2}

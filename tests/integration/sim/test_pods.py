@@ -7,7 +7,7 @@ import dataclasses
 
 from superpod.cluster import deviceinfo
 from superpod.ranktable import configuration
-from superpod.sim import control, faults, fleet, nodes, plugin_state, podstatus
+from superpod_sandbox.sim import control, devicefaults, nodes, plugin_state, podstatus, simulator
 
 from tests.integration.sim.conftest import FAST, eventually, pod
 
@@ -99,7 +99,7 @@ async def test_a_device_in_use_is_refused_with_an_event_until_its_holder_goes(a3
 
 async def test_an_unhealthy_device_is_refused_and_a_finished_pod_frees_its_devices(a3, api):
     node = a3.node_names[1]
-    await control.inject(api, node, faults.Kind.UNHEALTHY, "Ascend910-5")
+    await control.inject(api, node, devicefaults.Kind.UNHEALTHY, "Ascend910-5")
     await api.create(
         PODS, pod("on-bad", 1, annotations={"huawei.com/Ascend910": "Ascend910-5"}, node_name=node)
     )
@@ -108,7 +108,7 @@ async def test_an_unhealthy_device_is_refused_and_a_finished_pod_frees_its_devic
         return [e for e in await _events(api, "on-bad") if "Ascend910-5 is unhealthy" in e["message"]]
 
     await eventually(refused)
-    await control.heal(api, node, faults.Kind.UNHEALTHY, "Ascend910-5")
+    await control.heal(api, node, devicefaults.Kind.UNHEALTHY, "Ascend910-5")
     await eventually(lambda: _running(api, "on-bad"))
     await api.patch(f"{PODS}/on-bad/status", {"status": {"phase": "Succeeded"}})
     await api.create(
@@ -128,7 +128,7 @@ async def test_a_pod_that_fits_nowhere_gets_a_failed_scheduling_event(a3, api):
 
 
 async def test_gb200_pods_get_distinct_gpus_recorded_on_the_pod(sandbox, api):
-    async with fleet.Fleet(
+    async with simulator.Fleet(
         "nvidia-gb200-nvl72", kubeconfig=sandbox.kubeconfig, nodes=1, options=FAST
     ) as gb200:
         for index in range(3):
@@ -153,7 +153,7 @@ async def test_gb200_pods_get_distinct_gpus_recorded_on_the_pod(sandbox, api):
 
 async def test_the_compatibility_mode_keeps_used_devices_in_the_free_list(sandbox, api):
     options = dataclasses.replace(FAST, free_list_excludes_used=False)
-    async with fleet.Fleet("ascend-910b", kubeconfig=sandbox.kubeconfig, nodes=1, options=options) as b:
+    async with simulator.Fleet("ascend-910b", kubeconfig=sandbox.kubeconfig, nodes=1, options=options) as b:
         node = b.node_names[0]
         path = f"/api/v1/namespaces/kube-system/configmaps/{deviceinfo.configmap_name(node)}"
         await api.create(PODS, pod("busy", 8, node_name=node))

@@ -13,14 +13,14 @@ import time
 import aiohttp
 import pytest
 from superpod.cluster import deviceinfo
-from superpod.sim import fleet
+from superpod_sandbox.sim import simulator
 
 
 @pytest.mark.slow
 async def test_an_atlas_960_superpod_registers_and_refreshes_within_bounds(sandbox, api):
-    options = fleet.Options(heartbeat_seconds=10.0, refresh_seconds=10.0, metrics_port=0)
+    options = simulator.Options(heartbeat_seconds=10.0, refresh_seconds=10.0, metrics_port=0)
     began = time.monotonic()
-    async with fleet.Fleet("atlas-960", kubeconfig=sandbox.kubeconfig, options=options) as big:
+    async with simulator.Fleet("atlas-960", kubeconfig=sandbox.kubeconfig, options=options) as big:
         started = time.monotonic() - began
         assert len(big.node_names) == 1936
         configmaps = await api.list(

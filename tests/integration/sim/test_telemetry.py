@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 from prometheus_client import parser
-from superpod.sim import control, faults
+from superpod_sandbox.sim import control, devicefaults
 
 from tests.integration.sim.conftest import eventually, pod
 
@@ -54,8 +54,8 @@ async def test_a_job_across_two_nodes_grows_hccs_ub_counters_and_faults_move_err
     after = await eventually(lambda: _grown(url, tx, before[tx]))
     assert after[tx] > before[tx]
 
-    await control.inject(api, second, faults.Kind.NETWORK, "Ascend910-1")
-    await control.inject(api, second, faults.Kind.SWITCH)
+    await control.inject(api, second, devicefaults.Kind.NETWORK, "Ascend910-1")
+    await control.inject(api, second, devicefaults.Kind.SWITCH)
     errors = ("npu_chip_roce_rx_err_pkt_num", second, "1")
     crc = ("npu_chip_info_hccs_statistic_info_crc_err_cnt_7", second, "1")
 
@@ -68,7 +68,7 @@ async def test_a_job_across_two_nodes_grows_hccs_ub_counters_and_faults_move_err
     assert faulty[("npu_chip_info_network_status", second, "1")] == 0
     assert faulty[("npu_chip_info_health_status", second, "1")] == 1
 
-    await control.inject(api, second, faults.Kind.UNHEALTHY, "Ascend910-0")
+    await control.inject(api, second, devicefaults.Kind.UNHEALTHY, "Ascend910-0")
     unhealthy = await eventually(lambda: _value_is(url, ("npu_chip_info_health_status", second, "0"), 0))
     assert unhealthy[("npu_chip_info_hccs_bandwidth_info_total_tx", second, "0")] == 0
 

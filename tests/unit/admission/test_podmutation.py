@@ -6,7 +6,7 @@ import copy
 
 import pytest
 from superpod.controller import podmutation
-from superpod.sandbox import patch
+from superpod_sandbox.apiserver.patches import jsonpatch
 
 from tests.unit.admission import builders
 
@@ -152,7 +152,7 @@ def test_the_json_patch_makes_of_the_pod_what_apply_makes_and_leaves_the_pod_alo
     original = copy.deepcopy(pod)
     operations = podmutation.json_patch(pod, binding)
     assert pod == original
-    assert patch.json_patch(copy.deepcopy(pod), operations) == bound(copy.deepcopy(pod), binding)
+    assert jsonpatch.json_patch(copy.deepcopy(pod), operations) == bound(copy.deepcopy(pod), binding)
 
 
 def test_a_pod_that_needs_no_change_gets_an_empty_patch():

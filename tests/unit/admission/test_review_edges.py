@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from superpod.cluster import client
 from superpod.controller import admission, binder, podmutation, podrequest
-from superpod.sandbox import patch
+from superpod_sandbox.apiserver.patches import jsonpatch
 
 from tests.unit.admission import builders
 
@@ -96,7 +96,7 @@ def review(obj: Any, *, namespace: str = "team-a", dry_run: bool = False, **requ
 
 def patched(pod: JSON, answer: JSON) -> JSON:
     operations = json.loads(base64.b64decode(answer["response"]["patch"]))
-    result: JSON = patch.json_patch(copy.deepcopy(pod), operations)
+    result: JSON = jsonpatch.json_patch(copy.deepcopy(pod), operations)
     return result
 
 

@@ -11,7 +11,7 @@ import hypothesis
 import pytest
 import yaml
 from hypothesis import strategies
-from superpod.sandbox import cel, celcompile
+from superpod_sandbox.apiserver.schema import cel, celcompile
 
 from tests.conftest import ROOT
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 from aiohttp import web
-from superpod.sandbox import openapi
+from superpod_sandbox.apiserver.formats import openapi
 
 from tests.conftest import ROOT
 from tests.unit.sandbox import fake_apiserver

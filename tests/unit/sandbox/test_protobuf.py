@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from superpod.sandbox import protobuf
+from superpod_sandbox.apiserver.formats import protobuf
 
 from tests.unit.sandbox import fake_apiserver
 

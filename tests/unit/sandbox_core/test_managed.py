@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from superpod.sandbox import errors, managed
+from superpod_sandbox.apiserver import errors
+from superpod_sandbox.apiserver.patches import managed
 
 
 def deployment(replicas=1, image="i:1", labels=None):

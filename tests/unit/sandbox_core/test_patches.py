@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from superpod.sandbox import errors, patch, strategic
+from superpod_sandbox.apiserver import errors
+from superpod_sandbox.apiserver.patches import jsonpatch, strategic
 
 POD = {
     "metadata": {"name": "p", "finalizers": ["a"], "labels": {"x": "1"}},
@@ -30,12 +31,12 @@ POD = {
     ],
 )
 def test_merge_patch(case, document, expected):
-    result = patch.merge(POD, document)
+    result = jsonpatch.merge(POD, document)
     assert result["metadata"].get("labels", {}) == {k: v for k, v in expected.items() if v is not None}
 
 
 def test_merge_patch_replaces_lists_whole():
-    result = patch.merge(POD, {"spec": {"containers": [{"name": "only"}]}})
+    result = jsonpatch.merge(POD, {"spec": {"containers": [{"name": "only"}]}})
     assert result["spec"]["containers"] == [{"name": "only"}]
 
 
@@ -60,7 +61,7 @@ def test_merge_patch_replaces_lists_whole():
     ],
 )
 def test_json_patch_operations(case, operations, expected):
-    assert patch.json_patch(POD, operations)["metadata"]["finalizers"] == expected
+    assert jsonpatch.json_patch(POD, operations)["metadata"]["finalizers"] == expected
     assert POD["metadata"]["finalizers"] == ["a"], "the input is not modified"
 
 
@@ -75,7 +76,7 @@ def test_json_patch_operations(case, operations, expected):
 )
 def test_json_patch_failures(case, operations, code):
     with pytest.raises(errors.ApiError) as caught:
-        patch.json_patch(POD, operations)
+        jsonpatch.json_patch(POD, operations)
     assert caught.value.code == code
 
 

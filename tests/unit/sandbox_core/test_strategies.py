@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from superpod.sandbox import errors, resources, scaling, strategies
+from superpod_sandbox.apiserver import errors
+from superpod_sandbox.apiserver.registry import resources, strategies
+from superpod_sandbox.apiserver.subresources import scaling
 
 CONFIGMAPS = next(r for r in resources.BUILTINS if r.key == ("", "configmaps"))
 DEPLOYMENTS = next(r for r in resources.BUILTINS if r.key == ("apps", "deployments"))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from superpod.sandbox import typed
+from superpod_sandbox.apiserver.registry import typed
 
 
 def test_the_committed_field_table_matches_the_installed_client():
-    assert typed.TABLE.read_text() == typed.render(typed.generate()), "run `python -m superpod.sandbox.typed`"
+    assert typed.TABLE.read_text() == typed.render(typed.generate()), (
+        "run `python -m superpod_sandbox.apiserver.registry.typed`"
+    )
 
 
 def test_unknown_fields_are_dropped_at_every_depth_and_reported_by_path():

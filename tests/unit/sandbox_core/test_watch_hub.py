@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from superpod.sandbox import errors, watch
+from superpod_sandbox.apiserver import errors
+from superpod_sandbox.apiserver.storage import watchhub
 
 CONFIGMAPS = ("", "configmaps")
 PODS = ("", "pods")
 
 
 def event(version, name="a", kind="ADDED", namespace="default"):
-    return watch.Event(version, kind, {"metadata": {"name": name, "namespace": namespace}})
+    return watchhub.Event(version, kind, {"metadata": {"name": name, "namespace": namespace}})
 
 
 def drain(watcher):
@@ -21,14 +22,14 @@ def drain(watcher):
 
 
 async def test_a_watch_replays_only_events_after_its_version():
-    hub = watch.Hub(history_size=10)
+    hub = watchhub.Hub(history_size=10)
     for version, name in ((1, "a"), (2, "b"), (3, "c")):
         hub.publish(CONFIGMAPS, event(version, name))
     assert drain(hub.subscribe(CONFIGMAPS, 1, None, None)) == [("ADDED", "b"), ("ADDED", "c")]
 
 
 async def test_history_is_bounded_and_older_versions_expire():
-    hub = watch.Hub(history_size=3)
+    hub = watchhub.Hub(history_size=3)
     for version in range(1, 11):
         hub.publish(CONFIGMAPS, event(version, f"o{version}"))
     assert len(hub._histories[CONFIGMAPS].events) == 3
@@ -43,7 +44,7 @@ async def test_history_is_bounded_and_older_versions_expire():
 
 
 async def test_events_reach_only_the_watchers_of_their_resource_and_namespace():
-    hub = watch.Hub(history_size=10)
+    hub = watchhub.Hub(history_size=10)
     pods = hub.subscribe(PODS, None, None, None)
     mine = hub.subscribe(CONFIGMAPS, None, "default", None)
     other = hub.subscribe(CONFIGMAPS, None, "other", None)
@@ -52,7 +53,7 @@ async def test_events_reach_only_the_watchers_of_their_resource_and_namespace():
 
 
 async def test_an_unsubscribed_watcher_gets_nothing_more():
-    hub = watch.Hub(history_size=10)
+    hub = watchhub.Hub(history_size=10)
     watcher = hub.subscribe(CONFIGMAPS, None, None, None)
     hub.unsubscribe(CONFIGMAPS, watcher)
     hub.publish(CONFIGMAPS, event(1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from superpod.sim import hardware, layout, nodes
+from superpod_sandbox.sim import hardware, layout, nodes
 
 NOW = "2026-11-29T01:00:00Z"
 

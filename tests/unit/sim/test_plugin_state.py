@@ -7,7 +7,7 @@ import json
 
 import pytest
 from superpod.cluster import deviceinfo
-from superpod.sim import faults, hardware, layout, nodes, plugin_state
+from superpod_sandbox.sim import devicefaults, hardware, layout, nodes, plugin_state
 
 from tests.conftest import ROOT
 
@@ -23,8 +23,10 @@ def _configmap(state: plugin_state.PluginState, in_use=(), fleet=FLEET, node=NOD
 
 
 def _reference_state() -> plugin_state.PluginState:
-    state = faults.inject(plugin_state.PluginState(), faults.Kind.UNHEALTHY, ("Ascend910-14",), T * 1000)
-    return faults.inject(state, faults.Kind.NETWORK, ("Ascend910-15",), T * 1000)
+    state = devicefaults.inject(
+        plugin_state.PluginState(), devicefaults.Kind.UNHEALTHY, ("Ascend910-14",), T * 1000
+    )
+    return devicefaults.inject(state, devicefaults.Kind.NETWORK, ("Ascend910-15",), T * 1000)
 
 
 def test_the_configmap_has_the_reference_metadata_keys_and_document_shape():
@@ -100,7 +102,7 @@ def test_a_healthy_switch_info_says_healthy_with_no_fault_codes():
 
 
 def test_state_round_trips_through_the_configmap():
-    state = faults.inject(_reference_state(), faults.Kind.RECOVERING, ("Ascend910-4",), T * 1000)
-    state = faults.inject(state, faults.Kind.SWITCH, (), T * 1000, switch_port=3)
+    state = devicefaults.inject(_reference_state(), devicefaults.Kind.RECOVERING, ("Ascend910-4",), T * 1000)
+    state = devicefaults.inject(state, devicefaults.Kind.SWITCH, (), T * 1000, switch_port=3)
     assert plugin_state.read(_configmap(state), A3.resource) == state
     assert plugin_state.update_time(_configmap(state)) == T

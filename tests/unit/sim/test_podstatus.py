@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from superpod.ranktable import configuration
-from superpod.sim import hardware, layout, podstatus
+from superpod_sandbox.sim import hardware, layout, podstatus
 
 from tests.conftest import ROOT
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 import pytest
-from superpod.sim import publisher
+from superpod_sandbox.sim import publisher
 
 
 async def test_bounded_never_runs_more_than_the_limit_and_keeps_going_after_a_failure(caplog):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from superpod.sim import hardware, layout, nodes, scheduling
+from superpod_sandbox.sim import hardware, layout, nodes, scheduling
 
 A3 = hardware.describe("cloudmatrix-384")
 FLEET = layout.build(A3, node_count=3)

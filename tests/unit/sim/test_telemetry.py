@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from prometheus_client import parser
-from superpod.sim import hardware, layout, telemetry, traffic
+from superpod_sandbox.sim import hardware, layout, telemetry, traffic
 
 A3 = layout.build(hardware.describe("cloudmatrix-384"), node_count=4)
 BW = traffic.Bandwidths.of(A3.hardware.profile)

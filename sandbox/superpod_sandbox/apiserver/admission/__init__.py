@@ -1,0 +1,1 @@
+"""Admission webhooks: the configurations in the store, and the calls kube-apiserver makes to them."""

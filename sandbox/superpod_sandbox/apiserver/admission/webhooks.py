@@ -1,0 +1,100 @@
+"""The server's side of admission: feeds each write to `dispatcher.py` with the configurations in the store.
+
+Mutating webhooks run before schema defaulting and validation, validating webhooks after, as in
+kube-apiserver. Webhook configuration objects themselves are never sent to webhooks (kube exempts them), and
+with no configuration stored the cost is two dictionary lookups. A webhook's `clientConfig.service` resolves
+through `endpoints` ((namespace, name) -> base URL such as `https://127.0.0.1:9443`) and otherwise to
+`https://127.0.0.1:<port>` (no Service network here: a service-addressed webhook must listen on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import aiohttp
+
+from superpod_sandbox.apiserver import errors
+from superpod_sandbox.apiserver.admission import dispatcher
+from superpod_sandbox.apiserver.registry import resources
+from superpod_sandbox.apiserver.registry.semantics import Options, State, Target
+
+Object = dict[str, Any]
+MUTATING: resources.GroupResource = ("admissionregistration.k8s.io", "mutatingwebhookconfigurations")
+VALIDATING: resources.GroupResource = ("admissionregistration.k8s.io", "validatingwebhookconfigurations")
+
+
+class Webhooks:
+    def __init__(self, api: State) -> None:
+        self._api = api
+        self.endpoints: dict[tuple[str, str], str] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    def _resolve(self, namespace: str, name: str, port: int, path: str) -> str:
+        base = self.endpoints.get((namespace, name), f"https://127.0.0.1:{port}")
+        return base.rstrip("/") + (path or "")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __call__(
+        self,
+        operation: str,
+        target: Target,
+        obj: Object | None,
+        old: Object | None,
+        options: Options,
+        mutating: bool,
+    ) -> Object | None:
+        resource = target.resource
+        if resource.key in (MUTATING, VALIDATING):
+            return None
+        configurations = self._api.store.objects(MUTATING if mutating else VALIDATING, None)
+        if not configurations:
+            return None
+        namespace_labels = None
+        if resource.namespaced:
+            namespace = self._api.store.get(resources.NAMESPACES, "", target.namespace)
+            namespace_labels = dict((namespace or {}).get("metadata", {}).get("labels") or {})
+        subject = obj if obj is not None else old or {}
+        request = dispatcher.AdmissionRequestInfo(
+            operation=operation,
+            group=resource.group,
+            version=target.version,
+            kind=resource.kind,
+            resource=resource.plural,
+            name=subject.get("metadata", {}).get("name", target.name),
+            namespace=target.namespace,
+            object=obj,
+            old_object=old,
+            subresource=target.subresource,
+            namespace_labels=namespace_labels,
+            dry_run=options.dry_run,
+            options=_options(operation, options),
+        )
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        outcome = await dispatcher.admit(
+            mutating=configurations if mutating else [],
+            validating=[] if mutating else configurations,
+            request=dataclasses.replace(request),
+            service_resolver=self._resolve,
+            session=self._session,
+        )
+        if not outcome.allowed:
+            raise errors.ApiError(outcome.status or errors.status(400, "BadRequest", "admission denied"))
+        return outcome.obj if mutating else None
+
+
+def _options(operation: str, options: Options) -> Object:
+    kind = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions", "DELETE": "DeleteOptions"}.get(
+        operation, ""
+    )
+    body: Object = {"kind": kind, "apiVersion": "meta.k8s.io/v1"}
+    if options.manager and operation != "DELETE":
+        body["fieldManager"] = options.manager
+    if options.dry_run:
+        body["dryRun"] = ["All"]
+    return body

@@ -1,0 +1,1 @@
+"""What the server answers besides objects: discovery, OpenAPI, Tables, Go-formatted text, protobuf bodies."""

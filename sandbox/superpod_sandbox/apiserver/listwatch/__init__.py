@@ -1,0 +1,1 @@
+"""LIST and WATCH over HTTP: selectors, pagination, Tables and the chunked watch stream."""

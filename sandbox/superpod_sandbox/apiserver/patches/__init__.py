@@ -1,0 +1,1 @@
+"""Patches: JSON merge and JSON patch, strategic merge, field ownership (server-side apply), the PATCH verb."""

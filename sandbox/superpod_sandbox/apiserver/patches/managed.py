@@ -1,0 +1,306 @@
+"""Field ownership (metadata.managedFields) and server-side apply.
+
+A field set is a set of paths; a path element is `f:<field>`, `k:<json of the merge key>` for an item of a
+keyed list, or `v:<json value>` for a member of a set-like list, as in kube's FieldsV1. Every write records which
+manager changed which fields (operation Update); `apply` (PATCH application/apply-patch+yaml) merges the applied
+configuration, removes the fields the manager applied before and applies no longer, and refuses to change a
+field another manager owns unless forced (409 Conflict with FieldManagerConflict causes).
+Simplification: CRD lists are atomic unless they are the keyed built-in lists (see `strategic.MERGE_KEYS`).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import time
+from typing import Any
+
+from superpod_sandbox.apiserver import errors
+from superpod_sandbox.apiserver.patches import strategic
+
+Path = tuple[str, ...]
+Object = dict[str, Any]
+_IGNORED_METADATA = {
+    "name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
+    "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "generateName",
+}  # fmt: skip
+
+
+_clock: list[Any] = [-1, ""]  # (whole second, its RFC 3339 text): formatting once per second is cheaper
+
+
+def now() -> str:
+    """The current time as kube writes it (RFC 3339, whole seconds, UTC)."""
+    second = int(time.time())
+    if second != _clock[0]:
+        _clock[0], _clock[1] = (
+            second,
+            datetime.datetime.fromtimestamp(second, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+    text: str = _clock[1]
+    return text
+
+
+def fields(obj: Object, with_status: bool = True) -> dict[Path, Any]:
+    """Every owned leaf of an object, mapped to its value."""
+    result: dict[Path, Any] = {}
+    for key, value in obj.items():
+        if key in ("apiVersion", "kind") or (key == "status" and not with_status):
+            continue
+        if key == "metadata" and isinstance(value, dict):
+            for meta_key, meta_value in value.items():
+                if meta_key not in _IGNORED_METADATA:
+                    _leaves(meta_value, ("f:metadata", f"f:{meta_key}"), (meta_key,), result)
+            continue
+        _leaves(value, (f"f:{key}",), (key,), result)
+    return result
+
+
+def _leaves(value: Any, path: Path, names: tuple[str, ...], out: dict[Path, Any]) -> None:
+    if isinstance(value, dict) and value:
+        for key, child in value.items():
+            _leaves(child, (*path, f"f:{key}"), (*names, key), out)
+        return
+    if isinstance(value, list) and value:
+        key = strategic.merge_key(names[-1], names[:-1])
+        if key is not None and all(isinstance(item, dict) and key in item for item in value):
+            for item in value:
+                item_path = (*path, "k:" + json.dumps({key: item[key]}, separators=(",", ":")))
+                out[(*item_path, ".")] = item[key]
+                for child_key, child in item.items():
+                    _leaves(child, (*item_path, f"f:{child_key}"), (*names, child_key), out)
+            return
+        if names[-1] in strategic.SET_LISTS:
+            for item in value:
+                out[(*path, "v:" + json.dumps(item, separators=(",", ":")))] = item
+            return
+    out[path] = value
+
+
+def encode(paths: set[Path]) -> dict[str, Any]:
+    """Paths as FieldsV1 (nested maps of empty maps; `.` marks a list item itself)."""
+    tree: dict[str, Any] = {}
+    for path in sorted(paths):
+        node = tree
+        for part in path:
+            node = node.setdefault(part, {})
+    return tree
+
+
+def decode(tree: dict[str, Any], prefix: Path = ()) -> set[Path]:
+    paths: set[Path] = set()
+    for key, child in tree.items():
+        path = (*prefix, key)
+        if isinstance(child, dict) and child:
+            paths |= decode(child, path)
+        else:
+            paths.add(path)
+    return paths
+
+
+def without_times(entries: list[Object] | None) -> list[Object]:
+    """Entries compared for change: a new timestamp alone does not make a write."""
+    return [{k: v for k, v in entry.items() if k != "time"} for entry in entries or []]
+
+
+def _entries(obj: Object) -> list[Object]:
+    return list(obj.get("metadata", {}).get("managedFields") or [])
+
+
+def _entry_paths(entry: Object) -> set[Path]:
+    return decode(entry.get("fieldsV1") or {})
+
+
+def record_update(
+    old: Object | None,
+    new: Object,
+    manager: str,
+    api_version: str,
+    subresource: str,
+    status_separate: bool,
+    base_entries: list[Object] | None = None,
+) -> None:
+    """Give `manager` the fields this write changed (kube's Update operation); sets new's managedFields.
+
+    `base_entries`: the ownership to start from when the client itself rewrote managedFields (kubectl does,
+    to hand client-side-apply ownership over to server-side apply); the old object's otherwise.
+    """
+    with_status = subresource == "status" or not status_separate
+    before = fields(old, with_status) if old is not None else {}
+    after = fields(new, with_status)
+    changed = {path for path, value in after.items() if before.get(path, _MISSING) != value}
+    removed = set(before) - set(after)
+    entries = base_entries if base_entries is not None else (_entries(old) if old is not None else [])
+    result: list[Object] = []
+    mine: set[Path] = set(changed)
+    for entry in entries:
+        paths = _entry_paths(entry) - changed - removed
+        if (
+            entry.get("manager") == manager
+            and entry.get("operation") == "Update"
+            and entry.get("subresource", "") == subresource
+        ):
+            mine |= paths
+            continue
+        if paths:
+            result.append({**entry, "fieldsV1": encode(paths)})
+    if mine:
+        entry = {"manager": manager, "operation": "Update", "apiVersion": api_version, "time": now(),
+                 "fieldsType": "FieldsV1", "fieldsV1": encode(mine)}  # fmt: skip
+        if subresource:
+            entry["subresource"] = subresource
+        result.append(entry)
+    new["metadata"]["managedFields"] = result
+    if not result:
+        del new["metadata"]["managedFields"]
+
+
+_MISSING = object()
+
+
+def _remove_path(obj: Any, path: Path) -> None:
+    node = obj
+    trail: list[tuple[Any, Any]] = []
+    for part in path:
+        if part == ".":
+            break
+        if part.startswith("f:") and isinstance(node, dict) and part[2:] in node:
+            trail.append((node, part[2:]))
+            node = node[part[2:]]
+        elif part.startswith("k:") and isinstance(node, list):
+            key = json.loads(part[2:])
+            index = next(
+                (
+                    i
+                    for i, item in enumerate(node)
+                    if isinstance(item, dict) and all(item.get(k) == v for k, v in key.items())
+                ),
+                None,
+            )
+            if index is None:
+                return
+            trail.append((node, index))
+            node = node[index]
+        elif part.startswith("v:") and isinstance(node, list):
+            value = json.loads(part[2:])
+            if value in node:
+                node.remove(value)
+            return
+        else:
+            return
+    if not trail:
+        return
+    container, key = trail.pop()
+    del container[key]
+    # Remove parents the removal left empty, as kube drops empty maps and list items it no longer owns.
+    while trail:
+        container, key = trail.pop()
+        if container[key] in ({}, []):
+            del container[key]
+        else:
+            break
+
+
+def _merge_applied(current: Any, applied: Any, names: tuple[str, ...]) -> Any:
+    if isinstance(applied, dict) and isinstance(current, dict):
+        result = dict(current)
+        for key, value in applied.items():
+            result[key] = _merge_applied(current.get(key), value, (*names, key))
+        return result
+    if isinstance(applied, list) and isinstance(current, list) and names:
+        key = strategic.merge_key(names[-1], names[:-1])
+        if key is not None and all(isinstance(item, dict) and key in item for item in applied + current):
+            result_list = list(current)
+            for item in applied:
+                index = next((i for i, old in enumerate(result_list) if old.get(key) == item[key]), None)
+                if index is None:
+                    result_list.append(copy.deepcopy(item))
+                else:
+                    result_list[index] = _merge_applied(result_list[index], item, names)
+            return result_list
+        if names[-1] in strategic.SET_LISTS:
+            return current + [item for item in applied if item not in current]
+    return copy.deepcopy(applied)
+
+
+def apply(
+    current: Object | None,
+    applied: Object,
+    manager: str,
+    api_version: str,
+    force: bool,
+    subresource: str,
+    status_separate: bool,
+) -> Object:
+    """The object after `manager` applies `applied` to `current` (None: create); raises 409 on conflicts."""
+    with_status = subresource == "status" or not status_separate
+    applied_fields = fields(applied, with_status)
+    base = copy.deepcopy(current) if current is not None else {}
+    current_fields = fields(base, with_status) if current is not None else {}
+    entries = _entries(base)
+    conflicts: list[tuple[str, str, Path]] = []
+    for entry in entries:
+        if entry.get("manager") == manager and entry.get("operation") == "Apply":
+            continue
+        owned = _entry_paths(entry)
+        for path, value in applied_fields.items():
+            if path in owned and path in current_fields and current_fields[path] != value:
+                conflicts.append((entry.get("manager", ""), entry.get("apiVersion", ""), path))
+    if conflicts and not force:
+        raise _conflict_error(conflicts)
+    taken = {
+        path for _, _, path in conflicts
+    }  # forced: conflicting fields change hands, equal ones are shared
+    previous: set[Path] = set()
+    others: set[Path] = set()
+    for entry in entries:
+        if entry.get("manager") == manager and entry.get("operation") == "Apply":
+            previous |= _entry_paths(entry)
+        else:
+            others |= _entry_paths(entry) - set(applied_fields)
+    for path in previous - set(applied_fields) - others:
+        _remove_path(base, path)
+    result: Object = _merge_applied(base, applied, ())
+    new_entries: list[Object] = []
+    for entry in entries:
+        if entry.get("manager") == manager and entry.get("operation") == "Apply":
+            continue
+        paths = _entry_paths(entry) - taken
+        if paths:
+            new_entries.append({**entry, "fieldsV1": encode(paths)})
+    mine = {"manager": manager, "operation": "Apply", "apiVersion": api_version, "time": now(),
+            "fieldsType": "FieldsV1", "fieldsV1": encode(set(applied_fields))}  # fmt: skip
+    if subresource:
+        mine["subresource"] = subresource
+    new_entries.insert(0, mine)
+    result.setdefault("metadata", {})["managedFields"] = new_entries
+    return result
+
+
+def _dotted(path: Path) -> str:
+    text = ""
+    for part in path:
+        if part.startswith("f:"):
+            text += "." + part[2:]
+        elif part.startswith(("k:", "v:")):
+            text += "[" + part[2:].replace('"', "").replace("{", "").replace("}", "").replace(":", "=") + "]"
+    return text
+
+
+def _conflict_error(conflicts: list[tuple[str, str, Path]]) -> errors.ApiError:
+    causes = [
+        {
+            "reason": "FieldManagerConflict",
+            "message": f'conflict with "{manager}" using {version}',
+            "field": _dotted(path),
+        }
+        for manager, version, path in conflicts
+    ]
+    if len(conflicts) == 1:
+        manager, version, path = conflicts[0]
+        message = f'Apply failed with 1 conflict: conflict with "{manager}" using {version}: {_dotted(path)}'
+    else:
+        lines = "\n".join(f'- conflict with "{m}" using {v}: {_dotted(p)}' for m, v, p in conflicts)
+        message = f"Apply failed with {len(conflicts)} conflicts: {lines}"
+    return errors.ApiError(errors.status(409, "Conflict", message, {"causes": causes}))

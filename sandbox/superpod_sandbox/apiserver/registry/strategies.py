@@ -1,0 +1,114 @@
+"""What each kind does on create and update beyond the generic pipeline, like kube's registry strategies.
+
+PrepareForCreate: Pods start Pending with a QoS class; Namespaces get their `kubernetes` finalizer, phase
+Active and the `kubernetes.io/metadata.name` label; Secrets fold stringData into data; Services get a type, a
+made-up clusterIP and an empty load-balancer status; CRDs are validated and get their status; custom
+resources with a status subresource lose the status they were created with. PrepareForUpdate: a Namespace's
+spec changes only through /finalize; immutable ConfigMaps and Secrets keep their data; CRDs are revalidated.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from superpod_sandbox.apiserver import errors
+from superpod_sandbox.apiserver.errors import FieldError
+from superpod_sandbox.apiserver.registry import custom, resources
+from superpod_sandbox.apiserver.registry.resources import Resource
+
+Object = dict[str, Any]
+PODS: resources.GroupResource = ("", "pods")
+SECRETS: resources.GroupResource = ("", "secrets")
+CONFIGMAPS: resources.GroupResource = ("", "configmaps")
+SERVICES: resources.GroupResource = ("", "services")
+IMMUTABLE = "Forbidden: field is immutable when `immutable` is set"
+
+
+class ClusterIPs:
+    """Hands out 10.96.x.y addresses in order (there is no Service network behind them)."""
+
+    def __init__(self) -> None:
+        self._count = 0
+
+    def next(self) -> str:
+        self._count += 1
+        return f"10.96.{(self._count // 250) % 250}.{self._count % 250 + 1}"
+
+
+def prepare_create(resource: Resource, version: str, obj: Object, cluster_ips: ClusterIPs) -> None:
+    key = resource.key
+    if resource.custom and resource.has_status(version):
+        obj.pop("status", None)
+    if key == PODS:
+        obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj)}
+    elif key == resources.NAMESPACES:
+        obj["spec"] = {"finalizers": ["kubernetes"]}
+        obj["status"] = {"phase": "Active"}
+        obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+    elif key == SECRETS:
+        fold_string_data(obj)
+        obj.setdefault("type", "Opaque")
+    elif key == SERVICES:
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        if spec.get("clusterIP") != "None":
+            spec.setdefault("clusterIP", cluster_ips.next())
+            spec.setdefault("clusterIPs", [spec["clusterIP"]])
+        obj.setdefault("status", {"loadBalancer": {}})
+    elif key == resources.CRDS:
+        _check_crd(resource, obj)
+        obj["status"] = custom.crd_status(obj, None)
+
+
+def prepare_update(resource: Resource, subresource: str, old: Object, new: Object) -> None:
+    key = resource.key
+    if key == resources.NAMESPACES and subresource != "finalize":
+        new["spec"] = old.get("spec", {})
+    if key == SECRETS:
+        fold_string_data(new)
+    if key in (CONFIGMAPS, SECRETS) and old.get("immutable"):
+        check_immutable(resource, old, new)
+    if key == resources.CRDS and not subresource:
+        _check_crd(resource, new)
+        new["status"] = custom.crd_status(new, old.get("status"))
+
+
+def _check_crd(resource: Resource, crd: Object) -> None:
+    causes = custom.crd_errors(crd)
+    if causes:
+        raise errors.invalid(resource.group, resource.kind, crd["metadata"].get("name", ""), causes)
+    custom.default_crd(crd)
+
+
+def check_immutable(resource: Resource, old: Object, new: Object) -> None:
+    """ConfigMaps and Secrets marked `immutable: true` keep their data (kube's ValidateConfigMapUpdate)."""
+    causes = []
+    if not new.get("immutable"):
+        causes.append(FieldError("FieldValueForbidden", IMMUTABLE, "immutable"))
+    for field in ("data", "binaryData", "type"):
+        if old.get(field) != new.get(field):
+            causes.append(FieldError("FieldValueForbidden", IMMUTABLE, field))
+    if causes:
+        raise errors.invalid(resource.group, resource.kind, old["metadata"]["name"], causes)
+
+
+def qos_class(pod: Object) -> str:
+    """BestEffort without requests or limits, Guaranteed when every container's requests equal its limits."""
+    containers = (pod.get("spec") or {}).get("containers") or []
+    requests = [c.get("resources", {}) for c in containers]
+    if not any(r.get("requests") or r.get("limits") for r in requests):
+        return "BestEffort"
+    if all(r.get("limits") and r.get("requests", r.get("limits")) == r.get("limits") for r in requests):
+        return "Guaranteed"
+    return "Burstable"
+
+
+def fold_string_data(secret: Object) -> None:
+    """Secret.stringData is write-only: kube merges it into data (base64) and drops it."""
+    string_data = secret.pop("stringData", None)
+    if isinstance(string_data, dict):
+        data = secret.setdefault("data", {})
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()

@@ -1,0 +1,1 @@
+"""CRD structural schemas: pruning, defaulting, validation and CEL rules."""

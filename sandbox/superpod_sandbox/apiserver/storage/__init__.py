@@ -1,0 +1,1 @@
+"""The in-memory object store and the watch fan-out it feeds."""

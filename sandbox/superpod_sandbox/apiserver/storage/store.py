@@ -1,0 +1,116 @@
+"""The in-memory object store: objects by resource, namespace and name, one global resourceVersion.
+
+Stored objects are never mutated after they are stored: writers build a new dict and hand it over, so readers
+and watch events can share references without copying. Every write takes the next resourceVersion and
+publishes a watch event. Secondary indexes (uid, owner uid -> dependents) serve the garbage collector.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from superpod_sandbox.apiserver.registry.resources import GroupResource
+from superpod_sandbox.apiserver.storage import watchhub
+
+Object = dict[str, Any]
+ObjectRef = tuple[GroupResource, str, str]  # (resource, namespace or "", name)
+
+
+def _owner_uids(obj: Object) -> set[str]:
+    return {ref["uid"] for ref in obj["metadata"].get("ownerReferences") or () if "uid" in ref}
+
+
+class Store:
+    def __init__(self, history_size: int = 10_000) -> None:
+        self.resource_version = 0
+        self.hub = watchhub.Hub(history_size)
+        self._objects: dict[GroupResource, dict[str, dict[str, Object]]] = {}
+        self._by_uid: dict[str, ObjectRef] = {}
+        self._dependents: dict[str, set[ObjectRef]] = {}
+
+    def get(self, resource: GroupResource, namespace: str, name: str) -> Object | None:
+        return self._objects.get(resource, {}).get(namespace, {}).get(name)
+
+    def get_by_uid(self, uid: str) -> tuple[ObjectRef, Object] | None:
+        ref = self._by_uid.get(uid)
+        if ref is None:
+            return None
+        obj = self.get(*ref)
+        return None if obj is None else (ref, obj)
+
+    def objects(self, resource: GroupResource, namespace: str | None) -> list[Object]:
+        """Objects in (namespace, name) order, the order kube-apiserver lists them in."""
+        by_namespace = self._objects.get(resource, {})
+        if namespace is not None:
+            names = by_namespace.get(namespace, {})
+            return [names[name] for name in sorted(names)]
+        return [by_namespace[ns][name] for ns in sorted(by_namespace) for name in sorted(by_namespace[ns])]
+
+    def count(self, resource: GroupResource, namespace: str | None = None) -> int:
+        by_namespace = self._objects.get(resource, {})
+        if namespace is not None:
+            return len(by_namespace.get(namespace, {}))
+        return sum(len(names) for names in by_namespace.values())
+
+    def resources_in(self, namespace: str) -> list[GroupResource]:
+        return [resource for resource, by_ns in self._objects.items() if by_ns.get(namespace)]
+
+    def dependents(self, owner_uid: str) -> list[ObjectRef]:
+        return sorted(self._dependents.get(owner_uid, ()))
+
+    def _stamp(self, obj: Object) -> int:
+        self.resource_version += 1
+        obj["metadata"]["resourceVersion"] = str(self.resource_version)
+        return self.resource_version
+
+    def _index(self, ref: ObjectRef, old: Object | None, new: Object | None) -> None:
+        old_owners = _owner_uids(old) if old else set()
+        new_owners = _owner_uids(new) if new else set()
+        for uid in old_owners - new_owners:
+            dependents = self._dependents.get(uid)
+            if dependents is not None:
+                dependents.discard(ref)
+                if not dependents:
+                    del self._dependents[uid]
+        for uid in new_owners - old_owners:
+            self._dependents.setdefault(uid, set()).add(ref)
+        if new is None and old is not None:
+            self._by_uid.pop(old["metadata"].get("uid", ""), None)
+        elif new is not None:
+            self._by_uid[new["metadata"]["uid"]] = ref
+
+    def create(self, resource: GroupResource, obj: Object) -> Object:
+        meta = obj["metadata"]
+        namespace, name = meta.get("namespace", ""), meta["name"]
+        rv = self._stamp(obj)
+        self._objects.setdefault(resource, {}).setdefault(namespace, {})[name] = obj
+        self._index((resource, namespace, name), None, obj)
+        self.hub.publish(resource, watchhub.Event(rv, "ADDED", obj))
+        return obj
+
+    def update(self, resource: GroupResource, old: Object, new: Object) -> Object:
+        meta = new["metadata"]
+        namespace, name = meta.get("namespace", ""), meta["name"]
+        rv = self._stamp(new)
+        self._objects[resource][namespace][name] = new
+        self._index((resource, namespace, name), old, new)
+        self.hub.publish(resource, watchhub.Event(rv, "MODIFIED", new, old))
+        return new
+
+    def delete(self, resource: GroupResource, obj: Object) -> Object:
+        """Remove the object; the DELETED event carries it with the deletion's resourceVersion."""
+        meta = obj["metadata"]
+        namespace, name = meta.get("namespace", ""), meta["name"]
+        names = self._objects[resource][namespace]
+        del names[name]
+        if not names:
+            del self._objects[resource][namespace]
+        self._index((resource, namespace, name), obj, None)
+        final = {**obj, "metadata": dict(meta)}
+        rv = self._stamp(final)
+        self.hub.publish(resource, watchhub.Event(rv, "DELETED", final, obj))
+        return final
+
+    def drop_resource(self, resource: GroupResource) -> None:
+        """Forget a resource that is no longer served (its objects were deleted first)."""
+        self._objects.pop(resource, None)

@@ -1,0 +1,113 @@
+"""Watch fan-out: a bounded event history per resource and the watchers subscribed to it.
+
+Events keep the global resourceVersion they were written at. A watch from resourceVersion N replays the
+history after N and then follows live events; when events after N have already been evicted from the ring
+buffer, the watch is refused with 410 Expired, as kube-apiserver's watch cache does. Watchers are indexed by
+resource, so publishing an event touches only the watchers of that resource.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from superpod_sandbox.apiserver import errors
+from superpod_sandbox.apiserver.registry.resources import GroupResource
+
+Object = dict[str, Any]
+Predicate = Callable[[Object], bool]
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """A change to one object: the object after it (the last state for DELETED) and before it."""
+
+    resource_version: int
+    type: str  # ADDED, MODIFIED, DELETED
+    object: Object
+    old: Object | None = None
+
+
+class Watcher:
+    """One client's subscription: filters events by namespace and predicate, queues what matches."""
+
+    def __init__(self, namespace: str | None, predicate: Predicate | None) -> None:
+        self.namespace = namespace
+        self.predicate = predicate
+        self.queue: asyncio.Queue[tuple[str, Object]] = asyncio.Queue()
+
+    def _matches(self, obj: Object | None) -> bool:
+        if obj is None:
+            return False
+        if self.namespace is not None and obj["metadata"].get("namespace") != self.namespace:
+            return False
+        return self.predicate is None or self.predicate(obj)
+
+    def offer(self, event: Event) -> None:
+        now = self._matches(event.object)
+        if event.type == "MODIFIED" and (self.predicate is not None):
+            before = self._matches(event.old)
+            # An object that stops (starts) matching a selector leaves (enters) the watched set.
+            if before and not now:
+                self.queue.put_nowait(("DELETED", event.object))
+                return
+            if now and not before:
+                self.queue.put_nowait(("ADDED", event.object))
+                return
+        if now:
+            self.queue.put_nowait((event.type, event.object))
+
+
+class _History:
+    def __init__(self, size: int) -> None:
+        self.events: collections.deque[Event] = collections.deque(maxlen=size)
+        self.evicted_up_to = 0  # resourceVersion of the newest event no longer held
+
+
+class Hub:
+    """Histories and watchers, per resource."""
+
+    def __init__(self, history_size: int) -> None:
+        self.history_size = history_size
+        self._histories: dict[GroupResource, _History] = {}
+        self._watchers: dict[GroupResource, set[Watcher]] = {}
+
+    def publish(self, resource: GroupResource, event: Event) -> None:
+        history = self._histories.get(resource)
+        if history is None:
+            history = self._histories[resource] = _History(self.history_size)
+        if len(history.events) == self.history_size:
+            history.evicted_up_to = history.events[0].resource_version
+        history.events.append(event)
+        for watcher in self._watchers.get(resource, ()):
+            watcher.offer(event)
+
+    def subscribe(
+        self, resource: GroupResource, since: int | None, namespace: str | None, predicate: Predicate | None
+    ) -> Watcher:
+        """A watcher that first receives the history after `since` (None: nothing) and then live events.
+
+        Raises 410 Expired when events after `since` were evicted. Runs without awaiting, so no event can
+        fall between the replay and the subscription.
+        """
+        watcher = Watcher(namespace, predicate)
+        history = self._histories.get(resource)
+        if since is not None and history is not None:
+            if since < history.evicted_up_to:
+                raise errors.expired(f"too old resource version: {since} ({history.evicted_up_to + 1})")
+            for event in history.events:
+                if event.resource_version > since:
+                    watcher.offer(event)
+        self._watchers.setdefault(resource, set()).add(watcher)
+        return watcher
+
+    def unsubscribe(self, resource: GroupResource, watcher: Watcher) -> None:
+        watchers = self._watchers.get(resource)
+        if watchers is not None:
+            watchers.discard(watcher)
+
+    def watcher_count(self) -> int:
+        return sum(len(watchers) for watchers in self._watchers.values())

@@ -1,0 +1,1 @@
+"""Subresources beyond status: pods/binding, pods/eviction and scale."""

@@ -1,0 +1,1 @@
+"""A simulated Ascend fleet: Nodes, device-plugin ConfigMaps, a scheduler and kubelet stand-in, NPU-Exporters."""
