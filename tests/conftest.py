@@ -6,3 +6,5 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS_BIN = ROOT / ".tools" / "bin"
+# Samples of what the Ascend software stack publishes and reads (their source: the README beside them).
+REFERENCE = ROOT / "tests" / "fixtures" / "reference"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from superpod_sandbox.sim import simulator
 
-from tests.conftest import ROOT
+from tests import conftest
 from tests.integration.admission.conftest import (
     SPOD,
     add_a3_nodes,
@@ -24,7 +24,6 @@ from tests.integration.admission.conftest import (
 )
 from tests.integration.sim.conftest import FAST
 
-GOLDEN = ROOT / "tests" / "unit" / "ranktable" / "golden"
 OPTIONAL = {"container_ip", "hardware_type"}  # left out while unknown, as MindCluster's omitempty does
 
 
@@ -96,7 +95,7 @@ async def test_the_rank_table_completes_when_the_device_plugin_has_allocated_eve
         completed = await eventually(lambda: table("completed"), timeout=20)
 
         document = json.loads(completed["data"]["hccl.json"])
-        reference = json.loads((GOLDEN / f"ranktable-v{version}.json").read_text())
+        reference = json.loads((conftest.REFERENCE / f"ranktable-v{version}.json").read_text())
         assert fits(shape(document), shape(reference)), (shape(document), shape(reference))
         status = (await api.get(f"{partitions_path()}/job"))["status"]
         assert status["rankTable"] == "rings-config-job"

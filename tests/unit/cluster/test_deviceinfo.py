@@ -7,9 +7,9 @@ import json
 import pytest
 from superpod.cluster import deviceinfo
 
-from tests.conftest import ROOT
+from tests import conftest
 
-REFERENCE = json.loads((ROOT.parent / "shared" / "reference" / "deviceinfo-a3.json").read_text())
+REFERENCE = json.loads((conftest.REFERENCE / "deviceinfo-a3.json").read_text())
 RESOURCE = "huawei.com/Ascend910"
 
 

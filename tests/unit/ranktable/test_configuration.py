@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from superpod.ranktable import configuration, levels
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
-REFERENCE = json.loads((GOLDEN / "ascend-910-configuration.json").read_text())
+from tests import conftest
+
+SAMPLE = conftest.REFERENCE / "ascend-910-configuration.json"
+REFERENCE = json.loads(SAMPLE.read_text())
 
 
 def _with(**changes):
@@ -28,7 +29,7 @@ def _cases(*cases):
 
 
 def test_the_reference_annotation_reads_field_for_field():
-    parsed = configuration.parse_ascend_configuration((GOLDEN / "ascend-910-configuration.json").read_text())
+    parsed = configuration.parse_ascend_configuration(SAMPLE.read_text())
 
     assert parsed == configuration.AscendPodConfiguration(
         pod_name="train-0",

@@ -1,8 +1,8 @@
 """For the inputs behind MindCluster's reference samples, each builder writes the reference table.
 
-Two comparisons per version: with the reference sample (golden/ranktable-v*.json, copied from
-shared/reference/), key names, key order and value types included; and byte for byte with the exact text
-the operator stores (golden/hccl-v*.json). After an intended change of the text, regenerate the latter with
+Two comparisons per version: with the reference sample (tests/fixtures/reference/ranktable-v*.json, written from
+MindCluster's documentation), key names, key order and value types included; and byte for byte with the exact
+text the operator stores (golden/hccl-v*.json). After an intended change of the text, regenerate the latter with
 `.venv/bin/python -m tests.unit.ranktable.test_golden` and review the diff.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from superpod.ranktable import ranks, render, servers, slots, tables
 
+from tests import conftest
 from tests.unit.ranktable import builders
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -59,7 +60,7 @@ def _v1_2_slots() -> list[slots.RankSlot]:
         builders.slot(
             0,
             [0, 1],
-            (GOLDEN / "ascend-910-configuration.json").read_text(),
+            (conftest.REFERENCE / "ascend-910-configuration.json").read_text(),
             pod_ip="192.168.2.10",
             hardware_type="800I-A3-64G",
         ),
@@ -103,7 +104,7 @@ def _pairs(text: str) -> object:
 
 @pytest.mark.parametrize("version", CASES)
 def test_the_table_equals_the_reference_sample_keys_order_and_types_included(version):
-    reference = (GOLDEN / f"ranktable-v{version}.json").read_text()
+    reference = (conftest.REFERENCE / f"ranktable-v{version}.json").read_text()
 
     assert _pairs(render.render(CASES[version]())) == _pairs(reference)
 

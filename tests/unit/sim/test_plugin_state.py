@@ -9,9 +9,9 @@ import pytest
 from superpod.cluster import deviceinfo
 from superpod_sandbox.sim import devicefaults, hardware, layout, nodes, plugin_state
 
-from tests.conftest import ROOT
+from tests import conftest
 
-REFERENCE = json.loads((ROOT.parent / "shared" / "reference" / "deviceinfo-a3.json").read_text())
+REFERENCE = json.loads((conftest.REFERENCE / "deviceinfo-a3.json").read_text())
 A3 = hardware.describe("cloudmatrix-384")
 FLEET = layout.build(A3)
 NODE = FLEET.nodes[7]

@@ -7,9 +7,9 @@ import json
 from superpod.ranktable import configuration
 from superpod_sandbox.sim import hardware, layout, podstatus
 
-from tests.conftest import ROOT
+from tests import conftest
 
-REFERENCE = json.loads((ROOT.parent / "shared" / "reference" / "ascend-910-configuration.json").read_text())
+REFERENCE = json.loads((conftest.REFERENCE / "ascend-910-configuration.json").read_text())
 A3 = layout.build(hardware.describe("cloudmatrix-384"))
 B = layout.build(hardware.describe("ascend-910b"), node_count=2)
 
