@@ -16,7 +16,7 @@ SHORT_NAMES = ["spod"]
 
 
 class Profile(StrEnum):
-    """Hardware profiles the operator knows (see docs/concepts.md for their tiers)."""
+    """Hardware profiles the operator knows (docs/placement.md lists their tiers)."""
 
     CLOUDMATRIX_384 = "cloudmatrix-384"
     ATLAS_950 = "atlas-950"

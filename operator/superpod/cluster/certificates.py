@@ -4,7 +4,7 @@ Used when no certificate is mounted (`--tls-cert-file`/`--tls-key-file` unset): 
 and a serving certificate signed by it for the webhook's host names, writes both to a private temporary
 directory (the container's only writable place is /tmp) and puts the CA into the webhook configuration's
 `caBundle`. kopf's own self-signed certificate cannot be used here: it goes through oscrypto, which fails to
-detect OpenSSL 3 (DESIGN.md section 10).
+detect OpenSSL 3 (docs/design.md section 11).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 `configure(settings, config)` gives kopf its webhook server (HTTPS on `--webhook-port`, the certificate from
 `--tls-cert-file`/`--tls-key-file` or self-signed, see `cluster.certificates`). `register(registry, fleet,
-api, config)` adds:
+config, files=...)` adds:
 
 - the answer to `/mutate-pods`, for pods labelled `superpod.dev/partition` (kube sends no other pod: the
   configuration's objectSelector). It finds the partition in the pod's namespace, claims a slot (`binder`,

@@ -22,7 +22,8 @@ RESOURCES = ("partition", "superpod")
 
 # placement is pure CPU on an in-memory tree: 5 ms p99 on CloudMatrix 384, 500 ms on a 950 SuperCluster
 _DECISION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
-# reconciles and admission include API calls: DESIGN asks webhook p99 <= 50 ms, apply-to-Allocated <= 250 ms
+# reconciles and admission include API calls: docs/design.md targets webhook p99 <= 50 ms, apply-to-Allocated
+# <= 250 ms
 _REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 PLACEMENT_SECONDS = prometheus_client.Histogram(

@@ -3,7 +3,7 @@
 One builder per question; `rules` records each of them (the dashboard reads the recorded series, since these
 joins are the most expensive queries of the stack) and the UB switch alert uses `node_hccs_errors` inline.
 
-NPU-Exporter names and labels (MindCluster `npu-exporter`, DESIGN.md section 5): every series carries the
+NPU-Exporter names and labels (MindCluster `npu-exporter`, docs/design.md section 5): every series carries the
 device's `id`; a per-node exporter is scraped with a `node` label (set it from `__meta_kubernetes_pod_node_name`
 in the scrape config; the simulator's fleet endpoint adds it). NPU-Exporter's own `namespace`/`pod_name` labels
 name the pod using the device and may be renamed by the scrape (`exported_namespace`), so every join first sums

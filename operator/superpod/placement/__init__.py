@@ -13,7 +13,7 @@ The operator's whole interface::
     decision = allocator.plan_partition(request)             # pure: Placement | Rejection
     if isinstance(decision, placement.Placement):
         allocator.commit(pid, decision)                      # ValueError if a device is no longer free
-        status.slots = decision.api_slots()                  # tier_span, node_count, bandwidth_gbps too
+        status.allocation = decision.api_slots()             # tier_span, node_count, bandwidth too
     else:
         status.reason, message = decision.reason, decision.message
 

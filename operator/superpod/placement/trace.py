@@ -5,7 +5,7 @@ A trace is a list of events `{"at": seconds, "op": "create"|"delete", "id": str,
 command does the I/O). Nothing here reads a clock of its own: `replay` is handed one, so tests can pass a
 fake clock and the command passes `time.perf_counter`.
 
-The generator (see shared/reference/jobsizes.md): most requests are small (1, 2, 4, 8, 16 devices:
+The generator (the job-size facts of docs/design.md section 8): most requests are small (1, 2, 4, 8, 16 devices:
 fine-tuning and inference), a minority large (32 to 384 on a CloudMatrix 384, 64 to 2,048 on larger
 machines: training). Half of the requests that fit one node ask for one node (maxTier node); half of the
 bigger ones that fit one domain of the tier below the widest (a rack of 64 on the 950) ask for one such

@@ -1,9 +1,8 @@
 """HCCL rank tables (`hccl.json`) for a partition's pods: pure builders, no Kubernetes I/O.
 
 Formats and behaviour follow Huawei MindCluster (repository Ascend/mind-cluster): the documented shapes in
-docs/en/scheduling/api/hccl.json_file_description.md (samples in tests/fixtures/reference/ranktable-v1.0/
--v1.2/-v2.0.json), the ascend-operator's generators in component/ascend-operator/pkg/ranktable/ (v1, v1dot2, v2dot0,
-common) and the device plugin's annotation in component/ascend-device-plugin/pkg/common/proto.go.
+docs/en/scheduling/api/hccl.json_file_description.md (samples in tests/fixtures/reference/ranktable-v*.json),
+the ascend-operator's generators in component/ascend-operator/pkg/ranktable/ (v1, v1dot2, v2dot0, common) and the device plugin's annotation in component/ascend-device-plugin/pkg/common/proto.go.
 
 Modules, in the order data flows:
 - `configuration`: parse the device plugin's pod annotation (`parse_ascend_configuration`).

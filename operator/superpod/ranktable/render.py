@@ -2,7 +2,7 @@
 
 Compact JSON, as MindCluster's ascend-operator writes it (`json.Marshal`: no spaces, no newline at the end,
 non-ASCII characters as UTF-8, and `<`, `>`, `&`, U+2028, U+2029 escaped as `\\u003c`... the way Go's encoder
-does). Keys appear in the order of MindCluster's documented samples (tests/fixtures/reference/ranktable-*.json):
+does). Keys appear in the order of MindCluster's documented samples (in tests/fixtures/reference/):
 `status, version, server_count, server_list[, super_pod_list]` with servers as `server_id, host_ip,
 container_ip, hardware_type, device` and devices as `device_id, device_ip[, super_device_id], rank_id`; for
 v2.0 `status, version, rank_count, rank_list`. (Go's encoder follows struct field order instead, which puts

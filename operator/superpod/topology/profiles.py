@@ -1,7 +1,7 @@
 """Hardware profiles: each profile's tiers, per-node rule, resource name and device names.
 
 Bandwidth is per device, one direction, inside one domain of the tier; latency is one way. Figures marked
-(DESIGN) come from DESIGN.md section 4; the others are this project's assumptions, chosen from public vendor
+(public) are the public ones of docs/design.md section 4; the others are this project's assumptions, chosen from public vendor
 material and listed in docs/placement.md. They only feed `estimatedBandwidthGBps` and the docs: the allocator
 ranks tiers by their order, never by these numbers.
 """
@@ -74,7 +74,7 @@ class HardwareProfile:
         return number if number < self.devices_per_node else None
 
 
-ROCE_400G = 50.0  # 400 Gb/s per NPU between SuperPoDs (DESIGN)
+ROCE_400G = 50.0  # 400 Gb/s per NPU between SuperPoDs (public)
 _ASCEND = "huawei.com/Ascend910"
 _NPU = "huawei.com/npu"
 
@@ -90,7 +90,7 @@ CLOUDMATRIX_384 = HardwareProfile(
     tiers=(
         Tier(tiers.MODULE, 2, 540.0, 0.5, "SIO (HiAM die pair)"),
         Tier(tiers.NODE, 16, 392.0, 1.0, "HCCS-L1"),
-        Tier(tiers.SUPERPOD, 768, 392.0, 2.0, "UB / HCCS-L2 Clos (DESIGN: >392 GB/s per chip)"),
+        Tier(tiers.SUPERPOD, 768, 392.0, 2.0, "UB / HCCS-L2 Clos (public: >392 GB/s per chip)"),
     ),
     rule=noderules.NodeRule(devices_per_node=16, module_size=2, allowed_sizes=_A3_ALLOWED),
     resource_name=_ASCEND,

@@ -8,9 +8,9 @@ order.
 
 A tier above the node groups nodes by the device plugin's coordinates when every node of the parent domain
 has them (superpod by SuperPodID, rack by RackID, or by the rack's name where it has no number: GB200's
-`nvidia.com/gpu.clique`), otherwise into consecutive chunks of the tier's nominal size. The per-attempt
-state (free devices, allocations) lives in `superpod.placement`, not here, as Kueue
-keeps its topology tree apart from its per-attempt free counts.
+`nvidia.com/gpu.clique`), otherwise into consecutive chunks of the tier's nominal size. The live state
+(free devices, allocations) lives in `superpod.placement`, not here, as Kueue keeps its topology tree apart
+from its live free counts.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Allocated, on one watch of the partitions (what `kubectl wait` would see).
 2. burst: `--burst` more partitions applied at once -> time until all are Allocated (and their p50/p99);
 3. memory: the operator's RSS (VmRSS, and its peak VmHWM, from /proc/<pid>/status) holding both sets.
 
-With the defaults this is DESIGN section 9: an Atlas 960 SuperPoD (15,488 devices on 1,936 nodes), 1,000
+With the defaults these are the targets of docs/design.md section 8: an Atlas 960 SuperPoD (15,488 devices on 1,936 nodes), 1,000
 partitions at 50/s, a burst of 1,000, and 2,000 partitions held. Partition sizes are drawn (seeded) from 1, 2,
 4, 8 and 16 devices. The CPU time of the operator and of the API server per partition is reported too, so figures
 from a busy machine can be told apart from the operator's own cost.
@@ -43,7 +43,7 @@ NAMESPACE = "bench"
 SUPERPOD = "bench"
 SIZES = (1, 2, 4, 8, 16)
 WEIGHTS = (2, 2, 3, 3, 1)  # mean 5.3 devices: 2,000 partitions take about 70% of an Atlas 960
-TARGETS = {"paced_p99_ms": 250.0, "burst_seconds": 15.0, "rss_mb": 300.0}  # DESIGN section 9
+TARGETS = {"paced_p99_ms": 250.0, "burst_seconds": 15.0, "rss_mb": 300.0}  # docs/design.md section 8
 PLACED = (api_partition.Phase.ALLOCATED.value, api_partition.Phase.BOUND.value)
 
 

@@ -7,7 +7,8 @@ family of hardware: the `accelerator` and `accelerator-type` labels, which Confi
 annotation its Allocate writes, and the NPU-Exporter `model_name`.
 
 Sources: MindCluster `component/ascend-device-plugin` (`manager.go` labels and annotations, `client_server.go`
-ConfigMap keys), `component/ascend-for-volcano/common/util` (accelerator-type values) and DESIGN.md section 4.
+ConfigMap keys), `component/ascend-for-volcano/common/util` (accelerator-type values); docs/design.md sections 4 and 5
+sum them up.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The placement semantics of DESIGN section 6, one sentence per case, on the profiles they concern."""
+"""The placement semantics of docs/design.md section 3, one sentence per case, on the profiles they concern."""
 
 from __future__ import annotations
 
