@@ -144,3 +144,108 @@ async def test_a_service_addressed_webhook_is_reached_through_the_endpoint_map(s
     assert code == 0, err
     _, out, _ = await kubectl(sandbox, "get", "configmap", "via-service", "-o", "json")
     assert json.loads(out)["metadata"]["labels"] == {"mutated": "yes"}
+
+
+@pytest.fixture
+async def recorder():
+    """A webhook that records every review it gets and denies bindings to the node `forbidden`."""
+    certificate = tls.generate(("127.0.0.1",))
+    seen: list[dict] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        req = (await request.json())["request"]
+        seen.append(req)
+        response = {"uid": req["uid"], "allowed": True}
+        if (req["object"].get("target") or {}).get("name") == "forbidden":
+            response = {"uid": req["uid"], "allowed": False, "status": {"code": 403, "message": "not there"}}
+        return web.json_response(
+            {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+        )
+
+    app = web.Application()
+    app.router.add_post("/review", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    site = web.SockSite(runner, sock, ssl_context=certificate.server_context())
+    await site.start()
+    url = f"https://127.0.0.1:{sock.getsockname()[1]}/review"
+    yield url, base64.b64encode(certificate.ca_pem).decode(), seen
+    await runner.cleanup()
+
+
+def pod_rules_configuration(url, ca_bundle, rules, match_conditions=()):
+    config = configuration("ValidatingWebhookConfiguration", "pods.example.dev", url, ca_bundle)
+    config["webhooks"][0]["rules"] = rules
+    if match_conditions:
+        config["webhooks"][0]["matchConditions"] = list(match_conditions)
+    return config
+
+
+async def test_a_binding_is_admitted_as_a_create_of_a_binding_not_as_a_pod_update(sandbox, recorder):
+    url, ca_bundle, seen = recorder
+    rules = [
+        {"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods/binding"]},
+        {"operations": ["UPDATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]},
+    ]
+    code, _, err = await kubectl(
+        sandbox, "apply", "-f", "-", stdin=json.dumps(pod_rules_configuration(url, ca_bundle, rules))
+    )
+    assert code == 0, err
+    base = f"{sandbox.url}/api/v1/namespaces/default/pods"
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(base, json={"apiVersion": "v1", "kind": "Pod", **pod}) as response:
+            assert response.status == 201
+        refused = {**binding, "target": {"apiVersion": "v1", "kind": "Node", "name": "forbidden"}}
+        async with session.post(f"{base}/p/binding", json=refused) as response:
+            assert response.status == 403
+            assert "not there" in (await response.json())["message"]
+        async with session.get(f"{base}/p") as response:
+            assert "nodeName" not in (await response.json())["spec"]
+        allowed = {**binding, "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"}}
+        async with session.post(f"{base}/p/binding", json=allowed) as response:
+            assert response.status == 201
+        async with session.get(f"{base}/p") as response:
+            assert (await response.json())["spec"]["nodeName"] == "n1"
+
+    assert [
+        (r["operation"], r["kind"]["kind"], r.get("subResource"), r["object"]["target"]["name"]) for r in seen
+    ] == [
+        ("CREATE", "Binding", "binding", "forbidden"),
+        ("CREATE", "Binding", "binding", "n1"),
+    ]
+    assert seen[0]["resource"] == {"group": "", "version": "v1", "resource": "pods"}
+    assert seen[0]["name"] == "p" and seen[0]["namespace"] == "default"
+    assert seen[0]["oldObject"] is None
+
+
+async def test_pod_updates_are_sent_with_the_old_object_and_match_conditions_choose_which(sandbox, recorder):
+    url, ca_bundle, seen = recorder
+    rules = [{"operations": ["UPDATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}]
+    conditions = [
+        {
+            "name": "labelled-before",
+            "expression": "has(oldObject.metadata.labels) && 'team' in oldObject.metadata.labels",
+        }
+    ]
+    config = pod_rules_configuration(url, ca_bundle, rules, conditions)
+    code, _, err = await kubectl(sandbox, "apply", "-f", "-", stdin=json.dumps(config))
+    assert code == 0, err
+    for name, labels in (("plain", {}), ("teamed", {"team": "a"})):
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        }
+        code, _, err = await kubectl(sandbox, "create", "-f", "-", stdin=json.dumps(manifest))
+        assert code == 0, err
+        code, _, err = await kubectl(sandbox, "annotate", "pod", name, "note=changed")
+        assert code == 0, err
+
+    assert [(r["operation"], r["name"]) for r in seen] == [("UPDATE", "teamed")]
+    assert seen[0]["oldObject"]["metadata"].get("annotations", {}).get("note") is None
+    assert seen[0]["object"]["metadata"]["annotations"]["note"] == "changed"

@@ -22,6 +22,7 @@ from superpod_sandbox.apiserver.registry.semantics import Options, State, Target
 Object = dict[str, Any]
 MUTATING: resources.GroupResource = ("admissionregistration.k8s.io", "mutatingwebhookconfigurations")
 VALIDATING: resources.GroupResource = ("admissionregistration.k8s.io", "validatingwebhookconfigurations")
+SUBRESOURCE_KINDS = {"binding": "Binding"}  # the kind a subresource's request body is admitted as
 
 
 class Webhooks:
@@ -63,7 +64,7 @@ class Webhooks:
             operation=operation,
             group=resource.group,
             version=target.version,
-            kind=resource.kind,
+            kind=SUBRESOURCE_KINDS.get(target.subresource, resource.kind),
             resource=resource.plural,
             name=subject.get("metadata", {}).get("name", target.name),
             namespace=target.namespace,

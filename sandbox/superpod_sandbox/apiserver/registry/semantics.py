@@ -313,13 +313,22 @@ class State:
         return await self.write_update(target, old, obj, options)
 
     async def write_update(
-        self, target: Target, old: Object, new: Object, options: Options, keep_managed_fields: bool = False
+        self,
+        target: Target,
+        old: Object,
+        new: Object,
+        options: Options,
+        keep_managed_fields: bool = False,
+        admit: bool = True,
     ) -> Outcome:
-        """The shared tail of PUT, PATCH and apply: isolation, generation, schema, admission, store."""
+        """The shared tail of PUT, PATCH and apply: isolation, generation, schema, admission, store.
+
+        `admit` False: the write was admitted as another object (a pods/binding is admitted as its Binding).
+        """
         resource = target.resource
         new = self._prepare_update(target, old, new)
         warnings: list[str] = []
-        if self.admission is not None:
+        if self.admission is not None and admit:
             new = await self._mutate("UPDATE", target, new, old, options)
         if resource.custom:
             warnings = self.schemas.process(resource, target.version, new, old, options)
@@ -332,7 +341,7 @@ class State:
         unchanged = _without_volatile(new) == _without_volatile(old)
         if unchanged and managed.without_times(new_entries) == managed.without_times(old_entries):
             return Outcome(present(old, target.version, resource), 200, warnings)
-        if self.admission is not None:
+        if self.admission is not None and admit:
             await self.admission("UPDATE", target, new, old, options, False)
         if not keep_managed_fields:
             managed.record_update(
