@@ -7,7 +7,9 @@ with NoSchedule/NoExecute effects against the pod's tolerations, Ready, and devi
 that fit it picks the one with the fewest free devices that still hold the pod (bin packing, like the
 MostAllocated scoring a device scheduler uses), then by name.
 
-Allocate, as the Ascend device plugin does it in Volcano mode: the devices named in the pod annotation
+Allocate, as the Ascend device plugin does it in Volcano mode, and only for a pod that requests the resource
+(kubelet calls the plugin for those alone; an annotation on a pod that requests none gets it nothing): the
+devices named in the pod annotation
 `<resource>` (for example `huawei.com/Ascend910: "Ascend910-0,Ascend910-1"`) when present, else free devices
 chosen with the profile's per-node rule (whole HiAM pairs on A3, one HCCS ring on 910A). A device already used
 by another pod, unhealthy or recovering refuses the allocation; the reason is returned as data.
@@ -188,11 +190,13 @@ def allocate(
 ) -> Allocation:
     """Which devices the pod gets on this node (`holders`: device -> the pod key holding it, for messages)."""
     wanted = requested_devices(pod, resource)
+    if wanted == 0:  # kubelet calls Allocate only for containers that request the resource
+        return Allocation()
     annotations: Mapping[str, str] = (pod.get("metadata") or {}).get("annotations") or {}
     pinned = [name.strip() for name in annotations.get(resource, "").split(",") if name.strip()]
     holders = holders or {}
     if pinned:
-        if wanted and len(pinned) != wanted:
+        if len(pinned) != wanted:
             return Allocation(
                 error=f"annotation {resource} names {len(pinned)} devices, the pod requests {wanted}"
             )
@@ -205,8 +209,6 @@ def allocate(
             if name not in view.usable:
                 return Allocation(error=f"device {name} is unhealthy")
         return Allocation(devices=tuple(sorted(pinned, key=layout.device_index)))
-    if wanted == 0:
-        return Allocation()
     free_mask = 0
     for index, name in enumerate(view.sim.devices):
         if name in view.free:

@@ -197,6 +197,13 @@ def test_allocate_refuses_like_the_device_plugin(case, pod, view, error):
     assert error in allocation.error, case
 
 
+def test_an_annotation_on_a_pod_that_requests_no_device_gets_it_nothing():
+    allocation = scheduling.allocate(
+        _pod(0, annotation="Ascend910-0,Ascend910-1"), _view(), R, A3.profile.rule
+    )
+    assert allocation == scheduling.Allocation()
+
+
 def test_allocate_without_an_annotation_takes_whole_hiam_pairs_on_a3():
     view = _view(in_use=["Ascend910-0", "Ascend910-3"])
     allocation = scheduling.allocate(_pod(2), view, R, A3.profile.rule)
