@@ -28,6 +28,17 @@ class Profile(StrEnum):
     CUSTOM = "custom"
 
 
+class Isolation(StrEnum):
+    """Who may use the devices of a SuperPod's member nodes."""
+
+    PARTITIONS = "Partitions"
+    NONE = "None"
+
+
+ISOLATION_TAINT = "superpod.dev/partitions-only"
+"""Key of the NoSchedule taint on the member nodes of a SuperPod with isolation Partitions (value: its name)."""
+
+
 class TierSpec(SpecModel):
     """One interconnect tier of a custom topology, listed from the tightest (smallest) to the widest."""
 
@@ -59,6 +70,13 @@ class SuperPodSpec(SpecModel):
     huawei.com/npu for the 950 family, nvidia.com/gpu for GB200)."""
     reserve_nodes: int | None = Field(default=None, ge=0, le=1024)
     """Nodes kept free for fault recovery, used only by repair; defaults to 2 for cloudmatrix-384, else 0."""
+    isolation: Isolation = Isolation.PARTITIONS
+    """Who may use the devices of member nodes. Partitions (the default): only pods bound to a partition. The
+    operator keeps the taint superpod.dev/partitions-only=<SuperPod name>:NoSchedule on every member node, the
+    admission webhook gives its toleration to partition pods only, and a pod without a partition that reaches
+    for this SuperPod's devices (tolerating the taint, naming devices in the device plugin's annotation, or
+    asking for the device resource on member nodes) is refused. Pods already running stay. None: no taint and
+    no such refusals; any pod may take free devices of member nodes."""
 
 
 class DeviceCounts(StatusModel):
