@@ -3,14 +3,21 @@
 Every replica mirrors the pods labelled `superpod.dev/partition` (a reflector, so a replica that becomes active
 already knows them) and hears of partition changes from the fleet's mirror. The active replica runs one loop
 per SuperPod (`follow`, inside the SuperPod's kopf daemon, which kopf stops on standby replicas) that
-`reconcile`s a placed partition whenever one of its pods or the partition itself changes, when a grace period
-it waits for ends, and every `IDLE_RECHECK` seconds. One loop per SuperPod rather than one kopf daemon per
+`reconcile`s a placed partition whenever one of its pods or the partition itself changes, when a check it
+waits for is due, and every `IDLE_RECHECK` seconds. One loop per SuperPod rather than one kopf daemon per
 partition: a daemon per partition costs kopf a finalizer write and its own processing of every partition event,
 and a task and its state per partition in memory.
 
-- a slot whose pod Succeeded or Failed, or was deleted, is released (Allocated again when the partition was
-  Bound); a slot naming a pod that never appeared (admitted, then its create failed after the webhook, or the
-  webhook's answer was lost) is released after `grace` seconds, the time a create may take after admission;
+A slot follows its pod's existence and phase, never only its label (a watch by label sees a pod whose label
+was removed as deleted, though it still runs on the slot's devices):
+
+- a slot whose pod Succeeded or Failed, or whose deletion the mirror saw (a pod with a deletionTimestamp), is
+  released (Allocated again when the partition was Bound);
+- a slot whose pod left the mirror otherwise (its label removed or changed, or deleted before it was ever
+  scheduled), or never appeared in it `grace` seconds after its admission (a review that never became a pod:
+  its create failed after the webhook, or it was posted straight to the webhook), is confirmed by reading the
+  pod: gone (or another pod of that name), or finished, releases it; a pod that still runs keeps it, and is
+  read again every `DETACHED_RECHECK` seconds until it finishes or goes;
 - the rank table ConfigMap is written when its text changes (`ranktables`).
 """
 
@@ -24,14 +31,15 @@ from typing import Any
 import kopf
 
 from superpod.api import common
-from superpod.cluster import client, reflector
+from superpod.cluster import client, podplacement, reflector
 from superpod.controller import binder as binder_module
 from superpod.controller import fleet as fleet_module
 from superpod.controller import kopfkit, podrequest, ranktables, slotclaims
 
 JSON = dict[str, Any]
 FINISHED = frozenset({"Succeeded", "Failed"})
-GRACE_SECONDS = 30.0
+GRACE_SECONDS = 2.0  # after an admission, the pod is expected in the mirror; then it is read to confirm
+DETACHED_RECHECK = 5.0  # seconds between two reads of a pod that holds a slot but left the mirror
 IDLE_RECHECK = 10.0  # seconds: every placed partition is looked at again even without a change
 CONCURRENCY = 8  # partitions of one SuperPod reconciled at a time (each is mostly API round trips)
 RETRY_SECONDS = 1.0  # after a failed API call
@@ -64,6 +72,9 @@ class Bindings:
         self._settled: dict[str, tuple[Any, ...]] = {}
         self._missing_since: dict[tuple[str, str], float] = {}  # (partition key, pod) -> first seen missing
         self._deleted: set[tuple[str, str]] = set()  # (partition key, pod) whose deletion was observed
+        # (partition key, pod) -> uid: pods that left the mirror without being seen deleted, to read
+        self._left: dict[tuple[str, str], str | None] = {}
+        self._warned: set[tuple[str, str]] = set()  # detached pods already logged
         path = client.resource_path("v1", "pods", namespace)
         self.reflector = reflector.Reflector(api, path, self.on_pod, label_selector=common.PARTITION_LABEL)
         self._task: asyncio.Task[None] | None = None
@@ -108,6 +119,8 @@ class Bindings:
         for entry in [entry for entry in self._missing_since if entry[0] == key]:
             del self._missing_since[entry]
         self._deleted = {entry for entry in self._deleted if entry[0] != key}
+        self._left = {entry: uid for entry, uid in self._left.items() if entry[0] != key}
+        self._warned = {entry for entry in self._warned if entry[0] != key}
 
     def on_pod(self, _key: str, old: JSON | None, new: JSON | None) -> None:
         for pod, present in ((old, False), (new, True)):
@@ -118,20 +131,28 @@ class Bindings:
                 f"{metadata['namespace']}/{(metadata.get('labels') or {}).get(common.PARTITION_LABEL)}"
             )
             pods = self.pods.setdefault(partition, {})
+            entry = (partition, metadata["name"])
             if present:
                 pods[metadata["name"]] = pod
-                self._deleted.discard((partition, metadata["name"]))
+                self._deleted.discard(entry)
+                self._left.pop(entry, None)
+                self._warned.discard(entry)
             elif new is None or partition != _partition_of(new):
                 pods.pop(metadata["name"], None)
-                self._deleted.add((partition, metadata["name"]))
+                if new is None and metadata.get("deletionTimestamp"):
+                    self._deleted.add(entry)  # a graceful deletion ending: the pod is gone
+                else:  # its label went or changed, or it was deleted unscheduled: read it to know
+                    self._left[entry] = metadata.get("uid")
             self.touch(partition)
 
     def finished_or_gone(
         self, key: str, allocation: list[JSON], now: float
-    ) -> tuple[list[str], float | None]:
-        """Pods of `allocation` whose slots are to be freed now, and the seconds until the next grace expires."""
+    ) -> tuple[list[str], list[str], float | None]:
+        """Pods of `allocation` whose slots are to be freed now, pods to read before deciding, and the seconds
+        until the next check is due."""
         pods = self.pods.get(key, {})
         release: list[str] = []
+        confirm: list[str] = []
         next_check: float | None = None
         for slot in allocation:
             name = slot.get("pod")
@@ -146,13 +167,48 @@ class Bindings:
             if (key, name) in self._deleted:
                 release.append(name)
                 continue
+            if (key, name) in self._left:
+                confirm.append(name)
+                continue
             since = self._missing_since.setdefault((key, name), now)
             remaining = since + self.grace - now
             if remaining <= 0:
-                release.append(name)
+                confirm.append(name)
             else:
                 next_check = remaining if next_check is None else min(next_check, remaining)
-        return release, next_check
+        return release, confirm, next_check
+
+    async def confirm(self, key: str, names: list[str]) -> tuple[list[str], bool]:
+        """Read the pods that hold slots of the partition but are not in the mirror: the ones to release, and
+        whether one still runs detached from the mirror (to be read again)."""
+        namespace = key.partition("/")[0]
+        release: list[str] = []
+        detached = False
+        for name in names:
+            entry = (key, name)
+            pod = await self.api.get_or_none(client.resource_path("v1", "pods", namespace, name))
+            known_uid = self._left.get(entry)
+            gone = pod is None or bool(known_uid and pod["metadata"].get("uid") != known_uid)
+            if gone or (pod or {}).get("status", {}).get("phase") in FINISHED:
+                release.append(name)
+                continue
+            assert pod is not None
+            self._missing_since.pop(entry, None)
+            self._left.setdefault(entry, pod["metadata"].get("uid"))
+            if _partition_of(pod) == key:
+                continue  # labelled as it should be: the watch has not shown it yet
+            detached = True
+            if entry not in self._warned:
+                self._warned.add(entry)
+                logger.warning(
+                    "partition %s: pod %s runs on its slot without the label %s=%s; the slot stays held "
+                    "until the pod finishes or is deleted",
+                    key,
+                    name,
+                    common.PARTITION_LABEL,
+                    key.partition("/")[2],
+                )
+        return release, detached
 
     async def follow(self, superpod: str, stopped: kopf.DaemonStopped) -> None:
         """Reconcile the SuperPod's partitions as they change, until `stopped` (the SuperPod's daemon ends)."""
@@ -215,13 +271,21 @@ class Bindings:
         if self._settled.get(key) == inputs:
             return None  # nothing it depends on changed since it was last brought in line
         allocation = (obj.get("status") or {}).get("allocation") or []
-        release, next_check = self.finished_or_gone(key, allocation, time.monotonic())
+        release, unsure, next_check = self.finished_or_gone(key, allocation, time.monotonic())
+        detached = False
+        if unsure:
+            confirmed, detached = await self.confirm(key, unsure)
+            release += confirmed
+            if detached or len(confirmed) < len(unsure):
+                next_check = min(next_check or DETACHED_RECHECK, DETACHED_RECHECK)
         if release:
             logger.info("partition %s: releasing the slots of pods %s", key, ", ".join(sorted(release)))
             await self.binder.release(namespace, name, release)
             for pod in release:
                 self._missing_since.pop((key, pod), None)
                 self._deleted.discard((key, pod))
+                self._left.pop((key, pod), None)
+                self._warned.discard((key, pod))
             return 0.0  # look again at the written status
         if profile is None or not allocation:
             return next_check
@@ -262,7 +326,7 @@ class Bindings:
             if name in recorded or (pod.get("status") or {}).get("phase") in FINISHED:
                 continue
             devices = (pod["metadata"].get("annotations") or {}).get(resource)
-            index = by_binding.get((_pinned_node(pod), devices or ""))
+            index = by_binding.get((podplacement.pinned_node(pod), devices or ""))
             if index is not None:
                 out.append((name, index))
         return out
@@ -281,16 +345,3 @@ def _superpod_of(partition: JSON) -> str:
 def _partition_of(pod: JSON) -> str:
     metadata = pod["metadata"]
     return f"{metadata['namespace']}/{(metadata.get('labels') or {}).get(common.PARTITION_LABEL)}"
-
-
-def _pinned_node(pod: JSON) -> str | None:
-    """The node the webhook pinned the pod to (its node affinity), or the node it runs on."""
-    spec = pod.get("spec") or {}
-    affinity = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
-        "requiredDuringSchedulingIgnoredDuringExecution"
-    ) or {}
-    for term in affinity.get("nodeSelectorTerms") or []:
-        for field in term.get("matchFields") or []:
-            if field.get("key") == "metadata.name" and field.get("operator") == "In" and field.get("values"):
-                return str(field["values"][0])
-    return spec.get("nodeName")

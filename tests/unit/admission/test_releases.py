@@ -1,9 +1,10 @@
-"""Which slots go free: pods that finished, were deleted, or never appeared within the grace period."""
+"""Which slots go free: pods that finished or were deleted; pods the mirror lost or never showed are read first."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 from superpod.controller import bindings
 
 from tests.unit.admission import builders
@@ -11,17 +12,29 @@ from tests.unit.admission import builders
 KEY = "team-a/train"
 
 
-def tracker(grace: float = 30.0) -> bindings.Bindings:
-    api = SimpleNamespace()  # not called: only the pod events below feed it
+class Pods:
+    """The API's pods, as `get_or_none` reads them (the only call the tracker makes)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict] = {}
+        self.reads: list[str] = []
+
+    async def get_or_none(self, path: str) -> dict | None:
+        self.reads.append(path.rpartition("/")[2])
+        return self.objects.get(path.rpartition("/")[2])
+
+
+def tracker(grace: float = 30.0, api: Pods | None = None) -> bindings.Bindings:
     fleet = SimpleNamespace(partitions={})  # no partition known: pod events only record the pods
-    return bindings.Bindings(api, fleet, SimpleNamespace(), grace=grace)  # type: ignore[arg-type]
+    return bindings.Bindings(api or Pods(), fleet, SimpleNamespace(), grace=grace)  # type: ignore[arg-type]
 
 
-def pod(name: str, phase: str = "Running", partition: str = "train") -> dict:
-    return {
-        "metadata": {"name": name, "namespace": "team-a", "labels": {"superpod.dev/partition": partition}},
-        "status": {"phase": phase},
-    }
+def pod(name: str, phase: str = "Running", partition: str | None = "train", deleting: bool = False) -> dict:
+    labels = {"superpod.dev/partition": partition} if partition else {}
+    metadata = {"name": name, "namespace": "team-a", "labels": labels, "uid": f"uid-{name}"}
+    if deleting:
+        metadata["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {"metadata": metadata, "status": {"phase": phase}}
 
 
 ALLOCATION = builders.slots(3, bound={0: "running", 1: "done", 2: "deleted"})
@@ -29,36 +42,75 @@ ALLOCATION = builders.slots(3, bound={0: "running", 1: "done", 2: "deleted"})
 
 def test_finished_and_deleted_pods_free_their_slots_at_once():
     pods = tracker()
-    for item in (pod("running"), pod("done", "Succeeded"), pod("deleted")):
+    for item in (pod("running"), pod("done", "Succeeded"), pod("deleted", deleting=True)):
         pods.on_pod("", None, item)
-    pods.on_pod("", pod("deleted"), None)
-    release, next_check = pods.finished_or_gone(KEY, ALLOCATION, now=100.0)
+    pods.on_pod("", pod("deleted", deleting=True), None)
+    release, confirm, next_check = pods.finished_or_gone(KEY, ALLOCATION, now=100.0)
     assert sorted(release) == ["deleted", "done"]
-    assert next_check is None
+    assert (confirm, next_check) == ([], None)
 
 
-def test_a_pod_that_never_appeared_frees_its_slot_after_the_grace_period():
-    pods = tracker(grace=30.0)
+def test_a_pod_that_never_appeared_is_read_once_the_grace_period_is_over():
+    pods = tracker(grace=2.0)
     allocation = builders.slots(1, bound={0: "phantom"})
-    assert pods.finished_or_gone(KEY, allocation, now=100.0) == ([], 30.0)
-    assert pods.finished_or_gone(KEY, allocation, now=120.0) == ([], 10.0)
+    assert pods.finished_or_gone(KEY, allocation, now=100.0) == ([], [], 2.0)
+    assert pods.finished_or_gone(KEY, allocation, now=101.5) == ([], [], 0.5)
+    assert pods.finished_or_gone(KEY, allocation, now=102.0) == ([], ["phantom"], None)
     pods.on_pod("", None, pod("phantom"))  # it came after all
-    assert pods.finished_or_gone(KEY, allocation, now=131.0) == ([], None)
+    assert pods.finished_or_gone(KEY, allocation, now=103.0) == ([], [], None)
 
 
-def test_a_phantom_is_released_once_its_grace_is_over():
-    pods = tracker(grace=30.0)
-    allocation = builders.slots(1, bound={0: "phantom"})
-    pods.finished_or_gone(KEY, allocation, now=100.0)
-    assert pods.finished_or_gone(KEY, allocation, now=130.0) == (["phantom"], None)
+@pytest.mark.parametrize(
+    ("case", "leaves", "in_the_api", "released", "detached"),
+    [
+        (
+            "a pod whose label was removed still runs: its slot stays",
+            lambda p: p.pop("labels"),
+            True,
+            [],
+            True,
+        ),
+        (
+            "a pod relabelled to another partition still runs: its slot stays",
+            lambda p: p["labels"].update({"superpod.dev/partition": "other"}),
+            True,
+            [],
+            True,
+        ),
+        ("an unscheduled pod deleted at once is gone: its slot goes", None, False, ["left"], False),
+    ],
+)
+async def test_a_pod_that_left_the_mirror_without_a_deletion_is_read_before_its_slot_goes(
+    case, leaves, in_the_api, released, detached
+):
+    api = Pods()
+    pods = tracker(api=api)
+    allocation = builders.slots(1, bound={0: "left"})
+    pods.on_pod("", None, pod("left"))
+    now = pod("left")
+    if leaves is not None:
+        leaves(now["metadata"])
+    if in_the_api:
+        api.objects["left"] = now
+    pods.on_pod("", pod("left"), now if leaves is not None else None)  # as the label-selected watch shows it
+
+    release, confirm, _ = pods.finished_or_gone(KEY, allocation, now=1.0)
+    assert (release, confirm) == ([], ["left"]), case
+    assert await pods.confirm(KEY, confirm) == (released, detached), case
+
+    if in_the_api:  # once it finishes, the next read frees the slot
+        api.objects["left"] = {**now, "status": {"phase": "Succeeded"}}
+        assert await pods.confirm(KEY, confirm) == (["left"], False), case
 
 
-def test_a_pod_relabelled_to_another_partition_leaves_the_first_one():
-    pods = tracker()
-    pods.on_pod("", None, pod("moved"))
-    pods.on_pod("", pod("moved"), pod("moved", partition="other"))
-    assert pods.finished_or_gone(KEY, builders.slots(1, bound={0: "moved"}), now=1.0) == (["moved"], None)
-    assert "moved" in pods.pods["team-a/other"]
+async def test_a_pod_of_the_same_name_that_is_another_pod_does_not_keep_the_slot():
+    api = Pods()
+    pods = tracker(api=api)
+    pods.on_pod("", None, pod("web-0"))
+    unlabelled = pod("web-0", partition=None)
+    api.objects["web-0"] = {**unlabelled, "metadata": {**unlabelled["metadata"], "uid": "another"}}
+    pods.on_pod("", pod("web-0"), None)
+    assert await pods.confirm(KEY, ["web-0"]) == (["web-0"], False)
 
 
 def bound_pod(name: str, node: str, devices: str, phase: str = "Running") -> dict:
