@@ -229,11 +229,12 @@ def test_cert_manager_issues_the_secret_the_operator_mounts(rendered):
     assert f"{FULLNAME}.superpod-system.svc" in certificate["spec"]["dnsNames"]
     volume = next(v for v in _pod(manifests)["volumes"] if "secret" in v)
     assert volume["secret"]["secretName"] == certificate["spec"]["secretName"]
-    configuration = chart_helm.one(manifests, "MutatingWebhookConfiguration")
-    assert configuration["metadata"]["annotations"] == {
-        "cert-manager.io/inject-ca-from": f"superpod-system/{certificate['metadata']['name']}"
-    }
-    assert "caBundle" not in configuration["webhooks"][0]["clientConfig"]
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        configuration = chart_helm.one(manifests, kind)
+        assert configuration["metadata"]["annotations"] == {
+            "cert-manager.io/inject-ca-from": f"superpod-system/{certificate['metadata']['name']}"
+        }
+        assert all("caBundle" not in hook["clientConfig"] for hook in configuration["webhooks"])
 
 
 def test_cert_manager_can_use_an_existing_cluster_issuer(rendered):
@@ -255,6 +256,7 @@ def test_cert_manager_can_use_an_existing_cluster_issuer(rendered):
 )
 def test_an_operator_managed_webhook_configuration_is_not_rendered(rendered, case):
     assert chart_helm.find(rendered(case), "MutatingWebhookConfiguration") == []
+    assert chart_helm.find(rendered(case), "ValidatingWebhookConfiguration") == []
 
 
 def test_a_namespaced_operator_gets_webhook_calls_from_its_namespace_only(rendered):
@@ -341,6 +343,7 @@ def test_namespaced_objects_live_in_the_release_namespace(rendered, case):
         "ClusterRole",
         "ClusterRoleBinding",
         "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
         "ClusterKopfPeering",
     }
     for manifest in rendered(case):
@@ -389,3 +392,20 @@ def test_the_chart_renders_the_same_webhook_the_operator_writes_in_managed_mode(
     assert {k: v for k, v in chart_webhook.items() if k != "clientConfig"} == {
         k: v for k, v in operator_webhook.items() if k != "clientConfig"
     }
+
+
+@pytest.mark.parametrize("case", ["the default values", "every optional feature is on"])
+def test_the_chart_renders_the_same_validating_webhooks_the_operator_writes_in_managed_mode(rendered, case):
+    """The pod and binding validation, with its CEL matchConditions, is the same whoever owns it."""
+    chart_webhooks = chart_helm.one(rendered(case), "ValidatingWebhookConfiguration")["webhooks"]
+    operator_webhooks = webhookconfig.validating_configuration(
+        webhookconfig.client_config(
+            ca_pem=b"unused", service="superpod-system/superpod-superpod-operator", path="/validate-pods"
+        )
+    )["webhooks"]
+    assert [hook["name"] for hook in chart_webhooks] == [hook["name"] for hook in operator_webhooks]
+    for chart_webhook, operator_webhook in zip(chart_webhooks, operator_webhooks, strict=True):
+        assert chart_webhook["clientConfig"]["service"] == operator_webhook["clientConfig"]["service"]
+        assert {k: v for k, v in chart_webhook.items() if k != "clientConfig"} == {
+            k: v for k, v in operator_webhook.items() if k != "clientConfig"
+        }

@@ -12,7 +12,7 @@ from tests.chart import helm as chart_helm
 
 FULLNAME = "superpod-superpod-operator"
 
-# (API group, resource) -> verbs, cluster-wide. The contract also listed: get on superpods, nodes, pods,
+# (API group, resource) -> verbs, cluster-wide. The contract also listed: get on superpods, nodes,
 # CRDs and peerings; pods patch; configmaps update/delete (rank tables go with their partition through
 # ownerReferences); events patch and events.k8s.io; namespaces (kopf needs them only for namespace globs);
 # secrets get (the certificate is a mounted file); MutatingWebhookConfiguration list/watch/patch. The operator
@@ -22,9 +22,9 @@ OPERATOR: dict[tuple[str, str], frozenset[str]] = {
     ("superpod.dev", "superpods/status"): frozenset({"patch"}),
     ("superpod.dev", "superpodpartitions"): frozenset({"get", "list", "watch", "patch"}),
     ("superpod.dev", "superpodpartitions/status"): frozenset({"patch"}),
-    ("", "nodes"): frozenset({"list", "watch"}),
+    ("", "nodes"): frozenset({"list", "watch", "patch"}),
     ("", "configmaps"): frozenset({"get", "list", "watch", "create", "patch"}),
-    ("", "pods"): frozenset({"list", "watch"}),
+    ("", "pods"): frozenset({"get", "list", "watch"}),
     ("", "events"): frozenset({"create"}),
     ("apiextensions.k8s.io", "customresourcedefinitions"): frozenset({"list", "watch"}),
 }
@@ -33,6 +33,9 @@ CLUSTER_PEERING: dict[tuple[str, str], frozenset[str]] = {
 }
 MANAGED_WEBHOOK: dict[tuple[str, str], frozenset[str]] = {
     ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): frozenset({"get", "create", "update"}),
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): frozenset(
+        {"get", "create", "update"}
+    ),
 }
 
 

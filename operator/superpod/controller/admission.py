@@ -1,4 +1,4 @@
-"""Pod binding at admission: the mutating webhook `/mutate-pods`, its TLS and configuration, and the daemons.
+"""Pod admission: the webhooks `/mutate-pods` and `/validate-pods`, their TLS and configurations, the daemons.
 
 `configure(settings, config)` gives kopf its webhook server (HTTPS on `--webhook-port`, the certificate from
 `--tls-cert-file`/`--tls-key-file` or self-signed, see `cluster.certificates`). `register(registry, fleet,
@@ -12,8 +12,13 @@ config, files=...)` adds:
   to `Webhook.review`, not through kopf's generic admission handling: that builds a body, a memo, a diff, a
   cause and a handler state per request and diffs deep copies of the pod for the patch, several times the
   work of the decision itself, all on the one event loop that also answers the other pods of a burst.
-- at startup, in `managed` mode, the MutatingWebhookConfiguration `superpod-operator` (`cluster.webhookconfig`);
-- one loop per SuperPod on the active replica (`bindings`): slot releases and rank tables.
+- the answer to `/validate-pods` (`validation`): partition pods created or changed off their slot, bindings to
+  another node, and pods without a partition reaching for an isolated SuperPod's devices are refused;
+- at startup, in `managed` mode, the Mutating- and ValidatingWebhookConfiguration `superpod-operator`
+  (`cluster.webhookconfig`);
+- the SuperPods' member nodes on every replica (`membership`, fed by the fleet's mirrors), and two loops per
+  SuperPod on the active replica: slot releases and rank tables (`bindings`), the isolation taint on its member
+  nodes (`nodetaints`).
 
 Latency of each admission (seconds, from the parsed review to the answer) goes to
 `superpod_webhook_duration_seconds` (unexpected errors, not denials, to `superpod_webhook_errors_total`), to
@@ -41,12 +46,14 @@ from superpod.cluster import certificates, client, webhookconfig, writer
 from superpod.controller import binder as binder_module
 from superpod.controller import bindings as bindings_module
 from superpod.controller import fleet as fleet_module
-from superpod.controller import podmutation, podrequest, ranktables, slotclaims
+from superpod.controller import membership as membership_module
+from superpod.controller import nodetaints, podmutation, podrequest, ranktables, slotclaims, validation
 from superpod.controller import settings as operator_settings
 from superpod.ranktable import versions
 
 JSON = dict[str, Any]
 HANDLER_ID = "mutate-pods"  # kopf's server routes the URL path /mutate-pods with this id
+VALIDATE_ID = "validate-pods"
 DENIAL_CODE = 403
 logger = logging.getLogger(__name__)
 
@@ -62,14 +69,15 @@ def certificate(config: operator_settings.OperatorSettings) -> certificates.Cert
 
 
 class WebhookServer(kopf.WebhookServer):
-    """kopf's HTTPS webhook server whose `/mutate-pods` reviews go to `answer` (set at startup) directly."""
+    """kopf's HTTPS webhook server whose reviews at `/<id>` go to `answers[id]` (set at startup) directly."""
 
-    answer: Callable[[JSON], Awaitable[JSON]] | None = None
+    answers: dict[str, Callable[[JSON], Awaitable[JSON]]]
 
-    async def _serve(  # type: ignore[override]  # kopf's is a staticmethod; this one needs `answer`
+    async def _serve(  # type: ignore[override]  # kopf's is a staticmethod; this one needs `answers`
         self, fn: Any, request: aiohttp.web.Request
     ) -> aiohttp.web.Response:
-        if self.answer is None or request.match_info.get("id") != HANDLER_ID:
+        answer = getattr(self, "answers", {}).get(request.match_info.get("id", ""))
+        if answer is None:
             return await super()._serve(fn, request)
         try:
             review = json.loads(await request.read())
@@ -77,7 +85,7 @@ class WebhookServer(kopf.WebhookServer):
             raise aiohttp.web.HTTPBadRequest(reason=str(error)) from None
         if not isinstance(review, dict) or not isinstance(review.get("request"), dict):
             raise aiohttp.web.HTTPBadRequest(reason="not an AdmissionReview with a request")
-        return aiohttp.web.json_response(await self.answer(review))
+        return aiohttp.web.json_response(await answer(review))
 
 
 def configure(
@@ -130,22 +138,12 @@ class Webhook:
             return known
         return await self.binder.api.get_or_none(writer.partition_path(namespace, name))
 
-    def _elsewhere(self, namespace: str, name: str) -> list[str]:
-        return sorted(
-            key.partition("/")[0]
-            for key in self.fleet.partitions
-            if key.partition("/")[2] == name and key.partition("/")[0] != namespace
-        )
-
     def _missing(self, namespace: str, name: str) -> Refusal:
-        others = self._elsewhere(namespace, name)
-        if others:
-            return Refusal(
-                f"partition {name} is not in namespace {namespace} (it exists in namespace "
-                f"{', '.join(others)}); a pod binds only to a partition of its own namespace",
-            )
+        # the same words whether or not a partition of that name exists in another namespace: a denial tells
+        # a tenant nothing of other namespaces
         return Refusal(
-            f"no SuperPodPartition {name} in namespace {namespace} (label {common.PARTITION_LABEL})"
+            f"no SuperPodPartition {name} in namespace {namespace} (label {common.PARTITION_LABEL}); a pod binds "
+            f"only to a partition of its own namespace"
         )
 
     async def review(self, review: JSON) -> JSON:
@@ -158,7 +156,9 @@ class Webhook:
             started = time.perf_counter()
             failed = False
             try:
-                binding = await self.admit(_in_namespace(pod, request), dry_run=bool(request.get("dryRun")))
+                binding = await self.admit(
+                    podrequest.in_namespace(pod, request), dry_run=bool(request.get("dryRun"))
+                )
                 patch = json.dumps(podmutation.json_patch(pod, binding)).encode()
             except Refusal as refusal:  # a deliberate denial, not a failure of the webhook
                 response.update(allowed=False, status={"message": refusal.message, "code": refusal.code})
@@ -196,6 +196,12 @@ class Webhook:
         resource = state.profile.resource_name
         if not metadata.get("name") and not metadata.get("generateName"):  # kube refuses it after admission
             raise Refusal("pod has neither metadata.name nor metadata.generateName; set one")
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if node_name:  # it would skip the scheduler, and so the node its slot is on
+            raise Refusal(
+                f"pod {metadata.get('name') or metadata.get('generateName')} sets spec.nodeName {node_name}; "
+                f"remove it: the webhook pins a partition pod to its slot's node"
+            )
         new_name = (
             None if metadata.get("name") else podrequest.generated_name(metadata.get("generateName", ""))
         )
@@ -232,14 +238,6 @@ class Webhook:
         )
 
 
-def _in_namespace(pod: JSON, request: JSON) -> JSON:
-    """The pod with the request's namespace when its object has none (kube fills `request.namespace`)."""
-    metadata = pod.get("metadata") or {}
-    if metadata.get("namespace") or not request.get("namespace"):
-        return pod
-    return {**pod, "metadata": {**metadata, "namespace": request["namespace"]}}
-
-
 def register(
     registry: kopf.OperatorRegistry,
     fleet: fleet_module.Fleet,
@@ -251,12 +249,16 @@ def register(
     binder = binder_module.Binder(fleet.api)
     webhook = Webhook(fleet, binder)
     bindings = bindings_module.Bindings(fleet.api, fleet, binder, namespace=config.namespace)
+    view = membership_module.Membership()
+    validator = validation.Validator(fleet, binder, bindings, view, namespace=config.namespace)
+    taints = nodetaints.NodeTaints(fleet.api, view)
     tasks: list[asyncio.Task[None]] = []
 
     @kopf.on.startup(registry=registry)
     async def start_bindings(settings: kopf.OperatorSettings, **_: Any) -> None:
         if isinstance(settings.admission.server, WebhookServer):
-            settings.admission.server.answer = webhook.review  # kopf starts the server after this handler
+            # kopf starts the server after this handler
+            settings.admission.server.answers = {HANDLER_ID: webhook.review, VALIDATE_ID: validator.review}
         await bindings.start()
         _freeze_startup_heap()
         if files is not None and config.webhook_config == "managed":
@@ -274,6 +276,10 @@ def register(
     # runs one bindings loop per SuperPod: no kopf event handler or daemon per partition
     fleet.partition_listeners.append(bindings.partition_changed)
     fleet.superpod_workers.append(bindings.follow)
+    # every replica knows the SuperPods' members (it validates pods); the active one keeps their taints
+    fleet.node_listeners.append(view.on_node)
+    fleet.superpod_listeners.append(view.on_superpod)
+    fleet.superpod_workers.append(taints.follow)
 
     return webhook
 
@@ -296,13 +302,22 @@ async def _manage_configuration(
 ) -> None:
     """Write the webhook configuration once the server listens, so kube never calls a closed port."""
     await _until_listening(config.webhook_host, config.webhook_port)
-    client_config = webhookconfig.client_config(
-        ca_pem=files.ca_pem,
-        service=config.webhook_service,
-        host=config.webhook_host,
-        port=config.webhook_port,
+
+    def client_config(path: str) -> JSON:
+        return webhookconfig.client_config(
+            ca_pem=files.ca_pem,
+            service=config.webhook_service,
+            host=config.webhook_host,
+            port=config.webhook_port,
+            path=path,
+        )
+
+    mutating = webhookconfig.configuration(client_config(webhookconfig.PATH), namespace=config.namespace)
+    await webhookconfig.ensure(api, mutating)
+    # after the mutating one: validation alone would refuse partition pods that were never bound
+    await webhookconfig.ensure(
+        api, webhookconfig.validating_configuration(client_config(webhookconfig.VALIDATE_PATH))
     )
-    await webhookconfig.ensure(api, webhookconfig.configuration(client_config, namespace=config.namespace))
 
 
 async def _until_listening(host: str, port: int, interval: float = 0.05) -> None:

@@ -94,6 +94,10 @@ class Fleet:
         self.partitions: dict[str, JSON] = {}  # key -> latest partition object seen
         # told of every partition change (None: the partition is gone)
         self.partition_listeners: list[Callable[[str, JSON | None], None]] = []
+        # told of every Node change, heartbeats included: (name, old, new)
+        self.node_listeners: list[Callable[[str, JSON | None, JSON | None], None]] = []
+        # told of every SuperPod spec read: (name, spec or None when gone or unusable, device resource)
+        self.superpod_listeners: list[Callable[[str, api_superpod.SuperPodSpec | None, str], None]] = []
         # run beside each SuperPod's daemon, so only on the active replica: (SuperPod name, stopped)
         self.superpod_workers: list[Callable[[str, kopf.DaemonStopped], Coroutine[Any, Any, None]]] = []
         self._serials: dict[str, _Serial] = {}  # partition key -> its lock, while someone uses it
@@ -149,6 +153,8 @@ class Fleet:
             state = self.superpods.pop(key, None)
             if state is not None:
                 state.poke()
+            for listener in self.superpod_listeners:
+                listener(key, None, "")
             return
         state = self.superpods.get(key)
         if state is None:
@@ -158,11 +164,15 @@ class Fleet:
         state.body = new
         if old is None or old_spec != new.get("spec"):
             self._configure(state)
+            for listener in self.superpod_listeners:
+                listener(key, state.spec, state.resource)
             if self._reflectors and all(m.synced.is_set() for m in self._reflectors):
                 self._rebuild(state)
         state.poke()
 
     def _on_node(self, key: str, old: JSON | None, new: JSON | None) -> None:
+        for listener in self.node_listeners:
+            listener(key, old, new)
         if new is None:
             self._nodes.pop(key, None)
         else:

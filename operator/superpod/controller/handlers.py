@@ -5,7 +5,8 @@
   free).
 - SuperPod daemon (one per SuperPod, run only by the active replica): retries pending partitions in creation
   order whenever capacity may have changed, and writes the SuperPod's status, coalescing bursts; beside it run
-  the fleet's `superpod_workers` for that SuperPod (the bindings loop).
+  the fleet's `superpod_workers` for that SuperPod (the bindings loop, the isolation taint loop), which get
+  `WORKER_GRACE` seconds to finish when the daemon is stopped (kopf waits 5 s before cancelling it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from superpod.metrics import instruments
 
 HANDLER_BACKOFF = 2.0  # seconds before kopf retries a failed handler or restarts a failed daemon
 IDLE_REFRESH = 30.0  # seconds: a daemon re-checks even without a poke (missed events cost at most this)
+WORKER_GRACE = 3.0  # seconds a stopped daemon's workers get to finish before they are cancelled
 
 
 def register(registry: kopf.OperatorRegistry, fleet: fleet_module.Fleet, *, status_interval: float) -> None:
@@ -61,6 +63,8 @@ def register(registry: kopf.OperatorRegistry, fleet: fleet_module.Fleet, *, stat
         try:
             await _superpod_loop(name, stopped)
         finally:
+            if stopped and workers:  # they watch `stopped` too, and may have a last thing to do (untaint)
+                await asyncio.wait(workers, timeout=WORKER_GRACE)
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)

@@ -3,6 +3,8 @@
 - `metadata.name`, when the pod came with `generateName` only (see `podrequest`);
 - required node affinity to the slot's node (`matchFields metadata.name In [node]`, as the DaemonSet controller
   pins pods), added to every existing node selector term, since terms are ORed;
+- the toleration of the isolation taint `superpod.dev/partitions-only` (NoSchedule, any value), which the
+  operator keeps on the member nodes of SuperPods with `isolation: Partitions`: only bound pods get it;
 - the annotation `<resource>: "<device>,<device>,..."` (for example `huawei.com/Ascend910: "Ascend910-0,
   Ascend910-1"`), which the Ascend device plugin reads at Allocate to hand out exactly these devices;
 - the device request and limit (the slot size) on the first container when no container asks for the resource,
@@ -23,17 +25,21 @@ import copy
 import dataclasses
 from typing import Any
 
+from superpod.api import superpod as api_superpod
+
 JSON = dict[str, Any]
 
 RANK_TABLE_DIR = "/user/serverid/devindex/config"
 RANK_TABLE_FILE = f"{RANK_TABLE_DIR}/hccl.json"
 RANK_TABLE_VOLUME = "superpod-rank-table"
 BOUND_ENV = ("RANK", "WORLD_SIZE", "RANK_TABLE_FILE")
+TOLERATION = {"key": api_superpod.ISOLATION_TAINT, "operator": "Exists", "effect": "NoSchedule"}
 # the fields `apply` may change, in the order the patch writes them
 CHANGED_FIELDS = (
     ("metadata", "name"),
     ("metadata", "annotations"),
     ("spec", "affinity"),
+    ("spec", "tolerations"),
     ("spec", "containers"),
     ("spec", "volumes"),
 )
@@ -61,6 +67,9 @@ def apply(pod: JSON, binding: Binding) -> None:
     metadata["annotations"] = {**annotations, binding.resource: ",".join(binding.devices)}
     spec = pod.setdefault("spec", {})
     _pin_node(spec, binding.node)
+    tolerations = spec.get("tolerations") or []
+    if TOLERATION not in tolerations:
+        spec["tolerations"] = [*tolerations, dict(TOLERATION)]
     containers = spec.get("containers") or []
     _request_devices(containers, binding.resource, len(binding.devices))
     env = [

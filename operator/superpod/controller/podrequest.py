@@ -64,6 +64,14 @@ class PodRequest:
     dry_run: bool = False  # a dry-run admission: decide, but claim nothing
 
 
+def in_namespace(pod: JSON, request: Mapping[str, Any]) -> JSON:
+    """The pod with the review's namespace when its object has none (kube fills `request.namespace`)."""
+    metadata = pod.get("metadata") or {}
+    if metadata.get("namespace") or not request.get("namespace"):
+        return pod
+    return {**pod, "metadata": {**metadata, "namespace": request["namespace"]}}
+
+
 def generated_name(generate_name: str) -> str:
     """A name as kube-apiserver generates it from `generateName`."""
     prefix = generate_name[:MAX_GENERATE_NAME_PREFIX]

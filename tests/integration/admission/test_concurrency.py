@@ -59,25 +59,30 @@ async def test_32_pods_created_at_once_get_32_distinct_slots(cluster, operator, 
     for name in ("cold", "warm"):
         await api.create(partitions_path(), partition(name, 64, devicesPerPod=2))
         await allocated(api, name)
-    calls: list[float] = []
+    calls: dict[str, list[float]] = {}
     real_call = dispatcher._call
 
-    async def timed_call(*args, **kwargs):  # the sandbox's side: each HTTPS call to the webhook
+    async def timed_call(hook, *args, **kwargs):  # the sandbox's side: each HTTPS call to a webhook
         started = time.perf_counter()
         try:
-            return await real_call(*args, **kwargs)
+            return await real_call(hook, *args, **kwargs)
         finally:
-            calls.append(time.perf_counter() - started)
+            calls.setdefault(hook["name"], []).append(time.perf_counter() - started)
 
     monkeypatch.setattr(dispatcher, "_call", timed_call)
     report = []
     for name in ("cold", "warm"):  # cold: the sandbox opens 32 TLS connections; warm: it reuses them
         calls.clear()
         await burst(api, name)
-        assert len(calls) == 32
-        p50, p99 = statistics.median(calls) * 1000, percentile(calls, 0.99) * 1000
-        report.append(f"{name} connections: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-        assert p99 < 3000  # a loose ceiling for a shared machine; the measured figures go to the report
+        # each pod is bound by the mutating webhook, then checked against its slot by the validating one
+        assert {hook: len(times) for hook, times in calls.items()} == {
+            "pods.superpod.dev": 32,
+            "validate-pods.superpod.dev": 32,
+        }
+        for hook, times in sorted(calls.items()):
+            p50, p99 = statistics.median(times) * 1000, percentile(times, 0.99) * 1000
+            report.append(f"{name} connections, {hook}: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+            assert p99 < 3000  # a loose ceiling for a shared machine; the measured figures go to the report
     print("\nadmission webhook latency, 32 pods created at once: " + "; ".join(report))
 
 
@@ -137,6 +142,8 @@ async def test_the_webhooks_of_two_replicas_never_give_a_slot_twice(cluster, tmp
             outcomes = await asyncio.gather(
                 *(admission_review(session, hooks[i % 2], pod(f"shared-{i}", "shared")) for i in range(32))
             )
+        # read at once: these reviews never become pods, so the operator frees their slots within seconds
+        status = (await api.get(f"{partitions_path()}/shared"))["status"]
     finally:
         for replica in replicas:
             await replica.stop()
@@ -148,5 +155,4 @@ async def test_the_webhooks_of_two_replicas_never_give_a_slot_twice(cluster, tmp
         for device in item["metadata"]["annotations"]["huawei.com/Ascend910"].split(",")
     ]  # fmt: skip
     assert len(pinned) == 64 and len(set(pinned)) == 64
-    status = (await api.get(f"{partitions_path()}/shared"))["status"]
     assert sorted(slot["pod"] for slot in status["allocation"]) == sorted(f"shared-{i}" for i in range(32))

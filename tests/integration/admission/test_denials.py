@@ -38,14 +38,15 @@ async def kubectl_apply(kubeconfig: str, manifest: dict, tmp_path) -> tuple[int,
 CASES = [
     pytest.param(
         pod("lost", "nowhere"),
-        "no SuperPodPartition nowhere in namespace team-a (label superpod.dev/partition)",
+        "no SuperPodPartition nowhere in namespace team-a (label superpod.dev/partition); a pod binds only to a "
+        "partition of its own namespace",
         id="a partition that does not exist",
     ),
     pytest.param(
         pod("stranger", "train", namespace="team-b"),
-        "partition train is not in namespace team-b (it exists in namespace team-a); a pod binds only to a "
+        "no SuperPodPartition train in namespace team-b (label superpod.dev/partition); a pod binds only to a "
         "partition of its own namespace",
-        id="a partition of another namespace",
+        id="a partition of another namespace, in the same words as one that does not exist",
     ),
     pytest.param(
         pod("early", "too-big"),

@@ -54,6 +54,18 @@ def test_a_plain_pod_gets_everything_its_slot_needs():
     assert pod["spec"]["volumes"] == [
         {"name": "superpod-rank-table", "configMap": {"name": "rings-config-train"}}
     ]
+    assert pod["spec"]["tolerations"] == [
+        {"key": "superpod.dev/partitions-only", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+
+
+def test_the_pods_own_tolerations_stay_beside_the_isolation_toleration_which_is_added_once():
+    own = {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}
+    pod = bound(bound(builders.pod(tolerations=[own])))
+    assert pod["spec"]["tolerations"] == [
+        own,
+        {"key": "superpod.dev/partitions-only", "operator": "Exists", "effect": "NoSchedule"},
+    ]
 
 
 def test_existing_node_selector_terms_each_get_the_node_pin():

@@ -73,6 +73,32 @@ def test_the_managed_webhook_is_the_one_the_chart_renders():
     assert "name: pods.superpod.dev" in ours and "sideEffects: NoneOnDryRun" in ours
 
 
+def test_pods_and_bindings_are_validated_in_every_namespace_and_fail_closed():
+    config = webhookconfig.validating_configuration({"url": "https://x/validate-pods"})
+    pods, bindings = config["webhooks"]
+    assert (config["kind"], pods["name"], bindings["name"]) == (
+        "ValidatingWebhookConfiguration",
+        "validate-pods.superpod.dev",
+        "validate-bindings.superpod.dev",
+    )
+    assert pods["rules"][0]["operations"] == ["CREATE", "UPDATE"] and pods["rules"][0]["resources"] == [
+        "pods"
+    ]
+    assert bindings["rules"][0]["resources"] == ["pods/binding", "bindings"]
+    assert bindings["matchConditions"] == [
+        {"name": "not-kube-scheduler", "expression": "request.userInfo.username != 'system:kube-scheduler'"}
+    ]
+    for hook in (pods, bindings):
+        assert (hook["failurePolicy"], hook["sideEffects"], hook["namespaceSelector"]) == ("Fail", "None", {})
+        assert "objectSelector" not in hook  # a pod without the label must be seen too
+
+
+def test_the_device_resources_are_every_builtin_profiles():
+    assert webhookconfig.DEVICE_RESOURCES == ("huawei.com/Ascend910", "huawei.com/npu", "nvidia.com/gpu")
+    chart = yaml.safe_load((ROOT / "helm/superpod-operator/values.yaml").read_text())
+    assert tuple(chart["webhook"]["deviceResources"]) == webhookconfig.DEVICE_RESOURCES
+
+
 def test_the_self_signed_certificate_serves_its_hosts_and_is_trusted_through_the_ca(tmp_path):
     files = certificates.self_signed(["superpod-operator.system.svc", "127.0.0.1"], str(tmp_path))
     cert = x509.load_pem_x509_certificate((tmp_path / "tls.crt").read_bytes())

@@ -1,0 +1,109 @@
+"""The isolation taint: on every member node of an isolating SuperPod, on no other node, others' taints kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from superpod.api import superpod as api_superpod
+from superpod.controller import membership, nodetaints
+
+JSON = dict[str, Any]
+OURS = {"key": "superpod.dev/partitions-only", "value": "cm384-a", "effect": "NoSchedule"}
+OTHER = {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}
+
+
+def node(name: str = "a3-0", taints: list[JSON] | None = None, **labels: str) -> JSON:
+    body: JSON = {"metadata": {"name": name, "labels": labels, "resourceVersion": "1"}, "spec": {}}
+    if taints is not None:
+        body["spec"]["taints"] = taints
+    return body
+
+
+@pytest.mark.parametrize(
+    ("case", "taints", "member", "wanted"),
+    [
+        ("a member without it gets it", None, True, [OURS]),
+        ("a member keeps other taints beside it", [OTHER], True, [OTHER, OURS]),
+        ("a member that has it is left alone", [OTHER, OURS], True, None),
+        (
+            "a member tainted for another SuperPod is left alone (one taint per key and effect)",
+            [{**OURS, "value": "cm384-b"}],
+            True,
+            None,
+        ),
+        ("a node that left loses it, and only it", [OTHER, OURS], False, [OTHER]),
+        ("a node that left and had only it ends with none", [OURS], False, []),
+        (
+            "another SuperPod's taint on a non-member is not ours to remove",
+            [{**OURS, "value": "x"}],
+            False,
+            None,
+        ),
+        ("a non-member without it is left alone", [OTHER], False, None),
+    ],
+)
+def test_the_taints_a_node_should_carry(case, taints, member, wanted):
+    assert nodetaints.wanted_taints(node(taints=taints), "cm384-a", member) == wanted, case
+
+
+class Api:
+    def __init__(self) -> None:
+        self.patches: list[tuple[str, JSON]] = []
+
+    async def patch(self, path: str, body: JSON) -> JSON:
+        self.patches.append((path.rpartition("/")[2], body))
+        return {}
+
+
+def spec(isolation: str = "Partitions") -> api_superpod.SuperPodSpec:
+    return api_superpod.SuperPodSpec.model_validate(
+        {
+            "profile": "cloudmatrix-384",
+            "nodeSelector": {"matchLabels": {"pool": "sp"}},
+            "isolation": isolation,
+        }
+    )
+
+
+async def test_members_are_tainted_and_a_node_that_leaves_or_a_superpod_that_stops_isolating_is_untainted():
+    view = membership.Membership()
+    view.on_node("a3-0", None, node("a3-0", pool="sp"))
+    view.on_node("cpu-0", None, node("cpu-0", taints=[OURS], pool="cpu"))
+    view.on_superpod("cm384-a", spec(), "huawei.com/Ascend910")
+    api = Api()
+    taints = nodetaints.NodeTaints(api, view)  # type: ignore[arg-type]
+
+    assert await taints.reconcile("cm384-a")
+    assert api.patches == [
+        ("a3-0", {"metadata": {"resourceVersion": "1"}, "spec": {"taints": [OURS]}}),
+        ("cpu-0", {"metadata": {"resourceVersion": "1"}, "spec": {"taints": None}}),
+    ]
+
+    api.patches.clear()
+    view.on_node("a3-0", None, node("a3-0", taints=[OURS], pool="sp"))  # the writes, as the watch shows them
+    view.on_node("cpu-0", None, node("cpu-0", pool="cpu"))
+    view.on_superpod("cm384-a", spec("None"), "huawei.com/Ascend910")
+    assert view.changed("cm384-a").is_set()
+    await taints.reconcile("cm384-a")
+    assert api.patches == [("a3-0", {"metadata": {"resourceVersion": "1"}, "spec": {"taints": None}})]
+
+
+async def test_a_deleted_superpod_takes_its_taints_away():
+    view = membership.Membership()
+    view.on_superpod("cm384-a", spec(), "huawei.com/Ascend910")
+    view.on_node("a3-0", None, node("a3-0", taints=[OURS], pool="sp"))
+    api = Api()
+    await nodetaints.NodeTaints(api, view).reconcile("cm384-a", deleted=True)  # type: ignore[arg-type]
+    assert [name for name, _ in api.patches] == ["a3-0"]
+
+
+def test_membership_follows_labels_and_lists_only_isolating_superpods():
+    view = membership.Membership()
+    view.on_superpod("cm384-a", spec(), "huawei.com/Ascend910")
+    view.on_superpod("open", spec("None"), "huawei.com/Ascend910")
+    view.on_node("a3-0", None, node("a3-0", pool="sp"))
+    assert [(s.name, sorted(s.members)) for s in view.isolated()] == [("cm384-a", ["a3-0"])]
+    view.on_node("a3-0", node("a3-0", pool="sp"), node("a3-0", pool="cpu"))
+    assert view.isolated_member("a3-0") is None
+    assert view.device_keys() == {"huawei.com/Ascend910"}
