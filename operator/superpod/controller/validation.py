@@ -5,7 +5,9 @@ pods, pods reaching for devices, and bindings not made by kube-scheduler. Each r
 memory (the fleet's and the bindings loop's mirrors, the SuperPods' members), with one API read at most:
 
 - pod CREATE, a partition pod (of the operator's namespace): it must carry the slot the mutating webhook
-  recorded for it (`boundpods.create_refusal`; the partition is read again when memory has no slot for it);
+  recorded for it (`boundpods.create_refusal`; the partition is read again when memory has no slot for it),
+  or the free slot of its node and devices (a pod created again under its name, whose old slot was released
+  after its admission: the bindings loop records it there again);
   a dry run claimed nothing and is not checked;
 - pod CREATE, any other pod: `isolation.refusal` (a pod without a partition reaching for an isolated
   SuperPod's devices);
@@ -28,7 +30,7 @@ import logging
 from typing import Any
 
 from superpod.api import common
-from superpod.cluster import client, writer
+from superpod.cluster import client, podplacement, writer
 from superpod.controller import binder as binder_module
 from superpod.controller import bindings as bindings_module
 from superpod.controller import boundpods, isolation, membership, podrequest
@@ -115,6 +117,10 @@ class Validator:
             slot = _slot_of(known, metadata.get("name"))
         state = self.fleet.superpods.get(str(((known or {}).get("spec") or {}).get("superPod", "")))
         resource = state.resource if state is not None else ""
+        if slot is None:
+            # a pod created again under its name was granted its old slot, whose release (of the pod before it)
+            # then overtook it: the slot is free, and the bindings loop records the pod in it again
+            slot = _free_slot_for(known, pod, resource)
         return boundpods.create_refusal(pod, slot, resource)
 
     async def _binding(self, request: JSON) -> str | None:
@@ -143,3 +149,18 @@ class Validator:
 def _slot_of(partition: JSON | None, pod: str | None) -> JSON | None:
     allocation = ((partition or {}).get("status") or {}).get("allocation") or []
     return next((slot for slot in allocation if pod and slot.get("pod") == pod), None)
+
+
+def _free_slot_for(partition: JSON | None, pod: JSON, resource: str) -> JSON | None:
+    """The free slot on the node and devices the pod was bound to, if there is one."""
+    devices = ((pod.get("metadata") or {}).get("annotations") or {}).get(resource)
+    node = podplacement.pinned_node(pod)
+    allocation = ((partition or {}).get("status") or {}).get("allocation") or []
+    return next(
+        (
+            slot
+            for slot in allocation
+            if not slot.get("pod") and slot["node"] == node and ",".join(slot["devices"]) == devices
+        ),
+        None,
+    )
