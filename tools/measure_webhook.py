@@ -21,8 +21,14 @@ CPU time over the bursts of the operator, of this process (the sandbox) and of t
 divided by the admissions; it includes all they did meanwhile (watch events, rank tables). The load average is
 printed before and after: the processes share this machine with whatever else runs on it.
 
+Last, pods that are none of the operator's business (`--unrelated`, four kinds: plain, asking for NPUs with
+no toleration or node constraint, tolerating every taint with no device, a nodeSelector with no device) are
+created one after the other with the ValidatingWebhookConfiguration in place (its matchCondition keeps them
+from the webhook: the number of calls is printed, and should be 0) and without it, and their reviews are sent
+straight to `/validate-pods` as if no matchCondition kept them away: what each costs per pod.
+
     PYTHONPATH=. .venv/bin/python tools/measure_webhook.py [--pods 32] [--rounds 5] [--devices-per-pod 2]
-        [--ways both|sandbox|direct] [--verbose]
+        [--ways both|sandbox|direct] [--unrelated 200] [--verbose]
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ from tests.integration.operator.conftest import (
 )
 
 PODS = "/api/v1/namespaces/team-a/pods"
+VALIDATING = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
 NODES = 48
 ALONE_PAUSE = 0.3  # seconds between two admissions measured alone
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -84,16 +91,24 @@ def summary(label: str, samples: list[float]) -> str:
     )
 
 
-def timed_calls(samples: list[float]) -> Callable[..., Awaitable[Any]]:
-    """The sandbox's webhook call, timing each call into `samples`."""
-    real_call = dispatcher._call
+MUTATING = "pods.superpod.dev"
+REAL_CALL = dispatcher._call
 
-    async def call(*args: Any, **kwargs: Any) -> Any:
+
+def timed_calls(samples: list[float], others: list[float] | None = None) -> Callable[..., Awaitable[Any]]:
+    """The sandbox's webhook call, timing each call of the mutating webhook into `samples`, of any other
+    (the validating ones) into `others`."""
+
+    async def call(hook: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         try:
-            return await real_call(*args, **kwargs)
+            return await REAL_CALL(hook, *args, **kwargs)
         finally:
-            samples.append(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            if hook.get("name") == MUTATING:
+                samples.append(elapsed)
+            elif others is not None:
+                others.append(elapsed)
 
     return call
 
@@ -208,7 +223,8 @@ class Bench:
         self.pods = pods
         self.per_pod = per_pod
         self.samples: list[float] = []
-        dispatcher._call = timed_calls(self.samples)  # type: ignore[assignment]  # a tool, not product code
+        self.validations: list[float] = []  # the validating webhook's calls for the same pods
+        dispatcher._call = timed_calls(self.samples, self.validations)  # type: ignore[assignment]  # a tool
 
     async def burst(self, name: str, send: Callable[[str, range], Awaitable[list[float]]]) -> Burst:
         """`pods` admissions for a fresh partition at once, through `send(partition, indexes)`."""
@@ -241,6 +257,75 @@ class Bench:
         return await self.caller.send([pod(f"{name}-{i}", name) for i in indexes])
 
 
+def unrelated_pod(name: str, kind: int) -> dict[str, Any]:
+    """Pods that are none of the operator's business, of four kinds in turn: a plain pod; one asking for NPUs
+    with no toleration or node constraint (the taint keeps it off member nodes); a DaemonSet-like pod that
+    tolerates every taint but asks for no device; one with a nodeSelector and no device."""
+    container: dict[str, Any] = {"name": "main", "image": "busybox"}
+    spec: dict[str, Any] = {"containers": [container]}
+    if kind == 1:
+        container["resources"] = {"limits": {"huawei.com/Ascend910": "16"}}
+    elif kind == 2:
+        spec["tolerations"] = [{"operator": "Exists"}]
+    elif kind == 3:
+        spec["nodeSelector"] = {"kubernetes.io/os": "linux"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "team-a"},
+        "spec": spec,
+    }
+
+
+async def unrelated(api: client.KubeClient, count: int) -> list[str]:
+    """Pods that are none of our business: created one after the other with the validating configuration
+    (the API server evaluates its matchCondition and calls nobody) and without it, and, as if no matchCondition
+    kept them away, their reviews sent straight to `/validate-pods`. Returns the report's lines."""
+    path = f"{VALIDATING}/superpod-operator"
+    configuration = await eventually(lambda: api.get_or_none(path), timeout=15)
+    calls: list[float] = []
+    dispatcher._call = timed_calls(calls, calls)  # type: ignore[assignment]  # a measuring tool
+
+    async def creates(label: str) -> list[float]:
+        times = []
+        for i in range(count):
+            started = time.perf_counter()
+            await api.create(PODS, unrelated_pod(f"{label}-{i}", i % 4))
+            times.append(time.perf_counter() - started)
+        await asyncio.gather(*(api.delete(f"{PODS}/{label}-{i}") for i in range(count)))
+        return times
+
+    with_conditions = await creates("with")
+    sent = len(calls)
+    await api.delete(path)
+    without = await creates("without")
+    await api.create(
+        f"{VALIDATING}",
+        {k: v for k, v in configuration.items() if k != "metadata"}
+        | {"metadata": {"name": "superpod-operator"}},
+    )
+    (hook,) = [h for h in configuration["webhooks"] if h["name"] == "validate-pods.superpod.dev"]
+    hook = {k: v for k, v in hook.items() if k != "matchConditions"}
+    straight: list[float] = []
+    async with aiohttp.ClientSession() as session:
+        for i in range(count):
+            obj = unrelated_pod(f"straight-{i}", i % 4)
+            request = dispatcher.AdmissionRequestInfo(
+                operation="CREATE", group="", version="v1", kind="Pod", resource="pods", name=obj["metadata"]["name"],
+                namespace="team-a", object=obj, uid=f"u{i}",
+            )  # fmt: skip
+            started = time.perf_counter()
+            answer = await REAL_CALL(hook, request, lambda *_: "unused: a URL", session)
+            straight.append(time.perf_counter() - started)
+            assert answer["allowed"], answer
+    return [
+        f"{count} pods that are none of our business, created one after the other through the sandbox:",
+        "  " + summary(f"with the validating configuration ({sent} webhook calls)", with_conditions),
+        "  " + summary("without any validating configuration", without),
+        "  " + summary("their reviews straight to /validate-pods, were they sent", straight),
+    ]
+
+
 def report(title: str, bursts: list[Burst]) -> None:
     admissions = sum(len(burst.calls) for burst in bursts)
     print(f"{title}, {len(bursts)} rounds ({admissions} admissions):")
@@ -260,7 +345,7 @@ def report(title: str, bursts: list[Burst]) -> None:
     print(f"  CPU per admission: {', '.join(cpu)}")
 
 
-async def main(pods: int, rounds: int, per_pod: int, ways: str, verbose: bool) -> None:
+async def main(pods: int, rounds: int, per_pod: int, ways: str, verbose: bool, unrelated_pods: int) -> None:
     if 2 * pods * per_pod > (NODES - 2) * 16:
         raise SystemExit(f"{pods} pods of {per_pod} dies do not fit in {NODES - 2} nodes of 16")
     async with sandbox_cluster() as (sandbox, api):
@@ -277,6 +362,7 @@ async def main(pods: int, rounds: int, per_pod: int, ways: str, verbose: bool) -
             created = [
                 await bench.burst(f"create-{i}", bench.create) for i in range(rounds) if ways != "direct"
             ]
+            validations = list(bench.validations)
             direct = [
                 await bench.burst(f"direct-{i}", bench.direct) for i in range(rounds) if ways != "sandbox"
             ]
@@ -288,16 +374,20 @@ async def main(pods: int, rounds: int, per_pod: int, ways: str, verbose: bool) -
             for i in range(pods, 2 * pods):  # with a pause: the operator and the sandbox have settled
                 await asyncio.sleep(ALONE_PAUSE)
                 alone += await bench.direct("one-by-one", range(i, i + 1))
+            lines = await unrelated(api, unrelated_pods) if unrelated_pods else []
             print(f"load average after: {load()}")
         finally:
             await caller.stop()
             await operator.stop()
     if created:
         report(f"{pods} pods created at once through the sandbox's pods API", created)
+        print("  " + summary("the validating webhook's calls for the same pods", validations))
     if direct:
         report(f"{pods} AdmissionReviews sent at once straight to the webhook by the caller process", direct)
     print(summary(f"{pods} pods created one after the other through the sandbox", sequential))
     print(summary(f"{pods} AdmissionReviews alone ({ALONE_PAUSE} s apart) straight to the webhook", alone))
+    for line in lines:
+        print(line)
 
 
 if __name__ == "__main__":
@@ -307,6 +397,9 @@ if __name__ == "__main__":
     parser.add_argument("--devices-per-pod", type=int, default=2)
     parser.add_argument("--ways", choices=("both", "sandbox", "direct"), default="both", help="how to send")
     parser.add_argument("--verbose", action="store_true", help="run the operator with --verbose (debug log)")
+    parser.add_argument(
+        "--unrelated", type=int, default=200, help="pods that are none of our business to create (0: none)"
+    )
     parser.add_argument("--caller", metavar="CONFIGURATION", help=argparse.SUPPRESS)  # see `Caller`
     arguments = parser.parse_args()
     if arguments.caller:
@@ -314,6 +407,11 @@ if __name__ == "__main__":
     else:
         asyncio.run(
             main(
-                arguments.pods, arguments.rounds, arguments.devices_per_pod, arguments.ways, arguments.verbose
+                arguments.pods,
+                arguments.rounds,
+                arguments.devices_per_pod,
+                arguments.ways,
+                arguments.verbose,
+                arguments.unrelated,
             )
         )
