@@ -63,11 +63,13 @@ def register(registry: kopf.OperatorRegistry, fleet: fleet_module.Fleet, *, stat
         try:
             await _superpod_loop(name, stopped)
         finally:
-            if stopped and workers:  # they watch `stopped` too, and may have a last thing to do (untaint)
-                await asyncio.wait(workers, timeout=WORKER_GRACE)
-            for worker in workers:
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            try:
+                if stopped and workers:  # they watch `stopped` too, and may have a last thing to do (untaint)
+                    await asyncio.wait(workers, timeout=WORKER_GRACE)
+            finally:
+                for worker in workers:
+                    worker.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
 
     async def _superpod_loop(name: str, stopped: kopf.DaemonStopped) -> None:
         last_write = 0.0
