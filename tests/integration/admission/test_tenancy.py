@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 from superpod.cluster import client
 from superpod.controller import bindings
-from superpod.sim import fleet as sim_fleet
+from superpod_sandbox.sim import simulator
 
 from tests.integration.admission.conftest import (
     SPOD,
@@ -97,7 +97,7 @@ async def tainted(api: client.KubeClient, members: list[str]) -> bool:
 @pytest_asyncio.fixture
 async def tenants(cluster, operator) -> AsyncIterator[Tenants]:
     sandbox, api = cluster
-    async with sim_fleet.Fleet("cloudmatrix-384", kubeconfig=sandbox.kubeconfig, nodes=5, options=FAST):
+    async with simulator.Fleet("cloudmatrix-384", kubeconfig=sandbox.kubeconfig, nodes=5, options=FAST):
         await api.create(SPOD, superpod())
         await eventually(lambda: tainted(api, NODES[:4]), timeout=15)
         await api.create(partitions_path(), partition("victim", 32, devicesPerPod=16))
