@@ -190,7 +190,7 @@ def plan_preemption(
         return result.Rejection(reason, f"{message}; no placed partition may be preempted for it")
     shape = placement_request.resolve(request, allocator.tree)
     assert not isinstance(shape, str)  # Unsatisfiable returned above
-    found = _Search(allocator, request, shape, rules, candidates, exact_limit, tier_index).run()
+    found = _Search(allocator, request, shape, rules, candidates, exact_limit, tier_index).run(direct)
     if found is None:
         return result.Rejection(
             reason, f"{message}; preempting what it may preempt would not make room for it in any tier"
@@ -243,7 +243,9 @@ def plan_reservation(
         return Preemption((), direct, Cost(LOWEST_PRIORITY, 0, 0, 0, tier_index[direct.tier_span], 0.0))
     if not candidates or direct.reason == PendingReason.UNSATISFIABLE:
         return None
-    return _Search(allocator, request, shape, _Anyone(waiter), candidates, EXACT_LIMIT, tier_index).run()
+    return _Search(allocator, request, shape, _Anyone(waiter), candidates, EXACT_LIMIT, tier_index).run(
+        direct
+    )
 
 
 def victim_order(victims: Iterable[placement_quota.Workload]) -> list[placement_quota.Workload]:
@@ -330,7 +332,7 @@ class _Search:
             for victim in victims:
                 i = rank[victim.workload.priority]
                 by_rank[i] = by_rank.get(i, 0) | victim.held[node]
-            domains = tuple(enumerate(tree.nodes[node].domains))
+            domains = tuple(enumerate(tree.nodes[node].domains))[self.first_level : self.shape.max_level + 1]
             mask = 0
             gain = 0
             for i in range(min(by_rank), thresholds):
@@ -344,7 +346,7 @@ class _Search:
         slots = self.shape.slots
         out: list[dict[int, int]] = [{} for _ in range(levels)]
         for i in range(len(self.priorities) - 1, -1, -1):  # lowest threshold wins: write it last
-            for level in range(levels):
+            for level in range(self.first_level, self.shape.max_level + 1):  # the levels searched
                 caps = self.caps[level]
                 for domain, gain in gains[i][level].items():
                     if caps[domain] + gain >= slots:
@@ -353,8 +355,8 @@ class _Search:
 
     # ---- the search ------------------------------------------------------------------------------
 
-    def run(self) -> Preemption | None:
-        direct = self.allocator.plan_partition(self.request)
+    def run(self, direct: result.Placement | result.Rejection) -> Preemption | None:
+        """`direct`: the allocator's plan for the preemptor as things are."""
         # it fits as things are, and only quotas ask for victims: from its tier on, any domain will do
         direct_level = (
             max(0, self.tier_index[direct.tier_span] - self.tree.node_tier)
