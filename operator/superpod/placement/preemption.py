@@ -21,8 +21,9 @@ What is chosen, in this order: the victim set minimising the highest victim prio
 the victims hold, the number of victims, the running pods they disturb; at equal cost, the set that lets
 the preemptor span the lowest tier, then the younger victims (`Cost`). The preemptor's hard limits
 (maxTier, node rules) always hold, and the allocator places it as well as the freed devices allow. Tier is
-a tie-break, not the first criterion: ranking the tier first preempted more devices than Kueue's classic
-order on the same traces, for a bandwidth that is the same across the tiers of a UB SuperPoD. Every victim
+a tie-break, not the first criterion: preempting more work just to narrow the span buys nothing on a UB
+SuperPoD whose tiers have the same bandwidth per device, and a job that needs a tier says so with its hard
+maxTier. Every victim
 holds a device the preemptor's placement uses, so no preemption is useless: the placement returned is the
 allocator's own plan with the victims released (`Allocator.released`).
 
