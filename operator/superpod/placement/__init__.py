@@ -28,6 +28,9 @@ The operator's whole interface::
 - `Rejection.reason` is an `api.partition.PendingReason`: InsufficientCapacity (fewer free devices than asked),
   Fragmented (enough free devices, no placement meets the constraints), Unsatisfiable (no empty SuperPod of
   this shape could hold it, or the request is malformed); `message` is one line.
+- `plan_defragmentation(allocator, request, policy=MovePolicy.UNBOUND, workloads={pid: Workload(...)})`
+  -> `Moves` (moves in a safe order, then the request's placement) | `Rejection`: what to move so that a
+  Fragmented request fits (`superpod.placement.defrag`); `moves.carry_out` applies moves to an allocator.
 - Reserve nodes are used only by `repair`. Fragmentation is defined in `superpod.placement.state`.
 - `baselines` holds the comparison policies (first-fit, random spread, Kueue-like greedy best-fit);
   `trace` generates and replays churn traces for `superpod bench`.
@@ -35,6 +38,10 @@ The operator's whole interface::
 
 from superpod.placement.allocator import Allocator
 from superpod.placement.capacity import Capacity
+from superpod.placement.defrag import plan_defragmentation
+from superpod.placement.mobility import Policy as MovePolicy
+from superpod.placement.mobility import Workload
+from superpod.placement.moves import Move, Moves
 from superpod.placement.request import PlacementRequest
 from superpod.placement.result import Conflict, PlacedSlot, Placement, Rejection
 
@@ -42,8 +49,13 @@ __all__ = [
     "Allocator",
     "Capacity",
     "Conflict",
+    "Move",
+    "MovePolicy",
+    "Moves",
     "PlacedSlot",
     "Placement",
     "PlacementRequest",
     "Rejection",
+    "Workload",
+    "plan_defragmentation",
 ]
