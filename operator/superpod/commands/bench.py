@@ -1,8 +1,11 @@
 """`superpod bench`: churn traces and decision latency for the allocator and the baselines.
 
-- `gen --profile P --seed S --load 0.9 > trace.jsonl`: write a churn trace (see superpod.placement.trace).
-- `run --profile P --trace F [--algorithm NAME|all] [--json] [--placements-out FILE]`: replay it for each
-  algorithm on a fresh, synthesised inventory of the profile and report the metrics.
+- `gen --profile P --seed S --load 0.9 [--movable SHARE] > trace.jsonl`: write a churn trace (see
+  superpod.placement.trace); `--movable` marks that share of the partitions movable.
+- `run --profile P --trace F [--algorithm NAME|all] [--defrag POLICY] [--json] [--placements-out FILE]`:
+  replay it for each algorithm on a fresh, synthesised inventory of the profile and report the metrics;
+  with `--defrag`, Fragmented creates may move partitions (superpod.placement.defragbench) and the report
+  is device acceptance against the device-count limit, moves and devices moved.
 - `scale`: decision latency on 768, 15,488 and 524,288 devices: fill to about 85% with trace requests,
   then time plan decisions under churn.
 - `gen --tenants K` writes a tenant trace (quotas, priorities, run times; superpod.placement.tenancy), and
@@ -28,7 +31,7 @@ from typing import Any, Protocol, TextIO
 
 from superpod.commands import sandboxed
 from superpod.placement import allocator as placement_allocator
-from superpod.placement import baselines, bestfit, result, tenancy, trace
+from superpod.placement import baselines, bestfit, defragbench, mobility, result, tenancy, trace
 from superpod.placement import policy as placement_policy
 from superpod.topology import inventory, profiles, tree
 
@@ -53,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--requests", type=int, default=3000, help="create events (default 3000)")
     gen.add_argument("--nodes", type=int, help="nodes of the synthesised inventory (default: the profile's)")
     gen.add_argument("--tenants", type=int, help="write a tenant trace with this many quotas (see `run`)")
+    gen.add_argument("--movable", type=float, default=0.0, metavar="SHARE", help="share marked movable (0)")
 
     run = sub.add_parser("run", help="replay a trace for the allocator and the baselines")
     run.add_argument("--profile", required=True, choices=profile_names)
@@ -67,6 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--nodes", type=int, help="nodes of the synthesised inventory (default: the profile's)")
     run.add_argument("--json", action="store_true", help="print one JSON object per algorithm")
     run.add_argument(
+        "--defrag",
+        choices=[policy.value for policy in mobility.Policy],
+        help="let Fragmented creates move partitions under this policy; report acceptance and moves",
+    )
+    run.add_argument(
         "--placements-out",
         type=Path,
         help="write one JSON line per create: id and node/device list or reason",
@@ -80,6 +89,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     compare.add_argument("--load", type=float, default=0.9)
     compare.add_argument("--requests", type=int, default=3000)
     compare.add_argument("--json", action="store_true")
+    compare.add_argument("--movable", type=float, default=0.5, metavar="SHARE", help="with --defrag (0.5)")
+    compare.add_argument(
+        "--defrag", action="store_true", help="also replay the allocator with each defragmentation policy"
+    )
 
     preempt = sub.add_parser(
         "preempt", help="victim-search latency on a filled SuperPod, beside the baseline"
@@ -152,7 +165,7 @@ def _gen(args: argparse.Namespace, out: TextIO) -> int:
         events = tenancy.generate(allocator, seed=args.seed, tenants=args.tenants, requests=args.requests)
     else:
         events = trace.generate(allocator, seed=args.seed, load=args.load, requests=args.requests)
-    for event in events:
+    for event in trace.mark_movable(events, args.movable, args.seed) if args.movable else events:
         out.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
     return 0
 
@@ -162,7 +175,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         events = [trace.Event.from_json(json.loads(line)) for line in handle if line.strip()]
     if any(event.op == "quota" for event in events):
         return _run_tenants(args, events, out)
-    if args.algorithm in tenancy.PICKERS:
+    if args.algorithm not in ("all", *ALGORITHMS):  # a picker name ("superpod" is both)
         print(
             f"superpod bench run: {args.algorithm} needs a tenant trace (bench gen --tenants K)",
             file=sys.stderr,
@@ -171,14 +184,22 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     names = list(ALGORITHMS) if args.algorithm == "all" else [args.algorithm]
     sink = args.placements_out.open("w") if args.placements_out else None
     summaries = []
+    policy = mobility.Policy(args.defrag) if args.defrag else None
     try:
         for name in names:
             allocator = _allocator(args.profile, ALGORITHMS[name](args.seed), args.nodes)
             recorder = _recorder(sink, name, len(names) > 1) if sink else None
-            metrics = trace.replay(
-                events, allocator, clock=time.perf_counter, cpu_clock=time.thread_time, on_decision=recorder
-            )
-            summaries.append(metrics.summary())
+            if policy is None:
+                metrics = trace.replay(
+                    events,
+                    allocator,
+                    clock=time.perf_counter,
+                    cpu_clock=time.thread_time,
+                    on_decision=recorder,
+                )
+                summaries.append(metrics.summary())
+            else:
+                summaries.append(_defrag_replay(events, allocator, policy, recorder))
     finally:
         if sink:
             sink.close()
@@ -186,7 +207,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         for summary in summaries:
             out.write(json.dumps(summary) + "\n")
     else:
-        _table(summaries, out)
+        _table(summaries, out, DEFRAG_COLUMNS if policy else COLUMNS)
     return 0
 
 
@@ -308,6 +329,48 @@ def _preempt(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _defrag_replay(
+    events: list[trace.Event],
+    allocator: placement_allocator.Allocator,
+    policy: mobility.Policy,
+    recorder: Callable[[trace.Event, result.Placement | result.Rejection], None] | None = None,
+) -> dict[str, Any]:
+    """Replay with moves allowed under `policy`; the summary gains acceptance against the device-count
+    limit (on the same arrivals), moves, devices moved per device placed and the planner's CPU time."""
+    usable = allocator.capacity().free
+    limit = defragbench.device_count_limit(events, usable)
+    mover = defragbench.Mover(allocator, events, policy, cpu_clock=time.thread_time)
+    metrics = trace.replay(
+        events,
+        allocator,
+        clock=time.perf_counter,
+        cpu_clock=time.thread_time,
+        on_decision=recorder,
+        rescue=mover,
+    )
+    summary = metrics.summary()
+    counts = mover.counts
+    cpu = sorted(counts.cpu_ms)
+    summary.update(
+        defrag=policy.value,
+        limitAcceptance=round(limit.acceptance, 6),
+        acceptanceVsLimit=round(metrics.placed_devices / limit.accepted, 6) if limit.accepted else None,
+        heldAtEndVsLimit=(
+            round(allocator.state.total_held / limit.held_at_end, 6) if limit.held_at_end else None
+        ),
+        rescued=counts.rescued,
+        moves=counts.partitions_moved,
+        devicesMoved=counts.devices_moved,
+        podsDisturbed=counts.pods_disturbed,
+        movedPerPlacedDevice=(
+            round(counts.devices_moved / metrics.placed_devices, 6) if metrics.placed_devices else None
+        ),
+        defragCpuP50Ms=round(trace.percentile(cpu, 0.5), 3),
+        defragCpuP99Ms=round(trace.percentile(cpu, 0.99), 3),
+    )
+    return summary
+
+
 def _recorder(
     sink: TextIO, algorithm: str, tagged: bool
 ) -> Callable[[trace.Event, result.Placement | result.Rejection], None]:
@@ -343,15 +406,36 @@ COLUMNS = (
 )
 
 
+DEFRAG_COLUMNS = (
+    ("algorithm", "algorithm"),
+    ("defrag", "defrag"),
+    ("requests", "requests"),
+    ("placed", "placed"),
+    ("rejected", "rejected"),
+    ("deviceAcceptance", "devAccept"),
+    ("limitAcceptance", "limit"),
+    ("acceptanceVsLimit", "vsLimit"),
+    ("heldAtEndVsLimit", "endVsLimit"),
+    ("utilizationAtFirstRejection", "util@1stReject"),
+    ("rescued", "rescued"),
+    ("moves", "moves"),
+    ("devicesMoved", "devMoved"),
+    ("podsDisturbed", "pods"),
+    ("movedPerPlacedDevice", "moved/placed"),
+    ("defragCpuP50Ms", "plan cpu p50"),
+    ("defragCpuP99Ms", "plan cpu p99"),
+)
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, dict):
         return ",".join(f"{key}:{count}" for key, count in value.items()) or "-"
     return "-" if value is None else str(value)
 
 
-def _table(rows: list[dict[str, Any]], out: TextIO) -> None:
-    cells = [[title for _, title in COLUMNS]] + [[_cell(row[key]) for key, _ in COLUMNS] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+def _table(rows: list[dict[str, Any]], out: TextIO, columns: tuple[tuple[str, str], ...] = COLUMNS) -> None:
+    cells = [[title for _, title in columns]] + [[_cell(row[key]) for key, _ in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     for line in cells:
         out.write(
             "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() + "\n"
@@ -380,6 +464,7 @@ def _compare(args: argparse.Namespace, out: TextIO) -> int:
     """Per seed: one trace, every algorithm on it; then medians per algorithm, and for the first-rejection
     utilization how often the project's allocator beats, ties or trails each baseline on the same trace."""
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ALGORITHMS}
+    moved: dict[mobility.Policy, list[dict[str, Any]]] = {policy: [] for policy in mobility.Policy}
     for seed in _seeds(args.seeds):
         shape = _allocator(args.profile, bestfit.BestFit(), None)
         events = trace.generate(shape, seed=seed, load=args.load, requests=args.requests)
@@ -387,6 +472,11 @@ def _compare(args: argparse.Namespace, out: TextIO) -> int:
             allocator = _allocator(args.profile, factory(seed), None)
             metrics = trace.replay(events, allocator, clock=time.perf_counter, cpu_clock=time.thread_time)
             runs[name].append(metrics.summary())
+        if args.defrag:
+            marked = trace.mark_movable(events, args.movable, seed)
+            for policy in mobility.Policy:
+                allocator = _allocator(args.profile, bestfit.BestFit(), None)
+                moved[policy].append({"seed": seed, **_defrag_replay(marked, allocator, policy)})
     ours = runs[bestfit.BestFit.name]
     rows = []
     for name, summaries in runs.items():
@@ -405,8 +495,9 @@ def _compare(args: argparse.Namespace, out: TextIO) -> int:
                 sum(1 for a, b in pairs if a < b),
             ]
         rows.append(row)
+    defrag_rows = _defrag_rows(moved) if args.defrag else []
     if args.json:
-        for row in rows:
+        for row in rows + defrag_rows:
             out.write(json.dumps(row) + "\n")
         return 0
     header = ["algorithm", *MEDIANS, "vs superpod util@1stReject (superpod wins/ties/losses)"]
@@ -424,7 +515,76 @@ def _compare(args: argparse.Namespace, out: TextIO) -> int:
         out.write(
             "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() + "\n"
         )
+    if args.defrag:
+        out.write(
+            f"\ndefragmentation ({bestfit.BestFit.name}, {args.movable:g} of the partitions movable), "
+            "medians over seeds; gain: device acceptance above policy Never on the same trace\n"
+        )
+        _table(defrag_rows, out, DEFRAG_MEDIAN_COLUMNS)
+        out.write("\nper seed, device acceptance / device-count limit (devices moved per device placed)\n")
+        per_seed = [
+            {
+                "seed": str(run["seed"]),
+                **{
+                    policy.value: f"{run_policy['acceptanceVsLimit']} ({run_policy['movedPerPlacedDevice']})"
+                    for policy, run_policy in ((p, moved[p][i]) for p in mobility.Policy)
+                },
+            }
+            for i, run in enumerate(moved[mobility.Policy.NEVER])
+        ]
+        _table(per_seed, out, (("seed", "seed"), *((p.value, p.value) for p in mobility.Policy)))
     return 0
+
+
+DEFRAG_MEDIANS = (
+    "deviceAcceptance",
+    "limitAcceptance",
+    "acceptanceVsLimit",
+    "heldAtEndVsLimit",
+    "movedPerPlacedDevice",
+    "defragCpuP50Ms",
+    "defragCpuP99Ms",
+)
+
+DEFRAG_MEDIAN_COLUMNS = (
+    ("defrag", "policy"),
+    ("deviceAcceptance", "devAccept"),
+    ("limitAcceptance", "limit"),
+    ("acceptanceVsLimit", "vsLimit"),
+    ("heldAtEndVsLimit", "endVsLimit"),
+    ("moves", "moves (sum)"),
+    ("movedPerPlacedDevice", "moved/placed"),
+    ("defragCpuP50Ms", "plan cpu p50"),
+    ("defragCpuP99Ms", "plan cpu p99"),
+    ("gain", "gain wins/ties/losses"),
+)
+
+
+def _defrag_rows(moved: dict[mobility.Policy, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per policy: medians over seeds, the moves summed, and how often it beat, tied or trailed policy Never
+    on device acceptance on the same trace."""
+    never = moved[mobility.Policy.NEVER]
+    rows = []
+    for policy, summaries in moved.items():
+        row: dict[str, Any] = {"defrag": policy.value, "seeds": len(summaries)}
+        for key in DEFRAG_MEDIANS:
+            values = [summary[key] for summary in summaries if summary[key] is not None]
+            row[key] = round(statistics.median(values), 6) if values else None
+        row["moves"] = sum(summary["moves"] for summary in summaries)
+        pairs = [
+            (mine["deviceAcceptance"], base["deviceAcceptance"])
+            for mine, base in zip(summaries, never, strict=True)
+        ]
+        row["gain"] = "/".join(
+            str(count)
+            for count in (
+                sum(1 for a, b in pairs if a > b),
+                sum(1 for a, b in pairs if a == b),
+                sum(1 for a, b in pairs if a < b),
+            )
+        )
+        rows.append(row)
+    return rows
 
 
 def _scale(args: argparse.Namespace, out: TextIO) -> int:

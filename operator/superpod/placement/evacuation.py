@@ -33,7 +33,7 @@ Option = tuple[Cost, tuple[Slot, ...]]  # what it costs, which slots leave
 Link = tuple[int, int, "Link"] | None  # (node, extra slots, previous) of a knapsack solution
 
 ALL_SUBSETS_UP_TO = 6  # movable slots on one node for which every subset is tried
-DOMAINS_TRIED = 8
+DOMAINS_TRIED = 16
 
 
 def _add(a: Cost, b: Cost) -> Cost:
@@ -60,6 +60,56 @@ class _Finder:
         self.goal = goal
         self.tree = occupancy.tree
         self._options: dict[int, list[Option]] = {}
+        self._stuck: dict[int, bool] = {}
+        self._room: dict[tuple[int, int, int], int] = {}
+
+    def stuck(self, o: int) -> bool:
+        """Whether occupant o has nowhere to go: no slot has room in the domain it must stay in (its block's,
+        else its span's, while other slots stay), and no domain of its span's tier but its own holds it all.
+        Such slots are not offered (moving one could only help by a chain of moves, which this search does
+        not make)."""
+        found = self._stuck.get(o)
+        if found is not None:
+            return found
+        occupant = self.occupancy.occupants[o]
+        tree = self.tree
+        node_tier = tree.node_tier
+        top = len(tree.levels) - 1
+        size = occupant.pod_size
+        span_level = max(0, occupant.span_tier - node_tier)
+        stuck = True
+        for i, (node, _) in enumerate(occupant.slots):
+            if len(occupant.slots) == 1:
+                level = top
+            elif occupant.block_slots > 1:
+                level = max(0, occupant.block_tiers[occupant.block_of(i)] - node_tier)
+            else:
+                level = span_level
+            if self.room(level, tree.nodes[node].domains[level], size) > 0:
+                stuck = False
+                break
+        if stuck:
+            home = tree.nodes[occupant.slots[0][0]].domains[span_level]
+            stuck = not any(
+                self.room(span_level, domain, size) >= len(occupant.slots)
+                for domain in range(len(tree.levels[span_level]))
+                if domain != home
+            )
+        self._stuck[o] = stuck
+        return stuck
+
+    def room(self, level: int, domain: int, size: int) -> int:
+        """Pods of `size` the free devices of a domain host now."""
+        key = (level, domain, size)
+        found = self._room.get(key)
+        if found is None:
+            occupancy = self.occupancy
+            found = sum(
+                occupancy.slot_capacity(node, occupancy.free[node], size)
+                for node in self.nodes_of(level, domain)
+            )
+            self._room[key] = found
+        return found
 
     def options(self, node: int) -> list[Option]:
         """Index c: the cheapest way for `node` to host c request slots (index 0..the most it could)."""
@@ -69,7 +119,11 @@ class _Finder:
         occupancy, goal = self.occupancy, self.goal
         base = occupancy.free[node]
         best: list[Option] = [(ZERO, ())] * (goal.node_capacity(occupancy, node, base) + 1)
-        items = [(o, i) for o, i in occupancy.on_node.get(node, ()) if occupancy.occupants[o].movable]
+        items = [
+            (o, i)
+            for o, i in occupancy.on_node.get(node, ())
+            if occupancy.occupants[o].movable and not self.stuck(o)
+        ]
         if occupancy.usable[node] and items:
             for subset in _subsets(occupancy, items):
                 freed = base

@@ -1,8 +1,10 @@
 """Churn traces for `superpod bench`: generation and replay, with the metrics the issue asks for.
 
 A trace is a list of events `{"at": seconds, "op": "create"|"delete", "id": str, "npus": int,
-"blockSize"?: int, "maxTier"?: str, "devicesPerPod"?: int, "wholeNodes"?: bool}` (JSON lines on disk; the
-command does the I/O). Nothing here reads a clock of its own: `replay` is handed one, so tests can pass a
+"blockSize"?: int, "maxTier"?: str, "devicesPerPod"?: int, "wholeNodes"?: bool, "movable"?: bool,
+"bindAfter"?: seconds}` (JSON lines on disk; the command does the I/O). `movable` and `bindAfter` matter to
+defragmentation only (`superpod.placement.defragbench`): a partition runs from `at + bindAfter` (default
+30 s), and `movable` says its workload tolerates a restart elsewhere. Nothing here reads a clock of its own: `replay` is handed one, so tests can pass a
 fake clock and the command passes `time.perf_counter`.
 
 The generator (the job-size facts of docs/design.md section 8): most requests are small (1, 2, 4, 8, 16 devices:
@@ -41,6 +43,7 @@ from superpod.topology import tiers as topology_tiers
 from superpod.topology.tiers import Tier
 
 SMALL_SIZES = (1, 2, 4, 8, 16)
+BIND_AFTER = 30.0  # seconds from a create until its pods run, unless the event says (`bindAfter`)
 SMALL_WEIGHTS = (0.3, 0.2, 0.2, 0.15, 0.15)
 LARGE_SHARE = 0.12
 
@@ -62,6 +65,8 @@ class Event:
     duration: float | None = None
     preemption_policy: str | None = None
     borrowing: str | None = None
+    movable: bool = False  # defragmentation may move it while it runs (policy Movable)
+    bind_after: float | None = None  # seconds from `at` until its pods run (default BIND_AFTER)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"at": round(self.at, 6), "op": self.op, "id": self.id}
@@ -76,6 +81,10 @@ class Event:
                     out[key] = value
             if self.whole_nodes:
                 out["wholeNodes"] = True
+            if self.movable:
+                out["movable"] = True
+            if self.bind_after is not None:
+                out["bindAfter"] = self.bind_after
         if self.op == "quota":
             out["npus"] = self.npus
         extra: tuple[tuple[str, object], ...] = (
@@ -106,6 +115,8 @@ class Event:
             duration=raw.get("duration"),
             preemption_policy=raw.get("preemptionPolicy"),
             borrowing=raw.get("borrowing"),
+            movable=bool(raw.get("movable", False)),
+            bind_after=None if raw.get("bindAfter") is None else float(raw["bindAfter"]),
         )
 
     def request(self) -> placement_request.PlacementRequest:
@@ -209,6 +220,16 @@ def generate(
     return sorted(rounded, key=lambda e: e.at)  # stable: ties keep the order they happened in
 
 
+def mark_movable(events: Iterable[Event], share: float, seed: int) -> list[Event]:
+    """The trace with each create marked movable with probability `share` (its own random stream, so the
+    trace is otherwise the one `generate` gave)."""
+    rng = random.Random(f"movable-{seed}")
+    return [
+        dataclasses.replace(event, movable=True) if event.op == "create" and rng.random() < share else event
+        for event in events
+    ]
+
+
 def draw(
     rng: random.Random, at: float, serial: int, big: Sequence[int], node_size: int, group: Tier | None
 ) -> Event:
@@ -246,6 +267,8 @@ class Metrics:
     duration: float = 0.0
     latencies_ms: list[float] = dataclasses.field(default_factory=list)
     cpu_ms: list[float] = dataclasses.field(default_factory=list)
+    requested_devices: int = 0  # of every create
+    placed_devices: int = 0
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies_ms)
@@ -275,6 +298,9 @@ class Metrics:
             "decisionP99Ms": round(percentile(ordered, 0.99), 3),
             "cpuP50Ms": round(percentile(cpu, 0.50), 3),
             "cpuP99Ms": round(percentile(cpu, 0.99), 3),
+            "deviceAcceptance": (
+                round(self.placed_devices / self.requested_devices, 6) if self.requested_devices else None
+            ),
         }
 
 
@@ -292,6 +318,7 @@ def replay(
     clock: Callable[[], float],
     cpu_clock: Callable[[], float] | None = None,
     on_decision: Callable[[Event, result.Placement | result.Rejection], None] | None = None,
+    rescue: Callable[[Event, result.Rejection], result.Placement | result.Rejection] | None = None,
 ) -> Metrics:
     """Apply the trace to `allocator`; deletes of rejected creates are ignored.
 
@@ -300,7 +327,9 @@ def replay(
     rack-level one), all averaged over time as step functions of `at`. meanTierSpan
     is the mean index of the partition's tier span in the profile's tier list (0 = tightest). Latency is
     measured with `clock` (wall time) and, when given, `cpu_clock` (this thread's CPU time, which a busy
-    shared machine does not inflate).
+    shared machine does not inflate). `rescue`, given a rejected create, may change the allocator (move
+    partitions) and return a placement to commit instead (`superpod.placement.defragbench`); it is not timed
+    here.
     """
     metrics = Metrics(algorithm=allocator.policy.name)
     rack_level = 1 if len(allocator.tree.levels) > 2 else None  # the level above nodes, when not the root
@@ -339,6 +368,9 @@ def replay(
         if cpu_clock:
             metrics.cpu_ms.append((cpu_clock() - cpu_started) * 1000.0)
         metrics.latencies_ms.append((clock() - started) * 1000.0)
+        metrics.requested_devices += event.npus
+        if rescue is not None and isinstance(decision, result.Rejection):
+            decision = rescue(event, decision)
         if on_decision is not None:
             on_decision(event, decision)
         if isinstance(decision, result.Rejection):
@@ -349,6 +381,7 @@ def replay(
         allocator.commit(event.id, decision)
         placed_ids.add(event.id)
         metrics.placed += 1
+        metrics.placed_devices += event.npus
         metrics.tier_span_sum += tier_rank[decision.tier_span]
         metrics.nodes_sum += decision.node_count
         if request not in ideal_cache:

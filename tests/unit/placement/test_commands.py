@@ -197,9 +197,11 @@ def test_bench_gen_tenants_then_run_replays_both_victim_pickers(tmp_path, capsys
 def test_bench_refuses_a_victim_picker_on_a_plain_trace_and_zero_tenants(tmp_path, capsys):
     trace_file = tmp_path / "trace.jsonl"
     trace_file.write_text('{"at":0,"op":"create","id":"a","npus":4}\n')
-    argv = ["bench", "run", "--profile", "ascend-910b", "--trace", str(trace_file), "--algorithm", "superpod"]
-    assert cli.main(argv) == 2
+    argv = ["bench", "run", "--profile", "ascend-910b", "--trace", str(trace_file), "--algorithm"]
+    assert cli.main([*argv, "kueue-classic"]) == 2
     assert "needs a tenant trace" in capsys.readouterr().err
+    assert cli.main([*argv, "superpod"]) == 0  # the allocator's name as well as its victim picker's
+    capsys.readouterr()
     assert cli.main(["bench", "gen", "--profile", "ascend-910b", "--tenants", "0"]) == 2
     assert "--tenants must be at least 1" in capsys.readouterr().err
 
