@@ -19,7 +19,7 @@ slots on two nodes counts twice here; the plan's real cost is computed once it i
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from superpod.placement import occupancy as placement_occupancy
 from superpod.topology import noderules
@@ -48,7 +48,7 @@ def search(
         return placement_occupancy.Plan({})
     finder = _Finder(occupancy, goal)
     for _, domain, extra in finder.ranked_domains()[:DOMAINS_TRIED]:
-        plan = _Realisation(finder, domain, extra).run()
+        plan = _realise(finder, domain, extra)
         if plan is not None:
             return plan
     return None
@@ -254,85 +254,104 @@ def _subsets(occupancy: placement_occupancy.Occupancy, items: Sequence[Slot]) ->
         yield tuple(ordered[:size])
 
 
-class _Realisation:
-    """One domain's plan made concrete: the request's room set aside, then new places for what leaves."""
+def _realise(finder: _Finder, domain: int, extra: dict[int, int]) -> placement_occupancy.Plan | None:
+    """One domain's plan made concrete: what leaves leaves, the request's room is set aside (the extra slots
+    the plan freed, then the domain's free room, best fit), then what left finds new places."""
+    occupancy, goal, tree = finder.occupancy, finder.goal, finder.tree
+    leaving: list[Slot] = []
+    for node, count in extra.items():
+        base = goal.node_capacity(occupancy, node, occupancy.free[node])
+        leaving.extend(finder.options(node)[base + count][1])
+    evacuation = Evacuation(occupancy, leaving)
+    wanted = goal.slots
+    found = tree.levels[goal.level][domain]
+    nodes = sorted(
+        range(found.first_node, found.end_node),
+        key=lambda n: (-extra.get(n, 0), goal.node_capacity(occupancy, n, occupancy.free[n]), n),
+    )
+    for node in nodes:
+        if wanted <= 0:
+            break
+        take = min(goal.node_capacity(occupancy, node, evacuation.free[node]), wanted)
+        mask = 0
+        for _ in range(take):
+            mask |= evacuation.pick(node, evacuation.free[node] & ~mask, goal.pod_size, goal.whole_nodes)
+        if mask:
+            evacuation.set_aside(node, mask)
+            wanted -= take
+    if not goal.met(occupancy, evacuation.free_with_room()):
+        return None
+    plan = evacuation.run()
+    if plan is None or not goal.met(occupancy, evacuation.free_with_room()):
+        return None
+    return plan
 
-    def __init__(self, finder: _Finder, domain: int, extra: dict[int, int]) -> None:
-        self.finder = finder
-        occupancy = self.occupancy = finder.occupancy
-        self.goal = finder.goal
-        self.domain = domain
-        self.extra = extra
+
+class Evacuation:
+    """New places for slots that must leave, shared by defragmentation and compaction.
+
+    The leaving slots' devices become free (labelled with who freed them, for the order of the moves); room
+    set aside (`set_aside`: the request's, or the domain being emptied) is taken by no one; `allowed` says
+    which nodes may receive slots. `run` then sends each partition's leaving slots away: a block that leaves
+    whole into one domain of its tier, other slots one by one nearest their old node (its node, its rack,
+    ...) and best fit, never widening the partition's span or a block; failing that the whole partition
+    into the tightest domain of its span's tier. The answer is None when some slot finds no place or the
+    moves cannot be ordered.
+    """
+
+    def __init__(
+        self,
+        occupancy: placement_occupancy.Occupancy,
+        leaving: Iterable[Slot],
+        allowed: Callable[[int], bool] | None = None,
+    ) -> None:
+        self.occupancy = occupancy
         self.tree = occupancy.tree
+        self.allowed = allowed or (lambda node: True)
         self.free = list(occupancy.free)
         self.vacated: list[dict[int, int]] = [{} for _ in occupancy.free]  # node -> occupant -> mask
         self.positions: dict[Slot, Position] = {}
-
-    def run(self) -> placement_occupancy.Plan | None:
-        occupancy, goal = self.occupancy, self.goal
-        leaving: list[Slot] = []
-        for node, extra in self.extra.items():
-            base = goal.node_capacity(occupancy, node, occupancy.free[node])
-            leaving.extend(self.finder.options(node)[base + extra][1])
+        self.room: dict[int, int] = {}  # node -> mask set aside
         self.leaving = set(leaving)
-        for o, i in leaving:
+        for o, i in self.leaving:
             node, mask = occupancy.occupants[o].slots[i]
             self.free[node] |= mask
             self.vacated[node][o] = self.vacated[node].get(o, 0) | mask
-        self._set_aside()
-        if not goal.met(occupancy, self._with_request_room()):
-            return None
-        by_occupant: dict[int, list[int]] = {}
-        for o, i in sorted(leaving):
-            by_occupant.setdefault(o, []).append(i)
-        order = sorted(by_occupant, key=lambda o: (-len(by_occupant[o]) * occupancy.occupants[o].pod_size, o))
-        for o in order:
-            if not self._send(o, by_occupant[o]):
-                return None
-        if not goal.met(occupancy, self._with_request_room()):
-            return None
-        if not placement_occupancy.acyclic(self._waits()):
-            return None
-        return placement_occupancy.Plan(self.positions)
 
-    def _set_aside(self) -> None:
-        """Take the request's slots out of the free room: the extra slots the plan freed, then free room of
-        the domain, best fit, until the request's slots are all accounted for."""
-        occupancy, goal, tree = self.occupancy, self.goal, self.tree
-        self.room: dict[int, int] = {}  # node -> mask set aside for the request
-        wanted = goal.slots
-        found = tree.levels[goal.level][self.domain]
-        nodes = sorted(
-            range(found.first_node, found.end_node),
-            key=lambda n: (-self.extra.get(n, 0), goal.node_capacity(occupancy, n, occupancy.free[n]), n),
-        )
-        if goal.block_level != goal.level:
-            wanted = goal.slots  # blocks: set aside per block-level domain below, all of the domain's room
-        for node in nodes:
-            if wanted <= 0:
-                break
-            capacity = goal.node_capacity(occupancy, node, self.free[node])
-            take = min(capacity, wanted)
-            mask = 0
-            for _ in range(take):
-                chosen = self._pick(node, self.free[node] & ~mask, goal.pod_size, goal.whole_nodes)
-                mask |= chosen
-            if mask:
-                self.room[node] = mask
-                self.free[node] &= ~mask
-                wanted -= take
+    def set_aside(self, node: int, mask: int) -> None:
+        self.room[node] = self.room.get(node, 0) | mask
+        self.free[node] &= ~mask
 
-    def _with_request_room(self) -> list[int]:
+    def free_with_room(self) -> list[int]:
         free = list(self.free)
         for node, mask in self.room.items():
             free[node] |= mask
         return free
 
-    def _pick(self, node: int, free: int, size: int, whole: bool) -> int:
+    def run(self) -> placement_occupancy.Plan | None:
+        occupancy = self.occupancy
+        by_occupant: dict[int, list[int]] = {}
+        for o, i in sorted(self.leaving):
+            by_occupant.setdefault(o, []).append(i)
+        order = sorted(by_occupant, key=lambda o: (-len(by_occupant[o]) * occupancy.occupants[o].pod_size, o))
+        for o in order:
+            if not self._send(o, by_occupant[o]):
+                return None
+        if not placement_occupancy.acyclic(self._waits()):
+            return None
+        return placement_occupancy.Plan(self.positions)
+
+    def pick(self, node: int, free: int, size: int, whole: bool) -> int:
         tree_node = self.tree.nodes[node]
         if whole:
             return tree_node.full_mask if free == tree_node.full_mask else 0
         return noderules.pick(self.occupancy.rule, tree_node.modules, free, size)
+
+    def capacity(self, node: int, size: int) -> int:
+        """Pods of `size` node `node` can receive now (0 where not allowed)."""
+        if not self.allowed(node):
+            return 0
+        return self.occupancy.slot_capacity(node, self.free[node], size)
 
     def _send(self, o: int, slots: Sequence[int]) -> bool:
         """New places for slots `slots` of occupant `o`: a block that leaves whole goes into one domain of
@@ -377,7 +396,7 @@ class _Realisation:
     def _block(self, o: int, block: int, ids: Sequence[int]) -> bool:
         """A whole block into the tightest domain of its tier with room, nearest its old place first."""
         occupant = self.occupancy.occupants[o]
-        tree, occupancy = self.tree, self.occupancy
+        tree = self.tree
         level = max(0, occupant.block_tiers[block] - tree.node_tier)
         limit = self._limit(o, ids[0])
         old = tree.nodes[occupant.slots[ids[0]][0]].domains
@@ -388,10 +407,7 @@ class _Realisation:
             distance = placement_occupancy.distance(old, path)
             if distance > limit:
                 continue
-            capacity = sum(
-                occupancy.slot_capacity(node, self.free[node], size)
-                for node in range(found.first_node, found.end_node)
-            )
+            capacity = sum(self.capacity(node, size) for node in range(found.first_node, found.end_node))
             if capacity >= len(ids):
                 ranked.append((distance, capacity, domain))
         ranked.sort()
@@ -407,12 +423,13 @@ class _Realisation:
     def _fill(self, nodes: range, count: int, size: int) -> list[Position] | None:
         """`count` pods of `size` on `nodes`, the roomiest nodes first (fewest nodes); None when they do not
         fit (and nothing is taken)."""
-        occupancy = self.occupancy
-        ordered = sorted(nodes, key=lambda n: (-occupancy.slot_capacity(n, self.free[n], size), n))
+        ordered = sorted(nodes, key=lambda n: (-self.capacity(n, size), n))
         placed: list[Position] = []
         for node in ordered:
+            if not self.allowed(node):
+                continue
             while len(placed) < count:
-                chosen = self._pick(node, self.free[node], size, False)
+                chosen = self.pick(node, self.free[node], size, False)
                 if not chosen:
                     break
                 self.free[node] &= ~chosen
@@ -446,7 +463,7 @@ class _Realisation:
                     for module in tree.nodes[node].modules:
                         if module & old_mask:
                             room &= ~module
-                chosen = self._pick(node, room, occupant.pod_size, False)
+                chosen = self.pick(node, room, occupant.pod_size, False)
                 if not chosen:
                     continue
                 self.free[node] &= ~chosen
@@ -473,9 +490,10 @@ class _Realisation:
     def _nearest(self, old_node: int, limit: int, size: int) -> Iterable[int]:
         """Usable nodes with room for a pod of `size`, nearest first (its node, then each wider domain up
         to level `limit`), best fit (least room) within one distance."""
-        tree, occupancy = self.tree, self.occupancy
+        tree = self.tree
         path = tree.nodes[old_node].domains
-        yield old_node
+        if self.allowed(old_node):
+            yield old_node
         seen = {old_node}
         for level in range(1, limit + 1):
             found = tree.levels[level][path[level]]
@@ -484,7 +502,7 @@ class _Realisation:
                 if node in seen:
                     continue
                 seen.add(node)
-                capacity = occupancy.slot_capacity(node, self.free[node], size)
+                capacity = self.capacity(node, size)
                 if capacity:
                     ranked.append((capacity, node))
             ranked.sort()
@@ -493,15 +511,12 @@ class _Realisation:
     def _whole(self, o: int) -> bool:
         """The whole partition into the tightest domain of its span's level that holds all its slots."""
         occupant = self.occupancy.occupants[o]
-        tree, occupancy = self.tree, self.occupancy
+        tree = self.tree
         level = max(0, occupant.span_tier - tree.node_tier)
         size = occupant.pod_size
         ranked = []
         for domain, found in enumerate(tree.levels[level]):
-            capacity = sum(
-                occupancy.slot_capacity(node, self.free[node], size)
-                for node in range(found.first_node, found.end_node)
-            )
+            capacity = sum(self.capacity(node, size) for node in range(found.first_node, found.end_node))
             if capacity >= len(occupant.slots):
                 ranked.append((capacity, domain))
         ranked.sort()
