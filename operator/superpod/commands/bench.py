@@ -189,17 +189,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         for name in names:
             allocator = _allocator(args.profile, ALGORITHMS[name](args.seed), args.nodes)
             recorder = _recorder(sink, name, len(names) > 1) if sink else None
-            if policy is None:
-                metrics = trace.replay(
-                    events,
-                    allocator,
-                    clock=time.perf_counter,
-                    cpu_clock=time.thread_time,
-                    on_decision=recorder,
-                )
-                summaries.append(metrics.summary())
-            else:
-                summaries.append(_defrag_replay(events, allocator, policy, recorder))
+            summaries.append(_replay(events, allocator, policy, recorder))
     finally:
         if sink:
             sink.close()
@@ -329,17 +319,17 @@ def _preempt(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _defrag_replay(
+def _replay(
     events: list[trace.Event],
     allocator: placement_allocator.Allocator,
-    policy: mobility.Policy,
+    policy: mobility.Policy | None = None,
     recorder: Callable[[trace.Event, result.Placement | result.Rejection], None] | None = None,
 ) -> dict[str, Any]:
-    """Replay with moves allowed under `policy`; the summary gains acceptance against the device-count
-    limit (on the same arrivals), moves, devices moved per device placed and the planner's CPU time."""
+    """The replay's summary; with a defragmentation `policy`, moves are allowed and the summary gains
+    acceptance against the device-count limit (on the same arrivals), moves, devices moved per device
+    placed and the planner's CPU time."""
     usable = allocator.capacity().free
-    limit = defragbench.device_count_limit(events, usable)
-    mover = defragbench.Mover(allocator, events, policy, cpu_clock=time.thread_time)
+    mover = defragbench.Mover(allocator, events, policy, cpu_clock=time.thread_time) if policy else None
     metrics = trace.replay(
         events,
         allocator,
@@ -349,6 +339,9 @@ def _defrag_replay(
         rescue=mover,
     )
     summary = metrics.summary()
+    if policy is None or mover is None:
+        return summary
+    limit = defragbench.device_count_limit(events, usable)
     counts = mover.counts
     cpu = sorted(counts.cpu_ms)
     summary.update(
@@ -476,7 +469,7 @@ def _compare(args: argparse.Namespace, out: TextIO) -> int:
             marked = trace.mark_movable(events, args.movable, seed)
             for policy in mobility.Policy:
                 allocator = _allocator(args.profile, bestfit.BestFit(), None)
-                moved[policy].append({"seed": seed, **_defrag_replay(marked, allocator, policy)})
+                moved[policy].append({"seed": seed, **_replay(marked, allocator, policy)})
     ours = runs[bestfit.BestFit.name]
     rows = []
     for name, summaries in runs.items():

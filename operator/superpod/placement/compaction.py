@@ -50,7 +50,8 @@ def plan_compaction(
         candidates = sorted(
             (held[domain], domain)
             for domain, found in enumerate(tree.levels[level])
-            if held[domain] and not any(tree.nodes[n].reserve for n in range(found.first_node, found.end_node))
+            if held[domain]
+            and not any(tree.nodes[n].reserve for n in range(found.first_node, found.end_node))
         )
         step = None
         tried = 0

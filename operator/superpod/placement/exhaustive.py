@@ -21,6 +21,7 @@ import itertools
 from collections.abc import Iterator, Sequence
 
 from superpod.placement import occupancy as placement_occupancy
+from superpod.topology import noderules
 
 START = -1  # the label of devices free before any move
 
@@ -179,7 +180,7 @@ class _Search:
                     for split in _splits(size, counts):
                         mask = 0
                         for (label, _), take in zip(counts, split, strict=True):
-                            mask |= _lowest(labels[label] & module, take)
+                            mask |= noderules.lowest_bits(labels[label] & module, take)
                         yield (
                             node,
                             mask,
@@ -242,13 +243,3 @@ def _splits(size: int, counts: Sequence[tuple[int, int]]) -> Iterator[tuple[int,
     for take in range(min(size, first), -1, -1):
         for tail in _splits(size - take, rest):
             yield (take, *tail)
-
-
-def _lowest(mask: int, count: int) -> int:
-    out = 0
-    while count:
-        low = mask & -mask
-        out |= low
-        mask ^= low
-        count -= 1
-    return out

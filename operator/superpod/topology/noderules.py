@@ -96,7 +96,7 @@ def pick(rule: NodeRule, modules: tuple[int, ...], free: int, size: int) -> int:
                 best_key, best_module = key, module
         if best_key is None:
             return 0
-        return _lowest_bits(free & best_module, size)
+        return lowest_bits(free & best_module, size)
     per_slot = size // rule.module_size
     chosen = 0
     taken = 0
@@ -114,12 +114,13 @@ def pick_first(rule: NodeRule, modules: tuple[int, ...], free: int, size: int) -
     if size < rule.module_size:
         for module in modules:
             if (free & module).bit_count() >= size:
-                return _lowest_bits(free & module, size)
+                return lowest_bits(free & module, size)
         return 0
     return pick(rule, modules, free, size)
 
 
-def _lowest_bits(mask: int, count: int) -> int:
+def lowest_bits(mask: int, count: int) -> int:
+    """The `count` lowest set bits of `mask`."""
     out = 0
     while count:
         low = mask & -mask
