@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "plan",
         "offline what-if: place a SuperPod's partitions and print the placements and an occupancy map",
     ),
+    "defrag": (
+        "defrag",
+        "defragmentation what-if (plan): the moves that would reopen the largest block per tier, with maps",
+    ),
     "bench": ("bench", "placement benchmarks: generate and replay churn traces, measure decision latency"),
 }
 
