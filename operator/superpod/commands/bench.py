@@ -75,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=[policy.value for policy in mobility.Policy],
         help="let Fragmented creates move partitions under this policy; report acceptance and moves",
     )
+    _compaction_arguments(run)
     run.add_argument(
         "--placements-out",
         type=Path,
@@ -93,6 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     compare.add_argument(
         "--defrag", action="store_true", help="also replay the allocator with each defragmentation policy"
     )
+    _compaction_arguments(compare)
 
     preempt = sub.add_parser(
         "preempt", help="victim-search latency on a filled SuperPod, beside the baseline"
@@ -132,6 +134,24 @@ def _bench_e2e() -> _Command | None:
         return None
     module: _Command = importlib.import_module(f"{sandboxed.PACKAGE}.bench_e2e")
     return module
+
+
+def _compaction_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--compact",
+        type=float,
+        metavar="THRESHOLD",
+        help="with --defrag: after each departure, compact while the node fragmentation exceeds THRESHOLD",
+    )
+    parser.add_argument(
+        "--moves-per-hour", type=int, default=60, help="compaction's rate limit, in trace time (default 60)"
+    )
+
+
+def _compaction(args: argparse.Namespace) -> defragbench.Compaction | None:
+    if args.compact is None:
+        return None
+    return defragbench.Compaction(threshold=args.compact, per_hour=args.moves_per_hour)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -189,7 +209,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         for name in names:
             allocator = _allocator(args.profile, ALGORITHMS[name](args.seed), args.nodes)
             recorder = _recorder(sink, name, len(names) > 1) if sink else None
-            summaries.append(_replay(events, allocator, policy, recorder))
+            summaries.append(_replay(events, allocator, policy, recorder, _compaction(args)))
     finally:
         if sink:
             sink.close()
@@ -324,12 +344,17 @@ def _replay(
     allocator: placement_allocator.Allocator,
     policy: mobility.Policy | None = None,
     recorder: Callable[[trace.Event, result.Placement | result.Rejection], None] | None = None,
+    compact: defragbench.Compaction | None = None,
 ) -> dict[str, Any]:
     """The replay's summary; with a defragmentation `policy`, moves are allowed and the summary gains
     acceptance against the device-count limit (on the same arrivals), moves, devices moved per device
     placed and the planner's CPU time."""
     usable = allocator.capacity().free
-    mover = defragbench.Mover(allocator, events, policy, cpu_clock=time.thread_time) if policy else None
+    mover = (
+        defragbench.Mover(allocator, events, policy, cpu_clock=time.thread_time, compact=compact)
+        if policy
+        else None
+    )
     metrics = trace.replay(
         events,
         allocator,
@@ -337,6 +362,7 @@ def _replay(
         cpu_clock=time.thread_time,
         on_decision=recorder,
         rescue=mover,
+        after_event=mover.after if mover else None,
     )
     summary = metrics.summary()
     if policy is None or mover is None:
@@ -355,6 +381,7 @@ def _replay(
         moves=counts.partitions_moved,
         devicesMoved=counts.devices_moved,
         podsDisturbed=counts.pods_disturbed,
+        compactionMoves=counts.compaction_moves,
         movedPerPlacedDevice=(
             round(counts.devices_moved / metrics.placed_devices, 6) if metrics.placed_devices else None
         ),
@@ -412,6 +439,7 @@ DEFRAG_COLUMNS = (
     ("utilizationAtFirstRejection", "util@1stReject"),
     ("rescued", "rescued"),
     ("moves", "moves"),
+    ("compactionMoves", "compacted"),
     ("devicesMoved", "devMoved"),
     ("podsDisturbed", "pods"),
     ("movedPerPlacedDevice", "moved/placed"),
@@ -469,7 +497,9 @@ def _compare(args: argparse.Namespace, out: TextIO) -> int:
             marked = trace.mark_movable(events, args.movable, seed)
             for policy in mobility.Policy:
                 allocator = _allocator(args.profile, bestfit.BestFit(), None)
-                moved[policy].append({"seed": seed, **_replay(marked, allocator, policy)})
+                moved[policy].append(
+                    {"seed": seed, **_replay(marked, allocator, policy, None, _compaction(args))}
+                )
     ours = runs[bestfit.BestFit.name]
     rows = []
     for name, summaries in runs.items():

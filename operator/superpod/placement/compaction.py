@@ -39,7 +39,7 @@ def plan_compaction(
     """See the module docstring. `tier` is the tier whose domains are reopened (default the node tier);
     ValueError for a tier below the node or unknown to the profile."""
     tree = allocator.tree
-    level = _level(allocator, tier)
+    level = level_of(allocator, tier)
     trial = allocator.copy()
     done: list[moves.Move] = []
     moved: set[str] = set()
@@ -112,7 +112,8 @@ def _empty(
     return None if materialised is None else materialised[0]
 
 
-def _level(allocator: placement_allocator.Allocator, tier: str | None) -> int:
+def level_of(allocator: placement_allocator.Allocator, tier: str | None) -> int:
+    """The tree level of `tier` (None: the node tier); ValueError below the node or for an unknown tier."""
     tree = allocator.tree
     if tier is None:
         return 0

@@ -6,6 +6,10 @@ with the trace's own facts (a partition runs from its create's `at` + `bindAfter
 pod per slot; `movable` marks a workload that tolerates a restart), carries the moves out on the allocator
 and hands the request's placement back. It counts moves, devices moved and its own CPU time.
 
+With a `Compaction`, the mover also compacts after each departure (`after_event`): while the node
+fragmentation exceeds the threshold, `plan_compaction` under the same policy, within a budget of moves per
+hour of trace time.
+
 `device_count_limit` replays the same arrivals and departures on a placement that ignores nodes, pairs and
 blocks (a create is accepted while enough devices are free): the most any placement could accept.
 """
@@ -17,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from superpod.api import partition as api_partition
 from superpod.placement import allocator as placement_allocator
-from superpod.placement import defrag, mobility, moves, result, trace
+from superpod.placement import compaction, defrag, mobility, moves, result, trace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +53,15 @@ def device_count_limit(events: Iterable[trace.Event], usable: int) -> Limit:
     return Limit(requested=requested, accepted=accepted, held_at_end=held)
 
 
+@dataclasses.dataclass(frozen=True)
+class Compaction:
+    """Background compaction in a replay."""
+
+    threshold: float  # fragmentation of the tier above which it runs
+    per_hour: int  # partitions it may move per hour of trace time (the rate limit)
+    tier: str | None = None  # the tier whose domains it reopens (default: nodes)
+
+
 @dataclasses.dataclass
 class MoveCounts:
     rescued: int = 0  # Fragmented creates placed after moves
@@ -57,6 +70,8 @@ class MoveCounts:
     devices_moved: int = 0
     pods_disturbed: int = 0
     exact: int = 0  # plans the exhaustive search proved cheapest
+    compaction_moves: int = 0  # partitions moved by background compaction (also in partitions_moved)
+    compaction_devices: int = 0
     cpu_ms: list[float] = dataclasses.field(default_factory=list)  # per plan_defragmentation call
 
 
@@ -70,8 +85,11 @@ class Mover:
         policy: mobility.Policy,
         *,
         cpu_clock: Callable[[], float] | None = None,
+        compact: Compaction | None = None,
     ) -> None:
         self.allocator = allocator
+        self.compact = compact
+        self._compacted: list[tuple[float, int]] = []  # (at, partitions moved) in the last hour
         self.policy = policy
         self.cpu_clock = cpu_clock
         self.counts = MoveCounts()
@@ -89,7 +107,7 @@ class Mover:
             or rejection.reason is not api_partition.PendingReason.FRAGMENTED
         ):
             return rejection
-        workloads = {pid: self._workload(pid, event.at) for pid in self.allocator.partitions}
+        workloads = self._workloads(event.at)
         started = self.cpu_clock() if self.cpu_clock else 0.0
         outcome = defrag.plan_defragmentation(
             self.allocator, event.request(), policy=self.policy, workloads=workloads
@@ -107,6 +125,42 @@ class Mover:
         counts.pods_disturbed += outcome.pods_disturbed
         counts.exact += outcome.exact
         return outcome.placement
+
+    def after(self, event: trace.Event) -> None:
+        """The replay's `after_event`: compact after a departure, within the hour's budget."""
+        setting = self.compact
+        if setting is None or event.op != "delete" or self.policy is mobility.Policy.NEVER:
+            return
+        level = compaction.level_of(self.allocator, setting.tier)
+        if self.allocator.state.fragmentation(level) <= setting.threshold:
+            return
+        self._compacted = [(at, count) for at, count in self._compacted if at > event.at - 3600.0]
+        budget = setting.per_hour - sum(count for _, count in self._compacted)
+        if budget <= 0:
+            return
+        self._catch_up(event)
+        planned = compaction.plan_compaction(
+            self.allocator,
+            self._workloads(event.at),
+            threshold=setting.threshold,
+            max_moves=budget,
+            tier=setting.tier,
+            policy=self.policy,
+        )
+        if not planned:
+            return
+        moves.carry_out(self.allocator, planned)
+        self._compacted.append((event.at, len(planned)))
+        counts = self.counts
+        devices = sum(move.devices_moved for move in planned)
+        counts.compaction_moves += len(planned)
+        counts.compaction_devices += devices
+        counts.partitions_moved += len(planned)
+        counts.devices_moved += devices
+        counts.pods_disturbed += sum(move.pods_disturbed for move in planned)
+
+    def _workloads(self, now: float) -> dict[str, mobility.Workload]:
+        return {pid: self._workload(pid, now) for pid in self.allocator.partitions}
 
     def _catch_up(self, event: trace.Event) -> None:
         """Record every create up to this one (the replay hands over rejections only)."""

@@ -319,6 +319,7 @@ def replay(
     cpu_clock: Callable[[], float] | None = None,
     on_decision: Callable[[Event, result.Placement | result.Rejection], None] | None = None,
     rescue: Callable[[Event, result.Rejection], result.Placement | result.Rejection] | None = None,
+    after_event: Callable[[Event], None] | None = None,
 ) -> Metrics:
     """Apply the trace to `allocator`; deletes of rejected creates are ignored.
 
@@ -329,7 +330,8 @@ def replay(
     measured with `clock` (wall time) and, when given, `cpu_clock` (this thread's CPU time, which a busy
     shared machine does not inflate). `rescue`, given a rejected create, may change the allocator (move
     partitions) and return a placement to commit instead (`superpod.placement.defragbench`); it is not timed
-    here.
+    here. `after_event` is called once each event is applied (background compaction may move partitions
+    then).
     """
     metrics = Metrics(algorithm=allocator.policy.name)
     rack_level = 1 if len(allocator.tree.levels) > 2 else None  # the level above nodes, when not the root
@@ -341,7 +343,11 @@ def replay(
     last_at: float | None = None
     first_at: float | None = None
     ideal_cache: dict[placement_request.PlacementRequest, tuple[str, str] | None] = {}
+    previous: Event | None = None
     for event in events:
+        if after_event is not None and previous is not None:
+            after_event(previous)
+        previous = event
         utilization = allocator.state.total_held / usable
         if last_at is not None:
             metrics.utilization_area += utilization * (event.at - last_at)
@@ -393,6 +399,8 @@ def replay(
                 1 for tier in decision.block_tiers if tier_rank[tier] <= tier_rank[ideal[0]]
             )
         metrics.peak_utilization = max(metrics.peak_utilization, allocator.state.total_held / usable)
+    if after_event is not None and previous is not None:
+        after_event(previous)
     if last_at is not None and first_at is not None:
         metrics.duration = last_at - first_at
     return metrics
