@@ -245,7 +245,7 @@ def _run_tenants(args: argparse.Namespace, events: list[trace.Event], out: TextI
         {**summary, "tenantShares": " ".join(f"{t}:{v['shareUsed']}" for t, v in summary["tenants"].items())}
         for summary in summaries
     ]
-    _table_of(rows, TENANT_COLUMNS, out)
+    _table(rows, out, TENANT_COLUMNS)
     return 0
 
 
@@ -265,15 +265,6 @@ TENANT_COLUMNS = (
     ("pickerP99Ms", "picker p99 ms"),
     ("cpuP99Ms", "cpu p99"),
 )
-
-
-def _table_of(rows: list[dict[str, Any]], columns: tuple[tuple[str, str], ...], out: TextIO) -> None:
-    cells = [[title for _, title in columns]] + [[_cell(row[key]) for key, _ in columns] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    for line in cells:
-        out.write(
-            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() + "\n"
-        )
 
 
 def _preempt(args: argparse.Namespace, out: TextIO) -> int:
