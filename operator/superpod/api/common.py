@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -14,6 +14,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 CATEGORY = "superpod"
 PARTITION_LABEL = "superpod.dev/partition"
 """Pods carrying this label (value: a partition name in the pod's namespace) are bound to that partition."""
+JSON = dict[str, Any]
+"""An object as the API serves it (decoded JSON): what watches, reads and writes carry."""
 
 
 class SpecModel(BaseModel):

@@ -1,7 +1,8 @@
 """`superpod map [SUPERPOD] [--kubeconfig F] [--png FILE]`: the live occupancy map of a SuperPod.
 
-Reads what the operator reads (the SuperPod, its Nodes, the device plugin's ConfigMaps) and every partition's
-status.allocation, rebuilds the picture with the same allocator (`restore`, never a new decision) and prints it
+Reads what the operator reads (the SuperPod, its Nodes, the device plugin's and NodeD's ConfigMaps) and every
+partition's status.allocation, rebuilds the picture with the operator's own `superpodmodel.build` and the same
+allocator (`restore`, never a new decision) and prints it
 as `superpod plan` does: one letter and colour per partition, rack x node x device.
 """
 
@@ -11,20 +12,20 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
 
 import pydantic
 
-from superpod.api import common
+from superpod.api import common, views
 from superpod.api import partition as api_partition
 from superpod.api import superpod as api_superpod
-from superpod.cluster import client, deviceinfo
+from superpod.cluster import client, deviceinfo, nodeinfo
 from superpod.commands import plan
+from superpod.controller import superpodmodel
 from superpod.placement import allocator as placement_allocator
 from superpod.placement import result
-from superpod.topology import profiles, tree
+from superpod.topology import tree
 
-JSON = dict[str, Any]
+JSON = common.JSON
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,45 +38,55 @@ async def live_reports(api: client.KubeClient, name: str | None = None) -> list[
     """One report per SuperPod (or the named one), from the cluster's current state."""
     superpods_path = client.resource_path(common.API_VERSION, api_superpod.PLURAL)
     superpods = [await api.get(f"{superpods_path}/{name}")] if name else await api.list(superpods_path)
-    nodes = await api.list("/api/v1/nodes")
+    nodes = {node["metadata"]["name"]: node for node in await api.list("/api/v1/nodes")}
     configmaps = {
         node: cm
         for cm in await api.list(client.resource_path("v1", "configmaps", deviceinfo.NAMESPACE))
         if (node := deviceinfo.node_of(cm["metadata"]["name"])) is not None
     }
+    health = {
+        verdict.node: verdict
+        for cm in await api.list(client.resource_path("v1", "configmaps", nodeinfo.NAMESPACE))
+        if (verdict := nodeinfo.parse(cm)) is not None
+    }
     partitions = await api.list(client.resource_path(common.API_VERSION, api_partition.PLURAL))
-    return [_report(superpod, nodes, configmaps, partitions) for superpod in superpods]
+    return [_report(superpod, nodes, configmaps, health, partitions) for superpod in superpods]
 
 
 def _report(
-    superpod_obj: JSON, nodes: list[JSON], configmaps: dict[str, JSON], partitions: list[JSON]
+    superpod_obj: JSON,
+    nodes: dict[str, JSON],
+    configmaps: dict[str, JSON],
+    health: dict[str, nodeinfo.NodeHealth],
+    partitions: list[JSON],
 ) -> plan.Report:
     superpod = api_superpod.SuperPod.model_validate({k: v for k, v in superpod_obj.items() if k != "status"})
-    profile = profiles.for_spec(superpod.spec)
-    observed = plan.observed_nodes(nodes, configmaps, superpod.spec, profile)
-    topology = tree.build(profile, observed, reserve_nodes=superpod.spec.reserve_nodes)
-    allocator = placement_allocator.Allocator(topology)
+    model = superpodmodel.build(
+        superpodmodel.configure(views.SuperPod(superpod_obj).spec), nodes, configmaps, health
+    )
+    if model.error is not None or model.profile is None:
+        raise plan.PlanError(f"SuperPod {superpod.metadata.get('name')}: {model.error}")
+    allocator = model.allocator or placement_allocator.Allocator(
+        tree.build(model.profile, (), reserve_nodes=superpod.spec.reserve_nodes)
+    )
     decisions: list[tuple[str, result.Placement | result.Rejection]] = []
     name = superpod.metadata.get("name")
-    ordered = sorted(
-        partitions, key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
-    )
+    ordered = sorted(partitions, key=lambda p: (views.Partition(p).created, views.Partition(p).name))
     for obj in ordered:
-        if (obj.get("spec") or {}).get("superPod") != name:
+        view = views.Partition(obj)
+        if view.superpod != name:
             continue
-        pid = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
-        status = obj.get("status") or {}
-        if status.get("allocation"):
+        if view.placed:
             try:
-                slots = [api_partition.Slot.model_validate(slot) for slot in status["allocation"]]
+                slots = view.slots()
             except pydantic.ValidationError:
                 continue
-            outcome = allocator.restore(pid, slots, whole_nodes=bool(obj["spec"].get("wholeNodes")))
+            outcome = allocator.restore(view.key, slots, whole_nodes=view.whole_nodes)
             if isinstance(outcome, result.Placement):
-                decisions.append((pid, outcome))
-        elif status.get("reason") in {reason.value for reason in api_partition.PendingReason}:
-            reason = api_partition.PendingReason(status["reason"])
-            decisions.append((pid, result.Rejection(reason, str(status.get("message", "")))))
+                decisions.append((view.key, outcome))
+        elif view.status.get("reason") in {reason.value for reason in api_partition.PendingReason}:
+            reason = api_partition.PendingReason(view.status["reason"])
+            decisions.append((view.key, result.Rejection(reason, str(view.status.get("message", "")))))
     return plan.Report(superpod, allocator, decisions, synthesised=False, skipped=[])
 
 
@@ -92,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         reports = asyncio.run(fetch())
-    except client.ApiError as error:
+    except (client.ApiError, plan.PlanError) as error:
         print(f"superpod map: {error}", file=sys.stderr)
         return 1
     if not reports:

@@ -1,9 +1,9 @@
 """`superpod plan -f SUPERPOD.yaml -f PARTITIONS.yaml [--json] [--png FILE]`: an offline what-if.
 
 Reads multi-document YAML: one SuperPod, its SuperPodPartitions (in file order, as `kubectl apply` would
-create them), and optionally Node objects and `mindx-dl-deviceinfo-<node>` ConfigMaps. Nodes come from those
-objects when given (membership, devices and health as the operator reads them); otherwise a healthy inventory
-is synthesised from the profile, and the output says so. Prints each partition's placement or reason and an
+create them), and optionally Node objects, `mindx-dl-deviceinfo-<node>` and NodeD's `mindx-dl-nodeinfo-<node>`
+ConfigMaps. Nodes come from those objects when given (membership, devices and health through the operator's own
+`superpodmodel.build`); otherwise a healthy inventory is synthesised from the profile, and the output says so. Prints each partition's placement or reason and an
 occupancy map (rack x node x device, one letter and colour per partition), or writes it as a PNG.
 """
 
@@ -13,7 +13,7 @@ import argparse
 import json
 import string
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,12 +21,12 @@ import yaml
 
 from superpod.api import partition as api_partition
 from superpod.api import superpod as api_superpod
-from superpod.cluster import deviceinfo
-from superpod.cluster import inventory as cluster_inventory
+from superpod.cluster import deviceinfo, nodeinfo
+from superpod.controller import superpodmodel
 from superpod.placement import allocator as placement_allocator
 from superpod.placement import request as placement_request
 from superpod.placement import result
-from superpod.topology import inventory, profiles, tiers, tree
+from superpod.topology import inventory, tiers, tree
 
 LETTERS = string.ascii_uppercase + string.ascii_lowercase + string.digits
 FREE, UNHEALTHY, RESERVE = ".", "x", "r"
@@ -184,12 +184,12 @@ def device_grid(report: Report) -> list[tuple[str, list[tuple[str, str]]]]:
                 owner[(node_name, device)] = letters.get(pid, "?")
     racks: dict[str, list[tuple[str, str]]] = {}
     for node in topology.nodes:
-        unhealthy = allocator.state.unhealthy[node.index]
+        unhealthy = set(allocator.unhealthy_devices(node.name))
         cells = []
-        for bit, device in enumerate(node.devices):
+        for device in node.devices:
             if (node.name, device) in owner:
                 cells.append(owner[(node.name, device)])
-            elif unhealthy >> bit & 1:
+            elif device in unhealthy:
                 cells.append(UNHEALTHY)
             else:
                 cells.append(RESERVE if node.reserve else FREE)
@@ -284,30 +284,36 @@ def _code(cell: str) -> int:
 
 def plan(documents: Iterable[dict[str, Any]]) -> Report:
     """Place every partition of the one SuperPod in `documents`, in order."""
-    superpods, partitions, nodes, configmaps = [], [], [], {}
+    superpods: list[dict[str, Any]] = []
+    partitions, nodes, configmaps, health = [], {}, {}, {}
     for doc in documents:
         kind = doc.get("kind")
+        object_name = str((doc.get("metadata") or {}).get("name", ""))
         if kind == api_superpod.KIND:
-            superpods.append(api_superpod.SuperPod.model_validate(doc))
+            superpods.append(doc)
         elif kind == api_partition.KIND:
             partitions.append(api_partition.SuperPodPartition.model_validate(doc))
         elif kind == "Node":
-            nodes.append(doc)
-        elif kind == "ConfigMap":
-            node_name = deviceinfo.node_of(str(doc.get("metadata", {}).get("name", "")))
-            if node_name:
-                configmaps[node_name] = doc
+            nodes[object_name] = doc
+        elif kind == "ConfigMap" and (member := deviceinfo.node_of(object_name)) is not None:
+            configmaps[str(member)] = doc
+        elif kind == "ConfigMap" and (verdict := nodeinfo.parse(doc)) is not None:
+            health[verdict.node] = verdict
     if len(superpods) != 1:
         raise PlanError(f"expected exactly one SuperPod in the input, found {len(superpods)}")
-    superpod = superpods[0]
-    spec = superpod.spec
-    profile = profiles.for_spec(spec)
-    observed = observed_nodes(nodes, configmaps, spec, profile)
-    synthesised = not observed
+    superpod = api_superpod.SuperPod.model_validate(superpods[0])
+    model = superpodmodel.build(
+        superpodmodel.configure(superpods[0].get("spec") or {}), nodes, configmaps, health
+    )
+    if model.error is not None or model.profile is None:
+        raise PlanError(f"SuperPod {superpod.metadata.get('name')}: {model.error}")
+    synthesised = not model.observed
     if synthesised:
-        observed = list(inventory.synthesize(profile))
-    topology = tree.build(profile, observed, reserve_nodes=spec.reserve_nodes)
-    allocator = placement_allocator.Allocator(topology)
+        model = superpodmodel.with_inventory(
+            model, {node.name: node for node in inventory.synthesize(model.profile)}, {}
+        )
+    allocator = model.allocator
+    assert allocator is not None
     decisions: list[tuple[str, result.Placement | result.Rejection]] = []
     skipped = []
     name = superpod.metadata.get("name")
@@ -323,20 +329,3 @@ def plan(documents: Iterable[dict[str, Any]]) -> Report:
             allocator.commit(pid, decision)
         decisions.append((pid, decision))
     return Report(superpod, allocator, decisions, synthesised, skipped)
-
-
-def observed_nodes(
-    nodes: Sequence[dict[str, Any]],
-    configmaps: dict[str, dict[str, Any]],
-    spec: api_superpod.SuperPodSpec,
-    profile: profiles.HardwareProfile,
-) -> list[inventory.ObservedNode]:
-    observed = []
-    for node in nodes:
-        if not cluster_inventory.is_member(node, spec):
-            continue
-        name = str(node.get("metadata", {}).get("name", ""))
-        seen, _ = cluster_inventory.observe(node, configmaps.get(name), profile, profile.resource_name)
-        if seen is not None:
-            observed.append(seen)
-    return observed

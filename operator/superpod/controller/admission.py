@@ -41,7 +41,7 @@ import aiohttp.web
 import kopf
 
 from superpod import metrics
-from superpod.api import common
+from superpod.api import common, views
 from superpod.cluster import certificates, client, webhookconfig, writer
 from superpod.controller import binder as binder_module
 from superpod.controller import bindings as bindings_module
@@ -133,7 +133,7 @@ class Webhook:
         is ahead of the mirror's watch.
         """
         mirrored = self.fleet.partitions.get(f"{namespace}/{name}")
-        known = binder_module.newer(self.binder.known(namespace, name), mirrored) if mirrored else None
+        known = views.newest(self.binder.known(namespace, name), mirrored) if mirrored else None
         if known is not None and (known.get("status") or {}).get("allocation"):
             return known
         return await self.binder.api.get_or_none(writer.partition_path(namespace, name))

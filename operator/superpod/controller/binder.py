@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Sequence
 
+from superpod.api import common, views
 from superpod.cluster import client, writer
 from superpod.controller import podrequest, slotclaims
+from superpod.controller import status as derive
 
-JSON = dict[str, Any]
+JSON = common.JSON
 ATTEMPTS = 20
 logger = logging.getLogger(__name__)
 
@@ -62,9 +63,12 @@ class _Queue:
 class Binder:
     """Slot claims and releases of every partition, batched per partition."""
 
-    def __init__(self, api: client.KubeClient, *, attempts: int = ATTEMPTS) -> None:
+    def __init__(
+        self, api: client.KubeClient, *, attempts: int = ATTEMPTS, clock: Callable[[], str] = writer.now
+    ) -> None:
         self.api = api
         self.attempts = attempts
+        self.clock = clock
         self.writes = 0  # status patches that succeeded
         self.conflicts = 0  # status patches refused with 409 (another writer was first)
         self._queues: dict[tuple[str, str], _Queue] = {}
@@ -81,7 +85,7 @@ class Binder:
     ) -> ClaimResult:
         """Claim a slot for `request`; `seen` is a copy of the partition the caller holds (saves a read)."""
         if seen is not None:
-            self._known[(namespace, name)] = newer(self._known.get((namespace, name)), seen) or seen
+            self._known[(namespace, name)] = views.newest(self._known.get((namespace, name)), seen) or seen
         future: asyncio.Future[ClaimResult] = asyncio.get_running_loop().create_future()
         self._enqueue((namespace, name), _Claim(request, resource, future))
         return await future
@@ -163,8 +167,8 @@ class Binder:
                     continue
                 _resolve(batch, decisions, obj)
                 return
-            fields = slotclaims.binding_status(
-                obj.get("status"), allocation, obj["metadata"].get("generation")
+            fields = derive.binding(
+                obj.get("status"), allocation, views.Partition(obj).generation, self.clock()
             )
             body = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}, "status": fields}
             try:
@@ -195,19 +199,3 @@ def _resolve(
     for operation in batch:
         if isinstance(operation, _Release) and not operation.future.done():
             operation.future.set_result(ClaimResult(None, obj))
-
-
-def newer(one: JSON | None, other: JSON | None) -> JSON | None:
-    """The later of two copies of one object (by resourceVersion), or the one there is.
-
-    resourceVersions are opaque by contract but etcd revisions in practice; where they are not both numbers,
-    or the copies are of different objects (uid), `other` wins. A wrong guess costs one 409 and a read.
-    """
-    if one is None or other is None:
-        return other or one
-    if one["metadata"].get("uid") != other["metadata"].get("uid"):
-        return other
-    mine, theirs = str(one["metadata"].get("resourceVersion")), str(other["metadata"].get("resourceVersion"))
-    if mine.isdecimal() and theirs.isdecimal() and int(mine) > int(theirs):
-        return one
-    return other

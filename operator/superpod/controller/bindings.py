@@ -30,7 +30,7 @@ from typing import Any
 
 import kopf
 
-from superpod.api import common
+from superpod.api import common, views
 from superpod.cluster import client, podplacement, reflector
 from superpod.controller import binder as binder_module
 from superpod.controller import fleet as fleet_module
@@ -262,7 +262,7 @@ class Bindings:
     async def reconcile(self, key: str) -> float | None:
         """Bring the partition's slots and rank table in line with its pods; returns when to look again."""
         namespace, _, name = key.partition("/")
-        obj = binder_module.newer(self.binder.known(namespace, name), self.fleet.partitions.get(key))
+        obj = views.newest(self.binder.known(namespace, name), self.fleet.partitions.get(key))
         if obj is None or obj["metadata"].get("deletionTimestamp") or not self.reflector.synced.is_set():
             return None
         state = self.fleet.superpods.get(str((obj.get("spec") or {}).get("superPod", "")))

@@ -348,7 +348,7 @@ class RankTables:
             return
         previous = (partition.get("status") or {}).get("conditions") or []
         condition = derive.condition(
-            previous, CONDITION, written, reason, message, metadata.get("generation")
+            previous, CONDITION, written, reason, message, metadata.get("generation"), writer.now()
         )
         conditions = [c for c in previous if c.get("type") != CONDITION] + [condition]
         try:

@@ -2,7 +2,7 @@
 
 A slot is bound when `status.allocation[i].pod` names a pod. `decide` takes a partition's current status and a
 batch of pod requests and returns a decision per request (a slot, or a denial whose message goes back to the
-user through kubectl) and the allocation with the new bindings; `release` unbinds pods; `binding_status` derives
+user through kubectl) and the allocation with the new bindings; `release` unbinds pods; `status.binding` derives
 the fields to write: the allocation, the phase (Bound when every slot has a pod, Allocated again when one is
 freed) and the Bound condition. The caller writes them with the partition's resourceVersion, so two writers
 (two requests, two replicas) never both believe they hold a slot.
@@ -26,10 +26,8 @@ from superpod.controller import podrequest
 from superpod.controller import status as derive
 
 JSON = dict[str, Any]
-BINDABLE = frozenset({api_partition.Phase.ALLOCATED.value, api_partition.Phase.BOUND.value})
 # pods of a Degraded partition still bind (a restarted pod must find its slot); its phase stays Degraded
-ADMITTING = BINDABLE | {api_partition.Phase.DEGRADED.value}
-BOUND_CONDITION = "Bound"
+ADMITTING = derive.BINDABLE | {api_partition.Phase.DEGRADED.value}
 NAMED_PODS = 3  # pods named in a "full" denial
 
 
@@ -160,27 +158,3 @@ def release(status: JSON | None, pods: Collection[str]) -> list[JSON]:
         if slot.get("pod") in pods:
             del slot["pod"]
     return allocation
-
-
-def binding_status(previous: JSON | None, allocation: list[JSON], generation: int | None) -> JSON:
-    """The status fields a binding change writes: allocation, phase (Allocated <-> Bound), Bound condition."""
-    previous = previous or {}
-    complete = bool(allocation) and all(slot.get("pod") for slot in allocation)
-    condition = derive.condition(  # the same words as the fleet's status, so neither rewrites the other's
-        previous.get("conditions"),
-        BOUND_CONDITION,
-        complete,
-        "AllSlotsBound" if complete else "WaitingForPods",
-        "every slot has a pod" if complete else "pods labelled with the partition are bound at admission",
-        generation,
-    )
-    conditions = [c for c in previous.get("conditions") or [] if c.get("type") != BOUND_CONDITION]
-    position = next(
-        (i for i, c in enumerate(previous.get("conditions") or []) if c.get("type") == BOUND_CONDITION),
-        len(conditions),
-    )
-    conditions.insert(position, condition)  # in place, so the conditions keep their order
-    out: JSON = {"allocation": allocation, "conditions": conditions}
-    if previous.get("phase") in BINDABLE:
-        out["phase"] = (api_partition.Phase.BOUND if complete else api_partition.Phase.ALLOCATED).value
-    return out

@@ -1,20 +1,31 @@
 """Status of the custom resources, derived by pure functions of what the operator decided and observed.
 
-The operator writes a status only when the derived one differs from what the object already shows (see
-`changed`), so a quiet cluster costs no writes. Conditions keep their lastTransitionTime while their status
-stays the same, as Kubernetes API conventions ask.
+The one place that says what a partition's phase, reason and conditions are, for the fleet's placements and
+repairs (`allocated`, `pending`, `failed`) and for the admission webhook's slot bindings (`binding`), so the two
+writers use the same words and neither rewrites the other's. `superpod` derives a SuperPod's status.
+
+Every function takes the time now (`now`, RFC 3339, as Kubernetes writes timestamps) from its caller: a
+condition's lastTransitionTime moves only when its status changes, as Kubernetes API conventions ask, and
+tests pass a fixed clock. The operator writes a status only when the derived one differs from what the object
+already shows (see `changed`), so a quiet cluster costs no writes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from superpod import placement
+from superpod.api import common, reasons
 from superpod.api import partition as api_partition
-from superpod.cluster import inventory, writer
+from superpod.cluster import inventory
 
-JSON = dict[str, Any]
+JSON = common.JSON
+Phase = api_partition.Phase
+Condition = reasons.ConditionType
+BINDABLE = frozenset({Phase.ALLOCATED.value, Phase.BOUND.value})
+"""Phases a binding change moves between (Allocated <-> Bound); a Degraded partition stays Degraded."""
+_PLACED_CONDITIONS = frozenset({Condition.ALLOCATED.value, Condition.BOUND.value, Condition.DEGRADED.value})
+"""The conditions `allocated` derives; others (the rank table's RankTableWritten) belong to other writers."""
 
 
 def condition(
@@ -24,6 +35,7 @@ def condition(
     reason: str,
     message: str,
     generation: int | None,
+    now: str,
 ) -> JSON:
     """A condition; its lastTransitionTime moves only when its status changes."""
     value = "True" if status else "False"
@@ -31,12 +43,12 @@ def condition(
     since = (
         old["lastTransitionTime"]
         if old and old.get("status") == value and old.get("lastTransitionTime")
-        else writer.now()
+        else now
     )
     out: JSON = {
-        "type": type_,
+        "type": str(type_),
         "status": value,
-        "reason": reason,
+        "reason": str(reason),
         "message": message,
         "lastTransitionTime": since,
     }
@@ -45,7 +57,25 @@ def condition(
     return out
 
 
-_PLACED_CONDITIONS = frozenset({"Allocated", "Bound", "Degraded"})
+def complete(allocation: Sequence[JSON]) -> bool:
+    """Whether every slot has a pod (and there is a slot)."""
+    return bool(allocation) and all(slot.get("pod") for slot in allocation)
+
+
+def bound_condition(
+    previous: Sequence[JSON] | None, allocation: Sequence[JSON], generation: int | None, now: str
+) -> JSON:
+    """The Bound condition of a partition whose slots are `allocation`."""
+    done = complete(allocation)
+    return condition(
+        previous,
+        Condition.BOUND,
+        done,
+        reasons.PartitionReason.ALL_SLOTS_BOUND if done else reasons.PartitionReason.WAITING_FOR_PODS,
+        "every slot has a pod" if done else "pods labelled with the partition are bound at admission",
+        generation,
+        now,
+    )
 
 
 def allocated(
@@ -53,6 +83,7 @@ def allocated(
     *,
     previous: JSON | None,
     generation: int | None,
+    now: str,
     failed: Sequence[str] = (),
     repair_problem: str | None = None,
     rank_table: str | None = None,
@@ -83,39 +114,49 @@ def allocated(
         f"{devices} devices on {decision.node_count} node(s) within one {decision.tier_span}"
         f" ({decision.bandwidth_gbps:g} GB/s per device)"
     )
-    all_bound = bool(slots) and all(slot.get("pod") for slot in slots)
     if failed:
-        phase = api_partition.Phase.DEGRADED
-        reason = "RepairImpossible" if repair_problem else "DeviceFailed"
+        phase = Phase.DEGRADED
+        reason = (
+            reasons.PartitionReason.REPAIR_IMPOSSIBLE
+            if repair_problem
+            else reasons.PartitionReason.DEVICE_FAILED
+        )
         detail = f"devices failed: {', '.join(failed)}"
         if repair_problem:
             detail += f"; no repair: {repair_problem}"
-        degraded = condition(conditions, "Degraded", True, reason, detail, generation)
+        degraded = condition(conditions, Condition.DEGRADED, True, reason, detail, generation, now)
     else:
-        phase = api_partition.Phase.BOUND if all_bound else api_partition.Phase.ALLOCATED
-        reason = "Placed"
-        degraded = condition(conditions, "Degraded", False, "Healthy", "every device is healthy", generation)
+        phase = Phase.BOUND if complete(slots) else Phase.ALLOCATED
+        reason = reasons.PartitionReason.PLACED
+        degraded = condition(
+            conditions,
+            Condition.DEGRADED,
+            False,
+            reasons.PartitionReason.HEALTHY,
+            "every device is healthy",
+            generation,
+            now,
+        )
     status: JSON = {
         "observedGeneration": generation,
         "phase": phase.value,
-        "reason": reason,
+        "reason": reason.value,
         "message": degraded["message"] if failed else message,
         "allocation": slots,
         "tierSpan": decision.tier_span,
         "nodeCount": decision.node_count,
         "estimatedBandwidthGBps": decision.bandwidth_gbps,
         "conditions": [
-            condition(conditions, "Allocated", True, "Placed", message, generation),
             condition(
                 conditions,
-                "Bound",
-                all_bound,
-                "AllSlotsBound" if all_bound else "WaitingForPods",
-                "every slot has a pod"
-                if all_bound
-                else "pods labelled with the partition are bound at admission",
+                Condition.ALLOCATED,
+                True,
+                reasons.PartitionReason.PLACED,
+                message,
                 generation,
+                now,
             ),
+            bound_condition(conditions, slots, generation, now),
             degraded,
             # conditions other writers own (RankTableWritten) are kept as they are
             *(c for c in conditions or () if c.get("type") not in _PLACED_CONDITIONS),
@@ -126,20 +167,54 @@ def allocated(
     return status
 
 
-def pending(reason: str, message: str, *, previous: JSON | None, generation: int | None) -> JSON:
+def pending(reason: str, message: str, *, previous: JSON | None, generation: int | None, now: str) -> JSON:
     """Status of a partition that is not placed; `allocation` and the placement fields are cleared."""
+    return _unplaced(Phase.PENDING, reason, message, previous, generation, now)
+
+
+def failed(message: str, *, previous: JSON | None, generation: int | None, now: str) -> JSON:
+    """Status of a partition whose spec cannot be read (Failed, InvalidSpec): it is never placed."""
+    reason = reasons.PartitionReason.INVALID_SPEC
+    return _unplaced(Phase.FAILED, reason, message, previous, generation, now)
+
+
+def _unplaced(
+    phase: Phase, reason: str, message: str, previous: JSON | None, generation: int | None, now: str
+) -> JSON:
     conditions = (previous or {}).get("conditions")
     return {
         "observedGeneration": generation,
-        "phase": api_partition.Phase.PENDING.value,
-        "reason": reason,
+        "phase": phase.value,
+        "reason": str(reason),
         "message": message,
         "allocation": None,
         "tierSpan": None,
         "nodeCount": None,
         "estimatedBandwidthGBps": None,
-        "conditions": [condition(conditions, "Allocated", False, reason, message, generation)],
+        "conditions": [condition(conditions, Condition.ALLOCATED, False, reason, message, generation, now)],
     }
+
+
+def unplaced(status: JSON) -> bool:
+    """Whether `status` is of a partition that is not placed (Pending or Failed)."""
+    return status.get("phase") in (Phase.PENDING.value, Phase.FAILED.value)
+
+
+def binding(previous: JSON | None, allocation: list[JSON], generation: int | None, now: str) -> JSON:
+    """The status fields a binding change writes: allocation, phase (Allocated <-> Bound), Bound condition.
+
+    The Bound condition keeps its place among the conditions; a Degraded partition keeps its phase.
+    """
+    previous = previous or {}
+    old = previous.get("conditions") or []
+    bound = bound_condition(old, allocation, generation, now)
+    conditions = [c for c in old if c.get("type") != Condition.BOUND]
+    position = next((i for i, c in enumerate(old) if c.get("type") == Condition.BOUND), len(conditions))
+    conditions.insert(position, bound)
+    out: JSON = {"allocation": allocation, "conditions": conditions}
+    if previous.get("phase") in BINDABLE:
+        out["phase"] = (Phase.BOUND if complete(allocation) else Phase.ALLOCATED).value
+    return out
 
 
 def superpod(
@@ -151,6 +226,7 @@ def superpod(
     problems: Iterable[inventory.NodeProblem],
     previous: JSON | None,
     generation: int | None,
+    now: str,
     error: str | None = None,
 ) -> JSON:
     """Status of a SuperPod: counts, largest blocks, fragmentation, Ready and Degraded conditions."""
@@ -169,23 +245,25 @@ def superpod(
             "largestFreeBlock": [block.model_dump(by_alias=True) for block in capacity.api_blocks()],
             "fragmentation": round(capacity.fragmentation, 4),
         }
+    why = reasons.SuperPodReason
     if error is not None:
-        ready = condition(conditions, "Ready", False, "InvalidSpec", error, generation)
+        ready = condition(conditions, Condition.READY, False, why.INVALID_SPEC, error, generation, now)
     elif nodes == 0:
-        ready = condition(
-            conditions, "Ready", False, "NoNodes", "no node matches the SuperPod's selector", generation
-        )
+        message = "no node matches the SuperPod's selector"
+        ready = condition(conditions, Condition.READY, False, why.NO_NODES, message, generation, now)
     else:
         message = f"{ready_nodes} of {nodes} nodes ready"
-        ready = condition(conditions, "Ready", ready_nodes > 0, "Discovered", message, generation)
+        ready = condition(
+            conditions, Condition.READY, ready_nodes > 0, why.DISCOVERED, message, generation, now
+        )
     if problems:
         first = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        degraded = condition(conditions, "Degraded", True, first.reason, first.message + more, generation)
+        message = first.message + more
+        degraded = condition(conditions, Condition.DEGRADED, True, first.reason, message, generation, now)
     else:
-        degraded = condition(
-            conditions, "Degraded", False, "Healthy", "all member nodes report valid devices", generation
-        )
+        message = "all member nodes report valid devices"
+        degraded = condition(conditions, Condition.DEGRADED, False, why.HEALTHY, message, generation, now)
     status["conditions"] = [ready, degraded]
     return status
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from superpod.api import common
+from superpod.api import common, views
 from superpod.cluster import client, podplacement, writer
 from superpod.controller import binder as binder_module
 from superpod.controller import bindings as bindings_module
@@ -110,7 +110,7 @@ class Validator:
         metadata = pod["metadata"]
         namespace, name = metadata["namespace"], metadata["labels"][common.PARTITION_LABEL]
         key = f"{namespace}/{name}"
-        known = binder_module.newer(self.binder.known(namespace, name), self.fleet.partitions.get(key))
+        known = views.newest(self.binder.known(namespace, name), self.fleet.partitions.get(key))
         slot = _slot_of(known, metadata.get("name"))
         if slot is None:  # memory may lag a claim another replica wrote
             known = await self.binder.api.get_or_none(writer.partition_path(namespace, name))

@@ -75,6 +75,24 @@ class Allocator:
         """Partition -> device mask it holds on node `node_index`; a read-only view."""
         return types.MappingProxyType(self._owners.get(node_index, {}))
 
+    def unhealthy_devices(self, node_name: str) -> tuple[str, ...]:
+        """The node's devices that are out of service now (held or not), in device order."""
+        node = self.tree.by_name[node_name]
+        return _names(node, self.state.unhealthy[node.index])
+
+    def failed_devices(self, placement: result.Placement) -> list[str]:
+        """`node/device` of every device of `placement`'s slots that is out of service now, in rank order."""
+        failed: list[str] = []
+        for slot in placement.slots:
+            node = self.tree.by_name[slot.node]
+            unhealthy = self.state.unhealthy[node.index]
+            if unhealthy:
+                index = self.tree.device_index[slot.node]
+                failed.extend(
+                    f"{slot.node}/{device}" for device in slot.devices if unhealthy >> index[device] & 1
+                )
+        return failed
+
     def capacity(self) -> placement_capacity.Capacity:
         """Device counts, largest free block per tier and fragmentation, for the SuperPod status."""
         return placement_capacity.summarise(self.state, len(self._allocations))

@@ -333,28 +333,6 @@ def _binding_of(pod: JSON) -> podmutation.Binding:
     )
 
 
-def copy_at(version: str, uid: str = "uid-1") -> JSON:
-    return {"metadata": {"uid": uid, "resourceVersion": version}}
-
-
-@pytest.mark.parametrize(
-    ("one", "other", "expected"),
-    [
-        pytest.param(
-            copy_at("100"), copy_at("99"), copy_at("100"), id="versions compared as numbers, not text"
-        ),
-        pytest.param(copy_at("99"), copy_at("100"), copy_at("100"), id="the mirror ahead of the last write"),
-        pytest.param(
-            copy_at("200"), copy_at("100", uid="uid-2"), copy_at("100", uid="uid-2"), id="another uid"
-        ),
-        pytest.param(copy_at("a7"), copy_at("100"), copy_at("100"), id="an opaque version"),
-        pytest.param(None, copy_at("5"), copy_at("5"), id="no last write"),
-    ],
-)
-def test_the_newer_copy_of_a_partition_is_chosen_by_version_number_and_uid(one, other, expected):
-    assert binder.newer(one, other) == expected
-
-
 class InterleavingServer(PartitionServer):
     """Yields to the other replica between a read or a write's version check and its effect."""
 

@@ -1,4 +1,4 @@
-"""Slot decisions: which slot a pod gets, every denial's words, releases, and the Bound phase."""
+"""Slot decisions: which slot a pod gets, every denial's words, releases."""
 
 from __future__ import annotations
 
@@ -109,41 +109,14 @@ def test_a_partition_being_deleted_takes_no_more_pods():
     ]
 
 
-def test_pods_of_a_degraded_partition_still_bind_and_the_phase_stays_degraded():
-    current = status(slots(1), phase="Degraded")
-    decisions, allocation = decide(current, request("p"))
+def test_pods_of_a_degraded_partition_still_bind():
+    decisions, _ = decide(status(slots(1), phase="Degraded"), request("p"))
     assert isinstance(decisions[0], slotclaims.Granted)
-    assert "phase" not in slotclaims.binding_status(current, allocation, 1)
 
 
 def test_releasing_a_pod_frees_only_its_slot():
     allocation = slotclaims.release(status(slots(3, bound={0: "a", 1: "b", 2: "c"})), {"b"})
     assert [slot.get("pod") for slot in allocation] == ["a", None, "c"]
-
-
-@pytest.mark.parametrize(
-    ("bound", "phase", "condition"),
-    [
-        pytest.param({0: "a", 1: "b"}, "Bound", ("True", "AllSlotsBound"), id="every slot bound: Bound"),
-        pytest.param({0: "a"}, "Allocated", ("False", "WaitingForPods"), id="a free slot: Allocated"),
-    ],
-)
-def test_the_phase_and_the_bound_condition_follow_the_slots(bound, phase, condition):
-    previous = status(slots(2), conditions=[{"type": "Allocated", "status": "True"}, {"type": "Degraded"}])
-    written = slotclaims.binding_status(previous, slots(2, bound=bound), 3)
-    assert written["phase"] == phase
-    assert [c["type"] for c in written["conditions"]] == ["Allocated", "Degraded", "Bound"]
-    bound_condition = written["conditions"][-1]
-    assert (bound_condition["status"], bound_condition["reason"], bound_condition["observedGeneration"]) == (
-        *condition,
-        3,
-    )
-
-
-def test_the_bound_condition_keeps_its_place_among_the_conditions():
-    previous = status(slots(1), conditions=[{"type": "Allocated"}, {"type": "Bound"}, {"type": "Degraded"}])
-    written = slotclaims.binding_status(previous, slots(1, bound={0: "a"}), None)
-    assert [c["type"] for c in written["conditions"]] == ["Allocated", "Bound", "Degraded"]
 
 
 def test_slots_are_read_in_rank_order_whatever_the_stored_order():

@@ -1,26 +1,31 @@
-"""The fleet's memory when a partition is replaced by another of the same name behind its back.
+"""The fleet's memory when a partition is replaced by another of the same name behind its back, or when its
+placement's write is cut short.
 
 A partition is known by namespace/name; a new object under an old name (deleted and created again while a watch
-was down, or while a status write was in flight) must never inherit the old one's devices.
+was down, or while a status write was in flight) must never inherit the old one's devices. The fleet runs for
+real (its reflectors list and watch) against an API in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from superpod import placement
 from superpod.api import partition as api_partition
-from superpod.cluster import client
+from superpod.cluster import client, writer
 from superpod.controller import fleet as fleet_module
 from superpod.controller import status as derive
 
-from tests.builders import objects
+from tests.unit.controller import fakeapi
 
 JSON = dict[str, Any]
 KEY = "team/job"
+NOW = "2026-11-29T00:00:00Z"
 
 
 def partition(uid: str, npus: int, status: JSON | None = None, version: str = "1") -> JSON:
@@ -39,22 +44,22 @@ def partition(uid: str, npus: int, status: JSON | None = None, version: str = "1
     }
 
 
-def synced_fleet(nodes: int = 4) -> fleet_module.Fleet:
-    """A fleet that has mirrored one CloudMatrix 384 SuperPod of `nodes` nodes, as after its start."""
-    fleet = fleet_module.Fleet(SimpleNamespace())  # type: ignore[arg-type]
-    superpod = {"metadata": {"name": "sp", "generation": 1}, "spec": {"profile": "cloudmatrix-384"}}
-    fleet._on_superpod("sp", None, superpod)
-    for index in range(nodes):
-        name = f"n{index}"
-        node = objects.node(name).superpod(0, rack=0, server=index).devices(16).ready().obj()
-        fleet._on_node(name, None, node)
-        configmap = objects.deviceinfo_configmap(name, server_index=index)
-        fleet._on_configmap(f"kube-system/{configmap['metadata']['name']}", None, configmap)
-    synced = asyncio.Event()
-    synced.set()
-    fleet._reflectors = [SimpleNamespace(synced=synced)]  # type: ignore[list-item]
-    fleet._rebuild(fleet.superpods["sp"])
-    return fleet
+@pytest_asyncio.fixture
+async def api() -> fakeapi.FakeApi:
+    api = fakeapi.FakeApi()
+    fakeapi.cloudmatrix(api, nodes=4)
+    return api
+
+
+@contextlib.asynccontextmanager
+async def started(api: fakeapi.FakeApi) -> AsyncIterator[fleet_module.Fleet]:
+    fleet = fleet_module.Fleet(api, clock=lambda: NOW)  # type: ignore[arg-type]
+    fleet.inventory_debounce = 0.0
+    await fleet.start()
+    try:
+        yield fleet
+    finally:
+        await fleet.stop()
 
 
 def placed(fleet: fleet_module.Fleet, uid: str, npus: int) -> JSON:
@@ -64,94 +69,68 @@ def placed(fleet: fleet_module.Fleet, uid: str, npus: int) -> JSON:
     spec = api_partition.PartitionSpec.model_validate({"superPod": "sp", "npus": npus})
     decision = allocator.plan_partition(placement.PlacementRequest.from_spec(spec))
     assert isinstance(decision, placement.Placement)
-    return partition(uid, npus, derive.allocated(decision, previous=None, generation=1), version="2")
+    return partition(uid, npus, derive.allocated(decision, previous=None, generation=1, now=NOW), version="2")
 
 
-def test_a_partition_replaced_under_its_name_in_one_mirror_update_loses_the_old_ones_devices() -> None:
+async def test_a_partition_replaced_under_its_name_in_one_mirror_update_loses_the_old_ones_devices(api):
     """A watch that resumes with a relist shows a delete and re-create as one update of the key."""
-    fleet = synced_fleet()
-    state = fleet.superpods["sp"]
-    assert state.allocator is not None
-    old = placed(fleet, "u1", 16)
-    fleet._on_partition(KEY, None, old)
-    assert state.allocator.placement_of(KEY) is not None
+    async with started(api) as fleet:
+        state = fleet.superpods["sp"]
+        assert state.allocator is not None
+        old = placed(fleet, "u1", 16)
+        api.send(fakeapi.PARTITIONS, "ADDED", old)
+        await fakeapi.until(lambda: state.allocator.placement_of(KEY) is not None)
 
-    new = partition("u2", 4, version="3")
-    fleet._on_partition(KEY, old, new)
+        api.send(fakeapi.PARTITIONS, "MODIFIED", partition("u2", 4, version="3"))
+        await fakeapi.until(lambda: KEY in state.pending)
 
-    assert state.allocator.placement_of(KEY) is None
-    assert KEY in state.pending
-    assert state.allocator.capacity().allocated == 0
-
-
-class RecreatedDuringWrite:
-    """An API whose first guarded status patch meets a 409: the partition was deleted and created again."""
-
-    def __init__(self, fresh: JSON) -> None:
-        self.fresh = fresh
-        self.patches: list[JSON] = []
-
-    async def patch(self, path: str, body: JSON, **_: Any) -> JSON:
-        self.patches.append(body)
-        if len(self.patches) == 1:
-            raise client.ApiError(409, {"reason": "Conflict"})
-        return {**self.fresh, "status": body["status"]}
-
-    async def get(self, path: str, **_: Any) -> JSON:
-        return self.fresh
-
-    async def get_or_none(self, path: str) -> JSON | None:
-        return self.fresh
-
-    async def create(self, path: str, body: JSON) -> JSON:
-        return body
+        assert state.allocator.placement_of(KEY) is None
+        assert state.allocator.capacity().allocated == 0
 
 
 @pytest.mark.parametrize("npus", [4, 16], ids=["a smaller one", "one of the same size"])
-async def test_a_placement_is_not_written_onto_a_partition_created_again_during_its_write(npus: int) -> None:
-    fleet = synced_fleet()
-    state = fleet.superpods["sp"]
-    assert state.allocator is not None
+async def test_a_placement_is_not_written_onto_a_partition_created_again_during_its_write(api, npus):
     old = partition("u1", 16)
-    fleet._on_partition(KEY, None, old)
-    api = RecreatedDuringWrite(partition("u2", npus, version="5"))
-    fleet.api = fleet.writer.api = api  # type: ignore[assignment]
+    api.listed(fakeapi.PARTITIONS, old)
+    api.objects[writer.partition_path("team", "job")] = partition("u2", npus, version="5")
 
-    written = await fleet._place(state, old)
+    async def conflict(path: str, body: JSON) -> JSON:
+        raise client.ApiError(409, {"reason": "Conflict"})
 
-    assert written == {}
-    assert len(api.patches) == 1  # the new partition's status is the new partition's own business
-    assert state.allocator.placement_of(KEY) is None
+    api.patch_with = conflict
+    async with started(api) as fleet:
+        state = fleet.superpods["sp"]
+        assert state.allocator is not None
+
+        written = await fleet.place(old)
+
+        assert written == {}
+        assert len(api.patches) == 1  # the new partition's status is the new partition's own business
+        assert state.allocator.placement_of(KEY) is None
 
 
-class SilentApi:
-    """An API whose status patches never answer (the daemon is stopped while one is in flight)."""
+async def test_a_placement_cancelled_during_its_write_is_queued_again(api):
+    """kopf stops the SuperPod's daemon (a pause by peering, the SuperPod's daemon restarted) mid-write: the
+    partition, placed by that daemon and no longer pending, must be tried again when the daemon runs again."""
+    api.listed(fakeapi.PARTITIONS, partition("u1", 16, status={"phase": "Pending"}))
+    patching = asyncio.Event()
 
-    def __init__(self) -> None:
-        self.patching = asyncio.Event()
-
-    async def patch(self, path: str, body: JSON, **_: Any) -> JSON:
-        self.patching.set()
+    async def silent(path: str, body: JSON) -> JSON:
+        patching.set()
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
+    api.patch_with = silent
+    async with started(api) as fleet:
+        state = fleet.superpods["sp"]
+        assert state.allocator is not None
+        assert KEY in state.pending
+        placing = asyncio.create_task(fleet.retry_pending(state))
+        await asyncio.wait_for(patching.wait(), timeout=5)
 
-async def test_a_placement_cancelled_during_its_write_is_queued_again() -> None:
-    """kopf stops the SuperPod's daemon (a pause by peering, the SuperPod's daemon restarted) mid-write: the
-    partition, placed by that daemon and no longer pending, must be tried again when the daemon runs again."""
-    fleet = synced_fleet()
-    state = fleet.superpods["sp"]
-    assert state.allocator is not None
-    fleet._on_partition(KEY, None, partition("u1", 16, status={"phase": "Pending"}))
-    assert KEY in state.pending
-    api = SilentApi()
-    fleet.api = fleet.writer.api = api  # type: ignore[assignment]
-    placing = asyncio.create_task(fleet.retry_pending(state))
-    await asyncio.wait_for(api.patching.wait(), timeout=5)
+        placing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await placing
 
-    placing.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await placing
-
-    assert state.allocator.placement_of(KEY) is None
-    assert KEY in state.pending
+        assert state.allocator.placement_of(KEY) is None
+        assert KEY in state.pending

@@ -1,29 +1,318 @@
-"""A placed partition's status keeps the conditions other writers own (the rank table's) through every rewrite."""
+"""Status derivation: phases, reasons and conditions of partitions and SuperPods, on a fixed clock."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from superpod import placement
-from superpod.api import partition as api_partition
-from superpod.controller import status as derive
-from superpod.topology import inventory, profiles, tree
+from superpod.cluster import inventory
+from superpod.controller import status
+from superpod.topology import inventory as topology_inventory
+from superpod.topology import profiles
+from superpod.topology import tree as topology_tree
+
+from tests.unit.admission.builders import slots
+
+JSON = dict[str, Any]
+EARLIER = "2026-01-01T00:00:00Z"
+NOW = "2026-06-01T12:00:00Z"
 
 
-def _decision() -> placement.Placement:
-    built = tree.build(profiles.CLOUDMATRIX_384, inventory.synthesize(profiles.CLOUDMATRIX_384, 4))
-    spec = api_partition.PartitionSpec.model_validate({"superPod": "sp", "npus": 4})
-    decision = placement.Allocator(built).plan_partition(placement.PlacementRequest.from_spec(spec))
-    assert isinstance(decision, placement.Placement)
-    return decision
+def decision(npus: int = 8) -> placement.Placement:
+    profile = profiles.CLOUDMATRIX_384
+    tree = topology_tree.build(profile, topology_inventory.synthesize(profile, 4), 0)
+    planned = placement.Allocator(tree).plan_partition(placement.PlacementRequest(npus, devices_per_pod=4))
+    assert isinstance(planned, placement.Placement)
+    return planned
+
+
+def conditions(derived: JSON) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in derived["conditions"]}
+
+
+def with_pods(placed: JSON, *pods: str) -> JSON:
+    """`placed` (an allocated status) with `pods` bound to its first slots."""
+    allocation = [dict(slot) for slot in placed["allocation"]]
+    for slot, pod in zip(allocation, pods, strict=False):
+        slot["pod"] = pod
+    return {**placed, "allocation": allocation}
+
+
+@pytest.mark.parametrize(
+    ("pods", "failed", "problem", "phase", "reason", "expected"),
+    [
+        pytest.param(
+            (),
+            (),
+            None,
+            "Allocated",
+            "Placed",
+            {
+                "Allocated": ("True", "Placed"),
+                "Bound": ("False", "WaitingForPods"),
+                "Degraded": ("False", "Healthy"),
+            },
+            id="a fresh placement is Allocated and waits for its pods",
+        ),
+        pytest.param(
+            ("a",),
+            (),
+            None,
+            "Allocated",
+            "Placed",
+            {
+                "Allocated": ("True", "Placed"),
+                "Bound": ("False", "WaitingForPods"),
+                "Degraded": ("False", "Healthy"),
+            },
+            id="one pod of two is still Allocated",
+        ),
+        pytest.param(
+            ("a", "b"),
+            (),
+            None,
+            "Bound",
+            "Placed",
+            {
+                "Allocated": ("True", "Placed"),
+                "Bound": ("True", "AllSlotsBound"),
+                "Degraded": ("False", "Healthy"),
+            },
+            id="every slot with a pod is Bound",
+        ),
+        pytest.param(
+            ("a", "b"),
+            ("n0/Ascend910-0",),
+            None,
+            "Degraded",
+            "DeviceFailed",
+            {
+                "Allocated": ("True", "Placed"),
+                "Bound": ("True", "AllSlotsBound"),
+                "Degraded": ("True", "DeviceFailed"),
+            },
+            id="a failed device makes it Degraded, whatever its pods",
+        ),
+        pytest.param(
+            (),
+            ("n0/Ascend910-0",),
+            "no room",
+            "Degraded",
+            "RepairImpossible",
+            {
+                "Allocated": ("True", "Placed"),
+                "Bound": ("False", "WaitingForPods"),
+                "Degraded": ("True", "RepairImpossible"),
+            },
+            id="a failed device that cannot move says why",
+        ),
+    ],
+)
+def test_a_placed_partitions_phase_reason_and_conditions(pods, failed, problem, phase, reason, expected):
+    placed = decision()
+    previous = with_pods(status.allocated(placed, previous=None, generation=1, now=EARLIER), *pods)
+    derived = status.allocated(
+        placed, previous=previous, generation=2, now=NOW, failed=failed, repair_problem=problem
+    )
+    assert (derived["phase"], derived["reason"]) == (phase, reason)
+    assert conditions(derived) == expected
+    assert [slot.get("pod") for slot in derived["allocation"]][: len(pods)] == list(pods)
+
+
+def test_a_degraded_partitions_message_names_the_failed_devices_and_why_they_stay():
+    derived = status.allocated(
+        decision(), previous=None, generation=1, now=NOW, failed=["n0/Ascend910-0"], repair_problem="no room"
+    )
+    assert derived["message"] == "devices failed: n0/Ascend910-0; no repair: no room"
+
+
+def test_a_placement_names_its_devices_nodes_tier_and_bandwidth_and_its_rank_table():
+    derived = status.allocated(decision(), previous=None, generation=1, now=NOW, rank_table="rings-config-a")
+    assert derived["message"].startswith("8 devices on 1 node(s) within one ")
+    assert derived["rankTable"] == "rings-config-a"
+    assert derived["observedGeneration"] == 1
+
+
+def test_a_pod_stays_bound_only_to_a_slot_that_did_not_move():
+    placed = decision()
+    previous = with_pods(status.allocated(placed, previous=None, generation=1, now=EARLIER), "a", "b")
+    previous["allocation"][1] = {**previous["allocation"][1], "node": "elsewhere"}
+    derived = status.allocated(placed, previous=previous, generation=1, now=NOW)
+    assert [slot.get("pod") for slot in derived["allocation"]] == ["a", None]
+
+
+@pytest.mark.parametrize(
+    ("derive", "phase", "reason"),
+    [
+        pytest.param(
+            lambda previous: status.pending(
+                "InsufficientCapacity", "free 0", previous=previous, generation=3, now=NOW
+            ),
+            "Pending",
+            "InsufficientCapacity",
+            id="a partition without room is Pending with the allocator's reason",
+        ),
+        pytest.param(
+            lambda previous: status.failed("npus: too large", previous=previous, generation=3, now=NOW),
+            "Failed",
+            "InvalidSpec",
+            id="a partition whose spec cannot be read is Failed, InvalidSpec",
+        ),
+    ],
+)
+def test_an_unplaced_partition_clears_its_placement_and_says_why(derive, phase, reason):
+    previous = status.allocated(decision(), previous=None, generation=1, now=EARLIER)
+    derived = derive(previous)
+    assert (derived["phase"], derived["reason"]) == (phase, reason)
+    assert derived["allocation"] is None and derived["tierSpan"] is None
+    assert conditions(derived) == {"Allocated": ("False", reason)}
+    assert derived["conditions"][0]["lastTransitionTime"] == NOW
+    assert status.unplaced(derived)
+
+
+@pytest.mark.parametrize(
+    ("before", "flipped", "since"),
+    [
+        pytest.param("True", True, EARLIER, id="a condition that keeps its status keeps its transition time"),
+        pytest.param("False", True, NOW, id="a condition whose status changes moves its transition time"),
+    ],
+)
+def test_a_conditions_transition_time_moves_only_with_its_status(before, flipped, since):
+    previous = [{"type": "Ready", "status": before, "lastTransitionTime": EARLIER}]
+    derived = status.condition(previous, "Ready", flipped, "Discovered", "m", 4, NOW)
+    assert derived == {
+        "type": "Ready",
+        "status": "True" if flipped else "False",
+        "reason": "Discovered",
+        "message": "m",
+        "lastTransitionTime": since,
+        "observedGeneration": 4,
+    }
+
+
+@pytest.mark.parametrize(
+    ("bound", "previous_phase", "phase", "condition"),
+    [
+        pytest.param(
+            {0: "a", 1: "b"}, "Allocated", "Bound", ("True", "AllSlotsBound"), id="every slot bound: Bound"
+        ),
+        pytest.param(
+            {0: "a"}, "Bound", "Allocated", ("False", "WaitingForPods"), id="a slot freed: Allocated"
+        ),
+        pytest.param(
+            {0: "a", 1: "b"}, "Degraded", None, ("True", "AllSlotsBound"), id="Degraded stays Degraded"
+        ),
+    ],
+)
+def test_a_binding_change_moves_the_phase_and_the_bound_condition(bound, previous_phase, phase, condition):
+    previous = {
+        "phase": previous_phase,
+        "allocation": slots(2),
+        "conditions": [{"type": "Allocated", "status": "True"}, {"type": "Degraded"}],
+    }
+    written = status.binding(previous, slots(2, bound=bound), 3, NOW)
+    assert written.get("phase") == phase
+    assert [c["type"] for c in written["conditions"]] == ["Allocated", "Degraded", "Bound"]
+    bound_condition = written["conditions"][-1]
+    assert (bound_condition["status"], bound_condition["reason"], bound_condition["observedGeneration"]) == (
+        *condition,
+        3,
+    )
+
+
+def test_the_bound_condition_keeps_its_place_among_the_conditions():
+    previous = {
+        "phase": "Allocated",
+        "conditions": [{"type": "Allocated"}, {"type": "Bound"}, {"type": "Degraded"}],
+    }
+    written = status.binding(previous, slots(1, bound={0: "a"}), None, NOW)
+    assert [c["type"] for c in written["conditions"]] == ["Allocated", "Bound", "Degraded"]
+
+
+def test_a_binding_and_a_placement_write_the_same_bound_condition():
+    """The fleet and the webhook both derive it here, so neither rewrites what the other wrote."""
+    placed = with_pods(status.allocated(decision(), previous=None, generation=1, now=EARLIER), "a", "b")
+    written = status.binding(placed, placed["allocation"], 1, NOW)
+    again = status.allocated(decision(), previous={**placed, **written}, generation=1, now=NOW)
+    assert not status.changed({**placed, **written}, again)
+
+
+def problem(node: str, reason: str) -> inventory.NodeProblem:
+    return inventory.NodeProblem(node, reason, f"{node}: {reason}")
+
+
+@pytest.mark.parametrize(
+    ("nodes", "ready_nodes", "problems", "error", "ready", "degraded"),
+    [
+        pytest.param(
+            0, 0, [], "bad profile", ("False", "InvalidSpec"), ("False", "Healthy"), id="an unusable spec"
+        ),
+        pytest.param(0, 0, [], None, ("False", "NoNodes"), ("False", "Healthy"), id="no member node"),
+        pytest.param(4, 4, [], None, ("True", "Discovered"), ("False", "Healthy"), id="every node ready"),
+        pytest.param(4, 0, [], None, ("False", "Discovered"), ("False", "Healthy"), id="no node ready"),
+        pytest.param(
+            4,
+            3,
+            [problem("n2", "NodeNotReady"), problem("n1", "DeviceInfoInvalid")],
+            None,
+            ("True", "Discovered"),
+            ("True", "DeviceInfoInvalid"),
+            id="node problems: the first by reason, then node, is named",
+        ),
+    ],
+)
+def test_a_superpods_ready_and_degraded_conditions(nodes, ready_nodes, problems, error, ready, degraded):
+    derived = status.superpod(
+        capacity=None,
+        resource_name="huawei.com/Ascend910",
+        nodes=nodes,
+        ready_nodes=ready_nodes,
+        problems=problems,
+        previous=None,
+        generation=2,
+        now=NOW,
+        error=error,
+    )
+    assert conditions(derived) == {"Ready": ready, "Degraded": degraded}
+    if len(problems) > 1:
+        assert derived["conditions"][1]["message"] == "n1: DeviceInfoInvalid (and 1 more)"
+
+
+@pytest.mark.parametrize(
+    ("current", "desired", "changes"),
+    [
+        pytest.param({"phase": "Bound"}, {"phase": "Bound"}, False, id="the same field"),
+        pytest.param({"phase": "Allocated"}, {"phase": "Bound"}, True, id="another phase"),
+        pytest.param(
+            {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": EARLIER}]},
+            {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": NOW}]},
+            False,
+            id="only a condition's transition time",
+        ),
+        pytest.param(
+            {"conditions": [{"type": "Ready", "status": "True", "reason": "A"}]},
+            {"conditions": [{"type": "Ready", "status": "True", "reason": "B"}]},
+            True,
+            id="a condition's reason",
+        ),
+        pytest.param(None, {"phase": "Pending"}, True, id="no status yet"),
+    ],
+)
+def test_a_status_is_written_only_when_it_changes(current, desired, changes):
+    assert status.changed(current, desired) is changes
 
 
 def test_a_rewrite_of_a_placed_partition_keeps_its_rank_table_condition():
-    decision = _decision()
-    first = derive.allocated(decision, previous=None, generation=1)
-    rank_table = derive.condition(None, "RankTableWritten", False, "ConfigMapNotOwned", "left untouched", 1)
+    """Conditions other writers own (the rank table's) survive every rewrite of a placed partition."""
+    placed = decision()
+    first = status.allocated(placed, previous=None, generation=1, now=EARLIER)
+    rank_table = status.condition(
+        None, "RankTableWritten", False, "ConfigMapNotOwned", "left untouched", 1, EARLIER
+    )
     previous = {**first, "conditions": [*first["conditions"], rank_table]}
 
-    again = derive.allocated(decision, previous=previous, generation=1, failed=["node-0-00/Ascend910-0"])
+    again = status.allocated(placed, previous=previous, generation=1, now=NOW, failed=["n0/Ascend910-0"])
 
-    types = [c["type"] for c in again["conditions"]]
-    assert types == ["Allocated", "Bound", "Degraded", "RankTableWritten"]
+    assert [c["type"] for c in again["conditions"]] == ["Allocated", "Bound", "Degraded", "RankTableWritten"]
     assert again["conditions"][-1] == rank_table

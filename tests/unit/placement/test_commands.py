@@ -105,6 +105,37 @@ def test_plan_uses_the_given_nodes_and_their_device_health(tmp_path, capsys):
     assert report["capacity"]["devices"]["unhealthy"] == 1
 
 
+def test_plan_takes_nodes_noded_reports_unhealthy_out_of_service_as_the_operator_does(tmp_path, capsys):
+    """NodeD's verdict is part of the inventory `plan` and the operator share (`superpodmodel.build`)."""
+    documents = []
+    for index in range(2):
+        name = f"worker-{index}"
+        documents.append(
+            {
+                "kind": "Node",
+                "metadata": {"name": name, "labels": {"huawei.com/topotree.superpodid": "0"}},
+                "status": {
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                    "allocatable": {"huawei.com/Ascend910": "16"},
+                },
+            }
+        )
+    verdict = {"NodeInfo": {"FaultDevList": [], "NodeStatus": "UnHealthy"}}
+    documents.append(
+        {
+            "kind": "ConfigMap",
+            "metadata": {"name": "mindx-dl-nodeinfo-worker-0", "namespace": "mindx-dl"},
+            "data": {"NodeInfo": json.dumps(verdict)},
+        }
+    )
+    spec = SUPERPOD | {"spec": {"profile": "cloudmatrix-384", "superPodID": 0, "reserveNodes": 0}}
+    path = write(tmp_path / "all.yaml", spec, *documents, partition("a", 16))
+    assert cli.main(["plan", "-f", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["partitions"][0]["slots"][0]["node"] == "worker-1"
+    assert report["capacity"]["devices"]["unhealthy"] == 16
+
+
 def test_plan_writes_a_png(tmp_path, capsys):
     documents = write(tmp_path / "all.yaml", SUPERPOD, partition("a", 64))
     image = tmp_path / "map.png"

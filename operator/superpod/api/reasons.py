@@ -1,0 +1,80 @@
+"""The words the operator writes for users: condition types, condition and status reasons, Event reasons.
+
+Every reason a status, a condition or an Event carries is a member of one of these enums (with
+`partition.PendingReason` and `partition.Phase`), so a reason is spelled once and a user's `kubectl wait
+--for=condition=...` or alert rule can be checked against this list. Reasons are CamelCase, as Kubernetes
+conventions ask.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ConditionType(StrEnum):
+    """The conditions of a partition (Allocated, Bound, Degraded) and of a SuperPod (Ready, Degraded)."""
+
+    ALLOCATED = "Allocated"
+    BOUND = "Bound"
+    DEGRADED = "Degraded"
+    READY = "Ready"
+
+
+class PartitionReason(StrEnum):
+    """`status.reason` of a partition and the reasons of its conditions (besides `PendingReason`)."""
+
+    PLACED = "Placed"
+    """Allocated (and Bound): the partition holds its devices."""
+    DEVICE_FAILED = "DeviceFailed"
+    """Degraded: a held device failed; the repair is under way or waits for a pod to go."""
+    REPAIR_IMPOSSIBLE = "RepairImpossible"
+    """Degraded: a held device failed and no healthy room for its slot was found."""
+    INVALID_SPEC = "InvalidSpec"
+    """Failed: the spec cannot be read."""
+    ALL_SLOTS_BOUND = "AllSlotsBound"
+    """Bound condition True: every slot has a pod."""
+    WAITING_FOR_PODS = "WaitingForPods"
+    """Bound condition False: some slot has no pod yet."""
+    HEALTHY = "Healthy"
+    """Degraded condition False: every held device is healthy."""
+
+
+class SuperPodReason(StrEnum):
+    """Reasons of a SuperPod's Ready and Degraded conditions (besides `NodeProblemReason`)."""
+
+    INVALID_SPEC = "InvalidSpec"
+    NO_NODES = "NoNodes"
+    DISCOVERED = "Discovered"
+    HEALTHY = "Healthy"
+
+
+class NodeProblemReason(StrEnum):
+    """Why a member node was left out of a SuperPod or serves it degraded (its Degraded condition, an Event)."""
+
+    DEVICE_INFO_INVALID = "DeviceInfoInvalid"
+    NO_DEVICES = "NoDevices"
+    NODE_NOT_READY = "NodeNotReady"
+    NODE_LOST = "NodeLost"
+    UB_SWITCH_FAULT = "UBSwitchFault"
+    UB_SWITCH_DEGRADED = "UBSwitchDegraded"
+    NODED_PRE_SEPARATE = "NodeDPreSeparate"
+    NODED_UNHEALTHY = "NodeDUnHealthy"
+
+    @classmethod
+    def noded(cls, node_status: str) -> str:
+        """The reason for NodeD's verdict on a node (`PreSeparate`, `UnHealthy`, or another it may add)."""
+        return f"NodeD{node_status}"
+
+
+UB_SWITCH_REASONS = frozenset({NodeProblemReason.UB_SWITCH_FAULT, NodeProblemReason.UB_SWITCH_DEGRADED})
+"""Node problems that are a fault of the node's UB (HCCS-L2) switch, out of service or only reported."""
+
+
+class EventReason(StrEnum):
+    """Reasons of the Events the operator posts about partitions (a Pending one posts its `PendingReason`)."""
+
+    ALLOCATED = "Allocated"
+    RELEASED = "Released"
+    REPAIRED = "Repaired"
+    DEVICE_FAILED = "DeviceFailed"
+    RANK_TABLE_COMPLETED = "RankTableCompleted"

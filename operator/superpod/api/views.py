@@ -1,0 +1,177 @@
+"""Typed reading of partitions and SuperPods as the operator holds them: the API's plain dicts, not copied.
+
+The operator keeps every object as the API served it (watch events, replies to its writes) and reads a few
+fields of it per decision; parsing each one into the pydantic models of this package would cost a validation per
+watch event on the operator's one event loop. These views are the one place that knows where a field lives and
+what it is when absent (the defaults the CRD applies), so no module reads `obj["spec"]["superPod"]` on its own.
+A view holds a reference: it sees the object as it is, and never changes it.
+
+`newest` decides which of two copies of one object is the later one (the mirror's, a write's reply, a read).
+"""
+
+from __future__ import annotations
+
+from superpod.api import common
+from superpod.api import partition as api_partition
+
+JSON = common.JSON
+
+
+def partition_key(namespace: str, name: str) -> str:
+    """How the operator names a partition: `namespace/name`."""
+    return f"{namespace}/{name}"
+
+
+class Partition:
+    """A SuperPodPartition object, read through typed properties."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: JSON) -> None:
+        self.obj = obj
+
+    # ---- metadata ------------------------------------------------------------------------------------
+
+    @property
+    def metadata(self) -> JSON:
+        return self.obj.get("metadata") or {}
+
+    @property
+    def namespace(self) -> str:
+        return str(self.metadata.get("namespace") or "")
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name") or "")
+
+    @property
+    def key(self) -> str:
+        return partition_key(self.namespace, self.name)
+
+    @property
+    def uid(self) -> str | None:
+        uid = self.metadata.get("uid")
+        return str(uid) if uid is not None else None
+
+    @property
+    def generation(self) -> int | None:
+        generation = self.metadata.get("generation")
+        return int(generation) if generation is not None else None
+
+    @property
+    def created(self) -> str:
+        """The creationTimestamp (RFC 3339, so it sorts in time order); "" before the API set it."""
+        return str(self.metadata.get("creationTimestamp") or "")
+
+    @property
+    def deleting(self) -> bool:
+        return bool(self.metadata.get("deletionTimestamp"))
+
+    # ---- spec ----------------------------------------------------------------------------------------
+
+    @property
+    def spec(self) -> JSON:
+        return self.obj.get("spec") or {}
+
+    @property
+    def superpod(self) -> str:
+        return str(self.spec.get("superPod", ""))
+
+    @property
+    def whole_nodes(self) -> bool:
+        return bool(self.spec.get("wholeNodes", False))
+
+    @property
+    def repair_policy(self) -> str:
+        return str(self.spec.get("repairPolicy") or api_partition.RepairPolicy.AUTO.value)
+
+    def parse_spec(self) -> api_partition.PartitionSpec:
+        """The spec as the model reads it; pydantic.ValidationError when it cannot be read."""
+        return api_partition.PartitionSpec.model_validate(self.spec)
+
+    # ---- status --------------------------------------------------------------------------------------
+
+    @property
+    def status(self) -> JSON:
+        return self.obj.get("status") or {}
+
+    @property
+    def phase(self) -> str:
+        """status.phase; Pending before the operator wrote one."""
+        return str(self.status.get("phase") or api_partition.Phase.PENDING.value)
+
+    @property
+    def allocation(self) -> list[JSON]:
+        """status.allocation: one slot per pod (rank, node, devices, domains, pod), [] when unplaced."""
+        return self.status.get("allocation") or []
+
+    @property
+    def placed(self) -> bool:
+        return bool(self.allocation)
+
+    @property
+    def bound_pods(self) -> set[str]:
+        """The pods named by a slot."""
+        return {str(slot["pod"]) for slot in self.allocation if slot.get("pod")}
+
+    @property
+    def any_bound(self) -> bool:
+        return any(slot.get("pod") for slot in self.allocation)
+
+    @property
+    def bound_devices(self) -> set[str]:
+        """`node/device` of every device of a slot that has a pod."""
+        return {
+            f"{slot['node']}/{device}"
+            for slot in self.allocation
+            if slot.get("pod")
+            for device in slot.get("devices") or []
+        }
+
+    def slots(self) -> list[api_partition.Slot]:
+        """status.allocation as the model reads it; pydantic.ValidationError when it cannot be read."""
+        return [api_partition.Slot.model_validate(slot) for slot in self.allocation]
+
+
+class SuperPod:
+    """A SuperPod object, read through typed properties."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: JSON) -> None:
+        self.obj = obj
+
+    @property
+    def name(self) -> str:
+        return str((self.obj.get("metadata") or {}).get("name") or "")
+
+    @property
+    def generation(self) -> int | None:
+        generation = (self.obj.get("metadata") or {}).get("generation")
+        return int(generation) if generation is not None else None
+
+    @property
+    def spec(self) -> JSON:
+        return self.obj.get("spec") or {}
+
+    @property
+    def status(self) -> JSON | None:
+        return self.obj.get("status")
+
+
+def newest(one: JSON | None, other: JSON | None) -> JSON | None:
+    """The later of two copies of one object (by resourceVersion), or the one there is.
+
+    resourceVersions are opaque by contract but etcd revisions in practice: `one` wins only when both are
+    numbers and its is the greater; otherwise, and when the copies are of different objects (uid), `other`
+    wins. A wrong guess costs one 409 and a read.
+    """
+    if one is None or other is None:
+        return other or one
+    mine, theirs = one["metadata"], other["metadata"]
+    if mine.get("uid") != theirs.get("uid"):
+        return other
+    version, their_version = str(mine.get("resourceVersion")), str(theirs.get("resourceVersion"))
+    if version.isdecimal() and their_version.isdecimal() and int(version) > int(their_version):
+        return one
+    return other

@@ -1,0 +1,382 @@
+"""The partition reconciler: place, refresh (failed devices, repair), release, and retry the queue.
+
+Allocations live only in partition status: `adopt` restores what a partition's status holds into its
+SuperPod's allocator (or queues a partition that holds nothing) and `forget` releases a partition that is gone,
+so a standby replica holds the same picture as the active one and a restarted operator rebuilds it before it
+places anything. Only the active replica decides: `place`, `release`, `refresh_placed` and `retry_pending` run
+in kopf handlers and in the SuperPod's kopf daemon, which kopf stops while the operator is paused.
+
+Per SuperPod one asyncio lock orders decisions: plan and commit in memory, with no API call under it; the status
+is written after the lock is released, so placements on one SuperPod write concurrently, while a lock per
+partition keeps one partition's decisions and writes in order. Memory is updated before the write, so concurrent
+requests never share a device; a refused write releases the devices and queues the partition again, a write
+that may have landed (5xx, timeout) keeps them and the daemon writes them again; a crash between decision and
+write loses nothing, because the decision was never persisted and is simply made again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+
+import pydantic
+
+from superpod import placement
+from superpod.api import common, reasons, views
+from superpod.api import partition as api_partition
+from superpod.cluster import client, inventory
+from superpod.controller import partitionqueue, partitionwrite, ranktables, superpodmodel
+from superpod.controller import status as derive
+from superpod.metrics import instruments
+from superpod.ranktable import versions
+from superpod.topology import inventory as topology_inventory
+from superpod.topology import profiles
+
+JSON = common.JSON
+Event = reasons.EventReason
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class SuperPodState:
+    """One SuperPod: its object, its model (inventory and allocator) and the work on its partitions."""
+
+    name: str
+    body: JSON
+    model: superpodmodel.Model = dataclasses.field(default_factory=superpodmodel.Model)
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    pending: partitionqueue.PendingQueue = dataclasses.field(default_factory=partitionqueue.PendingQueue)
+    reported: set[str] = dataclasses.field(default_factory=set)  # nodes whose problem has had its Event
+    # placed partitions need a look: device health changed, a spec was edited or a status write failed
+    health_dirty: bool = False
+
+    @property
+    def allocator(self) -> placement.Allocator | None:
+        return self.model.allocator
+
+    @property
+    def profile(self) -> profiles.HardwareProfile | None:
+        return self.model.profile
+
+    @property
+    def resource(self) -> str:
+        return self.model.resource
+
+    @property
+    def observed(self) -> Mapping[str, topology_inventory.ObservedNode]:
+        return self.model.observed
+
+    @property
+    def problems(self) -> Mapping[str, inventory.NodeProblem]:
+        return self.model.problems
+
+    def poke(self) -> None:
+        """Ask the SuperPod's daemon to retry pending partitions and refresh the status."""
+        self.wake.set()
+
+
+class Partitions:
+    """Decisions on partitions, and their status writes."""
+
+    def __init__(
+        self,
+        superpods: Mapping[str, SuperPodState],
+        partitions: Mapping[str, JSON],
+        statuses: partitionwrite.StatusWriter,
+    ) -> None:
+        self.superpods = superpods  # name -> state, kept by the fleet
+        self.partitions = partitions  # key -> newest copy, kept by the mirror
+        self.statuses = statuses
+        self.events = statuses.writer
+        self.serial = partitionwrite.KeyedLocks()  # partition key -> its lock, while someone uses it
+
+    # ---- memory: what partition statuses hold --------------------------------------------------------------
+
+    def adopt(self, key: str, obj: JSON) -> None:
+        """Learn a partition: restore its allocation from status, or queue it when it has none."""
+        view = views.Partition(obj)
+        state = self.superpods.get(view.superpod)
+        if view.deleting:
+            return
+        if not view.placed:
+            if state is not None and (state.allocator is None or state.allocator.placement_of(key) is None):
+                state.pending.add(key, view.created)
+            return
+        if state is None or state.allocator is None or state.allocator.placement_of(key) is not None:
+            return
+        try:
+            slots = view.slots()
+        except pydantic.ValidationError as error:
+            logger.warning(
+                "partition %s has an unreadable allocation: %s", key, superpodmodel.one_line(error)
+            )
+            return
+        outcome = state.allocator.restore(key, slots, whole_nodes=view.whole_nodes)
+        if isinstance(outcome, placement.Conflict):
+            logger.warning("could not restore %s: %s", key, outcome.message)
+        state.pending.remove(key)
+
+    def forget(self, key: str, obj: JSON) -> None:
+        """A partition is gone: it waits no more and its devices are free."""
+        state = self.superpods.get(views.Partition(obj).superpod)
+        if state is None:
+            return
+        state.pending.remove(key)
+        if state.allocator is not None and state.allocator.release(key) is not None:
+            state.poke()
+
+    def queue_unplaced(self, state: SuperPodState) -> None:
+        """Queue the SuperPod's partitions that hold nothing (it has just appeared)."""
+        for key, obj in self.partitions.items():
+            view = views.Partition(obj)
+            if view.superpod == state.name and not view.placed:
+                state.pending.add(key, view.created)
+
+    # ---- decisions -----------------------------------------------------------------------------------------
+
+    async def place(self, obj: JSON) -> JSON:
+        """Place a partition (kopf create/resume handler); returns the status it now has."""
+        view = views.Partition(obj)
+        state = self.superpods.get(view.superpod)
+        async with self.serial.hold(view.key):
+            if state is None:
+                reason = api_partition.PendingReason.SUPER_POD_NOT_FOUND
+                message = f"SuperPod {view.superpod} does not exist; the partition waits for it"
+                return await self._pending(obj, reason, message)
+            return await self._place(state, obj)
+
+    async def _pending(self, obj: JSON, reason: str, message: str) -> JSON:
+        generation = views.Partition(obj).generation
+        return await self.statuses.write(
+            obj,
+            lambda previous, now: derive.pending(
+                reason, message, previous=previous, generation=generation, now=now
+            ),
+        )
+
+    async def _place(self, state: SuperPodState, obj: JSON) -> JSON:
+        """Decide under the SuperPod's lock (plan, commit in memory), then write the status outside it."""
+        view = views.Partition(obj)
+        key, created = view.key, view.created
+        async with state.lock:
+            if state.allocator is None:
+                reason: str = api_partition.PendingReason.SUPER_POD_NOT_READY
+                message = state.model.error or f"SuperPod {state.name} has no usable nodes yet"
+                state.pending.add(key, created)
+                decision: placement.Placement | placement.Rejection | None = None
+            elif state.allocator.placement_of(key) is not None:
+                decision = None
+                reason = message = ""
+            else:
+                try:
+                    spec = view.parse_spec()
+                except pydantic.ValidationError as error:
+                    invalid = superpodmodel.one_line(error)
+                    return await self.statuses.write(
+                        obj,
+                        lambda previous, now: derive.failed(
+                            invalid, previous=previous, generation=view.generation, now=now
+                        ),
+                    )
+                started = time.perf_counter()
+                decision = state.allocator.plan_partition(placement.PlacementRequest.from_spec(spec))
+                instruments.observe_placement(time.perf_counter() - started)
+                if isinstance(decision, placement.Rejection):
+                    state.pending.add(key, created)
+                    reason, message = decision.reason, decision.message
+                else:
+                    state.allocator.commit(key, decision)
+                    state.pending.remove(key)
+            allocator = state.allocator
+        if allocator is None or isinstance(decision, placement.Rejection):
+            return await self._pending(obj, reason, message)
+        if decision is None:
+            return await self.refresh(state, obj)
+        return await self._write_placement(state, allocator, obj, decision)
+
+    async def _write_placement(
+        self, state: SuperPodState, allocator: placement.Allocator, obj: JSON, placed: placement.Placement
+    ) -> JSON:
+        view = views.Partition(obj)
+        key = view.key
+        rank_table = rank_table_name(state, obj)
+        try:
+            written = await self.statuses.write(
+                obj,
+                lambda previous, now: derive.allocated(
+                    placed, previous=previous, generation=view.generation, now=now, rank_table=rank_table
+                ),
+            )
+        except Exception as error:
+            if isinstance(error, client.ApiError) and 400 <= error.status < 500:
+                # definitely refused: the devices are free again (in the tree rebuilt meanwhile too), and the
+                # partition waits its turn again: the daemon's retries, not only kopf's, place it
+                for holder in (allocator, state.allocator):
+                    if holder is not None:
+                        _release_if_held(holder, key, placed)
+                state.pending.add(key, view.created)
+            else:
+                # A 5xx or a timeout may come after the write landed (a lost reply): keep the devices, so no
+                # other partition gets them, and have the daemon write this placement again (kopf retries
+                # only its own handler, not the daemon's placement of a queued partition).
+                state.health_dirty = True
+            state.poke()
+            raise
+        except asyncio.CancelledError:
+            # the operator is stopping, or kopf stopped the daemon (a pause): the decision may not be written;
+            # if it was, the mirror restores it; if not, the partition waits its turn again
+            _release_if_held(allocator, key, placed)
+            state.pending.add(key, view.created)
+            raise
+        if not written:  # deleted meanwhile
+            _release_if_held(allocator, key, placed)
+            return {}
+        logger.info("placed %s: %s", key, written["message"])
+        state.poke()
+        await self.events.event(obj, reason=Event.ALLOCATED, message=written["message"])
+        return written
+
+    async def refresh(self, state: SuperPodState, obj: JSON) -> JSON:
+        """Bring a placed partition's status up to date: failed devices, repair, bindings."""
+        view = views.Partition(obj)
+        key = view.key
+        async with state.lock:
+            decision = state.allocator.placement_of(key) if state.allocator is not None else None
+            if state.allocator is None or decision is None:
+                return dict(view.status)
+            failed = state.allocator.failed_devices(decision)
+            problem: str | None = None
+            repaired = False
+            if failed and view.repair_policy == api_partition.RepairPolicy.AUTO.value:
+                bound = view.bound_devices
+                movable = [device for device in failed if device not in bound]
+                if movable:
+                    outcome = state.allocator.repair(key, movable)
+                    if isinstance(outcome, placement.Rejection) and not view.any_bound:
+                        # no pod runs yet, so the ranks may change: place the whole request afresh
+                        outcome = _replace(state.allocator, key, view, decision, outcome)
+                    if isinstance(outcome, placement.Rejection):
+                        problem = outcome.message
+                    else:
+                        repaired = outcome != decision
+                        decision = outcome
+                        failed = state.allocator.failed_devices(decision)
+                if failed and problem is None:
+                    problem = "the failed devices belong to running pods; their slots move when the pods are recreated"
+        was_degraded = view.status.get("phase") == api_partition.Phase.DEGRADED.value
+        current = decision
+        rank_table = rank_table_name(state, obj)
+        try:
+            written = await self.statuses.write(
+                obj,
+                lambda previous, now: derive.allocated(
+                    current,
+                    previous=previous,
+                    generation=view.generation,
+                    now=now,
+                    failed=failed,
+                    repair_problem=problem if failed else None,
+                    rank_table=rank_table,
+                ),
+            )
+        except BaseException:
+            # memory (a repair, failed devices) is ahead of the status: the daemon refreshes it again
+            state.health_dirty = True
+            state.poke()
+            raise
+        if repaired and written:
+            message = f"moved off failed devices: {written['message']}"
+            await self.events.event(obj, reason=Event.REPAIRED, message=message)
+            state.poke()
+        elif failed and not was_degraded and written:
+            await self.events.event(obj, reason=Event.DEVICE_FAILED, message=written["message"], warning=True)
+        return written
+
+    async def refresh_placed(self, state: SuperPodState) -> None:
+        """After health changes: report failed devices and repair what can be repaired (daemon)."""
+        if state.allocator is None:
+            return
+        for key in list(state.allocator.partitions):
+            obj = self.partitions.get(key)
+            if obj is None or views.Partition(obj).deleting:
+                continue
+            async with self.serial.hold(key):
+                if state.allocator is not None and state.allocator.placement_of(key) is not None:
+                    await self.refresh(state, obj)
+
+    async def release(self, obj: JSON) -> None:
+        """A partition is being deleted (kopf delete handler, before its finalizer goes)."""
+        view = views.Partition(obj)
+        state = self.superpods.get(view.superpod)
+        if state is None:
+            return
+        async with self.serial.hold(view.key), state.lock:
+            state.pending.remove(view.key)
+            released = state.allocator.release(view.key) if state.allocator is not None else None
+        if released is not None:
+            state.poke()
+            message = f"released {len(released.device_ids())} devices"
+            await self.events.event(obj, reason=Event.RELEASED, message=message)
+
+    async def retry_pending(self, state: SuperPodState) -> int:
+        """Try every pending partition of the SuperPod that is due, oldest first; returns how many were placed.
+
+        A partition whose try raises waits with a backoff of its own (`partitionqueue`) while the ones behind it
+        are tried.
+        """
+        placed = 0
+        for key in state.pending.due(time.monotonic()):
+            obj = self.partitions.get(key)
+            if obj is None or views.Partition(obj).deleting:
+                state.pending.remove(key)
+                continue
+            async with self.serial.hold(key):
+                if key not in state.pending:
+                    continue
+                try:
+                    result = await self._place(state, obj)
+                except Exception as error:  # whatever failed for this one partition; cancellation passes
+                    delay = state.pending.failed(key, time.monotonic())
+                    asyncio.get_running_loop().call_later(delay, state.poke)
+                    instruments.count_reconcile_error("partition")
+                    logger.warning("partition %s: %s; trying it again in %.0f s", key, error, delay)
+                    continue
+            state.pending.succeeded(key)
+            if result.get("phase") == api_partition.Phase.ALLOCATED.value:
+                placed += 1
+        return placed
+
+
+def rank_table_name(state: SuperPodState, obj: JSON) -> str | None:
+    """The rank table ConfigMap's name, written with the allocation (the bindings loop makes the ConfigMap)."""
+    if state.profile is None or versions.version_for_profile(state.profile.name) is None:
+        return None
+    return ranktables.configmap_name(obj)
+
+
+def _release_if_held(allocator: placement.Allocator, key: str, decision: placement.Placement) -> None:
+    """Release `key`'s devices if it still holds `decision` (not one a later refresh or repair made)."""
+    if allocator.placement_of(key) == decision:
+        allocator.release(key)
+
+
+def _replace(
+    allocator: placement.Allocator,
+    key: str,
+    view: views.Partition,
+    old: placement.Placement,
+    rejection: placement.Rejection,
+) -> placement.Placement | placement.Rejection:
+    """Release and re-plan a partition whose slots could not move one by one; keep it if that fails."""
+    spec = view.parse_spec()
+    allocator.release(key)
+    fresh = allocator.plan_partition(placement.PlacementRequest.from_spec(spec))
+    if isinstance(fresh, placement.Placement):
+        allocator.commit(key, fresh)
+        return fresh
+    allocator.restore(key, old.slots, whole_nodes=old.whole_nodes)
+    return rejection
