@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from superpod.api import common, partition, superpod
 
-JSON = dict[str, Any]
+JSON = common.JSON
 
 _DROP_KEYS = {"title"}
 

@@ -18,6 +18,7 @@ class ConditionType(StrEnum):
     BOUND = "Bound"
     DEGRADED = "Degraded"
     READY = "Ready"
+    RANK_TABLE_WRITTEN = "RankTableWritten"
 
 
 class PartitionReason(StrEnum):
@@ -37,6 +38,16 @@ class PartitionReason(StrEnum):
     """Bound condition False: some slot has no pod yet."""
     HEALTHY = "Healthy"
     """Degraded condition False: every held device is healthy."""
+
+
+class RankTableReason(StrEnum):
+    """Reasons of a partition's RankTableWritten condition (the rank table ConfigMap's writer)."""
+
+    WRITTEN = "Written"
+    ANNOTATION_IGNORED = "AnnotationIgnored"
+    ALLOCATION_INVALID = "AllocationInvalid"
+    WRITE_REFUSED = "WriteRefused"
+    CONFIGMAP_NOT_OWNED = "ConfigMapNotOwned"
 
 
 class SuperPodReason(StrEnum):
@@ -77,4 +88,5 @@ class EventReason(StrEnum):
     RELEASED = "Released"
     REPAIRED = "Repaired"
     DEVICE_FAILED = "DeviceFailed"
+    RANK_TABLE_WRITTEN = "RankTableWritten"
     RANK_TABLE_COMPLETED = "RankTableCompleted"

@@ -26,20 +26,20 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
 
+from superpod.api import common, reasons
 from superpod.api import superpod as api_superpod
 from superpod.cluster import deviceinfo, nodeinfo, selectors
 from superpod.topology import inventory, profiles
 
-JSON = dict[str, Any]
+JSON = common.JSON
 
 SUPERPOD_LABEL = "huawei.com/topotree.superpodid"
 RACK_LABEL = "huawei.com/topotree.rackid"
 SERVER_LABEL = "huawei.com/topotree.serverid"
 CLIQUE_LABEL = "nvidia.com/gpu.clique"
 """GPU feature discovery's NVLink domain of a GB200 node, `<ClusterUUID>.<CliqueId>`: its rack, by name."""
-DEVICE_INFO_INVALID = "DeviceInfoInvalid"
+DEVICE_INFO_INVALID = reasons.NodeProblemReason.DEVICE_INFO_INVALID
 """Reason of a node left out because its device information is unusable: a malformed ConfigMap, device names
 the profile's nodes cannot have, or more devices than such a node has."""
 MAX_NAMED = 10  # device names quoted in a message
@@ -169,20 +169,22 @@ def observe(
                 unhealthy = frozenset(devices)
                 problem = NodeProblem(
                     name,
-                    "UBSwitchFault",
+                    reasons.NodeProblemReason.UB_SWITCH_FAULT,
                     f"node {name}: UB switch fault {codes} (level {info.switch.fault_level}); its devices are out of service",
                 )
             else:
                 problem = NodeProblem(
                     name,
-                    "UBSwitchDegraded",
+                    reasons.NodeProblemReason.UB_SWITCH_DEGRADED,
                     f"node {name}: UB switch fault {codes} (level {info.switch.fault_level})",
                 )
         super_pod_id, rack, server = info.super_pod_id, info.rack_id, info.server_index
     else:
         count = _allocatable(node, resource)
         if count == 0:
-            return None, NodeProblem(name, "NoDevices", f"node {name} advertises no {resource}")
+            return None, NodeProblem(
+                name, reasons.NodeProblemReason.NO_DEVICES, f"node {name} advertises no {resource}"
+            )
         if max(count, _capacity(node, resource)) > profile.devices_per_node:
             return None, _too_many(name, max(count, _capacity(node, resource)), resource, profile)
         devices = profile.device_names(count)
@@ -192,12 +194,16 @@ def observe(
         unhealthy = frozenset(devices)
         faults = "; ".join(node_health.faults) or "no fault list"
         problem = NodeProblem(
-            name, f"NodeD{node_health.status}", f"NodeD reports node {name} {node_health.status}: {faults}"
+            name,
+            reasons.NodeProblemReason.noded(node_health.status),
+            f"NodeD reports node {name} {node_health.status}: {faults}",
         )
     ready = _is_ready(node)
     if not ready and problem is None:
         problem = NodeProblem(
-            name, "NodeNotReady", f"node {name} is not Ready; its devices are out of service"
+            name,
+            reasons.NodeProblemReason.NODE_NOT_READY,
+            f"node {name} is not Ready; its devices are out of service",
         )
     observed = inventory.ObservedNode(
         name=name,

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import datetime
 import logging
-from typing import Any
 
 from superpod.api import common
 from superpod.api import partition as api_partition
 from superpod.api import superpod as api_superpod
 from superpod.cluster import client
 
-JSON = dict[str, Any]
+JSON = common.JSON
 COMPONENT = "superpod-operator"
 logger = logging.getLogger(__name__)
 

@@ -51,7 +51,7 @@ from superpod.controller import nodetaints, podmutation, podrequest, ranktables,
 from superpod.controller import settings as operator_settings
 from superpod.ranktable import versions
 
-JSON = dict[str, Any]
+JSON = common.JSON
 HANDLER_ID = "mutate-pods"  # kopf's server routes the URL path /mutate-pods with this id
 VALIDATE_ID = "validate-pods"
 DENIAL_CODE = 403
@@ -187,7 +187,7 @@ class Webhook:
         partition = await self._partition(namespace, partition_name)
         if partition is None:
             raise self._missing(namespace, partition_name)
-        superpod = str((partition.get("spec") or {}).get("superPod", ""))
+        superpod = views.Partition(partition).superpod
         state = self.fleet.superpods.get(superpod)
         if state is None or state.profile is None:
             raise Refusal(

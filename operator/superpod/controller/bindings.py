@@ -36,7 +36,7 @@ from superpod.controller import binder as binder_module
 from superpod.controller import fleet as fleet_module
 from superpod.controller import kopfkit, podrequest, ranktables, slotclaims
 
-JSON = dict[str, Any]
+JSON = common.JSON
 FINISHED = frozenset({"Succeeded", "Failed"})
 GRACE_SECONDS = 2.0  # after an admission, the pod is expected in the mirror; then it is read to confirm
 DETACHED_RECHECK = 5.0  # seconds between two reads of a pod that holds a slot but left the mirror
@@ -96,7 +96,7 @@ class Bindings:
         obj = self.fleet.partitions.get(key)
         if obj is None:  # unknown here (yet): its arrival in the fleet's mirror touches it
             return
-        superpod = _superpod_of(obj)
+        superpod = views.Partition(obj).superpod
         self._dirty.setdefault(superpod, set()).add(key)
         self.wake(superpod).set()
 
@@ -223,7 +223,8 @@ class Bindings:
                 self._dirty.setdefault(superpod, set()).update(
                     key
                     for key, obj in self.fleet.partitions.items()
-                    if _superpod_of(obj) == superpod and (obj.get("status") or {}).get("allocation")
+                    if views.Partition(obj).superpod == superpod
+                    and (obj.get("status") or {}).get("allocation")
                 )
             keys = self._dirty.pop(superpod, set())
             keys.update(key for key, when in due.items() if when <= now)
@@ -265,7 +266,7 @@ class Bindings:
         obj = views.newest(self.binder.known(namespace, name), self.fleet.partitions.get(key))
         if obj is None or obj["metadata"].get("deletionTimestamp") or not self.reflector.synced.is_set():
             return None
-        state = self.fleet.superpods.get(str((obj.get("spec") or {}).get("superPod", "")))
+        state = self.fleet.superpods.get(views.Partition(obj).superpod)
         profile = state.profile if state is not None else None
         inputs = _inputs(obj, self.pods.get(key, {}), profile.name if profile is not None else "")
         if self._settled.get(key) == inputs:
@@ -336,10 +337,6 @@ def _inputs(partition: JSON, pods: dict[str, JSON], profile: str) -> tuple[Any, 
     """What a reconcile reads: the partition's and its pods' resourceVersions, and the SuperPod's profile."""
     versions = tuple(sorted((name, pod["metadata"].get("resourceVersion")) for name, pod in pods.items()))
     return (partition["metadata"].get("uid"), partition["metadata"].get("resourceVersion"), versions, profile)
-
-
-def _superpod_of(partition: JSON) -> str:
-    return str((partition.get("spec") or {}).get("superPod", ""))
 
 
 def _partition_of(pod: JSON) -> str:

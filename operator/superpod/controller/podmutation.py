@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Any
 
+from superpod.api import common
 from superpod.api import superpod as api_superpod
 
-JSON = dict[str, Any]
+JSON = common.JSON
 
 RANK_TABLE_DIR = "/user/serverid/devindex/config"
 RANK_TABLE_FILE = f"{RANK_TABLE_DIR}/hccl.json"

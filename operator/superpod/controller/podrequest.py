@@ -26,7 +26,9 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-JSON = dict[str, Any]
+from superpod.api import common
+
+JSON = common.JSON
 
 JOB_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 POD_INDEX = "apps.kubernetes.io/pod-index"

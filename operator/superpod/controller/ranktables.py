@@ -29,18 +29,17 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
 
-from superpod.api import common
+from superpod.api import common, reasons
 from superpod.api import partition as api_partition
 from superpod.cluster import client, writer
 from superpod.controller import status as derive
 from superpod.ranktable import configuration, render, slots, tables, versions
 
-JSON = dict[str, Any]
+JSON = common.JSON
 PREFIX = "rings-config-"
 NAME_ANNOTATION = "superpod.dev/rank-table-name"
-CONDITION = "RankTableWritten"
+CONDITION = reasons.ConditionType.RANK_TABLE_WRITTEN.value
 # seconds before a refused write (403, 422, a quota, a ConfigMap not ours) is tried again
 RETRY_REFUSED = 60.0
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -231,7 +230,12 @@ class RankTables:
         try:
             text = hccl_json(partition, profile, pods)
         except ValueError as error:  # SlotError: devices no rank table can name, overlapping ranks, ...
-            await self._report(partition, False, "AllocationInvalid", f"no rank table can be built: {error}")
+            await self._report(
+                partition,
+                False,
+                reasons.RankTableReason.ALLOCATION_INVALID,
+                f"no rank table can be built: {error}",
+            )
             return False
         if text is None:
             return False
@@ -253,9 +257,11 @@ class RankTables:
             await self.writer.partition_status(namespace, metadata["name"], {"rankTable": name})
         problem = name_problem(partition)
         if problem is not None:
-            await self._report(partition, True, "AnnotationIgnored", problem)
+            await self._report(partition, True, reasons.RankTableReason.ANNOTATION_IGNORED, problem)
         elif (namespace, metadata["name"]) in self._reported or _condition_of(partition) is not None:
-            await self._report(partition, True, "Written", f"hccl.json in ConfigMap {name}")
+            await self._report(
+                partition, True, reasons.RankTableReason.WRITTEN, f"hccl.json in ConfigMap {name}"
+            )
         return wrote
 
     async def _write_if_changed(self, partition: JSON, namespace: str, name: str, text: str) -> bool:
@@ -286,7 +292,7 @@ class RankTables:
             if error.status not in (404, 409):
                 if 400 <= error.status < 500 and error.status != 429:
                     raise Refused(
-                        "WriteRefused",
+                        reasons.RankTableReason.WRITE_REFUSED,
                         f"the API refused to write ConfigMap {namespace}/{name}: {error}; "
                         f"trying again in {RETRY_REFUSED:g} s",
                         retry=RETRY_REFUSED,
@@ -301,7 +307,9 @@ class RankTables:
             problem = foreign(current, partition)
             if problem is not None:  # looked at again later: its owner may delete or label it
                 self._written.pop(key, None)
-                raise Refused("ConfigMapNotOwned", problem, retry=RETRY_REFUSED) from error
+                raise Refused(
+                    reasons.RankTableReason.CONFIGMAP_NOT_OWNED, problem, retry=RETRY_REFUSED
+                ) from error
             desired = configmap(partition, name, text)
             owners = desired["metadata"]["ownerReferences"]
             version = str(current["metadata"].get("resourceVersion", ""))
@@ -328,7 +336,9 @@ class RankTables:
         )
         if table_status(text) is tables.Status.COMPLETED:
             await self.writer.event(
-                partition, reason="RankTableCompleted", message=f"{name}: every rank known"
+                partition,
+                reason=reasons.EventReason.RANK_TABLE_COMPLETED,
+                message=f"{name}: every rank known",
             )
         return True
 
@@ -368,9 +378,9 @@ class RankTables:
         if answer is None:
             return
         self._reported[key] = report
-        if written and reason == "Written":
+        if written and reason == reasons.RankTableReason.WRITTEN:
             logger.info("partition %s/%s: rank table written again: %s", key[0], key[1], message)
-            await self.writer.event(partition, reason="RankTableWritten", message=message)
+            await self.writer.event(partition, reason=reasons.EventReason.RANK_TABLE_WRITTEN, message=message)
             return
         logger.warning("partition %s/%s: %s: %s", key[0], key[1], reason, message)
         await self.writer.event(partition, reason=f"RankTable{reason}", message=message, warning=True)

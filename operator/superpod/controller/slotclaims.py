@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection, Sequence
-from typing import Any
 
+from superpod.api import common
 from superpod.api import partition as api_partition
 from superpod.controller import podrequest
 from superpod.controller import status as derive
 
-JSON = dict[str, Any]
+JSON = common.JSON
 # pods of a Degraded partition still bind (a restarted pod must find its slot); its phase stays Degraded
 ADMITTING = derive.BINDABLE | {api_partition.Phase.DEGRADED.value}
 NAMED_PODS = 3  # pods named in a "full" denial

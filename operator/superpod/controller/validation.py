@@ -115,7 +115,7 @@ class Validator:
         if slot is None:  # memory may lag a claim another replica wrote
             known = await self.binder.api.get_or_none(writer.partition_path(namespace, name))
             slot = _slot_of(known, metadata.get("name"))
-        state = self.fleet.superpods.get(str(((known or {}).get("spec") or {}).get("superPod", "")))
+        state = self.fleet.superpods.get(views.Partition(known).superpod if known is not None else "")
         resource = state.resource if state is not None else ""
         if slot is None:
             # a pod created again under its name was granted its old slot, whose release (of the pod before it)

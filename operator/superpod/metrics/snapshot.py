@@ -20,10 +20,11 @@ from typing import Any, Protocol
 
 from superpod import placement
 from superpod.api import partition as api_partition
+from superpod.api import reasons, views
 from superpod.topology import inventory as topology_inventory
 from superpod.topology import profiles
 
-UB_SWITCH_FAULT_REASONS = frozenset({"UBSwitchFault", "UBSwitchDegraded"})
+UB_SWITCH_FAULT_REASONS = reasons.UB_SWITCH_REASONS
 """NodeProblem reasons (`cluster.inventory`) for a UB (HCCS-L2) switch fault in the node's SwitchInfoCfg: one that
 takes the node out of service, or a lesser one that is only reported."""
 
@@ -181,8 +182,9 @@ def _partition(
     key: str, obj: Mapping[str, Any], allocators: Mapping[str, placement.Allocator | None]
 ) -> PartitionSnapshot:
     namespace, _, name = key.partition("/")
-    superpod = str((obj.get("spec") or {}).get("superPod", ""))
-    status = obj.get("status") or {}
+    view = views.Partition(dict(obj))
+    superpod = view.superpod
+    status = view.status
     allocator = allocators.get(superpod)
     return PartitionSnapshot(
         superpod=superpod,
