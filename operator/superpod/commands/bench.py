@@ -57,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--nodes", type=int, help="nodes of the synthesised inventory (default: the profile's)")
     gen.add_argument("--tenants", type=int, help="write a tenant trace with this many quotas (see `run`)")
     gen.add_argument("--movable", type=float, default=0.0, metavar="SHARE", help="share marked movable (0)")
+    gen.add_argument(
+        "--bind-after",
+        type=float,
+        metavar="SECONDS",
+        help="seconds until a partition's pods run (default 30)",
+    )
 
     run = sub.add_parser("run", help="replay a trace for the allocator and the baselines")
     run.add_argument("--profile", required=True, choices=profile_names)
@@ -91,6 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     compare.add_argument("--requests", type=int, default=3000)
     compare.add_argument("--json", action="store_true")
     compare.add_argument("--movable", type=float, default=0.5, metavar="SHARE", help="with --defrag (0.5)")
+    compare.add_argument(
+        "--bind-after", type=float, metavar="SECONDS", help="with --defrag: seconds until pods run (30)"
+    )
     compare.add_argument(
         "--defrag", action="store_true", help="also replay the allocator with each defragmentation policy"
     )
@@ -185,7 +194,9 @@ def _gen(args: argparse.Namespace, out: TextIO) -> int:
         events = tenancy.generate(allocator, seed=args.seed, tenants=args.tenants, requests=args.requests)
     else:
         events = trace.generate(allocator, seed=args.seed, load=args.load, requests=args.requests)
-    for event in trace.mark_movable(events, args.movable, args.seed) if args.movable else events:
+    if args.movable or args.bind_after is not None:
+        events = trace.mark_movable(events, args.movable, args.seed, args.bind_after)
+    for event in events:
         out.write(json.dumps(event.to_json(), separators=(",", ":")) + "\n")
     return 0
 
@@ -209,7 +220,9 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         for name in names:
             allocator = _allocator(args.profile, ALGORITHMS[name](args.seed), args.nodes)
             recorder = _recorder(sink, name, len(names) > 1) if sink else None
-            summaries.append(_replay(events, allocator, policy, recorder, _compaction(args)))
+            summary = _replay(events, allocator, policy, recorder, _compaction(args))
+            summary.pop("defragCpuMs", None)
+            summaries.append(summary)
     finally:
         if sink:
             sink.close()
@@ -376,8 +389,10 @@ def _replay(
         movedPerPlacedDevice=(
             round(counts.devices_moved / metrics.placed_devices, 6) if metrics.placed_devices else None
         ),
-        defragCpuP50Ms=round(trace.percentile(cpu, 0.5), 3),
-        defragCpuP99Ms=round(trace.percentile(cpu, 0.99), 3),
+        defragPlans=len(cpu),
+        defragCpuMs=cpu,  # every plan's, pooled over seeds by `compare` (and dropped before printing)
+        defragCpuP50Ms=round(trace.percentile(cpu, 0.5), 3) if cpu else None,
+        defragCpuP99Ms=round(trace.percentile(cpu, 0.99), 3) if cpu else None,
     )
     return summary
 
@@ -485,7 +500,7 @@ def _compare(args: argparse.Namespace, out: TextIO) -> int:
             metrics = trace.replay(events, allocator, clock=time.perf_counter, cpu_clock=time.thread_time)
             runs[name].append(metrics.summary())
         if args.defrag:
-            marked = trace.mark_movable(events, args.movable, seed)
+            marked = trace.mark_movable(events, args.movable, seed, args.bind_after)
             for policy in mobility.Policy:
                 allocator = _allocator(args.profile, bestfit.BestFit(), None)
                 moved[policy].append(
@@ -535,12 +550,18 @@ def _compare(args: argparse.Namespace, out: TextIO) -> int:
             "medians over seeds; gain: device acceptance above policy Never on the same trace\n"
         )
         _table(defrag_rows, out, DEFRAG_MEDIAN_COLUMNS)
-        out.write("\nper seed, device acceptance / device-count limit (devices moved per device placed)\n")
+        out.write(
+            "\nper seed and policy: device acceptance / the limit's, devices held at the end / the limit's, "
+            "devices moved per device placed\n"
+        )
         per_seed = [
             {
                 "seed": str(run["seed"]),
                 **{
-                    policy.value: f"{run_policy['acceptanceVsLimit']} ({run_policy['movedPerPlacedDevice']})"
+                    policy.value: " ".join(
+                        str(run_policy[key])
+                        for key in ("acceptanceVsLimit", "heldAtEndVsLimit", "movedPerPlacedDevice")
+                    )
                     for policy, run_policy in ((p, moved[p][i]) for p in mobility.Policy)
                 },
             }
@@ -556,8 +577,6 @@ DEFRAG_MEDIANS = (
     "acceptanceVsLimit",
     "heldAtEndVsLimit",
     "movedPerPlacedDevice",
-    "defragCpuP50Ms",
-    "defragCpuP99Ms",
 )
 
 DEFRAG_MEDIAN_COLUMNS = (
@@ -567,8 +586,9 @@ DEFRAG_MEDIAN_COLUMNS = (
     ("acceptanceVsLimit", "vsLimit"),
     ("heldAtEndVsLimit", "endVsLimit"),
     ("moves", "moves (sum)"),
+    ("defragPlans", "plans (sum)"),
     ("movedPerPlacedDevice", "moved/placed"),
-    ("defragCpuP50Ms", "plan cpu p50"),
+    ("defragCpuP50Ms", "plan cpu p50 (all plans)"),
     ("defragCpuP99Ms", "plan cpu p99"),
     ("gain", "gain wins/ties/losses"),
 )
@@ -585,6 +605,10 @@ def _defrag_rows(moved: dict[mobility.Policy, list[dict[str, Any]]]) -> list[dic
             values = [summary[key] for summary in summaries if summary[key] is not None]
             row[key] = round(statistics.median(values), 6) if values else None
         row["moves"] = sum(summary["moves"] for summary in summaries)
+        row["defragPlans"] = sum(summary["defragPlans"] for summary in summaries)
+        pooled = sorted(ms for summary in summaries for ms in summary.pop("defragCpuMs"))
+        row["defragCpuP50Ms"] = round(trace.percentile(pooled, 0.5), 3) if pooled else None
+        row["defragCpuP99Ms"] = round(trace.percentile(pooled, 0.99), 3) if pooled else None
         pairs = [
             (mine["deviceAcceptance"], base["deviceAcceptance"])
             for mine, base in zip(summaries, never, strict=True)

@@ -10,7 +10,8 @@
    finds a new place nearest its old one (its own node, its rack, ...), best fit, never on the request's
    devices, never widening its partition's span or a block's tier; a partition sent away whole that cannot
    go slot by slot moves whole into the tightest domain of its span's tier that holds it. The first domain
-   where every slot finds a place, in an order with no cycle, gives the plan.
+   where every slot finds a place, in an order with no cycle, gives the plan. When every try fails, the
+   nodes they would have emptied are left out and the domains ranked again (a few rounds).
 
 Costs are (devices moved, running pods disturbed, partitions moved), added per node, so a partition with
 slots on two nodes counts twice here; the plan's real cost is computed once it is known.
@@ -34,6 +35,7 @@ Link = tuple[int, int, "Link"] | None  # (node, extra slots, previous) of a knap
 
 ALL_SUBSETS_UP_TO = 6  # movable slots on one node for which every subset is tried
 DOMAINS_TRIED = 16
+ROUNDS = 8  # rounds of tries, each without the nodes the failed tries of the round before used
 
 
 def _add(a: Cost, b: Cost) -> Cost:
@@ -47,10 +49,16 @@ def search(
     if goal.met(occupancy, occupancy.free):
         return placement_occupancy.Plan({})
     finder = _Finder(occupancy, goal)
-    for _, domain, extra in finder.ranked_domains()[:DOMAINS_TRIED]:
-        plan = _realise(finder, domain, extra)
-        if plan is not None:
-            return plan
+    for _ in range(ROUNDS):
+        ranked = finder.ranked_domains()[:DOMAINS_TRIED]
+        if not ranked:
+            return None
+        for _, domain, extra in ranked:
+            plan = _realise(finder, domain, extra)
+            if plan is not None:
+                return plan
+        # the nodes these tries would have emptied sent slots nowhere: the next round does without them
+        finder.ban(node for _, _, extra in ranked for node in extra)
     return None
 
 
@@ -60,6 +68,7 @@ class _Finder:
         self.goal = goal
         self.tree = occupancy.tree
         self._options: dict[int, list[Option]] = {}
+        self._banned: set[int] = set()
         self._stuck: dict[int, bool] = {}
         self._room: dict[tuple[int, int, int], int] = {}
 
@@ -111,6 +120,12 @@ class _Finder:
             self._room[key] = found
         return found
 
+    def ban(self, nodes: Iterable[int]) -> None:
+        """Offer nothing to send away from these nodes any more (their free room still counts)."""
+        for node in nodes:
+            self._banned.add(node)
+            self._options.pop(node, None)
+
     def options(self, node: int) -> list[Option]:
         """Index c: the cheapest way for `node` to host c request slots (index 0..the most it could)."""
         cached = self._options.get(node)
@@ -119,6 +134,9 @@ class _Finder:
         occupancy, goal = self.occupancy, self.goal
         base = occupancy.free[node]
         best: list[Option] = [(ZERO, ())] * (goal.node_capacity(occupancy, node, base) + 1)
+        if node in self._banned:
+            self._options[node] = best
+            return best
         items = [
             (o, i)
             for o, i in occupancy.on_node.get(node, ())

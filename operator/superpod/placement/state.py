@@ -25,6 +25,9 @@ from superpod.topology import noderules
 from superpod.topology import tree as topology_tree
 
 ShapeKey = tuple[int, bool]  # (pod size, whole nodes)
+# what a copy shares with its original: the tree, the rule and the cache of pure facts (slot capacity by
+# free mask, one table per module layout, referenced from every node: copying it would copy it per node)
+_SHARED = frozenset({"tree", "rule", "_slot_tables"})
 
 
 class FreeState:
@@ -64,10 +67,7 @@ class FreeState:
         """An independent copy (the tree is shared)."""
         other = FreeState.__new__(FreeState)
         for name, value in vars(self).items():
-            setattr(other, name, _copied(value))
-        other.tree = self.tree
-        other.rule = self.rule
-        other._slot_tables = self._slot_tables  # a cache of pure facts (capacity by free mask): shared
+            setattr(other, name, value if name in _SHARED else _copied(value))
         return other
 
     # ---- reading -------------------------------------------------------------------------------------

@@ -220,14 +220,21 @@ def generate(
     return sorted(rounded, key=lambda e: e.at)  # stable: ties keep the order they happened in
 
 
-def mark_movable(events: Iterable[Event], share: float, seed: int) -> list[Event]:
+def mark_movable(
+    events: Iterable[Event], share: float, seed: int, bind_after: float | None = None
+) -> list[Event]:
     """The trace with each create marked movable with probability `share` (its own random stream, so the
-    trace is otherwise the one `generate` gave)."""
+    trace is otherwise the one `generate` gave), and given `bind_after` when that is set."""
     rng = random.Random(f"movable-{seed}")
-    return [
-        dataclasses.replace(event, movable=True) if event.op == "create" and rng.random() < share else event
-        for event in events
-    ]
+    marked = []
+    for event in events:
+        if event.op == "create":
+            movable = rng.random() < share
+            event = dataclasses.replace(
+                event, movable=movable, bind_after=event.bind_after if bind_after is None else bind_after
+            )
+        marked.append(event)
+    return marked
 
 
 def draw(

@@ -173,3 +173,22 @@ def test_bench_compare_with_defrag_reports_every_policy_against_never(capsys):
     assert [row["defrag"] for row in policies] == ["Never", "Unbound", "Movable"]
     assert policies[0]["gain"] == "0/2/0"
     assert all(row["seeds"] == 2 and sum(map(int, row["gain"].split("/"))) == 2 for row in policies)
+
+
+def test_bench_gen_bind_after_sets_every_creates_bind_after(capsys):
+    argv = [
+        "bench",
+        "gen",
+        "--profile",
+        "ascend-910b",
+        "--seed",
+        "3",
+        "--requests",
+        "60",
+        "--bind-after",
+        "600",
+    ]
+    assert cli.main(argv) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert all(line.get("bindAfter") == 600 for line in lines if line["op"] == "create")
+    assert not any(line.get("movable") for line in lines)
