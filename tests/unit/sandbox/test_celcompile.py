@@ -213,4 +213,7 @@ def test_the_closures_are_much_faster() -> None:
             run(variables)
         return (time.perf_counter() - started) / rounds
 
-    assert per_call(program.fast, 200) * 5 < per_call(interpreter.evaluate, 20)
+    # the best of five runs each: a busy machine slows single runs, rarely the best of five
+    fast = min(per_call(program.fast, 200) for _ in range(5))
+    slow = min(per_call(interpreter.evaluate, 20) for _ in range(5))
+    assert fast * 5 < slow

