@@ -17,6 +17,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from superpod.api import superpod
 from superpod_sandbox.apiserver.schema import structural
 
 from tests.conftest import ROOT
@@ -108,6 +109,16 @@ def test_invalid_examples_fail_with_their_stated_error(text: str) -> None:
 def test_every_example_folder_is_covered() -> None:
     assert len(VALID_CASES) == len(VALID_FILES) + 1
     assert len(INVALID_CASES) == len(INVALID_FILES) + 1
+
+
+def test_every_hardware_profile_has_an_example_superpod() -> None:
+    profiles = {
+        doc["spec"]["profile"]
+        for path in VALID_FILES
+        for doc in documents(path.read_text())
+        if doc.get("kind") == "SuperPod"
+    }
+    assert profiles == {profile.value for profile in superpod.Profile}
 
 
 def stored_partition() -> dict[str, Any]:
