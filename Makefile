@@ -10,10 +10,15 @@ all: test
 
 # The operator (with its development tools) and, beside it, the sandbox distribution (sandbox/: the in-memory
 # API server, the simulated fleet and the commands that need them), which the demo and the tests use.
+# The runtime dependencies come first from operator/requirements.lock, hash-checked, exactly as the image gets
+# them; the rest is installed with the lock (less its hashes) as constraints, so nothing moves a locked
+# version (tests/chart/test_dockerfile.py checks the venv against the lock).
 $(VENV_STAMP): pyproject.toml sandbox/pyproject.toml operator/requirements.lock
 	python3 -m venv .venv
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c operator/requirements.lock -e '.[dev]' -e './sandbox[testing]'
+	$(PY) -m pip install --quiet --require-hashes --no-deps --only-binary=:all: -r operator/requirements.lock
+	sed -e '/--hash=/d' -e 's/ \\$$//' operator/requirements.lock > .venv/constraints.txt
+	$(PY) -m pip install --quiet -c .venv/constraints.txt -e '.[dev]' -e './sandbox[testing]'
 	touch $(VENV_STAMP)
 
 tools:

@@ -2,9 +2,11 @@
 
 It reads the instructions (with line continuations and `ARG` defaults before the first `FROM`), splits them
 into stages, and reports each broken image rule as one sentence: the final stage runs as non-root uid 65532,
-installs no packages and holds no build tools, every base image has an exact version tag, the builder makes a
-wheel and installs the pinned lock file, and the entrypoint is `superpod run` in exec form.
-What it cannot check: that the image builds, that the tag exists in the registry, and what the base image holds.
+installs no packages and holds no build tools, every base image has an exact version tag and a digest, the
+builder makes a wheel without fetching unpinned build tools and installs the pinned lock files with
+`--require-hashes`, and the entrypoint is `superpod run` in exec form.
+What it cannot check: that the image builds, that the tag and digest exist in the registry (and name the same
+image), and what the base image holds.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 import shlex
 
 LOCK_FILE = "operator/requirements.lock"
+BUILD_LOCK_FILE = "operator/build-requirements.lock"
 BUILD_TOOLS = frozenset(
     {
         "gcc",
@@ -120,8 +123,11 @@ def problems(text: str) -> list[str]:
     for stage in all_stages:
         if stage.image in stage_names:
             continue
-        if not (EXACT_VERSION_TAG.match(stage.image) or DIGEST.search(stage.image)):
-            found.append(f"base image {stage.image!r} is not pinned to an exact version tag or digest")
+        tag = DIGEST.sub("", stage.image)
+        if not EXACT_VERSION_TAG.match(tag):
+            found.append(f"base image {stage.image!r} is not pinned to an exact version tag")
+        if not DIGEST.search(stage.image):
+            found.append(f"base image {stage.image!r} is not pinned by digest (@sha256:...)")
     builder, final = all_stages[:-1], all_stages[-1]
 
     builder_runs = " ".join(
@@ -129,11 +135,24 @@ def problems(text: str) -> list[str]:
     )
     if not re.search(r"pip wheel|-m build\b", builder_runs):
         found.append("no builder stage builds a wheel (pip wheel or python -m build)")
-    if not re.search(rf"(--requirement|-r|--constraint|-c)[= ]\S*{re.escape(LOCK_FILE)}", builder_runs):
-        found.append(f"the builder does not install the pinned dependencies from {LOCK_FILE}")
     copied = " ".join(i.arguments for stage in builder for i in stage.instructions if i.keyword == "COPY")
-    if LOCK_FILE not in copied:
-        found.append(f"{LOCK_FILE} is never copied into a builder stage")
+    for lock in (LOCK_FILE, BUILD_LOCK_FILE):
+        installs = [  # each command of the RUN lines (split at && and ;) that installs the lock
+            command
+            for stage in builder
+            for i in stage.instructions
+            if i.keyword == "RUN"
+            for command in re.split(r"&&|;", i.arguments)
+            if re.search(rf"(--requirement|-r)[= ]\S*{re.escape(lock)}", command)
+        ]
+        if not installs:
+            found.append(f"the builder does not install the pinned dependencies from {lock}")
+        elif not all("--require-hashes" in arguments for arguments in installs):
+            found.append(f"the builder installs {lock} without --require-hashes")
+        if lock not in copied:
+            found.append(f"{lock} is never copied into a builder stage")
+    if re.search(r"pip wheel", builder_runs) and "--no-build-isolation" not in builder_runs:
+        found.append("pip wheel builds in isolation, fetching unpinned build tools; use --no-build-isolation")
 
     users = [i for i in final.instructions if i.keyword == "USER"]
     if not users:

@@ -1,10 +1,12 @@
-"""operator/Dockerfile follows the image rules (checked by parsing: no Docker engine here) and the lock it
-installs pins the runtime dependencies declared in pyproject.toml."""
+"""operator/Dockerfile follows the image rules (checked by parsing: no Docker engine here), and the lock it
+installs pins, with hashes, the runtime dependencies declared in pyproject.toml at exactly the versions the
+test venv holds."""
 
 from __future__ import annotations
 
 import fnmatch
 import importlib.metadata
+import re
 import tomllib
 
 import pytest
@@ -15,6 +17,8 @@ from tests.chart import dockerfile_lint, requirements_lock
 
 DOCKERFILE = conftest.ROOT / "operator" / "Dockerfile"
 LOCK = conftest.ROOT / dockerfile_lint.LOCK_FILE
+BUILD_LOCK = conftest.ROOT / dockerfile_lint.BUILD_LOCK_FILE
+BASE = "python:3.11.14-slim-bookworm@sha256:"
 
 
 def test_the_dockerfile_breaks_no_image_rule():
@@ -49,15 +53,37 @@ MUTATIONS = {
     ),
     "an unpinned base image is rejected": (
         lambda text: text.replace("python:3.11.14-slim-bookworm", "python:3.11-slim"),
-        "not pinned",
+        "not pinned to an exact version tag",
     ),
     "the latest tag is rejected": (
         lambda text: text.replace("python:3.11.14-slim-bookworm", "python:latest"),
-        "not pinned",
+        "not pinned to an exact version tag",
+    ),
+    "a base image by tag only is rejected": (
+        lambda text: re.sub(r"@sha256:[0-9a-f]{64}", "", text),
+        "not pinned by digest",
     ),
     "installing without the lock file is rejected": (
         lambda text: text.replace("--requirement operator/requirements.lock", "kopf kubernetes"),
-        "pinned dependencies",
+        "pinned dependencies from operator/requirements.lock",
+    ),
+    "installing the lock without hash checking is rejected": (
+        lambda text: text.replace(
+            "--require-hashes \\\n       --requirement operator/requirements.lock",
+            "--requirement operator/requirements.lock",
+        ),
+        "installs operator/requirements.lock without --require-hashes",
+    ),
+    "installing the build tools without hash checking is rejected": (
+        lambda text: text.replace(
+            "--require-hashes \\\n       --requirement operator/build-requirements.lock",
+            "--requirement operator/build-requirements.lock",
+        ),
+        "installs operator/build-requirements.lock without --require-hashes",
+    ),
+    "building the wheel with unpinned build tools is rejected": (
+        lambda text: text.replace("--no-build-isolation ", ""),
+        "use --no-build-isolation",
     ),
     "a single-stage build is rejected": (
         lambda text: text.split("FROM ${PYTHON_IMAGE} AS runtime")[0],
@@ -128,6 +154,84 @@ def test_the_lock_is_closed_over_the_dependencies_of_each_package_it_pins():
 def test_a_lock_line_without_an_exact_pin_is_refused():
     with pytest.raises(ValueError, match="not an exact pin"):
         requirements_lock.parse("kopf>=1.45\n")
+
+
+def test_the_test_venv_holds_exactly_the_locked_runtime_dependencies():
+    """What the tests run on is what the image installs: same packages, same versions, nothing missing."""
+    installed = {pin.name: pin.version for pin in requirements_lock.runtime_closure()}
+    assert installed == _lock(), (
+        "the venv and operator/requirements.lock differ: run `make setup` (it installs the lock), or "
+        "regenerate the lock after an upgrade (see its header)"
+    )
+
+
+@pytest.mark.parametrize("path", [LOCK, BUILD_LOCK], ids=lambda path: path.name)
+def test_every_pin_carries_sha256_hashes(path):
+    pins = requirements_lock.parse(path.read_text())
+    assert pins
+    for pin in pins:
+        assert pin.hashes, f"{pin.name} has no --hash in {path.name}"
+        assert all(re.fullmatch(r"[0-9a-f]{64}", digest) for digest in pin.hashes), pin
+
+
+def test_the_build_lock_pins_the_build_tools_pyproject_asks_for():
+    declared = tomllib.loads((conftest.ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    pins = {pin.name: pin.version for pin in requirements_lock.parse(BUILD_LOCK.read_text())}
+    assert pins == requirements_lock.BUILD_TOOLS
+    for text in declared:
+        requirement = requirements.Requirement(text)
+        name = utils.canonicalize_name(requirement.name)
+        assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]} misses {requirement}"
+
+
+def test_a_lock_round_trips_with_its_hashes():
+    pins = [
+        requirements_lock.Pin("kopf", "1.45.2", ("a" * 64, "b" * 64)),
+        requirements_lock.Pin("idna", "3.2"),
+    ]
+    assert requirements_lock.parse(requirements_lock.render(pins)) == pins
+
+
+def test_a_lock_option_other_than_a_sha256_hash_is_refused():
+    with pytest.raises(ValueError, match="only --hash=sha256"):
+        requirements_lock.parse("kopf==1.45.2 --index-url=https://example.invalid/simple\n")
+
+
+@pytest.mark.parametrize(
+    ("filename", "installable"),
+    [
+        ("aiohttp-3.14.5-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", True),
+        ("aiohttp-3.14.5-cp311-cp311-macosx_11_0_arm64.whl", True),
+        ("aiohttp-3.14.5-cp312-cp312-manylinux_2_17_x86_64.whl", False),
+        ("cryptography-50.0.2-cp39-abi3-manylinux_2_28_aarch64.whl", True),
+        ("cryptography-50.0.2-cp313-abi3-manylinux_2_28_aarch64.whl", False),
+        ("kopf-1.45.2-py3-none-any.whl", True),
+        ("six-1.17.0-py2.py3-none-any.whl", True),
+        ("kopf-1.45.2.tar.gz", True),
+        ("kopf-1.45.2-py2-none-any.whl", False),
+    ],
+)
+def test_the_lock_hashes_the_files_cpython_3_11_can_install(filename, installable):
+    assert requirements_lock.installable(filename) is installable
+
+
+def test_hashes_come_from_the_pinned_release_only():
+    files = [
+        {"filename": "kopf-1.45.2-py3-none-any.whl", "hashes": {"sha256": "1" * 64}},
+        {"filename": "kopf-1.45.2.tar.gz", "hashes": {"sha256": "2" * 64}},
+        {"filename": "kopf-1.45.1-py3-none-any.whl", "hashes": {"sha256": "3" * 64}},
+        {"filename": "kopf-1.45.2-cp312-cp312-win_amd64.whl", "hashes": {"sha256": "4" * 64}},
+        {"filename": "kopf-1.45.2-py3-none-any.whl", "hashes": {"sha256": "5" * 64}, "yanked": "broken"},
+    ]
+    (pin,) = requirements_lock.with_hashes([requirements_lock.Pin("kopf", "1.45.2")], lambda _: files)
+    assert pin.hashes == ("1" * 64, "2" * 64)
+    with pytest.raises(LookupError, match=r"kopf==9\.9"):
+        requirements_lock.with_hashes([requirements_lock.Pin("kopf", "9.9")], lambda _: files)
+
+
+def test_the_image_is_built_from_a_base_pinned_by_tag_and_digest():
+    for stage in dockerfile_lint.stages(DOCKERFILE.read_text()):
+        assert stage.image.startswith(BASE) and re.fullmatch(r"[0-9a-f]{64}", stage.image.removeprefix(BASE))
 
 
 def _dockerignore_includes(path: str, patterns: list[str]) -> bool:
