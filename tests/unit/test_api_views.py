@@ -60,3 +60,18 @@ def test_a_partitions_bound_pods_and_their_devices_come_from_its_slots():
     assert view.any_bound
     assert view.bound_devices == {"n0/d0", "n0/d1"}
     assert [slot.rank for slot in view.slots()] == [0, 2]
+
+
+def test_defragmentation_defaults_to_unbound_moves_bounded_per_hour_when_the_spec_leaves_it_out():
+    superpod = views.SuperPod({"metadata": {"name": "sp"}, "spec": {"profile": "cloudmatrix-384"}})
+    assert (superpod.defragmentation_policy, superpod.max_moves_per_hour) == ("Unbound", 10)
+    set_ = views.SuperPod({"spec": {"defragmentation": {"policy": "Never", "maxMovesPerHour": 0}}})
+    assert (set_.defragmentation_policy, set_.max_moves_per_hour) == ("Never", 0)
+
+
+def test_a_partition_is_not_movable_and_not_moving_unless_its_objects_say_so():
+    plain = views.Partition({"spec": {"superPod": "sp", "npus": 16}, "status": {"allocation": []}})
+    assert (plain.movable, plain.move) == (False, None)
+    move = {"allocation": [{"rank": 0, "node": "n1", "devices": ["d0"]}], "forPartition": "a/b"}
+    moving = views.Partition({"spec": {"movable": True}, "status": {"move": move}})
+    assert (moving.movable, moving.move) == (True, move)

@@ -68,6 +68,13 @@ class PartitionSpec(SpecModel):
     """Take whole nodes only, so no other partition shares a node with this one."""
     repair_policy: RepairPolicy = RepairPolicy.AUTO
     """Auto: move slots off failed devices to healthy ones in the same tier. Manual: only report."""
+    movable: bool = False
+    """The workload tolerates a restart elsewhere (checkpointing training, stateless inference): with the
+    SuperPod's defragmentation policy Movable, the operator may move this partition while its pods run, to
+    make room for a partition that cannot be placed otherwise. Its pods are then evicted (PodDisruptionBudgets
+    are respected) and must be recreated by their controller; they bind to the new devices, ranks in the same
+    order, with a new rank table. A partition without a running pod may be moved whatever this says (policy
+    Unbound or Movable)."""
 
 
 class Slot(StatusModel):
@@ -85,6 +92,18 @@ class Slot(StatusModel):
     """The slot's coordinates: tier name -> domain identifier (for example rack -> rack-3)."""
     pod: str | None = None
     """The pod bound to this slot at admission, if any."""
+
+
+class PartitionMove(StatusModel):
+    """A move in progress: the devices reserved for the partition, taken once its pods are gone."""
+
+    allocation: list[Slot]
+    """The allocation the partition gets when the move is done, one entry per slot, in rank order (slot i of
+    the allocation moves to slot i here)."""
+    for_partition: str | None = None
+    """The partition (namespace/name) the move makes room for."""
+    started: str | None = None
+    """When the move began (RFC 3339)."""
 
 
 class PartitionStatus(StatusModel):
@@ -108,8 +127,12 @@ class PartitionStatus(StatusModel):
     """Per-device bandwidth of the tier the partition spans, in GB/s, from the profile's tier model."""
     rank_table: str | None = None
     """Name of the ConfigMap holding the HCCL rank table (hccl.json)."""
+    move: PartitionMove | None = None
+    """Set while the operator moves the partition to make room for another: its pods are evicted, new pods are
+    refused until they are gone, then the allocation becomes move.allocation (see the Moving condition)."""
     conditions: list[Condition] | None = None
-    """Allocated, Bound and Degraded conditions with reasons; RankTableWritten once the rank table could not be
+    """Allocated, Bound and Degraded conditions with reasons; Moving while the partition is moved to make room
+    for another (MakingRoom, then Moved); RankTableWritten once the rank table could not be
     written as asked (ConfigMapNotOwned, WriteRefused, AllocationInvalid, AnnotationIgnored)."""
 
 

@@ -19,6 +19,7 @@ class ConditionType(StrEnum):
     DEGRADED = "Degraded"
     READY = "Ready"
     RANK_TABLE_WRITTEN = "RankTableWritten"
+    MOVING = "Moving"
 
 
 class PartitionReason(StrEnum):
@@ -38,6 +39,10 @@ class PartitionReason(StrEnum):
     """Bound condition False: some slot has no pod yet."""
     HEALTHY = "Healthy"
     """Degraded condition False: every held device is healthy."""
+    MAKING_ROOM = "MakingRoom"
+    """Moving condition True: the partition is being moved to make room for another; its pods are evicted."""
+    MOVED = "Moved"
+    """Moving condition False: the last move is done; the partition holds its new devices."""
 
 
 class RankTableReason(StrEnum):
@@ -90,3 +95,11 @@ class EventReason(StrEnum):
     DEVICE_FAILED = "DeviceFailed"
     RANK_TABLE_WRITTEN = "RankTableWritten"
     RANK_TABLE_COMPLETED = "RankTableCompleted"
+    MOVING = "Moving"
+    """A move of the partition began, naming the partition it makes room for."""
+    MOVED = "Moved"
+    """The partition holds its new devices; its pods bind there."""
+    MOVE_ABANDONED = "MoveAbandoned"
+    """A move could not be finished (its new devices were taken meanwhile); the partition keeps its devices."""
+    DEFRAGMENTING = "Defragmenting"
+    """Other partitions are being moved to make room for this one."""

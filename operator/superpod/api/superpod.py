@@ -39,6 +39,26 @@ ISOLATION_TAINT = "superpod.dev/partitions-only"
 """Key of the NoSchedule taint on the member nodes of a SuperPod with isolation Partitions (value: its name)."""
 
 
+class DefragmentationPolicy(StrEnum):
+    """What the operator may move to place a partition that is Pending because the SuperPod is fragmented."""
+
+    NEVER = "Never"
+    UNBOUND = "Unbound"
+    MOVABLE = "Movable"
+
+
+class Defragmentation(SpecModel):
+    """When a partition is Pending Fragmented (enough free devices, but not together), the operator may move
+    other partitions to make room for it: the fewest devices, then running pods, then partitions."""
+
+    policy: DefragmentationPolicy = DefragmentationPolicy.UNBOUND
+    """What may move: Never (nothing); Unbound (the default: partitions without a running pod, whose move
+    disturbs nobody); Movable (those, and partitions with spec.movable true: their pods are evicted and
+    recreated on the new devices)."""
+    max_moves_per_hour: int = Field(default=10, ge=0, le=10_000)
+    """At most this many partitions are moved in any hour; a plan needing more waits. 0 moves nothing."""
+
+
 class TierSpec(SpecModel):
     """One interconnect tier of a custom topology, listed from the tightest (smallest) to the widest."""
 
@@ -77,6 +97,8 @@ class SuperPodSpec(SpecModel):
     for this SuperPod's devices (tolerating the taint, naming devices in the device plugin's annotation, or
     asking for the device resource on member nodes) is refused. Pods already running stay. None: no taint and
     no such refusals; any pod may take free devices of member nodes."""
+    defragmentation: Defragmentation = Field(default_factory=Defragmentation)
+    """What the operator may move, and how often, to place a partition the SuperPoD is too fragmented for."""
 
 
 class DeviceCounts(StatusModel):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from superpod.api import common
 from superpod.api import partition as api_partition
+from superpod.api import superpod as api_superpod
 
 JSON = common.JSON
 
@@ -85,6 +86,11 @@ class Partition:
     def repair_policy(self) -> str:
         return str(self.spec.get("repairPolicy") or api_partition.RepairPolicy.AUTO.value)
 
+    @property
+    def movable(self) -> bool:
+        """spec.movable: its workload tolerates a restart elsewhere."""
+        return bool(self.spec.get("movable", False))
+
     def parse_spec(self) -> api_partition.PartitionSpec:
         """The spec as the model reads it; pydantic.ValidationError when it cannot be read."""
         return api_partition.PartitionSpec.model_validate(self.spec)
@@ -128,6 +134,12 @@ class Partition:
             for device in slot.get("devices") or []
         }
 
+    @property
+    def move(self) -> JSON | None:
+        """status.move: the move in progress (allocation, forPartition, started), or None."""
+        move = self.status.get("move")
+        return move if move else None
+
     def slots(self) -> list[api_partition.Slot]:
         """status.allocation as the model reads it; pydantic.ValidationError when it cannot be read."""
         return [api_partition.Slot.model_validate(slot) for slot in self.allocation]
@@ -157,6 +169,22 @@ class SuperPod:
     @property
     def status(self) -> JSON | None:
         return self.obj.get("status")
+
+    @property
+    def defragmentation(self) -> JSON:
+        return self.spec.get("defragmentation") or {}
+
+    @property
+    def defragmentation_policy(self) -> str:
+        """spec.defragmentation.policy: Never, Unbound (the default) or Movable."""
+        default = api_superpod.DefragmentationPolicy.UNBOUND.value
+        return str(self.defragmentation.get("policy") or default)
+
+    @property
+    def max_moves_per_hour(self) -> int:
+        """spec.defragmentation.maxMovesPerHour (default 10)."""
+        value = self.defragmentation.get("maxMovesPerHour")
+        return int(value) if value is not None else api_superpod.Defragmentation().max_moves_per_hour
 
 
 def newest(one: JSON | None, other: JSON | None) -> JSON | None:
