@@ -19,7 +19,15 @@ from typing import Any
 from superpod_sandbox.apiserver import errors
 from superpod_sandbox.apiserver.errors import FieldError
 from superpod_sandbox.apiserver.patches import managed
-from superpod_sandbox.apiserver.registry import custom, events, metadata, resources, strategies, typed
+from superpod_sandbox.apiserver.registry import (
+    custom,
+    events,
+    metadata,
+    plugins,
+    resources,
+    strategies,
+    typed,
+)
 from superpod_sandbox.apiserver.registry.resources import Resource
 from superpod_sandbox.apiserver.storage import store
 
@@ -100,6 +108,9 @@ class State:
         self.deleted_owners: list[str] = []  # uids whose dependents the collector must examine
         for name in SYSTEM_NAMESPACES:
             self._bootstrap_namespace(name)
+        for priority_class in plugins.system_priority_classes():
+            priority_class["metadata"].update(uid=metadata.new_uid(), creationTimestamp=managed.now())
+            self.store.create(plugins.PRIORITY_CLASSES, priority_class)
 
     def _bootstrap_namespace(self, name: str) -> None:
         obj = {
@@ -250,6 +261,7 @@ class State:
         strategies.prepare_create(resource, target.version, obj, self.cluster_ips)
         target = dataclasses.replace(target, name=meta["name"], namespace=meta.get("namespace", ""))
         warnings: list[str] = []
+        plugins.admit_create(self.store, resource, obj)
         if self.admission is not None:
             obj = await self._mutate("CREATE", target, obj, None, options)
         if resource.custom:
@@ -418,6 +430,7 @@ class State:
             else:
                 new.pop("status", None)
         strategies.prepare_update(resource, target.subresource, old, new)
+        plugins.admit_update(self.store, resource, old, new)
         self._check_name(resource, meta)
         if old_meta.get("deletionTimestamp"):
             added = [f for f in meta.get("finalizers") or [] if f not in (old_meta.get("finalizers") or [])]

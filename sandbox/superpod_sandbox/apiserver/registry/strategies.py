@@ -1,10 +1,12 @@
 """What each kind does on create and update beyond the generic pipeline, like kube's registry strategies.
 
-PrepareForCreate: Pods start Pending with a QoS class; Namespaces get their `kubernetes` finalizer, phase
+PrepareForCreate: PriorityClasses get value 0 and preemptionPolicy PreemptLowerPriority unless set, and are
+validated (reserved `system-` names, the user ceiling, policies); Pods start Pending with a QoS class; Namespaces get their `kubernetes` finalizer, phase
 Active and the `kubernetes.io/metadata.name` label; Secrets fold stringData into data; Services get a type, a
 made-up clusterIP and an empty load-balancer status; CRDs are validated and get their status; custom
 resources with a status subresource lose the status they were created with. PrepareForUpdate: a Namespace's
-spec changes only through /finalize; immutable ConfigMaps and Secrets keep their data; CRDs are revalidated.
+spec changes only through /finalize; immutable ConfigMaps and Secrets keep their data; CRDs are revalidated; a PriorityClass's
+value and preemptionPolicy never change.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ PODS: resources.GroupResource = ("", "pods")
 SECRETS: resources.GroupResource = ("", "secrets")
 CONFIGMAPS: resources.GroupResource = ("", "configmaps")
 SERVICES: resources.GroupResource = ("", "services")
+PRIORITY_CLASSES: resources.GroupResource = ("scheduling.k8s.io", "priorityclasses")
+HIGHEST_USER_PRIORITY = 1_000_000_000
+SYSTEM_PRIORITY_CLASSES = ("system-node-critical", "system-cluster-critical")
 IMMUTABLE = "Forbidden: field is immutable when `immutable` is set"
 
 
@@ -60,6 +65,10 @@ def prepare_create(resource: Resource, version: str, obj: Object, cluster_ips: C
     elif key == resources.CRDS:
         _check_crd(resource, obj)
         obj["status"] = custom.crd_status(obj, None)
+    elif key == PRIORITY_CLASSES:
+        obj.setdefault("value", 0)  # `value` has no omitempty: a class without one has priority 0
+        obj.setdefault("preemptionPolicy", "PreemptLowerPriority")
+        _check_priority_class(resource, obj)
 
 
 def prepare_update(resource: Resource, subresource: str, old: Object, new: Object) -> None:
@@ -73,6 +82,59 @@ def prepare_update(resource: Resource, subresource: str, old: Object, new: Objec
     if key == resources.CRDS and not subresource:
         _check_crd(resource, new)
         new["status"] = custom.crd_status(new, old.get("status"))
+    if key == PRIORITY_CLASSES:
+        new.setdefault("value", 0)
+        new.setdefault("preemptionPolicy", "PreemptLowerPriority")
+        causes = []
+        if new.get("value") != old.get("value"):
+            causes.append(
+                FieldError("FieldValueForbidden", "Forbidden: may not be changed in an update.", "value")
+            )
+        if new.get("preemptionPolicy") != old.get("preemptionPolicy"):
+            causes.append(
+                FieldError(
+                    "FieldValueInvalid",
+                    f'Invalid value: "{new.get("preemptionPolicy")}": field is immutable',
+                    "preemptionPolicy",
+                )
+            )
+        if causes:
+            raise errors.invalid(resource.group, resource.kind, old["metadata"]["name"], causes)
+        _check_priority_class(resource, new)
+
+
+def _check_priority_class(resource: Resource, obj: Object) -> None:
+    """kube's ValidatePriorityClass: reserved names, the user-definable ceiling, the preemption policies."""
+    name = obj["metadata"].get("name", "")
+    value = obj.get("value")
+    causes = []
+    if name.startswith("system-") and name not in SYSTEM_PRIORITY_CLASSES:
+        causes.append(
+            FieldError(
+                "FieldValueForbidden",
+                "Forbidden: priority class names with 'system-' prefix are reserved for system use only",
+                "metadata.name",
+            )
+        )
+    if name not in SYSTEM_PRIORITY_CLASSES and isinstance(value, int) and value > HIGHEST_USER_PRIORITY:
+        causes.append(
+            FieldError(
+                "FieldValueForbidden",
+                f"Forbidden: maximum allowed value of a user defined priority is {HIGHEST_USER_PRIORITY}",
+                "value",
+            )
+        )
+    policy = obj.get("preemptionPolicy")
+    if policy not in ("PreemptLowerPriority", "Never"):
+        causes.append(
+            FieldError(
+                "FieldValueNotSupported",
+                f'Unsupported value: "{policy}": supported values: "Never", "PreemptLowerPriority"',
+                "preemptionPolicy",
+            )
+        )
+    if causes:
+        raise errors.invalid(resource.group, resource.kind, name, causes)
 
 
 def _check_crd(resource: Resource, crd: Object) -> None:

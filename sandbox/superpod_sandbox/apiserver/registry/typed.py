@@ -41,6 +41,30 @@ MODELS: dict[GroupResource, str] = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): "V1CustomResourceDefinition",
     ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): "V1MutatingWebhookConfiguration",
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): "V1ValidatingWebhookConfiguration",
+    ("batch", "jobs"): "V1Job",
+    ("batch", "cronjobs"): "V1CronJob",
+    ("apps", "daemonsets"): "V1DaemonSet",
+    ("apps", "statefulsets"): "V1StatefulSet",
+    ("apps", "controllerrevisions"): "V1ControllerRevision",
+    ("", "replicationcontrollers"): "V1ReplicationController",
+    ("", "podtemplates"): "V1PodTemplate",
+    ("", "persistentvolumes"): "V1PersistentVolume",
+    ("", "persistentvolumeclaims"): "V1PersistentVolumeClaim",
+    ("", "resourcequotas"): "V1ResourceQuota",
+    ("", "limitranges"): "V1LimitRange",
+    ("autoscaling", "horizontalpodautoscalers"): "V2HorizontalPodAutoscaler",
+    ("discovery.k8s.io", "endpointslices"): "V1EndpointSlice",
+    ("networking.k8s.io", "networkpolicies"): "V1NetworkPolicy",
+    ("networking.k8s.io", "ingresses"): "V1Ingress",
+    ("networking.k8s.io", "ingressclasses"): "V1IngressClass",
+    ("scheduling.k8s.io", "priorityclasses"): "V1PriorityClass",
+    ("node.k8s.io", "runtimeclasses"): "V1RuntimeClass",
+    ("storage.k8s.io", "storageclasses"): "V1StorageClass",
+    ("storage.k8s.io", "csidrivers"): "V1CSIDriver",
+    ("storage.k8s.io", "csinodes"): "V1CSINode",
+    ("storage.k8s.io", "volumeattachments"): "V1VolumeAttachment",
+    ("storage.k8s.io", "csistoragecapacities"): "V1CSIStorageCapacity",
+    ("apiregistration.k8s.io", "apiservices"): "V1APIService",
 }
 _SCALARS = {"str", "int", "float", "bool", "bytes", "datetime", "date", "object"}
 
@@ -146,7 +170,7 @@ def prune(obj: Object, resource: GroupResource) -> list[str]:
 
 def _struct(model: str) -> str:
     """Go's struct name for a client model: V1DeploymentSpec -> DeploymentSpec, CoreV1Event -> Event."""
-    for prefix in ("CoreV1", "EventsV1", "RbacV1", "DiscoveryV1", "StorageV1", "V1"):
+    for prefix in ("CoreV1", "EventsV1", "RbacV1", "DiscoveryV1", "StorageV1", "V1", "V2"):
         if model.startswith(prefix):
             return model[len(prefix) :]
     return model

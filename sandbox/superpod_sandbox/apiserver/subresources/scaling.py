@@ -37,6 +37,8 @@ def _selector_text(selector: Any) -> str:
         return selector
     if not isinstance(selector, dict):
         return ""
+    if not {"matchLabels", "matchExpressions"} & set(selector):  # a ReplicationController's plain map
+        selector = {"matchLabels": selector}
     terms = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
     for expression in selector.get("matchExpressions") or []:
         key, operator, values = (
