@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import json
 import os
@@ -37,6 +38,10 @@ APPLY_PATCH = "application/apply-patch+yaml"
 TRANSIENT = frozenset({429, 500, 502, 503, 504})
 RETRIES = 4
 BACKOFF = 0.05  # seconds before the first retry; doubled each time, jittered
+
+
+def _no_check() -> None:
+    pass
 
 
 class ApiError(Exception):
@@ -127,11 +132,20 @@ def resource_path(
     return "/".join(parts)
 
 
+WriteGuard = Callable[[str, str], contextlib.AbstractContextManager[Callable[[], None]]]
+"""`guard(method, path)`: entered around every write; what it yields is called before each attempt and raises
+to keep the write from going out (the operator's fencing: see superpod.controller.shards)."""
+
+
 class KubeClient:
     """JSON over one aiohttp session. Use as `async with KubeClient(credentials) as api:`."""
 
-    def __init__(self, credentials: Credentials, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, credentials: Credentials, *, timeout: float = 30.0, user_agent: str | None = None
+    ) -> None:
         self.credentials = credentials
+        self.user_agent = user_agent
+        self.write_guard: WriteGuard | None = None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
@@ -146,6 +160,8 @@ class KubeClient:
                 context.load_cert_chain(self.credentials.cert_file, self.credentials.key_file)
             ssl_context = context
         headers = {"Accept": "application/json"}
+        if self.user_agent:
+            headers["User-Agent"] = self.user_agent
         if self.credentials.token:
             headers["Authorization"] = f"Bearer {self.credentials.token}"
         self._session = aiohttp.ClientSession(
@@ -184,8 +200,22 @@ class KubeClient:
         data = None if body is None else (body if isinstance(body, str) else json.dumps(body))
         headers = {"Content-Type": content_type} if data is not None else {}
         attempts = 1 + (retries if retries is not None else (0 if method == "POST" else RETRIES))
+        guard = self.write_guard if method != "GET" else None
+        with guard(method, path) if guard is not None else contextlib.nullcontext(_no_check) as check:
+            return await self._attempts(method, url, data, headers, attempts, check)
+
+    async def _attempts(
+        self,
+        method: str,
+        url: str,
+        data: str | None,
+        headers: Mapping[str, str],
+        attempts: int,
+        check: Callable[[], None],
+    ) -> JSON:
         for attempt in range(attempts):
             last = attempt == attempts - 1
+            check()
             try:
                 async with self.session.request(method, url, data=data, headers=headers) as response:
                     text = await response.text()

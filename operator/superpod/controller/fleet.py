@@ -17,7 +17,7 @@ whenever another replica wrote one. It writes the SuperPods' status.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
 import kopf
@@ -25,7 +25,7 @@ import kopf
 from superpod.api import common, views
 from superpod.api import superpod as api_superpod
 from superpod.cluster import client, writer
-from superpod.controller import clustermirror, partitions, partitionwrite, superpodmodel
+from superpod.controller import clustermirror, partitionqueue, partitions, partitionwrite, superpodmodel
 from superpod.controller import status as derive
 
 JSON = common.JSON
@@ -131,6 +131,22 @@ class Fleet:
             # a pod left its slot: a slot kept on failed devices for that pod may move now; or the spec's
             # one mutable field, repairPolicy, changed (kopf's diff base sees no spec change: see kopfkit)
             state.health_dirty = True
+            state.poke()
+
+    def reload(self, names: Collection[str], fresh: list[JSON]) -> None:
+        """This replica has just taken the SuperPods `names`: rebuild their memory from `fresh` (a new list of
+        every partition), so a write of their previous owner that the watch has not brought yet is not missed."""
+        for obj in fresh:
+            key = views.Partition(obj).key
+            self.mirror.partitions[key] = views.newest(self.mirror.partitions.get(key), obj) or obj
+        for name in names:
+            state = self.superpods.get(name)
+            if state is None:
+                continue
+            state.model = superpodmodel.configure(views.SuperPod(state.body).spec)
+            state.pending = partitionqueue.PendingQueue()
+            self._rebuild(state)
+            self.reconciler.queue_unplaced(state)
             state.poke()
 
     def inventory_changed(self) -> None:

@@ -3,7 +3,8 @@
 - SuperPodPartition create/resume: place it (or queue it with its reason); delete: release its devices, then kopf
   removes the finalizer `superpod.dev/release-devices` (so a deleted partition is gone only once its devices are
   free).
-- SuperPod daemon (one per SuperPod, run only by the active replica): retries pending partitions in creation
+- SuperPod daemon (one per SuperPod on every replica, at work only on the replica that owns the SuperPod:
+  `shards`; with kopf peering or a single replica, that is the active one): retries pending partitions in creation
   order whenever capacity may have changed, and writes the SuperPod's status, coalescing bursts; beside it run
   the fleet's `superpod_workers` for that SuperPod (the bindings loop, the isolation taint loop), which get
   `WORKER_GRACE` seconds to finish when the daemon is stopped (kopf waits 5 s before cancelling it).
@@ -19,46 +20,78 @@ from typing import Any
 
 import kopf
 
-from superpod.api import common
+from superpod.api import common, views
 from superpod.api import partition as api_partition
 from superpod.api import superpod as api_superpod
 from superpod.controller import fleet as fleet_module
-from superpod.controller import kopfkit
+from superpod.controller import kopfkit, shards
 from superpod.metrics import instruments
 
 HANDLER_BACKOFF = 2.0  # seconds before kopf retries a failed handler or restarts a failed daemon
 IDLE_REFRESH = 30.0  # seconds: a daemon re-checks even without a poke (missed events cost at most this)
 WORKER_GRACE = 3.0  # seconds a stopped daemon's workers get to finish before they are cancelled
+OWNER_POLL = 0.5  # seconds: how often a replica that does not own a deleted partition's SuperPod looks again
+FINALIZER = "superpod.dev/release-devices"
 
 
-def register(registry: kopf.OperatorRegistry, fleet: fleet_module.Fleet, *, status_interval: float) -> None:
-    """Attach the handlers to `registry`, bound to `fleet`."""
+def register(
+    registry: kopf.OperatorRegistry,
+    fleet: fleet_module.Fleet,
+    *,
+    status_interval: float,
+    ownership: shards.Ownership | None = None,
+) -> None:
+    """Attach the handlers to `registry`, bound to `fleet`; with `ownership`, only for the SuperPods it owns."""
     partitions = (common.GROUP, common.VERSION, api_partition.PLURAL)
     superpods = (common.GROUP, common.VERSION, api_superpod.PLURAL)
+    owner: shards.Ownership = ownership or shards.Solo()
 
     @kopf.on.startup(registry=registry)
     async def start(**_: Any) -> None:
         await fleet.start()
+        await owner.start()
 
     @kopf.on.cleanup(registry=registry)
     async def stop(**_: Any) -> None:
+        await owner.stop()
         await fleet.stop()
+
+    def finalizing(body: kopf.Body, **_: Any) -> bool:
+        """kopf's finalizer is added by the owner only, and never taken away by a replica that does not own it."""
+        superpod = str((body.get("spec") or {}).get("superPod") or "")
+        return owner.owns(superpod) or FINALIZER in (body.metadata.get("finalizers") or ())
 
     # kopf retries a failed handler after `backoff` seconds (its default, 60 s, leaves a partition without a
     # status for a minute after a transient API error)
     @kopf.on.create(*partitions, registry=registry, backoff=HANDLER_BACKOFF)
     @kopf.on.resume(*partitions, registry=registry, backoff=HANDLER_BACKOFF)
     async def place(body: kopf.Body, **_: Any) -> None:
-        async with _reconcile("partition"):
-            await fleet.place(kopfkit.plain(body))
+        obj = kopfkit.plain(body)
+        superpod = views.Partition(obj).superpod
+        if not owner.owns(superpod):
+            return  # its SuperPod's owner places it (every replica queues it: fleet.adopt)
+        with owner.writing(superpod), contextlib.suppress(shards.Fenced):
+            async with _reconcile("partition"):
+                await fleet.place(obj)
 
-    @kopf.on.delete(*partitions, registry=registry, backoff=HANDLER_BACKOFF)
+    @kopf.on.delete(*partitions, registry=registry, backoff=HANDLER_BACKOFF, when=finalizing)
     async def release(body: kopf.Body, **_: Any) -> None:
-        async with _reconcile("partition"):
-            await fleet.release(kopfkit.plain(body))
+        obj = kopfkit.plain(body)
+        view = views.Partition(obj)
+        while not owner.owns(view.superpod):  # the owner releases it; or this replica comes to own it
+            known = fleet.partitions.get(view.key)
+            if known is None or known["metadata"].get("uid") != obj["metadata"].get("uid"):
+                return  # released and gone: kopf's last patch finds nothing
+            await asyncio.sleep(OWNER_POLL)
+        with owner.writing(view.superpod):
+            async with _reconcile("partition"):
+                await fleet.release(obj)
 
     @kopf.daemon(*superpods, registry=registry, cancellation_timeout=5.0, backoff=HANDLER_BACKOFF)
     async def superpod_loop(name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
+        await owner.serve(name, stopped, lambda flag: _serve_superpod(name, flag))
+
+    async def _serve_superpod(name: str, stopped: kopf.DaemonStopped) -> None:
         workers = [asyncio.create_task(work(name, stopped)) for work in fleet.superpod_workers]
         try:
             await _superpod_loop(name, stopped)

@@ -12,14 +12,16 @@ from typing import Any
 
 import kopf
 
+from superpod.api import common
+from superpod.api import partition as api_partition
 from superpod.cluster import client
-from superpod.controller import admission, handlers, health, kopfkit
+from superpod.controller import admission, handlers, health, kopfkit, shards
 from superpod.controller import fleet as fleet_module
 from superpod.controller import settings as operator_settings
 from superpod.metrics import exporter as metrics_exporter
 from superpod.metrics import snapshot as metrics_snapshot
 
-FINALIZER = "superpod.dev/release-devices"
+FINALIZER = handlers.FINALIZER
 ANNOTATION_PREFIX = "superpod.dev"
 
 
@@ -35,9 +37,9 @@ def credentials(config: operator_settings.OperatorSettings) -> client.Credential
 def kopf_settings(config: operator_settings.OperatorSettings) -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
     settings.peering.name = config.peering
-    settings.peering.standalone = config.standalone
+    settings.peering.standalone = config.standalone or leased(config)
     settings.peering.clusterwide = config.namespace is None
-    settings.peering.mandatory = not config.standalone
+    settings.peering.mandatory = not settings.peering.standalone
     settings.peering.lifetime = config.peering_lifetime
     # kopf pauses every replica when two share the highest priority, so each replica draws its own
     settings.peering.priority = config.priority or random.randint(1, 2**30)
@@ -49,6 +51,46 @@ def kopf_settings(config: operator_settings.OperatorSettings) -> kopf.OperatorSe
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
     return settings
+
+
+def leased(config: operator_settings.OperatorSettings) -> bool:
+    """Several replicas share the SuperPods on Leases (else: one replica, or kopf peering's one active)."""
+    return not config.standalone and config.coordination == "leases"
+
+
+def lease_namespace(config: operator_settings.OperatorSettings) -> str:
+    if config.lease_namespace or config.namespace:
+        return config.lease_namespace or str(config.namespace)
+    try:
+        return (client.SERVICE_ACCOUNT / "namespace").read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def sharding(
+    api: client.KubeClient,
+    fleet: fleet_module.Fleet,
+    config: operator_settings.OperatorSettings,
+    identity: str,
+) -> shards.Shards:
+    """This replica's share of the SuperPods; its writes for them pass the fence (`api.write_guard`)."""
+    path = client.resource_path(common.API_VERSION, api_partition.PLURAL, config.namespace)
+
+    async def reload(names: list[str]) -> None:
+        fleet.reload(names, await api.list(path))
+
+    ownership = shards.Shards(
+        api,
+        identity=identity,
+        namespace=lease_namespace(config),
+        superpods=lambda: fleet.mirror.superpods.keys(),
+        reload=reload,
+        duration=config.lease_duration,
+        renew_deadline=config.renew_deadline,
+        retry_period=config.retry_period,
+    )
+    api.write_guard = ownership.guard
+    return ownership
 
 
 async def ensure_peering(api: client.KubeClient, config: operator_settings.OperatorSettings) -> None:
@@ -99,12 +141,14 @@ async def run(
             private_key_path=creds.key_file,
         )
 
-    async with client.KubeClient(creds) as api:
-        if not config.standalone:
+    identity = config.identity or shards.default_identity()
+    async with client.KubeClient(creds, user_agent=f"superpod-operator/{identity}") as api:
+        if not config.standalone and not leased(config):
             await ensure_peering(api, config)
         fleet = fleet_module.Fleet(api, namespace=config.namespace)
         fleet.inventory_debounce = config.inventory_debounce
-        handlers.register(registry, fleet, status_interval=config.status_interval)
+        ownership = sharding(api, fleet, config, identity) if leased(config) else shards.Solo()
+        handlers.register(registry, fleet, status_interval=config.status_interval, ownership=ownership)
         health.register(registry, mirror_sync_timeout=config.mirror_sync_timeout)
         settings = kopf_settings(config)
         admission.register(registry, fleet, config, files=admission.configure(settings, config))
@@ -123,7 +167,7 @@ async def run(
                 liveness_endpoint=liveness,
                 stop_flag=stop_flag,
                 ready_flag=ready_flag,
-                standalone=config.standalone,
-                peering_name=None if config.standalone else config.peering,
+                standalone=settings.peering.standalone,
+                peering_name=None if settings.peering.standalone else config.peering,
                 priority=settings.peering.priority,
             )

@@ -38,6 +38,24 @@ class OperatorSettings:
         0,
         "peering priority: the highest is active; 0 picks a random one (replicas must differ, or all pause)",
     )
+    coordination: str = _setting(
+        "leases",
+        "how replicas share the work: leases (each SuperPod owned by one replica, coordination.k8s.io Leases) "
+        "or peering (kopf peering: one replica active, the others standing by)",
+    )
+    identity: str = _setting(
+        "", "this replica's name in the Leases (default: the host name and a random suffix)"
+    )
+    lease_namespace: str = _setting(
+        "", "namespace of the Leases (default: --namespace, else the pod's own namespace, else default)"
+    )
+    lease_duration: float = _setting(
+        10.0, "seconds without a renewal after which other replicas take a replica's SuperPods"
+    )
+    renew_deadline: float = _setting(
+        7.0, "seconds after its last renewal began when a replica stops writing (below --lease-duration)"
+    )
+    retry_period: float = _setting(2.0, "seconds between two renewals of a replica's Lease")
     health_port: int = _setting(8081, "port of the liveness/readiness endpoint /healthz (0: none)")
     mirror_sync_timeout: float = _setting(
         60.0,
@@ -114,4 +132,8 @@ def from_sources(
         raise ValueError(f"log-format must be plain or json, not {settings.log_format!r}")
     if settings.webhook_config not in ("managed", "external"):
         raise ValueError(f"webhook-config must be managed or external, not {settings.webhook_config!r}")
+    if settings.coordination not in ("leases", "peering"):
+        raise ValueError(f"coordination must be leases or peering, not {settings.coordination!r}")
+    if not 0 < settings.retry_period < settings.renew_deadline < settings.lease_duration:
+        raise ValueError("leases: need 0 < --retry-period < --renew-deadline < --lease-duration")
     return settings

@@ -16,9 +16,10 @@ import contextlib
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import yaml
 from aiohttp import web
@@ -56,6 +57,8 @@ class Sandbox:
         self.state.admission = self.webhooks
         self.certificate: tls.ServingCertificate | None = None
         self.faults = chaos.Faults()  # API faults for chaos tests; none until a plan is set
+        # told of every request as it arrives (tests record who wrote what, and when)
+        self.request_observers: list[Callable[[web.Request], None]] = []
         self.url = ""
 
     @property
@@ -71,7 +74,7 @@ class Sandbox:
     requests_log = calls
 
     async def start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self.faults.middleware])
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._observe, self.faults.middleware])
         app.router.add_route("*", "/{tail:.*}", self.router.handle)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
@@ -91,6 +94,13 @@ class Sandbox:
             expiry.run(self.state, self.event_ttl), name="sandbox-event-expiry"
         )
         self._write_kubeconfig()
+
+    @web.middleware
+    async def _observe(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        for observer in self.request_observers:
+            observer(request)
+        response: web.StreamResponse = await handler(request)
+        return response
 
     def _write_kubeconfig(self) -> None:
         if self._kubeconfig_path is None:

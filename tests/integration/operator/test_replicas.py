@@ -1,4 +1,5 @@
-"""Two replicas with kopf peering: exactly one is active, and the other takes over when it dies."""
+"""Two replicas with kopf peering (`--coordination peering`): exactly one is active, the other takes over when it
+dies. Sharding on Leases, the default, is tested in test_sharding."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from tests.integration.operator.conftest import (
     manifest,
     partition,
 )
+
+PEERING = ("--coordination", "peering", "--peering-lifetime", "5")
 
 
 async def _settled(api: client.KubeClient, count: int):
@@ -36,8 +39,8 @@ async def test_one_replica_is_active_and_the_other_takes_over(cluster):
     sandbox, api = cluster
     await add_a3_nodes(api, 6)
     await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
-    first = Operator(sandbox.kubeconfig, "--peering-lifetime", "5", standalone=False)
-    second = Operator(sandbox.kubeconfig, "--peering-lifetime", "5", standalone=False)
+    first = Operator(sandbox.kubeconfig, *PEERING, standalone=False)
+    second = Operator(sandbox.kubeconfig, *PEERING, standalone=False)
     await first.start()
     await second.start()
     try:

@@ -1,0 +1,467 @@
+"""Sharding by SuperPod: every replica reads everything and serves the webhook; each SuperPod is written by one.
+
+Ownership rests on coordination.k8s.io Leases (`cluster.leases`): a membership Lease per replica, renewed every
+`retry_period` seconds, says who is alive; a Lease per SuperPod names its owner. Which replica should own a
+SuperPod is computed, not negotiated (`rendezvous.assign` over the live replicas: even, and few moves when one
+joins or leaves). The SuperPod Leases make the moves safe:
+
+- a replica takes a SuperPod only with a write of its Lease carrying the resourceVersion it read, and only when
+  the Lease names nobody, names itself, or names a replica that is gone (its membership Lease deleted, or
+  unchanged for its `leaseDurationSeconds` as this replica observed it, confirmed by a fresh read);
+- a replica gives a SuperPod away (to the replica that should own it, once that one is alive) by stopping its
+  writers first (`lost`: the SuperPod's daemon, its workers and every write they have in flight) and only then
+  writing the Lease to name nobody; on a clean shutdown it does so for all, then deletes its membership Lease;
+- fencing, as client-go's leader election: a replica whose last successful renewal began more than
+  `renew_deadline` seconds ago (below `lease_duration`) writes nothing for any SuperPod: every write of a
+  SuperPod's work passes `guard`, which checks just before each attempt. When it renews again it first drops
+  every SuperPod and takes them back through their Leases like any other replica. A paused process (SIGSTOP)
+  wakes up fenced, since the monotonic clock ran on.
+- after taking SuperPods, their memory is rebuilt from a fresh list of partitions (`reload`), so nothing the
+  previous owner wrote just before it let go is missed by a lagging watch.
+
+What is written under a SuperPod's ownership runs with `writing_for` set to it (the kopf handlers, the daemon
+and the workers it starts); the admission webhook's claims are not: the API server calls any replica, and
+claims are guarded by the partition's resourceVersion (`binder`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import dataclasses
+import logging
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Collection, Iterator
+from typing import Any, Protocol
+
+import kopf
+from kopf._cogs.aiokits import aioenums  # kopf's own stop flag, so the workers keep their `stopped` API
+
+from superpod.cluster import client, leases, reflector
+from superpod.controller import kopfkit, rendezvous
+
+JSON = dict[str, Any]
+Run = Callable[[kopf.DaemonStopped], Awaitable[None]]
+RELEASE_WAIT = 10.0  # seconds a SuperPod's writers get to stop before its Lease is given up anyway
+logger = logging.getLogger(__name__)
+
+writing_for: contextvars.ContextVar[str | None] = contextvars.ContextVar("writing_for", default=None)
+"""The SuperPod whose work the current task writes (None: not a SuperPod's work, e.g. admission)."""
+
+
+class Fenced(client.ApiError):
+    """A write this replica may not send: it does not own the SuperPod (now), or cannot renew its Lease."""
+
+    def __init__(self, superpod: str, why: str) -> None:
+        super().__init__(423, {"reason": "Fenced", "message": f"not writing for SuperPod {superpod}: {why}"})
+
+
+class Ownership(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def owns(self, superpod: str) -> bool: ...
+
+    def writing(self, superpod: str) -> contextlib.AbstractContextManager[None]: ...
+
+    async def serve(self, superpod: str, stopped: kopf.DaemonStopped, run: Run) -> None: ...
+
+
+class Solo:
+    """A single replica (standalone), or the active one of kopf peering: it owns every SuperPod."""
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def owns(self, superpod: str) -> bool:
+        return True
+
+    @contextlib.contextmanager
+    def writing(self, superpod: str) -> Iterator[None]:
+        yield
+
+    async def serve(self, superpod: str, stopped: kopf.DaemonStopped, run: Run) -> None:
+        await run(stopped)
+
+
+@dataclasses.dataclass
+class Tenure:
+    """One SuperPod while this replica owns it."""
+
+    lost: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)  # stop writing: it is being let go
+    users: int = 0  # the daemon while it runs, and each write in flight
+    idle: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    def enter(self) -> None:
+        self.users += 1
+        self.idle.clear()
+
+    def leave(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            self.idle.set()
+
+
+@dataclasses.dataclass
+class Seen:
+    lease: JSON
+    since: float  # monotonic: when this version of it was first seen here
+
+
+def default_identity() -> str:
+    return f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+
+
+class Shards:
+    """This replica's share of the SuperPods, kept on Leases."""
+
+    def __init__(
+        self,
+        api: client.KubeClient,
+        *,
+        identity: str,
+        namespace: str,
+        superpods: Callable[[], Collection[str]],
+        reload: Callable[[list[str]], Awaitable[None]],
+        duration: float = 10.0,
+        renew_deadline: float = 7.0,
+        retry_period: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.api = api
+        self.identity = identity
+        self.namespace = namespace
+        self.superpods = superpods
+        self.reload = reload
+        self.duration = duration
+        self.renew_deadline = renew_deadline
+        self.retry_period = retry_period
+        self.clock = clock
+        self.held: dict[str, Tenure] = {}
+        self.leases: dict[str, Seen] = {}  # Lease name -> as last seen
+        self.renewed_at: float | None = None  # monotonic start of the last successful renewal
+        self.changed = asyncio.Event()  # held SuperPods or the Leases changed: balance again
+        self._opened: dict[str, asyncio.Event] = {}  # SuperPod -> set when this replica takes it (its daemon)
+        self.epoch = 0  # counts the times this replica dropped everything (fenced)
+        self._mine: JSON | None = None  # this replica's membership Lease as last written
+        self._member = leases.member_name(identity)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._releasing: dict[str, asyncio.Task[None]] = {}
+        self.reflector = reflector.Reflector(
+            api, leases.collection(namespace), self._lease_event, label_selector=leases.ROLE_LABEL
+        )
+
+    # ---- what the rest of the operator asks ------------------------------------------------------------
+
+    def fenced(self) -> bool:
+        return self.renewed_at is None or self.clock() - self.renewed_at > self.renew_deadline
+
+    def owns(self, superpod: str) -> bool:
+        """May this replica write for `superpod` now? A name no SuperPod has goes to its rendezvous choice."""
+        if self.fenced():
+            return False
+        tenure = self.held.get(superpod)
+        if tenure is not None:
+            return not tenure.lost.is_set()
+        if superpod in self.superpods():
+            return False
+        return rendezvous.preference(superpod, self.live())[0] == self.identity
+
+    def owned(self) -> list[str]:
+        return sorted(name for name in self.held if self.owns(name))
+
+    @contextlib.contextmanager
+    def writing(self, superpod: str) -> Iterator[None]:
+        token = writing_for.set(superpod)
+        try:
+            yield
+        finally:
+            writing_for.reset(token)
+
+    @contextlib.contextmanager
+    def guard(self, method: str, path: str) -> Iterator[Callable[[], None]]:
+        """`client.KubeClient.write_guard`: writes of a SuperPod's work go out only while it is owned."""
+        superpod = writing_for.get()
+        if superpod is None:
+            yield _free
+            return
+        tenure = self.held.get(superpod)
+
+        def check() -> None:
+            if self.fenced():
+                raise Fenced(superpod, "this replica's Lease is not renewed")
+            if not self.owns(superpod) or self.held.get(superpod) is not tenure:
+                raise Fenced(superpod, "another replica owns it")
+
+        check()
+        if tenure is None:
+            yield check
+            return
+        tenure.enter()
+        try:
+            yield check
+        finally:
+            tenure.leave()
+
+    async def serve(self, superpod: str, stopped: kopf.DaemonStopped, run: Run) -> None:
+        """The SuperPod's kopf daemon: wait until this replica owns it, run `run` until it does not, again."""
+        while not stopped:
+            tenure = self.held.get(superpod)
+            if tenure is None or tenure.lost.is_set() or self.fenced():
+                opened = self._opened.setdefault(superpod, asyncio.Event())
+                opened.clear()
+                await kopfkit.wait_for_poke(opened, stopped, self.retry_period)
+                continue
+            flag: aioenums.FlagSetter[kopf.DaemonStoppingReason] = aioenums.FlagSetter()
+            relay = asyncio.create_task(_relay(stopped, tenure.lost, flag))
+            tenure.enter()
+            token = writing_for.set(superpod)
+            try:
+                await run(flag.async_waiter)
+            finally:
+                writing_for.reset(token)
+                tenure.leave()
+                relay.cancel()
+
+    # ---- start and stop ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Join: list the Leases, write this replica's own, then follow and balance in the background."""
+        await self.reflector.relist()
+        await self._renew()
+        self._tasks = [
+            asyncio.create_task(self.reflector.run()),
+            asyncio.create_task(self._renewing()),
+            asyncio.create_task(self._balancing()),
+        ]
+        logger.info("replica %s joined (Leases in namespace %s)", self.identity, self.namespace)
+
+    async def stop(self) -> None:
+        """Leave: give every SuperPod up (writers stopped first), then delete this replica's Lease."""
+        for task in self._tasks[2:]:
+            task.cancel()
+        await asyncio.gather(*self._tasks[2:], return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*(self._release(name) for name in list(self.held)))
+        for task in self._tasks[:2]:
+            task.cancel()
+        await asyncio.gather(*self._tasks[:2], return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.api.delete(leases.path(self.namespace, self._member))
+        logger.info("replica %s left", self.identity)
+
+    # ---- membership: renewing this replica's Lease, and who is alive -------------------------------------
+
+    async def _renewing(self) -> None:
+        while True:
+            began = self.clock()
+            try:
+                await asyncio.wait_for(self._renew(), timeout=self.renew_deadline)
+            except Exception as error:  # kept trying; the fence stops the writes meanwhile
+                logger.warning("replica %s: renewing its Lease failed: %s", self.identity, error)
+            if self.fenced() and self.held:
+                self._drop_all("its Lease was not renewed in time")
+            await asyncio.sleep(max(0.0, self.retry_period - (self.clock() - began)))
+
+    async def _renew(self) -> None:
+        began = self.clock()
+        path = leases.path(self.namespace, self._member)
+        kind, me, seconds = leases.MEMBER, self.identity, self.duration
+        try:
+            if self._mine is None:
+                raise client.ApiError(409, {})
+            written = await self.api.replace(path, leases.body(self.namespace, self._member, kind, me, seconds,
+                                                               previous=self._mine))  # fmt: skip
+        except client.ApiError as error:
+            if error.status not in (404, 409):
+                raise
+            current = await self.api.get_or_none(path)
+            new = leases.body(self.namespace, self._member, kind, me, seconds, previous=current)
+            written = await (
+                self.api.replace(path, new)
+                if current
+                else self.api.create(leases.collection(self.namespace), new)
+            )
+        if self.fenced() and self.held:  # it had lapsed: nothing held before is ours any more
+            self._drop_all("its Lease lapsed before this renewal")
+        self._mine = written
+        self.renewed_at = began
+
+    def live(self) -> set[str]:
+        """The replicas alive as seen from here (this one while it is not fenced)."""
+        now = self.clock()
+        alive = set() if self.fenced() else {self.identity}
+        for seen in self.leases.values():
+            if leases.role(seen.lease) != leases.MEMBER:
+                continue
+            holder = leases.holder(seen.lease)
+            if (
+                holder
+                and holder != self.identity
+                and now - seen.since < leases.duration(seen.lease, self.duration)
+            ):
+                alive.add(holder)
+        return alive
+
+    def _lease_event(self, key: str, old: JSON | None, new: JSON | None) -> None:
+        name = key.rpartition("/")[2]
+        if new is None:
+            self.leases.pop(name, None)
+        elif old is None or leases.version(old) != leases.version(new) or name not in self.leases:
+            self.leases[name] = Seen(new, self.clock())
+        self.changed.set()
+
+    # ---- balancing: give away and take SuperPods ---------------------------------------------------------
+
+    async def _balancing(self) -> None:
+        while True:
+            try:
+                await self._balance()
+            except Exception as error:
+                logger.warning("replica %s: balancing SuperPods failed: %s", self.identity, error)
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), timeout=self.retry_period)
+
+    async def _balance(self) -> None:
+        if self.fenced():
+            return
+        live = self.live()
+        names = set(self.superpods())
+        plan = rendezvous.assign(names, live)
+        for name in list(self.held):
+            moved = name in names and plan.get(name) != self.identity
+            deleted = name not in names and self.held[name].idle.is_set()  # its daemon is done (untainted)
+            if (moved or deleted) and name not in self._releasing:
+                self._releasing[name] = asyncio.create_task(self._release(name, drop=name not in names))
+        await self._tidy(names, live)
+        epoch = self.epoch
+        taken = [name for name in sorted(names) if plan.get(name) == self.identity and name not in self.held
+                 and await self._acquire(name, live)]  # fmt: skip
+        if not taken:
+            return
+        await self.reload(taken)
+        if self.fenced() or epoch != self.epoch:
+            return  # the Leases name this replica; they are taken again through them
+        for name in taken:
+            self.held[name] = tenure = Tenure()
+            tenure.idle.set()
+            self._opened.setdefault(name, asyncio.Event()).set()
+        logger.info("replica %s owns %s", self.identity, ", ".join(taken))
+        self.changed.set()
+
+    async def _acquire(self, superpod: str, live: set[str]) -> bool:
+        name = leases.superpod_name(superpod)
+        seen = self.leases.get(name)
+        kind = leases.SUPERPOD
+        try:
+            if seen is None:
+                new = leases.body(self.namespace, name, kind, self.identity, self.duration, superpod=superpod)
+                written = await self.api.create(leases.collection(self.namespace), new)
+            else:
+                holder = leases.holder(seen.lease)
+                if holder not in ("", self.identity) and (holder in live or not await self._gone(holder)):
+                    return False
+                new = leases.body(self.namespace, name, kind, self.identity, self.duration,
+                                  superpod=superpod, previous=seen.lease)  # fmt: skip
+                written = await self.api.replace(leases.path(self.namespace, name), new)
+        except client.ApiError as error:
+            if error.status in (404, 409):
+                return False  # someone else moved first; seen again at the next round
+            raise
+        self.leases[name] = Seen(written, self.clock())
+        return True
+
+    async def _gone(self, replica: str) -> bool:
+        """Confirm by a fresh read that `replica` stopped renewing: its Lease is gone or still as seen."""
+        name = leases.member_name(replica)
+        current = await self.api.get_or_none(leases.path(self.namespace, name))
+        if current is None:
+            return True
+        seen = self.leases.get(name)
+        if seen is None or leases.version(seen.lease) != leases.version(current):
+            self.leases[name] = Seen(current, self.clock())
+            return False
+        return self.clock() - seen.since >= leases.duration(current, self.duration)
+
+    async def _release(self, superpod: str, *, drop: bool = False) -> None:
+        """Stop writing for the SuperPod, wait for its writers, then let its Lease name nobody (or delete it)."""
+        try:
+            tenure = self.held.get(superpod)
+            if tenure is not None:
+                tenure.lost.set()
+                self.changed.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(tenure.idle.wait(), timeout=RELEASE_WAIT)
+                self.held.pop(superpod, None)
+            await self._let_go(leases.superpod_name(superpod), drop=drop)
+            logger.info("replica %s gave SuperPod %s up", self.identity, superpod)
+        finally:
+            self._releasing.pop(superpod, None)
+
+    async def _let_go(self, name: str, *, drop: bool) -> None:
+        seen = self.leases.get(name)
+        if seen is None or leases.holder(seen.lease) != self.identity:
+            return
+        path = leases.path(self.namespace, name)
+        try:
+            if drop:
+                await self.api.request(
+                    "DELETE", path, body={"preconditions": {"resourceVersion": leases.version(seen.lease)}}
+                )
+                self.leases.pop(name, None)
+            else:
+                new = leases.body(self.namespace, name, leases.SUPERPOD, "", self.duration,
+                                  superpod=leases.superpod_of(seen.lease), previous=seen.lease)  # fmt: skip
+                self.leases[name] = Seen(await self.api.replace(path, new), self.clock())
+        except client.ApiError as error:
+            if error.status not in (404, 409):
+                raise
+
+    async def _tidy(self, names: set[str], live: set[str]) -> None:
+        """Leases naming this replica that it does not hold are let go; those of deleted SuperPods removed."""
+        for name, seen in list(self.leases.items()):
+            if leases.role(seen.lease) != leases.SUPERPOD:
+                continue
+            superpod, holder = leases.superpod_of(seen.lease), leases.holder(seen.lease)
+            if superpod in self.held or superpod in self._releasing:
+                continue
+            if superpod not in names and holder not in live and live and min(live) == self.identity:
+                await self._let_go_any(name, seen)
+            elif holder == self.identity:
+                await self._let_go(name, drop=superpod not in names)
+
+    async def _let_go_any(self, name: str, seen: Seen) -> None:
+        with contextlib.suppress(client.ApiError):
+            await self.api.request("DELETE", leases.path(self.namespace, name),
+                                   body={"preconditions": {"resourceVersion": leases.version(seen.lease)}})  # fmt: skip
+
+    def _drop_all(self, why: str) -> None:
+        """Fenced: every SuperPod stops at once (the writes were refused already); taken again through Leases."""
+        logger.warning(
+            "replica %s stops writing for %s: %s", self.identity, ", ".join(sorted(self.held)), why
+        )
+        self.epoch += 1
+        for tenure in self.held.values():
+            tenure.lost.set()
+        self.held.clear()
+        self.changed.set()
+
+
+async def _relay(
+    stopped: kopf.DaemonStopped, lost: asyncio.Event, flag: aioenums.FlagSetter[kopf.DaemonStoppingReason]
+) -> None:
+    """Stop the tenure's work when kopf stops the daemon (with its reason) or the SuperPod is let go."""
+    await kopfkit.wait_for_poke(lost, stopped, 1e9)
+    flag.set(stopped.reason if stopped else kopf.DaemonStoppingReason.OPERATOR_PAUSING)
+
+
+def _free() -> None:
+    pass
