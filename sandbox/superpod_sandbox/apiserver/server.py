@@ -74,7 +74,9 @@ class Sandbox:
     requests_log = calls
 
     async def start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._observe, self.faults.middleware])
+        app = web.Application(
+            client_max_size=64 * 1024 * 1024, middlewares=[self._observe, self.faults.middleware]
+        )
         app.router.add_route("*", "/{tail:.*}", self.router.handle)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()

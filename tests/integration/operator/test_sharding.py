@@ -139,7 +139,9 @@ async def test_a_paused_replica_writes_nothing_after_its_renew_deadline(cluster)
 
     def record(request) -> None:
         if request.method in ("POST", "PUT", "PATCH", "DELETE"):
-            writes.append((time.monotonic(), request.method, request.path, request.headers.get("User-Agent", "")))
+            writes.append(
+                (time.monotonic(), request.method, request.path, request.headers.get("User-Agent", ""))
+            )
 
     sandbox.request_observers.append(record)
     first, second = replica(sandbox, "ra"), replica(sandbox, "rb")

@@ -6,7 +6,6 @@ from collections import Counter
 
 from hypothesis import given
 from hypothesis import strategies as st
-
 from superpod.controller import rendezvous
 
 names = st.sets(st.text("abcdefghij0123456789-", min_size=1, max_size=12), min_size=0, max_size=80)
