@@ -21,6 +21,7 @@ FULLNAME = "superpod-superpod-operator"
 CONTRACT_FLAGS = {
     "--namespace",
     "--peering",
+    "--coordination",
     "--standalone",
     "--health-port",
     "--metrics-port",
@@ -90,6 +91,7 @@ def test_both_probes_ask_the_kopf_health_endpoint(rendered):
 ARGS = {
     "the default values": [
         "--peering=superpod-operator",
+        "--coordination=peering",
         "--health-port=8081",
         "--metrics-port=8080",
         "--webhook-port=9443",
@@ -100,6 +102,7 @@ ARGS = {
     ],
     "the operator manages its webhook configuration": [
         "--peering=superpod-operator",
+        "--coordination=peering",
         "--health-port=8081",
         "--metrics-port=8080",
         "--webhook-port=9443",
@@ -121,6 +124,7 @@ ARGS = {
     ],
     "every optional feature is on": [
         "--peering=superpod-operator",
+        "--coordination=peering",
         "--namespace=training",
         "--health-port=8081",
         "--metrics-port=8080",
