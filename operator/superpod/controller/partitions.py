@@ -28,7 +28,7 @@ from superpod import placement
 from superpod.api import common, reasons, views
 from superpod.api import partition as api_partition
 from superpod.cluster import client, inventory
-from superpod.controller import partitionqueue, partitionwrite, ranktables, superpodmodel
+from superpod.controller import moves, partitionqueue, partitionwrite, ranktables, superpodmodel
 from superpod.controller import status as derive
 from superpod.metrics import instruments
 from superpod.ranktable import versions
@@ -37,6 +37,7 @@ from superpod.topology import profiles
 
 JSON = common.JSON
 Event = reasons.EventReason
+FRAGMENTED = api_partition.PendingReason.FRAGMENTED
 logger = logging.getLogger(__name__)
 
 
@@ -93,6 +94,7 @@ class Partitions:
         self.statuses = statuses
         self.events = statuses.writer
         self.serial = partitionwrite.KeyedLocks()  # partition key -> its lock, while someone uses it
+        self.mover = moves.Mover(statuses)
 
     # ---- memory: what partition statuses hold --------------------------------------------------------------
 
@@ -162,6 +164,7 @@ class Partitions:
         """Decide under the SuperPod's lock (plan, commit in memory), then write the status outside it."""
         view = views.Partition(obj)
         key, created = view.key, view.created
+        plan: placement.Moves | None = None
         async with state.lock:
             if state.allocator is None:
                 reason: str = api_partition.PendingReason.SUPER_POD_NOT_READY
@@ -183,9 +186,18 @@ class Partitions:
                         ),
                     )
                 started = time.perf_counter()
-                decision = state.allocator.plan_partition(placement.PlacementRequest.from_spec(spec))
+                request = placement.PlacementRequest.from_spec(spec)
+                decision = state.allocator.plan_partition(request)
                 instruments.observe_placement(time.perf_counter() - started)
-                if isinstance(decision, placement.Rejection):
+                if isinstance(decision, placement.Rejection) and decision.reason == FRAGMENTED:
+                    plan, why = self.mover.plan(state.body, state.allocator, self.partitions, key, request)
+                    if plan is not None:
+                        state.pending.remove(key)
+                    else:
+                        decision = placement.Rejection(FRAGMENTED, f"{decision.message}; no moves: {why}")
+                if plan is not None:
+                    decision = plan.placement
+                elif isinstance(decision, placement.Rejection):
                     state.pending.add(key, created)
                     reason, message = decision.reason, decision.message
                 else:
@@ -196,7 +208,31 @@ class Partitions:
             return await self._pending(obj, reason, message)
         if decision is None:
             return await self.refresh(state, obj)
+        if plan is not None and not await self._write_moves(state, allocator, obj, plan):
+            return await self._pending(obj, FRAGMENTED, "a partition moved to make room for it got a pod")
         return await self._write_placement(state, allocator, obj, decision)
+
+    async def _write_moves(
+        self, state: SuperPodState, allocator: placement.Allocator, obj: JSON, plan: placement.Moves
+    ) -> bool:
+        """Write the partitions moved to make room for `obj`; False (memory put back) when one could not be."""
+        key = views.Partition(obj).key
+        message = (
+            f"the SuperPod is fragmented: moved {plan.partitions_moved} partition(s) "
+            f"({plan.devices_moved} devices) to make room for it"
+        )
+        await self.events.event(obj, reason=Event.DEFRAGMENTING, message=message)
+        failed = await self.mover.write(
+            plan, key, self.partitions, lambda moved: rank_table_name(state, moved)
+        )
+        if not failed:
+            return True
+        async with state.lock:
+            _release_if_held(allocator, key, plan.placement)
+            moves.undo(allocator, failed)
+            state.pending.add(key, views.Partition(obj).created)
+        state.poke()
+        return False
 
     async def _write_placement(
         self, state: SuperPodState, allocator: placement.Allocator, obj: JSON, placed: placement.Placement

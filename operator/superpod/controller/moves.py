@@ -1,0 +1,168 @@
+"""Moves that make room for a partition the SuperPod is too fragmented for (`Pending` `Fragmented`).
+
+When the allocator answers Fragmented (enough free devices, no placement meets the constraints), `plan` asks
+the pure core (`placement.plan_defragmentation`) for the cheapest moves under the SuperPod's
+`spec.defragmentation`: its policy, and `maxMovesPerHour` counted over the last hour on this replica. A plan
+is carried out in memory under the SuperPod's lock, in the plan's safe order, and the partition committed
+there, so no other decision sees the devices twice; `write` then writes each moved partition's new allocation
+(its ranks in the same order, the rank table rewritten by the bindings loop), a Moving condition and a Moved
+Event naming the partition it made room for, then the partition itself is written placed.
+
+This part moves only partitions with no pod bound to any slot: their move disturbs nobody and completes at
+once. A partition marked movable with running pods counts as not movable here: moving it needs its pods
+evicted first and its old devices kept until they are gone, which is not done yet. A pod bound to a moved
+slot between the decision and the write (an admission racing the move) stops the move: the status is not
+written and memory is put back.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from superpod import placement
+from superpod.api import common, reasons, views
+from superpod.controller import partitionwrite
+from superpod.controller import status as derive
+from superpod.placement import mobility
+from superpod.placement import moves as placement_moves
+
+JSON = common.JSON
+HOUR = 3600.0
+logger = logging.getLogger(__name__)
+
+
+class PodBoundMeanwhile(Exception):
+    """A pod bound to a partition while it was being moved: the move is not written."""
+
+
+class Mover:
+    """Plans and writes moves; remembers when moves were made, per SuperPod, for the hourly budget."""
+
+    def __init__(
+        self, statuses: partitionwrite.StatusWriter, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.statuses = statuses
+        self.events = statuses.writer
+        self.clock = clock
+        self.made: dict[str, collections.deque[float]] = {}  # SuperPod -> when each move was made
+
+    def left_this_hour(self, superpod: str, limit: int) -> int:
+        made = self.made.setdefault(superpod, collections.deque())
+        now = self.clock()
+        while made and made[0] <= now - HOUR:
+            made.popleft()
+        return max(0, limit - len(made))
+
+    def plan(
+        self,
+        superpod: JSON,
+        allocator: placement.Allocator,
+        partitions: Mapping[str, JSON],
+        key: str,
+        request: placement.PlacementRequest,
+    ) -> tuple[placement_moves.Moves | None, str]:
+        """Under the SuperPod's lock: the moves carried out in memory and `key` committed, or None and why not."""
+        view = views.SuperPod(superpod)
+        policy = mobility.Policy(view.defragmentation_policy)
+        if policy is mobility.Policy.NEVER:
+            return None, "the SuperPod's defragmentation policy is Never"
+        left = self.left_this_hour(view.name, view.max_moves_per_hour)
+        if left == 0:
+            return None, f"no moves left this hour (maxMovesPerHour {view.max_moves_per_hour})"
+        workloads = {}
+        for pid in allocator.partitions:
+            obj = partitions.get(pid)
+            if obj is None or views.Partition(obj).deleting or views.Partition(obj).move is not None:
+                continue  # unknown here, going or moving: counts as running and not movable
+            # running pods are not moved yet (see the module docstring): movable only when none is bound
+            workloads[pid] = mobility.Workload(running_pods=len(views.Partition(obj).bound_pods))
+        found = placement.plan_defragmentation(allocator, request, policy=policy, workloads=workloads)
+        if isinstance(found, placement.Rejection):
+            return None, found.message
+        if len(found.moves) > left:
+            return None, (
+                f"making room needs {len(found.moves)} moves, {left} left this hour "
+                f"(maxMovesPerHour {view.max_moves_per_hour})"
+            )
+        done: list[placement_moves.Move] = []
+        for move in found.moves:
+            if isinstance(allocator.relocate(move.partition_id, move.after), placement.Conflict):
+                undo(allocator, done)
+                return None, f"the move of {move.partition_id} was refused"
+            done.append(move)
+        try:
+            allocator.commit(key, found.placement)
+        except ValueError as error:
+            undo(allocator, done)
+            return None, str(error)
+        made = self.made.setdefault(view.name, collections.deque())
+        made.extend(self.clock() for _ in found.moves)
+        return found, ""
+
+    async def write(
+        self,
+        plan: placement_moves.Moves,
+        target: str,
+        partitions: Mapping[str, JSON],
+        rank_table: Callable[[JSON], str | None],
+    ) -> list[placement_moves.Move]:
+        """Write each moved partition's status and its Moved Event; returns the moves that were not written."""
+        failed: list[placement_moves.Move] = []
+        for move in plan.moves:
+            obj = partitions.get(move.partition_id)
+            if obj is None:
+                failed.append(move)
+                continue
+            why = f"moved {move.devices_moved} devices to make room for {target}"
+            generation = views.Partition(obj).generation
+            table = rank_table(obj)
+
+            try:
+                written = await self.statuses.write(obj, moved_status(move, why, generation, table))
+            except PodBoundMeanwhile:
+                logger.warning(
+                    "%s: a pod bound while it was moved for %s; the move is abandoned", move, target
+                )
+                failed.append(move)
+                continue
+            if written:
+                await self.events.event(obj, reason=reasons.EventReason.MOVED, message=why)
+        return failed
+
+
+def moved_status(
+    move: placement_moves.Move, why: str, generation: int | None, rank_table: str | None
+) -> Callable[[JSON | None, str], JSON]:
+    """The status computation of a partition moved without pods; PodBoundMeanwhile if one bound meanwhile."""
+
+    def compute(previous: JSON | None, now: str) -> JSON:
+        if any(slot.get("pod") for slot in (previous or {}).get("allocation") or []):
+            raise PodBoundMeanwhile(move.partition_id)
+        status = derive.allocated(
+            move.after, previous=previous, generation=generation, now=now, rank_table=rank_table
+        )
+        status["conditions"] = [
+            *(c for c in status["conditions"] if c.get("type") != reasons.ConditionType.MOVING),
+            moving_condition(previous, why, generation, now),
+        ]
+        status["move"] = None
+        return status
+
+    return compute
+
+
+def moving_condition(previous: JSON | None, message: str, generation: int | None, now: str) -> JSON:
+    """The Moving condition after a move is done (False, Moved)."""
+    conditions = (previous or {}).get("conditions")
+    reason = reasons.PartitionReason.MOVED
+    return derive.condition(conditions, reasons.ConditionType.MOVING, False, reason, message, generation, now)
+
+
+def undo(allocator: placement.Allocator, done: list[placement_moves.Move]) -> None:
+    """Put moves carried out in memory back, latest first (best effort: a refusal is logged)."""
+    for move in reversed(done):
+        if isinstance(allocator.relocate(move.partition_id, move.before), placement.Conflict):
+            logger.warning("could not put %s back where it was", move.partition_id)
