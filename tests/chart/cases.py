@@ -18,6 +18,19 @@ EVERY_FEATURE: dict[str, Any] = {
         "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "SuperPoD"}},
     },
     "image": {"digest": "sha256:" + "0" * 64},
+    "networkPolicy": {
+        "enabled": True,
+        "webhook": {"from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}]},
+        "metrics": {
+            "from": [
+                {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+                }
+            ]
+        },
+        "health": {"from": []},
+    },
     "imagePullSecrets": [{"name": "registry"}],
     "priorityClassName": "system-cluster-critical",
     "podAnnotations": {"example.com/team": "ml-platform"},

@@ -6,7 +6,8 @@ recording proxy (tests.chart.recording_proxy) produces them from the operator's 
 for the operator's ServiceAccount, `unused` which granted permissions no request needed. A rule matches when
 its apiGroups, resources (`resource/subresource` for a subresource) and verbs contain the request's, and its
 resourceNames are empty or contain the object's name (a request without a name, as the sandbox records them,
-matches a rule restricted by resourceNames).
+matches a rule restricted by resourceNames, except a create: kube authorizes a create without the name, so
+resourceNames never allow one).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def rule_matches(rule: dict[str, Any], request: Request) -> bool:
         request.group in rule.get("apiGroups", [])
         and _resource_name(request) in rule.get("resources", [])
         and request.verb in rule.get("verbs", [])
-        and (not names or name is None or name in names)
+        and (not names or (request.verb != "create" and (name is None or name in names)))
     )
 
 

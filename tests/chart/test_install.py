@@ -113,7 +113,8 @@ def test_a_namespaced_install_with_an_operator_managed_webhook(helm, api):
     )
     assert _names(_kubectl(api, "-n", "training", "get", "kopfpeerings")) == {"superpod-operator"}
     assert _names(_kubectl(api, "get", "clusterkopfpeerings")) == set()
-    assert _names(_kubectl(api, "-n", "training", "get", "roles")) == {f"{RELEASE}-peering"}
+    # pods, partitions, rank tables and the peering: one Role in the namespace it serves
+    assert _names(_kubectl(api, "-n", "training", "get", "roles")) == {RELEASE}
     assert RELEASE not in _names(_kubectl(api, "get", "mutatingwebhookconfigurations"))
     _helm(helm, api, "uninstall", RELEASE)
     assert _names(_kubectl(api, "-n", "training", "get", "kopfpeerings")) == set()

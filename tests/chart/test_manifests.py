@@ -31,6 +31,7 @@ CONTRACT_FLAGS = {
     "--webhook-config",
     "--webhook-service",
     "--webhook-host",
+    "--bind-address",
     "--verbose",
 }
 
@@ -96,6 +97,7 @@ ARGS = {
         "--metrics-port=8080",
         "--webhook-port=9443",
         "--webhook-host=0.0.0.0",
+        "--bind-address=0.0.0.0",
         "--tls-cert-file=/etc/superpod/tls/tls.crt",
         "--tls-key-file=/etc/superpod/tls/tls.key",
         "--webhook-config=external",
@@ -107,6 +109,7 @@ ARGS = {
         "--metrics-port=8080",
         "--webhook-port=9443",
         "--webhook-host=0.0.0.0",
+        "--bind-address=0.0.0.0",
         "--tls-cert-file=/etc/superpod/tls/tls.crt",
         "--tls-key-file=/etc/superpod/tls/tls.key",
         "--webhook-config=managed",
@@ -118,6 +121,7 @@ ARGS = {
         "--metrics-port=8080",
         "--webhook-port=9443",
         "--webhook-host=0.0.0.0",
+        "--bind-address=0.0.0.0",
         "--tls-cert-file=/etc/superpod/tls/tls.crt",
         "--tls-key-file=/etc/superpod/tls/tls.key",
         "--webhook-config=external",
@@ -130,6 +134,7 @@ ARGS = {
         "--metrics-port=8080",
         "--webhook-port=9443",
         "--webhook-host=0.0.0.0",
+        "--bind-address=0.0.0.0",
         "--tls-cert-file=/etc/superpod/tls/tls.crt",
         "--tls-key-file=/etc/superpod/tls/tls.key",
         "--webhook-config=external",
@@ -353,7 +358,7 @@ def test_namespaced_objects_live_in_the_release_namespace(rendered, case):
     for manifest in rendered(case):
         if manifest["kind"] in cluster_scoped:
             assert "namespace" not in manifest["metadata"]
-        elif manifest["kind"] == "KopfPeering" or manifest["metadata"]["name"].endswith("-peering"):
+        elif manifest["kind"] in ("KopfPeering", "Role", "RoleBinding"):
             assert manifest["metadata"]["namespace"] == "training", manifest["kind"]  # the watched namespace
         else:
             assert manifest["metadata"]["namespace"] == "superpod-system", manifest["kind"]

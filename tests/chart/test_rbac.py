@@ -1,6 +1,8 @@
 """The chart's RBAC: no wildcards, and exactly the operator's API requests (the operator contract's list,
-refined by tests/chart/test_rbac_recorded.py, which records what `superpod run` really asks for); the
-webhook-configuration rule only when the operator manages that configuration, the peering rule where kopf peers.
+refined by tests/chart/test_rbac_recorded.py, which records what `superpod run` really asks for), each where it
+is made: what the operator does in the namespaces it serves (partitions, pods, rank-table ConfigMaps) through a
+Role in operator.watchNamespace when that is set; the webhook-configuration rule only when the operator manages
+that configuration, and then only for its own by name; the peering rule where kopf peers.
 """
 
 from __future__ import annotations
@@ -17,17 +19,32 @@ FULLNAME = "superpod-superpod-operator"
 # ownerReferences); events patch and events.k8s.io; namespaces (kopf needs them only for namespace globs);
 # secrets get (the certificate is a mounted file); MutatingWebhookConfiguration list/watch/patch. The operator
 # makes none of those requests, so the chart grants none.
-OPERATOR: dict[tuple[str, str], frozenset[str]] = {
+CLUSTER: dict[tuple[str, str], frozenset[str]] = {
     ("superpod.dev", "superpods"): frozenset({"list", "watch", "patch"}),
     ("superpod.dev", "superpods/status"): frozenset({"patch"}),
-    ("superpod.dev", "superpodpartitions"): frozenset({"get", "list", "watch", "patch"}),
-    ("superpod.dev", "superpodpartitions/status"): frozenset({"patch"}),
     ("", "nodes"): frozenset({"list", "watch", "patch"}),
-    ("", "configmaps"): frozenset({"get", "list", "watch", "create", "patch"}),
-    ("", "pods"): frozenset({"get", "list", "watch"}),
+    ("", "configmaps"): frozenset({"list", "watch"}),  # device info (kube-system), NodeD (mindx-dl)
     ("", "events"): frozenset({"create"}),
     ("apiextensions.k8s.io", "customresourcedefinitions"): frozenset({"list", "watch"}),
 }
+# what the operator does in the namespaces it serves: every namespace, or operator.watchNamespace only
+SERVED: dict[tuple[str, str], frozenset[str]] = {
+    ("superpod.dev", "superpodpartitions"): frozenset({"get", "list", "watch", "patch"}),
+    ("superpod.dev", "superpodpartitions/status"): frozenset({"patch"}),
+    ("", "pods"): frozenset({"get", "list", "watch"}),
+    ("", "configmaps"): frozenset({"get", "create", "patch"}),  # rank tables
+}
+
+
+def _union(*parts: dict[tuple[str, str], frozenset[str]]) -> dict[tuple[str, str], frozenset[str]]:
+    merged: dict[tuple[str, str], frozenset[str]] = {}
+    for part in parts:
+        for key, verbs in part.items():
+            merged[key] = merged.get(key, frozenset()) | verbs
+    return merged
+
+
+OPERATOR = _union(CLUSTER, SERVED)
 CLUSTER_PEERING: dict[tuple[str, str], frozenset[str]] = {
     ("kopf.dev", "clusterkopfpeerings"): frozenset({"list", "watch", "patch"}),
 }
@@ -71,11 +88,119 @@ def test_no_rule_uses_a_wildcard(rendered, case):
             OPERATOR | CLUSTER_PEERING | MANAGED_WEBHOOK,
         ),
         ("a single standalone replica", OPERATOR),
-        ("every optional feature is on", OPERATOR),  # namespaced: it peers inside its namespace
+        ("every optional feature is on", CLUSTER),  # namespaced: the rest is in a Role there
     ],
 )
 def test_the_cluster_role_grants_exactly_what_the_operator_requests(rendered, case, expected):
     assert _grants(_cluster_role(rendered, case)) == expected
+
+
+def test_a_namespaced_operator_gets_a_role_in_its_namespace_for_what_it_does_there(rendered):
+    manifests = rendered("every optional feature is on")
+    (role,) = chart_helm.find(manifests, "Role")
+    assert role["metadata"]["namespace"] == "training"
+    assert _grants(role) == SERVED | {("kopf.dev", "kopfpeerings"): frozenset({"list", "watch", "patch"})}
+
+
+NAMESPACED_REQUESTS = {
+    "it watches partitions in its namespace": (
+        rbac.Call("watch", "superpod.dev", "superpodpartitions", namespace="training"),
+        True,
+    ),
+    "it may not watch partitions everywhere": (
+        rbac.Call("watch", "superpod.dev", "superpodpartitions", namespace=""),
+        False,
+    ),
+    "it may not read another namespace's partition": (
+        rbac.Call("get", "superpod.dev", "superpodpartitions", namespace="team-b", name="p"),
+        False,
+    ),
+    "it reads pods in its namespace": (rbac.Call("get", "", "pods", namespace="training", name="w-0"), True),
+    "it may not read another namespace's pods": (rbac.Call("list", "", "pods", namespace="team-b"), False),
+    "it writes rank tables in its namespace": (
+        rbac.Call("create", "", "configmaps", namespace="training"),
+        True,
+    ),
+    "it may not write ConfigMaps elsewhere": (
+        rbac.Call("create", "", "configmaps", namespace="kube-system"),
+        False,
+    ),
+    "it may not patch ConfigMaps elsewhere": (
+        rbac.Call("patch", "", "configmaps", namespace="team-b", name="settings"),
+        False,
+    ),
+    "it may not read a ConfigMap elsewhere by name": (
+        rbac.Call("get", "", "configmaps", namespace="team-b", name="settings"),
+        False,
+    ),
+    "it watches the device plugin's ConfigMaps": (
+        rbac.Call("watch", "", "configmaps", namespace="kube-system"),
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", NAMESPACED_REQUESTS)
+def test_a_namespaced_operator_is_authorized_only_in_its_namespace(rendered, case):
+    request, expected = NAMESPACED_REQUESTS[case]
+    grants = rbac.grants_of(rendered("every optional feature is on"), FULLNAME, chart_helm.NAMESPACE)
+    assert rbac.allowed(grants, request) is expected
+
+
+MANAGED_REQUESTS = {
+    "it creates its webhook configuration": (
+        rbac.Call("create", "admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+        True,
+    ),
+    "it replaces its own": (
+        rbac.Call(
+            "update",
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+            name="superpod-operator",
+        ),
+        True,
+    ),
+    "it reads its own": (
+        rbac.Call(
+            "get", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", name="superpod-operator"
+        ),
+        True,
+    ),
+    "it may not replace another's": (
+        rbac.Call(
+            "update", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", name="istio-sidecar"
+        ),
+        False,
+    ),
+    "it may not read another's": (
+        rbac.Call(
+            "get", "admissionregistration.k8s.io", "validatingwebhookconfigurations", name="gatekeeper"
+        ),
+        False,
+    ),
+    "it may not list them": (
+        rbac.Call("list", "admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MANAGED_REQUESTS)
+def test_an_operator_managing_its_webhooks_touches_only_its_own(rendered, case):
+    request, expected = MANAGED_REQUESTS[case]
+    manifests = rendered("the operator manages its webhook configuration")
+    grants = rbac.grants_of(manifests, FULLNAME, chart_helm.NAMESPACE)
+    assert rbac.allowed(grants, request) is expected
+
+
+def test_resource_names_never_allow_a_create():
+    """kube authorizes a create before the object has a name: a rule limited to names cannot allow one."""
+    grant = rbac.Grant(
+        ({"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"], "verbs": ["create"]},), "ns"
+    )
+    assert not rbac.allowed([grant], rbac.Call("create", "", "configmaps", namespace="ns"))
+    assert not rbac.allowed([grant], rbac.Call("create", "", "configmaps", namespace="ns", name="a"))
 
 
 def test_a_namespaced_operator_peers_inside_its_namespace(rendered):

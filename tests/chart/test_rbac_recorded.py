@@ -1,7 +1,8 @@
-"""The chart's RBAC against the API requests the real operator makes.
+"""The chart's RBAC against the API requests the real operator makes, in both modes.
 
-`superpod run` runs with the chart's own flags and environment (operator-managed webhook, kopf peering;
-localised: loopback, free ports, URL webhook with the operator's certificate) behind a recording proxy, while
+`superpod run` runs with the chart's own flags and environment (operator-managed webhook, kopf peering; serving
+every namespace, or only `operator.watchNamespace` with the namespaced Role; localised: loopback, free ports, URL
+webhook with the operator's certificate) behind a recording proxy, while
 a SuperPod is placed, a partition allocated, a labelled pod admitted and given the device plugin's answer
 (the rank table is rewritten), the webhook configuration changed and restored by a restarted operator, and
 everything deleted again. Every request must be allowed by the roles the chart binds to the operator's
@@ -51,7 +52,21 @@ DENIED_ON_PURPOSE: dict[tuple[str, str, str], str] = {
         "the operator creates its peering object when nobody did (controller/operator.py ensure_peering); the "
         "chart creates it, so the operator needs no create and takes the 403 as 'it exists'"
     ),
+    ("create", "kopf.dev", "kopfpeerings"): "the same, for the KopfPeering of a namespaced operator",
+    ("list", "", "namespaces"): (
+        "kopf serving named namespaces lists all namespaces to see which exist; denied, it logs a warning and "
+        "assumes the named one exists (kopf's observation.py): nothing is lost, no cluster-wide read is granted"
+    ),
+    ("watch", "", "namespaces"): "the same: kopf then reads the named namespace list only at startup",
 }
+
+# The two modes: the operator serves every namespace, or only team-a (its Role there, nothing of the others).
+MODES: dict[str, dict[str, Any]] = {
+    "cluster-wide": cases.VALUE_SETS["the operator manages its webhook configuration"],
+    "namespaced": {"webhook": {"configManagedBy": "operator"}, "operator": {"watchNamespace": "team-a"}},
+}
+# Where the operator lists and watches ConfigMaps (the ClusterRole's comment promises these only).
+CONFIGMAP_MIRRORS = {"kube-system", "mindx-dl"}
 
 
 def test_request_attributes_follow_kube_apiserver_rules():
@@ -131,19 +146,31 @@ class ChartOperator(operator_harness.Operator):
         await admission.eventually(healthy, timeout=timeout, interval=0.1)
 
 
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-async def recorded(helm) -> list[rbac.Call]:
+async def recorded(helm, mode) -> list[rbac.Call]:
     """The operator's requests over one placement, admission and deletion cycle, run with the chart's flags
-    (operator-managed webhook, kopf peering) behind the recording proxy."""
-    manifests = helm.template(cases.VALUE_SETS["the operator manages its webhook configuration"])
+    (operator-managed webhook, kopf peering, the mode's namespaces) behind the recording proxy."""
+    manifests = helm.template(MODES[mode])
     (container,) = chart_helm.one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"]
-    peering = chart_helm.one(manifests, "ClusterKopfPeering")
     async with server.Sandbox() as sandbox, recording_proxy.RecordingProxy(sandbox.url) as proxy:
         async with client.KubeClient(client.credentials_from_kubeconfig(sandbox.kubeconfig)) as api:
             await operator_harness.apply_crds(api)
-            await api.create("/apis/kopf.dev/v1/clusterkopfpeerings", peering)
             namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}
             await api.create("/api/v1/namespaces", namespace)
+            if mode == "namespaced":
+                await api.create(
+                    "/apis/kopf.dev/v1/namespaces/team-a/kopfpeerings",
+                    chart_helm.one(manifests, "KopfPeering"),
+                )
+            else:
+                await api.create(
+                    "/apis/kopf.dev/v1/clusterkopfpeerings", chart_helm.one(manifests, "ClusterKopfPeering")
+                )
             await admission.add_a3_nodes(api, 4)
             operator = ChartOperator(container, proxy.kubeconfig)
             await operator.start()
@@ -218,14 +245,24 @@ def _device_plugin_annotation(pod: dict[str, Any]) -> dict[str, Any]:
     return {"metadata": {"annotations": {annotation: json.dumps(configuration)}}}
 
 
-def _grants(helm: chart_helm.Helm) -> list[rbac.Grant]:  # the same value set as the run above
-    manifests = helm.template(cases.VALUE_SETS["the operator manages its webhook configuration"])
-    return rbac.grants_of(manifests, FULLNAME, chart_helm.NAMESPACE)
+def _grants(helm: chart_helm.Helm, mode: str) -> list[rbac.Grant]:  # the same value set as the run above
+    return rbac.grants_of(helm.template(MODES[mode]), FULLNAME, chart_helm.NAMESPACE)
 
 
-async def test_the_chart_allows_every_request_of_the_operator_and_nothing_more(helm, recorded):
+async def test_the_chart_allows_every_request_of_the_operator_and_nothing_more(helm, mode, recorded):
     assert recorded, "the proxy recorded nothing: is the operator using its kubeconfig?"
-    grants = _grants(helm)
+    grants = _grants(helm, mode)
+    mirrored = {c.namespace for c in recorded if c.resource == "configmaps" and c.verb in ("list", "watch")}
+    assert mirrored == CONFIGMAP_MIRRORS, (
+        "ConfigMaps are listed or watched outside the device-info namespaces"
+    )
+    written = {c.namespace for c in recorded if c.resource == "configmaps" and c.verb in ("create", "patch")}
+    assert written == {"team-a"}, "rank tables are written only in the partition's namespace"
+    if mode == "namespaced":
+        served = {c.namespace for c in recorded if c.resource in ("pods", "superpodpartitions")}
+        assert served == {"team-a"}, (
+            "a namespaced operator reaches for pods or partitions of other namespaces"
+        )
     denied = [(r.verb, r.group, r.resource) for r in rbac.denied(grants, recorded)]
     unexpected = [request for request in denied if request not in DENIED_ON_PURPOSE]
     assert unexpected == [], "add these to helm/superpod-operator/templates/rbac.yaml"

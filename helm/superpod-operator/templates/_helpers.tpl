@@ -89,3 +89,25 @@ app.kubernetes.io/part-of: superpod-operator
 true
 {{- end }}
 {{- end }}
+
+{{/* RBAC rules for what the operator does in the namespaces it serves (rbac.yaml: a ClusterRole's when it serves
+all, a Role's in operator.watchNamespace). */}}
+{{- define "superpod-operator.namespacedRules" }}
+  # Partitions: watched, finalizers and status patched, read one by one when a pod asks the webhook for a slot.
+  - apiGroups: ["superpod.dev"]
+    resources: ["superpodpartitions"]
+    verbs: ["get", "list", "watch", "patch"]
+  - apiGroups: ["superpod.dev"]
+    resources: ["superpodpartitions/status"]
+    verbs: ["patch"]
+  # Training pods: bound at admission by the webhook, watched for the device plugin's annotations; read one by
+  # one when a pod holding a slot leaves the watch, and when a binding to a member node names an unseen pod.
+  - apiGroups: [""]
+    resources: ["pods"]
+    verbs: ["get", "list", "watch"]
+  # HCCL rank tables, written in the partitions' namespaces (deleted with their partition through
+  # ownerReferences); read back when one exists already.
+  - apiGroups: [""]
+    resources: ["configmaps"]
+    verbs: ["get", "create", "patch"]
+{{- end }}
