@@ -8,6 +8,8 @@ import kubernetes_validate.utils
 from packaging import version
 
 OLDEST_SUPPORTED = version.Version("1.31")
+# a CA bundle for webhook.clientAuth (the shape is what the chart checks; the integration tests use real ones)
+CLIENT_CA = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUclient\n-----END CERTIFICATE-----\n"
 
 EVERY_FEATURE: dict[str, Any] = {
     "operator": {"watchNamespace": "training", "verbose": True, "extraEnv": [{"name": "TZ", "value": "UTC"}]},
@@ -81,6 +83,9 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "a single standalone replica": {"replicaCount": 1, "operator": {"peering": {"enabled": False}}},
     "a single replica with peering": {"replicaCount": 1},
     "every optional feature is on": EVERY_FEATURE,
+    "the webhook verifies its callers' client certificates": {
+        "webhook": {"clientAuth": {"enabled": True, "caBundle": CLIENT_CA}}
+    },
 }
 
 

@@ -46,7 +46,12 @@ def run(args: argparse.Namespace) -> int:
     if not config.verbose:
         # kopf logs two INFO lines per handler run ("succeeded", "processed"): a few percent of the CPU
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    from superpod.controller import operator
+    from superpod.controller import admission, operator
 
+    try:
+        admission.client_verification(config.webhook_client_ca_file)  # a wrong file: one line, exit 2
+    except ValueError as error:
+        print(f"superpod run: {error}", file=sys.stderr)
+        return 2
     asyncio.run(operator.run(config))
     return 0

@@ -67,6 +67,11 @@ class OperatorSettings:
     webhook_port: int = _setting(9443, "HTTPS port of the pod admission webhook (0: no webhook)")
     tls_cert_file: str | None = _setting(None, "webhook serving certificate, PEM (default: self-signed)")
     tls_key_file: str | None = _setting(None, "private key of the webhook certificate, PEM")
+    webhook_client_ca_file: str | None = _setting(
+        None,
+        "CA bundle, PEM: the webhook then requires callers (the API server) to present a client certificate "
+        "signed by it (default: none asked)",
+    )
     webhook_config: str = _setting(
         "managed", "managed: the operator writes its MutatingWebhookConfiguration; external: the chart does"
     )

@@ -12,6 +12,8 @@
   call (for example `https://127.0.0.1:8443/mutate`); the TLS certificate is then checked against
   `<name>.<namespace>.svc` with the `caBundle`, as kube does. `clientConfig.url` is called as written.
 - `session`: an aiohttp session to reuse (pass one: TLS contexts are cached per caBundle, connections pooled).
+- `client_certificate`: the certificate presented to every webhook (kube-apiserver's AdmissionConfiguration
+  `kubeConfigFile`), for webhooks that verify their callers; None presents none.
 
 Selection follows kube: `rules` (operations, apiGroups, apiVersions, resources with `*`, `*/*`, `pods/*` (pods and its
 subresources, as kube's matcher does), `*/status`, and scope), `namespaceSelector` (against the namespace's labels; a Namespace object is matched by its
@@ -42,8 +44,10 @@ import dataclasses
 import functools
 import json
 import ssl
+import tempfile
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -87,6 +91,15 @@ class AdmissionOutcome:
     patched: bool  # a mutating webhook changed the object
 
 
+@dataclasses.dataclass(frozen=True)
+class ClientCertificate:
+    """The certificate the API server presents to webhooks (kube-apiserver's AdmissionConfiguration
+    `kubeConfigFile` with `client-certificate`/`client-key`), PEM."""
+
+    cert_pem: bytes
+    key_pem: bytes
+
+
 class WebhookCallError(Exception):
     """Calling one webhook failed (transport, timeout, bad response)."""
 
@@ -98,12 +111,13 @@ async def admit(
     request: AdmissionRequestInfo,
     service_resolver: ServiceResolver,
     session: aiohttp.ClientSession | None = None,
+    client_certificate: ClientCertificate | None = None,
 ) -> AdmissionOutcome:
     """Run the matching mutating then validating webhooks; see the module docstring."""
     own_session = session is None
     client = session or aiohttp.ClientSession()
     try:
-        return await _admit(mutating, validating, request, service_resolver, client)
+        return await _admit(mutating, validating, request, service_resolver, client, client_certificate)
     finally:
         if own_session:
             await client.close()
@@ -115,6 +129,7 @@ async def _admit(
     request: AdmissionRequestInfo,
     resolver: ServiceResolver,
     session: aiohttp.ClientSession,
+    certificate: ClientCertificate | None = None,
 ) -> AdmissionOutcome:
     uid = request.uid or str(uuid.uuid4())
     obj = copy.deepcopy(request.object) if request.object is not None else None
@@ -127,7 +142,7 @@ async def _admit(
         if (refusal := _dry_run_refusal(hook, current)) is not None:
             return AdmissionOutcome(False, obj, refusal, warnings, patched)
         try:
-            response = await _call(hook, current, resolver, session)
+            response = await _call(hook, current, resolver, session, certificate)
         except WebhookCallError as error:
             if hook.get("failurePolicy", "Fail") == "Ignore":
                 continue
@@ -151,7 +166,9 @@ async def _admit(
     for hook in selected:
         if (refusal := _dry_run_refusal(hook, final)) is not None:
             return AdmissionOutcome(False, obj, refusal, warnings, patched)
-    results = await asyncio.gather(*(_call_safely(hook, final, resolver, session) for hook in selected))
+    results = await asyncio.gather(
+        *(_call_safely(hook, final, resolver, session, certificate) for hook in selected)
+    )
     for result in results:
         if isinstance(result, dict):
             warnings.extend(result.get("warnings") or [])
@@ -339,14 +356,22 @@ def _target(hook: Mapping[str, Any], resolver: ServiceResolver) -> tuple[str, st
 
 
 @functools.lru_cache(maxsize=64)
-def _ssl_context(ca_bundle: str) -> ssl.SSLContext:
+def _ssl_context(ca_bundle: str, certificate: ClientCertificate | None = None) -> ssl.SSLContext:
     if not ca_bundle:
-        return ssl.create_default_context()
-    try:
-        pem = base64.b64decode(ca_bundle).decode()
-    except (binascii.Error, UnicodeDecodeError) as error:
-        raise WebhookCallError(f"invalid caBundle: {error}") from error
-    return ssl.create_default_context(cadata=pem)
+        context = ssl.create_default_context()
+    else:
+        try:
+            pem = base64.b64decode(ca_bundle).decode()
+        except (binascii.Error, UnicodeDecodeError) as error:
+            raise WebhookCallError(f"invalid caBundle: {error}") from error
+        context = ssl.create_default_context(cadata=pem)
+    if certificate is not None:  # ssl loads a chain from files only
+        with tempfile.TemporaryDirectory() as folder:
+            cert, key = Path(folder, "tls.crt"), Path(folder, "tls.key")
+            cert.write_bytes(certificate.cert_pem)
+            key.write_bytes(certificate.key_pem)
+            context.load_cert_chain(cert, key)
+    return context
 
 
 async def _call_safely(
@@ -354,9 +379,10 @@ async def _call_safely(
     request: AdmissionRequestInfo,
     resolver: ServiceResolver,
     session: aiohttp.ClientSession,
+    certificate: ClientCertificate | None = None,
 ) -> dict[str, Any] | WebhookCallError:
     try:
-        return await _call(hook, request, resolver, session)
+        return await _call(hook, request, resolver, session, certificate)
     except WebhookCallError as error:
         return error
 
@@ -366,6 +392,7 @@ async def _call(
     request: AdmissionRequestInfo,
     resolver: ServiceResolver,
     session: aiohttp.ClientSession,
+    certificate: ClientCertificate | None = None,
 ) -> dict[str, Any]:
     """POST the AdmissionReview; return its `response`, or raise WebhookCallError."""
     timeout = int(hook.get("timeoutSeconds") or 10)
@@ -376,7 +403,7 @@ async def _call(
         "kind": "AdmissionReview",
         "request": _review_request(request),
     }
-    context = _ssl_context(str((hook.get("clientConfig") or {}).get("caBundle", "")))
+    context = _ssl_context(str((hook.get("clientConfig") or {}).get("caBundle", "")), certificate)
     options: dict[str, Any] = {"ssl": context} if url.startswith("https:") else {}
     if options and host and host != urlsplit(url).hostname:
         options["server_hostname"] = host

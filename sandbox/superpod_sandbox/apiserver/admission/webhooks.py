@@ -29,6 +29,8 @@ class Webhooks:
     def __init__(self, api: State) -> None:
         self._api = api
         self.endpoints: dict[tuple[str, str], str] = {}
+        # presented to every webhook when set (kube-apiserver's AdmissionConfiguration kubeConfigFile)
+        self.client_certificate: dispatcher.ClientCertificate | None = None
         self._session: aiohttp.ClientSession | None = None
 
     def _resolve(self, namespace: str, name: str, port: int, path: str) -> str:
@@ -83,6 +85,7 @@ class Webhooks:
             request=dataclasses.replace(request),
             service_resolver=self._resolve,
             session=self._session,
+            client_certificate=self.client_certificate,
         )
         if not outcome.allowed:
             raise errors.ApiError(outcome.status or errors.status(400, "BadRequest", "admission denied"))
