@@ -152,7 +152,7 @@ BUILTINS: tuple[Resource, ...] = (
         returns_deleted=True,
         verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
     ),
-    _builtin("", "v1", "serviceaccounts", "ServiceAccount", True, short=("sa",)),
+    _builtin("", "v1", "serviceaccounts", "ServiceAccount", True, short=("sa",), extra=("token",)),
     _builtin("", "v1", "endpoints", "Endpoints", True, short=("ep",), create_on_update=True),
     _builtin("", "v1", "events", "Event", True, short=("ev",), create_on_update=True),
     dataclasses.replace(
@@ -231,6 +231,25 @@ BUILTINS: tuple[Resource, ...] = (
         "v1",
         "validatingwebhookconfigurations",
         "ValidatingWebhookConfiguration",
+        False,
+        categories=("api-extensions",),
+        generation=True,
+    ),
+    _builtin(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingadmissionpolicies",
+        "ValidatingAdmissionPolicy",
+        False,
+        categories=("api-extensions",),
+        status=True,
+        generation=True,
+    ),
+    _builtin(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingadmissionpolicybindings",
+        "ValidatingAdmissionPolicyBinding",
         False,
         categories=("api-extensions",),
         generation=True,
@@ -336,7 +355,11 @@ WORKLOADS: tuple[Resource, ...] = (
 )
 BUILTINS = BUILTINS + WORKLOADS
 
-REVIEWS = (
+REVIEWS = (  # answered from the request's identity (identity/reviews.py), never stored
+    _builtin("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", False, verbs=("create",)),
+    _builtin(
+        "authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False, verbs=("create",)
+    ),
     _builtin(
         "authorization.k8s.io",
         "v1",
@@ -354,6 +377,14 @@ REVIEWS = (
         "localsubjectaccessreviews",
         "LocalSubjectAccessReview",
         True,
+        verbs=("create",),
+    ),
+    _builtin(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+        False,
         verbs=("create",),
     ),
 )
