@@ -111,6 +111,25 @@ def forbidden(group: str, resource: str, name: str, why: str) -> ApiError:
     return ApiError(status(403, "Forbidden", message, _details(group, resource, name)))
 
 
+def forbidden_request(group: str, resource: str, name: str, why: str) -> ApiError:
+    """The authorizer's refusal (kube's NewForbidden): `pods "a" is forbidden: ...`, `pods is forbidden: ...`,
+    or `forbidden: ...` for a non-resource path."""
+    target = qualified(group, resource)
+    if name:
+        target = f'{target} "{name}"'
+    message = f"{target} is forbidden: {why}" if target else f"forbidden: {why}"
+    details: dict[str, Any] = {"name": name} if name else {}
+    if group:
+        details["group"] = group
+    if resource:
+        details["kind"] = resource
+    return ApiError(status(403, "Forbidden", message, details))
+
+
+def unauthorized() -> ApiError:
+    return ApiError(status(401, "Unauthorized", "Unauthorized"))
+
+
 def method_not_allowed(verb: str, group: str, resource: str) -> ApiError:
     """A verb the resource has no route for: kube's generic 405 (the route table answers, not the resource)."""
     del verb, group, resource  # kube's generic answer names none of them

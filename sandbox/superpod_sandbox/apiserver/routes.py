@@ -17,6 +17,7 @@ from aiohttp import web
 
 from superpod_sandbox.apiserver import errors
 from superpod_sandbox.apiserver.formats import discovery, openapi_served, protobuf
+from superpod_sandbox.apiserver.identity import authn, rbac, reviews
 from superpod_sandbox.apiserver.listwatch import listing, selectorparser, watchstream
 from superpod_sandbox.apiserver.patches import patchverb
 from superpod_sandbox.apiserver.registry import deletion, semantics
@@ -30,6 +31,7 @@ _DEPRECATION = web.RequestKey(
     "superpod_sandbox.apiserver.deprecation", str
 )  # the Warning of a deprecated version
 JSON_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
+IDENTITY = web.RequestKey("superpod_sandbox.apiserver.identity", authn.Identity)  # who sent the request
 PATCH_TYPES = (
     "application/json-patch+json",
     "application/merge-patch+json",
@@ -58,22 +60,23 @@ def respond(
     return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=code, headers=headers)
 
 
-def _review(body: Any) -> Object:
-    """Access reviews are answered, not stored: everything is allowed, as nothing is authorized here."""
-    if not isinstance(body, dict):
-        raise errors.bad_request("an access review must be an object")
-    return {**body, "status": {"allowed": True, "reason": "the sandbox authorizes every request"}}
+def _resource_path(parts: list[str]) -> bool:
+    """kube's RequestInfo: /api/<v>/<resource>... and /apis/<g>/<v>/<resource>... name resources."""
+    return (parts[:1] == ["api"] and len(parts) > 2) or (parts[:1] == ["apis"] and len(parts) > 3)
 
 
 class Router:
-    def __init__(self, api: State, bookmark_interval: float) -> None:
+    def __init__(self, api: State, bookmark_interval: float, authenticator: authn.Authenticator) -> None:
         self.api = api
+        self.authenticator = authenticator
+        self.authorizer = rbac.Authorizer(api.store)
         self.bookmark_interval = bookmark_interval
         self.calls: collections.Counter[Call] = collections.Counter()
         self.openapi = openapi_served.OpenAPI(api.registry)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
+            request[IDENTITY] = self._authenticate(request)
             response = await self._dispatch(request)
         except errors.ApiError as failure:
             response = respond(failure.status, failure.code)
@@ -86,8 +89,20 @@ class Router:
             response.headers.add("Warning", "299 - " + json.dumps(deprecation))
         return response
 
+    def _authenticate(self, request: web.Request) -> authn.Identity:
+        transport = request.transport
+        certificate = transport.get_extra_info("peercert") if transport is not None else None
+        try:
+            return self.authenticator.authenticate(request.headers.get("Authorization"), certificate)
+        except authn.Unauthorized:
+            raise errors.unauthorized() from None
+
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
+        if not _resource_path(
+            parts
+        ):  # discovery, /version, /healthz, /openapi: authorized by path and method
+            self._authorize(request, rbac.Attributes(request.method.lower(), path=request.path))
         accept = request.headers.get("Accept", "")
         registry = self.api.registry
         if not parts:
@@ -168,16 +183,29 @@ class Router:
                 f"fieldValidation must be one of Strict, Warn, Ignore (got {validation})"
             )
         return Options(
+            user=request[IDENTITY].user_info(),
             manager=query.get("fieldManager", agent.split("/", 1)[0] if agent else ""),
             field_validation=validation,
             dry_run=query.get("dryRun") == "All",
             force=query.get("force", "false").lower() == "true",
         )
 
-    def _record(self, verb: str, target: Target) -> None:
-        self.calls[
-            Call(verb, target.resource.group, target.resource.plural, target.subresource, target.namespace)
-        ] += 1
+    def _record(self, request: web.Request, verb: str, target: Target) -> None:
+        """Count the call, then authorize it (a refused call is counted too: it was attempted)."""
+        resource = target.resource
+        self.calls[Call(verb, resource.group, resource.plural, target.subresource, target.namespace)] += 1
+        attributes = rbac.Attributes(
+            verb, resource.group, resource.plural, target.subresource, target.namespace, target.name
+        )
+        self._authorize(request, attributes)
+
+    def _authorize(self, request: web.Request, attributes: rbac.Attributes) -> None:
+        identity = request[IDENTITY]
+        if not self.authorizer.authorize(identity, attributes).allowed:
+            raise errors.forbidden_request(
+                attributes.group, attributes.resource, attributes.name,
+                rbac.forbidden_message(identity, attributes),
+            )  # fmt: skip
 
     async def _read_body(self, request: web.Request, patch: bool = False) -> tuple[str, bytes]:
         content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
@@ -217,12 +245,14 @@ class Router:
         resource = target.resource
         if target.subresource == "scale":
             return await self._scale(request, target)
-        only = {"binding": "POST", "eviction": "POST", "finalize": "PUT"}.get(target.subresource)
+        only = {"binding": "POST", "eviction": "POST", "finalize": "PUT", "token": "POST"}.get(
+            target.subresource
+        )
         if only is not None and method != only:
             raise errors.method_not_allowed(method.lower(), resource.group, resource.plural)
         if method == "GET":
             if target.name and not watch_prefix:
-                self._record("get", target)
+                self._record(request, "get", target)
                 obj = api.get(target)
                 if listing.wants_table(request.headers.get("Accept", "")):
                     return respond(
@@ -236,7 +266,7 @@ class Router:
                     )
                 return respond(obj)
             if watch_prefix or request.query.get("watch") in ("true", "1"):
-                self._record("watch", target)
+                self._record(request, "watch", target)
                 if target.name:
                     target = dataclasses.replace(target, name="")
                     name_selector = f"metadata.name={request.path.rstrip('/').rsplit('/', 1)[1]}"
@@ -244,35 +274,50 @@ class Router:
                         request, api, target, self.bookmark_interval, name_selector
                     )
                 return await watchstream.serve(request, api, target, self.bookmark_interval)
-            self._record("list", target)
+            self._record(request, "list", target)
             return self._list(request, target)
         if method == "POST":
             if target.subresource == "binding":
-                self._record("create", target)
+                self._record(request, "create", target)
                 return await self._bind(request, target)
+            if target.subresource == "token":
+                self._record(request, "create", target)
+                body = await self._decoded_body(request) if request.can_read_body else {}
+                answer = reviews.token_request(
+                    target.namespace, target.name, body, api.store.get, self.authenticator
+                )
+                return respond(answer, 201)
             if target.subresource == "eviction":
-                self._record("create", target)
+                self._record(request, "create", target)
                 body = await self._eviction_body(request)
                 return respond(await eviction.evict(api, target, body, self._options(request)), 201)
             if target.name:
                 raise errors.method_not_allowed("create", resource.group, resource.plural)
-            self._record("create", target)
+            self._record(request, "create", target)
             if resource.key in REVIEW_KEYS:
-                return respond(_review(await self._decoded_body(request)), 201)
+                review = reviews.answer(
+                    resource.plural,
+                    target.namespace,
+                    await self._decoded_body(request),
+                    request[IDENTITY],
+                    self.authenticator,
+                    self.authorizer,
+                )
+                return respond(review, 201)
             body = await self._decoded_body(request)
             outcome = await api.create(target, body, self._options(request))
             return respond(outcome.body, outcome.code, outcome.warnings)
         if method == "PUT":
             if not target.name:
                 raise errors.method_not_allowed("update", resource.group, resource.plural)
-            self._record("update", target)
+            self._record(request, "update", target)
             body = await self._decoded_body(request)
             outcome = await api.update(target, body, self._options(request))
             return respond(outcome.body, outcome.code, outcome.warnings)
         if method == "PATCH":
             if not target.name:
                 raise errors.method_not_allowed("patch", resource.group, resource.plural)
-            self._record("patch", target)
+            self._record(request, "patch", target)
             content_type, raw = await self._read_body(request, patch=True)
             outcome = await patchverb.patch(api, target, content_type, raw, self._options(request))
             return respond(outcome.body, outcome.code, outcome.warnings)
@@ -285,10 +330,10 @@ class Router:
                     delete_options[key] = request.query[key]
             options = self._options(request)
             if target.name:
-                self._record("delete", target)
+                self._record(request, "delete", target)
                 outcome = await deletion.delete(api, target, delete_options, options)
                 return respond(outcome.body, outcome.code)
-            self._record("deletecollection", target)
+            self._record(request, "deletecollection", target)
             items = self._select(request, target)
             targets = [
                 dataclasses.replace(
@@ -307,7 +352,7 @@ class Router:
             raise errors.method_not_allowed(
                 request.method.lower(), target.resource.group, target.resource.plural
             )
-        self._record(verb, target)
+        self._record(request, verb, target)
         current = scaling.read(self.api, target)
         if verb == "get":
             return respond(current)

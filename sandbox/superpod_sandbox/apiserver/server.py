@@ -26,6 +26,7 @@ from aiohttp import web
 
 from superpod_sandbox.apiserver import chaos, routes, tls
 from superpod_sandbox.apiserver.admission import webhooks
+from superpod_sandbox.apiserver.identity import authn
 from superpod_sandbox.apiserver.registry import deletion, expiry
 from superpod_sandbox.apiserver.registry.semantics import State
 
@@ -40,6 +41,7 @@ class Sandbox:
         history_size: int = 10_000,
         bookmark_interval: float = 60.0,
         event_ttl: float = 3600.0,
+        strict_authentication: bool = False,
     ) -> None:
         self.port = port
         self.use_tls = use_tls
@@ -52,7 +54,9 @@ class Sandbox:
         self._runner: web.AppRunner | None = None
         self._collector: asyncio.Task[None] | None = None
         self.state = State(history_size)
-        self.router = routes.Router(self.state, bookmark_interval)
+        self.identities = authn.Authenticator(self.state.store, strict=strict_authentication)
+        self.router = routes.Router(self.state, bookmark_interval, self.identities)
+        self.client_ca: tls.ClientAuthority | None = None
         self.webhooks = webhooks.Webhooks(self.state)
         self.state.admission = self.webhooks
         self.certificate: tls.ServingCertificate | None = None
@@ -87,7 +91,8 @@ class Sandbox:
         context = None
         if self.use_tls:
             self.certificate = tls.generate()
-            context = self.certificate.server_context()
+            self.client_ca = tls.ClientAuthority()
+            context = self.certificate.server_context(self.client_ca.ca_pem)
         site = web.SockSite(self._runner, sock, ssl_context=context, shutdown_timeout=0.5)
         await site.start()
         self.url = f"{'https' if self.use_tls else 'http'}://127.0.0.1:{self.port}"
@@ -108,6 +113,9 @@ class Sandbox:
         if self._kubeconfig_path is None:
             self._tempdir = tempfile.TemporaryDirectory(prefix="superpod-sandbox-")
             self._kubeconfig_path = Path(self._tempdir.name) / "kubeconfig"
+        self._write_config(self._kubeconfig_path, {"token": "sandbox"}, "default")
+
+    def _write_config(self, path: Path, user: dict[str, str], namespace: str) -> None:
         cluster: dict[str, object] = {"server": self.url}
         if self.certificate is not None:
             cluster["certificate-authority-data"] = base64.b64encode(self.certificate.ca_pem).decode()
@@ -115,18 +123,56 @@ class Sandbox:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "sandbox", "cluster": cluster}],
-            "users": [{"name": "sandbox", "user": {"token": "sandbox"}}],
+            "users": [{"name": "sandbox", "user": user}],
             "contexts": [
                 {
                     "name": "sandbox",
-                    "context": {"cluster": "sandbox", "user": "sandbox", "namespace": "default"},
+                    "context": {"cluster": "sandbox", "user": "sandbox", "namespace": namespace},
                 }
             ],
             "current-context": "sandbox",
             "preferences": {},
         }
-        self._kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
-        self._kubeconfig_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def user_kubeconfig(
+        self,
+        user: str,
+        groups: tuple[str, ...] = (),
+        path: Path | str | None = None,
+        namespace: str = "default",
+    ) -> str:
+        """A kubeconfig for `user` in `groups`: a client certificate under --tls, a static token otherwise."""
+        target = Path(path) if path is not None else Path(self.kubeconfig).with_name(f"kubeconfig-{user}")
+        if self.client_ca is not None:
+            cert, key = self.client_ca.issue(user, groups)
+            credentials = {
+                "client-certificate-data": base64.b64encode(cert).decode(),
+                "client-key-data": base64.b64encode(key).decode(),
+            }
+        else:
+            credentials = {"token": self.identities.new_user_token(user, groups)}
+        self._write_config(target, credentials, namespace)
+        return str(target)
+
+    def service_account_kubeconfig(
+        self, namespace: str, name: str, path: Path | str | None = None, expiration_seconds: float = 3600
+    ) -> str:
+        """A kubeconfig with a token for the (existing) ServiceAccount `namespace/name`, as a pod's would be."""
+        account = self.state.store.get(authn.SERVICE_ACCOUNTS, namespace, name)
+        if account is None:
+            raise LookupError(f"no ServiceAccount {namespace}/{name}")
+        issued = self.identities.issue(
+            namespace, name, account["metadata"]["uid"], expiration_seconds=expiration_seconds
+        )
+        target = (
+            Path(path)
+            if path is not None
+            else Path(self.kubeconfig).with_name(f"kubeconfig-sa-{namespace}-{name}")
+        )
+        self._write_config(target, {"token": issued.token}, namespace)
+        return str(target)
 
     async def stop(self) -> None:
         for task in (self._collector, self._expiry):

@@ -18,6 +18,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tls", action="store_true", help="serve HTTPS with a generated self-signed certificate"
     )
+    parser.add_argument(
+        "--strict-authentication",
+        action="store_true",
+        help="refuse unknown credentials (401) and treat requests without any as system:anonymous, as kube "
+        "does (default: both are the admin, for tools that predate identities)",
+    )
+    parser.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        metavar="NAME[:GROUP,...]",
+        help="write a kubeconfig for this user next to --kubeconfig (<kubeconfig>-<name>; a client certificate "
+        "with --tls, a token otherwise); repeatable",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,8 +42,19 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def serve() -> None:
-        async with server.Sandbox(args.port, use_tls=args.tls, kubeconfig=args.kubeconfig) as api:
+        async with server.Sandbox(
+            args.port,
+            use_tls=args.tls,
+            kubeconfig=args.kubeconfig,
+            strict_authentication=args.strict_authentication,
+        ) as api:
             print(f"sandbox API server at {api.url}; kubeconfig: {api.kubeconfig}", flush=True)
+            for user in args.user:
+                name, _, groups = user.partition(":")
+                path = api.user_kubeconfig(
+                    name, tuple(g for g in groups.split(",") if g), f"{api.kubeconfig}-{name}"
+                )
+                print(f"kubeconfig of user {name}: {path}", flush=True)
             await asyncio.Event().wait()
 
     asyncio.run(serve())

@@ -196,14 +196,14 @@ def _hooks(configurations: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _matches(hook: Mapping[str, Any], request: AdmissionRequestInfo) -> bool:
     return (
-        any(_rule_matches(rule, request) for rule in hook.get("rules") or [])
-        and _namespace_matches(hook.get("namespaceSelector"), request)
-        and _object_matches(hook.get("objectSelector"), request)
+        any(rule_matches(rule, request) for rule in hook.get("rules") or [])
+        and namespace_matches(hook.get("namespaceSelector"), request)
+        and object_matches(hook.get("objectSelector"), request)
         and _conditions_match(hook, request)
     )
 
 
-def _rule_matches(rule: Mapping[str, Any], request: AdmissionRequestInfo) -> bool:
+def rule_matches(rule: Mapping[str, Any], request: AdmissionRequestInfo) -> bool:
     operations = rule.get("operations") or []
     if "*" not in operations and request.operation not in operations:
         return False
@@ -245,7 +245,7 @@ def _labels(obj: Mapping[str, Any] | None) -> dict[str, str] | None:
     return dict(obj.get("metadata", {}).get("labels") or {})
 
 
-def _namespace_matches(selector: Mapping[str, Any] | None, request: AdmissionRequestInfo) -> bool:
+def namespace_matches(selector: Mapping[str, Any] | None, request: AdmissionRequestInfo) -> bool:
     if _is_namespace_object(request):
         labels = _labels(request.object if request.object is not None else request.old_object) or {}
         return selector_matches(selector, labels)
@@ -254,7 +254,7 @@ def _namespace_matches(selector: Mapping[str, Any] | None, request: AdmissionReq
     return selector_matches(selector, request.namespace_labels or {})
 
 
-def _object_matches(selector: Mapping[str, Any] | None, request: AdmissionRequestInfo) -> bool:
+def object_matches(selector: Mapping[str, Any] | None, request: AdmissionRequestInfo) -> bool:
     if not selector:
         return True
     candidates = [
@@ -298,7 +298,7 @@ def _conditions_match(hook: Mapping[str, Any], request: AdmissionRequestInfo) ->
     variables = {
         "object": cel.to_cel(request.object, None),
         "oldObject": cel.to_cel(request.old_object, None),
-        "request": cel.to_cel(_review_request(request), None),
+        "request": cel.to_cel(review_request(request), None),
     }
     for condition in conditions:
         try:
@@ -320,7 +320,7 @@ def _dry_run_refusal(hook: Mapping[str, Any], request: AdmissionRequestInfo) -> 
 # calling
 
 
-def _review_request(request: AdmissionRequestInfo) -> dict[str, Any]:
+def review_request(request: AdmissionRequestInfo) -> dict[str, Any]:
     kind = {"group": request.group, "version": request.version, "kind": request.kind}
     resource = {"group": request.group, "version": request.version, "resource": request.resource}
     body: dict[str, Any] = {
@@ -401,7 +401,7 @@ async def _call(
     review = {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
-        "request": _review_request(request),
+        "request": review_request(request),
     }
     context = _ssl_context(str((hook.get("clientConfig") or {}).get("caBundle", "")), certificate)
     options: dict[str, Any] = {"ssl": context} if url.startswith("https:") else {}

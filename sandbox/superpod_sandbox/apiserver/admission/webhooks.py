@@ -1,7 +1,8 @@
-"""The server's side of admission: feeds each write to `dispatcher.py` with the configurations in the store.
+"""The server's side of admission: feeds each write to `policies.py` (ValidatingAdmissionPolicies) and
+`dispatcher.py` (webhooks) with the objects in the store.
 
-Mutating webhooks run before schema defaulting and validation, validating webhooks after, as in
-kube-apiserver. Webhook configuration objects themselves are never sent to webhooks (kube exempts them), and
+Mutating webhooks run before schema defaulting and validation, then ValidatingAdmissionPolicies, then
+validating webhooks, as in kube-apiserver. Webhook configuration objects themselves are never sent to webhooks (kube exempts them), and
 with no configuration stored the cost is two dictionary lookups. A webhook's `clientConfig.service` resolves
 through `endpoints` ((namespace, name) -> base URL such as `https://127.0.0.1:9443`) and otherwise to
 `https://127.0.0.1:<port>` (no Service network here: a service-addressed webhook must listen on 127.0.0.1).
@@ -9,13 +10,12 @@ through `endpoints` ((namespace, name) -> base URL such as `https://127.0.0.1:94
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import aiohttp
 
 from superpod_sandbox.apiserver import errors
-from superpod_sandbox.apiserver.admission import dispatcher
+from superpod_sandbox.apiserver.admission import dispatcher, policies
 from superpod_sandbox.apiserver.registry import resources
 from superpod_sandbox.apiserver.registry.semantics import Options, State, Target
 
@@ -23,6 +23,9 @@ Object = dict[str, Any]
 MUTATING: resources.GroupResource = ("admissionregistration.k8s.io", "mutatingwebhookconfigurations")
 VALIDATING: resources.GroupResource = ("admissionregistration.k8s.io", "validatingwebhookconfigurations")
 SUBRESOURCE_KINDS = {"binding": "Binding"}  # the kind a subresource's request body is admitted as
+# admission configuration is never admitted itself (kube exempts it, so no policy can lock it)
+EXEMPT = frozenset({MUTATING, VALIDATING, policies.POLICIES, policies.BINDINGS})
+ADMIN_USER = {"username": "system:admin", "groups": ["system:masters", "system:authenticated"]}
 
 
 class Webhooks:
@@ -32,6 +35,7 @@ class Webhooks:
         # presented to every webhook when set (kube-apiserver's AdmissionConfiguration kubeConfigFile)
         self.client_certificate: dispatcher.ClientCertificate | None = None
         self._session: aiohttp.ClientSession | None = None
+        self.policies = policies.Policies(api.store.objects, self._param_resource)
 
     def _resolve(self, namespace: str, name: str, port: int, path: str) -> str:
         base = self.endpoints.get((namespace, name), f"https://127.0.0.1:{port}")
@@ -52,11 +56,13 @@ class Webhooks:
         mutating: bool,
     ) -> Object | None:
         resource = target.resource
-        if resource.key in (MUTATING, VALIDATING):
+        if resource.key in EXEMPT:
             return None
         configurations = self._api.store.objects(MUTATING if mutating else VALIDATING, None)
-        if not configurations:
+        check_policies = not mutating and bool(self._api.store.objects(policies.BINDINGS, None))
+        if not configurations and not check_policies:
             return None
+        namespace = None
         namespace_labels = None
         if resource.namespaced:
             namespace = self._api.store.get(resources.NAMESPACES, "", target.namespace)
@@ -74,15 +80,20 @@ class Webhooks:
             old_object=old,
             subresource=target.subresource,
             namespace_labels=namespace_labels,
+            user_info=options.user or dict(ADMIN_USER),
             dry_run=options.dry_run,
             options=_options(operation, options),
         )
+        if check_policies:  # kube's ValidatingAdmissionPolicy plugin runs before the validating webhooks
+            self.policies.validate(request, namespace)
+        if not configurations:
+            return None
         if self._session is None:
             self._session = aiohttp.ClientSession()
         outcome = await dispatcher.admit(
             mutating=configurations if mutating else [],
             validating=[] if mutating else configurations,
-            request=dataclasses.replace(request),
+            request=request,
             service_resolver=self._resolve,
             session=self._session,
             client_certificate=self.client_certificate,
@@ -90,6 +101,12 @@ class Webhooks:
         if not outcome.allowed:
             raise errors.ApiError(outcome.status or errors.status(400, "BadRequest", "admission denied"))
         return outcome.obj if mutating else None
+
+    def _param_resource(self, group: str, kind: str) -> tuple[resources.GroupResource, bool] | None:
+        for resource in self._api.registry:
+            if resource.group == group and resource.kind == kind:
+                return resource.storage_key, resource.namespaced
+        return None
 
 
 def _options(operation: str, options: Options) -> Object:

@@ -11,7 +11,8 @@ writes them anyway); pointer fields (`immutable`, `deletionGracePeriodSeconds`, 
 `data`, ConfigMap `binaryData`) become base64 strings; a zero `creationTimestamp` (what kubectl sends) is
 left out; other times become RFC 3339 strings.
 
-Kinds: v1 Namespace, ConfigMap, Secret, ServiceAccount, and meta/v1 DeleteOptions in any group-version (the body
+Kinds: v1 Namespace, ConfigMap, Secret, ServiceAccount, the authorization and authentication reviews,
+TokenRequest, and meta/v1 DeleteOptions in any group-version (the body
 of DELETE from client-go's typed clients, e.g. helm's release storage) (field numbers from k8s.io/api core/v1 generated.proto and
 k8s.io/apimachinery meta/v1 generated.proto). Other kinds raise `UnsupportedKind` (answer 415); malformed bodies
 raise `ProtobufError` (answer 400).
@@ -185,8 +186,73 @@ MESSAGES: dict[str, dict[int, Field]] = {
         1: Field("uid", "string", pointer=True),
         2: Field("resourceVersion", "string", pointer=True),
     },
+    # the reviews and TokenRequest (`kubectl auth can-i|whoami`, `kubectl create token`): authorization/v1 and
+    # authentication/v1 generated.proto
+    "SelfSubjectAccessReview": {
+        1: Field("metadata", "message", message="ObjectMeta", always=True),
+        2: Field("spec", "message", message="SubjectAccessReviewSpec", always=True),
+    },
+    "SubjectAccessReview": {
+        1: Field("metadata", "message", message="ObjectMeta", always=True),
+        2: Field("spec", "message", message="SubjectAccessReviewSpec", always=True),
+    },
+    "SubjectAccessReviewSpec": {
+        1: Field("resourceAttributes", "message", pointer=True, message="ResourceAttributes"),
+        2: Field("nonResourceAttributes", "message", pointer=True, message="NonResourceAttributes"),
+        3: Field("user", "string"),
+        4: Field("groups", "string", repeated=True),
+        6: Field("uid", "string"),
+    },
+    "ResourceAttributes": {
+        1: Field("namespace", "string"),
+        2: Field("verb", "string"),
+        3: Field("group", "string"),
+        4: Field("version", "string"),
+        5: Field("resource", "string"),
+        6: Field("subresource", "string"),
+        7: Field("name", "string"),
+    },
+    "NonResourceAttributes": {1: Field("path", "string"), 2: Field("verb", "string")},
+    "SelfSubjectRulesReview": {
+        1: Field("metadata", "message", message="ObjectMeta", always=True),
+        2: Field("spec", "message", message="SelfSubjectRulesReviewSpec", always=True),
+    },
+    "SelfSubjectRulesReviewSpec": {1: Field("namespace", "string")},
+    "SelfSubjectReview": {1: Field("metadata", "message", message="ObjectMeta", always=True)},
+    "TokenReview": {
+        1: Field("metadata", "message", message="ObjectMeta", always=True),
+        2: Field("spec", "message", message="TokenReviewSpec", always=True),
+    },
+    "TokenReviewSpec": {1: Field("token", "string"), 2: Field("audiences", "string", repeated=True)},
+    "TokenRequest": {
+        1: Field("metadata", "message", message="ObjectMeta", always=True),
+        2: Field("spec", "message", message="TokenRequestSpec", always=True),
+    },
+    "TokenRequestSpec": {
+        1: Field("audiences", "string", repeated=True, always=True),
+        4: Field("expirationSeconds", "int", pointer=True),
+        3: Field("boundObjectRef", "message", pointer=True, message="BoundObjectReference"),
+    },
+    "BoundObjectReference": {
+        1: Field("kind", "string"),
+        2: Field("apiVersion", "string"),
+        3: Field("name", "string"),
+        4: Field("uid", "string"),
+    },
 }
-KINDS = {("v1", "Namespace"), ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "ServiceAccount")}
+_AUTHORIZATION, _AUTHENTICATION = "authorization.k8s.io/v1", "authentication.k8s.io/v1"
+KINDS = {
+    ("v1", "Namespace"),
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "ServiceAccount"),
+    (_AUTHORIZATION, "SelfSubjectAccessReview"),
+    (_AUTHORIZATION, "SubjectAccessReview"),
+    (_AUTHORIZATION, "SelfSubjectRulesReview"),
+    (_AUTHENTICATION, "SelfSubjectReview"),
+    (_AUTHENTICATION, "TokenReview"),
+    (_AUTHENTICATION, "TokenRequest"),
+}
 
 
 def decode(body: bytes) -> dict[str, Any]:

@@ -60,6 +60,9 @@ class Options:
     dry_run: bool = False
     force: bool = False
     applying: bool = False  # a server-side apply (unknown fields are reported as apply reports them)
+    user: dict[str, Any] | None = (
+        None  # the requester's UserInfo (admission's request.userInfo); None: the admin
+    )
 
 
 @dataclasses.dataclass
