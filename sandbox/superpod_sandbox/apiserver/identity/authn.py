@@ -89,6 +89,10 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def _compact(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -146,10 +150,7 @@ class Authenticator:
             "jti": secrets.token_hex(8),
             "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name, "uid": uid}},
         }
-        compact = {"separators": (",", ":")}
-        signing_input = (
-            f"{_b64(json.dumps(header, **compact).encode())}.{_b64(json.dumps(claims, **compact).encode())}"
-        )
+        signing_input = f"{_b64(_compact(header))}.{_b64(_compact(claims))}"
         return IssuedToken(f"{signing_input}.{self._sign(signing_input)}", expires)
 
     def _sign(self, signing_input: str) -> str:
