@@ -353,6 +353,8 @@ def test_namespaced_objects_live_in_the_release_namespace(rendered, case):
         "ClusterRoleBinding",
         "MutatingWebhookConfiguration",
         "ValidatingWebhookConfiguration",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
         "ClusterKopfPeering",
     }
     for manifest in rendered(case):
@@ -418,3 +420,27 @@ def test_the_chart_renders_the_same_validating_webhooks_the_operator_writes_in_m
         assert {k: v for k, v in chart_webhook.items() if k != "clientConfig"} == {
             k: v for k, v in operator_webhook.items() if k != "clientConfig"
         }
+
+
+def test_only_the_operator_service_account_may_write_status_by_the_chart_policy(rendered):
+    manifests = rendered("the default values")
+    policy = chart_helm.one(manifests, "ValidatingAdmissionPolicy")
+    binding = chart_helm.one(manifests, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert rule["resources"] == ["superpods/status", "superpodpartitions/status"]
+    account = chart_helm.one(manifests, "ServiceAccount")["metadata"]
+    (validation,) = policy["spec"]["validations"]
+    assert validation["expression"] == (
+        f"request.userInfo.username in ['system:serviceaccount:{account['namespace']}:{account['name']}']"
+    )
+
+
+def test_the_status_policy_can_be_turned_off_or_widened(helm):
+    assert not chart_helm.find(
+        helm.template({"statusIntegrity": {"enabled": False}}), "ValidatingAdmissionPolicy"
+    )
+    widened = helm.template({"statusIntegrity": {"enabled": True, "extraWriters": ["break-glass"]}})
+    (validation,) = chart_helm.one(widened, "ValidatingAdmissionPolicy")["spec"]["validations"]
+    assert validation["expression"].endswith(",'break-glass']")

@@ -13,6 +13,7 @@ from tests.chart import cases, rbac
 from tests.chart import helm as chart_helm
 
 FULLNAME = "superpod-superpod-operator"
+TENANT = "superpod-tenant"
 
 # (API group, resource) -> verbs, cluster-wide. The contract also listed: get on superpods, nodes,
 # CRDs and peerings; pods patch; configmaps update/delete (rank tables go with their partition through
@@ -66,7 +67,8 @@ def _grants(role: dict) -> dict[tuple[str, str], frozenset[str]]:
 
 
 def _cluster_role(rendered, case: str) -> dict:
-    return chart_helm.one(rendered(case), "ClusterRole")
+    (role,) = [m for m in chart_helm.find(rendered(case), "ClusterRole") if m["metadata"]["name"] == FULLNAME]
+    return role
 
 
 @pytest.mark.parametrize("case", cases.VALUE_SETS)
@@ -221,7 +223,11 @@ def test_the_bindings_give_the_roles_to_the_operator_service_account(rendered, c
     account = chart_helm.one(manifests, "ServiceAccount")["metadata"]
     pod_account = chart_helm.one(manifests, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
     assert pod_account == account["name"]
-    roles = {(m["kind"], m["metadata"]["name"]) for m in manifests if m["kind"] in ("ClusterRole", "Role")}
+    roles = {
+        (m["kind"], m["metadata"]["name"])
+        for m in manifests
+        if m["kind"] in ("ClusterRole", "Role") and m["metadata"]["name"] != TENANT
+    }
     bindings = chart_helm.find(manifests, "ClusterRoleBinding") + chart_helm.find(manifests, "RoleBinding")
     assert len(bindings) == len(roles)
     for binding in bindings:
@@ -233,7 +239,7 @@ def test_the_bindings_give_the_roles_to_the_operator_service_account(rendered, c
 
 
 def test_rbac_can_be_left_to_the_cluster_admin(helm):
-    manifests = helm.template({"rbac": {"create": False}})
+    manifests = helm.template({"rbac": {"create": False}, "tenantRole": {"create": False}})
     kinds = {m["kind"] for m in manifests}
     assert kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"} == set()
 
@@ -300,3 +306,33 @@ def test_unused_reports_a_granted_permission_no_request_needed(rendered):
     assert rbac.unused(grants, every_grant[1:]) == [
         (every_grant[0].group, every_grant[0].resource, every_grant[0].verb)
     ]
+
+
+def test_tenants_get_partitions_but_not_their_status_through_admin_and_edit(rendered):
+    (role,) = [
+        m
+        for m in chart_helm.find(rendered("the default values"), "ClusterRole")
+        if m["metadata"]["name"] == TENANT
+    ]
+    labels = role["metadata"]["labels"]
+    assert labels["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert labels["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    grants = [rbac.Grant(tuple(role["rules"]), "team-a")]  # bound by a RoleBinding in the tenant namespace
+    for verb in ("get", "list", "watch", "create", "update", "patch", "delete"):
+        assert rbac.allowed(grants, rbac.Call(verb, "superpod.dev", "superpodpartitions", namespace="team-a"))
+    for verb in ("update", "patch"):
+        for resource in ("superpodpartitions", "superpods"):
+            assert not rbac.allowed(grants, rbac.Call(verb, "superpod.dev", resource, "status", "team-a"))
+    assert not rbac.allowed(grants, rbac.Call("patch", "superpod.dev", "superpods"))
+
+
+def test_the_tenant_role_can_be_left_out_or_kept_out_of_the_aggregated_roles(helm):
+    assert not [
+        m for m in helm.template({"tenantRole": {"create": False}}) if m["metadata"]["name"] == TENANT
+    ]
+    (role,) = [
+        m
+        for m in helm.template({"tenantRole": {"aggregate": False, "name": "gpu-tenant"}})
+        if m["metadata"]["name"] == "gpu-tenant"
+    ]
+    assert not any(key.startswith("rbac.authorization.k8s.io/") for key in role["metadata"]["labels"])
