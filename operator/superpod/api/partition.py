@@ -13,11 +13,20 @@ KIND = "SuperPodPartition"
 PLURAL = "superpodpartitions"
 SINGULAR = "superpodpartition"
 SHORT_NAMES = ["spp"]
+IN_USE_FINALIZER = "superpod.dev/in-use"
+"""Added by the operator to every partition: a deleted partition goes only once no pod of it runs."""
 
 
 class RepairPolicy(StrEnum):
     AUTO = "Auto"
     MANUAL = "Manual"
+
+
+class DeletionPolicy(StrEnum):
+    """What deleting a partition does to its pods that still run."""
+
+    WAIT_FOR_PODS = "WaitForPods"
+    EVICT_PODS = "EvictPods"
 
 
 class Phase(StrEnum):
@@ -26,6 +35,7 @@ class Phase(StrEnum):
     BOUND = "Bound"
     DEGRADED = "Degraded"
     FAILED = "Failed"
+    TERMINATING = "Terminating"
 
 
 class PendingReason(StrEnum):
@@ -66,6 +76,13 @@ class PartitionSpec(SpecModel):
     on cloudmatrix-384)."""
     whole_nodes: bool = False
     """Take whole nodes only, so no other partition shares a node with this one."""
+    deletion_policy: DeletionPolicy = DeletionPolicy.WAIT_FOR_PODS
+    """What `kubectl delete` does while pods of the partition still run. The partition keeps its devices,
+    slots and rank table until none of its pods runs (phase Terminating, finalizer superpod.dev/in-use).
+    WaitForPods: wait for the pods to finish or be deleted by their owner. EvictPods: evict them through the
+    Eviction API, honouring PodDisruptionBudgets (a refused eviction is retried with backoff and reported in
+    the status and an Event, never bypassed). May be changed at any time, also while the partition is
+    Terminating."""
     repair_policy: RepairPolicy = RepairPolicy.AUTO
     """Auto: move slots off failed devices to healthy ones in the same tier. Manual: only report."""
     movable: bool = False
@@ -112,11 +129,17 @@ class PartitionStatus(StatusModel):
     observed_generation: int | None = None
     """The metadata.generation this status was computed from."""
     phase: Phase | None = None
-    """Pending, Allocated, Bound (every slot has a pod), Degraded (a device failed) or Failed."""
+    """Pending, Allocated, Bound (every slot has a pod), Degraded (a device failed), Failed, or Terminating
+    (deleted while pods of it still run; it keeps its devices until they are gone)."""
     reason: str | None = None
     """CamelCase reason for the phase, for example InsufficientCapacity or Fragmented."""
     message: str | None = None
     """Human-readable explanation of the phase."""
+    in_use_by: list[Annotated[str, Field(description="The name of a pod of the partition.")]] | None = None
+    """While Terminating: pods of the partition that still run and hold its devices (at most 20 names;
+    inUseByCount has the number)."""
+    in_use_by_count: int | None = None
+    """While Terminating: how many pods of the partition still run."""
     allocation: list[Slot] | None = None
     """The placement, one entry per slot, in rank order."""
     tier_span: str | None = None
@@ -132,8 +155,9 @@ class PartitionStatus(StatusModel):
     refused until they are gone, then the allocation becomes move.allocation (see the Moving condition)."""
     conditions: list[Condition] | None = None
     """Allocated, Bound and Degraded conditions with reasons; Moving while the partition is moved to make room
-    for another (MakingRoom, then Moved); RankTableWritten once the rank table could not be
-    written as asked (ConfigMapNotOwned, WriteRefused, AllocationInvalid, AnnotationIgnored)."""
+    for another (MakingRoom, then Moved); RankTableWritten once the rank table could not be written as asked
+    (ConfigMapNotOwned, WriteRefused, AllocationInvalid, AnnotationIgnored); Terminating while a deleted
+    partition waits for its pods (PodsRunning, EvictingPods, EvictionBlocked)."""
 
 
 class SuperPodPartition(SpecModel):

@@ -15,6 +15,7 @@ class ConditionType(StrEnum):
     """The conditions of a partition (Allocated, Bound, Degraded) and of a SuperPod (Ready, Degraded)."""
 
     ALLOCATED = "Allocated"
+    TERMINATING = "Terminating"
     BOUND = "Bound"
     DEGRADED = "Degraded"
     READY = "Ready"
@@ -43,6 +44,14 @@ class PartitionReason(StrEnum):
     """Moving condition True: the partition is being moved to make room for another; its pods are evicted."""
     MOVED = "Moved"
     """Moving condition False: the last move is done; the partition holds its new devices."""
+    PODS_RUNNING = "PodsRunning"
+    """Terminating (deletionPolicy WaitForPods): pods of the deleted partition still run; it keeps its devices
+    until they finish or are deleted."""
+    EVICTING_PODS = "EvictingPods"
+    """Terminating (deletionPolicy EvictPods): the pods are being evicted."""
+    EVICTION_BLOCKED = "EvictionBlocked"
+    """Terminating (deletionPolicy EvictPods): an eviction was refused (a PodDisruptionBudget); retried with
+    backoff."""
 
 
 class RankTableReason(StrEnum):
@@ -91,6 +100,12 @@ class EventReason(StrEnum):
 
     ALLOCATED = "Allocated"
     RELEASED = "Released"
+    TERMINATING = "Terminating"
+    """The partition was deleted while pods of it run: it keeps its devices until they are gone."""
+    EVICTED = "Evicted"
+    """Pods of a deleted partition (deletionPolicy EvictPods) were evicted."""
+    EVICTION_BLOCKED = "EvictionBlocked"
+    """An eviction was refused (a PodDisruptionBudget); it is retried with backoff."""
     REPAIRED = "Repaired"
     DEVICE_FAILED = "DeviceFailed"
     RANK_TABLE_WRITTEN = "RankTableWritten"

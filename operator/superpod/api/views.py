@@ -68,6 +68,11 @@ class Partition:
     def deleting(self) -> bool:
         return bool(self.metadata.get("deletionTimestamp"))
 
+    @property
+    def protected(self) -> bool:
+        """Whether it carries the operator's in-use finalizer."""
+        return api_partition.IN_USE_FINALIZER in (self.metadata.get("finalizers") or ())
+
     # ---- spec ----------------------------------------------------------------------------------------
 
     @property
@@ -90,6 +95,10 @@ class Partition:
     def movable(self) -> bool:
         """spec.movable: its workload tolerates a restart elsewhere."""
         return bool(self.spec.get("movable", False))
+
+    @property
+    def deletion_policy(self) -> str:
+        return str(self.spec.get("deletionPolicy") or api_partition.DeletionPolicy.WAIT_FOR_PODS.value)
 
     def parse_spec(self) -> api_partition.PartitionSpec:
         """The spec as the model reads it; pydantic.ValidationError when it cannot be read."""

@@ -49,7 +49,7 @@ SERIES: tuple[Series, ...] = (
     Series("superpod_node_devices", "gauge", ("superpod", "node", "rack", "state"), "Devices of one node by state; rack is the device plugin's RackID (empty when unknown)."),
     Series("superpod_node_unhealthy_devices", "gauge", ("superpod", "node"), "Unhealthy devices of one node (unhealthy, network-unhealthy, recovering or separated), held by a partition or not."),
     Series("superpod_node_ub_switch_faults", "gauge", ("superpod", "node"), "UB (HCCS-L2) switch faults the node's device plugin reports."),
-    Series("superpod_partitions", "gauge", ("superpod", "phase"), "Partitions by phase (Pending, Allocated, Bound, Degraded, Failed)."),
+    Series("superpod_partitions", "gauge", ("superpod", "phase"), "Partitions by phase (Pending, Allocated, Bound, Degraded, Failed, Terminating)."),
     Series("superpod_pending_partitions", "gauge", ("superpod", "reason"), "Pending partitions by reason (InsufficientCapacity, Fragmented, Unsatisfiable, SuperPodNotFound, SuperPodNotReady, Other)."),
     Series("superpod_partition_phase", "gauge", (*_P, "phase"), "1 for the partition's current phase, 0 for the others."),
     Series("superpod_partition_devices", "gauge", _P, "Devices a placed partition holds."),

@@ -94,7 +94,14 @@ def test_a_placed_partition_reports_devices_nodes_tier_span_and_bandwidth(fleet)
 def test_every_phase_and_pending_reason_is_present_at_zero_or_more(fleet):
     samples = scrape(fleet)
     phases = {p: value(samples, "superpod_partitions", superpod="sp", phase=p) for p in collector.PHASES}
-    assert phases == {"Pending": 2.0, "Allocated": 1.0, "Bound": 1.0, "Degraded": 0.0, "Failed": 0.0}
+    assert phases == {
+        "Pending": 2.0,
+        "Allocated": 1.0,
+        "Bound": 1.0,
+        "Degraded": 0.0,
+        "Failed": 0.0,
+        "Terminating": 0.0,
+    }
     reasons = {
         r: value(samples, "superpod_pending_partitions", superpod="sp", reason=r)
         for r in collector.PENDING_REASONS
