@@ -2,12 +2,16 @@
 
 A partition waits here from the moment it cannot be placed (or its SuperPod is not ready) until it is placed,
 deleted or released. The SuperPod's daemon tries the `due` ones in creation order whenever capacity may have
-changed. A partition whose try raised (its status write refused, say) is not due again for a delay of its own,
+changed. Oldest means created first and, among partitions created in the same second (creationTimestamp has
+one-second resolution), first seen by the operator (the watch delivers them in the order the API server stored
+them), never the name: first come, first served. A partition whose try raised (its status write refused, say) is not due again for a delay of its own,
 doubling from `FIRST` to `MOST` seconds, while the ones behind it are tried: one partition the API keeps refusing
 must not hold up every other pending partition of the SuperPod.
 """
 
 from __future__ import annotations
+
+import itertools
 
 FIRST = 2.0  # seconds before a partition whose try raised is due again; doubles each time
 MOST = 60.0
@@ -17,7 +21,9 @@ class PendingQueue:
     """Waiting partitions by key (`namespace/name`), in creation order."""
 
     def __init__(self) -> None:
-        self._waiting: dict[str, tuple[str, str]] = {}  # key -> (creationTimestamp, key): the order
+        self._waiting: dict[str, tuple[str, int, str]] = {}  # key -> (creationTimestamp, arrival, key): the order
+        self._arrival: dict[str, int] = {}  # key -> when the operator first saw it, kept until `forget`
+        self._counter = itertools.count()
         self._backoff: dict[str, tuple[float, float]] = {}  # key -> (when it is due again, current delay)
 
     def __contains__(self, key: object) -> bool:
@@ -28,16 +34,26 @@ class PendingQueue:
 
     def keys(self) -> list[str]:
         """Every waiting partition, oldest first."""
-        return [key for _, key in sorted(self._waiting.values())]
+        return [key for _, _, key in sorted(self._waiting.values())]
+
+    def seen(self, key: str) -> None:
+        """The operator has seen `key` (waiting or not): its arrival, the tie-break within a second, is now."""
+        self._arrival.setdefault(key, next(self._counter))
 
     def add(self, key: str, created: str) -> None:
         """Queue `key` (created at `created`, RFC 3339); a partition already waiting keeps its place."""
-        self._waiting.setdefault(key, (created, key))
+        self.seen(key)
+        self._waiting.setdefault(key, (created, self._arrival[key], key))
 
     def remove(self, key: str) -> None:
         """`key` no longer waits (placed, deleted): its backoff goes too."""
         self._waiting.pop(key, None)
         self._backoff.pop(key, None)
+
+    def forget(self, key: str) -> None:
+        """`key` is gone for good (deleted): it waits no more and its arrival is forgotten."""
+        self.remove(key)
+        self._arrival.pop(key, None)
 
     def due(self, now: float) -> list[str]:
         """The waiting partitions to try at monotonic time `now`, oldest first."""

@@ -104,6 +104,8 @@ class Partitions:
         state = self.superpods.get(view.superpod)
         if view.deleting:
             return
+        if state is not None:
+            state.pending.seen(key)
         if not view.placed:
             if state is not None and (state.allocator is None or state.allocator.placement_of(key) is None):
                 state.pending.add(key, view.created)
@@ -127,7 +129,7 @@ class Partitions:
         state = self.superpods.get(views.Partition(obj).superpod)
         if state is None:
             return
-        state.pending.remove(key)
+        state.pending.forget(key)
         if state.allocator is not None and state.allocator.release(key) is not None:
             state.poke()
 
