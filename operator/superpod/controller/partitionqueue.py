@@ -21,7 +21,8 @@ class PendingQueue:
     """Waiting partitions by key (`namespace/name`), in creation order."""
 
     def __init__(self) -> None:
-        self._waiting: dict[str, tuple[str, int, str]] = {}  # key -> (creationTimestamp, arrival, key): the order
+        # key -> (creationTimestamp, arrival, key): the order
+        self._waiting: dict[str, tuple[str, int, str]] = {}
         self._arrival: dict[str, int] = {}  # key -> when the operator first saw it, kept until `forget`
         self._counter = itertools.count()
         self._backoff: dict[str, tuple[float, float]] = {}  # key -> (when it is due again, current delay)
