@@ -12,7 +12,8 @@ from enum import StrEnum
 
 
 class ConditionType(StrEnum):
-    """The conditions of a partition (Allocated, Bound, Degraded) and of a SuperPod (Ready, Degraded)."""
+    """The conditions of a partition (Allocated, Bound, Degraded, Conflict, RankTableWritten) and of a SuperPod
+    (Ready, Degraded, Overlap)."""
 
     ALLOCATED = "Allocated"
     TERMINATING = "Terminating"
@@ -21,6 +22,25 @@ class ConditionType(StrEnum):
     READY = "Ready"
     RANK_TABLE_WRITTEN = "RankTableWritten"
     MOVING = "Moving"
+    CONFLICT = "Conflict"
+    OVERLAP = "Overlap"
+
+
+class ConflictReason(StrEnum):
+    """Why a partition's recorded placement (status.allocation) could not be restored or verified: the reason of
+    its Conflict condition (True while its devices are quarantined), of its Conflict Event and the `reason` label
+    of `superpod_partition_conflicts`."""
+
+    DEVICE_HELD_ELSEWHERE = "DeviceHeldElsewhere"
+    """It names devices another partition's placement holds (an older claim keeps them)."""
+    DEVICE_MISSING = "DeviceMissing"
+    """It names devices its node no longer has (the device list shrank)."""
+    NODE_OUTSIDE_SUPER_POD = "NodeOutsideSuperPod"
+    """It names a node that is not a member of the SuperPod (its nodeSelector narrowed, the node is gone)."""
+    ALLOCATION_INVALID = "AllocationInvalid"
+    """It cannot be read, or it was written on a partition whose phase says it holds nothing."""
+    RESOLVED = "Resolved"
+    """Conflict condition False: the partition was re-placed or released; the message says what it was."""
 
 
 class PartitionReason(StrEnum):
@@ -71,6 +91,9 @@ class SuperPodReason(StrEnum):
     NO_NODES = "NoNodes"
     DISCOVERED = "Discovered"
     HEALTHY = "Healthy"
+    NODES_SHARED = "NodesShared"
+    """Overlap True: another SuperPod selects some of the same nodes."""
+    NO_OVERLAP = "NoOverlap"
 
 
 class NodeProblemReason(StrEnum):
@@ -118,3 +141,4 @@ class EventReason(StrEnum):
     """A move could not be finished (its new devices were taken meanwhile); the partition keeps its devices."""
     DEFRAGMENTING = "Defragmenting"
     """Other partitions are being moved to make room for this one."""
+    CONFLICT = "Conflict"

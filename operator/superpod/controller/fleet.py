@@ -24,8 +24,16 @@ import kopf
 
 from superpod.api import common, views
 from superpod.api import superpod as api_superpod
-from superpod.cluster import client, writer
-from superpod.controller import clustermirror, partitionqueue, partitions, partitionwrite, superpodmodel
+from superpod.cluster import client, inventory, writer
+from superpod.controller import (
+    clustermirror,
+    conflicts,
+    partitionqueue,
+    partitions,
+    partitionwrite,
+    restore,
+    superpodmodel,
+)
 from superpod.controller import status as derive
 
 JSON = common.JSON
@@ -46,6 +54,7 @@ class Fleet:
         self.statuses = partitionwrite.StatusWriter(api, self.mirror, clock)
         self.writer = self.statuses.writer
         self.reconciler = partitions.Partitions(self.superpods, self.mirror.partitions, self.statuses)
+        self.restorer = restore.Restorer(self.reconciler)
         # told of every partition change (None: the partition is gone)
         self.partition_listeners: list[Callable[[str, JSON | None], None]] = []
         # told of every Node change, heartbeats included: (name, old, new)
@@ -76,10 +85,14 @@ class Fleet:
         await self.mirror.list_all()
         for name, body in self.mirror.superpods.items():
             self._tell_spec(self._add(name, body))
+        self._overlaps()
         for state in self.superpods.values():
             self._rebuild(state)
-        for key, obj in self.mirror.partitions.items():
-            self.reconciler.adopt(key, obj)
+        # the claim written first is restored first, so it keeps devices a later claim also names
+        for key, obj in sorted(
+            self.mirror.partitions.items(), key=lambda item: conflicts.claim_order(item[1])
+        ):
+            self.restorer.adopt(key, obj)
         self.mirror.watch()
 
     async def stop(self) -> None:
@@ -94,6 +107,9 @@ class Fleet:
                 gone.poke()
             for listener in self.superpod_listeners:
                 listener(name, None, "")
+            for other in self._overlaps():
+                self._rebuild(other)
+                other.poke()
             return
         respecified = old is None or old.get("spec") != new.get("spec")
         state = self.superpods.get(name)
@@ -105,7 +121,12 @@ class Fleet:
         state.body = new
         if respecified:
             self._tell_spec(state)
+            moved = self._overlaps()
             self._rebuild(state)
+            for other in moved:
+                if other is not state:
+                    self._rebuild(other)
+                    other.poke()
         state.poke()
 
     def node_changed(self, name: str, old: JSON | None, new: JSON | None) -> None:
@@ -123,7 +144,7 @@ class Fleet:
             listener(key, new)
         if not self.mirror.synced.is_set():
             return
-        self.reconciler.adopt(key, new)
+        self.restorer.adopt(key, new)
         state = self.superpods.get(views.Partition(new).superpod)
         unbound = old is not None and views.Partition(old).bound_pods - views.Partition(new).bound_pods
         spec_edited = old is not None and old.get("spec") != new.get("spec")
@@ -151,6 +172,7 @@ class Fleet:
 
     def inventory_changed(self) -> None:
         """Coalesced: one pass over the SuperPods for a burst of Node and ConfigMap changes."""
+        self._overlaps()
         for state in self.superpods.values():
             self._rebuild(state)
             state.poke()
@@ -172,19 +194,42 @@ class Fleet:
         if state.model.spec is None:
             return
         before = state.model.allocator
-        state.model = superpodmodel.build(
-            state.model, self.mirror.nodes, self.mirror.deviceinfo, self.mirror.node_health
-        )
+        nodes = self.mirror.nodes
+        if state.overlap is not None and state.overlap.ceded:  # an older SuperPod keeps them
+            nodes = {name: node for name, node in nodes.items() if name not in state.overlap.ceded}
+        state.model = superpodmodel.build(state.model, nodes, self.mirror.deviceinfo, self.mirror.node_health)
         state.health_dirty = True
-        for conflict in state.model.conflicts:
-            logger.warning("could not restore %s: %s", conflict.partition_id, conflict.message)
+        self.restorer.rebuilt(state, before)
         after = state.model.allocator
         if after is None or after is before:
             return
         held = before.partitions if before is not None else {}
-        for key, obj in self.mirror.partitions.items():
-            if key not in held and views.Partition(obj).superpod == state.name:
-                self.reconciler.adopt(key, obj)
+        mine = [
+            (k, o) for k, o in self.mirror.partitions.items() if views.Partition(o).superpod == state.name
+        ]
+        for key, obj in sorted(mine, key=lambda item: conflicts.claim_order(item[1])):
+            if key not in held:
+                self.restorer.adopt(key, obj)
+
+    def _overlaps(self) -> list[SuperPodState]:
+        """Find SuperPods selecting the same nodes; returns the ones whose ceded nodes changed."""
+        members = {}
+        for name, state in self.superpods.items():
+            spec = state.model.spec
+            if spec is None:
+                continue
+            created = str((state.body.get("metadata") or {}).get("creationTimestamp") or "")
+            mine = frozenset(n for n, node in self.mirror.nodes.items() if inventory.is_member(node, spec))
+            members[name] = (created, mine)
+        found = conflicts.overlaps(members)
+        moved = []
+        for name, state in self.superpods.items():
+            overlap = found.get(name)
+            before = state.overlap.ceded if state.overlap is not None else frozenset()
+            if (overlap.ceded if overlap is not None else frozenset()) != before:
+                moved.append(state)
+            state.overlap = overlap
+        return moved
 
     def superpod_status(self, state: SuperPodState) -> JSON:
         model = state.model
@@ -198,6 +243,7 @@ class Fleet:
             generation=views.SuperPod(state.body).generation,
             now=self.clock(),
             error=model.error,
+            overlap=state.overlap.message(state.name) if state.overlap is not None else None,
         )
 
     async def write_superpod_status(self, state: SuperPodState) -> bool:
@@ -227,3 +273,6 @@ class Fleet:
 
     async def retry_pending(self, state: SuperPodState) -> int:
         return await self.reconciler.retry_pending(state)
+
+    async def resolve_conflicts(self, state: SuperPodState) -> None:
+        await self.restorer.resolve(state)

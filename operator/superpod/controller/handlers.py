@@ -115,6 +115,7 @@ def register(
             async with _reconcile("superpod"):
                 if state.health_dirty:
                     state.health_dirty = False
+                    await fleet.resolve_conflicts(state)
                     await fleet.refresh_placed(state)
                 await fleet.retry_pending(state)
             pause = status_interval - (time.monotonic() - last_write)

@@ -1,7 +1,8 @@
 """The partition reconciler: place, refresh (failed devices, repair), release, and retry the queue.
 
-Allocations live only in partition status: `adopt` restores what a partition's status holds into its
-SuperPod's allocator (or queues a partition that holds nothing) and `forget` releases a partition that is gone,
+Allocations live only in partition status: `restore.Restorer.adopt` restores what a partition's status holds
+into its SuperPod's allocator (or queues a partition that holds nothing) and `forget` releases a partition that
+is gone,
 so a standby replica holds the same picture as the active one and a restarted operator rebuilds it before it
 places anything. Only the active replica decides: `place`, `release`, `refresh_placed` and `retry_pending` run
 in kopf handlers and in the SuperPod's kopf daemon, which kopf stops while the operator is paused.
@@ -17,6 +18,7 @@ write loses nothing, because the decision was never persisted and is simply made
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
 import time
@@ -28,6 +30,7 @@ from superpod import placement
 from superpod.api import common, reasons, views
 from superpod.api import partition as api_partition
 from superpod.cluster import client, inventory
+from superpod.controller import conflicts as records
 from superpod.controller import moves, partitionqueue, partitionwrite, ranktables, superpodmodel
 from superpod.controller import status as derive
 from superpod.metrics import instruments
@@ -52,6 +55,10 @@ class SuperPodState:
     wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     pending: partitionqueue.PendingQueue = dataclasses.field(default_factory=partitionqueue.PendingQueue)
     reported: set[str] = dataclasses.field(default_factory=set)  # nodes whose problem has had its Event
+    # partitions whose recorded placement is in conflict (restore.Restorer): quarantined, out of the queue
+    conflicts: dict[str, records.Record] = dataclasses.field(default_factory=dict)
+    # shared member nodes and who keeps them (Fleet computes it; the model leaves out the ceded ones)
+    overlap: records.Overlap | None = None
     # placed partitions need a look: device health changed, a spec was edited or a status write failed
     health_dirty: bool = False
 
@@ -98,38 +105,14 @@ class Partitions:
 
     # ---- memory: what partition statuses hold --------------------------------------------------------------
 
-    def adopt(self, key: str, obj: JSON) -> None:
-        """Learn a partition: restore its allocation from status, or queue it when it has none."""
-        view = views.Partition(obj)
-        state = self.superpods.get(view.superpod)
-        if view.deleting:
-            return
-        if state is not None:
-            state.pending.seen(key)
-        if not view.placed:
-            if state is not None and (state.allocator is None or state.allocator.placement_of(key) is None):
-                state.pending.add(key, view.created)
-            return
-        if state is None or state.allocator is None or state.allocator.placement_of(key) is not None:
-            return
-        try:
-            slots = view.slots()
-        except pydantic.ValidationError as error:
-            logger.warning(
-                "partition %s has an unreadable allocation: %s", key, superpodmodel.one_line(error)
-            )
-            return
-        outcome = state.allocator.restore(key, slots, whole_nodes=view.whole_nodes)
-        if isinstance(outcome, placement.Conflict):
-            logger.warning("could not restore %s: %s", key, outcome.message)
-        state.pending.remove(key)
-
     def forget(self, key: str, obj: JSON) -> None:
         """A partition is gone: it waits no more and its devices are free."""
         state = self.superpods.get(views.Partition(obj).superpod)
         if state is None:
             return
         state.pending.forget(key)
+        if state.conflicts.pop(key, None) is not None:
+            restore_report(state)
         if state.allocator is not None and state.allocator.release(key) is not None:
             state.poke()
 
@@ -284,7 +267,7 @@ class Partitions:
         key = view.key
         async with state.lock:
             decision = state.allocator.placement_of(key) if state.allocator is not None else None
-            if state.allocator is None or decision is None:
+            if state.allocator is None or decision is None or key in state.conflicts:
                 return dict(view.status)
             failed = state.allocator.failed_devices(decision)
             problem: str | None = None
@@ -354,6 +337,8 @@ class Partitions:
             return
         async with self.serial.hold(view.key), state.lock:
             state.pending.remove(view.key)
+            if state.conflicts.pop(view.key, None) is not None:
+                restore_report(state)
             released = state.allocator.release(view.key) if state.allocator is not None else None
         if released is not None:
             state.poke()
@@ -387,6 +372,12 @@ class Partitions:
             if result.get("phase") == api_partition.Phase.ALLOCATED.value:
                 placed += 1
         return placed
+
+
+def restore_report(state: SuperPodState) -> None:
+    """`superpod_partition_conflicts` of the SuperPod: its partitions in conflict now, by reason."""
+    counts = collections.Counter(record.reason.value for record in state.conflicts.values())
+    instruments.set_conflicts(state.name, counts)
 
 
 def rank_table_name(state: SuperPodState, obj: JSON) -> str | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Sequence
 
-from superpod.api import common
+from superpod.api import common, reasons
 from superpod.api import partition as api_partition
 from superpod.controller import podrequest
 from superpod.controller import status as derive
@@ -58,6 +58,15 @@ def phase_refusal(partition: str, status: JSON | None, *, deleting: bool = False
         return f"partition {partition} is being deleted; its devices are being released"
     status = status or {}
     phase = status.get("phase") or api_partition.Phase.PENDING.value
+    conflict: JSON = next(
+        (c for c in status.get("conditions") or () if c.get("type") == reasons.ConditionType.CONFLICT),
+        {},
+    )
+    if conflict.get("status") == "True":
+        return (
+            f"partition {partition} is in conflict ({conflict.get('reason')}: {conflict.get('message')});"
+            " pods can bind once the operator has placed it again"
+        )
     if phase in ADMITTING and status.get("allocation"):
         return None
     reason = status.get("reason") or "NotPlaced"

@@ -158,8 +158,8 @@ def allocated(
             ),
             bound_condition(conditions, slots, generation, now),
             degraded,
-            # conditions other writers own (RankTableWritten) are kept as they are
-            *(c for c in conditions or () if c.get("type") not in _PLACED_CONDITIONS),
+            # conditions other writers own (RankTableWritten) are kept as they are; a conflict is over
+            *_resolved(conditions, "re-placed", generation, now),
         ],
     }
     if rank_table is not None:
@@ -191,8 +191,66 @@ def _unplaced(
         "tierSpan": None,
         "nodeCount": None,
         "estimatedBandwidthGBps": None,
-        "conditions": [condition(conditions, Condition.ALLOCATED, False, reason, message, generation, now)],
+        "conditions": [
+            condition(conditions, Condition.ALLOCATED, False, reason, message, generation, now),
+            *(
+                c
+                for c in _resolved(conditions, "released", generation, now)
+                if c.get("type") == Condition.CONFLICT
+            ),
+        ],
     }
+
+
+def _resolved(conditions: Sequence[JSON] | None, how: str, generation: int | None, now: str) -> list[JSON]:
+    """The conditions the placement fields do not derive, kept, with a Conflict that was True turned False."""
+    out = []
+    for old in conditions or ():
+        if old.get("type") in _PLACED_CONDITIONS:
+            continue
+        if old.get("type") == Condition.CONFLICT and old.get("status") == "True":
+            message = f"{how} after {old.get('reason')}: {old.get('message')}"
+            resolved = reasons.ConflictReason.RESOLVED
+            old = condition(conditions, Condition.CONFLICT, False, resolved, message, generation, now)
+        out.append(old)
+    return out
+
+
+def conflicted(
+    held: placement.Placement | None,
+    reason: str,
+    message: str,
+    *,
+    previous: JSON | None,
+    generation: int | None,
+    now: str,
+    rank_table: str | None = None,
+) -> JSON:
+    """Status of a partition whose recorded placement is in conflict (`conflicts.Record`): Degraded with a
+    Conflict condition, `allocation` only what it holds now (`held`: its quarantined devices, or its own
+    placement when its status was edited by hand). Each slot keeps its pod (the pod may still run there)."""
+    previous = previous or {}
+    conditions = previous.get("conditions")
+    flag = condition(conditions, Condition.CONFLICT, True, reason, message, generation, now)
+    if held is None:
+        status = _unplaced(Phase.PENDING, reason, message, previous, generation, now)
+        status["conditions"] = [*status["conditions"][:1], flag]
+        return status
+    status = allocated(held, previous=previous, generation=generation, now=now, rank_table=rank_table)
+    pods = {
+        (slot.get("rank"), slot.get("node")): slot["pod"]
+        for slot in previous.get("allocation") or []
+        if slot.get("pod")
+    }
+    for slot in status["allocation"]:
+        pod = pods.get((slot["rank"], slot["node"]))
+        if pod and not slot.get("pod"):
+            slot["pod"] = pod
+    status["phase"] = Phase.DEGRADED.value
+    status["reason"] = str(reason)
+    status["message"] = message
+    status["conditions"] = [c for c in status["conditions"] if c.get("type") != Condition.CONFLICT] + [flag]
+    return status
 
 
 def unplaced(status: JSON) -> bool:
@@ -228,8 +286,10 @@ def superpod(
     generation: int | None,
     now: str,
     error: str | None = None,
+    overlap: str | None = None,
 ) -> JSON:
-    """Status of a SuperPod: counts, largest blocks, fragmentation, Ready and Degraded conditions."""
+    """Status of a SuperPod: counts, largest blocks, fragmentation, Ready and Degraded conditions, and Overlap
+    while another SuperPod selects some of its nodes (`overlap` says which and who keeps them)."""
     conditions = (previous or {}).get("conditions")
     problems = sorted(problems, key=lambda p: (p.reason, p.node))
     status: JSON = {
@@ -265,6 +325,15 @@ def superpod(
         message = "all member nodes report valid devices"
         degraded = condition(conditions, Condition.DEGRADED, False, why.HEALTHY, message, generation, now)
     status["conditions"] = [ready, degraded]
+    if overlap is not None:
+        status["conditions"].append(
+            condition(conditions, Condition.OVERLAP, True, why.NODES_SHARED, overlap, generation, now)
+        )
+    elif any(c.get("type") == Condition.OVERLAP for c in conditions or ()):
+        message = "no other SuperPod selects its nodes"
+        status["conditions"].append(
+            condition(conditions, Condition.OVERLAP, False, why.NO_OVERLAP, message, generation, now)
+        )
     return status
 
 

@@ -62,6 +62,8 @@ SERIES: tuple[Series, ...] = (
     Series("superpod_reconcile_errors_total", "counter", ("resource",), "Reconciles that raised, by resource."),
     Series("superpod_webhook_duration_seconds", "histogram", (), "Time the pod admission webhook took to answer."),
     Series("superpod_webhook_errors_total", "counter", (), "Admission requests the webhook failed to answer."),
+    Series("superpod_partition_conflicts", "gauge", ("superpod", "reason"), "Partitions whose recorded placement is in conflict now, by reason; their devices are quarantined until it is settled."),
+    Series("superpod_partition_conflicts_detected_total", "counter", ("reason",), "Recorded placements found in conflict, by reason."),
 )  # fmt: skip
 
 

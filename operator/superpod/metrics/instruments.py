@@ -12,6 +12,8 @@ n)` for its mirrors (list+watch), whose resources are known only when they start
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import prometheus_client
 
 REGISTRY = prometheus_client.CollectorRegistry(auto_describe=True)
@@ -65,6 +67,24 @@ WATCH_RESTARTS = prometheus_client.Counter(
     registry=REGISTRY,
 )
 
+CONFLICTS = prometheus_client.Gauge(
+    "superpod_partition_conflicts",
+    "Partitions whose recorded placement is in conflict now (devices quarantined until it is settled), by "
+    "SuperPod and reason (DeviceHeldElsewhere, DeviceMissing, NodeOutsideSuperPod, AllocationInvalid).",
+    ["superpod", "reason"],
+    registry=REGISTRY,
+)
+CONFLICTS_DETECTED = prometheus_client.Counter(
+    "superpod_partition_conflicts_detected",
+    "Recorded placements found in conflict when the operator rebuilt or verified its books, by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
+CONFLICT_REASONS = ("DeviceHeldElsewhere", "DeviceMissing", "NodeOutsideSuperPod", "AllocationInvalid")
+
+for _reason in CONFLICT_REASONS:
+    CONFLICTS_DETECTED.labels(reason=_reason)
+
 for _resource in RESOURCES:
     RECONCILE_SECONDS.labels(resource=_resource)
     RECONCILE_ERRORS.labels(resource=_resource)
@@ -95,6 +115,17 @@ def observe_webhook(seconds: float, *, error: bool = False) -> None:
 def count_watch_restarts(resource: str, restarts: int) -> None:
     """A mirror of `resource` (for example `nodes`, `kube-system/configmaps`) started (0) or restarted (1)."""
     WATCH_RESTARTS.labels(resource=resource).inc(restarts)
+
+
+def count_conflict(reason: str) -> None:
+    """A partition's recorded placement was found in conflict, for `reason`."""
+    CONFLICTS_DETECTED.labels(reason=reason).inc()
+
+
+def set_conflicts(superpod: str, counts: Mapping[str, int]) -> None:
+    """The SuperPod's partitions in conflict now, by reason (a reason left out is 0)."""
+    for reason in sorted(set(CONFLICT_REASONS) | set(counts)):
+        CONFLICTS.labels(superpod=superpod, reason=reason).set(counts.get(reason, 0))
 
 
 def _known(resource: str) -> str:

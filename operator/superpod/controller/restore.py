@@ -1,0 +1,175 @@
+"""Recorded placements into the books: restore, verify, quarantine what conflicts, and resolve it.
+
+A partition's placement lives in its status; `adopt` restores it into its SuperPod's allocator (or queues a
+partition that holds nothing). A recorded placement that cannot be restored or verified (`conflicts`: a device
+that is gone, a node outside the SuperPod, a device another partition holds, an allocation the operator never
+wrote) is never dropped: the partition gets a `conflicts.Record`, holds what of its claim it can (quarantine:
+those devices go to nobody else) and leaves the queue. The SuperPod's daemon (`resolve`, active replica only)
+writes its Conflict condition and posts the Event, then releases and re-queues it once no slot has a pod; the
+claim the books keep is the one written first (`conflicts.claim_order`). `superpod_partition_conflicts` shows
+the partitions in conflict now, by reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import pydantic
+
+from superpod import placement
+from superpod.api import common, reasons, views
+from superpod.controller import conflicts, partitions
+from superpod.controller import status as derive
+from superpod.metrics import instruments
+
+JSON = common.JSON
+logger = logging.getLogger(__name__)
+
+
+class Restorer:
+    """Restores partitions' recorded placements, and settles the ones in conflict."""
+
+    def __init__(self, reconciler: partitions.Partitions) -> None:
+        self.reconciler = reconciler
+        self.superpods = reconciler.superpods
+        self.partitions = reconciler.partitions
+
+    # ---- memory: on every replica ------------------------------------------------------------------------
+
+    def adopt(self, key: str, obj: JSON) -> None:
+        """Learn a partition: restore its allocation from status, or queue it when it has none."""
+        view = views.Partition(obj)
+        state = self.superpods.get(view.superpod)
+        if view.deleting or state is None:
+            return
+        state.pending.seen(key)
+        if key in state.conflicts:
+            return  # settled by `resolve`, whatever the status says meanwhile
+        allocator = state.allocator
+        if not view.placed:
+            if allocator is None or allocator.placement_of(key) is None:
+                state.pending.add(key, view.created)
+            return
+        if allocator is None:
+            return
+        if allocator.placement_of(key) is not None:
+            forged = conflicts.verify(allocator, key, obj)
+            if forged is not None:
+                record = conflicts.classify(forged, state.name, nodes=state.observed)
+                self._record(state, key, dataclasses.replace(record, keep=True))
+            return
+        if view.phase not in conflicts.PLACED_PHASES:
+            detail = "holds devices while its phase says it is not placed: the operator never wrote it"
+            self._record(state, key, conflicts.invalid(key, view.phase, detail))
+            return
+        try:
+            slots = view.slots()
+        except pydantic.ValidationError as error:
+            self._record(
+                state, key, conflicts.invalid(key, view.phase, f"cannot be read: {error.errors()[0]}")
+            )
+            return
+        outcome = allocator.restore(key, slots, whole_nodes=view.whole_nodes)
+        if isinstance(outcome, placement.Conflict):
+            self.quarantine(state, key, outcome, slots)
+        state.pending.remove(key)
+
+    def rebuilt(self, state: partitions.SuperPodState, before: placement.Allocator | None) -> None:
+        """The SuperPod got a new tree: the placements of the old one that did not fit are in conflict."""
+        for conflict in state.model.conflicts:
+            held = before.placement_of(conflict.partition_id) if before is not None else None
+            self.quarantine(state, conflict.partition_id, conflict, held.slots if held is not None else ())
+
+    def quarantine(
+        self,
+        state: partitions.SuperPodState,
+        key: str,
+        conflict: placement.Conflict,
+        slots: tuple[placement.PlacedSlot, ...] | list,  # type: ignore[type-arg]
+    ) -> None:
+        """Record `key`'s conflict and hold what of its claim exists and nobody else holds."""
+        allocator = state.allocator
+        if allocator is not None and allocator.placement_of(key) is None:
+            kept = conflicts.restorable(allocator, slots)
+            if kept:
+                allocator.restore(key, kept)
+        record = conflicts.classify(conflict, state.name, nodes=state.observed)
+        self._record(state, key, record)
+
+    def _record(self, state: partitions.SuperPodState, key: str, record: conflicts.Record) -> None:
+        known = state.conflicts.get(key)
+        state.conflicts[key] = dataclasses.replace(record, announced=known.announced if known else False)
+        state.pending.remove(key)
+        if known is None:
+            instruments.count_conflict(record.reason)
+            logger.warning("partition %s in conflict (%s): %s", key, record.reason, record.message)
+        report(state)
+        state.health_dirty = True
+        state.poke()
+
+    # ---- decisions: the SuperPod's daemon ----------------------------------------------------------------
+
+    async def resolve(self, state: partitions.SuperPodState) -> None:
+        """Write each conflicted partition's condition and Event; release and re-queue the ones without pods."""
+        for key in sorted(state.conflicts):
+            obj = self.partitions.get(key)
+            if obj is None or views.Partition(obj).deleting:
+                continue  # `forget` or `release` drops it with its devices
+            async with self.reconciler.serial.hold(key):
+                record = state.conflicts.get(key)
+                if record is not None:
+                    await self._resolve(state, key, self.partitions.get(key) or obj, record)
+        report(state)
+
+    async def _resolve(
+        self, state: partitions.SuperPodState, key: str, obj: JSON, record: conflicts.Record
+    ) -> None:
+        view = views.Partition(obj)
+        wait = not record.keep and view.any_bound  # its pods may still run on what it holds
+        held = (
+            state.allocator.placement_of(key)
+            if state.allocator is not None and (record.keep or wait)
+            else None
+        )
+        rank_table = partitions.rank_table_name(state, obj)
+        written = await self.reconciler.statuses.write(
+            obj,
+            lambda previous, now: derive.conflicted(
+                held,
+                record.reason,
+                record.message,
+                previous=previous,
+                generation=view.generation,
+                now=now,
+                rank_table=rank_table,
+            ),
+        )
+        if not record.announced:
+            state.conflicts[key] = record = dataclasses.replace(record, announced=True)
+            message = f"{record.reason}: {record.message}; " + (
+                "the operator's record stands and is written back"
+                if record.keep
+                else "its pods' slots are kept until they are gone, then it is placed again"
+                if wait
+                else "it is placed again"
+            )
+            await self.reconciler.events.event(
+                obj, reason=reasons.EventReason.CONFLICT, message=message, warning=True
+            )
+        if not written or wait:
+            return
+        async with state.lock:
+            state.conflicts.pop(key, None)
+            if not record.keep:
+                if state.allocator is not None:
+                    state.allocator.release(key)
+                state.pending.add(key, view.created)
+        report(state)
+        state.poke()
+        if record.keep:
+            current = dict(obj, status=written)
+            await self.reconciler.refresh(state, current)
+
+
+report = partitions.restore_report
