@@ -9,8 +9,10 @@ Needs the operator as a process of its own, so it runs on the sandbox only.
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
+from superpod_sandbox.sim import control, devicefaults
 
 from e2e import churn, environment, scenario
 from e2e.conftest import SUPERPODS, superpod_manifest
@@ -83,4 +85,65 @@ async def test_a_killed_operator_restarts_without_losing_or_sharing_a_device():
         assert changed == {}, "allocations changed across the restart"
         phases = {obj["status"]["phase"] for obj in final}
         assert phases == {"Allocated", "Pending"}, "the churn should leave both placed and waiting partitions"
+        assert "Traceback" not in operator.log.read_text()
+
+
+CHURN_CREATES = 200
+NARROW_AT, CORRUPT_AT, KILL2_AT, RESTART2_AT, WIDEN_AT = 30, 50, 70, 100, 140
+DEVICEINFO = "/api/v1/namespaces/kube-system/configmaps/mindx-dl-deviceinfo-{}"
+
+
+async def test_device_lists_and_selectors_changing_under_kill_9_churn_lose_nothing():
+    """During the churn a SuperPod's selector narrows (4 nodes out) and widens again, one node's device-plugin
+    ConfigMap names a device the hardware lacks and another's device fails, and the operator is killed while
+    they are so and restarts into them: restore conflicts and repairs settle, and at the end no device is held
+    twice, none is leaked (the SuperPod's allocated count is what the partitions hold), no partition is lost."""
+    async with environment.sandbox_target() as target:
+        api, operator = target.api, target.operator
+        assert operator is not None and operator.process is not None
+        nodes = list(target.nodes)
+        corrupted, failing = nodes[0], nodes[1]
+        for node in nodes[:-4]:
+            await api.patch(f"/api/v1/nodes/{node}", {"metadata": {"labels": {"chaos": "kept"}}})
+        await api.create(SUPERPODS, superpod_manifest())
+        await eventually(lambda: churn.superpod_devices(api), timeout=30)
+        namespace = "chaos"
+        await api.create(
+            "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        )
+        superpod = f"{SUPERPODS}/{environment.SUPERPOD}"
+        original = (await api.get(DEVICEINFO.format(corrupted)))["data"]
+        restart: list[asyncio.Task[None]] = []
+
+        async def chaos(index: int) -> None:
+            if index == NARROW_AT:
+                await api.patch(superpod, {"spec": {"nodeSelector": {"matchLabels": {"chaos": "kept"}}}})
+            elif index == CORRUPT_AT:
+                document = json.loads(original["DeviceInfoCfg"])
+                listed = document["DeviceInfo"]["DeviceList"][scenario.RESOURCE]
+                document["DeviceInfo"]["DeviceList"][scenario.RESOURCE] = f"{listed},Ascend910-99".lstrip(",")
+                await api.patch(
+                    DEVICEINFO.format(corrupted), {"data": {"DeviceInfoCfg": json.dumps(document)}}
+                )
+                await control.inject(api, failing, devicefaults.Kind.UNHEALTHY, "Ascend910-3")
+            elif index == KILL2_AT:
+                await operator.kill()
+            elif index == RESTART2_AT:
+                restart.append(asyncio.create_task(operator.start(timeout=60)))
+            elif index == WIDEN_AT:
+                await api.patch(superpod, {"spec": {"nodeSelector": None}})
+                await api.patch(DEVICEINFO.format(corrupted), {"data": original})
+                await control.heal(api, failing)
+
+        work = churn.Churn(api, namespace, creates=CHURN_CREATES, delete_share=0.4)
+        await work.run(on_progress=chaos)
+        await asyncio.gather(*restart)
+        expected = len(work.created) - len(work.deleted)
+        final, wrong = await churn.converge(api, namespace, expected, timeout=120)
+
+        assert wrong == []
+        assert not scenario.shared_devices(final)
+        devices = await churn.superpod_devices(api)
+        assert devices.get("allocated") == churn.held(final)
+        assert (await api.get(superpod))["status"]["nodes"] == len(nodes)  # every node is back
         assert "Traceback" not in operator.log.read_text()
