@@ -166,6 +166,7 @@ class Fleet:
                 continue
             state.model = superpodmodel.configure(views.SuperPod(state.body).spec)
             state.pending = partitionqueue.PendingQueue()
+            state.conflicts = {}  # found again from the fresh list, with the new owner's quarantine
             self._rebuild(state)
             self.reconciler.queue_unplaced(state)
             state.poke()
