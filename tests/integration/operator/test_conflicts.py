@@ -174,6 +174,11 @@ async def test_a_forged_allocation_of_a_pending_partition_is_never_used(cluster,
     await api.delete(f"{SPP}/full")  # the queue still knows it: it is placed once there is room
     placed = await eventually(lambda: phase_is(api, "waiting", "Allocated"))
     assert len(devices_of(placed)) == 8
+
+    async def gone() -> bool:  # its status keeps its allocation until the finalizer goes
+        return await api.get_or_none(f"{SPP}/full") is None
+
+    await eventually(gone)
     await eventually(lambda: books_balance(api))
 
 
