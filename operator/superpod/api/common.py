@@ -85,9 +85,9 @@ class LabelSelector(SpecModel):
     """A Kubernetes label selector; the requirements are ANDed."""
 
     match_labels: dict[str, Annotated[str, Field(description="The label's required value.")]] | None = None
-    """Labels a node must carry, with these exact values."""
+    """Labels an object must carry, with these exact values."""
     match_expressions: list[LabelSelectorRequirement] | None = None
-    """Set-based requirements a node's labels must meet."""
+    """Set-based requirements an object's labels must meet."""
 
 
 LabelSelectorRequirement.model_rebuild()

@@ -157,6 +157,7 @@ def _age() -> JSON:
 def superpod_crd() -> JSON:
     spec = model_schema(superpod.SuperPodSpec)
     spec["x-kubernetes-validations"] = superpod.CEL_RULES
+    spec["properties"]["quotas"]["items"]["x-kubernetes-validations"] = superpod.QUOTA_RULES
     status = model_schema(superpod.SuperPodStatus)
     _conditions_list(status)
     return _crd(
@@ -206,6 +207,9 @@ def partition_crd() -> JSON:
             {"name": "Tier", "type": "string", "jsonPath": ".status.tierSpan"},
             {"name": "Nodes", "type": "integer", "jsonPath": ".status.nodeCount"},
             {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1},
+            {"name": "Priority", "type": "integer", "jsonPath": ".status.priority", "priority": 1},
+            {"name": "Quota", "type": "string", "jsonPath": ".status.quota", "priority": 1},
+            {"name": "Borrowing", "type": "boolean", "jsonPath": ".status.borrowing", "priority": 1},
             _age(),
         ],
     )

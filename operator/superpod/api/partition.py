@@ -53,6 +53,8 @@ class PendingReason(StrEnum):
     """The SuperPod has not discovered its nodes yet."""
     QUOTA_EXCEEDED = "QuotaExceeded"
     """Placing it would take its quota above its nominal share, and borrowing is not possible."""
+    PRIORITY_CLASS_NOT_FOUND = "PriorityClassNotFound"
+    """spec.priorityClassName names no PriorityClass."""
     PREEMPTED = "Preempted"
     """It lost its devices to a partition of higher priority, or to its quota's owner reclaiming them."""
 
@@ -92,6 +94,14 @@ class PartitionSpec(SpecModel):
     are respected) and must be recreated by their controller; they bind to the new devices, ranks in the same
     order, with a new rank table. A partition without a running pod may be moved whatever this says (policy
     Unbound or Movable)."""
+    priority_class_name: str | None = Field(
+        default=None, min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+    )
+    """A scheduling.k8s.io/v1 PriorityClass, as pods name one: its value is the partition's priority (higher
+    is admitted first, and may preempt lower partitions of the same quota) and its preemptionPolicy
+    (PreemptLowerPriority or Never) says whether the partition may preempt at all. Unset: the globalDefault
+    PriorityClass, else priority 0. A name that no PriorityClass has keeps the partition Pending
+    (PriorityClassNotFound)."""
 
 
 class Slot(StatusModel):
@@ -153,6 +163,16 @@ class PartitionStatus(StatusModel):
     move: PartitionMove | None = None
     """Set while the operator moves the partition to make room for another: its pods are evicted, new pods are
     refused until they are gone, then the allocation becomes move.allocation (see the Moving condition)."""
+    quota: str | None = None
+    """The quota (SuperPod spec.quotas) the partition is charged to; unset when no quota covers its
+    namespace."""
+    priority: int | None = None
+    """The value of its PriorityClass when the operator last decided on it."""
+    borrowing: bool | None = None
+    """While placed: whether its quota uses more than its nominal share, so that the partition may be
+    preempted when the owners of the borrowed devices need them back."""
+    preempted_by: str | None = None
+    """After a preemption: namespace/name of the partition that took its devices."""
     conditions: list[Condition] | None = None
     """Allocated, Bound and Degraded conditions with reasons; Moving while the partition is moved to make room
     for another (MakingRoom, then Moved); RankTableWritten once the rank table could not be written as asked

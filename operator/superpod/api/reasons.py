@@ -20,6 +20,7 @@ class ConditionType(StrEnum):
     BOUND = "Bound"
     DEGRADED = "Degraded"
     READY = "Ready"
+    QUOTAS_FIT = "QuotasFit"
     RANK_TABLE_WRITTEN = "RankTableWritten"
     MOVING = "Moving"
     CONFLICT = "Conflict"
@@ -94,6 +95,8 @@ class SuperPodReason(StrEnum):
     NODES_SHARED = "NodesShared"
     """Overlap True: another SuperPod selects some of the same nodes."""
     NO_OVERLAP = "NoOverlap"
+    QUOTAS_FIT = "QuotasFit"
+    QUOTAS_EXCEED_CAPACITY = "QuotasExceedCapacity"
 
 
 class NodeProblemReason(StrEnum):
@@ -142,3 +145,7 @@ class EventReason(StrEnum):
     DEFRAGMENTING = "Defragmenting"
     """Other partitions are being moved to make room for this one."""
     CONFLICT = "Conflict"
+    PREEMPTED = "Preempted"
+    """On a victim: it lost its devices to the partition the message names."""
+    PREEMPTING = "Preempting"
+    """On a preemptor: it takes the devices of the partitions the message names once their pods are gone."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -59,6 +59,40 @@ class Defragmentation(SpecModel):
     """At most this many partitions are moved in any hour; a plan needing more waits. 0 moves nothing."""
 
 
+class Borrowing(StrEnum):
+    """Whether a quota's tenant may use more than its nominal share when others leave theirs idle."""
+
+    ALLOWED = "Allowed"
+    NEVER = "Never"
+
+
+MAX_QUOTAS = 32
+MAX_QUOTA_NAMESPACES = 64
+
+
+class QuotaSpec(SpecModel):
+    """One tenant's nominal share of the SuperPod: the namespaces it covers and how many devices it is owed."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    """The tenant's name (a DNS label), shown in partition status, Events and metrics."""
+    namespaces: (
+        list[Annotated[str, Field(min_length=1, max_length=63, description="A namespace name.")]] | None
+    ) = Field(default=None, min_length=1, max_length=MAX_QUOTA_NAMESPACES)
+    """Namespaces whose partitions this quota covers. Set this or namespaceSelector, not both."""
+    namespace_selector: LabelSelector | None = None
+    """Namespaces whose labels match are covered by this quota. Set this or namespaces, not both. A namespace
+    that two quotas cover is charged to the first in the list."""
+    npus: int = Field(ge=0, le=1_048_576)
+    """The tenant's nominal share, in devices: partitions of its namespaces within this many devices are
+    admitted before any partition over its share, and devices of it that others borrowed are taken back by
+    preemption when the tenant needs them. The shares of all quotas may not exceed the SuperPod's usable
+    (non-reserve) devices; status condition QuotasFit says whether they do."""
+    borrowing: Borrowing = Borrowing.ALLOWED
+    """Allowed: the tenant may use idle devices of other quotas above its share (and loses them by preemption
+    when their owner needs them back). Never: its partitions wait with reason QuotaExceeded rather than go
+    above its share."""
+
+
 class TierSpec(SpecModel):
     """One interconnect tier of a custom topology, listed from the tightest (smallest) to the widest."""
 
@@ -99,6 +133,18 @@ class SuperPodSpec(SpecModel):
     no such refusals; any pod may take free devices of member nodes."""
     defragmentation: Defragmentation = Field(default_factory=Defragmentation)
     """What the operator may move, and how often, to place a partition the SuperPoD is too fragmented for."""
+    quotas: list[QuotaSpec] | None = Field(default=None, max_length=MAX_QUOTAS)
+    """Tenants' nominal shares of this SuperPod (docs/tenancy.md). Partitions in namespaces no quota covers
+    may use only the devices no quota holds (usable devices minus the sum of the shares) and never borrow.
+    Unset: no quotas, partitions are admitted by priority, then age."""
+
+
+QUOTA_RULES: list[dict[str, str]] = [
+    {
+        "rule": "has(self.namespaces) != has(self.namespaceSelector)",
+        "message": "set namespaces or namespaceSelector, exactly one of them",
+    },
+]
 
 
 class DeviceCounts(StatusModel):
@@ -126,6 +172,21 @@ class TierBlock(StatusModel):
     """Largest number of free devices in one domain of this tier."""
 
 
+class QuotaStatus(StatusModel):
+    """What one quota's tenant is owed and uses."""
+
+    name: str
+    """The quota's name."""
+    nominal: int = 0
+    """Its nominal share, in devices."""
+    used: int = 0
+    """Devices its placed partitions are charged (their npus)."""
+    borrowed: int = 0
+    """Devices used above the nominal share (idle shares of others)."""
+    pending: int = 0
+    """Its partitions waiting to be placed."""
+
+
 class SuperPodStatus(StatusModel):
     """What the operator observed of the SuperPoD and its capacity."""
 
@@ -146,8 +207,12 @@ class SuperPodStatus(StatusModel):
     fragmentation: float | None = Field(default=None, ge=0, le=1)
     """Share of free devices that sit on nodes some partition already uses: 0 means every free device is on an
     untouched node, so whole-node requests can use it; 1 means no node is untouched (see docs/placement.md)."""
+    quotas: list[QuotaStatus] | None = None
+    """Per quota: nominal share, devices used and borrowed, partitions pending."""
     conditions: list[Condition] | None = None
-    """Ready (nodes discovered and devices known) and Degraded (unhealthy devices or bad inputs)."""
+    """Ready (nodes discovered and devices known), Degraded (unhealthy devices or bad inputs) and, with
+    quotas, QuotasFit (False with reason QuotasExceedCapacity while the shares add up to more than the usable
+    devices)."""
 
 
 class SuperPod(SpecModel):
@@ -177,6 +242,15 @@ CEL_RULES: list[dict[str, str]] = [
         "rule": "!has(self.tiers) || self.tiers.size() < 2 || "
         "self.tiers.all(t, self.tiers.all(u, t.domainSize >= u.domainSize || u.domainSize % t.domainSize == 0))",
         "message": "each tier's domainSize must be a multiple of every smaller tier's domainSize",
+    },
+    {
+        "rule": "!has(self.quotas) || self.quotas.all(q, self.quotas.exists_one(r, r.name == q.name))",
+        "message": "quota names must be unique",
+    },
+    {
+        "rule": "!has(self.quotas) || self.quotas.all(q, !has(q.namespaces) || q.namespaces.all(n, "
+        "self.quotas.exists_one(r, has(r.namespaces) && n in r.namespaces)))",
+        "message": "a namespace may be listed by one quota only",
     },
     {
         "rule": "self.profile == oldSelf.profile",
