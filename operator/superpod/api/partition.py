@@ -55,6 +55,8 @@ class PendingReason(StrEnum):
     """Placing it would take its quota above its nominal share, and borrowing is not possible."""
     PRIORITY_CLASS_NOT_FOUND = "PriorityClassNotFound"
     """spec.priorityClassName names no PriorityClass."""
+    PREEMPTING = "Preempting"
+    """It preempted the partitions its message names and takes their devices once their pods are gone."""
     PREEMPTED = "Preempted"
     """It lost its devices to a partition of higher priority, or to its quota's owner reclaiming them."""
 

@@ -84,6 +84,15 @@ class Partition:
         return str(self.spec.get("superPod", ""))
 
     @property
+    def npus(self) -> int:
+        return int(self.spec.get("npus") or 0)
+
+    @property
+    def priority_class_name(self) -> str | None:
+        name = self.spec.get("priorityClassName")
+        return str(name) if name else None
+
+    @property
     def whole_nodes(self) -> bool:
         return bool(self.spec.get("wholeNodes", False))
 
@@ -114,6 +123,20 @@ class Partition:
     def phase(self) -> str:
         """status.phase; Pending before the operator wrote one."""
         return str(self.status.get("phase") or api_partition.Phase.PENDING.value)
+
+    @property
+    def reason(self) -> str:
+        return str(self.status.get("reason") or "")
+
+    @property
+    def evicting(self) -> bool:
+        """Preempted, its pods not all gone yet: it keeps its allocation in status (so that a restarted
+        operator still holds its devices) but is no longer placed."""
+        return (
+            self.phase == api_partition.Phase.PENDING.value
+            and self.reason == api_partition.PendingReason.PREEMPTED.value
+            and self.placed
+        )
 
     @property
     def allocation(self) -> list[JSON]:

@@ -31,8 +31,11 @@ from superpod.controller import (
     partitionqueue,
     partitions,
     partitionwrite,
+    queuepass,
     restore,
+    scheduler,
     superpodmodel,
+    tenants,
 )
 from superpod.controller import status as derive
 
@@ -55,6 +58,7 @@ class Fleet:
         self.writer = self.statuses.writer
         self.reconciler = partitions.Partitions(self.superpods, self.mirror.partitions, self.statuses)
         self.restorer = restore.Restorer(self.reconciler)
+        self.scheduler = scheduler.Scheduler(self.reconciler)
         # told of every partition change (None: the partition is gone)
         self.partition_listeners: list[Callable[[str, JSON | None], None]] = []
         # told of every Node change, heartbeats included: (name, old, new)
@@ -245,6 +249,10 @@ class Fleet:
             now=self.clock(),
             error=model.error,
             overlap=state.overlap.message(state.name) if state.overlap is not None else None,
+            quotas=queuepass.quota_status(state.tenancy) if tenants.quota_specs(model.spec) else None,
+            quota_problem=(
+                tenants.quota_problem(state.tenancy.ledger.quotas) if state.tenancy is not None else None
+            ),
         )
 
     async def write_superpod_status(self, state: SuperPodState) -> bool:
@@ -264,7 +272,7 @@ class Fleet:
     # ---- partitions (the handlers' and the daemon's calls) ----------------------------------------------
 
     async def place(self, obj: JSON) -> JSON:
-        return await self.reconciler.place(obj)
+        return await self.scheduler.place(obj)
 
     async def release(self, obj: JSON) -> None:
         await self.reconciler.release(obj)
@@ -273,7 +281,7 @@ class Fleet:
         await self.reconciler.refresh_placed(state)
 
     async def retry_pending(self, state: SuperPodState) -> int:
-        return await self.reconciler.retry_pending(state)
+        return await self.scheduler.retry_pending(state)
 
     async def resolve_conflicts(self, state: SuperPodState) -> None:
         await self.restorer.resolve(state)

@@ -21,7 +21,6 @@ import asyncio
 import collections
 import dataclasses
 import logging
-import time
 from collections.abc import Mapping
 
 import pydantic
@@ -31,7 +30,15 @@ from superpod.api import common, reasons, views
 from superpod.api import partition as api_partition
 from superpod.cluster import client, inventory
 from superpod.controller import conflicts as records
-from superpod.controller import moves, partitionqueue, partitionwrite, ranktables, superpodmodel
+from superpod.controller import (
+    moves,
+    partitionqueue,
+    partitionwrite,
+    preemptions,
+    queuepass,
+    ranktables,
+    superpodmodel,
+)
 from superpod.controller import status as derive
 from superpod.metrics import instruments
 from superpod.ranktable import versions
@@ -61,6 +68,13 @@ class SuperPodState:
     overlap: records.Overlap | None = None
     # placed partitions need a look: device health changed, a spec was edited or a status write failed
     health_dirty: bool = False
+    # preemptor key -> the devices it holds in memory while its victims' pods go (see preemptions)
+    preempting: dict[str, preemptions.Preempting] = dataclasses.field(default_factory=dict)
+    waiting_since: dict[str, float] = dataclasses.field(default_factory=dict)  # key -> time.time() queued
+    tenancy: queuepass.Pass | None = None  # the last admission pass: quotas, ledger, what waits and why
+
+    def is_victim(self, key: str) -> bool:
+        return any(key in entry.victims for entry in self.preempting.values())
 
     @property
     def allocator(self) -> placement.Allocator | None:
@@ -114,7 +128,23 @@ class Partitions:
         if state.conflicts.pop(key, None) is not None:
             restore_report(state)
         if state.allocator is not None and state.allocator.release(key) is not None:
+            self._return_to_victims(state, key)
             state.poke()
+
+    def _return_to_victims(self, state: SuperPodState, key: str) -> None:
+        """A preemptor is gone before its victims' pods: their devices are theirs again until the pods go
+        (restored from their status, which still holds the allocation)."""
+        entry = state.preempting.pop(key, None)
+        if entry is None or state.allocator is None:
+            return
+        for victim in entry.victims:
+            obj = self.partitions.get(victim)
+            if obj is not None and views.Partition(obj).evicting:
+                view = views.Partition(obj)
+                try:
+                    state.allocator.restore(victim, view.slots(), whole_nodes=view.whole_nodes)
+                except pydantic.ValidationError:
+                    logger.warning("partition %s has an unreadable allocation", victim)
 
     def queue_unplaced(self, state: SuperPodState) -> None:
         """Queue the SuperPod's partitions that hold nothing (it has just appeared)."""
@@ -125,79 +155,18 @@ class Partitions:
 
     # ---- decisions -----------------------------------------------------------------------------------------
 
-    async def place(self, obj: JSON) -> JSON:
-        """Place a partition (kopf create/resume handler); returns the status it now has."""
-        view = views.Partition(obj)
-        state = self.superpods.get(view.superpod)
-        async with self.serial.hold(view.key):
-            if state is None:
-                reason = api_partition.PendingReason.SUPER_POD_NOT_FOUND
-                message = f"SuperPod {view.superpod} does not exist; the partition waits for it"
-                return await self._pending(obj, reason, message)
-            return await self._place(state, obj)
+    # ---- writes ------------------------------------------------------------------------------------------
 
-    async def _pending(self, obj: JSON, reason: str, message: str) -> JSON:
+    async def pending(self, obj: JSON, reason: str, message: str, tenancy: JSON | None = None) -> JSON:
         generation = views.Partition(obj).generation
         return await self.statuses.write(
             obj,
             lambda previous, now: derive.pending(
-                reason, message, previous=previous, generation=generation, now=now
+                reason, message, previous=previous, generation=generation, now=now, tenancy=tenancy
             ),
         )
 
-    async def _place(self, state: SuperPodState, obj: JSON) -> JSON:
-        """Decide under the SuperPod's lock (plan, commit in memory), then write the status outside it."""
-        view = views.Partition(obj)
-        key, created = view.key, view.created
-        plan: placement.Moves | None = None
-        async with state.lock:
-            if state.allocator is None:
-                reason: str = api_partition.PendingReason.SUPER_POD_NOT_READY
-                message = state.model.error or f"SuperPod {state.name} has no usable nodes yet"
-                state.pending.add(key, created)
-                decision: placement.Placement | placement.Rejection | None = None
-            elif state.allocator.placement_of(key) is not None:
-                decision = None
-                reason = message = ""
-            else:
-                try:
-                    spec = view.parse_spec()
-                except pydantic.ValidationError as error:
-                    invalid = superpodmodel.one_line(error)
-                    return await self.statuses.write(
-                        obj,
-                        lambda previous, now: derive.failed(
-                            invalid, previous=previous, generation=view.generation, now=now
-                        ),
-                    )
-                started = time.perf_counter()
-                request = placement.PlacementRequest.from_spec(spec)
-                decision = state.allocator.plan_partition(request)
-                instruments.observe_placement(time.perf_counter() - started)
-                if isinstance(decision, placement.Rejection) and decision.reason == FRAGMENTED:
-                    plan, why = self.mover.plan(state.body, state.allocator, self.partitions, key, request)
-                    if plan is not None:
-                        state.pending.remove(key)
-                    else:
-                        decision = placement.Rejection(FRAGMENTED, f"{decision.message}; no moves: {why}")
-                if plan is not None:
-                    decision = plan.placement
-                elif isinstance(decision, placement.Rejection):
-                    state.pending.add(key, created)
-                    reason, message = decision.reason, decision.message
-                else:
-                    state.allocator.commit(key, decision)
-                    state.pending.remove(key)
-            allocator = state.allocator
-        if allocator is None or isinstance(decision, placement.Rejection):
-            return await self._pending(obj, reason, message)
-        if decision is None:
-            return await self.refresh(state, obj)
-        if plan is not None and not await self._write_moves(state, allocator, obj, plan):
-            return await self._pending(obj, FRAGMENTED, "a partition moved to make room for it got a pod")
-        return await self._write_placement(state, allocator, obj, decision)
-
-    async def _write_moves(
+    async def write_moves(
         self, state: SuperPodState, allocator: placement.Allocator, obj: JSON, plan: placement.Moves
     ) -> bool:
         """Write the partitions moved to make room for `obj`; False (memory put back) when one could not be."""
@@ -219,8 +188,13 @@ class Partitions:
         state.poke()
         return False
 
-    async def _write_placement(
-        self, state: SuperPodState, allocator: placement.Allocator, obj: JSON, placed: placement.Placement
+    async def write_placement(
+        self,
+        state: SuperPodState,
+        allocator: placement.Allocator,
+        obj: JSON,
+        placed: placement.Placement,
+        tenancy: JSON | None = None,
     ) -> JSON:
         view = views.Partition(obj)
         key = view.key
@@ -229,7 +203,12 @@ class Partitions:
             written = await self.statuses.write(
                 obj,
                 lambda previous, now: derive.allocated(
-                    placed, previous=previous, generation=view.generation, now=now, rank_table=rank_table
+                    placed,
+                    previous=previous,
+                    generation=view.generation,
+                    now=now,
+                    rank_table=rank_table,
+                    tenancy=tenancy,
                 ),
             )
         except Exception as error:
@@ -265,6 +244,8 @@ class Partitions:
         """Bring a placed partition's status up to date: failed devices, repair, bindings."""
         view = views.Partition(obj)
         key = view.key
+        if key in state.preempting or view.evicting:
+            return dict(view.status)  # its status is written by the preemption (preemptions)
         async with state.lock:
             decision = state.allocator.placement_of(key) if state.allocator is not None else None
             if state.allocator is None or decision is None or key in state.conflicts:
@@ -339,39 +320,14 @@ class Partitions:
             state.pending.remove(view.key)
             if state.conflicts.pop(view.key, None) is not None:
                 restore_report(state)
+            state.waiting_since.pop(view.key, None)
             released = state.allocator.release(view.key) if state.allocator is not None else None
+            if released is not None:
+                self._return_to_victims(state, view.key)
         if released is not None:
             state.poke()
             message = f"released {len(released.device_ids())} devices"
             await self.events.event(obj, reason=Event.RELEASED, message=message)
-
-    async def retry_pending(self, state: SuperPodState) -> int:
-        """Try every pending partition of the SuperPod that is due, oldest first; returns how many were placed.
-
-        A partition whose try raises waits with a backoff of its own (`partitionqueue`) while the ones behind it
-        are tried.
-        """
-        placed = 0
-        for key in state.pending.due(time.monotonic()):
-            obj = self.partitions.get(key)
-            if obj is None or views.Partition(obj).deleting:
-                state.pending.remove(key)
-                continue
-            async with self.serial.hold(key):
-                if key not in state.pending:
-                    continue
-                try:
-                    result = await self._place(state, obj)
-                except Exception as error:  # whatever failed for this one partition; cancellation passes
-                    delay = state.pending.failed(key, time.monotonic())
-                    asyncio.get_running_loop().call_later(delay, state.poke)
-                    instruments.count_reconcile_error("partition")
-                    logger.warning("partition %s: %s; trying it again in %.0f s", key, error, delay)
-                    continue
-            state.pending.succeeded(key)
-            if result.get("phase") == api_partition.Phase.ALLOCATED.value:
-                placed += 1
-        return placed
 
 
 def restore_report(state: SuperPodState) -> None:

@@ -41,8 +41,8 @@ class Restorer:
         """Learn a partition: restore its allocation from status, or queue it when it has none."""
         view = views.Partition(obj)
         state = self.superpods.get(view.superpod)
-        if view.deleting or state is None:
-            return
+        if view.deleting or state is None or state.is_victim(key):
+            return  # a victim's devices are its preemptor's while its pods go (controller/preemptions.py)
         state.pending.seen(key)
         if key in state.conflicts:
             return  # settled by `resolve`, whatever the status says meanwhile

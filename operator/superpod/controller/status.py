@@ -87,6 +87,7 @@ def allocated(
     failed: Sequence[str] = (),
     repair_problem: str | None = None,
     rank_table: str | None = None,
+    tenancy: JSON | None = None,
 ) -> JSON:
     """Status of a placed partition.
 
@@ -94,6 +95,7 @@ def allocated(
     change. The phase is Degraded while the partition holds failed devices (`node/device`), else Bound when
     every slot has a pod, else Allocated. `repair_problem` says why failed devices could not be replaced.
     `rank_table` names the rank table ConfigMap (written with the allocation: one status write, not two).
+    `tenancy` holds the quota, priority and borrowing fields (`queuepass.Tenancy.fields`).
     """
     previous = previous or {}
     conditions = previous.get("conditions")
@@ -164,12 +166,49 @@ def allocated(
     }
     if rank_table is not None:
         status["rankTable"] = rank_table
-    return status
+    status["preemptedBy"] = None
+    return status | (tenancy or {})
 
 
-def pending(reason: str, message: str, *, previous: JSON | None, generation: int | None, now: str) -> JSON:
-    """Status of a partition that is not placed; `allocation` and the placement fields are cleared."""
-    return _unplaced(Phase.PENDING, reason, message, previous, generation, now)
+def pending(
+    reason: str,
+    message: str,
+    *,
+    previous: JSON | None,
+    generation: int | None,
+    now: str,
+    tenancy: JSON | None = None,
+    preempted_by: str | None = None,
+) -> JSON:
+    """Status of a partition that is not placed; `allocation` and the placement fields are cleared.
+    `preempted_by` names the partition that took its devices (reason Preempted)."""
+    status = _unplaced(Phase.PENDING, reason, message, previous, generation, now)
+    status["preemptedBy"] = preempted_by
+    return status | (tenancy or {}) | {"borrowing": None}
+
+
+def evicting(
+    preemptor: str, message: str, *, previous: JSON | None, generation: int | None, now: str
+) -> JSON:
+    """Status of a preempted partition whose pods are being evicted: Pending, reason Preempted, no longer
+    admitting pods, but its allocation stays in status until its pods are gone, so that a restarted operator
+    still holds those devices and gives them to nobody while the pods may use them."""
+    previous = previous or {}
+    reason = api_partition.PendingReason.PREEMPTED.value
+    conditions = previous.get("conditions")
+    allocated_condition = condition(conditions, Condition.ALLOCATED, False, reason, message, generation, now)
+    return {
+        "observedGeneration": generation,
+        "phase": Phase.PENDING.value,
+        "reason": reason,
+        "message": message,
+        "preemptedBy": preemptor,
+        "borrowing": None,
+        "conditions": [
+            allocated_condition,
+            *(c for c in conditions or () if c.get("type") != Condition.ALLOCATED),
+        ],
+    }
 
 
 def failed(message: str, *, previous: JSON | None, generation: int | None, now: str) -> JSON:
@@ -287,9 +326,12 @@ def superpod(
     now: str,
     error: str | None = None,
     overlap: str | None = None,
+    quotas: list[JSON] | None = None,
+    quota_problem: str | None = None,
 ) -> JSON:
-    """Status of a SuperPod: counts, largest blocks, fragmentation, Ready and Degraded conditions, and Overlap
-    while another SuperPod selects some of its nodes (`overlap` says which and who keeps them)."""
+    """Status of a SuperPod: counts, largest blocks, fragmentation, Ready and Degraded conditions, Overlap
+    while another SuperPod selects some of its nodes (`overlap` says which and who keeps them); with quotas,
+    their usage (`quotas`) and the QuotasFit condition (False with `quota_problem`)."""
     conditions = (previous or {}).get("conditions")
     problems = sorted(problems, key=lambda p: (p.reason, p.node))
     status: JSON = {
@@ -333,6 +375,20 @@ def superpod(
         message = "no other SuperPod selects its nodes"
         status["conditions"].append(
             condition(conditions, Condition.OVERLAP, False, why.NO_OVERLAP, message, generation, now)
+        )
+    status["quotas"] = quotas  # None clears what a removed spec.quotas left
+    if quotas is not None:
+        fit = quota_problem is None
+        status["conditions"].append(
+            condition(
+                conditions,
+                Condition.QUOTAS_FIT,
+                fit,
+                why.QUOTAS_FIT if fit else why.QUOTAS_EXCEED_CAPACITY,
+                "the nominal shares fit in the usable devices" if fit else str(quota_problem),
+                generation,
+                now,
+            )
         )
     return status
 

@@ -44,6 +44,9 @@ class FakeApi:
     async def get(self, path: str, **params: str) -> JSON:
         return {"items": list(self.lists[path]), "metadata": {"resourceVersion": "1"}}
 
+    async def list(self, path: str, **params: str) -> list[JSON]:
+        return list(self.lists[path])
+
     async def watch(self, path: str, **params: str) -> AsyncIterator[JSON]:
         while True:
             yield await self.streams[path].get()

@@ -1,0 +1,121 @@
+"""Carrying out a preemption safely: victims first, the preemptor only once the victims' pods are gone.
+
+When an admission pass (`queuepass`) preempts, the allocator already holds the preemptor on the victims'
+devices (in memory: nobody else gets them), but the preemptor's status shows no allocation, so no pod of it
+can be admitted yet. Then, in this order:
+
+1. each victim's status becomes Pending, reason Preempted, naming its preemptor (`status.evicting`): no new
+   pod of it is admitted, and its allocation stays in status while its pods may still use the devices, so a
+   restarted operator restores it and gives those devices to nobody;
+2. the preemptor's status becomes Pending, reason Preempting, naming its victims (each status change posts
+   an Event with that reason and message, so both partitions' Events name the other);
+3. the victims' pods are evicted through the Eviction API (`eviction.evict`), again on every pass until
+   none is left: only the API's pods are trusted, not the operator's memory;
+4. when every victim's pods are gone, each victim's status drops its allocation (it waits to be placed
+   again, reason Preempted) and only then is the preemptor's placement written.
+
+A preemptor deleted on the way gives its devices back to its victims (restored from their status), which
+are then finished as above. After a restart the victims are restored from status as evicting partitions
+and finished the same way, and the preemptor, Pending at the head of the queue, preempts again if it must.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+
+from superpod import placement
+from superpod.api import common, views
+from superpod.api import partition as api_partition
+from superpod.controller import eviction, partitionwrite
+from superpod.controller import status as derive
+from superpod.placement import queue
+
+JSON = common.JSON
+PendingReason = api_partition.PendingReason
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Preempting:
+    """A preemptor holding its victims' devices in memory, waiting for their pods to go."""
+
+    preemptor: str
+    placement: placement.Placement
+    victims: tuple[str, ...]
+    reclaimed: tuple[str, ...] = ()
+
+
+def victim_message(preemptor: str, victim: str, admit: queue.Admit, workloads: Mapping[str, int]) -> str:
+    why = (
+        f"to take back quota {admit.workload.tenant}'s share"
+        if victim in admit.reclaimed
+        else f"priority {admit.workload.priority} over {workloads.get(victim, 0)}"
+    )
+    return f"preempted by {preemptor} ({why}); its pods are being evicted"
+
+
+async def begin(
+    statuses: partitionwrite.StatusWriter,
+    partitions: Mapping[str, JSON],
+    preemptor_obj: JSON,
+    admit: queue.Admit,
+    victim_priorities: Mapping[str, int],
+    evictions: eviction.Evictions,
+) -> None:
+    """Steps 1 to 3 of the module docstring."""
+    preemptor = views.Partition(preemptor_obj).key
+    for victim in admit.victims:
+        obj = partitions.get(victim)
+        if obj is None:
+            continue
+        message = victim_message(preemptor, victim, admit, victim_priorities)
+        await statuses.write(obj, _evicting(preemptor, message, views.Partition(obj).generation))
+    names = ", ".join(admit.victims)
+    message = f"preempting {names}: it takes their devices once their pods are gone"
+    generation = views.Partition(preemptor_obj).generation
+    await statuses.write(
+        preemptor_obj,
+        lambda previous, now: derive.pending(
+            PendingReason.PREEMPTING, message, previous=previous, generation=generation, now=now
+        ),
+    )
+    await evict(evictions, admit.victims)
+
+
+async def evict(evictions: eviction.Evictions, victims: tuple[str, ...]) -> int:
+    """Evict the victims' pods (again, as `eviction.Evictions` paces it); how many may still use their
+    devices."""
+    remaining = 0
+    for victim in victims:
+        namespace, name = victim.split("/", 1)
+        pods = await eviction.list_pods(evictions.api, namespace, f"{common.PARTITION_LABEL}={name}")
+        progress = await evictions.evict(victim, pods)
+        if progress.done:
+            evictions.forget(victim)
+        remaining += len(progress.remaining)
+    return remaining
+
+
+def _evicting(preemptor: str, message: str, generation: int | None) -> Callable[[JSON | None, str], JSON]:
+    return lambda previous, now: derive.evicting(
+        preemptor, message, previous=previous, generation=generation, now=now
+    )
+
+
+async def requeue(statuses: partitionwrite.StatusWriter, obj: JSON, preemptor: str) -> None:
+    """Step 4 for one victim: its pods are gone, its allocation goes, it waits to be placed again."""
+    view = views.Partition(obj)
+    message = f"preempted by {preemptor}; its pods are gone and it waits to be placed again"
+    await statuses.write(
+        obj,
+        lambda previous, now: derive.pending(
+            PendingReason.PREEMPTED,
+            message,
+            previous=previous,
+            generation=view.generation,
+            now=now,
+            preempted_by=preemptor,
+        ),
+    )

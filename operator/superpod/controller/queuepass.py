@@ -1,0 +1,206 @@
+"""One admission pass over a SuperPod's pending partitions: quotas, priorities, backfill, preemption. Pure.
+
+The order and the pass are `placement.queue`'s (within share first, then priority, then age; a partition
+that cannot be placed does not block the ones behind it; the head of the queue gets a reservation after
+`placement.queue.RESERVE_AFTER` seconds); victims come from `placement.preemption.plan_preemption`. This
+module builds their inputs from the API's objects: the quotas of the SuperPod over its usable devices, the
+ledger of what placed partitions are charged, each partition's tenant and PriorityClass. It changes the
+allocator as the pass decides (admitted partitions committed, victims released), under the SuperPod's lock;
+the caller writes the statuses and carries out the preemptions.
+
+Partitions that are not part of the pass: ones whose spec cannot be read or whose PriorityClass does not
+exist (`Pass.refused`), and placed ones that are being evicted (`views.Partition.evicting`), which hold
+their devices until their pods are gone but are neither charged nor preemptable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+import pydantic
+
+from superpod import placement
+from superpod.api import common, views
+from superpod.api import partition as api_partition
+from superpod.api import superpod as api_superpod
+from superpod.controller import superpodmodel, tenants
+from superpod.placement import queue
+from superpod.placement import quota as placement_quota
+
+JSON = common.JSON
+UNQUOTED_TENANT = placement_quota.UNQUOTED
+PendingReason = api_partition.PendingReason
+
+
+@dataclasses.dataclass(frozen=True)
+class Facts:
+    """What the pass needs from the API besides the partitions: PriorityClasses and namespace labels."""
+
+    classes: Mapping[str, tenants.PriorityClass] = dataclasses.field(default_factory=dict)
+    labels: Mapping[str, Mapping[str, str] | None] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Refused:
+    """Not part of the pass: Failed (unreadable spec) or Pending (its PriorityClass is missing)."""
+
+    key: str
+    reason: str
+    message: str
+    failed: bool = False
+
+
+@dataclasses.dataclass
+class Pass:
+    decisions: list[queue.Admit | queue.Wait]
+    refused: list[Refused]
+    ledger: placement_quota.Ledger
+    tenancy: dict[str, JSON]  # partition key -> status fields: quota, priority, borrowing
+    before: dict[str, placement_quota.Workload]  # the placed partitions before the pass
+    pending: list[placement_quota.Workload]  # the partitions the pass decided on
+    waiting: dict[str, int] = dataclasses.field(default_factory=dict)  # tenant -> partitions queued after it
+    moves: dict[str, placement.Moves] = dataclasses.field(default_factory=dict)  # key -> moves that place it
+
+
+class Tenancy:
+    """The quotas of one SuperPod and how its partitions map onto them."""
+
+    def __init__(self, spec: api_superpod.SuperPodSpec | None, usable: int, facts: Facts) -> None:
+        self.spec = spec
+        self.facts = facts
+        self.quotas = tenants.quotas(spec, usable)
+
+    def tenant(self, view: views.Partition) -> str:
+        return tenants.tenant_of(view.namespace, self.spec, self.facts.labels.get(view.namespace))
+
+    def priority(self, view: views.Partition) -> tenants.PriorityClass | None:
+        return tenants.priority_of(view.priority_class_name, self.facts.classes)
+
+    def workload(self, view: views.Partition, queued: float | None = None) -> placement_quota.Workload | None:
+        priority = self.priority(view)
+        if priority is None:
+            return None
+        return tenants.workload(view, tenant=self.tenant(view), priority=priority, queued=queued)
+
+    def fields(self, view: views.Partition, ledger: placement_quota.Ledger | None, placed: bool) -> JSON:
+        """The status fields of tenancy: quota, priority, and borrowing while placed."""
+        priority = self.priority(view)
+        tenant = self.tenant(view)
+        return {
+            "quota": tenant or None,
+            "priority": priority.value if priority is not None else None,
+            "borrowing": (ledger.is_borrowing(view.key) if ledger is not None and placed else None),
+        }
+
+
+def usable_devices(allocator: placement.Allocator) -> int:
+    """Devices quotas share: every device of a node that is not a reserve node (healthy or not, so that a
+    failing device does not shrink every tenant's share)."""
+    return sum(len(node.devices) for node in allocator.tree.nodes if not node.reserve)
+
+
+def placed_workloads(
+    allocator: placement.Allocator, partitions: Mapping[str, JSON], tenancy: Tenancy
+) -> dict[str, placement_quota.Workload]:
+    """The workloads of the placed partitions the allocator holds (evicting and unknown ones left out)."""
+    placed: dict[str, placement_quota.Workload] = {}
+    for key in allocator.partitions:
+        obj = partitions.get(key)
+        if obj is None:
+            continue
+        view = views.Partition(obj)
+        if view.evicting or view.deleting:
+            continue
+        workload = tenancy.workload(view)
+        if workload is None:  # its PriorityClass went away: it keeps priority 0 while placed
+            workload = tenants.workload(view, tenant=tenancy.tenant(view), priority=tenants.DEFAULT_PRIORITY)
+        placed[key] = workload
+    return placed
+
+
+def run(
+    allocator: placement.Allocator,
+    tenancy: Tenancy,
+    partitions: Mapping[str, JSON],
+    keys: Sequence[str],
+    *,
+    now: float,
+    since: Mapping[str, float],
+    reserve_after: float = queue.RESERVE_AFTER,
+) -> Pass:
+    """Decide on the pending partitions `keys` (see the module docstring); `since` says since when each
+    waits (seconds, the clock of `now`)."""
+    placed = placed_workloads(allocator, partitions, tenancy)
+    ledger = placement_quota.Ledger(tenancy.quotas, placed.values())
+    refused: list[Refused] = []
+    pending: list[placement_quota.Workload] = []
+    requests: dict[str, placement.PlacementRequest] = {}
+    for key in keys:
+        obj = partitions.get(key)
+        if obj is None or allocator.placement_of(key) is not None:
+            continue
+        view = views.Partition(obj)
+        try:
+            spec = view.parse_spec()
+        except pydantic.ValidationError as error:
+            refused.append(Refused(key, "", superpodmodel.one_line(error), failed=True))
+            continue
+        workload = tenancy.workload(view, queued=since.get(key, now))
+        if workload is None:
+            message = f"PriorityClass {view.priority_class_name} does not exist; the partition waits for it"
+            refused.append(Refused(key, PendingReason.PRIORITY_CLASS_NOT_FOUND, message))
+            continue
+        pending.append(workload)
+        requests[key] = placement.PlacementRequest.from_spec(spec)
+    before = dict(placed)
+    decisions = [
+        _quota_first(decision, ledger)
+        for decision in queue.admit(
+            allocator, ledger, pending, requests, placed, now, reserve_after=reserve_after
+        )
+    ]
+    fields: dict[str, JSON] = {}
+    for key in [*before, *requests]:
+        view = views.Partition(partitions[key])
+        fields[key] = tenancy.fields(view, ledger, placed=key in ledger.charged)
+    return Pass(decisions, refused, ledger, fields, before, pending)
+
+
+def _quota_first(
+    decision: queue.Admit | queue.Wait, ledger: placement_quota.Ledger
+) -> queue.Admit | queue.Wait:
+    """A partition its quota refuses waits for its quota, whatever else stands in its way: capacity that
+    frees up would not place it."""
+    if (
+        not ledger.quotas.enabled
+        or not isinstance(decision, queue.Wait)
+        or decision.reason
+        in (
+            PendingReason.QUOTA_EXCEEDED,
+            PendingReason.UNSATISFIABLE,
+        )
+    ):
+        return decision
+    refusal = ledger.quota_refusal(decision.workload)
+    if refusal is None or ledger.quotas.may_borrow(ledger.tenant(decision.workload)):
+        return decision
+    return dataclasses.replace(decision, reason=PendingReason.QUOTA_EXCEEDED, message=refusal)
+
+
+def quota_status(outcome: Pass | None) -> list[JSON] | None:
+    """SuperPod status.quotas: per quota, nominal share, devices used and borrowed, partitions waiting."""
+    if outcome is None or not outcome.ledger.quotas.enabled:
+        return None
+    waiting = outcome.waiting
+    return [
+        {
+            "name": usage.tenant,
+            "nominal": usage.nominal,
+            "used": usage.used,
+            "borrowed": usage.borrowed,
+            "pending": waiting.get(usage.tenant, 0),
+        }
+        for usage in outcome.ledger.usage()
+        if usage.tenant != UNQUOTED_TENANT
+    ]

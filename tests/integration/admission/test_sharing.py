@@ -1,0 +1,207 @@
+"""Sharing a simulated SuperPoD between two teams: quotas, borrowing and reclaim, priorities and preemption.
+
+Four CloudMatrix 384 nodes of 16 dies, no reserve: 64 devices; team-a and team-b are owed 32 each. Pods run
+on the simulated fleet, so every check of the guarantee is made on what pods really use (the device plugin's
+`huawei.com/AscendReal` annotation) against what partitions hold, over the whole preemption, not only after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest_asyncio
+from superpod.cluster import client
+from superpod_sandbox.sim import simulator
+
+from tests.integration.admission.conftest import (
+    SPOD,
+    eventually,
+    partition,
+    partitions_path,
+    pod,
+    pods_path,
+)
+from tests.integration.operator.conftest import books_balance
+from tests.integration.sim.conftest import FAST
+
+JSON = dict[str, Any]
+PRIORITY_CLASSES = "/apis/scheduling.k8s.io/v1/priorityclasses"
+
+
+def superpod(*quotas: JSON) -> JSON:
+    return {
+        "apiVersion": "superpod.dev/v1alpha1",
+        "kind": "SuperPod",
+        "metadata": {"name": "cm384-a"},
+        "spec": {"profile": "cloudmatrix-384", "superPodID": 0, "reserveNodes": 0, "quotas": list(quotas)},
+    }
+
+
+def quota(name: str, npus: int, borrowing: str = "Allowed") -> JSON:
+    return {"name": name, "namespaces": [name], "npus": npus, "borrowing": borrowing}
+
+
+async def status(api: client.KubeClient, name: str, namespace: str = "team-a") -> JSON:
+    obj = await api.get_or_none(f"{partitions_path(namespace)}/{name}")
+    return dict((obj or {}).get("status") or {})
+
+
+async def in_phase(api: client.KubeClient, name: str, phase: str, namespace: str = "team-a") -> JSON | None:
+    found = await status(api, name, namespace)
+    return found if found.get("phase") == phase else None
+
+
+async def pods_running(api: client.KubeClient, partition_name: str, count: int, namespace: str) -> bool:
+    items = await api.list(pods_path(namespace), labelSelector=f"superpod.dev/partition={partition_name}")
+    return sum(1 for item in items if (item.get("status") or {}).get("phase") == "Running") == count
+
+
+async def start_pods(api: client.KubeClient, partition_name: str, count: int, namespace: str) -> None:
+    for index in range(count):
+        await api.create(
+            pods_path(namespace), pod(f"{partition_name}-{index}", partition_name, namespace=namespace)
+        )
+    await eventually(lambda: pods_running(api, partition_name, count, namespace), timeout=30)
+
+
+async def no_device_used_twice(api: client.KubeClient) -> None:
+    """What every live pod really uses (AscendReal) is held by its own partition only, and no two pods use
+    one device."""
+    held: dict[tuple[str, str], str] = {}
+    for item in await api.list("/apis/superpod.dev/v1alpha1/superpodpartitions"):
+        key = f"{item['metadata']['namespace']}/{item['metadata']['name']}"
+        for slot in (item.get("status") or {}).get("allocation") or []:
+            for device in slot["devices"]:
+                assert (slot["node"], device) not in held, f"{device} of {slot['node']} held twice"
+                held[(slot["node"], device)] = key
+    used: dict[tuple[str, str], str] = {}
+    for item in await api.list("/api/v1/pods"):
+        metadata, pod_status = item["metadata"], item.get("status") or {}
+        real = (metadata.get("annotations") or {}).get("huawei.com/AscendReal")
+        if not real or pod_status.get("phase") not in ("Pending", "Running"):
+            continue
+        own = f"{metadata['namespace']}/{(metadata.get('labels') or {}).get('superpod.dev/partition')}"
+        for device in real.split(","):
+            place = (item["spec"]["nodeName"], device)
+            assert place not in used, (
+                f"{device} of {place[0]} used by {used.get(place)} and {metadata['name']}"
+            )
+            used[place] = metadata["name"]
+            holder = held.get(place)
+            assert holder in (None, own), f"pod {metadata['name']} ({own}) uses {device} held by {holder}"
+
+
+@contextlib.asynccontextmanager
+async def watching(api: client.KubeClient) -> AsyncIterator[None]:
+    """Check the guarantee over and over while the body runs (a preemption in flight included)."""
+    failure: list[BaseException] = []
+
+    async def loop() -> None:
+        while True:
+            try:
+                await no_device_used_twice(api)
+            except AssertionError as error:
+                failure.append(error)
+                return
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if failure:
+        raise failure[0]
+
+
+@pytest_asyncio.fixture
+async def fleet(cluster, operator) -> AsyncIterator[client.KubeClient]:
+    sandbox, api = cluster
+    async with simulator.Fleet("cloudmatrix-384", kubeconfig=sandbox.kubeconfig, nodes=4, options=FAST):
+        yield api
+
+
+async def superpod_ready(api: client.KubeClient) -> bool:
+    obj = await api.get_or_none(f"{SPOD}/cm384-a")
+    return ((obj or {}).get("status") or {}).get("devices", {}).get("total") == 64
+
+
+async def test_a_team_that_may_not_borrow_waits_with_quota_exceeded(fleet):
+    api = fleet
+    await api.create(SPOD, superpod(quota("team-a", 32, "Never"), quota("team-b", 32)))
+    await eventually(lambda: superpod_ready(api), timeout=15)
+    await api.create(partitions_path(), partition("a-1", 32, devicesPerPod=16))
+    placed = await eventually(lambda: in_phase(api, "a-1", "Allocated"), timeout=15)
+    assert placed["quota"] == "team-a" and placed["borrowing"] is False
+    await api.create(partitions_path(), partition("a-2", 16))
+    waiting = await eventually(lambda: in_phase(api, "a-2", "Pending"), timeout=15)
+    assert waiting["reason"] == "QuotaExceeded"
+    assert waiting["message"].startswith(
+        "quota team-a: 32 of 32 NPUs in use, 16 more would exceed the nominal share and borrowing is Never"
+    )
+
+    async def usage() -> list[JSON] | None:
+        found = ((await api.get(f"{SPOD}/cm384-a")).get("status") or {}).get("quotas")
+        return found if found and found[0]["pending"] == 1 else None
+
+    assert await eventually(usage, timeout=15) == [
+        {"name": "team-a", "nominal": 32, "used": 32, "borrowed": 0, "pending": 1},
+        {"name": "team-b", "nominal": 32, "used": 0, "borrowed": 0, "pending": 0},
+    ]
+    # team-b's share stays free for team-b
+    await api.create(partitions_path("team-b"), partition("b-1", 32, namespace="team-b"))
+    await eventually(lambda: in_phase(api, "b-1", "Allocated", "team-b"), timeout=15)
+    assert (await status(api, "a-2"))["reason"] == "QuotaExceeded"
+    await eventually(lambda: books_balance(api), timeout=15)
+
+
+async def test_borrowed_devices_are_reclaimed_once_the_borrowers_pods_are_gone(fleet):
+    api = fleet
+    await api.create(SPOD, superpod(quota("team-a", 32), quota("team-b", 32)))
+    await eventually(lambda: superpod_ready(api), timeout=15)
+    # team-a uses its share and borrows team-b's idle one, with pods running on both partitions
+    await api.create(partitions_path(), partition("own", 32, devicesPerPod=16))
+    await eventually(lambda: in_phase(api, "own", "Allocated"), timeout=15)
+    await api.create(partitions_path(), partition("borrowed", 32, devicesPerPod=16))
+    borrowed = await eventually(lambda: in_phase(api, "borrowed", "Allocated"), timeout=15)
+    assert borrowed["quota"] == "team-a"
+
+    async def borrowing(name: str) -> bool:
+        return (await status(api, name)).get("borrowing") is True
+
+    await eventually(lambda: borrowing("borrowed"), timeout=15)
+    await start_pods(api, "own", 2, "team-a")
+    await start_pods(api, "borrowed", 2, "team-a")
+    async with watching(api):
+        # team-b wants its share back: the youngest borrowing partition is preempted, its pods evicted
+        await api.create(
+            partitions_path("team-b"), partition("back", 32, namespace="team-b", devicesPerPod=16)
+        )
+        victim = await eventually(lambda: in_phase(api, "borrowed", "Pending"), timeout=20)
+        assert victim["reason"] == "Preempted" and victim["preemptedBy"] == "team-b/back"
+        back = await eventually(lambda: in_phase(api, "back", "Allocated", "team-b"), timeout=30)
+        assert {(s["node"], d) for s in back["allocation"] for d in s["devices"]} == {
+            (s["node"], d) for s in borrowed["allocation"] for d in s["devices"]
+        }
+        # the borrower's pods are gone; team-a's own share was not touched
+        assert await pods_running(api, "borrowed", 0, "team-a")
+        assert await pods_running(api, "own", 2, "team-a")
+        assert (await status(api, "own"))["phase"] == "Bound"
+        after = await status(api, "borrowed")
+        assert after["phase"] == "Pending" and not after.get("allocation")
+    events = await api.list("/api/v1/namespaces/team-a/events")
+    preempted = [
+        e for e in events if e["reason"] == "Preempted" and e["involvedObject"]["name"] == "borrowed"
+    ]
+    assert preempted and "team-b/back" in preempted[0]["message"]
+    events_b = await api.list("/api/v1/namespaces/team-b/events")
+    preempting = [
+        e for e in events_b if e["reason"] == "Preempting" and e["involvedObject"]["name"] == "back"
+    ]
+    assert preempting and "team-a/borrowed" in preempting[0]["message"]
+    await eventually(lambda: books_balance(api), timeout=15)
