@@ -45,6 +45,13 @@ NEEDED_ON_RARE_PATHS: dict[tuple[str, str, str], str] = {
         "unscheduled pod deleted at once, a removed label), and controller/validation.py a pod bound to an "
         "isolated node that it has not seen; in this cycle the partition may go before the read is due"
     ),
+    ("create", "", "pods/eviction"): (
+        "controller/eviction.py evicts the pods of a preempted partition; this cycle preempts nothing"
+    ),
+    ("get", "", "namespaces"): (
+        "controller/clusterfacts.py reads a namespace's labels only for quotas with a namespaceSelector; this "
+        "cycle's SuperPod has no quotas"
+    ),
 }
 
 DENIED_ON_PURPOSE: dict[tuple[str, str, str], str] = {

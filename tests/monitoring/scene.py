@@ -80,6 +80,7 @@ class SuperPodState:
     allocator: placement.Allocator
     observed: dict[str, inventory.ObservedNode]
     problems: dict[str, Problem] = dataclasses.field(default_factory=dict)
+    quota_usage: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def profile(self) -> Any:

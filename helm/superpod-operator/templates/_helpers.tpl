@@ -105,6 +105,11 @@ all, a Role's in operator.watchNamespace). */}}
   - apiGroups: [""]
     resources: ["pods"]
     verbs: ["get", "list", "watch"]
+  # Preemption: a preempted partition's pods are evicted (PodDisruptionBudgets honoured) before its devices go
+  # to the preemptor.
+  - apiGroups: [""]
+    resources: ["pods/eviction"]
+    verbs: ["create"]
   # HCCL rank tables, written in the partitions' namespaces (deleted with their partition through
   # ownerReferences); read back when one exists already.
   - apiGroups: [""]

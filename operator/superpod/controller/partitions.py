@@ -96,6 +96,13 @@ class SuperPodState:
     def problems(self) -> Mapping[str, inventory.NodeProblem]:
         return self.model.problems
 
+    @property
+    def quota_usage(self) -> list[JSON]:
+        """Per quota: nominal share, devices used and borrowed, partitions waiting (SuperPod status.quotas)."""
+        if not self.model.spec or not self.model.spec.quotas:
+            return []
+        return queuepass.quota_status(self.tenancy) or []
+
     def poke(self) -> None:
         """Ask the SuperPod's daemon to retry pending partitions and refresh the status."""
         self.wake.set()

@@ -159,6 +159,10 @@ class Scheduler:
             if isinstance(decision, queue.Wait):
                 return await self.writes.pending(obj, decision.reason, decision.message, fields)
             if decision.victims:
+                reclaimed = len(decision.reclaimed)
+                instruments.count_preemptions(
+                    state.name, priority=len(decision.victims) - reclaimed, reclaim=reclaimed
+                )
                 priorities = {k: w.priority for k, w in outcome.before.items()}
                 await preemptions.begin(
                     self.statuses, self.partitions, obj, decision, priorities, self.evictions

@@ -51,6 +51,11 @@ SERIES: tuple[Series, ...] = (
     Series("superpod_node_ub_switch_faults", "gauge", ("superpod", "node"), "UB (HCCS-L2) switch faults the node's device plugin reports."),
     Series("superpod_partitions", "gauge", ("superpod", "phase"), "Partitions by phase (Pending, Allocated, Bound, Degraded, Failed, Terminating)."),
     Series("superpod_pending_partitions", "gauge", ("superpod", "reason"), "Pending partitions by reason (InsufficientCapacity, Fragmented, Unsatisfiable, SuperPodNotFound, SuperPodNotReady, Other)."),
+    Series("superpod_quota_nominal_devices", "gauge", ("superpod", "quota"), "A quota's nominal share of the SuperPod (spec.quotas[].npus)."),
+    Series("superpod_quota_used_devices", "gauge", ("superpod", "quota"), "Devices the quota's placed partitions are charged (their npus)."),
+    Series("superpod_quota_borrowed_devices", "gauge", ("superpod", "quota"), "Devices the quota uses above its nominal share (idle shares of other quotas)."),
+    Series("superpod_quota_pending_partitions", "gauge", ("superpod", "quota", "reason"), "Pending partitions by quota and reason (quota empty: namespaces no quota covers)."),
+    Series("superpod_preemptions_total", "counter", ("superpod", "reason"), "Partitions preempted, by reason: priority (a higher-priority partition of the same quota) or reclaim (the owner of borrowed devices took them back)."),
     Series("superpod_partition_phase", "gauge", (*_P, "phase"), "1 for the partition's current phase, 0 for the others."),
     Series("superpod_partition_devices", "gauge", _P, "Devices a placed partition holds."),
     Series("superpod_partition_nodes", "gauge", _P, "Nodes a placed partition spans."),
@@ -91,6 +96,11 @@ def _superpod_families(superpods: Iterable[fleet_snapshot.SuperPodSnapshot]) -> 
         _gauge("superpod_fragmentation_ratio"),
     )
     nodes, node_devices = _gauge("superpod_nodes"), _gauge("superpod_node_devices")
+    nominal, used, borrowed = (
+        _gauge("superpod_quota_nominal_devices"),
+        _gauge("superpod_quota_used_devices"),
+        _gauge("superpod_quota_borrowed_devices"),
+    )
     node_unhealthy, switches = (
         _gauge("superpod_node_unhealthy_devices"),
         _gauge("superpod_node_ub_switch_faults"),
@@ -122,7 +132,12 @@ def _superpod_families(superpods: Iterable[fleet_snapshot.SuperPodSnapshot]) -> 
                 node_devices.add_metric([pod.name, node.name, node.rack, state], count)
             node_unhealthy.add_metric([pod.name, node.name], node.unhealthy_total)
             switches.add_metric([pod.name, node.name], node.switch_faults)
+        for quota in pod.quotas:
+            nominal.add_metric([pod.name, quota.name], quota.nominal)
+            used.add_metric([pod.name, quota.name], quota.used)
+            borrowed.add_metric([pod.name, quota.name], quota.borrowed)
     yield from (info, devices, domains, blocks, fragmentation, nodes, node_devices, node_unhealthy, switches)
+    yield from (nominal, used, borrowed)
 
 
 def _domain_states(pod: fleet_snapshot.SuperPodSnapshot) -> dict[str, dict[str, int]]:
@@ -160,6 +175,11 @@ def _partition_families(snap: fleet_snapshot.FleetSnapshot) -> Iterator[core.Met
         _gauge("superpod_partition_device_info"),
     )
     tiers = {pod.name: pod.tiers for pod in snap.superpods}
+    quota_pending = _gauge("superpod_quota_pending_partitions")
+    with_quotas = {pod.name for pod in snap.superpods if pod.quotas}
+    quota_reasons: dict[tuple[str, str], dict[str, int]] = {
+        (pod.name, quota.name): {} for pod in snap.superpods for quota in pod.quotas
+    }
     phase_counts: dict[str, dict[str, int]] = {pod.name: {} for pod in snap.superpods}
     reason_counts: dict[str, dict[str, int]] = {pod.name: {} for pod in snap.superpods}
     for part in snap.partitions:
@@ -170,6 +190,9 @@ def _partition_families(snap: fleet_snapshot.FleetSnapshot) -> Iterator[core.Met
             reason = part.reason if part.reason in PENDING_REASONS else OTHER
             reasons = reason_counts.setdefault(part.superpod, {})
             reasons[reason] = reasons.get(reason, 0) + 1
+            if part.superpod in with_quotas:
+                by_quota = quota_reasons.setdefault((part.superpod, part.quota), {})
+                by_quota[reason] = by_quota.get(reason, 0) + 1
         labels = [part.superpod, part.namespace, part.name]
         for value in PHASES:
             phase_of.add_metric([*labels, value], 1 if value == part.phase else 0)
@@ -192,7 +215,10 @@ def _partition_families(snap: fleet_snapshot.FleetSnapshot) -> Iterator[core.Met
     for pod_name, reasons in sorted(reason_counts.items()):
         for reason in PENDING_REASONS:
             pending.add_metric([pod_name, reason], reasons.get(reason, 0))
-    yield from (by_phase, pending, phase_of, devices, nodes, span, bandwidth, device_info)
+    for (pod_name, quota_name), reasons in sorted(quota_reasons.items()):
+        for reason in PENDING_REASONS:
+            quota_pending.add_metric([pod_name, quota_name, reason], reasons.get(reason, 0))
+    yield from (by_phase, pending, quota_pending, phase_of, devices, nodes, span, bandwidth, device_info)
 
 
 class FleetCollector(registry.Collector):

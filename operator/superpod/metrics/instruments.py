@@ -84,6 +84,15 @@ CONFLICT_REASONS = ("DeviceHeldElsewhere", "DeviceMissing", "NodeOutsideSuperPod
 
 for _reason in CONFLICT_REASONS:
     CONFLICTS_DETECTED.labels(reason=_reason)
+PREEMPTION_REASONS = ("priority", "reclaim")
+"""Values of the `reason` label of preemptions."""
+PREEMPTIONS = prometheus_client.Counter(
+    "superpod_preemptions",
+    "Partitions preempted: by a higher-priority partition of the same quota (priority) or by the owner of "
+    "borrowed devices taking them back (reclaim).",
+    ["superpod", "reason"],
+    registry=REGISTRY,
+)
 
 for _resource in RESOURCES:
     RECONCILE_SECONDS.labels(resource=_resource)
@@ -132,3 +141,9 @@ def _known(resource: str) -> str:
     if resource not in RESOURCES:
         raise ValueError(f"resource must be one of {', '.join(RESOURCES)}, not {resource!r}")
     return resource
+
+
+def count_preemptions(superpod: str, *, priority: int = 0, reclaim: int = 0) -> None:
+    """Victims of one preemption on `superpod`, by reason."""
+    for reason, count in (("priority", priority), ("reclaim", reclaim)):
+        PREEMPTIONS.labels(superpod=superpod, reason=reason).inc(count)

@@ -75,6 +75,20 @@ ALERTS: tuple[Alert, ...] = (
         runbook="kubectl get spp -A: the pending ones show reason Fragmented or InsufficientCapacity and a message with the largest free block; superpod_largest_free_block_devices shows what fits now; finishing or recreating small partitions frees whole nodes.",
     ),
     Alert(
+        name="SuperPodTenantStarved",
+        expr=(
+            "(max by (superpod, quota) (superpod_quota_used_devices)"
+            " < max by (superpod, quota) (superpod_quota_nominal_devices))"
+            " and on (superpod, quota)"
+            " (sum by (superpod, quota) (max by (superpod, quota, reason) (superpod_quota_pending_partitions)) > 0)"
+        ),
+        duration="15m",
+        severity="warning",
+        summary="Quota {{ $labels.quota }} of SuperPoD {{ $labels.superpod }} waits below its nominal share",
+        description="Quota {{ $labels.quota }} uses {{ $value }} devices of SuperPoD {{ $labels.superpod }}, less than its nominal share, while partitions of it are pending.",
+        runbook="kubectl get spp -A -o wide: the quota's pending partitions show their reason (QuotaExceeded names the numbers; Preempting waits for victims' pods to be evicted: check PodDisruptionBudgets); kubectl get spod {{ $labels.superpod }} -o jsonpath='{.status.quotas}' shows who borrows.",
+    ),
+    Alert(
         name="SuperPodOperatorDown",
         expr=f'absent(up{{job="{OPERATOR_JOB}"}} == 1)',
         duration="5m",

@@ -15,7 +15,7 @@ pending reason from its status, and its placement from the allocator.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from superpod import placement
@@ -50,6 +50,16 @@ class NodeSnapshot:
 
 
 @dataclasses.dataclass(frozen=True)
+class QuotaSnapshot:
+    """One quota of a SuperPod: its nominal share and what its partitions use and borrow, in devices."""
+
+    name: str
+    nominal: int
+    used: int
+    borrowed: int
+
+
+@dataclasses.dataclass(frozen=True)
 class SuperPodSnapshot:
     """One SuperPod as the operator sees it; `capacity` is None until it has usable nodes."""
 
@@ -59,6 +69,7 @@ class SuperPodSnapshot:
     capacity: placement.Capacity | None
     nodes: tuple[NodeSnapshot, ...]
     left_out: int  # member nodes the inventory could not use (malformed device info, no devices)
+    quotas: tuple[QuotaSnapshot, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +82,7 @@ class PartitionSnapshot:
     phase: str  # status.phase; Pending before the operator has written a status
     reason: str  # status.reason
     placement: placement.Placement | None
+    quota: str = ""  # status.quota: the quota it is charged to ("" when none covers its namespace)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +110,8 @@ class SuperPodView(Protocol):
     def observed(self) -> Mapping[str, topology_inventory.ObservedNode]: ...
     @property
     def problems(self) -> Mapping[str, ProblemView]: ...
+    @property
+    def quota_usage(self) -> Sequence[Mapping[str, Any]]: ...
 
 
 class FleetView(Protocol):
@@ -164,8 +178,15 @@ def _superpod(state: SuperPodView) -> SuperPodSnapshot:
     left_out = sum(1 for node in state.problems if node not in state.observed)
     if state.allocator is not None:
         not_ready = frozenset(name for name, node in state.observed.items() if not node.ready)
-        return of_allocator(
-            state.name, state.allocator, not_ready=not_ready, switch_faults=faults, left_out=left_out
+        quotas = tuple(
+            QuotaSnapshot(str(q["name"]), int(q["nominal"]), int(q["used"]), int(q["borrowed"]))
+            for q in state.quota_usage
+        )
+        return dataclasses.replace(
+            of_allocator(
+                state.name, state.allocator, not_ready=not_ready, switch_faults=faults, left_out=left_out
+            ),
+            quotas=quotas,
         )
     profile = state.profile
     return SuperPodSnapshot(
@@ -193,4 +214,5 @@ def _partition(
         phase=str(status.get("phase") or api_partition.Phase.PENDING.value),
         reason=str(status.get("reason") or ""),
         placement=allocator.placement_of(key) if allocator is not None else None,
+        quota=str(status.get("quota") or ""),
     )

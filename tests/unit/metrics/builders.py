@@ -49,6 +49,7 @@ class SuperPod:
     allocator: placement.Allocator | None = None
     observed: dict[str, inventory.ObservedNode] = dataclasses.field(default_factory=dict)
     problems: dict[str, Problem] = dataclasses.field(default_factory=dict)
+    quota_usage: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass

@@ -54,6 +54,9 @@ def test_crd_columns_put_name_first_and_keep_the_printer_columns() -> None:
         "Tier",
         "Nodes",
         "Reason",
+        "Priority",
+        "Quota",
+        "Borrowing",
         "Age",
     ]
     assert result["columnDefinitions"][0]["format"] == "name"
@@ -68,6 +71,9 @@ def test_crd_columns_put_name_first_and_keep_the_printer_columns() -> None:
         "Allocated",
         None,
         2,
+        None,
+        None,
+        None,
         None,
         printers.since("2026-01-02T03:04:05Z"),
     ]
@@ -241,8 +247,8 @@ async def test_kubectl_prints_the_table(tmp_path: Path) -> None:
     assert lines[0].split() == ["NAME", "SUPERPOD", "NPUS", "PHASE", "TIER", "NODES", "AGE"]
     assert lines[1].split() == ["small", "cm384", "16", "Allocated", "1", "15m"]  # a null cell prints empty
     assert wide_code == 0
-    assert wide.splitlines()[0].split()[-2:] == ["REASON", "AGE"]
-    assert wide.splitlines()[1].split()[-2] == "Placed"
+    assert wide.splitlines()[0].split()[-5:] == ["REASON", "PRIORITY", "QUOTA", "BORROWING", "AGE"]
+    assert wide.splitlines()[1].split()[-2] == "Placed"  # no priority, quota or borrowing: empty cells
 
 
 def test_service_printer_columns() -> None:
