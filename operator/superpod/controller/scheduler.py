@@ -85,8 +85,10 @@ class Scheduler:
         """One admission pass over `keys` under the SuperPod's lock; None when the SuperPod is not ready
         (the keys wait in its queue). `given`: copies of partitions the mirror may not have seen yet."""
         facts = await self._facts(state)
-        objects: Mapping[str, JSON] = collections.ChainMap(dict(given or {}), dict(self.partitions))
         async with state.lock:
+            # read under the lock: a partition deleted (and forgotten) while this pass waited for it is not
+            # placed from a stale copy
+            objects: Mapping[str, JSON] = collections.ChainMap(dict(given or {}), dict(self.partitions))
             allocator = state.allocator
             if allocator is None:
                 for key in keys:
@@ -199,7 +201,8 @@ class Scheduler:
         placed = 0
         for key in due:
             obj = self.partitions.get(key)
-            if obj is None:
+            if obj is None:  # deleted since the pass: what it was given goes back
+                await self._drop(state, outcome, key)
                 continue
             async with self.serial.hold(key):
                 try:
@@ -239,6 +242,18 @@ class Scheduler:
                 outcome.decisions[index] = dataclasses.replace(
                     decision, message=f"{decision.message}; no moves: {why}"
                 )
+
+    async def _drop(self, state: SuperPodState, outcome: queuepass.Pass, key: str) -> None:
+        for decision in outcome.decisions:
+            if decision.workload.id == key and isinstance(decision, queue.Admit):
+                async with state.lock:
+                    state.preempting.pop(key, None)
+                    if (
+                        state.allocator is not None
+                        and state.allocator.placement_of(key) == decision.placement
+                    ):
+                        state.allocator.release(key)
+                state.poke()
 
     async def _sync_borrowing(self, state: SuperPodState, outcome: queuepass.Pass, decided: set[str]) -> None:
         """Placed partitions show whether their quota borrows, which changes as others come and go."""
