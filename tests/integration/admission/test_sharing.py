@@ -205,3 +205,54 @@ async def test_borrowed_devices_are_reclaimed_once_the_borrowers_pods_are_gone(f
     ]
     assert preempting and "team-a/borrowed" in preempting[0]["message"]
     await eventually(lambda: books_balance(api), timeout=15)
+
+
+async def priority_class(api: client.KubeClient, name: str, value: int, policy: str) -> None:
+    await api.create(
+        PRIORITY_CLASSES,
+        {
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": {"name": name},
+            "value": value,
+            "preemptionPolicy": policy,
+        },
+    )
+
+
+async def test_a_higher_priority_partition_preempts_a_running_one_and_never_policy_waits(fleet):
+    api = fleet
+    await priority_class(api, "urgent", 1000, "PreemptLowerPriority")
+    await priority_class(api, "polite", 1000, "Never")
+    await api.create(SPOD, superpod(quota("team-a", 64)))
+    await eventually(lambda: superpod_ready(api), timeout=15)
+    for name in ("low-1", "low-2"):
+        await api.create(partitions_path(), partition(name, 32, devicesPerPod=16))
+        await eventually(lambda n=name: in_phase(api, n, "Allocated"), timeout=15)
+        await start_pods(api, name, 2, "team-a")
+    # policy Never: it waits, nothing is preempted
+    await api.create(partitions_path(), partition("polite", 32, devicesPerPod=16, priorityClassName="polite"))
+    polite = await eventually(lambda: in_phase(api, "polite", "Pending"), timeout=15)
+    assert polite["reason"] == "InsufficientCapacity" and polite["priority"] == 1000
+    await api.delete(f"{partitions_path()}/polite")
+    assert await pods_running(api, "low-1", 2, "team-a") and await pods_running(api, "low-2", 2, "team-a")
+    async with watching(api):
+        await api.create(
+            partitions_path(), partition("urgent", 32, devicesPerPod=16, priorityClassName="urgent")
+        )
+        urgent = await eventually(lambda: in_phase(api, "urgent", "Allocated"), timeout=40)
+        assert urgent["priority"] == 1000
+        states = {name: await status(api, name) for name in ("low-1", "low-2")}
+        preempted = [name for name, found in states.items() if found.get("phase") == "Pending"]
+        assert len(preempted) == 1, states
+        (victim,) = preempted
+        assert not states[victim].get("allocation")
+        assert await pods_running(api, victim, 0, "team-a")
+    events = await api.list("/api/v1/namespaces/team-a/events")
+    assert any(
+        e["reason"] == "Preempted"
+        and e["involvedObject"]["name"] == victim
+        and "team-a/urgent" in e["message"]
+        for e in events
+    )
+    await eventually(lambda: books_balance(api), timeout=15)
