@@ -24,6 +24,7 @@ EXPECTED_ALERTS = {
     "SuperPodPartitionsPendingWhileFragmented",
     "SuperPodOperatorDown",
     "SuperPodWebhookErrors",
+    "SuperPodTenantStarved",  # issue 19: a tenant starved below its nominal share
 }
 
 

@@ -26,6 +26,10 @@ CLUSTER: dict[tuple[str, str], frozenset[str]] = {
     ("", "nodes"): frozenset({"list", "watch", "patch"}),
     ("", "configmaps"): frozenset({"list", "watch"}),  # device info (kube-system), NodeD (mindx-dl)
     ("", "events"): frozenset({"create"}),
+    # tenancy: preempted partitions' pods evicted, partitions' PriorityClasses, namespaceSelector quotas
+    ("", "pods/eviction"): frozenset({"create"}),
+    ("scheduling.k8s.io", "priorityclasses"): frozenset({"list"}),
+    ("", "namespaces"): frozenset({"get"}),
     ("apiextensions.k8s.io", "customresourcedefinitions"): frozenset({"list", "watch"}),
 }
 # what the operator does in the namespaces it serves: every namespace, or operator.watchNamespace only
