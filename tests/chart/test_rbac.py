@@ -26,8 +26,7 @@ CLUSTER: dict[tuple[str, str], frozenset[str]] = {
     ("", "nodes"): frozenset({"list", "watch", "patch"}),
     ("", "configmaps"): frozenset({"list", "watch"}),  # device info (kube-system), NodeD (mindx-dl)
     ("", "events"): frozenset({"create"}),
-    # tenancy: preempted partitions' pods evicted, partitions' PriorityClasses, namespaceSelector quotas
-    ("", "pods/eviction"): frozenset({"create"}),
+    # tenancy: partitions' PriorityClasses, namespaceSelector quotas
     ("scheduling.k8s.io", "priorityclasses"): frozenset({"list"}),
     ("", "namespaces"): frozenset({"get"}),
     ("apiextensions.k8s.io", "customresourcedefinitions"): frozenset({"list", "watch"}),
@@ -37,6 +36,7 @@ SERVED: dict[tuple[str, str], frozenset[str]] = {
     ("superpod.dev", "superpodpartitions"): frozenset({"get", "list", "watch", "patch"}),
     ("superpod.dev", "superpodpartitions/status"): frozenset({"patch"}),
     ("", "pods"): frozenset({"get", "list", "watch"}),
+    ("", "pods/eviction"): frozenset({"create"}),  # a preempted partition's pods
     ("", "configmaps"): frozenset({"get", "create", "patch"}),  # rank tables
 }
 
