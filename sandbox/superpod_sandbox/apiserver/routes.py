@@ -57,7 +57,10 @@ def respond(
     headers: multidict.CIMultiDict[str] = multidict.CIMultiDict({"Content-Type": content_type})
     for warning in warnings or ():
         headers.add("Warning", "299 - " + json.dumps(warning))
-    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=code, headers=headers)
+    # kube's JSON serializer ends every body with a newline
+    return web.Response(
+        body=json.dumps(body, separators=(",", ":")).encode() + b"\n", status=code, headers=headers
+    )
 
 
 def _resource_path(parts: list[str]) -> bool:

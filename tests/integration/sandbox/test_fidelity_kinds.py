@@ -293,3 +293,43 @@ def test_stateful_set_and_replication_controller_scale(kubectl):
         kubectl("get", "--raw", "/api/v1/namespaces/default/replicationcontrollers/rc/scale").stdout
     )
     assert scale["spec"]["replicas"] == 3 and scale["status"]["selector"] == "app=a"
+
+
+def test_defaults_are_read_back_as_kube_sets_them(api, sandbox_thread):
+    apps, core, batch = client.AppsV1Api(api), client.CoreV1Api(api), client.BatchV1Api(api)
+    template = {
+        "metadata": {"labels": {"app": "a"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]},
+    }
+    deployment = apps.create_namespaced_deployment(
+        "default", {"metadata": {"name": "web"}, "spec": {"selector": SELECTOR, "template": template}}
+    )
+    spec = deployment.spec
+    assert (spec.replicas, spec.revision_history_limit, spec.progress_deadline_seconds) == (1, 10, 600)
+    assert spec.strategy.type == "RollingUpdate" and spec.strategy.rolling_update.max_surge == "25%"
+    pod = core.create_namespaced_pod("default", {"metadata": {"name": "p"}, "spec": template["spec"]})
+    container = pod.spec.containers[0]
+    assert (container.image_pull_policy, container.ports[0].protocol) == ("Always", "TCP")
+    assert (pod.spec.service_account_name, pod.spec.scheduler_name) == ("default", "default-scheduler")
+    assert (pod.spec.termination_grace_period_seconds, pod.spec.dns_policy, pod.spec.restart_policy) == (
+        30,
+        "ClusterFirst",
+        "Always",
+    )
+    assert {(t.key, t.toleration_seconds) for t in pod.spec.tolerations} == {
+        ("node.kubernetes.io/not-ready", 300),
+        ("node.kubernetes.io/unreachable", 300),
+    }
+    service = core.create_namespaced_service(
+        "default", {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}
+    )
+    assert (service.spec.ports[0].protocol, service.spec.ports[0].target_port) == ("TCP", 80)
+    assert (service.spec.session_affinity, service.spec.type) == ("None", "ClusterIP")
+    job = batch.create_namespaced_job("default", MANIFESTS[0])
+    uid = job.metadata.uid
+    assert (job.spec.completions, job.spec.parallelism, job.spec.backoff_limit) == (1, 1, 6)
+    assert job.spec.completion_mode == "NonIndexed"
+    assert job.spec.selector.match_labels == {"batch.kubernetes.io/controller-uid": uid}
+    assert job.spec.template.metadata.labels["batch.kubernetes.io/job-name"] == "train"
+    raw = core.read_namespaced_service("s", "default", _preload_content=False).data
+    assert raw.endswith(b"}\n")  # kube's JSON bodies end with a newline

@@ -1,6 +1,8 @@
 """kube-apiserver's built-in admission plugins that change or refuse objects the sandbox serves.
 
-They run, as in kube, before the admission webhooks: `Priority` resolves a Pod's `priorityClassName` into
+They run, as in kube, before the admission webhooks: `ServiceAccount` names the `default` account and
+`DefaultTolerationSeconds` adds the not-ready/unreachable tolerations (both in `defaults.pod_admission`);
+`Priority` resolves a Pod's `priorityClassName` into
 `spec.priority` and `spec.preemptionPolicy` (the cluster's `globalDefault` class when none is named, 0 when
 there is none), refuses Pods naming a missing class and a second `globalDefault` PriorityClass. The
 `system-cluster-critical` and `system-node-critical` classes exist from the start, as kube-apiserver creates
@@ -12,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from superpod_sandbox.apiserver import errors
-from superpod_sandbox.apiserver.registry import resources
+from superpod_sandbox.apiserver.registry import defaults, resources
 from superpod_sandbox.apiserver.storage import store
 
 Object = dict[str, Any]
@@ -42,6 +44,7 @@ def system_priority_classes() -> list[Object]:
 def admit_create(objects: store.Store, resource: resources.Resource, obj: Object) -> None:
     """The mutating and validating built-in plugins for a create, in kube's order."""
     if resource.key == PODS:
+        defaults.pod_admission(obj)
         _pod_priority(objects, obj)
     elif resource.key == PRIORITY_CLASSES and obj.get("globalDefault"):
         _one_global_default(objects, obj)

@@ -1,6 +1,7 @@
 """What each kind does on create and update beyond the generic pipeline, like kube's registry strategies.
 
-PrepareForCreate: PriorityClasses get value 0 and preemptionPolicy PreemptLowerPriority unless set, and are
+Every write first gets kube's defaults (`defaults.py`). PrepareForCreate: a Job gets the selector and pod
+labels made from its uid; PriorityClasses get value 0 and preemptionPolicy PreemptLowerPriority unless set, and are
 validated (reserved `system-` names, the user ceiling, policies); Pods start Pending with a QoS class; Namespaces get their `kubernetes` finalizer, phase
 Active and the `kubernetes.io/metadata.name` label; Secrets fold stringData into data; Services get a type, a
 made-up clusterIP and an empty load-balancer status; CRDs are validated and get their status; custom
@@ -16,7 +17,7 @@ from typing import Any
 
 from superpod_sandbox.apiserver import errors
 from superpod_sandbox.apiserver.errors import FieldError
-from superpod_sandbox.apiserver.registry import custom, resources
+from superpod_sandbox.apiserver.registry import custom, defaults, resources
 from superpod_sandbox.apiserver.registry.resources import Resource
 
 Object = dict[str, Any]
@@ -25,6 +26,7 @@ SECRETS: resources.GroupResource = ("", "secrets")
 CONFIGMAPS: resources.GroupResource = ("", "configmaps")
 SERVICES: resources.GroupResource = ("", "services")
 PRIORITY_CLASSES: resources.GroupResource = ("scheduling.k8s.io", "priorityclasses")
+JOBS: resources.GroupResource = ("batch", "jobs")
 HIGHEST_USER_PRIORITY = 1_000_000_000
 SYSTEM_PRIORITY_CLASSES = ("system-node-critical", "system-cluster-critical")
 IMMUTABLE = "Forbidden: field is immutable when `immutable` is set"
@@ -43,8 +45,11 @@ class ClusterIPs:
 
 def prepare_create(resource: Resource, version: str, obj: Object, cluster_ips: ClusterIPs) -> None:
     key = resource.key
+    defaults.apply(key, obj)
     if resource.custom and resource.has_status(version):
         obj.pop("status", None)
+    if key == JOBS:
+        _job_selector(obj)
     if key == PODS:
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj)}
     elif key == resources.NAMESPACES:
@@ -71,8 +76,28 @@ def prepare_create(resource: Resource, version: str, obj: Object, cluster_ips: C
         _check_priority_class(resource, obj)
 
 
+def _job_selector(job: Object) -> None:
+    """The selector and pod labels kube's Job strategy generates from the Job's uid (unless manualSelector)."""
+    spec = job.setdefault("spec", {})
+    if spec.get("manualSelector"):
+        return
+    uid, name = job["metadata"]["uid"], job["metadata"]["name"]
+    spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    template = spec.setdefault("template", {})
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    labels.update(
+        {
+            "batch.kubernetes.io/controller-uid": uid,
+            "batch.kubernetes.io/job-name": name,
+            "controller-uid": uid,
+            "job-name": name,
+        }
+    )
+
+
 def prepare_update(resource: Resource, subresource: str, old: Object, new: Object) -> None:
     key = resource.key
+    defaults.apply(key, new)
     if key == resources.NAMESPACES and subresource != "finalize":
         new["spec"] = old.get("spec", {})
     if key == SECRETS:
