@@ -367,19 +367,18 @@ class Router:
         return respond(await scaling.write(self.api, target, wanted, self._options(request)))
 
     async def _eviction_body(self, request: web.Request) -> Any:
-        content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
-        if content_type == protobuf.CONTENT_TYPE:
-            await request.read()
-            return {}  # kubectl drain sends protobuf; only its deleteOptions matter, and they default
-        return await self._decoded_body(request)
+        return await self._decoded_body(request)  # kubectl drain sends a protobuf Eviction
 
     async def _delete_options(self, request: web.Request) -> Any:
         raw = await request.read()
         content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
-        if not raw.strip() or content_type == protobuf.CONTENT_TYPE:
-            # client-go's typed clients (helm's release storage) send DeleteOptions as protobuf; protobuf.py
-            # reads object kinds only, so those options fall back to the defaults (documented difference).
+        if not raw.strip():
             return {}
+        if content_type == protobuf.CONTENT_TYPE:  # client-go's typed clients (helm's release storage)
+            try:
+                return protobuf.decode(raw)
+            except protobuf.ProtobufError as failure:
+                raise errors.bad_request(f"unable to decode protobuf body: {failure}") from None
         try:
             return json.loads(raw)
         except ValueError as failure:

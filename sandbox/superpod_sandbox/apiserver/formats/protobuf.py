@@ -1,34 +1,36 @@
-"""Read the protobuf request bodies kubectl 1.35 sends for built-in kinds, into the JSON kube would produce.
+"""Read the protobuf request bodies kubectl and client-go send for built-in kinds, into the JSON kube would produce.
 
-`kubectl create namespace|configmap|secret|serviceaccount` POST `Content-Type:
+`kubectl create namespace|configmap|secret|serviceaccount|role|clusterrole|rolebinding|clusterrolebinding|
+service|poddisruptionbudget|deployment|job|...` and `kubectl auth can-i` POST `Content-Type:
 application/vnd.kubernetes.protobuf`. Input to `decode(body)`: the raw request body: the 4-byte magic `k8s\\x00`
 followed by a runtime.Unknown message (typeMeta {apiVersion, kind}, raw: the object's own protobuf encoding,
 contentEncoding, contentType). Output: the object as a JSON dict, as decoding the equivalent JSON would give
-it: `apiVersion` and `kind` from typeMeta, then the fields that are set. Like Go's `omitempty`, empty strings,
-zero numbers, false booleans, empty maps and lists of non-pointer fields are left out (the protobuf encoder
-writes them anyway); pointer fields (`immutable`, `deletionGracePeriodSeconds`, `controller`,
-`blockOwnerDeletion`, `automountServiceAccountToken`) keep an explicit false or 0. `bytes` fields (Secret
-`data`, ConfigMap `binaryData`) become base64 strings; a zero `creationTimestamp` (what kubectl sends) is
-left out; other times become RFC 3339 strings.
+it: `apiVersion` and `kind` from typeMeta, then the fields that are set.
 
-Kinds: v1 Namespace, ConfigMap, Secret, ServiceAccount, the authorization and authentication reviews,
-TokenRequest, and meta/v1 DeleteOptions in any group-version (the body
-of DELETE from client-go's typed clients, e.g. helm's release storage) (field numbers from k8s.io/api core/v1 generated.proto and
-k8s.io/apimachinery meta/v1 generated.proto). Other kinds raise `UnsupportedKind` (answer 415); malformed bodies
-raise `ProtobufError` (answer 400).
+Every kind of k8s.io/api (GA versions) and meta/v1 DeleteOptions is read the same way, from the field numbers,
+JSON names and types of kube's own generated.proto files (`protobuf_fields.json`, see `protobuf_fields.py`):
+no per-kind decoder. apimachinery's special types become their JSON forms (Time and MicroTime as RFC 3339,
+Quantity and IntOrString as their string or number, FieldsV1 and RawExtension as JSON, `bytes` as base64).
+Like Go's `omitempty`, empty strings and lists and zero numbers and false booleans are left out (the protobuf
+encoder writes non-pointer fields anyway) except for the pointer fields in POINTER_ZEROS, whose explicit zero
+means something (`replicas: 0`, `automountServiceAccountToken: false`). Kinds without a message raise
+`UnsupportedKind` (answer 415); malformed bodies raise `ProtobufError` (answer 400).
 
-The wire decoder is a few lines: varints, 64/32-bit fixed fields (skipped), length-delimited fields; maps are
-repeated entry messages (key = 1, value = 2).
+The wire decoder is a few lines: varints, 64/32-bit fixed fields, length-delimited fields, packed repeated
+varints; maps are repeated entry messages (key = 1, value = 2).
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime
+import functools
 import json
+import struct
 from collections.abc import Iterator
 from typing import Any
+
+from superpod_sandbox.apiserver.formats import protobuf_fields
 
 MAGIC = b"k8s\x00"
 CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
@@ -89,170 +91,71 @@ def fields(data: bytes) -> Iterator[tuple[int, int, int | bytes]]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# message tables: field number -> how to read it
+# messages: kube's generated.proto field tables (protobuf_fields.json), read generically
 
-
-@dataclasses.dataclass(frozen=True)
-class Field:
-    name: str  # JSON name
-    kind: str  # string, bytes, int, bool, time, message, map-string, map-bytes
-    repeated: bool = False
-    pointer: bool = False  # a Go pointer: present means set, even when zero
-    message: str = ""  # for kind == "message": the message table's name
-    always: bool = False  # no omitempty in the JSON tag
-
-
-MESSAGES: dict[str, dict[int, Field]] = {
-    "ObjectMeta": {
-        1: Field("name", "string"),
-        2: Field("generateName", "string"),
-        3: Field("namespace", "string"),
-        4: Field("selfLink", "string"),
-        5: Field("uid", "string"),
-        6: Field("resourceVersion", "string"),
-        7: Field("generation", "int"),
-        8: Field("creationTimestamp", "time"),
-        9: Field("deletionTimestamp", "time", pointer=True),
-        10: Field("deletionGracePeriodSeconds", "int", pointer=True),
-        11: Field("labels", "map-string"),
-        12: Field("annotations", "map-string"),
-        13: Field("ownerReferences", "message", repeated=True, message="OwnerReference"),
-        14: Field("finalizers", "string", repeated=True),
-        17: Field("managedFields", "message", repeated=True, message="ManagedFieldsEntry"),
-    },
-    "OwnerReference": {
-        5: Field("apiVersion", "string", always=True),
-        1: Field("kind", "string", always=True),
-        3: Field("name", "string", always=True),
-        4: Field("uid", "string", always=True),
-        6: Field("controller", "bool", pointer=True),
-        7: Field("blockOwnerDeletion", "bool", pointer=True),
-    },
-    "ManagedFieldsEntry": {
-        1: Field("manager", "string"),
-        2: Field("operation", "string"),
-        3: Field("apiVersion", "string"),
-        4: Field("time", "time", pointer=True),
-        6: Field("fieldsType", "string"),
-        7: Field("fieldsV1", "message", pointer=True, message="FieldsV1"),
-        8: Field("subresource", "string"),
-    },
-    "FieldsV1": {},  # its raw JSON is decoded specially below
-    "Namespace": {
-        1: Field("metadata", "message", message="ObjectMeta", always=True),
-        2: Field("spec", "message", message="NamespaceSpec", always=True),
-        3: Field("status", "message", message="NamespaceStatus", always=True),
-    },
-    "NamespaceSpec": {1: Field("finalizers", "string", repeated=True)},
-    "NamespaceStatus": {1: Field("phase", "string")},
-    "ConfigMap": {
-        1: Field("metadata", "message", message="ObjectMeta", always=True),
-        4: Field("immutable", "bool", pointer=True),
-        2: Field("data", "map-string"),
-        3: Field("binaryData", "map-bytes"),
-    },
-    "Secret": {
-        1: Field("metadata", "message", message="ObjectMeta", always=True),
-        5: Field("immutable", "bool", pointer=True),
-        2: Field("data", "map-bytes"),
-        4: Field("stringData", "map-string"),
-        3: Field("type", "string"),
-    },
-    "ServiceAccount": {
-        1: Field("metadata", "message", message="ObjectMeta", always=True),
-        2: Field("secrets", "message", repeated=True, message="ObjectReference"),
-        3: Field("imagePullSecrets", "message", repeated=True, message="LocalObjectReference"),
-        4: Field("automountServiceAccountToken", "bool", pointer=True),
-    },
-    "ObjectReference": {
-        1: Field("kind", "string"),
-        2: Field("namespace", "string"),
-        3: Field("name", "string"),
-        4: Field("uid", "string"),
-        5: Field("apiVersion", "string"),
-        6: Field("resourceVersion", "string"),
-        7: Field("fieldPath", "string"),
-    },
-    "LocalObjectReference": {1: Field("name", "string")},
-    "DeleteOptions": {
-        1: Field("gracePeriodSeconds", "int", pointer=True),
-        2: Field("preconditions", "message", pointer=True, message="Preconditions"),
-        3: Field("orphanDependents", "bool", pointer=True),
-        4: Field("propagationPolicy", "string", pointer=True),
-        5: Field("dryRun", "string", repeated=True),
-        6: Field("ignoreStoreReadErrorWithClusterBreakingPotential", "bool", pointer=True),
-    },
-    "Preconditions": {
-        1: Field("uid", "string", pointer=True),
-        2: Field("resourceVersion", "string", pointer=True),
-    },
-    # the reviews and TokenRequest (`kubectl auth can-i|whoami`, `kubectl create token`): authorization/v1 and
-    # authentication/v1 generated.proto
-    "SelfSubjectAccessReview": {
-        1: Field("metadata", "message", message="ObjectMeta", always=True),
-        2: Field("spec", "message", message="SubjectAccessReviewSpec", always=True),
-    },
-    "SubjectAccessReview": {
-        1: Field("metadata", "message", message="ObjectMeta", always=True),
-        2: Field("spec", "message", message="SubjectAccessReviewSpec", always=True),
-    },
-    "SubjectAccessReviewSpec": {
-        1: Field("resourceAttributes", "message", pointer=True, message="ResourceAttributes"),
-        2: Field("nonResourceAttributes", "message", pointer=True, message="NonResourceAttributes"),
-        3: Field("user", "string"),
-        4: Field("groups", "string", repeated=True),
-        6: Field("uid", "string"),
-    },
-    "ResourceAttributes": {
-        1: Field("namespace", "string"),
-        2: Field("verb", "string"),
-        3: Field("group", "string"),
-        4: Field("version", "string"),
-        5: Field("resource", "string"),
-        6: Field("subresource", "string"),
-        7: Field("name", "string"),
-    },
-    "NonResourceAttributes": {1: Field("path", "string"), 2: Field("verb", "string")},
-    "SelfSubjectRulesReview": {
-        1: Field("metadata", "message", message="ObjectMeta", always=True),
-        2: Field("spec", "message", message="SelfSubjectRulesReviewSpec", always=True),
-    },
-    "SelfSubjectRulesReviewSpec": {1: Field("namespace", "string")},
-    "SelfSubjectReview": {1: Field("metadata", "message", message="ObjectMeta", always=True)},
-    "TokenReview": {
-        1: Field("metadata", "message", message="ObjectMeta", always=True),
-        2: Field("spec", "message", message="TokenReviewSpec", always=True),
-    },
-    "TokenReviewSpec": {1: Field("token", "string"), 2: Field("audiences", "string", repeated=True)},
-    "TokenRequest": {
-        1: Field("metadata", "message", message="ObjectMeta", always=True),
-        2: Field("spec", "message", message="TokenRequestSpec", always=True),
-    },
-    "TokenRequestSpec": {
-        1: Field("audiences", "string", repeated=True, always=True),
-        4: Field("expirationSeconds", "int", pointer=True),
-        3: Field("boundObjectRef", "message", pointer=True, message="BoundObjectReference"),
-    },
-    "BoundObjectReference": {
-        1: Field("kind", "string"),
-        2: Field("apiVersion", "string"),
-        3: Field("name", "string"),
-        4: Field("uid", "string"),
-    },
+META = "k8s.io.apimachinery.pkg.apis.meta.v1"
+# Go pointer fields whose explicit zero (0, false) means something other than "unset". go-to-protobuf
+# writes non-pointer scalars even when zero and the .proto does not say which fields are pointers, so zero
+# scalars are dropped (Go's omitempty) except for these JSON names.
+POINTER_ZEROS = frozenset(
+    {
+        "immutable",
+        "deletionGracePeriodSeconds",
+        "gracePeriodSeconds",
+        "controller",
+        "blockOwnerDeletion",
+        "orphanDependents",
+        "automountServiceAccountToken",
+        "replicas",
+        "terminationGracePeriodSeconds",
+        "activeDeadlineSeconds",
+        "backoffLimit",
+        "backoffLimitPerIndex",
+        "parallelism",
+        "completions",
+        "suspend",
+        "ttlSecondsAfterFinished",
+        "revisionHistoryLimit",
+        "progressDeadlineSeconds",
+        "readOnlyRootFilesystem",
+        "runAsNonRoot",
+        "runAsUser",
+        "runAsGroup",
+        "privileged",
+        "allowPrivilegeEscalation",
+        "optional",
+        "enableServiceLinks",
+        "hostUsers",
+        "value",
+        "allocateLoadBalancerNodePorts",
+        "publishNotReadyAddresses",
+    }
+)
+_WELL_KNOWN = {
+    f"{META}.Time",
+    f"{META}.MicroTime",
+    f"{META}.Duration",
+    f"{META}.FieldsV1",
+    "k8s.io.apimachinery.pkg.api.resource.Quantity",
+    "k8s.io.apimachinery.pkg.util.intstr.IntOrString",
+    "k8s.io.apimachinery.pkg.runtime.RawExtension",
 }
-_AUTHORIZATION, _AUTHENTICATION = "authorization.k8s.io/v1", "authentication.k8s.io/v1"
-KINDS = {
-    ("v1", "Namespace"),
-    ("v1", "ConfigMap"),
-    ("v1", "Secret"),
-    ("v1", "ServiceAccount"),
-    (_AUTHORIZATION, "SelfSubjectAccessReview"),
-    (_AUTHORIZATION, "SubjectAccessReview"),
-    (_AUTHORIZATION, "SelfSubjectRulesReview"),
-    (_AUTHENTICATION, "SelfSubjectReview"),
-    (_AUTHENTICATION, "TokenReview"),
-    (_AUTHENTICATION, "TokenRequest"),
-}
+
+
+@functools.cache
+def _table() -> dict[str, dict[str, list[str]]]:
+    loaded: dict[str, dict[str, list[str]]] = json.loads(protobuf_fields.TABLE.read_text())
+    return loaded
+
+
+def message_name(api_version: str, kind: str) -> str | None:
+    """The generated.proto message of a kind (`apps/v1` Deployment -> k8s.io.api.apps.v1.Deployment)."""
+    group, _, version = api_version.rpartition("/")
+    if kind in ("DeleteOptions", "CreateOptions", "UpdateOptions", "PatchOptions"):
+        name = f"{META}.{kind}"
+    else:
+        name = f"k8s.io.api.{group.split('.')[0] if group else 'core'}.{version}.{kind}"
+    return name if name in _table() else None
 
 
 def decode(body: bytes) -> dict[str, Any]:
@@ -273,72 +176,123 @@ def decode(body: bytes) -> dict[str, Any]:
             raw = value
         elif number == 3 and isinstance(value, bytes) and value:
             raise ProtobufError(f"unsupported contentEncoding {value.decode(errors='replace')!r}")
-    # DeleteOptions is registered in every group-version; client-go's typed clients send it in theirs.
-    if (api_version, kind) not in KINDS and not (kind == "DeleteOptions" and api_version):
+    message = message_name(api_version, kind)
+    if message is None:
         raise UnsupportedKind(f"no protobuf decoding for {api_version or '?'}/{kind or '?'}")
-    return {"apiVersion": api_version, "kind": kind, **decode_message(raw, kind)}
+    return {"apiVersion": api_version, "kind": kind, **decode_message(raw, message)}
 
 
 def decode_message(data: bytes, message: str) -> dict[str, Any]:
-    """One message of the table named `message`, as a JSON dict."""
-    table = MESSAGES[message]
+    """One message of kube's generated.proto, named by its full name, as a JSON dict."""
+    table = _table().get(message, {})
     result: dict[str, Any] = {}
-    present: set[str] = set()
     for number, wire, value in fields(data):
-        field = table.get(number)
-        if field is None:
+        spec = table.get(str(number))
+        if spec is None:
             continue  # unknown fields are skipped, as proto2 decoders do
-        present.add(field.name)
-        decoded = _value(field, wire, value)
-        if field.kind.startswith("map-"):
-            key, item = decoded
-            result.setdefault(field.name, {})[key] = item
-        elif field.repeated:
-            result.setdefault(field.name, []).append(decoded)
+        name, kind, label = spec
+        if kind.startswith("map:"):
+            key, item = _map_entry(kind[4:], value)
+            result.setdefault(name, {})[key] = item
+            continue
+        if (
+            label == "repeated"
+            and wire == LENGTH_DELIMITED
+            and kind in _PACKABLE
+            and isinstance(value, bytes)
+        ):
+            result.setdefault(name, []).extend(_signed(v) for _, _, v in fields_packed(value))
+            continue
+        decoded = _value(name, kind, value)
+        if label == "repeated":
+            result.setdefault(name, []).append(decoded)
         else:
-            result[field.name] = decoded
-    return {name: value for name, value in result.items() if _keep(table, name, value)}
+            result[name] = decoded
+    return {name: value for name, value in result.items() if _keep(name, value)}
 
 
-def _keep(table: dict[int, Field], name: str, value: Any) -> bool:
-    field = next(f for f in table.values() if f.name == name)
-    if field.pointer or field.always:
-        return value is not None or field.always
-    return value not in ("", 0, None, {}, [])  # omitempty (False == 0 goes too)
+_PACKABLE = {"int32", "int64", "bool", "uint32", "uint64"}
 
 
-def _value(field: Field, wire: int, value: int | bytes) -> Any:
-    if field.kind in ("int", "bool"):
-        if not isinstance(value, int):
-            raise ProtobufError(f"{field.name}: expected a varint")
-        return bool(value) if field.kind == "bool" else _signed(value)
+def fields_packed(data: bytes) -> Iterator[tuple[int, int, int]]:
+    position = 0
+    while position < len(data):
+        value, position = _varint(data, position)
+        yield 0, VARINT, value
+
+
+def _keep(name: str, value: Any) -> bool:
+    """Go's omitempty for what the encoder wrote anyway: empty strings and lists, zero scalars (see above)."""
+    if value is None or value == "" or value == []:
+        return False
+    if value is False or (isinstance(value, int) and not isinstance(value, bool) and value == 0):
+        return name in POINTER_ZEROS
+    return True
+
+
+def _map_entry(kind: str, value: int | bytes) -> tuple[str, Any]:
     if not isinstance(value, bytes):
-        raise ProtobufError(f"{field.name}: expected a length-delimited field")
-    if field.kind == "string":
+        raise ProtobufError("a map entry must be length-delimited")
+    key, item = "", None
+    for number, _, entry in fields(value):
+        if number == 1 and isinstance(entry, bytes):
+            key = entry.decode()
+        elif number == 2:
+            item = _value(key, kind, entry)
+    if item is None:
+        item = _value(key, kind, b"" if kind not in _PACKABLE else 0)
+    return key, item
+
+
+def _value(name: str, kind: str, value: int | bytes) -> Any:
+    if kind in ("int32", "int64", "uint32", "uint64", "bool"):
+        if not isinstance(value, int):
+            raise ProtobufError(f"{name}: expected a varint")
+        return bool(value) if kind == "bool" else _signed(value)
+    if kind in ("double", "float"):
+        if not isinstance(value, bytes):
+            raise ProtobufError(f"{name}: expected a fixed-width number")
+        return struct.unpack("<d" if kind == "double" else "<f", value)[0]
+    if not isinstance(value, bytes):
+        raise ProtobufError(f"{name}: expected a length-delimited field")
+    if kind == "string":
         return value.decode()
-    if field.kind == "bytes":
+    if kind == "bytes":
         return base64.b64encode(value).decode()
-    if field.kind == "time":
-        return _time(value)
-    if field.kind.startswith("map-"):
-        key, item = "", b""
-        for number, _, entry in fields(value):
-            if number == 1 and isinstance(entry, bytes):
-                key = entry.decode()
-            elif number == 2 and isinstance(entry, bytes):
-                item = entry
-        return key, (item.decode() if field.kind == "map-string" else base64.b64encode(item).decode())
-    if field.message == "FieldsV1":
-        raw = next((entry for number, _, entry in fields(value) if number == 1), b"")
-        return json.loads(raw) if isinstance(raw, bytes) and raw else {}
-    return decode_message(value, field.message)
+    if kind in _WELL_KNOWN:
+        return _well_known(kind, value)
+    fields_of = _table().get(kind, {})
+    if list(fields_of.values()) == [["items", "string", "repeated"]]:
+        return [entry.decode() for _, _, entry in fields(value) if isinstance(entry, bytes)]  # ExtraValue
+    return decode_message(value, kind)
+
+
+def _well_known(kind: str, value: bytes) -> Any:
+    """apimachinery's types whose JSON is not their protobuf message: times, quantities, int-or-string..."""
+    short = kind.rpartition(".")[2]
+    if short in ("Time", "MicroTime"):
+        return _time(value, micro=short == "MicroTime")
+    parts = {number: entry for number, _, entry in fields(value)}
+    if short == "Quantity":
+        return parts.get(1, b"").decode() if isinstance(parts.get(1), bytes) else "0"  # type: ignore[union-attr]
+    if short == "IntOrString":
+        if parts.get(1, 0) == 1:
+            raw = parts.get(3, b"")
+            return raw.decode() if isinstance(raw, bytes) else ""
+        number = parts.get(2, 0)
+        return _signed(number) if isinstance(number, int) else 0
+    if short == "Duration":
+        nanos = parts.get(1, 0)
+        return f"{(_signed(nanos) if isinstance(nanos, int) else 0) / 1e9:g}s"
+    raw = parts.get(1, b"")  # FieldsV1 and RawExtension hold JSON
+    return json.loads(raw) if isinstance(raw, bytes) and raw else {}
 
 
 def _signed(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def _time(data: bytes) -> str | None:
+def _time(data: bytes, micro: bool = False) -> str | None:
     seconds = nanos = 0
     for number, _, value in fields(data):
         if number == 1 and isinstance(value, int):
@@ -348,4 +302,6 @@ def _time(data: bytes) -> str | None:
     if seconds == 0 and nanos == 0:
         return None  # Go's zero time: JSON null, which kube treats as unset
     moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    if micro:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{nanos // 1000:06d}Z"
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
