@@ -183,7 +183,11 @@ async def test_borrowed_devices_are_reclaimed_once_the_borrowers_pods_are_gone(f
             partitions_path("team-b"), partition("back", 32, namespace="team-b", devicesPerPod=16)
         )
         victim = await eventually(lambda: in_phase(api, "borrowed", "Pending"), timeout=20)
-        assert victim["reason"] == "Preempted" and victim["preemptedBy"] == "team-b/back"
+        # Preempted (naming the preemptor) while its pods are evicted; once they are gone it is queued again and
+        # may already wait with the ordinary reason: the Preempted Event (checked below) keeps the record
+        assert victim["reason"] in ("Preempted", "InsufficientCapacity")
+        if victim["reason"] == "Preempted":
+            assert victim["preemptedBy"] == "team-b/back"
         back = await eventually(lambda: in_phase(api, "back", "Allocated", "team-b"), timeout=30)
         assert {(s["node"], d) for s in back["allocation"] for d in s["devices"]} == {
             (s["node"], d) for s in borrowed["allocation"] for d in s["devices"]
