@@ -8,16 +8,12 @@ autoscalers and EndpointSlices.
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from tests.conftest import TOOLS_BIN
-
-KUBECTL = str(TOOLS_BIN / "kubectl")
 POD_TEMPLATE = {
     "metadata": {"labels": {"app": "a"}},
     "spec": {"containers": [{"name": "c", "image": "busybox"}], "restartPolicy": "Never"},
@@ -154,25 +150,6 @@ PLURALS = [
     "horizontalpodautoscalers.autoscaling",
     "endpointslices.discovery.k8s.io",
 ]
-
-
-@pytest.fixture
-def kubectl(sandbox_thread, tmp_path):
-    def run(*args, check=True, stdin=None):
-        command = [
-            KUBECTL,
-            "--kubeconfig",
-            sandbox_thread.kubeconfig,
-            "--cache-dir",
-            str(tmp_path / "c"),
-            *args,
-        ]
-        done = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=60)
-        if check and done.returncode != 0:
-            raise AssertionError(f"{' '.join(args)} failed: {done.stderr}")
-        return done
-
-    return run
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import subprocess
 import threading
 import time
 
-import pytest
 import yaml
 
 from tests.conftest import TOOLS_BIN
@@ -28,25 +27,6 @@ spec:
       containers:
       - {name: web, image: IMAGE, env: [{name: A, value: "1"}], ports: [{containerPort: 80}]}
 """
-
-
-@pytest.fixture
-def kubectl(sandbox_thread, tmp_path):
-    def run(*args, check=True, stdin=None):
-        command = [
-            KUBECTL,
-            "--kubeconfig",
-            sandbox_thread.kubeconfig,
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            *args,
-        ]
-        done = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=60)
-        if check and done.returncode != 0:
-            raise AssertionError(f"{' '.join(args)} failed: {done.stderr}")
-        return done
-
-    return run
 
 
 def deployment(replicas=2, image="nginx:1"):
