@@ -15,6 +15,7 @@ Used by the chaos scenarios: the churn runs while the operator is killed and res
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import random
 from collections.abc import Awaitable, Callable
@@ -139,8 +140,21 @@ async def converge(
                 return last
         await asyncio.sleep(1.0)
     if last is None:
-        raise AssertionError(f"the {expected} partitions did not settle within {timeout:.0f} s")
+        why = await unsettled(api, namespace, expected)
+        raise AssertionError(f"the {expected} partitions did not settle within {timeout:.0f} s: {why}")
     return last
+
+
+async def unsettled(api: client.KubeClient, namespace: str, expected: int) -> str:
+    """Why `settled` says no, in one line: what a failed wait reports."""
+    partitions = await snapshot(api, namespace)
+    deleting = [obj["metadata"]["name"] for obj in partitions if obj["metadata"].get("deletionTimestamp")]
+    phases = collections.Counter((obj.get("status") or {}).get("phase") for obj in partitions)
+    devices = await superpod_devices(api)
+    return (
+        f"{len(partitions)} exist, {len(deleting)} being deleted {deleting[:5]}, phases {dict(phases)}, "
+        f"the SuperPod counts {devices.get('allocated')} allocated where they hold {held(partitions)}"
+    )
 
 
 def violations(partitions: list[JSON], free: int) -> list[str]:

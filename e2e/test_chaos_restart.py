@@ -82,10 +82,21 @@ async def test_a_killed_operator_restarts_without_losing_or_sharing_a_device():
             for name, before in at_kill.items()
             if name in by_name and scenario.devices_of(by_name[name]["status"]) != before
         }
-        assert changed == {}, "allocations changed across the restart"
+        # a partition without pods may be moved to make room for a Fragmented one (the default policy
+        # Unbound); such a move is deliberate and reported, never a restart's loss
+        moved = {name for name in changed if _moved(by_name[name])}
+        assert {name: changed[name] for name in changed.keys() - moved} == {}, (
+            "allocations changed across the restart"
+        )
         phases = {obj["status"]["phase"] for obj in final}
         assert phases == {"Allocated", "Pending"}, "the churn should leave both placed and waiting partitions"
         assert "Traceback" not in operator.log.read_text()
+
+
+def _moved(partition: dict) -> bool:
+    """The partition carries the record of a deliberate move (Moving False, reason Moved)."""
+    conditions = (partition.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Moving" and c.get("reason") == "Moved" for c in conditions)
 
 
 CHURN_CREATES = 200

@@ -147,6 +147,13 @@ class Scheduler:
                     invalid, previous=previous, generation=view.generation, now=now
                 ),
             )
+        waits = refused is not None or any(
+            isinstance(decision, queue.Wait) for decision in outcome.decisions if decision.workload.id == key
+        )
+        if waits and key not in outcome.moves and _placed(state, key):
+            # placed by another pass since this one decided it waits (kopf's handler and the daemon's pass
+            # race for a new partition): the wait is stale, and writing it would hide devices it holds
+            return await self.writes.refresh(state, self.partitions.get(key) or obj)
         if refused is not None:
             return await self.writes.pending(obj, refused.reason, refused.message, fields)
         plan = outcome.moves.get(key)
@@ -200,11 +207,14 @@ class Scheduler:
         allocator, outcome = decided
         placed = 0
         for key in due:
-            obj = self.partitions.get(key)
-            if obj is None:  # deleted since the pass: what it was given goes back
+            if self.partitions.get(key) is None:  # deleted since the pass: what it was given goes back
                 await self._drop(state, outcome, key)
                 continue
             async with self.serial.hold(key):
+                obj = self.partitions.get(key)  # the newest copy: another write may have come meanwhile
+                if obj is None:
+                    await self._drop(state, outcome, key)
+                    continue
                 try:
                     result = await self._apply(state, allocator, outcome, obj)
                 except Exception as error:  # whatever failed for this one partition; cancellation passes
@@ -308,6 +318,11 @@ class Scheduler:
             fields = state.tenancy.tenancy.get(preemptor) if state.tenancy is not None else None
             async with self.serial.hold(preemptor):
                 await self.writes.write_placement(state, allocator, obj, entry.placement, fields)
+
+
+def _placed(state: SuperPodState, key: str) -> bool:
+    """`key` holds devices in its SuperPod's allocator now."""
+    return state.allocator is not None and state.allocator.placement_of(key) is not None
 
 
 def _constant(fields: JSON) -> Callable[[JSON | None, str], JSON]:

@@ -77,9 +77,10 @@ async def test_the_rank_table_name_annotation_never_takes_over_a_configmap_and_i
     await api.create(SPP, taker)
     await api.create(SPP, invalid)
 
-    not_owned = await eventually(lambda: _reported(api, "taker", "ConfigMapNotOwned"))
+    # placed, then its rank table tried by the bindings loop: generous, the machine may be busy
+    not_owned = await eventually(lambda: _reported(api, "taker", "ConfigMapNotOwned"), timeout=30)
     assert not_owned["status"] == "False" and "app-settings" in not_owned["message"]
-    ignored = await eventually(lambda: _reported(api, "invalid", "AnnotationIgnored"))
+    ignored = await eventually(lambda: _reported(api, "invalid", "AnnotationIgnored"), timeout=30)
     assert ignored["status"] == "True" and "Not_A_ConfigMap_Name" in ignored["message"]
     table = await eventually(lambda: api.get_or_none(f"{CONFIGMAPS}/rings-config-invalid"))
     assert (await status_of(api, "invalid"))["rankTable"] == "rings-config-invalid"

@@ -1,5 +1,5 @@
-"""The fleet's memory when a partition is replaced by another of the same name behind its back, or when its
-placement's write is cut short.
+"""The fleet's memory when a partition is replaced by another of the same name behind its back, when its
+placement's write is cut short, or when two passes decide on it at once.
 
 A partition is known by namespace/name; a new object under an old name (deleted and created again while a watch
 was down, or while a status write was in flight) must never inherit the old one's devices. The fleet runs for
@@ -66,9 +66,7 @@ def placed(fleet: fleet_module.Fleet, uid: str, npus: int) -> JSON:
     """A partition as the mirror sees it after its placement was written."""
     allocator = fleet.superpods["sp"].allocator
     assert allocator is not None
-    spec = api_partition.PartitionSpec.model_validate({"superPod": "sp", "npus": npus})
-    decision = allocator.plan_partition(placement.PlacementRequest.from_spec(spec))
-    assert isinstance(decision, placement.Placement)
+    decision = planned(allocator, npus)
     return partition(uid, npus, derive.allocated(decision, previous=None, generation=1, now=NOW), version="2")
 
 
@@ -134,3 +132,43 @@ async def test_a_placement_cancelled_during_its_write_is_queued_again(api):
 
         assert state.allocator.placement_of(KEY) is None
         assert KEY in state.pending
+
+
+async def test_a_wait_decided_before_another_pass_placed_the_partition_is_not_written_over_its_placement(api):
+    """The SuperPod's daemon decides a new partition waits (no room); before it writes that, kopf's create
+    handler places it (a device came free). The stale wait must not turn the placed partition Pending: its
+    status would hide the devices the operator holds for it, which then belong to nobody."""
+    api.listed(fakeapi.PARTITIONS, partition("u1", 16, status={"phase": "Pending"}))
+
+    async def accept(path: str, body: JSON) -> JSON:
+        return partition("u1", 16, status=body["status"], version=str(len(api.patches) + 1))
+
+    api.patch_with = accept
+    async with started(api) as fleet:
+        state = fleet.superpods["sp"]
+        allocator = state.allocator
+        assert allocator is not None and KEY in state.pending and state.tenancy is None
+        allocator.commit("team/hog", planned(allocator, allocator.capacity().free))
+
+        async with fleet.reconciler.serial.hold(KEY):  # the create handler holds the partition
+            retrying = asyncio.create_task(fleet.retry_pending(state))
+            await fakeapi.until(lambda: state.tenancy is not None)  # the daemon's pass has decided
+            allocator.release("team/hog")
+            allocator.commit(KEY, planned(allocator, 16))
+            api.send(
+                fakeapi.PARTITIONS,
+                "MODIFIED",
+                partition("u1", 16, status={"phase": "Allocated"}, version="2"),
+            )
+        await retrying
+
+        assert allocator.placement_of(KEY) is not None
+        phases = [body["status"].get("phase") for path, body in api.patches if path.endswith("/job/status")]
+        assert api_partition.Phase.PENDING.value not in phases
+
+
+def planned(allocator: placement.Allocator, npus: int) -> placement.Placement:
+    spec = api_partition.PartitionSpec.model_validate({"superPod": "sp", "npus": npus})
+    decision = allocator.plan_partition(placement.PlacementRequest.from_spec(spec))
+    assert isinstance(decision, placement.Placement), decision
+    return decision
