@@ -80,8 +80,13 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "grafanaDashboard": {"enabled": False},
         }
     },
-    "a single standalone replica": {"replicaCount": 1, "operator": {"peering": {"enabled": False}}},
-    "a single replica with peering": {"replicaCount": 1},
+    "a single standalone replica": {"replicaCount": 1, "operator": {"coordination": "standalone"}},
+    "a single replica with peering": {"replicaCount": 1, "operator": {"coordination": "peering"}},
+    "replicas with kopf peering": {"operator": {"coordination": "peering"}},
+    "a namespaced operator with kopf peering": {
+        "operator": {"coordination": "peering", "watchNamespace": "training"}
+    },
+    "three replicas share the SuperPods": {"replicaCount": 3},
     "every optional feature is on": EVERY_FEATURE,
     "the webhook verifies its callers' client certificates": {
         "webhook": {"clientAuth": {"enabled": True, "caBundle": CLIENT_CA}}

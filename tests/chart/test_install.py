@@ -67,7 +67,8 @@ def test_install_upgrade_and_uninstall_against_the_sandbox(helm, api):
     } <= crds
     assert _kubectl(api, "get", "superpods")["items"] == []  # the CRD is served
     assert _kubectl(api, "get", "superpodpartitions", "--all-namespaces")["items"] == []
-    assert _names(_kubectl(api, "get", "clusterkopfpeerings")) == {"superpod-operator"}
+    assert _names(_kubectl(api, "get", "clusterkopfpeerings")) == set()  # the replicas share Leases instead
+    assert _names(_kubectl(api, "-n", NAMESPACE, "get", "roles")) == {f"{RELEASE}-leases"}
     deployment = _kubectl(api, "-n", NAMESPACE, "get", "deployment", RELEASE)
     assert deployment["spec"]["replicas"] == 2
     secret = _kubectl(api, "-n", NAMESPACE, "get", "secret", f"{RELEASE}-webhook-tls")
@@ -111,10 +112,10 @@ def test_a_namespaced_install_with_an_operator_managed_webhook(helm, api):
         "--set",
         "operator.watchNamespace=training",
     )
-    assert _names(_kubectl(api, "-n", "training", "get", "kopfpeerings")) == {"superpod-operator"}
     assert _names(_kubectl(api, "get", "clusterkopfpeerings")) == set()
-    # pods, partitions, rank tables and the peering: one Role in the namespace it serves
+    # pods, partitions and rank tables: one Role in the namespace it serves; the Leases: one where it runs
     assert _names(_kubectl(api, "-n", "training", "get", "roles")) == {RELEASE}
+    assert _names(_kubectl(api, "-n", NAMESPACE, "get", "roles")) == {f"{RELEASE}-leases"}
     assert RELEASE not in _names(_kubectl(api, "get", "mutatingwebhookconfigurations"))
     _helm(helm, api, "uninstall", RELEASE)
-    assert _names(_kubectl(api, "-n", "training", "get", "kopfpeerings")) == set()
+    assert _names(_kubectl(api, "-n", "training", "get", "roles")) == set()

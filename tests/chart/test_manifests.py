@@ -22,6 +22,10 @@ CONTRACT_FLAGS = {
     "--namespace",
     "--peering",
     "--coordination",
+    "--lease-namespace",
+    "--lease-duration",
+    "--renew-deadline",
+    "--retry-period",
     "--standalone",
     "--health-port",
     "--metrics-port",
@@ -91,8 +95,11 @@ def test_both_probes_ask_the_kopf_health_endpoint(rendered):
 
 ARGS = {
     "the default values": [
-        "--peering=superpod-operator",
-        "--coordination=peering",
+        "--coordination=leases",
+        "--lease-namespace=superpod-system",
+        "--lease-duration=10",
+        "--renew-deadline=7",
+        "--retry-period=2",
         "--health-port=8081",
         "--metrics-port=8080",
         "--webhook-port=9443",
@@ -103,8 +110,11 @@ ARGS = {
         "--webhook-config=external",
     ],
     "the operator manages its webhook configuration": [
-        "--peering=superpod-operator",
-        "--coordination=peering",
+        "--coordination=leases",
+        "--lease-namespace=superpod-system",
+        "--lease-duration=10",
+        "--renew-deadline=7",
+        "--retry-period=2",
         "--health-port=8081",
         "--metrics-port=8080",
         "--webhook-port=9443",
@@ -126,9 +136,24 @@ ARGS = {
         "--tls-key-file=/etc/superpod/tls/tls.key",
         "--webhook-config=external",
     ],
-    "every optional feature is on": [
+    "replicas with kopf peering": [
         "--peering=superpod-operator",
         "--coordination=peering",
+        "--health-port=8081",
+        "--metrics-port=8080",
+        "--webhook-port=9443",
+        "--webhook-host=0.0.0.0",
+        "--bind-address=0.0.0.0",
+        "--tls-cert-file=/etc/superpod/tls/tls.crt",
+        "--tls-key-file=/etc/superpod/tls/tls.key",
+        "--webhook-config=external",
+    ],
+    "every optional feature is on": [
+        "--coordination=leases",
+        "--lease-namespace=superpod-system",
+        "--lease-duration=10",
+        "--renew-deadline=7",
+        "--retry-period=2",
         "--namespace=training",
         "--health-port=8081",
         "--metrics-port=8080",
@@ -149,6 +174,24 @@ def test_the_operator_gets_the_contract_flags(rendered, case):
     assert "command" not in container, "the image's ENTRYPOINT (superpod run) must stay"
     assert container["args"] == ARGS[case]
     assert {arg.split("=")[0] for arg in container["args"]} <= CONTRACT_FLAGS
+
+
+@pytest.mark.parametrize(
+    ("case", "leased"), [("the default values", True), ("replicas with kopf peering", False)]
+)
+def test_a_replica_is_named_in_the_leases_after_its_pod(rendered, case, leased):
+    identity = [env for env in _container(rendered(case))["env"] if env["name"] == "SUPERPOD_IDENTITY"]
+    assert identity == ([{"name": "SUPERPOD_IDENTITY", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+                        if leased else [])  # fmt: skip
+
+
+def test_lease_timings_that_would_let_two_replicas_write_are_refused(helm):
+    """A replica must stop writing (renew deadline) before its Lease expires for the others (duration)."""
+    for timings in ({"renewDeadline": 10}, {"retryPeriod": 7}, {"duration": 5}):
+        result = helm.run("template", "superpod", str(chart_helm.CHART), "--set-json",
+                          f"operator.leases={json.dumps({'duration': 10, 'renewDeadline': 7, 'retryPeriod': 2} | timings)}")  # fmt: skip
+        assert result.returncode != 0
+        assert "retryPeriod < renewDeadline < duration" in result.stderr
 
 
 def test_the_tls_files_the_flags_name_are_the_mounted_secret(rendered):
@@ -329,14 +372,31 @@ def test_a_single_replica_gets_no_disruption_budget(rendered, case):
 
 
 def test_peering_replicas_share_a_cluster_peering_object(rendered):
-    peering = chart_helm.one(rendered("the default values"), "ClusterKopfPeering")
+    peering = chart_helm.one(rendered("replicas with kopf peering"), "ClusterKopfPeering")
     assert peering["metadata"]["name"] == "superpod-operator"
-    assert chart_helm.find(rendered("the default values"), "KopfPeering") == []
+    assert chart_helm.find(rendered("replicas with kopf peering"), "KopfPeering") == []
     assert chart_helm.find(rendered("a single standalone replica"), "ClusterKopfPeering") == []
 
 
+@pytest.mark.parametrize("case", ["the default values", "every optional feature is on"])
+def test_replicas_sharing_on_leases_need_no_peering_object(rendered, case):
+    kinds = {manifest["kind"] for manifest in rendered(case)}
+    assert kinds & {"ClusterKopfPeering", "KopfPeering"} == set()
+
+
+@pytest.mark.parametrize(
+    ("case", "replicas"), [("the default values", 2), ("three replicas share the SuperPods", 3)]
+)
+def test_every_replica_works_and_a_budget_keeps_one(rendered, case, replicas):
+    """With Leases replicas mean capacity: all of them run the operator, and a disruption leaves one."""
+    manifests = rendered(case)
+    assert chart_helm.one(manifests, "Deployment")["spec"]["replicas"] == replicas
+    assert "--coordination=leases" in _container(manifests)["args"]
+    assert chart_helm.one(manifests, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+
+
 def test_a_namespaced_operator_gets_a_peering_object_in_its_namespace(rendered):
-    manifests = rendered("every optional feature is on")
+    manifests = rendered("a namespaced operator with kopf peering")
     assert chart_helm.find(manifests, "ClusterKopfPeering") == []
     peering = chart_helm.one(manifests, "KopfPeering")
     assert (peering["metadata"]["name"], peering["metadata"]["namespace"]) == (
@@ -360,6 +420,8 @@ def test_namespaced_objects_live_in_the_release_namespace(rendered, case):
     for manifest in rendered(case):
         if manifest["kind"] in cluster_scoped:
             assert "namespace" not in manifest["metadata"]
+        elif manifest["kind"] in ("Role", "RoleBinding") and manifest["metadata"]["name"].endswith("-leases"):
+            assert manifest["metadata"]["namespace"] == "superpod-system"  # the Leases live with the operator
         elif manifest["kind"] in ("KopfPeering", "Role", "RoleBinding"):
             assert manifest["metadata"]["namespace"] == "training", manifest["kind"]  # the watched namespace
         else:
@@ -385,6 +447,11 @@ def test_superpod_run_accepts_the_chart_flags_and_environment(rendered, case):
     assert settings.webhook_config == ("managed" if managed else "external")
     assert settings.webhook_service == (f"superpod-system/{FULLNAME}" if managed else None)
     assert settings.standalone is (case == "a single standalone replica")
+    expected = {"a single standalone replica": "leases", "replicas with kopf peering": "peering"}
+    assert settings.coordination == expected.get(case, "leases")
+    if not settings.standalone and settings.coordination == "leases":
+        assert settings.lease_namespace == "superpod-system"
+        assert (settings.retry_period, settings.renew_deadline, settings.lease_duration) == (2.0, 7.0, 10.0)
     assert settings.namespace == ("training" if case == "every optional feature is on" else None)
 
 

@@ -30,16 +30,18 @@ def _notes(helm: chart_helm.Helm, case: str) -> str:
             [
                 "rollout status deployment/superpod-operator",
                 "CRDs stay installed",
-                'peering "superpod-operator"',
+                "sharing the SuperPods through Leases in superpod-system",
+                "get leases -l superpod.dev/shard-role",
             ],
-            ["mutatingwebhookconfiguration superpod-operator"],
+            ["mutatingwebhookconfiguration superpod-operator", "kopf peering"],
         ),
+        ("replicas with kopf peering", ['one active through kopf peering "superpod-operator"'], ["Leases"]),
         (
             "the operator manages its webhook configuration",
             ["kubectl delete mutatingwebhookconfiguration superpod-operator"],
             [],
         ),
-        ("a single standalone replica", ["1 replica(s)"], ["kopf peering"]),
+        ("a single standalone replica", ["1 replica(s)"], ["kopf peering", "Leases"]),
     ],
 )
 def test_the_notes_fit_the_values(helm, case, present, absent):

@@ -2,7 +2,8 @@
 refined by tests/chart/test_rbac_recorded.py, which records what `superpod run` really asks for), each where it
 is made: what the operator does in the namespaces it serves (partitions, pods, rank-table ConfigMaps) through a
 Role in operator.watchNamespace when that is set; the webhook-configuration rule only when the operator manages
-that configuration, and then only for its own by name; the peering rule where kopf peers.
+that configuration, and then only for its own by name; the peering rule where kopf peers; the Leases the
+replicas share the SuperPods on (coordination leases, the default) through a Role in the release namespace.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ OPERATOR = _union(CLUSTER, SERVED)
 CLUSTER_PEERING: dict[tuple[str, str], frozenset[str]] = {
     ("kopf.dev", "clusterkopfpeerings"): frozenset({"list", "watch", "patch"}),
 }
+# coordination leases: a Role in the release namespace (the replicas' and the SuperPods' Leases)
+LEASES: dict[tuple[str, str], frozenset[str]] = {
+    ("coordination.k8s.io", "leases"): frozenset({"get", "list", "watch", "create", "update", "delete"}),
+}
 MANAGED_WEBHOOK: dict[tuple[str, str], frozenset[str]] = {
     ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): frozenset({"get", "create", "update"}),
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): frozenset(
@@ -87,12 +92,10 @@ def test_no_rule_uses_a_wildcard(rendered, case):
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("the default values", OPERATOR | CLUSTER_PEERING),
-        ("the operator manages its webhook configuration", OPERATOR | CLUSTER_PEERING | MANAGED_WEBHOOK),
-        (
-            "the operator manages its webhook configuration with cert-manager",
-            OPERATOR | CLUSTER_PEERING | MANAGED_WEBHOOK,
-        ),
+        ("the default values", OPERATOR),
+        ("replicas with kopf peering", OPERATOR | CLUSTER_PEERING),
+        ("the operator manages its webhook configuration", OPERATOR | MANAGED_WEBHOOK),
+        ("the operator manages its webhook configuration with cert-manager", OPERATOR | MANAGED_WEBHOOK),
         ("a single standalone replica", OPERATOR),
         ("every optional feature is on", CLUSTER),  # namespaced: the rest is in a Role there
     ],
@@ -101,11 +104,43 @@ def test_the_cluster_role_grants_exactly_what_the_operator_requests(rendered, ca
     assert _grants(_cluster_role(rendered, case)) == expected
 
 
-def test_a_namespaced_operator_gets_a_role_in_its_namespace_for_what_it_does_there(rendered):
-    manifests = rendered("every optional feature is on")
-    (role,) = chart_helm.find(manifests, "Role")
-    assert role["metadata"]["namespace"] == "training"
-    assert _grants(role) == SERVED | {("kopf.dev", "kopfpeerings"): frozenset({"list", "watch", "patch"})}
+@pytest.mark.parametrize(
+    ("case", "extra"),
+    [
+        ("every optional feature is on", {}),
+        (
+            "a namespaced operator with kopf peering",
+            {("kopf.dev", "kopfpeerings"): frozenset({"list", "watch", "patch"})},
+        ),
+    ],
+)
+def test_a_namespaced_operator_gets_a_role_in_its_namespace_for_what_it_does_there(rendered, case, extra):
+    (role,) = [m for m in chart_helm.find(rendered(case), "Role") if m["metadata"]["namespace"] == "training"]
+    assert _grants(role) == SERVED | extra
+
+
+@pytest.mark.parametrize(
+    ("case", "leased"),
+    [
+        ("the default values", True),
+        ("every optional feature is on", True),
+        ("replicas with kopf peering", False),
+        ("a single standalone replica", False),
+    ],
+)
+def test_replicas_sharing_on_leases_get_them_in_the_release_namespace_only(rendered, case, leased):
+    roles = [
+        m for m in chart_helm.find(rendered(case), "Role") if m["metadata"]["name"] == f"{FULLNAME}-leases"
+    ]
+    assert [(r["metadata"]["namespace"], _grants(r)) for r in roles] == (
+        [(chart_helm.NAMESPACE, LEASES)] if leased else []
+    )
+    grants = rbac.grants_of(rendered(case), FULLNAME, chart_helm.NAMESPACE)
+    renew = rbac.Call("update", "coordination.k8s.io", "leases", namespace=chart_helm.NAMESPACE, name="x")
+    assert rbac.allowed(grants, renew) is leased
+    for namespace in ("kube-system", "training", ""):  # nobody else's Leases (kube's leader elections)
+        elsewhere = rbac.Call("update", "coordination.k8s.io", "leases", namespace=namespace, name="x")
+        assert not rbac.allowed(grants, elsewhere)
 
 
 NAMESPACED_REQUESTS = {
@@ -211,7 +246,7 @@ def test_resource_names_never_allow_a_create():
 
 def test_a_namespaced_operator_peers_inside_its_namespace(rendered):
     """kopf serving one namespace uses a KopfPeering there, not the cluster-wide one (kopf's own rule)."""
-    manifests = rendered("every optional feature is on")
+    manifests = rendered("a namespaced operator with kopf peering")
     grants = rbac.grants_of(manifests, FULLNAME, chart_helm.NAMESPACE)
     peering = chart_helm.one(manifests, "KopfPeering")
     assert peering["metadata"]["namespace"] == "training"
@@ -261,9 +296,13 @@ OPERATOR_REQUESTS = {
         rbac.Call("create", "", "configmaps", namespace="team-a"),
         True,
     ),
-    "the operator may patch its peering object": (
-        rbac.Call("patch", "kopf.dev", "clusterkopfpeerings"),
+    "the operator may renew its Lease": (
+        rbac.Call("update", "coordination.k8s.io", "leases", namespace="superpod-system", name="r"),
         True,
+    ),
+    "the operator has no peering object to patch": (
+        rbac.Call("patch", "kopf.dev", "clusterkopfpeerings"),
+        False,
     ),
     "the operator may not read Secrets": (
         rbac.Call("get", "", "secrets", namespace="superpod-system"),
@@ -302,7 +341,11 @@ def test_unused_reports_a_granted_permission_no_request_needed(rendered):
     grants = rbac.grants_of(rendered("the default values"), FULLNAME, chart_helm.NAMESPACE)
     every_grant = [
         rbac.Call(verb, group, *resource.split("/"))
-        for (group, resource), verbs in (OPERATOR | CLUSTER_PEERING).items()
+        for (group, resource), verbs in OPERATOR.items()
+        for verb in verbs
+    ] + [
+        rbac.Call(verb, group, resource, namespace=chart_helm.NAMESPACE)
+        for (group, resource), verbs in LEASES.items()
         for verb in verbs
     ]
     assert rbac.denied(grants, every_grant) == []

@@ -1,6 +1,6 @@
 """The chart's RBAC against the API requests the real operator makes, in both modes.
 
-`superpod run` runs with the chart's own flags and environment (operator-managed webhook, kopf peering; serving
+`superpod run` runs with the chart's own flags and environment (operator-managed webhook, Leases; serving
 every namespace, or only `operator.watchNamespace` with the namespaced Role; localised: loopback, free ports, URL
 webhook with the operator's certificate) behind a recording proxy, while
 a SuperPod is placed, a partition allocated, a labelled pod admitted and given the device plugin's answer
@@ -44,6 +44,10 @@ NEEDED_ON_RARE_PATHS: dict[tuple[str, str, str], str] = {
         "controller/bindings.py reads a pod that holds a slot but left the watch without a seen deletion (an "
         "unscheduled pod deleted at once, a removed label), and controller/validation.py a pod bound to an "
         "isolated node that it has not seen; in this cycle the partition may go before the read is due"
+    ),
+    ("get", "superpod.dev", "superpodpartitions"): (
+        "controller/admission.py and controller/binder.py read a partition this replica's memory does not show "
+        "placed (another replica placed it, or the watch lags its write); here the one replica placed it itself"
     ),
     ("create", "", "pods/eviction"): (
         "controller/eviction.py evicts the pods of a preempted partition; this cycle preempts nothing"
@@ -161,7 +165,7 @@ def mode(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def recorded(helm, mode) -> list[rbac.Call]:
     """The operator's requests over one placement, admission and deletion cycle, run with the chart's flags
-    (operator-managed webhook, kopf peering, the mode's namespaces) behind the recording proxy."""
+    (operator-managed webhook, Leases, the mode's namespaces) behind the recording proxy."""
     manifests = helm.template(MODES[mode])
     (container,) = chart_helm.one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"]
     async with server.Sandbox() as sandbox, recording_proxy.RecordingProxy(sandbox.url) as proxy:
@@ -169,15 +173,8 @@ async def recorded(helm, mode) -> list[rbac.Call]:
             await operator_harness.apply_crds(api)
             namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}
             await api.create("/api/v1/namespaces", namespace)
-            if mode == "namespaced":
-                await api.create(
-                    "/apis/kopf.dev/v1/namespaces/team-a/kopfpeerings",
-                    chart_helm.one(manifests, "KopfPeering"),
-                )
-            else:
-                await api.create(
-                    "/apis/kopf.dev/v1/clusterkopfpeerings", chart_helm.one(manifests, "ClusterKopfPeering")
-                )
+            release = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": chart_helm.NAMESPACE}}
+            await api.create("/api/v1/namespaces", release)  # where the Leases are
             await admission.add_a3_nodes(api, 4)
             operator = ChartOperator(container, proxy.kubeconfig)
             await operator.start()

@@ -71,7 +71,7 @@ def test_the_shape_check_rejects_an_unexpected_servicemonitor_field(rendered):
 
 
 def test_the_peering_object_is_checked_against_the_kopf_crd_the_chart_ships(rendered):
-    manifests = rendered("the default values")
+    manifests = rendered("replicas with kopf peering")
     peering = copy.deepcopy(chart_helm.one(manifests, "ClusterKopfPeering"))
     crds = chart_helm.find(manifests, "CustomResourceDefinition")
     custom_resources.check(peering, crds)

@@ -34,9 +34,17 @@ REJECTED = {
         {"webhook": {"configManagedBy": "helm"}},
         ["/webhook/configManagedBy", "chart", "operator"],
     ),
-    "several replicas without peering are rejected": (
-        {"operator": {"peering": {"enabled": False}}},
+    "several standalone replicas are rejected": (
+        {"operator": {"coordination": "standalone"}},
         ["/replicaCount", "maximum: got 2, want 1"],
+    ),
+    "an unknown coordination is rejected": (
+        {"operator": {"coordination": "raft"}},
+        ["/operator/coordination", "leases", "peering", "standalone"],
+    ),
+    "a lease duration of zero is rejected": (
+        {"operator": {"leases": {"duration": 0}}},
+        ["/operator/leases/duration"],
     ),
     "an issuer of an unknown kind is rejected": (
         {"webhook": {"certManager": {"enabled": True, "issuerRef": {"name": "ca", "kind": "Vault"}}}},

@@ -1,7 +1,8 @@
 """Sharding by SuperPod: every replica reads everything and serves the webhook; each SuperPod is written by one.
 
-Ownership rests on coordination.k8s.io Leases (`cluster.leases`): a membership Lease per replica, renewed every
-`retry_period` seconds, says who is alive; a Lease per SuperPod names its owner. Which replica should own a
+Ownership rests on coordination.k8s.io Leases (`cluster.leases`, read and written through `leasebook`): a
+membership Lease per replica, renewed every `retry_period` seconds, says who is alive; a Lease per SuperPod names
+its owner. Which replica should own a
 SuperPod is computed, not negotiated (`rendezvous.assign` over the live replicas: even, and few moves when one
 joins or leaves). The SuperPod Leases make the moves safe:
 
@@ -35,15 +36,14 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Iterator
-from typing import Any, Protocol
+from typing import Protocol
 
 import kopf
 from kopf._cogs.aiokits import aioenums  # kopf's own stop flag, so the workers keep their `stopped` API
 
-from superpod.cluster import client, leases, reflector
-from superpod.controller import kopfkit, rendezvous
+from superpod.cluster import client, leases
+from superpod.controller import kopfkit, leasebook, rendezvous
 
-JSON = dict[str, Any]
 Run = Callable[[kopf.DaemonStopped], Awaitable[None]]
 RELEASE_WAIT = 10.0  # seconds a SuperPod's writers get to stop before its Lease is given up anyway
 logger = logging.getLogger(__name__)
@@ -109,12 +109,6 @@ class Tenure:
             self.idle.set()
 
 
-@dataclasses.dataclass
-class Seen:
-    lease: JSON
-    since: float  # monotonic: when this version of it was first seen here
-
-
 def default_identity() -> str:
     return f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
 
@@ -145,17 +139,19 @@ class Shards:
         self.retry_period = retry_period
         self.clock = clock
         self.held: dict[str, Tenure] = {}
-        self.leases: dict[str, Seen] = {}  # Lease name -> as last seen
         self.renewed_at: float | None = None  # monotonic start of the last successful renewal
         self.changed = asyncio.Event()  # held SuperPods or the Leases changed: balance again
         self._opened: dict[str, asyncio.Event] = {}  # SuperPod -> set when this replica takes it (its daemon)
         self.epoch = 0  # counts the times this replica dropped everything (fenced)
-        self._mine: JSON | None = None  # this replica's membership Lease as last written
-        self._member = leases.member_name(identity)
         self._tasks: list[asyncio.Task[None]] = []
         self._releasing: dict[str, asyncio.Task[None]] = {}
-        self.reflector = reflector.Reflector(
-            api, leases.collection(namespace), self._lease_event, label_selector=leases.ROLE_LABEL
+        self.book = leasebook.LeaseBook(
+            api,
+            identity=identity,
+            namespace=namespace,
+            duration=duration,
+            changed=self.changed.set,
+            clock=clock,
         )
 
     # ---- what the rest of the operator asks ------------------------------------------------------------
@@ -234,10 +230,10 @@ class Shards:
 
     async def start(self) -> None:
         """Join: list the Leases, write this replica's own, then follow and balance in the background."""
-        await self.reflector.relist()
+        await self.book.reflector.relist()
         await self._renew()
         self._tasks = [
-            asyncio.create_task(self.reflector.run()),
+            asyncio.create_task(self.book.reflector.run()),
             asyncio.create_task(self._renewing()),
             asyncio.create_task(self._balancing()),
         ]
@@ -254,7 +250,7 @@ class Shards:
             task.cancel()
         await asyncio.gather(*self._tasks[:2], return_exceptions=True)
         with contextlib.suppress(Exception):
-            await self.api.delete(leases.path(self.namespace, self._member))
+            await self.book.leave()
         logger.info("replica %s left", self.identity)
 
     # ---- membership: renewing this replica's Lease, and who is alive -------------------------------------
@@ -272,51 +268,14 @@ class Shards:
 
     async def _renew(self) -> None:
         began = self.clock()
-        path = leases.path(self.namespace, self._member)
-        kind, me, seconds = leases.MEMBER, self.identity, self.duration
-        try:
-            if self._mine is None:
-                raise client.ApiError(409, {})
-            written = await self.api.replace(path, leases.body(self.namespace, self._member, kind, me, seconds,
-                                                               previous=self._mine))  # fmt: skip
-        except client.ApiError as error:
-            if error.status not in (404, 409):
-                raise
-            current = await self.api.get_or_none(path)
-            new = leases.body(self.namespace, self._member, kind, me, seconds, previous=current)
-            written = await (
-                self.api.replace(path, new)
-                if current
-                else self.api.create(leases.collection(self.namespace), new)
-            )
+        await self.book.renew()
         if self.fenced() and self.held:  # it had lapsed: nothing held before is ours any more
             self._drop_all("its Lease lapsed before this renewal")
-        self._mine = written
         self.renewed_at = began
 
     def live(self) -> set[str]:
         """The replicas alive as seen from here (this one while it is not fenced)."""
-        now = self.clock()
-        alive = set() if self.fenced() else {self.identity}
-        for seen in self.leases.values():
-            if leases.role(seen.lease) != leases.MEMBER:
-                continue
-            holder = leases.holder(seen.lease)
-            if (
-                holder
-                and holder != self.identity
-                and now - seen.since < leases.duration(seen.lease, self.duration)
-            ):
-                alive.add(holder)
-        return alive
-
-    def _lease_event(self, key: str, old: JSON | None, new: JSON | None) -> None:
-        name = key.rpartition("/")[2]
-        if new is None:
-            self.leases.pop(name, None)
-        elif old is None or leases.version(old) != leases.version(new) or name not in self.leases:
-            self.leases[name] = Seen(new, self.clock())
-        self.changed.set()
+        return self.book.alive() | (set() if self.fenced() else {self.identity})
 
     # ---- balancing: give away and take SuperPods ---------------------------------------------------------
 
@@ -344,7 +303,7 @@ class Shards:
         await self._tidy(names, live)
         epoch = self.epoch
         taken = [name for name in sorted(names) if plan.get(name) == self.identity and name not in self.held
-                 and await self._acquire(name, live)]  # fmt: skip
+                 and await self.book.acquire(name, live)]  # fmt: skip
         if not taken:
             return
         await self.reload(taken)
@@ -357,40 +316,6 @@ class Shards:
         logger.info("replica %s owns %s", self.identity, ", ".join(taken))
         self.changed.set()
 
-    async def _acquire(self, superpod: str, live: set[str]) -> bool:
-        name = leases.superpod_name(superpod)
-        seen = self.leases.get(name)
-        kind = leases.SUPERPOD
-        try:
-            if seen is None:
-                new = leases.body(self.namespace, name, kind, self.identity, self.duration, superpod=superpod)
-                written = await self.api.create(leases.collection(self.namespace), new)
-            else:
-                holder = leases.holder(seen.lease)
-                if holder not in ("", self.identity) and (holder in live or not await self._gone(holder)):
-                    return False
-                new = leases.body(self.namespace, name, kind, self.identity, self.duration,
-                                  superpod=superpod, previous=seen.lease)  # fmt: skip
-                written = await self.api.replace(leases.path(self.namespace, name), new)
-        except client.ApiError as error:
-            if error.status in (404, 409):
-                return False  # someone else moved first; seen again at the next round
-            raise
-        self.leases[name] = Seen(written, self.clock())
-        return True
-
-    async def _gone(self, replica: str) -> bool:
-        """Confirm by a fresh read that `replica` stopped renewing: its Lease is gone or still as seen."""
-        name = leases.member_name(replica)
-        current = await self.api.get_or_none(leases.path(self.namespace, name))
-        if current is None:
-            return True
-        seen = self.leases.get(name)
-        if seen is None or leases.version(seen.lease) != leases.version(current):
-            self.leases[name] = Seen(current, self.clock())
-            return False
-        return self.clock() - seen.since >= leases.duration(current, self.duration)
-
     async def _release(self, superpod: str, *, drop: bool = False) -> None:
         """Stop writing for the SuperPod, wait for its writers, then let its Lease name nobody (or delete it)."""
         try:
@@ -401,47 +326,21 @@ class Shards:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(tenure.idle.wait(), timeout=RELEASE_WAIT)
                 self.held.pop(superpod, None)
-            await self._let_go(leases.superpod_name(superpod), drop=drop)
+            await self.book.let_go(leases.superpod_name(superpod), drop=drop)
             logger.info("replica %s gave SuperPod %s up", self.identity, superpod)
         finally:
             self._releasing.pop(superpod, None)
 
-    async def _let_go(self, name: str, *, drop: bool) -> None:
-        seen = self.leases.get(name)
-        if seen is None or leases.holder(seen.lease) != self.identity:
-            return
-        path = leases.path(self.namespace, name)
-        try:
-            if drop:
-                await self.api.request(
-                    "DELETE", path, body={"preconditions": {"resourceVersion": leases.version(seen.lease)}}
-                )
-                self.leases.pop(name, None)
-            else:
-                new = leases.body(self.namespace, name, leases.SUPERPOD, "", self.duration,
-                                  superpod=leases.superpod_of(seen.lease), previous=seen.lease)  # fmt: skip
-                self.leases[name] = Seen(await self.api.replace(path, new), self.clock())
-        except client.ApiError as error:
-            if error.status not in (404, 409):
-                raise
-
     async def _tidy(self, names: set[str], live: set[str]) -> None:
         """Leases naming this replica that it does not hold are let go; those of deleted SuperPods removed."""
-        for name, seen in list(self.leases.items()):
-            if leases.role(seen.lease) != leases.SUPERPOD:
-                continue
+        for name, seen in self.book.superpods():
             superpod, holder = leases.superpod_of(seen.lease), leases.holder(seen.lease)
             if superpod in self.held or superpod in self._releasing:
                 continue
             if superpod not in names and holder not in live and live and min(live) == self.identity:
-                await self._let_go_any(name, seen)
+                await self.book.remove(name, seen)
             elif holder == self.identity:
-                await self._let_go(name, drop=superpod not in names)
-
-    async def _let_go_any(self, name: str, seen: Seen) -> None:
-        with contextlib.suppress(client.ApiError):
-            await self.api.request("DELETE", leases.path(self.namespace, name),
-                                   body={"preconditions": {"resourceVersion": leases.version(seen.lease)}})  # fmt: skip
+                await self.book.let_go(name, drop=superpod not in names)
 
     def _drop_all(self, why: str) -> None:
         """Fenced: every SuperPod stops at once (the writes were refused already); taken again through Leases."""
