@@ -489,10 +489,21 @@ def test_the_chart_renders_the_same_validating_webhooks_the_operator_writes_in_m
         }
 
 
+def _policy(manifests: list, suffix: str) -> dict:
+    """The chart's ValidatingAdmissionPolicy (or binding) whose name ends with `suffix`."""
+    (found,) = [m for m in manifests if m["metadata"]["name"].endswith(suffix)]
+    return found
+
+
+def _policies(manifests: list, suffix: str) -> tuple[dict, dict]:
+    policies = [m for m in manifests if m["kind"] == "ValidatingAdmissionPolicy"]
+    bindings = [m for m in manifests if m["kind"] == "ValidatingAdmissionPolicyBinding"]
+    return _policy(policies, suffix), _policy(bindings, suffix)
+
+
 def test_only_the_operator_service_account_may_write_status_by_the_chart_policy(rendered):
     manifests = rendered("the default values")
-    policy = chart_helm.one(manifests, "ValidatingAdmissionPolicy")
-    binding = chart_helm.one(manifests, "ValidatingAdmissionPolicyBinding")
+    policy, binding = _policies(manifests, "-status-writers")
     assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
     assert policy["spec"]["failurePolicy"] == "Fail"
     (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
@@ -505,9 +516,28 @@ def test_only_the_operator_service_account_may_write_status_by_the_chart_policy(
 
 
 def test_the_status_policy_can_be_turned_off_or_widened(helm):
-    assert not chart_helm.find(
-        helm.template({"statusIntegrity": {"enabled": False}}), "ValidatingAdmissionPolicy"
-    )
+    off = helm.template({"statusIntegrity": {"enabled": False}})
+    assert [m["metadata"]["name"] for m in chart_helm.find(off, "ValidatingAdmissionPolicy")] == [
+        "superpod-superpod-operator-rank-table-writes"
+    ]
     widened = helm.template({"statusIntegrity": {"enabled": True, "extraWriters": ["break-glass"]}})
-    (validation,) = chart_helm.one(widened, "ValidatingAdmissionPolicy")["spec"]["validations"]
+    (validation,) = _policies(widened, "-status-writers")[0]["spec"]["validations"]
     assert validation["expression"].endswith(",'break-glass']")
+
+
+def test_the_operators_configmap_writes_are_confined_to_rank_tables_by_a_chart_policy(rendered, helm):
+    manifests = rendered("the default values")
+    policy, binding = _policies(manifests, "-rank-table-writes")
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert (rule["resources"], rule["operations"]) == (["configmaps"], ["CREATE", "UPDATE", "DELETE"])
+    account = chart_helm.one(manifests, "ServiceAccount")["metadata"]
+    (condition,) = policy["spec"]["matchConditions"]
+    user = f"system:serviceaccount:{account['namespace']}:{account['name']}"
+    assert condition["expression"] == f"request.userInfo.username == '{user}'"
+    assert not [
+        m
+        for m in helm.template({"rankTableIntegrity": {"enabled": False}})
+        if m["metadata"]["name"].endswith("-rank-table-writes")
+    ]

@@ -312,3 +312,47 @@ def _token(kubeconfig: str) -> str:
 
     with open(kubeconfig) as handle:
         return str(yaml.safe_load(handle)["users"][0]["user"]["token"])
+
+
+async def test_the_operators_configmap_writes_are_confined_to_its_rank_tables_by_the_chart_policy(shared):
+    """The operator's RBAC lets it write ConfigMaps wherever partitions live; the chart's second policy keeps
+    its token to the rank tables it made: a tenant's ConfigMap, one dressed up with the partition label, and
+    the device plugin's device list are refused; its own rank tables are written."""
+    admin = shared.admin
+    table = "/api/v1/namespaces/team-a/configmaps/rings-config-victim"
+    made = await eventually(lambda: admin.get_or_none(table), timeout=20)  # the operator's own: written
+    settings = {"metadata": {"name": "app-settings"}, "data": {"lr": "0.1"}}
+    await admin.create("/api/v1/namespaces/team-a/configmaps", settings)  # a tenant's own
+    dressed = {"metadata": {"name": "dressed", "labels": {"superpod.dev/partition": "victim"}}, "data": {}}
+    await admin.create("/api/v1/namespaces/team-a/configmaps", dressed)
+    async with client.KubeClient(
+        client.Credentials(server=shared.sandbox.url, token=_token(shared.operator.kubeconfig))
+    ) as operator:
+        await operator.patch(table, {"metadata": {"annotations": {"checked": "yes"}}})  # its own: allowed
+        attempts = {
+            "team-a/app-settings": operator.patch(
+                "/api/v1/namespaces/team-a/configmaps/app-settings", {"data": {"hccl.json": "{}"}}
+            ),
+            "team-a/dressed": operator.patch(
+                "/api/v1/namespaces/team-a/configmaps/dressed", {"data": {"hccl.json": "{}"}}
+            ),
+            "team-b/planted": operator.create(
+                "/api/v1/namespaces/team-b/configmaps", {"metadata": {"name": "planted"}, "data": {}}
+            ),
+            "the device plugin's device list": operator.patch(
+                f"/api/v1/namespaces/kube-system/configmaps/mindx-dl-deviceinfo-{shared.victim[0]['node']}",
+                {"data": {"DeviceInfoCfg": "{}"}},
+            ),
+            "team-a/rings-config-victim (relabelled)": operator.patch(
+                table, {"metadata": {"labels": {"superpod.dev/partition": "mine"}}}
+            ),
+        }
+        for what, attempt in attempts.items():
+            error = await _refusal(attempt)
+            assert error.status == 403, what
+            assert "the superpod operator writes only the rank tables of its partitions" in str(error), what
+        # deleting another's ConfigMap: refused too (by RBAC, or by the policy where RBAC grants deletes)
+        error = await _refusal(operator.delete("/api/v1/namespaces/team-a/configmaps/app-settings"))
+        assert error.status == 403
+    assert (await admin.get("/api/v1/namespaces/team-a/configmaps/app-settings"))["data"] == {"lr": "0.1"}
+    assert (await admin.get(table))["metadata"]["labels"] == made["metadata"]["labels"]
