@@ -51,6 +51,12 @@ async def phase(api, namespace: str, name: str, wanted: str):
     return obj if ((obj or {}).get("status") or {}).get("phase") == wanted else None
 
 
+async def waits_again(api, namespace: str, name: str) -> bool:
+    """A preempted partition queued again and decided on: its message says what it waits for now."""
+    obj = await api.get_or_none(SPP.format(namespace) + f"/{name}")
+    return "waits to be placed again: " in str(((obj or {}).get("status") or {}).get("message"))
+
+
 async def main() -> None:
     async with sandbox_cluster() as (sandbox, api):
         config = sandbox.kubeconfig
@@ -92,8 +98,18 @@ async def main() -> None:
                 await kubectl(config, "get", "spp", "-A", "-o", "wide")
                 await eventually(lambda: phase(api, "team-b", "urgent", "Allocated"), timeout=60)
                 await no_device_used_twice(api)
-                await asyncio.sleep(1.0)
-                await kubectl(config, "get", "spp", "-A", "-o", "wide")
+                await eventually(lambda: waits_again(api, "team-a", "sweep"), timeout=30)
+                await kubectl(
+                    config,
+                    "get",
+                    "spp",
+                    "-n",
+                    "team-a",
+                    "sweep",
+                    "-o",
+                    "jsonpath={.status.reason}: {.status.message}",
+                )
+                print()
                 await kubectl(config, "get", "events", "-A", "--field-selector", "reason=Preempted")
                 await kubectl(config, "get", "events", "-A", "--field-selector", "reason=Preempting")
                 await kubectl(config, "get", "pods", "-n", "team-a")

@@ -171,8 +171,12 @@ class PartitionStatus(StatusModel):
     priority: int | None = None
     """The value of its PriorityClass when the operator last decided on it."""
     borrowing: bool | None = None
-    """While placed: whether its quota uses more than its nominal share, so that the partition may be
-    preempted when the owners of the borrowed devices need them back."""
+    """While placed: whether the partition borrows, that is whether some of its devices lie beyond its
+    quota's nominal share. A quota's partitions fill its share in admission order (highest priority first,
+    then the oldest), so its lowest-priority, youngest partitions are the borrowing ones. While its quota
+    borrows, any partition of it may be preempted when the owners of the borrowed devices need them back."""
+    borrowed_npus: int | None = None
+    """While placed and borrowing: how many of its devices lie beyond its quota's nominal share."""
     preempted_by: str | None = None
     """After a preemption: namespace/name of the partition that took its devices."""
     conditions: list[Condition] | None = None

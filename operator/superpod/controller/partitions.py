@@ -72,6 +72,8 @@ class SuperPodState:
     preempting: dict[str, preemptions.Preempting] = dataclasses.field(default_factory=dict)
     waiting_since: dict[str, float] = dataclasses.field(default_factory=dict)  # key -> time.time() queued
     tenancy: queuepass.Pass | None = None  # the last admission pass: quotas, ledger, what waits and why
+    # wakes the daemon when a refused preemption eviction is due again (nothing else may happen till then)
+    eviction_retry: asyncio.TimerHandle | None = None
 
     def is_victim(self, key: str) -> bool:
         return any(key in entry.victims for entry in self.preempting.values())

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from superpod import placement
 from superpod.api import common, views
 from superpod.api import partition as api_partition
+from superpod.cluster import client
 from superpod.controller import eviction, partitionwrite
 from superpod.controller import status as derive
 from superpod.placement import queue
@@ -35,6 +36,7 @@ from superpod.placement import queue
 JSON = common.JSON
 PendingReason = api_partition.PendingReason
 logger = logging.getLogger(__name__)
+LIST_RETRY = 5.0  # seconds before the pods of a victim that could not be listed are listed again
 
 
 @dataclasses.dataclass
@@ -63,8 +65,8 @@ async def begin(
     admit: queue.Admit,
     victim_priorities: Mapping[str, int],
     evictions: eviction.Evictions,
-) -> None:
-    """Steps 1 to 3 of the module docstring."""
+) -> Round:
+    """Steps 1 to 3 of the module docstring; the first round of evictions."""
     preemptor = views.Partition(preemptor_obj).key
     for victim in admit.victims:
         obj = partitions.get(victim)
@@ -72,30 +74,66 @@ async def begin(
             continue
         message = victim_message(preemptor, victim, admit, victim_priorities)
         await statuses.write(obj, _evicting(preemptor, message, views.Partition(obj).generation))
-    names = ", ".join(admit.victims)
-    message = f"preempting {names}: it takes their devices once their pods are gone"
-    generation = views.Partition(preemptor_obj).generation
+    await show_preempting(statuses, preemptor_obj, admit.victims)
+    return await evict(evictions, admit.victims)
+
+
+def preempting_message(victims: tuple[str, ...], blocked: str | None = None) -> str:
+    message = f"preempting {', '.join(victims)}: it takes their devices once their pods are gone"
+    return f"{message}; {blocked}" if blocked else message
+
+
+async def show_preempting(
+    statuses: partitionwrite.StatusWriter, obj: JSON, victims: tuple[str, ...], blocked: str | None = None
+) -> None:
+    """The preemptor's status: Pending, Preempting, naming its victims and what blocks their eviction."""
+    message = preempting_message(victims, blocked)
+    generation = views.Partition(obj).generation
     await statuses.write(
-        preemptor_obj,
+        obj,
         lambda previous, now: derive.pending(
             PendingReason.PREEMPTING, message, previous=previous, generation=generation, now=now
         ),
     )
-    await evict(evictions, admit.victims)
 
 
-async def evict(evictions: eviction.Evictions, victims: tuple[str, ...]) -> int:
-    """Evict the victims' pods (again, as `eviction.Evictions` paces it); how many may still use their
-    devices."""
+@dataclasses.dataclass(frozen=True)
+class Round:
+    """One round of evicting the victims' pods."""
+
+    remaining: int  # pods that may still use the victims' devices
+    retry_in: float | None  # seconds until an eviction is due again (a refused one's backoff); None: none is
+    blocked: str | None = None  # why an eviction was refused (a disruption budget's words), for the preemptor
+
+    def __bool__(self) -> bool:
+        return self.remaining > 0
+
+
+async def evict(evictions: eviction.Evictions, victims: tuple[str, ...]) -> Round:
+    """Evict the victims' pods (again, as `eviction.Evictions` paces it: a refused eviction is asked again
+    after its backoff). A victim whose pods cannot be listed counts as not done, to be looked at again after
+    `LIST_RETRY` seconds."""
     remaining = 0
+    due: list[float] = []
+    blocked: str | None = None
     for victim in victims:
         namespace, name = victim.split("/", 1)
-        pods = await eviction.list_pods(evictions.api, namespace, f"{common.PARTITION_LABEL}={name}")
+        try:
+            pods = await eviction.list_pods(evictions.api, namespace, f"{common.PARTITION_LABEL}={name}")
+        except (client.ApiError, OSError, TimeoutError) as error:
+            logger.warning("pods of preempted partition %s could not be listed: %s", victim, error)
+            remaining += 1
+            due.append(LIST_RETRY)
+            continue
         progress = await evictions.evict(victim, pods)
         if progress.done:
             evictions.forget(victim)
         remaining += len(progress.remaining)
-    return remaining
+        if progress.retry_in is not None:
+            due.append(progress.retry_in)
+        if progress.blocked and blocked is None:
+            blocked = f"{victim}: {progress.summary()}"
+    return Round(remaining, min(due) if due else None, blocked)
 
 
 def _evicting(preemptor: str, message: str, generation: int | None) -> Callable[[JSON | None, str], JSON]:

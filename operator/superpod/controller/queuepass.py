@@ -83,14 +83,17 @@ class Tenancy:
             return None
         return tenants.workload(view, tenant=self.tenant(view), priority=priority, queued=queued)
 
-    def fields(self, view: views.Partition, ledger: placement_quota.Ledger | None, placed: bool) -> JSON:
-        """The status fields of tenancy: quota, priority, and borrowing while placed."""
+    def fields(self, view: views.Partition, borrowed: Mapping[str, int] | None) -> JSON:
+        """The status fields of tenancy: quota, priority, and while placed (`borrowed` holds it, from
+        `Ledger.borrowed_by_partition`) whether and how many of its devices are borrowed."""
         priority = self.priority(view)
         tenant = self.tenant(view)
+        devices = borrowed.get(view.key) if borrowed is not None else None
         return {
             "quota": tenant or None,
             "priority": priority.value if priority is not None else None,
-            "borrowing": (ledger.is_borrowing(view.key) if ledger is not None and placed else None),
+            "borrowing": devices > 0 if devices is not None else None,
+            "borrowedNpus": devices if devices else None,
         }
 
 
@@ -161,9 +164,9 @@ def run(
         )
     ]
     fields: dict[str, JSON] = {}
+    borrowed = ledger.borrowed_by_partition()
     for key in [*before, *requests]:
-        view = views.Partition(partitions[key])
-        fields[key] = tenancy.fields(view, ledger, placed=key in ledger.charged)
+        fields[key] = tenancy.fields(views.Partition(partitions[key]), borrowed)
     return Pass(decisions, refused, ledger, fields, before, pending)
 
 

@@ -173,9 +173,10 @@ class Scheduler:
                     state.name, priority=len(decision.victims) - reclaimed, reclaim=reclaimed
                 )
                 priorities = {k: w.priority for k, w in outcome.before.items()}
-                await preemptions.begin(
+                evicting = await preemptions.begin(
                     self.statuses, self.partitions, obj, decision, priorities, self.evictions
                 )
+                retry_evictions(state, evicting.retry_in)
                 state.poke()
                 return dict(views.Partition(self.partitions.get(key) or obj).status)
             return await self.writes.write_placement(state, allocator, obj, decision.placement, fields)
@@ -291,7 +292,9 @@ class Scheduler:
         ]
         for key in orphans:
             preemptor = str(views.Partition(self.partitions[key]).status.get("preemptedBy") or "")
-            if await preemptions.evict(self.evictions, (key,)):
+            evicting = await preemptions.evict(self.evictions, (key,))
+            retry_evictions(state, evicting.retry_in)
+            if evicting:
                 continue
             async with self.serial.hold(key), state.lock:
                 if state.allocator is not None:
@@ -301,7 +304,13 @@ class Scheduler:
                 await preemptions.requeue(self.statuses, obj, preemptor)
             state.poke()
         for preemptor, entry in list(state.preempting.items()):
-            if await preemptions.evict(self.evictions, entry.victims):
+            evicting = await preemptions.evict(self.evictions, entry.victims)
+            retry_evictions(state, evicting.retry_in)
+            if evicting:
+                obj = self.partitions.get(preemptor)
+                if obj is not None and state.preempting.get(preemptor) is entry:
+                    async with self.serial.hold(preemptor):
+                        await preemptions.show_preempting(self.statuses, obj, entry.victims, evicting.blocked)
                 continue
             for victim in entry.victims:
                 obj = self.partitions.get(victim)
@@ -323,6 +332,22 @@ class Scheduler:
 def _placed(state: SuperPodState, key: str) -> bool:
     """`key` holds devices in its SuperPod's allocator now."""
     return state.allocator is not None and state.allocator.placement_of(key) is not None
+
+
+def retry_evictions(state: SuperPodState, delay: float | None) -> None:
+    """Wake the SuperPod's daemon when an eviction is due again (`delay` seconds; None: none is), so that a
+    refused eviction is retried after its backoff even if nothing else happens in the cluster. One timer per
+    SuperPod, the earliest wins."""
+    if delay is None:
+        return
+    loop = asyncio.get_running_loop()
+    when = loop.time() + max(delay, 0.05)
+    timer = state.eviction_retry
+    if timer is not None and not timer.cancelled() and loop.time() <= timer.when() <= when:
+        return
+    if timer is not None:
+        timer.cancel()
+    state.eviction_retry = loop.call_at(when, state.poke)
 
 
 def _constant(fields: JSON) -> Callable[[JSON | None, str], JSON]:

@@ -22,6 +22,7 @@ from superpod.cluster import inventory
 JSON = common.JSON
 Phase = api_partition.Phase
 Condition = reasons.ConditionType
+PendingReason = api_partition.PendingReason
 BINDABLE = frozenset({Phase.ALLOCATED.value, Phase.BOUND.value})
 """Phases a binding change moves between (Allocated <-> Bound); a Degraded partition stays Degraded."""
 _PLACED_CONDITIONS = frozenset({Condition.ALLOCATED.value, Condition.BOUND.value, Condition.DEGRADED.value})
@@ -181,10 +182,20 @@ def pending(
     preempted_by: str | None = None,
 ) -> JSON:
     """Status of a partition that is not placed; `allocation` and the placement fields are cleared.
-    `preempted_by` names the partition that took its devices (reason Preempted)."""
+    `preempted_by` names the partition that took its devices (reason Preempted).
+
+    A preempted partition keeps reason Preempted and `preemptedBy` until it is placed again (`allocated`
+    clears them): whatever it now waits for goes into the message, so `kubectl get spp` still tells a
+    victim from a partition that was never placed."""
+    kept = (previous or {}).get("preemptedBy") if preempted_by is None else None
+    if kept:
+        preempted_by = str(kept)
+        if reason not in (PendingReason.PREEMPTED, PendingReason.PREEMPTING):  # it preempting shows as such
+            message = f"preempted by {kept}; waits to be placed again: {reason}: {message}"
+            reason = PendingReason.PREEMPTED.value
     status = _unplaced(Phase.PENDING, reason, message, previous, generation, now)
     status["preemptedBy"] = preempted_by
-    return status | (tenancy or {}) | {"borrowing": None}
+    return status | (tenancy or {}) | {"borrowing": None, "borrowedNpus": None}
 
 
 def evicting(
@@ -204,6 +215,7 @@ def evicting(
         "message": message,
         "preemptedBy": preemptor,
         "borrowing": None,
+        "borrowedNpus": None,
         "conditions": [
             allocated_condition,
             *(c for c in conditions or () if c.get("type") != Condition.ALLOCATED),

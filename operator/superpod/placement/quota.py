@@ -175,10 +175,29 @@ class Ledger:
     def within_share(self, workload: Workload) -> bool:
         return self.over_share(workload) <= 0
 
+    def borrowed_by_partition(self) -> dict[str, int]:
+        """Per placed partition, how many of its devices lie beyond its tenant's nominal share (0: none).
+
+        A tenant's partitions fill its share in admission order (highest priority first, then the oldest),
+        so the devices beyond it are those of its lowest-priority, youngest partitions: the ones a reclaim
+        by priority and age would take back first. Creation times have one-second steps: at equal priority
+        and time, the one charged first comes first. The counts of a tenant add up to what it borrows."""
+        by_tenant: dict[str, list[Workload]] = {}
+        for workload in self.charged.values():
+            by_tenant.setdefault(self.tenant(workload), []).append(workload)
+        borrowed: dict[str, int] = {}
+        for tenant, workloads in by_tenant.items():
+            room = self.quotas.nominal(tenant)
+            for workload in sorted(workloads, key=lambda w: (-w.priority, w.created)):  # stable
+                within = min(workload.npus, max(room, 0))
+                room -= workload.npus
+                borrowed[workload.id] = workload.npus - within
+        return borrowed
+
     def is_borrowing(self, partition_id: str) -> bool:
-        """Whether this placed partition's tenant is above its nominal share (for the partition status)."""
-        workload = self.charged.get(partition_id)
-        return workload is not None and self.borrowed(self.tenant(workload)) > 0
+        """Whether some of this placed partition's devices lie beyond its tenant's nominal share
+        (`borrowed_by_partition`)."""
+        return self.borrowed_by_partition().get(partition_id, 0) > 0
 
     def quota_refusal(self, workload: Workload) -> str | None:
         """Why quotas alone forbid placing `workload` now (None: they allow it): it would take its tenant

@@ -175,6 +175,10 @@ async def test_borrowed_devices_are_reclaimed_once_the_borrowers_pods_are_gone(f
         return (await status(api, name)).get("borrowing") is True
 
     await eventually(lambda: borrowing("borrowed"), timeout=15)
+    # the borrowing is the younger partition's: the older one holds team-a's own share
+    assert (await status(api, "borrowed")).get("borrowedNpus") == 32
+    own = await status(api, "own")
+    assert own["borrowing"] is False and own.get("borrowedNpus") is None
     await start_pods(api, "own", 2, "team-a")
     await start_pods(api, "borrowed", 2, "team-a")
     async with watching(api):
@@ -183,11 +187,7 @@ async def test_borrowed_devices_are_reclaimed_once_the_borrowers_pods_are_gone(f
             partitions_path("team-b"), partition("back", 32, namespace="team-b", devicesPerPod=16)
         )
         victim = await eventually(lambda: in_phase(api, "borrowed", "Pending"), timeout=20)
-        # Preempted (naming the preemptor) while its pods are evicted; once they are gone it is queued again and
-        # may already wait with the ordinary reason: the Preempted Event (checked below) keeps the record
-        assert victim["reason"] in ("Preempted", "InsufficientCapacity")
-        if victim["reason"] == "Preempted":
-            assert victim["preemptedBy"] == "team-b/back"
+        assert victim["reason"] == "Preempted" and victim["preemptedBy"] == "team-b/back"
         back = await eventually(lambda: in_phase(api, "back", "Allocated", "team-b"), timeout=30)
         assert {(s["node"], d) for s in back["allocation"] for d in s["devices"]} == {
             (s["node"], d) for s in borrowed["allocation"] for d in s["devices"]
@@ -196,8 +196,13 @@ async def test_borrowed_devices_are_reclaimed_once_the_borrowers_pods_are_gone(f
         assert await pods_running(api, "borrowed", 0, "team-a")
         assert await pods_running(api, "own", 2, "team-a")
         assert (await status(api, "own"))["phase"] == "Bound"
+        # queued again, it still shows who took its devices, and what it waits for now
         after = await status(api, "borrowed")
         assert after["phase"] == "Pending" and not after.get("allocation")
+        assert after["reason"] == "Preempted" and after["preemptedBy"] == "team-b/back"
+        await eventually(lambda: waits_again(api, "borrowed"), timeout=15)
+        after = await status(api, "borrowed")
+        assert after["reason"] == "Preempted" and after["preemptedBy"] == "team-b/back"
     events = await api.list("/api/v1/namespaces/team-a/events")
     preempted = [
         e for e in events if e["reason"] == "Preempted" and e["involvedObject"]["name"] == "borrowed"
@@ -209,6 +214,11 @@ async def test_borrowed_devices_are_reclaimed_once_the_borrowers_pods_are_gone(f
     ]
     assert preempting and "team-a/borrowed" in preempting[0]["message"]
     await eventually(lambda: books_balance(api), timeout=15)
+
+
+async def waits_again(api: client.KubeClient, name: str) -> bool:
+    """A victim queued again and decided on by an admission pass: the message says what it waits for."""
+    return "waits to be placed again: " in str((await status(api, name)).get("message"))
 
 
 async def priority_class(api: client.KubeClient, name: str, value: int, policy: str) -> None:
@@ -251,6 +261,7 @@ async def test_a_higher_priority_partition_preempts_a_running_one_and_never_poli
         assert len(preempted) == 1, states
         (victim,) = preempted
         assert not states[victim].get("allocation")
+        assert states[victim]["reason"] == "Preempted" and states[victim]["preemptedBy"] == "team-a/urgent"
         assert await pods_running(api, victim, 0, "team-a")
     events = await api.list("/api/v1/namespaces/team-a/events")
     assert any(
@@ -259,4 +270,46 @@ async def test_a_higher_priority_partition_preempts_a_running_one_and_never_poli
         and "team-a/urgent" in e["message"]
         for e in events
     )
+    await eventually(lambda: books_balance(api), timeout=15)
+
+
+async def test_a_disruption_budget_holds_a_reclaim_whose_refused_evictions_are_retried_with_backoff(fleet):
+    """team-a protects its borrowing partition's pods with a PodDisruptionBudget: the reclaim waits, says
+    why, gives nothing away meanwhile, and goes through on its own retries once the budget allows it (the
+    operator does not watch budgets: only its retry timer notices)."""
+    api = fleet
+    await api.create(SPOD, superpod(quota("team-a", 32), quota("team-b", 32)))
+    await eventually(lambda: superpod_ready(api), timeout=15)
+    for name in ("own", "borrowed"):
+        await api.create(partitions_path(), partition(name, 32, devicesPerPod=16))
+        await eventually(lambda n=name: in_phase(api, n, "Allocated"), timeout=15)
+        await start_pods(api, name, 2, "team-a")
+    budgets = "/apis/policy/v1/namespaces/team-a/poddisruptionbudgets"
+    selector = {"key": "superpod.dev/partition", "operator": "In", "values": ["own", "borrowed"]}
+    budget = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "keep-borrowed", "namespace": "team-a"},
+        "spec": {"minAvailable": 4, "selector": {"matchExpressions": [selector]}},
+    }
+    await api.create(budgets, budget)
+    async with watching(api):
+        await api.create(
+            partitions_path("team-b"), partition("back", 32, namespace="team-b", devicesPerPod=16)
+        )
+
+        async def blocked() -> JSON | None:
+            found = await status(api, "back", "team-b")
+            return found if "keep-borrowed" in str(found.get("message")) else None
+
+        back = await eventually(blocked, timeout=20)
+        assert back["phase"] == "Pending" and back["reason"] == "Preempting" and not back.get("allocation")
+        assert "refused" in back["message"] and "retried with backoff" in back["message"]
+        victim = back["message"].split()[1].removesuffix(":").split("/")[1]  # "preempting team-a/<victim>:"
+        assert await pods_running(api, victim, 2, "team-a")
+        await api.delete(f"{budgets}/keep-borrowed")
+        back = await eventually(lambda: in_phase(api, "back", "Allocated", "team-b"), timeout=25)
+        assert "keep-borrowed" not in back["message"]
+        assert await pods_running(api, victim, 0, "team-a")
+    assert (await status(api, victim))["reason"] == "Preempted"
     await eventually(lambda: books_balance(api), timeout=15)

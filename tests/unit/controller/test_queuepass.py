@@ -86,12 +86,22 @@ def test_status_fields_name_the_quota_priority_and_borrowing():
     classes = {"high": tenants.PriorityClass("high", 1000)}
     world = World(spec(quota("team-a", 16), quota("team-b", 48)), queuepass.Facts(classes=classes))
     outcome = world.run(partition("team-a", "big", 32, priorityClassName="high"))
-    assert outcome.tenancy["team-a/big"] == {"quota": "team-a", "priority": 1000, "borrowing": True}
+    assert outcome.tenancy["team-a/big"] == {
+        "quota": "team-a",
+        "priority": 1000,
+        "borrowing": True,
+        "borrowedNpus": 16,
+    }
     outcome = world.run(partition("other", "free", 16))
     decision = only(outcome)
     # namespaces no quota covers may use only what no quota holds: here nothing
     assert isinstance(decision, queue.Wait) and decision.reason == "QuotaExceeded"
-    assert outcome.tenancy["other/free"] == {"quota": None, "priority": 0, "borrowing": None}
+    assert outcome.tenancy["other/free"] == {
+        "quota": None,
+        "priority": 0,
+        "borrowing": None,
+        "borrowedNpus": None,
+    }
 
 
 def test_a_namespace_selector_needs_the_namespaces_labels():

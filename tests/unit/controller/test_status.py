@@ -316,3 +316,39 @@ def test_a_rewrite_of_a_placed_partition_keeps_its_rank_table_condition():
 
     assert [c["type"] for c in again["conditions"]] == ["Allocated", "Bound", "Degraded", "RankTableWritten"]
     assert again["conditions"][-1] == rank_table
+
+
+def test_a_preempted_partition_keeps_its_reason_and_preemptor_until_it_is_placed_again():
+    placed = status.allocated(decision(), previous=None, generation=1, now=EARLIER)
+    evicting = status.evicting(
+        "team-b/urgent", "preempted by team-b/urgent", previous=placed, generation=1, now=NOW
+    )
+    requeued = status.pending(
+        "Preempted",
+        "its pods are gone",
+        previous=evicting,
+        generation=1,
+        now=NOW,
+        preempted_by="team-b/urgent",
+    )
+    waiting = status.pending("InsufficientCapacity", "free 0 of 64", previous=requeued, generation=1, now=NOW)
+    assert (waiting["phase"], waiting["reason"], waiting["preemptedBy"]) == (
+        "Pending",
+        "Preempted",
+        "team-b/urgent",
+    )
+    assert (
+        waiting["message"]
+        == "preempted by team-b/urgent; waits to be placed again: InsufficientCapacity: free 0 of 64"
+    )
+    assert conditions(waiting) == {"Allocated": ("False", "Preempted")}
+    again = status.pending("QuotaExceeded", "quota team-a: 32 of 32", previous=waiting, generation=1, now=NOW)
+    assert again["reason"] == "Preempted" and again["message"].endswith(
+        "QuotaExceeded: quota team-a: 32 of 32"
+    )
+    preempting = status.pending("Preempting", "preempting team-a/x", previous=again, generation=1, now=NOW)
+    assert (preempting["reason"], preempting["message"]) == ("Preempting", "preempting team-a/x")
+    replaced = status.allocated(decision(), previous=again, generation=1, now=NOW)
+    assert replaced["reason"] == "Placed" and replaced["preemptedBy"] is None
+    fresh = status.pending("InsufficientCapacity", "free 0", previous=replaced, generation=1, now=NOW)
+    assert (fresh["reason"], fresh["preemptedBy"]) == ("InsufficientCapacity", None)

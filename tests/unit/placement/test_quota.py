@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from superpod.placement import quota
 
 Q = quota.Quota
@@ -63,7 +67,9 @@ def test_the_unquoted_share_is_what_no_quota_holds_and_usage_adds_up():
         ("b", 256, 0, 0),
         ("", 384, 8, 0),
     ]
-    assert ledger.is_borrowing("a1") and not ledger.is_borrowing("u")
+    # a1 (older) fills the share first; a2 straddles it: 28 within, 32 beyond
+    assert ledger.borrowed_by_partition() == {"a1": 0, "a2": 32, "u": 0}
+    assert ledger.is_borrowing("a2") and not ledger.is_borrowing("a1") and not ledger.is_borrowing("u")
     assert ledger.over_share(W("n", 8, "b")) == -248
     ledger.refund("a2")
     assert ledger.used_by("a") == 100 and not ledger.is_borrowing("a1")
@@ -96,3 +102,29 @@ def test_a_partition_is_charged_once():
     ledger = quota.Ledger(quota.Quotas([], 64), [W("a", 8)])
     with pytest.raises(ValueError, match="partition a is already charged"):
         ledger.charge(W("a", 8))
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b", ""]), st.integers(1, 64), st.integers(-2, 2), st.integers(0, 9)),
+        max_size=12,
+    )
+)
+def test_per_partition_borrowing_adds_up_to_the_tenants_and_spares_higher_priority_then_older(specs):
+    quotas = quota.Quotas([Q("a", 64), Q("b", 32)], usable=128)
+    workloads = [
+        W(f"w{i}", npus, tenant, priority=priority, created=float(created))
+        for i, (tenant, npus, priority, created) in enumerate(specs)
+    ]
+    ledger = quota.Ledger(quotas, workloads)
+    borrowed = ledger.borrowed_by_partition()
+    assert set(borrowed) == {w.id for w in workloads}
+    for tenant in quotas.tenants():
+        mine = [w for w in workloads if ledger.tenant(w) == tenant]
+        assert sum(borrowed[w.id] for w in mine) == ledger.borrowed(tenant)
+        ordered = sorted(mine, key=lambda w: (-w.priority, w.created))  # admission order, then charge order
+        for w in ordered:
+            assert 0 <= borrowed[w.id] <= w.npus
+        # once one partition borrows, every later one (lower priority, or younger) borrows all it holds
+        for earlier, later in itertools.pairwise(ordered):
+            assert not borrowed[earlier.id] or borrowed[later.id] == later.npus
