@@ -1,10 +1,14 @@
-"""`superpod plan -f SUPERPOD.yaml -f PARTITIONS.yaml [--json] [--png FILE]`: an offline what-if.
+"""`superpod plan -f SUPERPOD.yaml -f PARTITIONS.yaml [--explain] [--json] [--png FILE]`: an offline what-if.
 
 Reads multi-document YAML: one SuperPod, its SuperPodPartitions (in file order, as `kubectl apply` would
 create them), and optionally Node objects, `mindx-dl-deviceinfo-<node>` and NodeD's `mindx-dl-nodeinfo-<node>`
-ConfigMaps. Nodes come from those objects when given (membership, devices and health through the operator's own
-`superpodmodel.build`); otherwise a healthy inventory is synthesised from the profile, and the output says so. Prints each partition's placement or reason and an
-occupancy map (rack x node x device, one letter and colour per partition), or writes it as a PNG.
+ConfigMaps, PriorityClasses and Namespaces (their labels, for quotas that select namespaces). Nodes come
+from those objects when given (membership, devices and health through the operator's own
+`superpodmodel.build`); otherwise a healthy inventory is synthesised from the profile, and the output says so.
+Each partition is decided by the operator's admission pass (`planpass`): quotas, priorities, preemption.
+Prints each partition's placement or reason (`--explain`: and one line saying why, `placement.explain`),
+each quota's use, and an occupancy map (rack x node x device, one letter and colour per partition), or
+writes it as a PNG.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ import yaml
 from superpod.api import partition as api_partition
 from superpod.api import superpod as api_superpod
 from superpod.cluster import deviceinfo, nodeinfo
+from superpod.commands import planpass
 from superpod.controller import superpodmodel
 from superpod.placement import allocator as placement_allocator
-from superpod.placement import request as placement_request
 from superpod.placement import result
 from superpod.topology import inventory, tiers, tree
 
@@ -41,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--png", type=Path, help="write the occupancy map to this PNG file")
+    parser.add_argument(
+        "--explain", action="store_true",
+        help="say why each partition is placed, waits (quota, capacity, priority) or preempts, one line each",
+    )  # fmt: skip
 
 
 class PlanError(ValueError):
@@ -51,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         documents = [doc for path in args.files for doc in _load(path)]
         report = plan(documents)
+        report.explain = args.explain
     except (PlanError, OSError, yaml.YAMLError, ValueError) as error:
         print(f"superpod plan: {error}", file=sys.stderr)
         return 2
@@ -81,12 +90,23 @@ class Report:
         decisions: list[tuple[str, result.Placement | result.Rejection]],
         synthesised: bool,
         skipped: list[str],
+        tenancy: planpass.Outcome | None = None,
     ) -> None:
         self.superpod = superpod
         self.allocator = allocator
         self.decisions = decisions
         self.synthesised = synthesised
         self.skipped = skipped
+        self.tenancy = tenancy
+        self.explain = False  # print and carry each partition's explanation
+
+    def why(self, pid: str) -> str | None:
+        return self.tenancy.explanations.get(pid) if self.explain and self.tenancy is not None else None
+
+    def quota_lines(self) -> list[str]:
+        """Per quota at the end: devices used of the nominal share, borrowed."""
+        usage = self.tenancy.usage if self.tenancy is not None else ()
+        return [f"quota {u.tenant}: {u.used} of {u.nominal} NPUs used, {u.borrowed} borrowed" for u in usage]
 
     @property
     def name(self) -> str:
@@ -116,6 +136,9 @@ class Report:
                     reason=decision.reason.value,
                     message=decision.message,
                 )
+            why = self.why(pid)
+            if why is not None:
+                entry["explain"] = why
             partitions.append(entry)
         capacity = self.allocator.capacity()
         return {
@@ -125,6 +148,10 @@ class Report:
             "nodes": len(self.allocator.tree.nodes),
             "partitions": partitions,
             "skipped": self.skipped,
+            "quotas": [
+                {"name": u.tenant, "nominal": u.nominal, "used": u.used, "borrowed": u.borrowed}
+                for u in (self.tenancy.usage if self.tenancy is not None else ())
+            ],
             "capacity": {
                 "devices": capacity.api_devices().model_dump(),
                 "largestFreeBlock": [block.model_dump() for block in capacity.api_blocks()],
@@ -149,7 +176,10 @@ class Report:
                 )
             else:
                 out.write(f"      {pid}: Pending, {decision.reason.value}: {decision.message}\n")
-        for line in self.skipped:
+            why = self.why(pid)
+            if why is not None and (isinstance(decision, result.Placement) or why != decision.message):
+                out.write(f"        why: {why}\n")
+        for line in [*self.skipped, *self.quota_lines()]:
             out.write(f"      {line}\n")
         capacity = self.allocator.capacity()
         out.write(
@@ -285,20 +315,22 @@ def _code(cell: str) -> int:
 def plan(documents: Iterable[dict[str, Any]]) -> Report:
     """Place every partition of the one SuperPod in `documents`, in order."""
     superpods: list[dict[str, Any]] = []
-    partitions, nodes, configmaps, health = [], {}, {}, {}
+    partitions, nodes, configmaps, health, others = [], {}, {}, {}, []
     for doc in documents:
         kind = doc.get("kind")
         object_name = str((doc.get("metadata") or {}).get("name", ""))
         if kind == api_superpod.KIND:
             superpods.append(doc)
         elif kind == api_partition.KIND:
-            partitions.append(api_partition.SuperPodPartition.model_validate(doc))
+            partitions.append((api_partition.SuperPodPartition.model_validate(doc), doc))
         elif kind == "Node":
             nodes[object_name] = doc
         elif kind == "ConfigMap" and (member := deviceinfo.node_of(object_name)) is not None:
             configmaps[str(member)] = doc
         elif kind == "ConfigMap" and (verdict := nodeinfo.parse(doc)) is not None:
             health[verdict.node] = verdict
+        else:
+            others.append(doc)  # PriorityClasses and Namespaces, for quotas and priorities
     if len(superpods) != 1:
         raise PlanError(f"expected exactly one SuperPod in the input, found {len(superpods)}")
     superpod = api_superpod.SuperPod.model_validate(superpods[0])
@@ -314,18 +346,24 @@ def plan(documents: Iterable[dict[str, Any]]) -> Report:
         )
     allocator = model.allocator
     assert allocator is not None
-    decisions: list[tuple[str, result.Placement | result.Rejection]] = []
     skipped = []
     name = superpod.metadata.get("name")
-    for partition in partitions:
+    arrivals: dict[str, dict[str, Any]] = {}
+    for partition, doc in partitions:
         pid = f"{partition.metadata.get('namespace', 'default')}/{partition.metadata.get('name', '?')}"
         if partition.spec.super_pod != name:
             skipped.append(f"{pid}: skipped, it names SuperPod {partition.spec.super_pod}, not {name}")
             continue
-        if pid in allocator.partitions:
+        if pid in arrivals:
             raise PlanError(f"partition {pid} appears twice")
-        decision = allocator.plan_partition(placement_request.PlacementRequest.from_spec(partition.spec))
-        if isinstance(decision, result.Placement):
-            allocator.commit(pid, decision)
-        decisions.append((pid, decision))
-    return Report(superpod, allocator, decisions, synthesised, skipped)
+        arrivals[pid] = _with_namespace(doc, pid)
+    tenancy = planpass.decide(allocator, model.spec, list(arrivals.items()), planpass.facts(others))
+    decisions = list(tenancy.decisions.items())
+    return Report(superpod, allocator, decisions, synthesised, skipped, tenancy)
+
+
+def _with_namespace(doc: dict[str, Any], pid: str) -> dict[str, Any]:
+    """The partition's object with the namespace the plan gives it (default when it names none)."""
+    metadata = dict(doc.get("metadata") or {})
+    metadata["namespace"] = pid.split("/", 1)[0]
+    return {**doc, "metadata": metadata}

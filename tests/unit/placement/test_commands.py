@@ -245,3 +245,34 @@ def test_bench_preempt_reports_both_pickers(capsys):
     assert row["superpodSearchedCpuP99Ms"] > 0 and row["kueue-classicSearchedCpuP99Ms"] > 0
     assert cli.main(["bench", "preempt", "--profile", "atlas-950", "--decisions", "4"]) == 0
     assert "searched p99 ms" in capsys.readouterr().out
+
+
+def test_plan_explain_on_the_shared_superpod_example_names_victims_and_refusals(capsys):
+    examples = Path(__file__).resolve().parents[3] / "examples"
+    files = ["tenancy-superpod.yaml", "tenancy-priorityclasses.yaml", "tenancy-plan.yaml"]
+    args = ["plan", "--explain", *(arg for name in files for arg in ("-f", str(examples / name)))]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    # team-b takes its share back from team-a, which borrowed it
+    assert "team-a/pretrain: Pending, Preempted: preempted by team-b/finetune (reclaim: quota team-a" in out
+    assert "why: preempts team-a/pretrain (reclaim: quota team-a borrows 160 NPUs beyond its share" in out
+    assert (
+        "why: waits for quota: quota team-b: 256 of 256 NPUs in use, 32 more would exceed the nominal share "
+        "and borrowing is Never"
+    ) in out
+    assert "why: preempts team-a/eval (priority 0 below 1000; 128 NPUs, no running pod)" in out
+    assert "quota team-a: 416 of 384 NPUs used, 32 borrowed" in out
+    assert cli.main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    entries = {entry["partition"]: entry for entry in report["partitions"]}
+    assert entries["team-a/eval"]["reason"] == "Preempted"
+    assert entries["team-a/urgent"]["explain"].startswith("preempts team-a/eval ")
+    assert {"name": "team-b", "nominal": 256, "used": 256, "borrowed": 0} in report["quotas"]
+
+
+def test_plan_without_explain_prints_no_why_and_a_missing_priority_class_waits(tmp_path, capsys):
+    documents = write(tmp_path / "all.yaml", SUPERPOD, partition("a", 16, priorityClassName="nowhere"))
+    assert cli.main(["plan", "-f", str(documents)]) == 0
+    out = capsys.readouterr().out
+    assert "team/a: Pending, PriorityClassNotFound: PriorityClass nowhere does not exist" in out
+    assert "why:" not in out and "quota" not in out
