@@ -20,7 +20,8 @@ import time
 from typing import Any
 
 from superpod import metrics, placement
-from superpod.metrics import snapshot
+from superpod.metrics import instruments, snapshot
+from superpod.placement import quota
 from superpod.topology import inventory
 from superpod.topology import tree as topology_tree
 from superpod_sandbox.sim import hardware, layout, telemetry, traffic
@@ -62,6 +63,10 @@ ASKS: tuple[Ask, ...] = (
     _ask("cm384-b", "team-b/small", 24, 8),
     _ask("cm384-b", "team-b/wide", 160, 16, block=160),
 )
+
+# cm384-a is shared by quota (tenant = namespace): team-a borrows beyond its share, team-c is starved (its huge
+# partition can never be placed while it uses less than its share)
+QUOTAS = {"cm384-a": (quota.Quota("team-a", 160), quota.Quota("team-b", 64), quota.Quota("team-c", 128))}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,13 +137,35 @@ class World:
             else:
                 status = {"phase": "Pending", "reason": decision.reason.value, "message": decision.message}
             self.asks[key] = ask
+            if ask.superpod in QUOTAS:
+                status["quota"] = ask.namespace
             self.partitions[key] = {
                 "metadata": {"namespace": ask.namespace, "name": ask.name},
                 "spec": {"superPod": ask.superpod, "npus": ask.request.npus},
                 "status": status,
             }
+            self._count_quotas(ask.superpod)
             metrics.observe_reconcile("partition", time.perf_counter() - started)
             return self.partitions[key]
+
+    def _count_quotas(self, superpod: str) -> None:
+        """status.quotas of a SuperPod with quotas, as the operator derives it (the ledger of placed ones)."""
+        if superpod not in QUOTAS:
+            return
+        state = self.superpods[superpod]
+        quotas = quota.Quotas(QUOTAS[superpod], state.allocator.capacity().total)
+        placed = [
+            quota.Workload(key, ask.request.npus, ask.namespace)
+            for key, ask in self.asks.items()
+            if ask.superpod == superpod and state.allocator.placement_of(key) is not None
+        ]
+        ledger = quota.Ledger(quotas, placed)
+        state.quota_usage = [
+            {"name": u.tenant, "nominal": u.nominal, "used": u.used, "borrowed": u.borrowed}
+            for u in ledger.usage()
+            if u.tenant
+        ]
+        instruments.count_preemptions(superpod)  # the operator counts from 0 on a SuperPod with quotas
 
     def bind_pods(self) -> None:
         """What the webhook does per pod: find its slot (timed)."""

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 import yaml
-from superpod.metrics import generate, rules
+from superpod.metrics import dashboard, generate, rules
 
 from tests.conftest import ROOT
 
@@ -55,3 +55,48 @@ def test_the_alert_tests_fail_when_an_alert_never_fires(promtool, tmp_path):
     result = _run(promtool, "test", "rules", str(tmp_path / "alerts_test.yaml"))
     assert result.returncode != 0
     assert "SuperPodDeviceUnhealthy" in result.stdout + result.stderr
+
+
+def test_the_dashboards_starved_tenants_query_counts_the_unused_share_of_quotas_that_wait(promtool, tmp_path):
+    """Dashboard "Tenants starved below their share", evaluated by promtool on two replicas' series: team-b
+    waits 16 devices below its share; team-a borrows; team-c is below its share but nothing of it waits."""
+    labels = 'job="superpod-operator",superpod="cm384-a"'
+
+    def series(name: str, quota: str, value: int, extra: str = "", instance: str = "op-0") -> dict[str, str]:
+        return {
+            "series": f'{name}{{{labels},instance="{instance}",quota="{quota}"{extra}}}',
+            "values": f"{value}x10",
+        }
+
+    inputs = [
+        series("superpod_quota_nominal_devices", "team-b", 32),
+        series("superpod_quota_used_devices", "team-b", 16),
+        series("superpod_quota_pending_partitions", "team-b", 1, ',reason="Preempted"'),
+        series("superpod_quota_pending_partitions", "team-b", 1, ',reason="Preempted"', instance="op-1"),
+        series("superpod_quota_nominal_devices", "team-a", 32),
+        series("superpod_quota_used_devices", "team-a", 48),
+        series("superpod_quota_pending_partitions", "team-a", 2, ',reason="QuotaExceeded"'),
+        series("superpod_quota_nominal_devices", "team-c", 32),
+        series("superpod_quota_used_devices", "team-c", 0),
+        series("superpod_quota_pending_partitions", "team-c", 0, ',reason="InsufficientCapacity"'),
+    ]
+    expr = dashboard.fill(dashboard.STARVED, {"superpod": "cm384-a"})
+    expected = [
+        {"labels": f'{{superpod="cm384-a",quota="{quota}"}}', "value": value}
+        for quota, value in (("team-a", 0), ("team-b", 16), ("team-c", 0))
+    ]
+    case = {
+        "rule_files": [str(RULE_FILES[0])],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": inputs,
+                "promql_expr_test": [{"expr": expr, "eval_time": "5m", "exp_samples": expected}],
+            }
+        ],
+    }
+    path = tmp_path / "starved_test.yaml"
+    path.write_text(yaml.safe_dump(case))
+    result = _run(promtool, "test", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr

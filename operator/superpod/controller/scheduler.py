@@ -129,6 +129,8 @@ class Scheduler:
                     tenant = tenancy.tenant(views.Partition(obj))
                     outcome.waiting[tenant] = outcome.waiting.get(tenant, 0) + 1
             state.tenancy = outcome
+        if outcome.ledger.quotas.enabled:
+            instruments.count_preemptions(state.name)  # counted from 0, so that rates start at once
         return allocator, outcome
 
     async def _apply(

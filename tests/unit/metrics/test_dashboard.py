@@ -27,6 +27,10 @@ def test_the_dashboard_declares_the_datasource_superpod_namespace_and_partition_
         "Interconnect traffic",
         "Latency",
         "Reconciles",
+        "Quota use per tenant",
+        "Tenants starved",
+        "Pending partitions per tenant",
+        "Preemptions",
     ],
 )
 def test_the_dashboard_has_a_panel_for_each_topic_the_issue_lists(topic):
