@@ -55,6 +55,9 @@ class PendingReason(StrEnum):
     """Placing it would take its quota above its nominal share, and borrowing is not possible."""
     PRIORITY_CLASS_NOT_FOUND = "PriorityClassNotFound"
     """spec.priorityClassName names no PriorityClass."""
+    PRIORITY_CLASS_FORBIDDEN = "PriorityClassForbidden"
+    """spec.priorityClassName names a class Kubernetes reserves for its own components (a system- name, or a
+    value above 1000000000): no partition may use it."""
     PREEMPTING = "Preempting"
     """It preempted the partitions its message names and takes their devices once their pods are gone."""
     PREEMPTED = "Preempted"
@@ -103,7 +106,8 @@ class PartitionSpec(SpecModel):
     is admitted first, and may preempt lower partitions of the same quota) and its preemptionPolicy
     (PreemptLowerPriority or Never) says whether the partition may preempt at all. Unset: the globalDefault
     PriorityClass, else priority 0. A name that no PriorityClass has keeps the partition Pending
-    (PriorityClassNotFound)."""
+    (PriorityClassNotFound); so does a class Kubernetes reserves for its own components
+    (system-node-critical, system-cluster-critical: PriorityClassForbidden)."""
 
 
 class Slot(StatusModel):

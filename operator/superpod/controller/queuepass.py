@@ -75,7 +75,25 @@ class Tenancy:
         return tenants.tenant_of(view.namespace, self.spec, self.facts.labels.get(view.namespace))
 
     def priority(self, view: views.Partition) -> tenants.PriorityClass | None:
-        return tenants.priority_of(view.priority_class_name, self.facts.classes)
+        """Its PriorityClass; None when it names one that does not exist or that is reserved for
+        Kubernetes' own components (`tenants.reserved`)."""
+        found = tenants.priority_of(view.priority_class_name, self.facts.classes)
+        return None if found is not None and tenants.reserved(found) else found
+
+    def refusal(self, view: views.Partition) -> Refused | None:
+        """Why its PriorityClass keeps it out of the pass, or None."""
+        name = view.priority_class_name
+        found = tenants.priority_of(name, self.facts.classes)
+        if found is None:
+            message = f"PriorityClass {name} does not exist; the partition waits for it"
+            return Refused(view.key, PendingReason.PRIORITY_CLASS_NOT_FOUND, message)
+        if tenants.reserved(found):
+            message = (
+                f"PriorityClass {found.name} (value {found.value}) is reserved for Kubernetes' own components; "
+                "name a class of your cluster's workloads"
+            )
+            return Refused(view.key, PendingReason.PRIORITY_CLASS_FORBIDDEN, message)
+        return None
 
     def workload(self, view: views.Partition, queued: float | None = None) -> placement_quota.Workload | None:
         priority = self.priority(view)
@@ -116,7 +134,7 @@ def placed_workloads(
         if view.evicting or view.deleting:
             continue
         workload = tenancy.workload(view)
-        if workload is None:  # its PriorityClass went away: it keeps priority 0 while placed
+        if workload is None:  # its PriorityClass went away (or is reserved): priority 0 while placed
             workload = tenants.workload(view, tenant=tenancy.tenant(view), priority=tenants.DEFAULT_PRIORITY)
         placed[key] = workload
     return placed
@@ -151,8 +169,9 @@ def run(
             continue
         workload = tenancy.workload(view, queued=since.get(key, now))
         if workload is None:
-            message = f"PriorityClass {view.priority_class_name} does not exist; the partition waits for it"
-            refused.append(Refused(key, PendingReason.PRIORITY_CLASS_NOT_FOUND, message))
+            refusal = tenancy.refusal(view)
+            assert refusal is not None
+            refused.append(refusal)
             continue
         pending.append(workload)
         requests[key] = placement.PlacementRequest.from_spec(spec)

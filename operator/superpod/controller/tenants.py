@@ -52,6 +52,14 @@ class PriorityClass:
 
 
 DEFAULT_PRIORITY = PriorityClass(name="", value=0)
+SYSTEM_PREFIX = "system-"  # Kubernetes reserves PriorityClass names with this prefix for its own components
+HIGHEST_USER_PRIORITY = 1_000_000_000  # values above it are system classes' only (scheduling/types.go)
+
+
+def reserved(priority_class: PriorityClass) -> bool:
+    """A class Kubernetes keeps for its own critical components (system-node-critical and the like): a
+    partition naming it would outrank every tenant's work, so none may use it."""
+    return priority_class.name.startswith(SYSTEM_PREFIX) or priority_class.value > HIGHEST_USER_PRIORITY
 
 
 def priority_of(name: str | None, classes: Mapping[str, PriorityClass]) -> PriorityClass | None:

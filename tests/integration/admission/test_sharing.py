@@ -313,3 +313,49 @@ async def test_a_disruption_budget_holds_a_reclaim_whose_refused_evictions_are_r
         assert await pods_running(api, victim, 0, "team-a")
     assert (await status(api, victim))["reason"] == "Preempted"
     await eventually(lambda: books_balance(api), timeout=15)
+
+
+async def test_a_tenant_cannot_use_a_system_priority_class_nor_forge_its_quota_in_status(fleet):
+    """Each tenant-reachable input of sharing, abused: a PriorityClass reserved for Kubernetes' own
+    components, and quota, priority and borrowing written into status (the SuperPod's too)."""
+    api = fleet
+    await api.create(SPOD, superpod(quota("team-a", 32, "Never"), quota("team-b", 32)))
+    await eventually(lambda: superpod_ready(api), timeout=15)
+    await api.create(
+        partitions_path(),
+        partition("critical", 16, devicesPerPod=16, priorityClassName="system-node-critical"),
+    )
+    critical = await eventually(lambda: in_phase(api, "critical", "Pending"), timeout=15)
+    assert critical["reason"] == "PriorityClassForbidden" and "system-node-critical" in critical["message"]
+    assert not critical.get("allocation")
+    await api.delete(f"{partitions_path()}/critical")
+    await api.create(partitions_path(), partition("own", 32, devicesPerPod=16))
+    await eventually(lambda: in_phase(api, "own", "Allocated"), timeout=15)
+    # status forged (a tenant allowed to write status, or a stale writer): another quota, a huge priority
+    forged = {"quota": "team-b", "priority": 1_000_000_000, "borrowing": True, "borrowedNpus": 32}
+    await api.patch(f"{partitions_path()}/own/status", {"status": forged})
+    await api.patch(
+        f"{SPOD}/cm384-a/status",
+        {"status": {"quotas": [{"name": "team-a", "nominal": 64, "used": 0, "borrowed": 0, "pending": 0}]}},
+    )
+    # team-a may not borrow: its next partition waits on the real numbers, whatever its status says
+    await api.create(partitions_path(), partition("more", 16, devicesPerPod=16))
+    more = await eventually(lambda: in_phase(api, "more", "Pending"), timeout=15)
+    assert more["reason"] == "QuotaExceeded" and more["message"].startswith(
+        "quota team-a: 32 of 32 NPUs in use"
+    )
+
+    async def restored() -> JSON | None:
+        found = await status(api, "own")
+        return found if found.get("quota") == "team-a" and found.get("borrowing") is False else None
+
+    own = await eventually(restored, timeout=20)
+    assert own["priority"] == 0 and own.get("borrowedNpus") is None
+
+    async def superpod_quotas() -> list[JSON] | None:
+        found = ((await api.get(f"{SPOD}/cm384-a")).get("status") or {}).get("quotas")
+        return found if found and found[0]["nominal"] == 32 and found[0]["pending"] == 1 else None
+
+    usage = await eventually(superpod_quotas, timeout=20)
+    assert usage[0] == {"name": "team-a", "nominal": 32, "used": 32, "borrowed": 0, "pending": 1}
+    await eventually(lambda: books_balance(api), timeout=15)

@@ -159,3 +159,70 @@ def test_quota_status_counts_use_borrowing_and_waiting():
         {"name": "team-b", "nominal": 16, "used": 0, "borrowed": 0, "pending": 2},
     ]
     assert queuepass.quota_status(World(spec()).run()) is None
+
+
+# ---- a tenant's inputs, abused -----------------------------------------------------------------------------
+
+SYSTEM_CLASSES = {
+    "system-node-critical": tenants.PriorityClass("system-node-critical", 2_000_001_000),
+    "system-cluster-critical": tenants.PriorityClass("system-cluster-critical", 2_000_000_000),
+    "sneaky": tenants.PriorityClass("sneaky", 1_500_000_000),  # only system classes may go above 1e9
+    "high": tenants.PriorityClass("high", 1000),
+}
+
+
+def test_a_partition_naming_a_class_reserved_for_kubernetes_components_is_refused():
+    world = World(spec(quota("team-a", 64)), queuepass.Facts(classes=SYSTEM_CLASSES))
+    for name in ("system-node-critical", "system-cluster-critical", "sneaky"):
+        outcome = world.run(partition("team-a", f"p-{name}", 16, priorityClassName=name))
+        (refused,) = outcome.refused
+        assert refused.reason == "PriorityClassForbidden" and not refused.failed
+        assert f"PriorityClass {name} " in refused.message and "reserved" in refused.message
+        assert not outcome.decisions and world.allocator.placement_of(refused.key) is None
+
+
+def test_a_placed_partition_renamed_to_a_system_class_does_not_become_unpreemptable():
+    world = World(spec(quota("team-a", 64)), queuepass.Facts(classes=SYSTEM_CLASSES))
+    for index in range(4):
+        assert isinstance(only(world.run(partition("team-a", f"low-{index}", 16))), queue.Admit)
+    for index in range(4):  # every placed one now names system-node-critical (spec edits of placed ones)
+        world.partitions[f"team-a/low-{index}"]["spec"]["priorityClassName"] = "system-node-critical"
+    urgent = only(world.run(partition("team-a", "urgent", 16, priorityClassName="high")))
+    assert isinstance(urgent, queue.Admit) and len(urgent.victims) == 1
+
+
+def test_a_high_priority_in_one_quota_never_preempts_another_quota_within_its_share():
+    world = World(spec(quota("team-a", 32), quota("team-b", 32)), queuepass.Facts(classes=SYSTEM_CLASSES))
+    for index in range(2):
+        assert isinstance(only(world.run(partition("team-a", f"a-{index}", 16))), queue.Admit)
+    for index in range(2):  # team-b's own work is as high as the greedy one: nothing of team-b to preempt
+        placed = partition("team-b", f"b-{index}", 16, priorityClassName="high")
+        assert isinstance(only(world.run(placed)), queue.Admit)
+    greedy = only(world.run(partition("team-b", "greedy", 16, priorityClassName="high")))
+    assert isinstance(greedy, queue.Wait) and not greedy.victims
+    assert all(world.allocator.placement_of(f"team-a/a-{index}") is not None for index in range(2))
+
+
+def test_quota_priority_and_borrowing_forged_in_status_are_ignored():
+    world = World(
+        spec(quota("team-a", 16, "Never"), quota("team-b", 48)), queuepass.Facts(classes=SYSTEM_CLASSES)
+    )
+    assert isinstance(only(world.run(partition("team-a", "a-1", 16))), queue.Admit)
+    forged = {"quota": "team-b", "priority": 1_000_000, "borrowing": False, "borrowedNpus": None}
+    world.partitions["team-a/a-1"]["status"] |= forged
+    outcome = world.run(
+        partition("team-a", "a-2", 16) | {"status": {"quota": "team-b", "priority": 1_000_000}}
+    )
+    waiting = only(outcome)
+    assert isinstance(waiting, queue.Wait) and waiting.reason == "QuotaExceeded"
+    assert waiting.message.startswith("quota team-a: 16 of 16 NPUs in use")
+    # what the operator writes back comes from the namespace and the PriorityClass, not from the status
+    assert outcome.tenancy["team-a/a-1"] == {
+        "quota": "team-a",
+        "priority": 0,
+        "borrowing": False,
+        "borrowedNpus": None,
+    }
+    assert (
+        outcome.tenancy["team-a/a-2"]["quota"] == "team-a" and outcome.tenancy["team-a/a-2"]["priority"] == 0
+    )
