@@ -12,6 +12,8 @@ import json
 import aiohttp
 import pytest
 import yaml
+from superpod.api import common
+from superpod.api import partition as api_partition
 from superpod.cluster import client
 from superpod_sandbox.sim import control as sim_control
 from superpod_sandbox.sim import devicefaults
@@ -253,3 +255,158 @@ async def test_the_operator_and_the_npu_exporter_metrics_show_the_fleet(
     exporter = await scrape(exporter_node)  # one node, with NPU-Exporter's exact label set
     assert scenario.samples(exporter, "npu_chip_info_health_status", id=device.rpartition("-")[2]) == [1.0]
     assert len(scenario.samples(exporter, "npu_chip_info_health_status")) == DEVICES_PER_NODE
+
+
+async def test_two_tenants_share_the_superpod_with_quotas_borrowing_reclaim_and_priority(
+    target: environment.Target, namespace: str
+):
+    """team-a (this namespace) is owed all but 64 usable devices and may borrow; team-b (a second namespace)
+    is owed 64 and may not. team-a borrows team-b's idle share, team-b takes it back (the borrower's pods are
+    evicted first), asks for more than its share, then its urgent job preempts its own lower-priority one."""
+
+    async def unused() -> dict | None:  # the journey needs the SuperPod to itself
+        status = await superpod_status(target)
+        return status if status["devices"]["allocated"] == 0 else None
+
+    status = await eventually(unused, timeout=60)
+    usable = status["devices"]["total"] - status["devices"]["reserved"]
+    team_b = f"{namespace}-b"
+    urgent = f"{namespace}-urgent"
+    await target.apply(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": team_b}},
+        {
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": {"name": urgent},
+            "value": 1000,
+            "preemptionPolicy": "PreemptLowerPriority",
+        },
+    )
+    quotas = [
+        {"name": "team-a", "namespaces": [namespace], "npus": usable - 64, "borrowing": "Allowed"},
+        {"name": "team-b", "namespaces": [team_b], "npus": 64, "borrowing": "Never"},
+    ]
+    await target.kubectl(
+        "patch",
+        "spod",
+        environment.SUPERPOD,
+        "--type",
+        "merge",
+        "-p",
+        json.dumps({"spec": {"quotas": quotas}}),
+    )
+    try:
+        await _tenants_journey(target, namespace, team_b, urgent, usable)
+    finally:
+        await target.kubectl(
+            "patch",
+            "spod",
+            environment.SUPERPOD,
+            "--type",
+            "json",
+            "-p",
+            '[{"op": "remove", "path": "/spec/quotas"}]',
+        )
+        await target.kubectl("delete", "priorityclass", urgent, "--ignore-not-found")
+        await target.kubectl("delete", "spp", "--all", "-n", namespace, "--wait=true", "--timeout=60s")
+        await target.kubectl("delete", "namespace", team_b, "--wait=true", "--timeout=60s")
+    await eventually(lambda: free_devices_back_to(target, status["devices"]["free"]), timeout=60)
+
+
+async def _tenants_journey(
+    target: environment.Target, team_a: str, team_b: str, urgent_class: str, usable: int
+) -> None:
+    api = target.api
+
+    async def no_device_shared() -> None:
+        listed = await api.list(client.resource_path(common.API_VERSION, api_partition.PLURAL))
+        assert not scenario.shared_devices(listed)
+
+    # team-a fills its share, then borrows team-b's idle one for a job with running pods
+    await target.apply(
+        scenario.partition("own", team_a, usable - 64, blockSize=16),
+        scenario.partition("extra", team_a, 32, devicesPerPod=16),
+    )
+    for name in ("own", "extra"):
+        await eventually(lambda n=name: scenario.phase_of(api, team_a, n, "Allocated"), timeout=60)
+    await target.apply(*(scenario.training_pod(f"extra-{i}", team_a, "extra", 16, i) for i in range(2)))
+
+    async def borrowing() -> dict | None:
+        found = await scenario.phase_of(api, team_a, "extra", "Allocated", "Bound")
+        return found if found and found.get("borrowing") is True else None
+
+    extra = await eventually(borrowing, timeout=30)
+    assert extra["quota"] == "team-a" and extra["borrowedNpus"] == 32
+    own = await scenario.phase_of(api, team_a, "own", "Allocated")
+    assert own is not None and own["borrowing"] is False
+    wide = await target.kubectl("get", "spp", "-n", team_a, "-o", "wide")
+    assert "BORROWING" in wide.stdout and "QUOTA" in wide.stdout and "PRIORITY" in wide.stdout
+    rows = {line.split()[0]: line.split() for line in wide.stdout.splitlines()[1:]}
+    assert "true" in rows["extra"] and "false" in rows["own"]
+    await eventually(lambda: _pods_running(target, team_a, "extra", 2), timeout=60)
+    await no_device_shared()
+
+    # team-b wants its share back: the borrower is preempted, its pods evicted before team-b gets the devices
+    await target.apply(scenario.partition("back", team_b, 64, devicesPerPod=16))
+    back = await eventually(lambda: scenario.phase_of(api, team_b, "back", "Allocated"), timeout=60)
+    assert await _pods_running(target, team_a, "extra", 0)
+    assert scenario.devices_of(extra) <= scenario.devices_of(back)
+    victim = await scenario.phase_of(api, team_a, "extra", "Pending")
+    assert (
+        victim is not None and victim["reason"] == "Preempted" and victim["preemptedBy"] == f"{team_b}/back"
+    )
+    assert (await scenario.phase_of(api, team_a, "own", "Allocated")) is not None  # team-a's own share kept
+    events = await target.kubectl(
+        "get",
+        "events",
+        "-n",
+        team_a,
+        "--field-selector",
+        "reason=Preempted",
+        "-o",
+        "jsonpath={.items[*].message}",
+    )
+    assert f"preempted by {team_b}/back" in events.stdout
+    await no_device_shared()
+
+    # more than team-b's share: it may not borrow
+    await target.apply(scenario.partition("more", team_b, 16))
+    more = await eventually(lambda: scenario.phase_of(api, team_b, "more", "Pending"), timeout=30)
+    assert more["reason"] == "QuotaExceeded" and more["message"].startswith(
+        "quota team-b: 64 of 64 NPUs in use"
+    )
+
+    # team-b's urgent job preempts team-b's own lower-priority partition, nothing of team-a
+    await target.apply(scenario.partition("urgent", team_b, 16, priorityClassName=urgent_class))
+    placed = await eventually(lambda: scenario.phase_of(api, team_b, "urgent", "Allocated"), timeout=60)
+    assert placed["priority"] == 1000
+    preempted = await scenario.phase_of(api, team_b, "back", "Pending")
+    assert preempted is not None and preempted["reason"] == "Preempted"
+    assert preempted["preemptedBy"] == f"{team_b}/urgent"
+    assert (await scenario.phase_of(api, team_a, "own", "Allocated")) is not None
+    # what `back` gave up leaves room in team-b's share for `more`; `back` itself waits, still Preempted
+    await eventually(lambda: scenario.phase_of(api, team_b, "more", "Allocated"), timeout=30)
+
+    async def back_waits_again() -> dict | None:
+        found = await scenario.phase_of(api, team_b, "back", "Pending")
+        return found if found and "waits to be placed again: QuotaExceeded" in found["message"] else None
+
+    assert (await eventually(back_waits_again, timeout=30))["reason"] == "Preempted"
+
+    async def team_b_uses_32() -> list[dict] | None:
+        usage = (await superpod_status(target)).get("quotas") or []
+        return usage if [q.get("used") for q in usage if q["name"] == "team-b"] == [32] else None
+
+    usage = await eventually(team_b_uses_32, timeout=30)
+    assert usage[1]["pending"] == 1
+    # team-b's share is half idle again: team-a borrows it again for `extra`, whose Preempted reason is gone
+    again = await eventually(borrowing, timeout=30)
+    assert again["reason"] == "Placed" and again.get("preemptedBy") is None
+    await no_device_shared()
+
+
+async def _pods_running(target: environment.Target, namespace: str, partition: str, count: int) -> bool:
+    listed = await target.api.list(
+        client.resource_path("v1", "pods", namespace), labelSelector=f"superpod.dev/partition={partition}"
+    )
+    return sum(1 for pod in listed if (pod.get("status") or {}).get("phase") == "Running") == count
