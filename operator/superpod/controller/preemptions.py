@@ -10,7 +10,10 @@ can be admitted yet. Then, in this order:
 2. the preemptor's status becomes Pending, reason Preempting, naming its victims (each status change posts
    an Event with that reason and message, so both partitions' Events name the other);
 3. the victims' pods are evicted through the Eviction API (`eviction.evict`), again on every pass until
-   none is left: only the API's pods are trusted, not the operator's memory;
+   none is left: only the API's pods are trusted, not the operator's memory. A refused eviction (a
+   PodDisruptionBudget, an API error) is asked again after its backoff: `evict` says when (`Round.retry_in`)
+   and the scheduler sets a timer that wakes the SuperPod's daemon then; the preemptor's message says what
+   blocks it;
 4. when every victim's pods are gone, each victim's status drops its allocation (it waits to be placed
    again, reason Preempted) and only then is the preemptor's placement written.
 
