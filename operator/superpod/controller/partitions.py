@@ -249,8 +249,9 @@ class Partitions:
         await self.events.event(obj, reason=Event.ALLOCATED, message=written["message"])
         return written
 
-    async def refresh(self, state: SuperPodState, obj: JSON) -> JSON:
-        """Bring a placed partition's status up to date: failed devices, repair, bindings."""
+    async def refresh(self, state: SuperPodState, obj: JSON, tenancy: JSON | None = None) -> JSON:
+        """Bring a placed partition's status up to date: failed devices, repair, bindings; `tenancy`: its
+        quota, priority and borrowing fields when an admission pass has them."""
         view = views.Partition(obj)
         key = view.key
         if key in state.preempting or view.evicting:
@@ -292,6 +293,7 @@ class Partitions:
                     failed=failed,
                     repair_problem=problem if failed else None,
                     rank_table=rank_table,
+                    tenancy=tenancy,
                 ),
             )
         except BaseException:

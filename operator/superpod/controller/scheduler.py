@@ -184,7 +184,9 @@ class Scheduler:
             return await self.writes.write_placement(state, allocator, obj, decision.placement, fields)
         if key in state.preempting or view.evicting:
             return dict(view.status)
-        return await self.writes.refresh(state, obj)  # already placed
+        # already placed (another pass placed it and may not have written it yet): the same fields as that
+        # write, so that a status read in between already shows them
+        return await self.writes.refresh(state, obj, fields)
 
     async def retry_pending(self, state: SuperPodState) -> int:
         """Finish preemptions whose victims' pods are gone, then one admission pass over the pending
