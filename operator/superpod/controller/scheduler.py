@@ -155,7 +155,7 @@ class Scheduler:
         if waits and key not in outcome.moves and _placed(state, key):
             # placed by another pass since this one decided it waits (kopf's handler and the daemon's pass
             # race for a new partition): the wait is stale, and writing it would hide devices it holds
-            return await self.writes.refresh(state, self.partitions.get(key) or obj)
+            return await self.writes.refresh(state, self.partitions.get(key) or obj, fields)
         if refused is not None:
             return await self.writes.pending(obj, refused.reason, refused.message, fields)
         plan = outcome.moves.get(key)
