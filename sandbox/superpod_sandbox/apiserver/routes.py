@@ -16,7 +16,7 @@ import multidict
 from aiohttp import web
 
 from superpod_sandbox.apiserver import errors
-from superpod_sandbox.apiserver.formats import discovery, openapi_served, protobuf
+from superpod_sandbox.apiserver.formats import discovery, gnostic, openapi_served, protobuf
 from superpod_sandbox.apiserver.identity import authn, rbac, reviews
 from superpod_sandbox.apiserver.listwatch import listing, selectorparser, watchstream
 from superpod_sandbox.apiserver.patches import patchverb
@@ -109,13 +109,13 @@ class Router:
         accept = request.headers.get("Accept", "")
         registry = self.api.registry
         if not parts:
-            return respond({"paths": ["/api", "/api/v1", "/apis", "/openapi/v3", "/version"]})
+            return respond({"paths": ["/api", "/api/v1", "/apis", "/openapi/v2", "/openapi/v3", "/version"]})
         if parts == ["version"]:
             return respond(discovery.VERSION)
         if parts[0] in ("healthz", "readyz", "livez"):
             return web.Response(text="ok")
         if parts[0] == "openapi":
-            return self._openapi(parts[1:])
+            return self._openapi(parts[1:], accept)
         if parts[0] == "api" and len(parts) == 1:
             kind = discovery.wants_aggregated(accept)
             if kind:
@@ -171,7 +171,12 @@ class Router:
             request[_DEPRECATION] = served.deprecation
         return await self._resource_call(request, target, watch_prefix)
 
-    def _openapi(self, parts: list[str]) -> web.StreamResponse:
+    def _openapi(self, parts: list[str], accept: str) -> web.StreamResponse:
+        if parts == ["v2"]:
+            document, encoded = self.openapi.v2()
+            if "protobuf" in accept:
+                return web.Response(body=encoded, content_type=gnostic.CONTENT_TYPE.replace("@", "."))
+            return respond(document)
         body = self.openapi.answer(parts)
         if body is None:
             raise errors.path_not_found()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +64,34 @@ def test_components_are_named_like_kube_and_carry_their_gvk() -> None:
     )
 
 
-def test_every_patch_operation_offers_field_validation() -> None:
-    for doc in documents().values():
+def test_every_patch_operation_offers_field_validation_and_built_ins_strategic_merge() -> None:
+    for key, doc in documents().items():
         for path in doc["paths"].values():
             if "patch" in path:
                 names = [parameter["name"] for parameter in path["patch"]["parameters"]]
                 assert "fieldValidation" in names
-                assert "application/strategic-merge-patch+json" not in path["patch"]["requestBody"]["content"]
+                strategic = (
+                    "application/strategic-merge-patch+json" in path["patch"]["requestBody"]["content"]
+                )
+                assert strategic == (key == "api/v1")  # custom resources get JSON merge patches, as in kube
+
+
+def test_built_in_kinds_are_kubes_own_definitions_with_what_they_refer_to() -> None:
+    schemas = documents()["api/v1"]["components"]["schemas"]
+    config_map = schemas["io.k8s.api.core.v1.ConfigMap"]
+    assert config_map["x-kubernetes-group-version-kind"] == [
+        {"group": "", "kind": "ConfigMap", "version": "v1"}
+    ]
+    assert config_map["properties"]["data"]["additionalProperties"] == {"type": "string"}
+    assert config_map["properties"]["metadata"]["allOf"] == [{"$ref": openapi.OBJECT_META_REF}]
+    assert "enum" not in config_map["properties"]["kind"]
+    owner_references = schemas["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]["properties"][
+        "ownerReferences"
+    ]
+    assert owner_references["x-kubernetes-patch-merge-key"] == "uid"
+    for schema in schemas.values():  # every reference resolves within the document
+        for ref in re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(schema)):
+            assert ref in schemas
 
 
 class Store:

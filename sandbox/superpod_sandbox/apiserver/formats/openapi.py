@@ -12,17 +12,17 @@ query_param_verifier_v3.go):
   `x-kubernetes-group-version-kind` is the object's GVK must list a `fieldValidation` query parameter; then
   kubectl sends `fieldValidation=Strict` and leaves validation to the server. Without it kubectl falls back to
   client-side validation against `/openapi/v2`, and fails when that is missing. So every served kind gets one.
-- client-side `kubectl apply` of a built-in kind computes a strategic merge patch from the v3 schema only when
-  the PATCH `requestBody` offers `application/strategic-merge-patch+json`. Built-in kinds here have permissive
-  schemas (no patch merge keys), so their PATCH does not offer it: kubectl then uses its compiled-in Go types,
-  which is what a real cluster's schema would give (serve no `/openapi/v2`, i.e. 404, so kubectl skips v2).
-  Custom resources get JSON merge patches, as on a real cluster.
+- client-side `kubectl apply` of a built-in kind computes a strategic merge patch from the v3 schema when the
+  PATCH `requestBody` offers `application/strategic-merge-patch+json`: built-in kinds offer it, with kube's
+  own schemas (`builtin_schemas`: patch strategies and merge keys), so kubectl computes the patch kube's
+  schema gives. Custom resources get JSON merge patches, as on a real cluster.
 - `kubectl explain`: finds the GVK on an operation of the resource's path, then the component schema whose
   `x-kubernetes-group-version-kind` list contains it, and walks `properties`, `items`, `additionalProperties`,
   `allOf` and `$ref`s; it prints `type`, `description`, `enum`, `default` and `required`.
 
-Component names reverse the group, as kube does: `dev.superpod.v1alpha1.SuperPodPartition`; `metadata` points
-at `io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta`.
+Built-in kinds are kube's definitions (`io.k8s.api.core.v1.Pod`, `io.k8s.api.rbac.v1.Role`); a CRD's component
+name reverses its group, as kube does: `dev.superpod.v1alpha1.SuperPodPartition`; `metadata` points at
+`io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta`. Each document holds every schema its kinds refer to.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
+
+from superpod_sandbox.apiserver.formats import builtin_schemas
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 OBJECT_META_REF = f"#/components/schemas/{META}.ObjectMeta"
@@ -51,6 +53,7 @@ METADATA_DESCRIPTION = (
     "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"
 )
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml")
+STRATEGIC = "application/strategic-merge-patch+json"  # offered for built-in kinds only, as kube does
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,18 +117,35 @@ def component_name(group: str, version: str, kind: str) -> str:
 
 
 def document(group: str, version: str, resources: list[ServedResource]) -> dict[str, Any]:
-    """The OpenAPI 3.0 document of one group-version."""
-    schemas: dict[str, Any] = {**_meta_schemas()}
+    """The OpenAPI 3.0 document of one group-version: its kinds' schemas and every schema they refer to."""
+    schemas: dict[str, Any] = {}
+    roots = [f"{META}.ObjectMeta", f"{META}.ListMeta", f"{META}.Status"]
     paths: dict[str, Any] = {}
     for resource in resources:
         gvk = {"group": group, "version": version, "kind": resource.kind}
-        name = component_name(group, version, resource.kind)
-        schemas[name] = _object_schema(resource, gvk)
-        schemas[f"{name}List"] = _list_schema(resource, gvk, name)
-        paths.update(_paths(group, version, resource, gvk, name))
+        builtin = (
+            builtin_schemas.component(group, version, resource.kind) if resource.schema is None else None
+        )
+        if builtin is not None:
+            name, list_name = builtin, builtin_schemas.component(group, version, f"{resource.kind}List")
+            roots.append(name)
+            if list_name is None:  # kinds served without a list kind of their own (reviews)
+                list_name = f"{name}List"
+                schemas[list_name] = _list_schema(resource, gvk, name)
+            else:
+                roots.append(list_name)
+        else:
+            name = component_name(group, version, resource.kind)
+            list_name = f"{name}List"
+            schemas[name] = _object_schema(resource, gvk)
+            schemas[list_name] = _list_schema(resource, gvk, name)
+        patch_types = (*PATCH_TYPES, STRATEGIC) if builtin is not None else PATCH_TYPES
+        paths.update(_paths(group, version, resource, gvk, name, list_name, patch_types))
+    for root in builtin_schemas.closure(roots):
+        schemas.setdefault(root, builtin_schemas.v3(root))
     return {
         "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": "v1.35.0"},
+        "info": {"title": "Kubernetes", "version": builtin_schemas.KUBE_VERSION},
         "paths": paths,
         "components": {"schemas": schemas},
     }
@@ -179,96 +199,6 @@ def _list_schema(resource: ServedResource, gvk: dict[str, str], item: str) -> di
             "metadata": {"allOf": [{"$ref": f"#/components/schemas/{META}.ListMeta"}], "default": {}},
         },
         "x-kubernetes-group-version-kind": [{**gvk, "kind": f"{resource.kind}List"}],
-    }
-
-
-def _string(description: str) -> dict[str, Any]:
-    return {"type": "string", "description": description}
-
-
-def _meta_schemas() -> dict[str, Any]:
-    string_map = {"type": "object", "additionalProperties": {"type": "string", "default": ""}}
-    return {
-        f"{META}.ObjectMeta": {
-            "type": "object",
-            "description": "ObjectMeta is metadata that all persisted resources must have, which includes all "
-            "objects users must create.",
-            "properties": {
-                "name": _string("Name must be unique within a namespace."),
-                "generateName": _string(
-                    "GenerateName is an optional prefix, used by the server, to generate a "
-                    "unique name ONLY IF the Name field has not been provided."
-                ),
-                "namespace": _string("Namespace defines the space within which each name must be unique."),
-                "uid": _string("UID is the unique in time and space value for this object."),
-                "resourceVersion": _string(
-                    "An opaque value that represents the internal version of this object."
-                ),
-                "generation": {
-                    "type": "integer",
-                    "format": "int64",
-                    "description": "A sequence number representing a specific generation of the desired state.",
-                },
-                "creationTimestamp": _string(
-                    "CreationTimestamp is a timestamp representing the server time when "
-                    "this object was created."
-                ),
-                "deletionTimestamp": _string(
-                    "DeletionTimestamp is RFC 3339 date and time at which this resource will be deleted."
-                ),
-                "labels": {
-                    **string_map,
-                    "description": "Map of string keys and values that can be used to "
-                    "organize and categorize (scope and select) objects.",
-                },
-                "annotations": {
-                    **string_map,
-                    "description": "Annotations is an unstructured key value map stored "
-                    "with a resource that may be set by external tools to store and retrieve arbitrary metadata.",
-                },
-                "finalizers": {
-                    "type": "array",
-                    "items": {"type": "string", "default": ""},
-                    "description": "Must be empty before the object is deleted from the registry.",
-                    "x-kubernetes-list-type": "set",
-                },
-                "ownerReferences": {
-                    "type": "array",
-                    "description": "List of objects depended by this object.",
-                    "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                    "x-kubernetes-list-map-keys": ["uid"],
-                    "x-kubernetes-list-type": "map",
-                },
-                "managedFields": {
-                    "type": "array",
-                    "description": "Which fields are managed by which workflow.",
-                    "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                },
-            },
-        },
-        f"{META}.ListMeta": {
-            "type": "object",
-            "description": "ListMeta describes metadata that synthetic resources must have.",
-            "properties": {
-                "continue": _string(
-                    "continue may be set if the user set a limit on the number of items returned."
-                ),
-                "remainingItemCount": {
-                    "type": "integer",
-                    "format": "int64",
-                    "description": "The number of subsequent items in the list.",
-                },
-                "resourceVersion": _string(
-                    "String that identifies the server's internal version of this object."
-                ),
-            },
-        },
-        f"{META}.Status": {
-            "type": "object",
-            "description": "Status is a return value for calls that don't return other objects.",
-            "x-kubernetes-preserve-unknown-fields": True,
-            "x-kubernetes-group-version-kind": [{"group": "", "version": "v1", "kind": "Status"}],
-        },
     }
 
 
@@ -364,7 +294,13 @@ def _operation(
 
 
 def _paths(
-    group: str, version: str, resource: ServedResource, gvk: dict[str, str], component: str
+    group: str,
+    version: str,
+    resource: ServedResource,
+    gvk: dict[str, str],
+    component: str,
+    list_component: str,
+    patch_types: tuple[str, ...],
 ) -> dict[str, Any]:
     prefix = f"/api/{version}" if not group else f"/apis/{group}/{version}"
     scope = f"{prefix}/namespaces/{{namespace}}" if resource.namespaced else prefix
@@ -382,7 +318,7 @@ def _paths(
 
     listing: dict[str, Any] = {"parameters": [*scope_params, _PRETTY]}
     if "list" in verbs:
-        listing["get"] = _operation("list", "list", gvk, f"{component}List", list(_LIST_PARAMETERS))
+        listing["get"] = _operation("list", "list", gvk, list_component, list(_LIST_PARAMETERS))
     if "create" in verbs:
         listing["post"] = _operation("create", "post", gvk, component, list(writes), ("application/json",))
     if "deletecollection" in verbs:
@@ -400,7 +336,7 @@ def _paths(
         )
     if "patch" in verbs:
         single["patch"] = _operation(
-            "partially update the specified", "patch", gvk, component, [*writes, _FORCE], PATCH_TYPES
+            "partially update the specified", "patch", gvk, component, [*writes, _FORCE], patch_types
         )
     if "delete" in verbs:
         single["delete"] = _operation("delete", "delete", gvk, f"{META}.Status", [_DRY_RUN])
@@ -425,15 +361,13 @@ def _paths(
             gvk,
             component,
             [*writes, _FORCE],
-            PATCH_TYPES,
+            patch_types,
         )
         paths[f"{item}/{subresource}"] = sub
 
     if resource.namespaced and "list" in verbs:
         paths[f"{prefix}/{resource.plural}"] = {
             "parameters": [_PRETTY],
-            "get": _operation(
-                "list objects of kind", "list", gvk, f"{component}List", list(_LIST_PARAMETERS)
-            ),
+            "get": _operation("list objects of kind", "list", gvk, list_component, list(_LIST_PARAMETERS)),
         }
     return paths
