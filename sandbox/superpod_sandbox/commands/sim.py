@@ -45,6 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep devices pods use in the ConfigMap's free list (the real plugin leaves them out)",
     )
+    up.add_argument(
+        "--controllers",
+        action="store_true",
+        help="also run the Deployment, ReplicaSet and Job controllers (Pods for workloads, their status)",
+    )
     up.add_argument("--once", action="store_true", help="register, print, and exit (objects stay)")
     down = sub.add_parser("down", help="delete the simulated Nodes, ConfigMaps and the pods bound to them")
     down.add_argument(
@@ -82,6 +87,7 @@ async def _up(args: argparse.Namespace) -> int:
         refresh_seconds=args.refresh_seconds,
         metrics_port=args.metrics_port,
         free_list_excludes_used=not args.list_used_devices,
+        controllers=args.controllers,
     )
     simulated = simulator.Fleet(
         args.profile,

@@ -10,8 +10,10 @@ For every pod event and on a short resync it:
    pod IP; a refused Allocate (device in use, unhealthy, missing) leaves the pod Pending with a Warning Event
    `UnexpectedAdmissionError` (the kubelet's reason; the real kubelet would also fail the pod) and is retried
    on the next resync, so the pod starts once the device is free or healed;
-3. finishes deletions: a pod with a deletionTimestamp on a simulated node is deleted with grace period 0;
-4. asks the publisher to rewrite a node's ConfigMap when a pod there took or gave back devices (deleted,
+3. ends the containers of a Running pod whose `lifecycle` annotations say its process has exited (the pod
+   Succeeded or Failed, or its containers restarted, as its restartPolicy says);
+4. finishes deletions: a pod with a deletionTimestamp on a simulated node is deleted with grace period 0;
+5. asks the publisher to rewrite a node's ConfigMap when a pod there took or gave back devices (deleted,
    Succeeded or Failed pods free them: the free list is always computed from the active pods).
 
 Pods whose node is down are left alone, as a dead kubelet would.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import logging
 import time
 from collections.abc import Callable
@@ -29,7 +32,7 @@ from typing import Any
 
 from superpod.cluster import client, reflector
 
-from superpod_sandbox.sim import clusterview, layout, podstatus, publisher, scheduling
+from superpod_sandbox.sim import clusterview, layout, lifecycle, podstatus, publisher, scheduling
 
 JSON = dict[str, Any]
 logger = logging.getLogger(__name__)
@@ -103,7 +106,10 @@ class Kubelet:
                 if self.view.owns(node):
                     await self._finish_deletion(pod)
                 continue
-            if (pod.get("status") or {}).get("phase", "Pending") != "Pending":
+            phase = (pod.get("status") or {}).get("phase", "Pending")
+            if phase == "Running" and node and self.view.owns(node) and not self.view.is_down(node):
+                await self._end_containers(pod)
+            if phase != "Pending":
                 continue
             if not node:
                 if self.bind_pods and spec.get("schedulerName", DEFAULT_SCHEDULER) == DEFAULT_SCHEDULER:
@@ -223,6 +229,19 @@ class Kubelet:
         self._reported.pop(key, None)
         if allocation.devices:
             self.on_devices_changed(node_name)
+
+    async def _end_containers(self, pod: JSON) -> None:
+        """Containers whose simulated process has ended (`lifecycle`): the Pod finishes or they restart."""
+        status = lifecycle.exit_status(pod, datetime.datetime.now(datetime.UTC))
+        if status is None:
+            return
+        metadata = pod["metadata"]
+        path = client.resource_path("v1", "pods", metadata["namespace"], metadata["name"], "status")
+        try:
+            await self.api.patch(path, {"status": status})
+        except client.ApiError as error:
+            if error.status not in (404, 409):
+                raise
 
     async def _finish_deletion(self, pod: JSON) -> None:
         metadata = pod["metadata"]

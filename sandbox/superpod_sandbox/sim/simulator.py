@@ -1,7 +1,8 @@
 """A simulated Ascend fleet, started and stopped from Python: `async with Fleet("cloudmatrix-384", ...) as fleet`.
 
 Starting registers the Nodes and device-info ConfigMaps (bounded concurrency), starts the watches (`clusterview`),
-the kubelet/device-plugin stand-in (`kubelet`), the heartbeat and ConfigMap refresh loops (`publisher`) and,
+the kubelet/device-plugin stand-in (`kubelet`), with `Options.controllers` the workload controllers
+(`controllers`), the heartbeat and ConfigMap refresh loops (`publisher`) and,
 when `metrics_port` is not None, the NPU-Exporter endpoint (`npu_exporter`). Stopping cancels them and leaves the
 objects in place (`superpod sim down`, or `await fleet.remove()`, deletes them), like servers that keep
 existing when their agents stop.
@@ -27,6 +28,7 @@ from superpod_sandbox.sim import (
     npu_exporter,
     publisher,
 )
+from superpod_sandbox.sim.controllers import manager
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class Options:
     metrics_port: int | None = None  # None: no exporter; 0: a free port on 127.0.0.1
     telemetry_tick_seconds: float = 5.0  # counter integration between scrapes
     free_list_excludes_used: bool = True  # as the real plugin; False lists used devices too (older consumers)
+    controllers: bool = False  # run the Deployment, ReplicaSet and Job controllers (sim.controllers)
 
 
 class Fleet:
@@ -74,6 +77,7 @@ class Fleet:
         self.publisher: publisher.Publisher | None = None
         self.kubelet: kubelet.Kubelet | None = None
         self.exporter: npu_exporter.Exporter | None = None
+        self.controllers: manager.ControllerManager | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._dirty: set[str] = set()
         self.registration_seconds = 0.0
@@ -118,6 +122,9 @@ class Fleet:
         self._spawn(self.publisher.heartbeat_loop(self.options.heartbeat_seconds), "sim-heartbeat")
         self._spawn(self.publisher.refresh_loop(self.options.refresh_seconds), "sim-refresh")
         self._spawn(self._plugin_sync_loop(), "sim-plugin-sync")
+        if self.options.controllers:
+            self.controllers = manager.ControllerManager(self.api, self.options.resync_seconds)
+            await self.controllers.start()
         if self.options.metrics_port is not None:
             self.exporter = npu_exporter.Exporter(
                 self.layout,
@@ -150,6 +157,9 @@ class Fleet:
             await publisher.bounded(self.options.concurrency, self.publisher.publish, names)
 
     async def stop(self) -> None:
+        if self.controllers is not None:
+            await self.controllers.stop()
+            self.controllers = None
         await clusterview.cancel(self._tasks)
         self._tasks.clear()
         if self.exporter is not None:

@@ -1,7 +1,8 @@
 """kube-apiserver's built-in admission plugins that change or refuse objects the sandbox serves.
 
 They run, as in kube, before the admission webhooks: `ServiceAccount` names the `default` account and
-`DefaultTolerationSeconds` adds the not-ready/unreachable tolerations (both in `defaults.pod_admission`);
+`DefaultTolerationSeconds` adds the not-ready/unreachable tolerations (both in `defaults.pod_admission`), and
+`ServiceAccount` then refuses a Pod whose account is missing and mounts its token (`serviceaccounts`);
 `Priority` resolves a Pod's `priorityClassName` into
 `spec.priority` and `spec.preemptionPolicy` (the cluster's `globalDefault` class when none is named, 0 when
 there is none), refuses Pods naming a missing class and a second `globalDefault` PriorityClass. The
@@ -14,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from superpod_sandbox.apiserver import errors
-from superpod_sandbox.apiserver.registry import defaults, resources
+from superpod_sandbox.apiserver.registry import defaults, resources, serviceaccounts
 from superpod_sandbox.apiserver.storage import store
 
 Object = dict[str, Any]
@@ -45,6 +46,7 @@ def admit_create(objects: store.Store, resource: resources.Resource, obj: Object
     """The mutating and validating built-in plugins for a create, in kube's order."""
     if resource.key == PODS:
         defaults.pod_admission(obj)
+        serviceaccounts.admit_pod(objects, obj)
         _pod_priority(objects, obj)
     elif resource.key == PRIORITY_CLASSES and obj.get("globalDefault"):
         _one_global_default(objects, obj)

@@ -25,6 +25,7 @@ from superpod_sandbox.apiserver.registry import (
     metadata,
     plugins,
     resources,
+    serviceaccounts,
     strategies,
     typed,
 )
@@ -129,6 +130,13 @@ class State:
             "status": {"phase": "Active"},
         }
         self.store.create(resources.NAMESPACES, obj)
+        self._default_service_account(name)
+
+    def _default_service_account(self, namespace: str) -> None:
+        """The ServiceAccount controller's `default` account, made with its namespace (serviceaccounts.py)."""
+        if self.store.get(serviceaccounts.SERVICE_ACCOUNTS, namespace, serviceaccounts.DEFAULT) is None:
+            account = serviceaccounts.default_account(namespace, metadata.new_uid(), managed.now())
+            self.store.create(serviceaccounts.SERVICE_ACCOUNTS, account)
 
     # reads -------------------------------------------------------------------------------------------
 
@@ -286,6 +294,8 @@ class State:
         if key == resources.CRDS:
             self._serve_crd(obj)
         stored = self.store.create(resource.storage_key, obj)
+        if key == resources.NAMESPACES:
+            self._default_service_account(meta["name"])
         return Outcome(present(stored, target.version, resource), 201, warnings)
 
     def _serve_crd(self, crd: Object) -> None:
