@@ -310,3 +310,27 @@ def test_defaults_are_read_back_as_kube_sets_them(api, sandbox_thread):
     assert job.spec.template.metadata.labels["batch.kubernetes.io/job-name"] == "train"
     raw = core.read_namespaced_service("s", "default", _preload_content=False).data
     assert raw.endswith(b"}\n")  # kube's JSON bodies end with a newline
+
+
+def test_get_prints_the_workload_kinds_with_kubes_columns(kubectl):
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(MANIFESTS))
+    kubectl("create", "deployment", "web", "--image=nginx:1")
+    printed = kubectl("get", "deploy,job,cj,sa,pc,sts,ds,netpol").stdout
+    headers = [line.split() for line in printed.splitlines() if line.startswith("NAME")]
+    assert headers == [
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
+        ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"],
+        ["NAME", "SECRETS", "AGE"],
+        ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"],
+        ["NAME", "READY", "AGE"],
+        ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE", "SELECTOR", "AGE"],
+        ["NAME", "POD-SELECTOR", "AGE"],
+    ]
+    rows = {
+        line.split()[0]: line.split() for line in printed.splitlines() if not line.startswith("NAME") and line
+    }
+    assert rows["job.batch/train"][1:3] == ["Running", "0/1"]
+    assert rows["priorityclass.scheduling.k8s.io/high"][1:3] == ["1000", "false"]
+    assert rows["statefulset.apps/db"][1] == "0/2"
+    assert rows["networkpolicy.networking.k8s.io/deny"][1] == "<none>"

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from superpod_sandbox.apiserver import errors
-from superpod_sandbox.apiserver.formats import printers
+from superpod_sandbox.apiserver.formats import printers, printers_workloads
 from superpod_sandbox.apiserver.registry import events
 from superpod_sandbox.apiserver.registry.resources import Resource
 
@@ -73,13 +73,13 @@ def table(
     resource: Resource, version: str, items: list[Object], list_meta: Object, include_object: str
 ) -> Object:
     """A meta.k8s.io/v1 Table: a CRD version's printer columns (Age alone when it has none), kube's built-in
-    printers for the kinds printers.py knows, and Name + Created At for the rest."""
+    printers for the kinds printers.py and printers_workloads.py know, and Name + Created At for the rest."""
     columns: list[Object] | None
     if resource.custom:
         served = resource.version(version)
         columns = list(served.printer_columns or ()) if served is not None else []
     else:
-        columns = printers.BUILTIN_COLUMNS.get(resource.key)
+        columns = printers.BUILTIN_COLUMNS.get(resource.key) or printers_workloads.COLUMNS.get(resource.key)
     if resource.stored_as == ("", "events"):
         items = [events.to_core(item) for item in items]  # kube prints both Event APIs alike
     return printers.table(items, columns, list_meta, include_object)

@@ -156,6 +156,21 @@ def record_update(
         del new["metadata"]["managedFields"]
 
 
+def disown(obj: Object, prefixes: list[Path]) -> None:
+    """No manager owns the fields under `prefixes` (what the server allocated or generated at create)."""
+    if not prefixes:
+        return
+    result: list[Object] = []
+    for entry in _entries(obj):
+        paths = {path for path in _entry_paths(entry) if not any(path[: len(p)] == p for p in prefixes)}
+        if paths:
+            result.append({**entry, "fieldsV1": encode(paths)})
+    if result:
+        obj["metadata"]["managedFields"] = result
+    else:
+        obj["metadata"].pop("managedFields", None)
+
+
 _MISSING = object()
 
 

@@ -269,7 +269,7 @@ class State:
             meta["generation"] = 1
         else:
             meta.pop("generation", None)
-        strategies.prepare_create(resource, target.version, obj, self.cluster_ips)
+        allocated = strategies.prepare_create(resource, target.version, obj, self.cluster_ips)
         target = dataclasses.replace(target, name=meta["name"], namespace=meta.get("namespace", ""))
         warnings: list[str] = []
         plugins.admit_create(self.store, resource, obj)
@@ -285,6 +285,7 @@ class State:
         managed.record_update(
             None, obj, options.manager, target.api_version, "", resource.has_status(target.version)
         )
+        managed.disown(obj, allocated)
         if options.dry_run:
             return Outcome(present(obj, target.version, resource), 201, warnings)
         if self.store.get(resource.storage_key, meta.get("namespace", ""), meta["name"]) is not None:

@@ -43,7 +43,33 @@ class ClusterIPs:
         return f"10.96.{(self._count // 250) % 250}.{self._count % 250 + 1}"
 
 
-def prepare_create(resource: Resource, version: str, obj: Object, cluster_ips: ClusterIPs) -> None:
+_ALLOCATED_SERVICE_FIELDS = ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy")
+_GENERATED_JOB_LABELS = (
+    "batch.kubernetes.io/controller-uid",
+    "batch.kubernetes.io/job-name",
+    "controller-uid",
+    "job-name",
+)
+
+
+def prepare_create(
+    resource: Resource, version: str, obj: Object, cluster_ips: ClusterIPs
+) -> list[tuple[str, ...]]:
+    """kube's PrepareForCreate and allocations. Returns the field paths (managedFields form) the server set
+    that the client did not send: kube sets them after the field manager ran, so no manager owns them."""
+    key = resource.key
+    sent = set(obj.get("spec") or {}) if isinstance(obj.get("spec"), dict) else set()
+    allocated: list[tuple[str, ...]] = []
+    if key == SERVICES:
+        allocated = [("f:spec", f"f:{field}") for field in _ALLOCATED_SERVICE_FIELDS if field not in sent]
+    elif key == JOBS and not (obj.get("spec") or {}).get("manualSelector") and "selector" not in sent:
+        labels = ("f:spec", "f:template", "f:metadata", "f:labels")
+        allocated = [("f:spec", "f:selector"), *((*labels, f"f:{label}") for label in _GENERATED_JOB_LABELS)]
+    _prepare_create(resource, version, obj, cluster_ips)
+    return allocated
+
+
+def _prepare_create(resource: Resource, version: str, obj: Object, cluster_ips: ClusterIPs) -> None:
     key = resource.key
     defaults.apply(key, obj)
     if resource.custom and resource.has_status(version):
@@ -95,6 +121,16 @@ def _job_selector(job: Object) -> None:
     )
 
 
+def _keep_allocated(old: Object, new: Object) -> None:
+    """kube's patchAllocatedValues: an update that leaves out a Service's allocated addresses keeps them."""
+    before, after = old.get("spec") or {}, new.get("spec")
+    if not isinstance(after, dict) or after.get("type") == "ExternalName" or not before.get("clusterIP"):
+        return
+    for field in _ALLOCATED_SERVICE_FIELDS:
+        if not after.get(field) and before.get(field):
+            after[field] = before[field]
+
+
 def prepare_update(resource: Resource, subresource: str, old: Object, new: Object) -> None:
     key = resource.key
     defaults.apply(key, new)
@@ -102,6 +138,8 @@ def prepare_update(resource: Resource, subresource: str, old: Object, new: Objec
         new["spec"] = old.get("spec", {})
     if key == SECRETS:
         fold_string_data(new)
+    if key == SERVICES:
+        _keep_allocated(old, new)
     if key in (CONFIGMAPS, SECRETS) and old.get("immutable"):
         check_immutable(resource, old, new)
     if key == resources.CRDS and not subresource:
