@@ -71,3 +71,33 @@ def test_a_jobs_generated_selector_belongs_to_no_manager(kubectl):
     kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(job))
     applied = _get(kubectl, "job", "train")
     assert applied["spec"]["selector"] == created["spec"]["selector"]
+
+
+def test_strategic_merge_uses_kubes_merge_keys_such_as_webhooks_by_name(kubectl):
+    def webhook(name: str) -> dict:
+        return {
+            "name": name,
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "clientConfig": {"url": f"https://127.0.0.1:9/{name}"},
+            "rules": [
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}
+            ],
+        }
+
+    configuration = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "checks"},
+        "webhooks": [webhook("a.example.dev"), webhook("b.example.dev")],
+    }
+    kubectl("create", "-f", "-", stdin=yaml.safe_dump(configuration))
+    patch = {"webhooks": [{"name": "b.example.dev", "timeoutSeconds": 3}]}
+    kubectl(
+        "patch", "validatingwebhookconfiguration", "checks", "--type", "strategic", "-p", json.dumps(patch)
+    )
+    webhooks = _get(kubectl, "validatingwebhookconfiguration", "checks")["webhooks"]
+    assert [(w["name"], w.get("timeoutSeconds")) for w in webhooks] == [
+        ("a.example.dev", 10),
+        ("b.example.dev", 3),
+    ]

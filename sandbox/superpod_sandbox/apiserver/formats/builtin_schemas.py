@@ -82,6 +82,26 @@ def names() -> Iterable[str]:
     return _source().keys()
 
 
+@functools.cache
+def patch_strategies() -> tuple[dict[str, str], frozenset[str]]:
+    """kube's strategic-merge lists of the GA kinds, by field name: the merge key of each keyed list (`ports`,
+    keyed by `containerPort` in containers and `port` in Services, is the caller's to tell apart), and the
+    primitive lists merged as sets (`finalizers`)."""
+    keys: dict[str, str] = {}
+    sets: set[str] = set()
+    for name, schema in _source().items():
+        if any(f".{stage}" in name for stage in (".v1alpha", ".v1beta", ".v2beta")):
+            continue
+        for field, prop in (schema.get("properties") or {}).items():
+            key = prop.get("x-kubernetes-patch-merge-key")
+            strategy = str(prop.get("x-kubernetes-patch-strategy", "")).split(",")
+            if key:
+                keys.setdefault(field, key)
+            elif "merge" in strategy:
+                sets.add(field)
+    return keys, frozenset(sets)
+
+
 def closure(roots: Iterable[str]) -> list[str]:
     """The roots and every definition they refer to, directly or not, sorted."""
     seen: set[str] = set()

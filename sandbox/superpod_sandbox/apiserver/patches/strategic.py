@@ -3,8 +3,9 @@
 Lists of objects with a merge key (containers by name, ports by containerPort, conditions by type, ...) merge
 item by item instead of being replaced; `finalizers` merge as a set. The directives kubectl writes are honoured:
 `$patch: replace|delete|merge`, `$retainKeys`, `$deleteFromPrimitiveList/<field>` and `$setElementOrder/<field>`
-(the last only as an ordering hint, which is ignored). The merge keys are those of k8s.io/api's struct tags for
-the fields the project's kinds use; other lists are atomic, as in kube.
+(the last only as an ordering hint, which is ignored). The merge keys are kube's (`x-kubernetes-patch-merge-key`
+in its published schemas, `builtin_schemas.patch_strategies`), looked up by field name; other lists are
+atomic, as in kube.
 """
 
 from __future__ import annotations
@@ -12,24 +13,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from superpod_sandbox.apiserver.formats import builtin_schemas
+
 _CONTAINER_LISTS = {"containers", "initContainers", "ephemeralContainers"}
-MERGE_KEYS: dict[str, str] = {
-    "containers": "name",
-    "initContainers": "name",
-    "ephemeralContainers": "name",
-    "env": "name",
-    "volumes": "name",
-    "imagePullSecrets": "name",
-    "resourceClaims": "name",
-    "volumeMounts": "mountPath",
-    "volumeDevices": "devicePath",
-    "conditions": "type",
-    "addresses": "type",
-    "hostAliases": "ip",
-    "ownerReferences": "uid",
-    "topologySpreadConstraints": "topologyKey",
-}
-SET_LISTS = {"finalizers"}  # primitive lists merged as sets (patchStrategy: merge without a key)
+MERGE_KEYS, SET_LISTS = builtin_schemas.patch_strategies()  # kube's patch merge keys, by field name
 
 
 def merge_key(field: str, parent: tuple[str, ...]) -> str | None:

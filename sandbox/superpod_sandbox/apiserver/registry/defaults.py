@@ -192,6 +192,30 @@ def _volume(obj: Object) -> None:
     spec.setdefault("volumeMode", "Filesystem")
 
 
+def _webhooks(mutating: bool) -> Callable[[Object], None]:
+    """SetDefaults_ValidatingWebhook / _MutatingWebhook, _Rule and _ServiceReference of admissionregistration/v1."""
+
+    def default(obj: Object) -> None:
+        for webhook in obj.get("webhooks") or []:
+            if not isinstance(webhook, dict):
+                continue
+            webhook.setdefault("failurePolicy", "Fail")
+            webhook.setdefault("matchPolicy", "Equivalent")
+            webhook.setdefault("namespaceSelector", {})
+            webhook.setdefault("objectSelector", {})
+            webhook.setdefault("timeoutSeconds", 10)
+            if mutating:
+                webhook.setdefault("reinvocationPolicy", "Never")
+            for rule in webhook.get("rules") or []:
+                if isinstance(rule, dict):
+                    rule.setdefault("scope", "*")
+            service = (webhook.get("clientConfig") or {}).get("service")
+            if isinstance(service, dict):
+                service.setdefault("port", 443)
+
+    return default
+
+
 _DEFAULTS: dict[GroupResource, Callable[[Object], None]] = {
     ("", "pods"): _pod,
     ("", "podtemplates"): lambda obj: pod_spec(obj.setdefault("template", {}).setdefault("spec", {})),
@@ -206,4 +230,6 @@ _DEFAULTS: dict[GroupResource, Callable[[Object], None]] = {
     ("batch", "jobs"): _job,
     ("batch", "cronjobs"): _cron_job,
     ("networking.k8s.io", "networkpolicies"): _network_policy,
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): _webhooks(mutating=False),
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): _webhooks(mutating=True),
 }
