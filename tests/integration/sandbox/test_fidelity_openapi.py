@@ -10,6 +10,8 @@ import urllib.request
 import pytest
 import yaml
 
+from tests.integration.sandbox import widgets
+
 DEPLOYMENT = {
     "apiVersion": "apps/v1",
     "kind": "Deployment",
@@ -117,3 +119,21 @@ def test_client_side_apply_merges_containers_by_name_from_the_schema(kubectl):
     assert by_name["web"]["image"] == "nginx:2" and "env" not in by_name["web"]
     # merged by name: the other writer's container stays (a replaced list would have lost it)
     assert sorted(by_name) == ["injected", "sidecar", "web"]
+
+
+def test_a_list_holding_custom_resources_round_trips_and_the_server_validates_them(kubectl):
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(widgets.crd()))
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(widgets.widget("w1", size=7)))
+    kubectl("create", "configmap", "settings", "--from-literal=level=3")
+    backup = kubectl("get", "widget/w1", "configmap/settings", "-o", "yaml").stdout
+    kubectl("delete", "widget/w1", "configmap/settings")
+    restored = kubectl("apply", "-f", "-", stdin=backup)
+    assert (
+        "widget.example.dev/w1 created" in restored.stdout and "configmap/settings created" in restored.stdout
+    )
+    assert json.loads(kubectl("get", "widget", "w1", "-o", "json").stdout)["spec"]["size"] == 7
+
+    listing = {"apiVersion": "v1", "kind": "List", "items": [widgets.widget("w2", size=3)]}
+    listing["items"][0]["spec"]["sizee"] = 1
+    refused = kubectl("apply", "-f", "-", stdin=yaml.safe_dump(listing), check=False)
+    assert refused.returncode != 0 and 'unknown field "spec.sizee"' in refused.stderr
