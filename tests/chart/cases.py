@@ -87,6 +87,14 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "operator": {"coordination": "peering", "watchNamespace": "training"}
     },
     "three replicas share the SuperPods": {"replicaCount": 3},
+    "metrics over plain HTTP inside the pod": {
+        "metrics": {"secure": False},
+        "monitoring": {"serviceMonitor": {"enabled": True}},
+    },
+    "Prometheus may read the secure metrics": {
+        "metrics": {"reader": {"serviceAccounts": [{"name": "prometheus", "namespace": "monitoring"}]}},
+        "monitoring": {"serviceMonitor": {"enabled": True}},
+    },
     "every optional feature is on": EVERY_FEATURE,
     "the webhook verifies its callers' client certificates": {
         "webhook": {"clientAuth": {"enabled": True, "caBundle": CLIENT_CA}}

@@ -68,6 +68,19 @@ SCHEMAS: dict[tuple[str, str], Schema] = {
                             "scheme": {"enum": ["http", "https"]},
                             "interval": _DURATION,
                             "scrapeTimeout": _DURATION,
+                            "bearerTokenFile": _STRING,
+                            "tlsConfig": _closed(
+                                {
+                                    "serverName": _STRING,
+                                    "ca": _closed(
+                                        {
+                                            "secret": _closed(
+                                                {"name": _STRING, "key": _STRING}, required=["name", "key"]
+                                            )
+                                        }
+                                    ),
+                                }
+                            ),
                         },
                         required=["port"],
                     ),

@@ -36,6 +36,8 @@ CONTRACT_FLAGS = {
     "--webhook-service",
     "--webhook-host",
     "--bind-address",
+    "--metrics-secure",
+    "--metrics-host",
     "--verbose",
 }
 
@@ -105,6 +107,7 @@ ARGS = {
         "--webhook-port=9443",
         "--webhook-host=0.0.0.0",
         "--bind-address=0.0.0.0",
+        "--metrics-secure",
         "--tls-cert-file=/etc/superpod/tls/tls.crt",
         "--tls-key-file=/etc/superpod/tls/tls.key",
         "--webhook-config=external",
@@ -120,6 +123,7 @@ ARGS = {
         "--webhook-port=9443",
         "--webhook-host=0.0.0.0",
         "--bind-address=0.0.0.0",
+        "--metrics-secure",
         "--tls-cert-file=/etc/superpod/tls/tls.crt",
         "--tls-key-file=/etc/superpod/tls/tls.key",
         "--webhook-config=managed",
@@ -132,6 +136,7 @@ ARGS = {
         "--webhook-port=9443",
         "--webhook-host=0.0.0.0",
         "--bind-address=0.0.0.0",
+        "--metrics-secure",
         "--tls-cert-file=/etc/superpod/tls/tls.crt",
         "--tls-key-file=/etc/superpod/tls/tls.key",
         "--webhook-config=external",
@@ -144,6 +149,23 @@ ARGS = {
         "--webhook-port=9443",
         "--webhook-host=0.0.0.0",
         "--bind-address=0.0.0.0",
+        "--metrics-secure",
+        "--tls-cert-file=/etc/superpod/tls/tls.crt",
+        "--tls-key-file=/etc/superpod/tls/tls.key",
+        "--webhook-config=external",
+    ],
+    "metrics over plain HTTP inside the pod": [
+        "--coordination=leases",
+        "--lease-namespace=superpod-system",
+        "--lease-duration=10",
+        "--renew-deadline=7",
+        "--retry-period=2",
+        "--health-port=8081",
+        "--metrics-port=8080",
+        "--webhook-port=9443",
+        "--webhook-host=0.0.0.0",
+        "--bind-address=0.0.0.0",
+        "--metrics-host=127.0.0.1",
         "--tls-cert-file=/etc/superpod/tls/tls.crt",
         "--tls-key-file=/etc/superpod/tls/tls.key",
         "--webhook-config=external",
@@ -160,6 +182,7 @@ ARGS = {
         "--webhook-port=9443",
         "--webhook-host=0.0.0.0",
         "--bind-address=0.0.0.0",
+        "--metrics-secure",
         "--tls-cert-file=/etc/superpod/tls/tls.crt",
         "--tls-key-file=/etc/superpod/tls/tls.key",
         "--webhook-config=external",
@@ -541,3 +564,26 @@ def test_the_operators_configmap_writes_are_confined_to_rank_tables_by_a_chart_p
         for m in helm.template({"rankTableIntegrity": {"enabled": False}})
         if m["metadata"]["name"].endswith("-rank-table-writes")
     ]
+
+
+def test_the_service_monitor_presents_prometheus_token_over_https_to_secure_metrics(rendered):
+    manifests = rendered("monitoring is on")
+    (endpoint,) = chart_helm.one(manifests, "ServiceMonitor")["spec"]["endpoints"]
+    assert "--metrics-secure" in _container(manifests)["args"]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["bearerTokenFile"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    service = chart_helm.one(manifests, "Service")["metadata"]["name"]
+    assert endpoint["tlsConfig"]["serverName"] == f"{service}.superpod-system.svc"
+    secret = chart_helm.one(manifests, "Secret")  # the webhook's: the operator serves /metrics with it
+    assert endpoint["tlsConfig"]["ca"] == {"secret": {"name": secret["metadata"]["name"], "key": "ca.crt"}}
+    names = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"])).extensions
+    dns = names.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert endpoint["tlsConfig"]["serverName"] in dns
+
+
+def test_plain_metrics_stay_inside_the_pod_and_are_scraped_over_http(rendered):
+    manifests = rendered("metrics over plain HTTP inside the pod")
+    (endpoint,) = chart_helm.one(manifests, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["scheme"] == "http" and "bearerTokenFile" not in endpoint
+    assert "--metrics-host=127.0.0.1" in _container(manifests)["args"]
+    assert "--metrics-secure" not in _container(manifests)["args"]

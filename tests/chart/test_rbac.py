@@ -31,6 +31,13 @@ CLUSTER: dict[tuple[str, str], frozenset[str]] = {
     ("scheduling.k8s.io", "priorityclasses"): frozenset({"list"}),
     ("", "namespaces"): frozenset({"get"}),
     ("apiextensions.k8s.io", "customresourcedefinitions"): frozenset({"list", "watch"}),
+    # secure /metrics (metrics.secure, the default): each scrape's token and permission reviewed
+    ("authentication.k8s.io", "tokenreviews"): frozenset({"create"}),
+    ("authorization.k8s.io", "subjectaccessreviews"): frozenset({"create"}),
+}
+REVIEWS = {
+    key: CLUSTER[key]
+    for key in [("authentication.k8s.io", "tokenreviews"), ("authorization.k8s.io", "subjectaccessreviews")]
 }
 # what the operator does in the namespaces it serves: every namespace, or operator.watchNamespace only
 SERVED: dict[tuple[str, str], frozenset[str]] = {
@@ -97,6 +104,7 @@ def test_no_rule_uses_a_wildcard(rendered, case):
         ("the operator manages its webhook configuration", OPERATOR | MANAGED_WEBHOOK),
         ("the operator manages its webhook configuration with cert-manager", OPERATOR | MANAGED_WEBHOOK),
         ("a single standalone replica", OPERATOR),
+        ("metrics over plain HTTP inside the pod", {k: v for k, v in OPERATOR.items() if k not in REVIEWS}),
         ("every optional feature is on", CLUSTER),  # namespaced: the rest is in a Role there
     ],
 )
@@ -265,7 +273,8 @@ def test_the_bindings_give_the_roles_to_the_operator_service_account(rendered, c
     roles = {
         (m["kind"], m["metadata"]["name"])
         for m in manifests
-        if m["kind"] in ("ClusterRole", "Role") and m["metadata"]["name"] != TENANT
+        if m["kind"] in ("ClusterRole", "Role")
+        and m["metadata"]["name"] not in (TENANT, f"{FULLNAME}-metrics-reader")  # for tenants and Prometheus
     }
     bindings = chart_helm.find(manifests, "ClusterRoleBinding") + chart_helm.find(manifests, "RoleBinding")
     assert len(bindings) == len(roles)
@@ -278,7 +287,9 @@ def test_the_bindings_give_the_roles_to_the_operator_service_account(rendered, c
 
 
 def test_rbac_can_be_left_to_the_cluster_admin(helm):
-    manifests = helm.template({"rbac": {"create": False}, "tenantRole": {"create": False}})
+    manifests = helm.template(
+        {"rbac": {"create": False}, "tenantRole": {"create": False}, "metrics": {"reader": {"create": False}}}
+    )
     kinds = {m["kind"] for m in manifests}
     assert kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"} == set()
 
@@ -383,3 +394,29 @@ def test_the_tenant_role_can_be_left_out_or_kept_out_of_the_aggregated_roles(hel
         if m["metadata"]["name"] == "gpu-tenant"
     ]
     assert not any(key.startswith("rbac.authorization.k8s.io/") for key in role["metadata"]["labels"])
+
+
+@pytest.mark.parametrize(
+    ("case", "bound"),
+    [("the default values", []), ("Prometheus may read the secure metrics", [("monitoring", "prometheus")])],
+)
+def test_the_metrics_reader_may_get_metrics_and_nothing_else(rendered, case, bound):
+    """The ClusterRole a scraper needs with metrics.secure: get on the non-resource URL /metrics, no more."""
+    manifests = rendered(case)
+    (role,) = [
+        m
+        for m in chart_helm.find(manifests, "ClusterRole")
+        if m["metadata"]["name"].endswith("-metrics-reader")
+    ]
+    assert role["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+    bindings = [
+        m
+        for m in chart_helm.find(manifests, "ClusterRoleBinding")
+        if m["roleRef"]["name"] == role["metadata"]["name"]
+    ]
+    assert [(s["namespace"], s["name"]) for b in bindings for s in b["subjects"]] == bound
+    assert not [
+        m
+        for m in rendered("metrics over plain HTTP inside the pod")
+        if m["metadata"]["name"].endswith("-metrics-reader")
+    ]

@@ -4,7 +4,8 @@
 every namespace, or only `operator.watchNamespace` with the namespaced Role; localised: loopback, free ports, URL
 webhook with the operator's certificate) behind a recording proxy, while
 a SuperPod is placed, a partition allocated, a labelled pod admitted and given the device plugin's answer
-(the rank table is rewritten), the webhook configuration changed and restored by a restarted operator, and
+(the rank table is rewritten), the webhook configuration changed and restored by a restarted operator, the
+secure /metrics scraped with a token (TokenReview and SubjectAccessReview), and
 everything deleted again. Every request must be allowed by the roles the chart binds to the operator's
 ServiceAccount, and every permission the chart grants must be used: a new API call in the operator fails
 here until the chart grants it, a call the operator drops fails here until the chart stops granting it.
@@ -29,6 +30,7 @@ from tests.integration.admission import conftest as admission
 from tests.integration.operator import conftest as operator_harness
 
 FULLNAME = "superpod-superpod-operator"
+SANDBOX_TOKEN = "sandbox"  # the sandbox's static token of system:admin (its kubeconfig's)
 
 # Seconds to wait for each step: generous, the machine is shared and a restarted replica may wait for kopf
 # peering to settle.
@@ -99,7 +101,9 @@ def test_request_attributes_follow_kube_apiserver_rules():
         assert attributes("GET", discovery, {}) is None
 
 
-def _localised(args: list[str], *, kubeconfig: str, health_port: int, webhook_port: int) -> list[str]:
+def _localised(
+    args: list[str], *, kubeconfig: str, health_port: int, webhook_port: int, metrics_port: int
+) -> list[str]:
     """The chart's flags for a process on this machine: loopback only, free ports, and a webhook the sandbox
     can call by URL with the operator's own certificate (no Service, no mounted Secret here)."""
     dropped = ("--tls-cert-file", "--tls-key-file", "--webhook-service", "--health-port", "--webhook-port")
@@ -111,7 +115,7 @@ def _localised(args: list[str], *, kubeconfig: str, health_port: int, webhook_po
         "--webhook-host=127.0.0.1",
         f"--health-port={health_port}",
         f"--webhook-port={webhook_port}",
-        "--metrics-port=0",
+        f"--metrics-port={metrics_port}",
         "--status-interval=0.05",
         "--inventory-debounce=0.02",
     ]
@@ -124,6 +128,7 @@ class ChartOperator(operator_harness.Operator):
         super().__init__(kubeconfig)
         self.container = container
         self.webhook_port = operator_harness.free_port()
+        self.metrics_port = operator_harness.free_port()
 
     async def start(self, timeout: float = 30.0) -> None:
         self.health_port = operator_harness.free_port()
@@ -132,6 +137,7 @@ class ChartOperator(operator_harness.Operator):
             kubeconfig=self.kubeconfig,
             health_port=self.health_port,
             webhook_port=self.webhook_port,
+            metrics_port=self.metrics_port,
         )
         environment = {**os.environ, **{e["name"]: e["value"] for e in self.container["env"] if "value" in e}}
         environment.pop("HOME", None)
@@ -211,9 +217,19 @@ async def recorded(helm, mode) -> list[rbac.Call]:
                     return await api.get_or_none(f"{admission.partitions_path()}/train") is None
 
                 await admission.eventually(partition_gone, timeout=PATIENCE)
+                # Secure /metrics (the chart's default): a scrape's token is reviewed by the API server.
+                assert await _scrape(operator.metrics_port) == 200
             finally:
                 await operator.stop()
         return list(proxy.calls)
+
+
+async def _scrape(port: int) -> int:
+    """One scrape of the operator's HTTPS /metrics with the sandbox administrator's token."""
+    headers = {"Authorization": f"Bearer {SANDBOX_TOKEN}"}
+    url = f"https://127.0.0.1:{port}/metrics"
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers, ssl=False) as response:
+        return response.status
 
 
 async def _phase(api: client.KubeClient, name: str, phase: str) -> bool:

@@ -8,13 +8,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from typing import Any
 
 import kopf
+from aiohttp import web
 
 from superpod.api import common
 from superpod.api import partition as api_partition
-from superpod.cluster import client
+from superpod.cluster import accessreview, certificates, client
 from superpod.controller import admission, handlers, health, kopfkit, shards
 from superpod.controller import fleet as fleet_module
 from superpod.controller import settings as operator_settings
@@ -93,6 +95,27 @@ def sharding(
     return ownership
 
 
+def metrics_access(
+    api: client.KubeClient,
+    config: operator_settings.OperatorSettings,
+    files: certificates.CertificateFiles | None,
+) -> dict[str, Any]:
+    """With --metrics-secure: TLS (the webhook's certificate) and the API server's review of every request."""
+    if not config.metrics_secure:
+        return {}
+    files = files or admission.certificate(config)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(files.cert_file, files.key_file)
+    reviewer = accessreview.Reviewer(api)
+
+    async def admit(request: web.Request) -> tuple[int, str]:
+        verb = request.method.lower()  # as controller-runtime's filter: GET -> get
+        decision = await reviewer.check(request.headers.get("Authorization"), verb, request.path)
+        return decision.status, decision.reason
+
+    return {"tls": tls, "admit": admit}
+
+
 async def ensure_peering(api: client.KubeClient, config: operator_settings.OperatorSettings) -> None:
     """kopf peers only through an existing peering object; create it when the chart did not."""
     if config.namespace is None:
@@ -151,13 +174,17 @@ async def run(
         handlers.register(registry, fleet, status_interval=config.status_interval, ownership=ownership)
         health.register(registry, mirror_sync_timeout=config.mirror_sync_timeout)
         settings = kopf_settings(config)
-        admission.register(registry, fleet, config, files=admission.configure(settings, config))
+        files = admission.configure(settings, config)
+        admission.register(registry, fleet, config, files=files)
         liveness = (
             f"http://{config.bind_address}:{config.health_port}/healthz" if config.health_port else None
         )
         # /metrics: gauges read from the fleet at scrape time, on this event loop (see superpod.metrics)
         async with metrics_exporter.serving(
-            lambda: metrics_snapshot.capture(fleet), host=config.bind_address, port=config.metrics_port
+            lambda: metrics_snapshot.capture(fleet),
+            host=config.metrics_host or config.bind_address,
+            port=config.metrics_port,
+            **metrics_access(api, config, files),
         ):
             await kopf.operator(
                 registry=registry,

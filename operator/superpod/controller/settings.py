@@ -64,6 +64,15 @@ class OperatorSettings:
         "10 s more",
     )
     metrics_port: int = _setting(8080, "port of the Prometheus endpoint /metrics (0: none)")
+    metrics_secure: bool = _setting(
+        False,
+        "serve /metrics over HTTPS (the webhook's certificate) only to clients the API server authenticates "
+        "(TokenReview of their bearer token) and authorizes to get the path /metrics (SubjectAccessReview), as "
+        "controller-runtime's secure metrics do (default: plain HTTP to anyone who reaches the port)",
+    )
+    metrics_host: str = _setting(
+        "", "address /metrics listens on (default: --bind-address); 127.0.0.1 keeps plain HTTP inside the pod"
+    )
     webhook_port: int = _setting(9443, "HTTPS port of the pod admission webhook (0: no webhook)")
     tls_cert_file: str | None = _setting(None, "webhook serving certificate, PEM (default: self-signed)")
     tls_key_file: str | None = _setting(None, "private key of the webhook certificate, PEM")

@@ -4,19 +4,27 @@ It serves `instruments.REGISTRY` (timings, errors, process metrics) plus a `Flee
 exporter's lifetime. Scrapes run on the event loop that mutates the fleet, so a snapshot never sees a
 half-applied change and needs no lock (a threaded server would race the reflectors). Port 0 binds a free port
 (`port` tells which after `start()`).
+
+Secure serving (`superpod run --metrics-secure`): HTTPS with the given TLS context, and every request first
+passes `admit`, which answers who may read (`cluster.accessreview`: TokenReview and SubjectAccessReview); a
+refusal is answered with its status and reason and nothing of the fleet.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import prometheus_client
 from aiohttp import web
 
 from superpod.metrics import collector, instruments
 from superpod.metrics import snapshot as fleet_snapshot
+
+Admit = Callable[[web.Request], Awaitable[tuple[int, str]]]
+"""(HTTP status, reason) for a request: 200 serves it, anything else refuses it with that status."""
 
 
 class Exporter:
@@ -29,18 +37,27 @@ class Exporter:
         host: str = "127.0.0.1",
         port: int = 0,
         registry: prometheus_client.CollectorRegistry = instruments.REGISTRY,
+        tls: ssl.SSLContext | None = None,
+        admit: Admit | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.registry = registry
+        self.tls = tls
+        self.admit = admit
         self.collector = collector.FleetCollector(capture)
         self._runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/metrics"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}/metrics"
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        if self.admit is not None:
+            status, reason = await self.admit(request)
+            if status != 200:
+                return web.Response(status=status, text=reason + "\n")
         body = prometheus_client.generate_latest(self.registry)
         return web.Response(body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
 
@@ -56,7 +73,7 @@ class Exporter:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.host, self.port))
             self.port = sock.getsockname()[1]
-            await web.SockSite(self._runner, sock, shutdown_timeout=0.5).start()
+            await web.SockSite(self._runner, sock, shutdown_timeout=0.5, ssl_context=self.tls).start()
         except BaseException:
             await self.stop()
             raise
@@ -71,13 +88,18 @@ class Exporter:
 
 @contextlib.asynccontextmanager
 async def serving(
-    capture: Callable[[], fleet_snapshot.FleetSnapshot], *, host: str, port: int
+    capture: Callable[[], fleet_snapshot.FleetSnapshot],
+    *,
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None = None,
+    admit: Admit | None = None,
 ) -> AsyncIterator[Exporter | None]:
     """An exporter on `host:port` for the duration of the block; port 0 serves nothing (yields None)."""
     if not port:
         yield None
         return
-    served = Exporter(capture, host=host, port=port)
+    served = Exporter(capture, host=host, port=port, tls=tls, admit=admit)
     await served.start()
     try:
         yield served
