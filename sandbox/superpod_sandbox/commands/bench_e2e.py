@@ -16,6 +16,11 @@ With the defaults these are the targets of docs/design.md section 8: an Atlas 96
 partitions at 50/s, a burst of 1,000, and 2,000 partitions held. Partition sizes are drawn (seeded) from 1, 2,
 4, 8 and 16 devices. The CPU time of the operator and of the API server per partition is reported too, so figures
 from a busy machine can be told apart from the operator's own cost.
+
+`--superpods K` simulates K SuperPoDs (partitions spread over them in turn), and `--replicas N` (N > 1) runs the
+same load twice in one invocation, each on a fresh cluster: one replica, then N replicas sharing the SuperPods
+on Leases (`bench_cluster`), and reports both, the ownership balance, and their medians and CPU per partition
+side by side.
 """
 
 from __future__ import annotations
@@ -27,23 +32,22 @@ import dataclasses
 import json
 import os
 import random
-import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from superpod.api import common, crd
+from superpod.api import common
 from superpod.api import partition as api_partition
-from superpod.api import superpod as api_superpod
+
+from superpod_sandbox.commands import bench_cluster
 
 if TYPE_CHECKING:  # imported where used: `superpod --help` loads every command module, and aiohttp is slow
     from superpod.cluster import client
 
 JSON = dict[str, Any]
-NAMESPACE = "bench"
-SUPERPOD = "bench"
+NAMESPACE = bench_cluster.NAMESPACE
 SIZES = (1, 2, 4, 8, 16)
 WEIGHTS = (2, 2, 3, 3, 1)  # mean 5.3 devices: 2,000 partitions take about 70% of an Atlas 960
 TARGETS = {"paced_p99_ms": 250.0, "burst_seconds": 15.0, "rss_mb": 300.0}  # docs/design.md section 8
@@ -55,6 +59,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partitions", type=int, default=1000, help="paced partitions (default 1000)")
     parser.add_argument("--rate", type=float, default=50.0, help="paced applies per second (default 50)")
     parser.add_argument("--burst", type=int, default=1000, help="partitions applied at once (default 1000)")
+    parser.add_argument(
+        "--superpods", type=int, default=1, help="simulated SuperPoDs of the profile (default 1)"
+    )
+    parser.add_argument(
+        "--replicas", type=int, default=1,
+        help="operator replicas sharing the SuperPods on Leases; above 1 the run is repeated with 1 replica first, "
+        "on a fresh cluster, and both are reported (default 1: one standalone operator)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=1, help="seed of the partition sizes")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for each phase")
     parser.add_argument("--dir", type=Path, help="where the kubeconfig and logs go (default: a temp dir)")
@@ -89,62 +101,22 @@ def percentile(ordered: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
-def proc_status(pid: int) -> dict[str, float]:
-    """VmRSS and VmHWM in MB, and CPU seconds (user + system), of a process."""
-    values: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(rest.split()[0]) / 1024.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    values["cpu"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return values
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _spawn(log: Path, *args: str) -> asyncio.subprocess.Process:
-    with log.open("wb") as sink:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "superpod.cli", *args, stdout=sink, stderr=asyncio.subprocess.STDOUT
-        )
-
-
-async def _until(check: Any, timeout: float, what: str) -> Any:
-    from superpod.cluster import client
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, client.ApiError):
-            value = await check()
-            if value:
-                return value
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-async def _healthy(port: int) -> bool:
-    import aiohttp
-
-    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/healthz") as answer:
-        return answer.status == 200
-
-
-def _partition(name: str, npus: int) -> JSON:
+def _partition(name: str, npus: int, superpod: str) -> JSON:
     return {
         "apiVersion": common.API_VERSION,
         "kind": api_partition.KIND,
         "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {"superPod": SUPERPOD, "npus": npus},
+        "spec": {"superPod": superpod, "npus": npus},
     }
 
 
 async def _apply(
-    api: client.KubeClient, timings: Timings, names: list[str], sizes: list[int], rate: float
+    api: client.KubeClient,
+    timings: Timings,
+    names: list[str],
+    sizes: list[int],
+    rate: float,
+    superpods: list[str],
 ) -> None:
     """POST the partitions, `rate` per second (0: all at once, as fast as the connection pool allows)."""
     from superpod.cluster import client
@@ -156,18 +128,24 @@ async def _apply(
         if rate:
             await asyncio.sleep(max(0.0, began + index / rate - time.monotonic()))
         timings.applied[names[index]] = time.monotonic()
-        await api.create(path, _partition(names[index], sizes[index]))
+        superpod = superpods[int(names[index][1:]) % len(superpods)]  # p00012 -> the 13th, in turn
+        await api.create(path, _partition(names[index], sizes[index], superpod))
 
     await asyncio.gather(*(one(i) for i in range(len(names))))
 
 
 async def _phase(
-    api: client.KubeClient, timings: Timings, names: list[str], sizes: list[int], rate: float, timeout: float
+    cluster: bench_cluster.Cluster,
+    timings: Timings,
+    names: list[str],
+    sizes: list[int],
+    rate: float,
+    timeout: float,
 ) -> JSON:
     timings.expected = len(timings.placed) + len(names)
     timings.done.clear()
     began = time.monotonic()
-    await _apply(api, timings, names, sizes, rate)
+    await _apply(cluster.api, timings, names, sizes, rate, cluster.superpods)
     await asyncio.wait_for(timings.done.wait(), timeout)
     finished = max(timings.placed[n] for n in names)
     latencies = timings.latencies_ms(names)
@@ -183,75 +161,22 @@ async def _phase(
 
 
 async def bench(args: argparse.Namespace) -> JSON:
-    from superpod.cluster import client
-
-    from superpod_sandbox.sim import simulator as sim_fleet
-
+    """One round (one operator), or with `--replicas N` two: 1 replica, then N, both on Leases."""
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="superpod-bench-e2e-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    kubeconfig = workdir / "kubeconfig"
-    kubeconfig.unlink(missing_ok=True)
-    port, health = _free_port(), _free_port()
+    if args.replicas <= 1:
+        return await _round(args, workdir, 1, leased=False)
+    rounds = [await _round(args, workdir, count, leased=True) for count in (1, args.replicas)]
+    return {"rounds": rounds, "comparison": compare(rounds[0], rounds[1]), "targets": TARGETS}
+
+
+async def _round(args: argparse.Namespace, workdir: Path, replicas: int, *, leased: bool) -> JSON:
     load_before = os.getloadavg()
-    processes: list[asyncio.subprocess.Process] = []
-    try:
-        sandbox = await _spawn(
-            workdir / "sandbox.log", "sandbox", "--port", str(port), "--kubeconfig", str(kubeconfig)
-        )
-        processes.append(sandbox)
-        await _until(lambda: _exists(kubeconfig), 60, "the sandbox's kubeconfig")
-        async with client.KubeClient(client.credentials_from_kubeconfig(str(kubeconfig)), timeout=120) as api:
-            await _until(lambda: api.get("/version"), 60, "the sandbox")
-            for definition in crd.all_crds().values():
-                await api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", definition)
-            namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
-            await api.create("/api/v1/namespaces", namespace)
-            registering = time.monotonic()
-            async with sim_fleet.Fleet(args.profile, api=api) as fleet:
-                registered = time.monotonic() - registering
-                superpod = {
-                    "apiVersion": common.API_VERSION,
-                    "kind": api_superpod.KIND,
-                    "metadata": {"name": SUPERPOD},
-                    "spec": {"profile": args.profile, "superPodID": 0},
-                }
-                await api.create(client.resource_path(common.API_VERSION, api_superpod.PLURAL), superpod)
-                operator = await _spawn(
-                    workdir / "operator.log", "run", "--kubeconfig", str(kubeconfig), "--standalone",
-                    "--bind-address", "127.0.0.1", "--health-port", str(health), "--metrics-port", "0",
-                    "--webhook-port", "0",
-                )  # fmt: skip
-                processes.append(operator)
-                await _until(lambda: _healthy(health), 120, "the operator to be healthy")
-                devices = await _until(lambda: _total_devices(api), args.timeout, "the SuperPod's devices")
-                # the isolation taint on every member node is setup too, not load: waited for, timed apart
-                tainting = time.monotonic()
-                before = proc_status(operator.pid)["cpu"], proc_status(sandbox.pid)["cpu"]
-                count = len(fleet.node_names)
-                await _until(lambda: _tainted(api, count), args.timeout, "the member nodes' isolation taint")
-                isolation = {
-                    "seconds": round(time.monotonic() - tainting, 1),
-                    "operatorCpuSeconds": round(proc_status(operator.pid)["cpu"] - before[0], 2),
-                    "sandboxCpuSeconds": round(proc_status(sandbox.pid)["cpu"] - before[1], 2),
-                }
-                idle = proc_status(operator.pid)
-                result = await _measure(api, args, operator.pid, sandbox.pid)
-                result["setup"] = {
-                    "profile": args.profile,
-                    "nodes": len(fleet.node_names),
-                    "devices": devices,
-                    "registrationSeconds": round(registered, 1),
-                    "operatorIdleRssMb": round(idle["VmRSS"], 1),
-                    "isolation": isolation,
-                }
-    finally:
-        for process in reversed(processes):
-            if process.returncode is None:
-                process.terminate()
-                try:
-                    await asyncio.wait_for(process.wait(), 20)
-                except TimeoutError:
-                    process.kill()
+    async with bench_cluster.running(args, workdir, replicas, leased=leased) as cluster:
+        result = await _measure(cluster, args)
+        result["setup"] = cluster.setup
+        if leased:
+            result["ownership"] = await bench_cluster.owners(cluster.api, cluster.superpods, replicas)
     result["machine"] = {
         "cpus": os.cpu_count(),
         "loadAverageBefore": [round(x, 2) for x in load_before],
@@ -261,30 +186,28 @@ async def bench(args: argparse.Namespace) -> JSON:
     return result
 
 
-async def _exists(path: Path) -> bool:
-    return path.exists()
+def compare(one: JSON, many: JSON) -> JSON:
+    """The N-replica round against the 1-replica one: medians, all-placed times and CPU per partition."""
+    figures = {}
+    for phase in ("paced", "burst"):
+        for key in (
+            "p50Ms",
+            "p99Ms",
+            "allPlacedSeconds",
+            "operatorCpuMsPerPartition",
+            "sandboxCpuMsPerPartition",
+        ):
+            figures[f"{phase}.{key}"] = {
+                "1": one[phase][key],
+                str(many["setup"]["replicas"]): many[phase][key],
+            }
+    return figures
 
 
-async def _tainted(api: client.KubeClient, count: int) -> bool:
-    """Whether `count` nodes carry the isolation taint (every member of the SuperPod: the whole fleet)."""
-    nodes = await api.list("/api/v1/nodes")
-    return count <= sum(
-        any(t.get("key") == api_superpod.ISOLATION_TAINT for t in (n.get("spec") or {}).get("taints") or [])
-        for n in nodes
-    )
-
-
-async def _total_devices(api: client.KubeClient) -> int:
+async def _measure(cluster: bench_cluster.Cluster, args: argparse.Namespace) -> JSON:
     from superpod.cluster import client
 
-    path = client.resource_path(common.API_VERSION, api_superpod.PLURAL, name=SUPERPOD)
-    status = (await api.get(path)).get("status") or {}
-    return int((status.get("devices") or {}).get("total", 0))
-
-
-async def _measure(api: client.KubeClient, args: argparse.Namespace, pid: int, sandbox_pid: int) -> JSON:
-    from superpod.cluster import client
-
+    api = cluster.api
     rng = random.Random(args.seed)
     total = args.partitions + args.burst
     names = [f"p{index:05d}" for index in range(total)]
@@ -301,26 +224,46 @@ async def _measure(api: client.KubeClient, args: argparse.Namespace, pid: int, s
     watcher = asyncio.create_task(follow())
     try:
         await asyncio.sleep(0.5)  # the watch is open before the first apply
-        cpu_before, api_before = proc_status(pid)["cpu"], proc_status(sandbox_pid)["cpu"]
+        cpu_before, api_before = cluster.operators_cpu(), cluster.sandbox_cpu()
         paced = await _phase(
-            api, timings, names[: args.partitions], sizes[: args.partitions], args.rate, args.timeout
+            cluster, timings, names[: args.partitions], sizes[: args.partitions], args.rate, args.timeout
         )
-        cpu_paced, api_paced = proc_status(pid)["cpu"], proc_status(sandbox_pid)["cpu"]
+        cpu_paced, api_paced = cluster.operators_cpu(), cluster.sandbox_cpu()
         burst = await _phase(
-            api, timings, names[args.partitions :], sizes[args.partitions :], 0.0, args.timeout
+            cluster, timings, names[args.partitions :], sizes[args.partitions :], 0.0, args.timeout
         )
-        held, api_held = proc_status(pid), proc_status(sandbox_pid)["cpu"]
+        cpu_held, api_held = cluster.operators_cpu(), cluster.sandbox_cpu()
+        held = [bench_cluster.proc_status(pid) for pid in cluster.operator_pids]
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+
+    def per_partition(after: list[float], before: list[float], count: int) -> float:
+        return round((sum(after) - sum(before)) * 1000.0 / max(1, count), 2)
+
     paced["rate"] = args.rate
-    paced["operatorCpuMsPerPartition"] = round((cpu_paced - cpu_before) * 1000.0 / max(1, args.partitions), 2)
-    burst["operatorCpuMsPerPartition"] = round((held["cpu"] - cpu_paced) * 1000.0 / max(1, args.burst), 2)
+    paced["operatorCpuMsPerPartition"] = per_partition(cpu_paced, cpu_before, args.partitions)
+    burst["operatorCpuMsPerPartition"] = per_partition(cpu_held, cpu_paced, args.burst)
     paced["sandboxCpuMsPerPartition"] = round((api_paced - api_before) * 1000.0 / max(1, args.partitions), 2)
     burst["sandboxCpuMsPerPartition"] = round((api_held - api_paced) * 1000.0 / max(1, args.burst), 2)
-    memory = {"partitions": total, "rssMb": round(held["VmRSS"], 1), "peakRssMb": round(held["VmHWM"], 1)}
-    return {"paced": paced, "burst": burst, "memory": memory}
+    memory = {
+        "partitions": total,
+        "rssMb": round(max(status["VmRSS"] for status in held), 1),  # the largest replica's
+        "peakRssMb": round(max(status["VmHWM"] for status in held), 1),
+    }
+    result: JSON = {"paced": paced, "burst": burst, "memory": memory}
+    if len(held) > 1:
+        result["perReplica"] = [
+            {
+                "replica": f"r{index}",
+                "pacedCpuSeconds": round(cpu_paced[index] - cpu_before[index], 2),
+                "burstCpuSeconds": round(cpu_held[index] - cpu_paced[index], 2),
+                "rssMb": round(held[index]["VmRSS"], 1),
+            }
+            for index in range(len(held))
+        ]
+    return result
 
 
 def verdicts(result: JSON) -> dict[str, bool]:
@@ -334,6 +277,12 @@ def verdicts(result: JSON) -> dict[str, bool]:
 def print_table(result: JSON, out: TextIO) -> None:
     setup, paced, burst, memory = result["setup"], result["paced"], result["burst"], result["memory"]
     verdict = {key: "met" if ok else "MISSED" for key, ok in verdicts(result).items()}
+    if setup.get("superpods", 1) > 1 or setup.get("coordination") == "leases":
+        out.write(
+            f"{setup['replicas']} operator replica(s), {setup['coordination']}, {setup['superpods']} SuperPods"
+            + (f"; SuperPods owned: {result['ownership']}" if result.get("ownership") else "")
+            + "\n"
+        )
     out.write(
         f"fleet {setup['profile']}: {setup['nodes']} nodes, {setup['devices']} devices "
         f"(registered in {setup['registrationSeconds']} s); machine: {result['machine']['cpus']} CPUs, "
@@ -372,6 +321,22 @@ def print_table(result: JSON, out: TextIO) -> None:
     )
 
 
+def print_replicas(result: JSON, out: TextIO) -> None:
+    """Both rounds of `--replicas N`, then their figures side by side."""
+    for round_ in result["rounds"]:
+        print_table(round_, out)
+        for replica in round_.get("perReplica") or []:
+            out.write(
+                f"  {replica['replica']}: CPU {replica['pacedCpuSeconds']} s paced, {replica['burstCpuSeconds']} s "
+                f"burst; RSS {replica['rssMb']} MB\n"
+            )
+        out.write("\n")
+    counts = list(next(iter(result["comparison"].values())))
+    out.write(f"{'figure':<36}" + "".join(f"{count + ' replica(s)':>16}" for count in counts) + "\n")
+    for figure, values in result["comparison"].items():
+        out.write(f"{figure:<36}" + "".join(f"{values[count]!s:>16}" for count in counts) + "\n")
+
+
 def run(args: argparse.Namespace) -> int:
     from superpod.cluster import client
 
@@ -382,6 +347,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if args.json:
         print(json.dumps(result))
+    elif "rounds" in result:
+        print_replicas(result, sys.stdout)
     else:
         print_table(result, sys.stdout)
     return 0

@@ -1,0 +1,236 @@
+"""The cluster one round of `superpod bench e2e` runs against: processes as in a cluster, set up and waited for.
+
+The sandbox API server and each operator replica (`superpod run`) are subprocesses; this process runs the
+simulated fleets (one per SuperPoD: its Nodes and device-plugin ConfigMaps) and, in `bench_e2e`, the load. One
+replica runs standalone (`--standalone`) unless `leased`; several share the SuperPods on Leases
+(`--coordination leases`, named r0, r1, ...), and the round starts once every SuperPod is owned and the owners'
+counts differ by one at most. Setup (registration, the isolation taint on every member node) is timed and
+reported apart, never charged to the measured phases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import os
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from superpod.api import common, crd
+from superpod.api import superpod as api_superpod
+
+if TYPE_CHECKING:  # imported where used: `superpod --help` loads every command module, and aiohttp is slow
+    from superpod.cluster import client
+
+JSON = dict[str, Any]
+NAMESPACE = "bench"
+SHARD_LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+
+
+def superpod_names(count: int) -> list[str]:
+    """`bench` for one SuperPod (the name earlier runs used), `bench-0`... for several."""
+    return ["bench"] if count == 1 else [f"bench-{index}" for index in range(count)]
+
+
+def proc_status(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM in MB, and CPU seconds (user + system), of a process."""
+    values: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    values["cpu"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return values
+
+
+@dataclasses.dataclass
+class Cluster:
+    api: client.KubeClient
+    sandbox_pid: int
+    operator_pids: list[int]
+    superpods: list[str]
+    setup: JSON
+
+    def operators_cpu(self) -> list[float]:
+        return [proc_status(pid)["cpu"] for pid in self.operator_pids]
+
+    def sandbox_cpu(self) -> float:
+        return proc_status(self.sandbox_pid)["cpu"]
+
+
+@contextlib.asynccontextmanager
+async def running(
+    args: argparse.Namespace, workdir: Path, replicas: int, *, leased: bool
+) -> AsyncIterator[Cluster]:
+    """The sandbox, `args.superpods` simulated SuperPoDs of `args.profile` and `replicas` operators, ready."""
+    from superpod.cluster import client
+
+    from superpod_sandbox.sim import simulator as sim_fleet
+
+    tag = f"{replicas}-replica{'s' if replicas > 1 else ''}"
+    kubeconfig = workdir / f"kubeconfig-{tag}"
+    kubeconfig.unlink(missing_ok=True)
+    port = _free_port()
+    processes: list[asyncio.subprocess.Process] = []
+    try:
+        sandbox = await _spawn(workdir / f"sandbox-{tag}.log", "sandbox", "--port", str(port),
+                               "--kubeconfig", str(kubeconfig))  # fmt: skip
+        processes.append(sandbox)
+        await _until(lambda: _exists(kubeconfig), 60, "the sandbox's kubeconfig")
+        async with (
+            client.KubeClient(client.credentials_from_kubeconfig(str(kubeconfig)), timeout=120) as api,
+            contextlib.AsyncExitStack() as fleets,
+        ):
+            await _until(lambda: api.get("/version"), 60, "the sandbox")
+            for definition in crd.all_crds().values():
+                await api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", definition)
+            namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+            await api.create("/api/v1/namespaces", namespace)
+            registering = time.monotonic()
+            nodes = 0
+            names = superpod_names(args.superpods)
+            for index, name in enumerate(names):
+                fleet = await fleets.enter_async_context(
+                    sim_fleet.Fleet(args.profile, api=api, superpod_id=index)
+                )
+                nodes += len(fleet.node_names)
+                body = {
+                    "apiVersion": common.API_VERSION,
+                    "kind": api_superpod.KIND,
+                    "metadata": {"name": name},
+                    "spec": {"profile": args.profile, "superPodID": index},
+                }
+                await api.create(client.resource_path(common.API_VERSION, api_superpod.PLURAL), body)
+            registered = time.monotonic() - registering
+            healths = []
+            for index in range(replicas):
+                health = _free_port()
+                coordination = (
+                    ["--coordination", "leases", "--identity", f"r{index}"] if leased else ["--standalone"]
+                )
+                operator = await _spawn(
+                    workdir / f"operator-{tag}-r{index}.log", "run", "--kubeconfig", str(kubeconfig),
+                    *coordination, "--bind-address", "127.0.0.1", "--health-port", str(health),
+                    "--metrics-port", "0", "--webhook-port", "0",
+                )  # fmt: skip
+                processes.append(operator)
+                healths.append(health)
+            for health in healths:
+                await _until(lambda h=health: _healthy(h), 120, "the operators to be healthy")
+            devices = await _until(lambda: _total_devices(api, names), args.timeout, "the SuperPods' devices")
+            if leased:
+                await _until(lambda: owners(api, names, replicas), args.timeout, "every SuperPod to be owned")
+            # the isolation taint on every member node is setup too, not load: waited for, timed apart
+            tainting = time.monotonic()
+            pids = [process.pid for process in processes[1:]]
+            before = sum(proc_status(pid)["cpu"] for pid in pids), proc_status(sandbox.pid)["cpu"]
+            await _until(lambda: _tainted(api, nodes), args.timeout, "the member nodes' isolation taint")
+            isolation = {
+                "seconds": round(time.monotonic() - tainting, 1),
+                "operatorCpuSeconds": round(sum(proc_status(pid)["cpu"] for pid in pids) - before[0], 2),
+                "sandboxCpuSeconds": round(proc_status(sandbox.pid)["cpu"] - before[1], 2),
+            }
+            setup = {
+                "profile": args.profile,
+                "superpods": len(names),
+                "replicas": replicas,
+                "coordination": "leases" if leased else "standalone",
+                "nodes": nodes,
+                "devices": devices,
+                "registrationSeconds": round(registered, 1),
+                "operatorIdleRssMb": round(max(proc_status(pid)["VmRSS"] for pid in pids), 1),
+                "isolation": isolation,
+            }
+            yield Cluster(api, sandbox.pid, pids, names, setup)
+    finally:
+        for process in reversed(processes):
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), 20)
+                except TimeoutError:
+                    process.kill()
+
+
+async def owners(api: client.KubeClient, superpods: list[str], replicas: int) -> dict[str, int] | None:
+    """Replica -> SuperPods it owns, once every SuperPod is owned by one of `replicas` replicas, evenly."""
+    leases = (await api.get(SHARD_LEASES, labelSelector="superpod.dev/shard-role=superpod"))["items"]
+    table = {
+        (lease["metadata"].get("annotations") or {}).get("superpod.dev/superpod"): lease["spec"].get(
+            "holderIdentity"
+        )
+        for lease in leases
+    }
+    if any(not table.get(name) for name in superpods):
+        return None
+    counts = Counter(table[name] for name in superpods)
+    expected = min(replicas, len(superpods))
+    if len(counts) != expected or max(counts.values()) - min(counts.values()) > 1:
+        return None
+    return dict(sorted(counts.items()))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _spawn(log: Path, *args: str) -> asyncio.subprocess.Process:
+    with log.open("wb") as sink:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "superpod.cli", *args, stdout=sink, stderr=asyncio.subprocess.STDOUT
+        )
+
+
+async def _until(check: Any, timeout: float, what: str) -> Any:
+    from superpod.cluster import client
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, client.ApiError):
+            value = await check()
+            if value:
+                return value
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+async def _healthy(port: int) -> bool:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/healthz") as answer:
+        return answer.status == 200
+
+
+async def _exists(path: Path) -> bool:
+    return path.exists()
+
+
+async def _tainted(api: client.KubeClient, count: int) -> bool:
+    """Whether `count` nodes carry the isolation taint (every member of the SuperPods: the whole fleet)."""
+    nodes = await api.list("/api/v1/nodes")
+    return count <= sum(
+        any(t.get("key") == api_superpod.ISOLATION_TAINT for t in (n.get("spec") or {}).get("taints") or [])
+        for n in nodes
+    )
+
+
+async def _total_devices(api: client.KubeClient, superpods: list[str]) -> int:
+    """The SuperPods' devices once every one reports its total (0 before)."""
+    from superpod.cluster import client
+
+    totals = []
+    for name in superpods:
+        path = client.resource_path(common.API_VERSION, api_superpod.PLURAL, name=name)
+        status = (await api.get(path)).get("status") or {}
+        totals.append(int((status.get("devices") or {}).get("total", 0)))
+    return sum(totals) if all(totals) else 0
