@@ -92,6 +92,10 @@ def deviceinfo_configmap(
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": f"mindx-dl-deviceinfo-{node_name}", "namespace": "kube-system"},
+        "metadata": {
+            "name": f"mindx-dl-deviceinfo-{node_name}",
+            "namespace": "kube-system",
+            "labels": {"mx-consumer-cim": "true"},  # as the device plugin labels it
+        },
         "data": {"DeviceInfoCfg": json.dumps(document)},
     }

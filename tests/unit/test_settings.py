@@ -20,6 +20,15 @@ def test_environment_overrides_defaults_and_flags_override_environment():
     assert (config.metrics_port, config.standalone, config.namespace) == (9100, True, "team-a")
 
 
+def test_an_empty_configmap_selector_means_every_configmap_and_other_empty_values_mean_the_default():
+    assert settings.from_sources(_parse(), environ={}).configmap_selector == "mx-consumer-cim=true"
+    assert settings.from_sources(_parse("--configmap-selector", ""), environ={}).configmap_selector == ""
+    assert (
+        settings.from_sources(_parse(), environ={"SUPERPOD_CONFIGMAP_SELECTOR": ""}).configmap_selector == ""
+    )
+    assert settings.from_sources(_parse("--peering", ""), environ={}).peering == "superpod-operator"
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

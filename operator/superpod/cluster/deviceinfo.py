@@ -23,6 +23,9 @@ from typing import Any
 
 NAMESPACE = "kube-system"
 NAME_PREFIX = "mindx-dl-deviceinfo-"
+CONSUMER_SELECTOR = "mx-consumer-cim=true"
+"""The label the Ascend device plugin (and NodeD, `cluster.nodeinfo`) publish their ConfigMaps with: a watch
+filtered by it skips the other ConfigMaps of kube-system."""
 DATA_KEY = "DeviceInfoCfg"
 SWITCH_KEY = "SwitchInfoCfg"
 UNKNOWN = -1

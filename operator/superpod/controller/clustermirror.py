@@ -44,6 +44,7 @@ class ClusterMirror:
         *,
         namespace: str | None = None,
         debounce: float = 0.2,
+        configmap_selector: str = deviceinfo.CONSUMER_SELECTOR,
     ) -> None:
         self.listener = listener
         self.debounce = debounce
@@ -59,11 +60,18 @@ class ClusterMirror:
         self.reflectors = [
             reflector.Reflector(api, writer.superpod_path(), self.superpod_event),
             reflector.Reflector(api, "/api/v1/nodes", self.node_event),
+            # filtered by the API server: the other ConfigMaps of kube-system are never sent, decoded or kept
             reflector.Reflector(
-                api, client.resource_path("v1", "configmaps", deviceinfo.NAMESPACE), self.deviceinfo_event
+                api,
+                client.resource_path("v1", "configmaps", deviceinfo.NAMESPACE),
+                self.deviceinfo_event,
+                label_selector=configmap_selector or None,
             ),
             reflector.Reflector(
-                api, client.resource_path("v1", "configmaps", nodeinfo.NAMESPACE), self.nodeinfo_event
+                api,
+                client.resource_path("v1", "configmaps", nodeinfo.NAMESPACE),
+                self.nodeinfo_event,
+                label_selector=configmap_selector or None,
             ),
             reflector.Reflector(api, partitions, self.partition_event),
         ]

@@ -24,7 +24,7 @@ import kopf
 
 from superpod.api import common, views
 from superpod.api import superpod as api_superpod
-from superpod.cluster import client, inventory, writer
+from superpod.cluster import client, deviceinfo, inventory, writer
 from superpod.controller import (
     clustermirror,
     conflicts,
@@ -48,12 +48,19 @@ class Fleet:
     """Every SuperPod and partition the operator serves."""
 
     def __init__(
-        self, api: client.KubeClient, *, namespace: str | None = None, clock: Callable[[], str] = writer.now
+        self,
+        api: client.KubeClient,
+        *,
+        namespace: str | None = None,
+        clock: Callable[[], str] = writer.now,
+        configmap_selector: str = deviceinfo.CONSUMER_SELECTOR,
     ) -> None:
         self.api = api
         self.clock = clock
         self.superpods: dict[str, SuperPodState] = {}
-        self.mirror = clustermirror.ClusterMirror(api, self, namespace=namespace)
+        self.mirror = clustermirror.ClusterMirror(
+            api, self, namespace=namespace, configmap_selector=configmap_selector
+        )
         self.statuses = partitionwrite.StatusWriter(api, self.mirror, clock)
         self.writer = self.statuses.writer
         self.reconciler = partitions.Partitions(self.superpods, self.mirror.partitions, self.statuses)

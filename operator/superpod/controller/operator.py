@@ -168,7 +168,9 @@ async def run(
     async with client.KubeClient(creds, user_agent=f"superpod-operator/{identity}") as api:
         if not config.standalone and not leased(config):
             await ensure_peering(api, config)
-        fleet = fleet_module.Fleet(api, namespace=config.namespace)
+        fleet = fleet_module.Fleet(
+            api, namespace=config.namespace, configmap_selector=config.configmap_selector
+        )
         fleet.inventory_debounce = config.inventory_debounce
         ownership = sharding(api, fleet, config, identity) if leased(config) else shards.Solo()
         handlers.register(registry, fleet, status_interval=config.status_interval, ownership=ownership)

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 
-def _setting(default: Any, help_text: str) -> Any:
-    return dataclasses.field(default=default, metadata={"help": help_text})
+def _setting(default: Any, help_text: str, *, empty: bool = False) -> Any:
+    """A field; with `empty`, an empty value given as a flag or variable means empty (else: the default)."""
+    return dataclasses.field(default=default, metadata={"help": help_text, "empty": empty})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +95,12 @@ class OperatorSettings:
     status_interval: float = _setting(
         0.5, "least seconds between two status writes of one SuperPod (coalescing)"
     )
+    configmap_selector: str = _setting(
+        "mx-consumer-cim=true",
+        "label selector of the device plugin's and NodeD's ConfigMaps, watched in kube-system and mindx-dl (the "
+        "label both publish them with; the API server sends no other ConfigMap); empty: every ConfigMap there",
+        empty=True,
+    )
     inventory_debounce: float = _setting(
         0.2, "seconds to coalesce Node and device-info changes before a rebuild"
     )
@@ -136,7 +143,7 @@ def from_sources(
         raw = getattr(args, field.name, None) if args is not None else None
         if raw is None:
             raw = environ.get(env_name(field.name))
-        if raw is not None and raw != "":
+        if raw is not None and (raw != "" or field.metadata["empty"]):
             try:
                 values[field.name] = _convert(field, raw)
             except ValueError:

@@ -178,7 +178,11 @@ async def test_noded_reporting_a_node_unhealthy_moves_partitions_off_it(cluster,
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": f"mindx-dl-nodeinfo-{node}", "namespace": "mindx-dl"},
+            "metadata": {
+                "name": f"mindx-dl-nodeinfo-{node}",
+                "namespace": "mindx-dl",
+                "labels": {"mx-consumer-cim": "true"},  # as NodeD labels it
+            },
             "data": {"NodeInfo": json.dumps(verdict)},
         },
     )
