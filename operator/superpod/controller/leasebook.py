@@ -50,6 +50,9 @@ class LeaseBook:
         self.changed = changed  # called on every Lease event: the caller balances again
         self.clock = clock
         self.seen: dict[str, Seen] = {}  # Lease name -> as last seen
+        self.kept: dict[
+            str, str
+        ] = {}  # SuperPod -> its Lease's version when this replica's memory of it was good
         self._mine: JSON | None = None  # this replica's membership Lease as last written
         self._member = leases.member_name(identity)
         self.reflector = reflector.Reflector(
@@ -119,6 +122,22 @@ class LeaseBook:
         return self.clock() - seen.since >= leases.duration(current, self.duration)
 
     # ---- SuperPod Leases ---------------------------------------------------------------------------------
+
+    def keep(self, superpod: str) -> None:
+        """This replica holds the SuperPod with a good memory of it, as of its Lease's current version."""
+        seen = self.seen.get(leases.superpod_name(superpod))
+        if seen is not None:
+            self.kept[superpod] = leases.version(seen.lease)
+
+    def untouched(self, superpod: str) -> bool:
+        """Nobody wrote the SuperPod's Lease since `keep`: it still names this replica at that version, so no
+        other replica took it (taking it is a write), and none wrote for the SuperPod meanwhile."""
+        seen = self.seen.get(leases.superpod_name(superpod))
+        return (
+            seen is not None
+            and leases.holder(seen.lease) == self.identity
+            and self.kept.get(superpod) == leases.version(seen.lease)
+        )
 
     def superpods(self) -> list[tuple[str, Seen]]:
         """(Lease name, as seen) of every SuperPod Lease."""

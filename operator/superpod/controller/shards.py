@@ -300,20 +300,32 @@ class Shards:
             deleted = name not in names and self.held[name].idle.is_set()  # its daemon is done (untainted)
             if (moved or deleted) and name not in self._releasing:
                 self._releasing[name] = asyncio.create_task(self._release(name, drop=name not in names))
-        await self._tidy(names, live)
+        await self._tidy(names, live, plan)
         epoch = self.epoch
+        untouched = {name for name in names if self.book.untouched(name)}
         taken = [name for name in sorted(names) if plan.get(name) == self.identity and name not in self.held
                  and await self.book.acquire(name, live)]  # fmt: skip
         if not taken:
             return
-        await self.reload(taken)
+        # a SuperPod nobody took since this replica last held it (fenced for a moment: a stall, a slow
+        # renewal) keeps its memory; the others are rebuilt from a fresh list
+        fresh = [name for name in taken if name not in untouched]
+        if fresh:
+            await self.reload(fresh)
+        for name in taken:
+            self.book.keep(name)
         if self.fenced() or epoch != self.epoch:
             return  # the Leases name this replica; they are taken again through them
         for name in taken:
             self.held[name] = tenure = Tenure()
             tenure.idle.set()
             self._opened.setdefault(name, asyncio.Event()).set()
-        logger.info("replica %s owns %s", self.identity, ", ".join(taken))
+        resumed = (
+            f" ({len(taken) - len(fresh)} resumed: no other replica took them)"
+            if len(fresh) < len(taken)
+            else ""
+        )
+        logger.info("replica %s owns %s%s", self.identity, ", ".join(taken), resumed)
         self.changed.set()
 
     async def _release(self, superpod: str, *, drop: bool = False) -> None:
@@ -331,15 +343,16 @@ class Shards:
         finally:
             self._releasing.pop(superpod, None)
 
-    async def _tidy(self, names: set[str], live: set[str]) -> None:
-        """Leases naming this replica that it does not hold are let go; those of deleted SuperPods removed."""
+    async def _tidy(self, names: set[str], live: set[str], plan: dict[str, str]) -> None:
+        """Leases naming this replica that it does not hold, nor is about to take again, are let go; those of
+        deleted SuperPods removed."""
         for name, seen in self.book.superpods():
             superpod, holder = leases.superpod_of(seen.lease), leases.holder(seen.lease)
             if superpod in self.held or superpod in self._releasing:
                 continue
             if superpod not in names and holder not in live and live and min(live) == self.identity:
                 await self.book.remove(name, seen)
-            elif holder == self.identity:
+            elif holder == self.identity and plan.get(superpod) != self.identity:
                 await self.book.let_go(name, drop=superpod not in names)
 
     def _drop_all(self, why: str) -> None:

@@ -184,3 +184,39 @@ async def test_a_paused_replica_writes_nothing_after_its_renew_deadline(cluster)
     finally:
         await first.stop()
         await second.stop()
+
+
+async def test_a_lone_replica_paused_past_its_lease_resumes_its_superpods_without_a_rebuild(cluster):
+    """Nobody else could take them (no other replica), so their Leases are untouched: on waking it is fenced,
+    lets nothing go, takes them back as they were and places what came meanwhile."""
+    sandbox, api = cluster
+    await fleet_of_four(api)
+    alone = replica(sandbox, "ra")
+    await alone.start()
+    try:
+        before = await eventually(lambda: held_by({"ra"})(api), timeout=30)
+        versions = {
+            item["metadata"]["name"]: item["metadata"]["resourceVersion"]
+            for item in (await api.get(LEASES, labelSelector="superpod.dev/shard-role=superpod"))["items"]
+        }
+        assert alone.process is not None
+        alone.process.send_signal(signal.SIGSTOP)
+        try:
+            names = [f"p{i}" for i in range(4)]
+            for i, name in enumerate(names):
+                await api.create(SPP, partition(name, SUPERPODS[i]))
+            await asyncio.sleep(4.0)  # past the lease duration (3 s) and the renew deadline (2 s)
+        finally:
+            alone.process.send_signal(signal.SIGCONT)
+        await eventually(lambda: all_placed(api, names), timeout=30)
+        assert await held_by({"ra"})(api) == before
+        log = alone.log.read_text()
+        assert "stops writing" in log  # it was fenced on waking
+        assert "4 resumed: no other replica took them" in log
+        after = (await api.get(LEASES, labelSelector="superpod.dev/shard-role=superpod"))["items"]
+        for item in after:  # taken back by a write of the version it held, never let go in between
+            assert item["spec"]["holderIdentity"] == "ra"
+            assert int(item["spec"].get("leaseTransitions") or 0) == 0, versions
+        await invariants(api)
+    finally:
+        await alone.stop()
