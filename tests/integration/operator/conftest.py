@@ -107,7 +107,7 @@ class Operator:
         self.process: asyncio.subprocess.Process | None = None
         self.log = Path(tempfile.mkdtemp(prefix="superpod-operator-")) / "operator.log"
 
-    async def start(self, timeout: float = 20.0) -> None:
+    async def start(self, timeout: float = 60.0) -> None:  # generous: 20 s was too short at load 14
         self.health_port = free_port()
         with self.log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
