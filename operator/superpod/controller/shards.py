@@ -221,6 +221,10 @@ class Shards:
             token = writing_for.set(superpod)
             try:
                 await run(flag.async_waiter)
+            except Fenced:
+                if not (tenure.lost.is_set() or self.fenced()):
+                    raise
+                # a write fell on the end of the tenure: stop quietly, run again once it is owned again
             finally:
                 writing_for.reset(token)
                 tenure.leave()
