@@ -68,13 +68,19 @@ class Reviewer:
         ttl: float = 60.0,
         denied_ttl: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        limit: int = CACHE_LIMIT,
     ) -> None:
         self.api = api
         self.ttl = ttl
         self.denied_ttl = denied_ttl
         self.clock = clock
-        self._users: _Cache[str, User | None] = _Cache(clock)  # token digest -> the user, or None: refused
-        self._decisions: _Cache[tuple[User, str, str], bool] = _Cache(clock)
+        self._users: _Cache[str, User | None] = _Cache(clock, limit)  # token digest -> the user, or None
+        self._decisions: _Cache[tuple[User, str, str], bool] = _Cache(clock, limit)
+
+    @property
+    def remembered_tokens(self) -> int:
+        """How many tokens' answers are cached (bounded by `limit`)."""
+        return len(self._users)
 
     async def check(self, authorization: str | None, verb: str, path: str) -> Decision:
         token = bearer_token(authorization)
@@ -147,10 +153,11 @@ class _Entry(Generic[V]):
 
 
 class _Cache(Generic[K, V]):
-    """Answers until they expire; everything is dropped when it holds CACHE_LIMIT (a flood of bad tokens)."""
+    """Answers until they expire; everything is dropped when it holds `limit` (a flood of bad tokens)."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], limit: int) -> None:
         self.clock = clock
+        self.limit = limit
         self.entries: dict[K, _Entry[V]] = {}
 
     def get(self, key: K) -> _Entry[V] | None:
@@ -158,6 +165,9 @@ class _Cache(Generic[K, V]):
         return entry if entry is not None and entry.expires > self.clock() else None
 
     def put(self, key: K, value: V, seconds: float) -> None:
-        if len(self.entries) >= CACHE_LIMIT:
+        if len(self.entries) >= self.limit:
             self.entries.clear()
         self.entries[key] = _Entry(value, self.clock() + seconds)
+
+    def __len__(self) -> int:
+        return len(self.entries)
