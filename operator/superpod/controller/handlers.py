@@ -66,10 +66,10 @@ def register(
     @kopf.on.create(*partitions, registry=registry, backoff=HANDLER_BACKOFF)
     @kopf.on.resume(*partitions, registry=registry, backoff=HANDLER_BACKOFF)
     async def place(body: kopf.Body, **_: Any) -> None:
-        obj = kopfkit.plain(body)
-        superpod = views.Partition(obj).superpod
+        superpod = str(body.spec.get("superPod") or "")  # read before the copy: most replicas stop here
         if not owner.owns(superpod):
             return  # its SuperPod's owner places it (every replica queues it: fleet.adopt)
+        obj = kopfkit.plain(body)
         with owner.writing(superpod), contextlib.suppress(shards.Fenced):
             async with _reconcile("partition"):
                 await fleet.place(obj)
