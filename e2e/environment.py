@@ -5,7 +5,8 @@
   label, the NPU-Exporter at `E2E_EXPORTER_URL` and the operator's metrics at `E2E_OPERATOR_METRICS_URL` (both
   optional: run.sh port-forwards them).
 - Otherwise: a sandbox API server in the test's event loop, the CRDs applied with the real kubectl, a simulated
-  CloudMatrix 384 (48 nodes, kubelet and device-plugin stand-in, NPU-Exporter) and the real operator as a
+  CloudMatrix 384 (48 nodes, kubelet and device-plugin stand-in, the Job and Deployment controllers,
+  NPU-Exporter) and the real operator as a
   subprocess with its HTTPS admission webhook and its metrics endpoint.
 
 Either way the scenarios see a `Target`: an API client, a kubectl bound to the kubeconfig, the fleet's node
@@ -136,7 +137,9 @@ async def sandbox_target(
             kubeconfig=sandbox.kubeconfig, api=api, nodes=(), exporter_url=None, operator_metrics_url=None
         )
         await found.kubectl("apply", "-f", str(ROOT / "crds"))
-        options = sim_fleet.Options(metrics_port=0, plugin_sync_seconds=0.2, resync_seconds=0.5)
+        options = sim_fleet.Options(
+            metrics_port=0, plugin_sync_seconds=0.2, resync_seconds=0.5, controllers=True
+        )
         async with sim_fleet.Fleet(profile, api=api, nodes=fleet_nodes, options=options) as fleet:
             metrics_port = free_port()
             operator = WebhookOperator(

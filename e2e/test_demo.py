@@ -1,4 +1,5 @@
-"""`superpod demo --once`, the README's first command, runs the whole journey and exits 0."""
+"""`superpod demo --once`, the README's first command, runs the whole journey and exits 0: partitions placed, the
+example Indexed Job applied with kubectl, its pods pinned, its rank table completed and the Job Complete."""
 
 from __future__ import annotations
 
@@ -25,4 +26,7 @@ def test_the_demo_places_binds_and_completes_the_rank_table(tmp_path):
         "rank table ConfigMap rings-config-train-64: hccl.json version 1.2, status completed, 64 ranks" in out
     )
     assert "RANK 48" in out
+    assert "kubectl apply -f examples/job-train-64.yaml" in out  # the example Indexed Job, as users apply it
+    assert "job.batch/train-64 created" in out
+    assert "Job train-64 Complete: 4/4 succeeded, completed indexes 0-3" in out
     assert (tmp_path / "kubeconfig").exists()

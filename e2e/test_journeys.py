@@ -105,44 +105,67 @@ async def test_the_example_partitions_applied_with_kubectl_are_placed_in_their_t
     assert superpod["devices"]["allocated"] >= 2 + 16 + 64 + 256
 
 
-async def test_a_training_jobs_pods_are_bound_run_and_complete_the_rank_table(
+async def test_the_example_indexed_job_is_bound_completes_its_rank_table_and_finishes(
     target: environment.Target, namespace: str
 ):
-    await target.apply(scenario.partition("job", namespace, 32, devicesPerPod=16))
+    """examples/job-train-64.yaml on examples/partition-64-blocks-of-16.yaml, applied with kubectl as users do."""
+    partition, job = (
+        yaml.safe_load((ROOT / "examples" / name).read_text())
+        for name in ("partition-64-blocks-of-16.yaml", "job-train-64.yaml")
+    )
+    partition["metadata"]["namespace"] = job["metadata"]["namespace"] = namespace
+    partition["spec"]["superPod"] = environment.SUPERPOD
+    await target.apply(partition)
     placed = await eventually(
-        lambda: scenario.phase_of(target.api, namespace, "job", "Allocated"), timeout=30
+        lambda: scenario.phase_of(target.api, namespace, "train-64", "Allocated"), timeout=30
     )
     slots = placed["allocation"]
-    pods = [scenario.training_pod(f"job-worker-{i}", namespace, "job", 16, i) for i in range(len(slots))]
-    await target.apply(*pods)
+    assert job["spec"]["completions"] == len(slots)
+    await target.apply(job)
 
-    async def running() -> list[dict] | None:
-        listed = await target.api.list(client.resource_path("v1", "pods", namespace))
-        return listed if all((p.get("status") or {}).get("phase") == "Running" for p in listed) else None
+    async def started() -> list[dict] | None:
+        listed = await target.api.list(
+            client.resource_path("v1", "pods", namespace),
+            labelSelector="batch.kubernetes.io/job-name=train-64",
+        )
+        phases = [(p.get("status") or {}).get("phase") for p in listed]
+        return listed if len(listed) == len(slots) and set(phases) <= {"Running", "Succeeded"} else None
 
-    started = await eventually(running, timeout=30)
+    pods = await eventually(started, timeout=60)
     by_rank = {slot["rank"]: slot for slot in slots}
-    for pod in started:
+    for pod in pods:
         env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env") or []}
         slot = by_rank[int(env["RANK"])]
+        index = int(pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"])
+        assert slot["rank"] == index * 16  # the completion index is the pod's rank hint
         assert pod["spec"]["nodeName"] == slot["node"]
         assert pod["metadata"]["annotations"][scenario.RESOURCE] == ",".join(slot["devices"])
-        assert env["WORLD_SIZE"] == "32"
-    bound = await eventually(lambda: scenario.phase_of(target.api, namespace, "job", "Bound"), timeout=30)
-    assert {slot["pod"] for slot in bound["allocation"]} == {p["metadata"]["name"] for p in started}
+        assert env["WORLD_SIZE"] == "64"
 
-    async def completed() -> dict | None:
-        name = (await scenario.phase_of(target.api, namespace, "job", "Bound") or {}).get("rankTable")
-        configmap = name and await target.api.get_or_none(
-            client.resource_path("v1", "configmaps", namespace, name)
+    async def completed() -> tuple[dict, dict] | None:
+        bound = await scenario.phase_of(target.api, namespace, "train-64", "Bound") or {}
+        configmap = bound.get("rankTable") and await target.api.get_or_none(
+            client.resource_path("v1", "configmaps", namespace, bound["rankTable"])
         )
         table = json.loads(((configmap or {}).get("data") or {}).get("hccl.json", "{}"))
-        return table if table.get("status") == "completed" else None
+        return (bound, table) if table.get("status") == "completed" else None
 
-    table = await eventually(completed, timeout=30)
+    bound, table = await eventually(completed, timeout=30)
+    assert {slot["pod"] for slot in bound["allocation"]} == {p["metadata"]["name"] for p in pods}
     assert table["version"] == "1.2"  # A3: super_device_id and super_pod_list
     ranks = [device["rank_id"] for server in table["server_list"] for device in server["device"]]
-    assert sorted(int(rank) for rank in ranks) == list(range(32))
+    assert sorted(int(rank) for rank in ranks) == list(range(64))
+    waited = await target.kubectl(
+        "wait", "-n", namespace, "--for=condition=Complete", "job/train-64", "--timeout=120s"
+    )
+    assert "job.batch/train-64 condition met" in waited.stdout
+    done = await target.api.get(client.resource_path("batch/v1", "jobs", namespace, "train-64"))
+    assert (done["status"]["succeeded"], done["status"]["completedIndexes"]) == (4, "0-3")
+    # the workers finished: their slots are released and the partition is Allocated again, its devices kept
+    released = await eventually(
+        lambda: scenario.phase_of(target.api, namespace, "train-64", "Allocated"), timeout=30
+    )
+    assert scenario.devices_of(released) == scenario.devices_of(placed)
 
 
 async def test_a_failed_device_is_reported_and_repaired_then_healed(

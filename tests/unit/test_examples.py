@@ -157,3 +157,18 @@ def test_removing_an_optional_placement_field_is_refused() -> None:
     new = copy.deepcopy(old)
     del new["spec"]["devicesPerPod"]
     assert "devicesPerPod is immutable" in kube_errors(new, old)
+
+
+def test_the_example_job_runs_one_indexed_worker_per_slot_of_its_partition() -> None:
+    (job,) = documents((EXAMPLES / "job-train-64.yaml").read_text())
+    (partition,) = documents((EXAMPLES / "partition-64-blocks-of-16.yaml").read_text())
+    spec, pod = job["spec"], job["spec"]["template"]
+    slots = partition["spec"]["npus"] // partition["spec"]["devicesPerPod"]
+    assert spec["completionMode"] == "Indexed"  # the completion index is each worker's rank hint
+    assert spec["completions"] == spec["parallelism"] == slots
+    assert pod["metadata"]["labels"]["superpod.dev/partition"] == partition["metadata"]["name"]
+    assert job["metadata"]["namespace"] == partition["metadata"]["namespace"]
+    (container,) = pod["spec"]["containers"]
+    assert container["resources"]["limits"] == {
+        "huawei.com/Ascend910": str(partition["spec"]["devicesPerPod"])
+    }

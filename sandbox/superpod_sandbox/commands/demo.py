@@ -1,10 +1,11 @@
 """`superpod demo [--profile P] [--once]`: the whole product on a laptop, with nothing invented.
 
 Starts the sandbox API server, a simulated fleet of the profile (Nodes, device plugin ConfigMaps, a kubelet and
-device-plugin stand-in, an NPU-Exporter), and the real operator (`superpod run` as a subprocess, with its HTTPS
+device-plugin stand-in, the Job controller, an NPU-Exporter), and the real operator (`superpod run` as a subprocess, with its HTTPS
 admission webhook and its metrics endpoint). Then it does what a platform engineer does: applies the CRDs, a
-SuperPod and partitions, starts a small training job's pods, and prints what the cluster says happened:
-placements, pod bindings, the rank table's status and the occupancy map, with every figure read back from the
+SuperPod and partitions, applies a training job (examples/job-train-64.yaml, an Indexed Job) with kubectl, and
+prints what the cluster says happened: placements, pod bindings, the rank table's status, the Job's completion
+and the occupancy map, with every figure read back from the
 API. Runs until Ctrl-C (`--once`: exits 0 after printing).
 """
 
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -30,7 +32,11 @@ from superpod.cluster import client
 
 JSON = dict[str, Any]
 NAMESPACE = "team-a"
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLES = ROOT / "examples"
+JOB_EXAMPLE = EXAMPLES / "job-train-64.yaml"  # the training job, an Indexed Job applied with kubectl
+TOOLS_KUBECTL = ROOT / ".tools" / "bin" / "kubectl"
+JOB_INDEX = "batch.kubernetes.io/job-completion-index"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,15 +119,37 @@ def training_pod(name: str, namespace: str, partition: str, devices: int, index:
     }
 
 
-def _training_pods(partition: JSON, resource: str) -> list[JSON]:
-    """The pods of a small training job: one per slot, with the Job's completion index as the rank hint."""
+def training_job(partition: JSON, resource: str) -> JSON:
+    """The example Indexed Job fitted to a placed partition: one worker per slot, each asking for its devices."""
+    job: JSON = yaml.safe_load(JOB_EXAMPLE.read_text())
     name = partition["metadata"]["name"]
     slots = partition["status"]["allocation"]
-    per_pod = len(slots[0]["devices"])
-    return [
-        training_pod(f"{name}-worker-{index}", NAMESPACE, name, per_pod, index, resource)
-        for index in range(len(slots))
-    ]
+    job["metadata"].update(name=name, namespace=partition["metadata"]["namespace"])
+    job["spec"]["completions"] = job["spec"]["parallelism"] = len(slots)
+    template = job["spec"]["template"]
+    template["metadata"]["labels"][common.PARTITION_LABEL] = name
+    for container in template["spec"]["containers"]:
+        container["resources"]["limits"] = {resource: str(len(slots[0]["devices"]))}
+    return job
+
+
+def _kubectl() -> str:
+    found = shutil.which("kubectl") or str(TOOLS_KUBECTL)
+    if not Path(found).exists():
+        raise RuntimeError("kubectl not found on PATH nor in .tools/bin (make tools installs it)")
+    return found
+
+
+async def _kubectl_apply(manifest: Path, kubeconfig: Path, cache: Path) -> str:
+    """`kubectl apply -f manifest`, as a user runs it; kubectl's output line."""
+    process = await asyncio.create_subprocess_exec(
+        _kubectl(), "--kubeconfig", str(kubeconfig), "--cache-dir", str(cache), "apply", "-f", str(manifest),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    if process.returncode:
+        raise RuntimeError(f"kubectl apply -f {manifest} failed: {(err or out).decode().strip()}")
+    return out.decode().strip()
 
 
 async def _wait(check: Any, timeout: float, what: str) -> Any:
@@ -184,7 +212,7 @@ async def demo(args: argparse.Namespace) -> int:
         async with client.KubeClient(client.credentials_from_kubeconfig(str(kubeconfig))) as api:
             for definition in crd.all_crds().values():
                 await api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", definition)
-            options = sim_fleet.Options(metrics_port=0, plugin_sync_seconds=0.2)
+            options = sim_fleet.Options(metrics_port=0, plugin_sync_seconds=0.2, controllers=True)
             async with sim_fleet.Fleet(args.profile, api=api, options=options) as fleet:
                 _say(
                     f"simulated {args.profile}: {len(fleet.node_names)} nodes registered with device-plugin "
@@ -266,7 +294,7 @@ async def _journey(
     placed = [o for o in items if (o.get("status") or {}).get("allocation")]
     job = next((o for o in placed if 1 < len(o["status"]["allocation"]) <= 8), placed[0] if placed else None)
     if job is not None:
-        await _run_job(api, job)
+        await _run_job(api, job, kubeconfig, args.dir.resolve())
     from superpod.commands import map as map_command
 
     for report in await map_command.live_reports(api, name):
@@ -283,35 +311,41 @@ async def _journey(
     return 0
 
 
-async def _run_job(api: client.KubeClient, partition: JSON) -> None:
+async def _run_job(api: client.KubeClient, partition: JSON, kubeconfig: Path, workdir: Path) -> None:
+    """Apply the example Indexed Job for the partition with kubectl; print its pods, rank table and completion."""
     name = partition["metadata"]["name"]
     superpods = client.resource_path(common.API_VERSION, api_superpod.PLURAL)
     status = (await api.get(f"{superpods}/{partition['spec']['superPod']}")).get("status") or {}
     resource = status.get("resourceName") or "huawei.com/Ascend910"
-    pods = _training_pods(partition, resource)
-    _say(f"\nstarting training job {name}: {len(pods)} pods labelled {common.PARTITION_LABEL}={name}")
-    for pod in pods:
-        try:
-            await api.create(client.resource_path("v1", "pods", NAMESPACE), pod)
-        except client.ApiError as error:
-            _say(f"  pod {pod['metadata']['name']} refused: {error.body.get('message', error)}")
-            return
+    job = training_job(partition, resource)
+    manifest = JOB_EXAMPLE
+    if job != yaml.safe_load(JOB_EXAMPLE.read_text()):  # another profile: the example fitted to its partition
+        manifest = workdir / f"job-{name}.yaml"
+        manifest.write_text(f"# {JOB_EXAMPLE.name} fitted to partition {name}\n" + yaml.safe_dump(job))
+    completions = job["spec"]["completions"]
+    shown = manifest.relative_to(ROOT) if manifest.is_relative_to(ROOT) else manifest
+    _say(f"\nstarting training job {name}: kubectl apply -f {shown}")
+    _say(f"  {await _kubectl_apply(manifest, kubeconfig, workdir / 'kubectl-cache')}")
+    _say(f"  Indexed Job, {completions} pods labelled {common.PARTITION_LABEL}={name}")
+    pods_path = client.resource_path("v1", "pods", NAMESPACE)
 
-    async def running() -> list[JSON] | None:
-        listed: list[JSON] = (await api.get(client.resource_path("v1", "pods", NAMESPACE)))["items"]
-        mine = [p for p in listed if p["metadata"].get("labels", {}).get(common.PARTITION_LABEL) == name]
-        return mine if mine and all((p.get("status") or {}).get("phase") == "Running" for p in mine) else None
+    async def started() -> list[JSON] | None:
+        listed: list[JSON] = await api.list(pods_path, labelSelector=f"batch.kubernetes.io/job-name={name}")
+        phases = [(p.get("status") or {}).get("phase") for p in listed]
+        done = len(listed) >= completions and all(phase in ("Running", "Succeeded") for phase in phases)
+        return listed if done else None
 
     try:
-        mine = await _wait(running, 30, "the job's pods to run")
+        mine = await _wait(started, 60, "the job's pods to run")
     except TimeoutError as error:
         _say(f"  {error}")
         return
-    for pod in sorted(mine, key=lambda p: p["metadata"]["name"]):
+    for pod in sorted(mine, key=lambda p: int(p["metadata"]["annotations"].get(JOB_INDEX, "0"))):
         annotations = pod["metadata"].get("annotations") or {}
         env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env") or []}
         _say(
-            f"  {pod['metadata']['name']}: node {pod['spec'].get('nodeName')}, RANK {env.get('RANK', '-')}, "
+            f"  {pod['metadata']['name']}: index {annotations.get(JOB_INDEX, '-')}, node "
+            f"{pod['spec'].get('nodeName')}, RANK {env.get('RANK', '-')}, "
             f"devices {annotations.get(resource, annotations.get('huawei.com/Ascend910', '-'))}"
         )
     table_name = f"rings-config-{name}"
@@ -331,6 +365,23 @@ async def _run_job(api: client.KubeClient, partition: JSON) -> None:
         )
     except TimeoutError as error:
         _say(f"  {error}")
+    jobs = client.resource_path("batch/v1", "jobs", NAMESPACE)
+
+    async def finished() -> JSON | None:
+        status: JSON = (await api.get(f"{jobs}/{name}")).get("status") or {}
+        ended = {c["type"] for c in status.get("conditions") or [] if c.get("status") == "True"}
+        return status if ended & {"Complete", "Failed"} else None
+
+    try:
+        final = await _wait(finished, 120, f"Job {name} to finish")
+    except TimeoutError as error:
+        _say(f"  {error}")
+        return
+    outcome = "Complete" if final.get("completionTime") else "Failed"
+    _say(
+        f"  Job {name} {outcome}: {final.get('succeeded', 0)}/{completions} succeeded, "
+        f"completed indexes {final.get('completedIndexes') or '-'}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
