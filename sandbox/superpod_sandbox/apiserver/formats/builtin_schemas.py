@@ -78,6 +78,11 @@ def component(group: str, version: str, kind: str) -> str | None:
     return _by_gvk().get((group, version, kind))
 
 
+def source(name: str) -> Schema | None:
+    """A definition as the package holds it (JSON Schema: `$ref: #/$defs/X`, optional fields nullable)."""
+    return _source().get(name)
+
+
 def names() -> Iterable[str]:
     return _source().keys()
 

@@ -1,7 +1,8 @@
 """The API server's semantics, independent of HTTP: create, update, patch and delete as kube-apiserver does them.
 
 Every write goes through one pipeline: decode checks -> kind-specific preparation (system fields, status
-subresource isolation, generation) -> mutating admission -> CRD schema (prune, default, validate) -> validating
+subresource isolation, generation) -> mutating admission -> CRD schema (prune, default, validate), or for built-in
+kinds typed pruning and the required and immutable fields (`validation.py`) -> validating
 admission -> managedFields -> store. A write that changes nothing is a no-op that keeps the resourceVersion, as
 in kube (kopf relies on it to avoid loops). PATCH lives in `patches/patchverb.py`, per-kind rules in
 `strategies.py`, deletion and garbage collection in `deletion.py`.
@@ -28,6 +29,7 @@ from superpod_sandbox.apiserver.registry import (
     serviceaccounts,
     strategies,
     typed,
+    validation,
 )
 from superpod_sandbox.apiserver.registry.resources import Resource
 from superpod_sandbox.apiserver.storage import store
@@ -280,6 +282,7 @@ class State:
         else:
             dropped = self._typed_prune(resource, target.version, obj)
             warnings = custom.report_unknown(resource, target.version, dropped, options)
+            validation.check(resource, target.version, obj, None, "")
         if self.admission is not None:
             await self.admission("CREATE", target, obj, None, options, False)
         managed.record_update(
@@ -361,6 +364,7 @@ class State:
         else:
             dropped = self._typed_prune(resource, target.version, new)
             warnings = custom.report_unknown(resource, target.version, dropped, options)
+            validation.check(resource, target.version, new, old, target.subresource)
         new_entries = new["metadata"].get("managedFields")
         old_entries = old["metadata"].get("managedFields")
         client_entries = not keep_managed_fields and new_entries != old_entries
