@@ -26,6 +26,7 @@ from superpod import placement
 from superpod.api import common, reasons, views
 from superpod.controller import partitionwrite
 from superpod.controller import status as derive
+from superpod.metrics import instruments
 from superpod.placement import mobility
 from superpod.placement import moves as placement_moves
 
@@ -87,12 +88,14 @@ class Mover:
                 f"making room needs {len(found.moves)} moves, {left} left this hour "
                 f"(maxMovesPerHour {view.max_moves_per_hour})"
             )
+        before = allocator.capacity().fragmentation_by_tier
         done: list[placement_moves.Move] = []
         for move in found.moves:
             if isinstance(allocator.relocate(move.partition_id, move.after), placement.Conflict):
                 undo(allocator, done)
                 return None, f"the move of {move.partition_id} was refused"
             done.append(move)
+        after = allocator.capacity().fragmentation_by_tier
         try:
             allocator.commit(key, found.placement)
         except ValueError as error:
@@ -100,6 +103,14 @@ class Mover:
             return None, str(error)
         made = self.made.setdefault(view.name, collections.deque())
         made.extend(self.clock() for _ in found.moves)
+        instruments.count_moves(
+            view.name,
+            "MakeRoom",
+            partitions=len(found.moves),
+            devices=found.devices_moved,
+            before=before,
+            after=after,
+        )
         return found, ""
 
     async def write(

@@ -7,7 +7,8 @@ label value is created at import, so the first scrape already shows each series 
 
 The controller calls plain functions: `observe_placement(seconds)`, `observe_reconcile(resource, seconds)`,
 `count_reconcile_error(resource)`, `observe_webhook(seconds, error=False)`, and `count_watch_restarts(resource,
-n)` for its mirrors (list+watch), whose resources are known only when they start: each shows at zero from then.
+n)` for its mirrors (list+watch), whose resources are known only when they start: each shows at zero from then;
+`count_moves(superpod, reason, ...)` when it moves partitions (those series show from a SuperPod's first move).
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ CONFLICT_REASONS = ("DeviceHeldElsewhere", "DeviceMissing", "NodeOutsideSuperPod
 
 for _reason in CONFLICT_REASONS:
     CONFLICTS_DETECTED.labels(reason=_reason)
+
 PREEMPTION_REASONS = ("priority", "reclaim")
 """Values of the `reason` label of preemptions."""
 PREEMPTIONS = prometheus_client.Counter(
@@ -91,6 +93,28 @@ PREEMPTIONS = prometheus_client.Counter(
     "Partitions preempted: by a higher-priority partition of the same quota (priority) or by the owner of "
     "borrowed devices taking them back (reclaim).",
     ["superpod", "reason"],
+    registry=REGISTRY,
+)
+
+MOVE_REASONS = ("MakeRoom",)
+"""Values of the `reason` label of moves: MakeRoom (for a partition the SuperPod was too fragmented for)."""
+MOVES = prometheus_client.Counter(
+    "superpod_partition_moves",
+    "Partitions the operator moved, by SuperPod and why.",
+    ["superpod", "reason"],
+    registry=REGISTRY,
+)
+DEVICES_MOVED = prometheus_client.Counter(
+    "superpod_devices_moved",
+    "Devices whose slot the operator moved to another device, by SuperPod.",
+    ["superpod"],
+    registry=REGISTRY,
+)
+DEFRAG_FRAGMENTATION = prometheus_client.Gauge(
+    "superpod_defragmentation_fragmentation_ratio",
+    "Fragmentation per tier just before and just after the operator's last moves on the SuperPod (after: the "
+    "moves done, before the partition they made room for is placed).",
+    ["superpod", "tier", "when"],
     registry=REGISTRY,
 )
 
@@ -135,6 +159,26 @@ def set_conflicts(superpod: str, counts: Mapping[str, int]) -> None:
     """The SuperPod's partitions in conflict now, by reason (a reason left out is 0)."""
     for reason in sorted(set(CONFLICT_REASONS) | set(counts)):
         CONFLICTS.labels(superpod=superpod, reason=reason).set(counts.get(reason, 0))
+
+
+def count_moves(
+    superpod: str,
+    reason: str,
+    *,
+    partitions: int,
+    devices: int,
+    before: tuple[tuple[str, float], ...],
+    after: tuple[tuple[str, float], ...],
+) -> None:
+    """The operator moved `partitions` partitions (`devices` devices) on `superpod` for `reason`; the
+    fragmentation per tier (`Capacity.fragmentation_by_tier`) before and after."""
+    if reason not in MOVE_REASONS:
+        raise ValueError(f"reason must be one of {', '.join(MOVE_REASONS)}, not {reason!r}")
+    MOVES.labels(superpod=superpod, reason=reason).inc(partitions)
+    DEVICES_MOVED.labels(superpod=superpod).inc(devices)
+    for when, tiers in (("before", before), ("after", after)):
+        for tier, ratio in tiers:
+            DEFRAG_FRAGMENTATION.labels(superpod=superpod, tier=tier, when=when).set(ratio)
 
 
 def _known(resource: str) -> str:

@@ -156,3 +156,22 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_moves_count_partitions_and_devices_and_keep_fragmentation_before_and_after():
+    moves = _sample_or_zero("superpod_partition_moves_total", superpod="sp-moves", reason="MakeRoom")
+    devices = _sample_or_zero("superpod_devices_moved_total", superpod="sp-moves")
+    instruments.count_moves(
+        "sp-moves", "MakeRoom", partitions=2, devices=24, before=(("node", 0.5),), after=(("node", 0.125),)
+    )
+    assert _sample("superpod_partition_moves_total", superpod="sp-moves", reason="MakeRoom") == moves + 2
+    assert _sample("superpod_devices_moved_total", superpod="sp-moves") == devices + 24
+    ratio = "superpod_defragmentation_fragmentation_ratio"
+    assert _sample(ratio, superpod="sp-moves", tier="node", when="before") == 0.5
+    assert _sample(ratio, superpod="sp-moves", tier="node", when="after") == 0.125
+    with pytest.raises(ValueError, match="reason must be one of"):
+        instruments.count_moves("sp-moves", "Whim", partitions=1, devices=1, before=(), after=())
+
+
+def _sample_or_zero(name: str, **labels: str) -> float:
+    return instruments.REGISTRY.get_sample_value(name, labels) or 0.0
