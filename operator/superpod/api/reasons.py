@@ -65,14 +65,17 @@ class PartitionReason(StrEnum):
     """Moving condition True: the partition is being moved to make room for another; its pods are evicted."""
     MOVED = "Moved"
     """Moving condition False: the last move is done; the partition holds its new devices."""
+    MOVE_ABANDONED = "MoveAbandoned"
+    """Moving condition False: the move was given up (its new devices failed or were taken); the partition
+    keeps its devices."""
     PODS_RUNNING = "PodsRunning"
     """Terminating (deletionPolicy WaitForPods): pods of the deleted partition still run; it keeps its devices
     until they finish or are deleted."""
     EVICTING_PODS = "EvictingPods"
     """Terminating (deletionPolicy EvictPods): the pods are being evicted."""
     EVICTION_BLOCKED = "EvictionBlocked"
-    """Terminating (deletionPolicy EvictPods): an eviction was refused (a PodDisruptionBudget); retried with
-    backoff."""
+    """Terminating (deletionPolicy EvictPods), or Moving: an eviction was refused (a PodDisruptionBudget);
+    retried with backoff."""
 
 
 class RankTableReason(StrEnum):
@@ -129,7 +132,7 @@ class EventReason(StrEnum):
     TERMINATING = "Terminating"
     """The partition was deleted while pods of it run: it keeps its devices until they are gone."""
     EVICTED = "Evicted"
-    """Pods of a deleted partition (deletionPolicy EvictPods) were evicted."""
+    """Pods of a deleted partition (deletionPolicy EvictPods), or of a partition being moved, were evicted."""
     EVICTION_BLOCKED = "EvictionBlocked"
     """An eviction was refused (a PodDisruptionBudget); it is retried with backoff."""
     REPAIRED = "Repaired"

@@ -178,6 +178,7 @@ class Fleet:
             state.model = superpodmodel.configure(views.SuperPod(state.body).spec)
             state.pending = partitionqueue.PendingQueue()
             state.conflicts = {}  # found again from the fresh list, with the new owner's quarantine
+            state.moving = {}  # moves in flight are found again in the statuses (podmoves)
             self._rebuild(state)
             self.reconciler.queue_unplaced(state)
             state.poke()

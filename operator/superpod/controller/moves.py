@@ -3,16 +3,19 @@
 When the allocator answers Fragmented (enough free devices, no placement meets the constraints), `plan` asks
 the pure core (`placement.plan_defragmentation`) for the cheapest moves under the SuperPod's
 `spec.defragmentation`: its policy, and `maxMovesPerHour` counted over the last hour on this replica. A plan
-is carried out in memory under the SuperPod's lock, in the plan's safe order, and the partition committed
-there, so no other decision sees the devices twice; `write` then writes each moved partition's new allocation
-(its ranks in the same order, the rank table rewritten by the bindings loop), a Moving condition and a Moved
-Event naming the partition it made room for, then the partition itself is written placed.
+is carried out in memory under the SuperPod's lock, in the plan's safe order, so no other decision sees the
+devices twice.
 
-This part moves only partitions with no pod bound to any slot: their move disturbs nobody and completes at
-once. A partition marked movable with running pods counts as not movable here: moving it needs its pods
-evicted first and its old devices kept until they are gone, which is not done yet. A pod bound to a moved
-slot between the decision and the write (an admission racing the move) stops the move: the status is not
-written and memory is put back.
+A partition with no pod bound to any slot moves at once: `write` writes its new allocation (its ranks in the
+same order, the rank table rewritten by the bindings loop), a Moving condition and a Moved Event naming the
+partition it made room for, and the Fragmented partition is committed in the room left and written placed.
+A pod bound to a moved slot between the decision and the write (an admission racing the move) stops the
+move: the status is not written and memory is put back.
+
+A partition whose pods run moves only when its `spec.movable` is true and the policy is `Movable`: its new
+devices are reserved (`relocation.reserve`), and the rest is `podmoves`'s: its pods are evicted, and once they
+are gone it switches to the new devices and the Fragmented partition is placed. Such a move must find its new
+devices free now (or its own): a plan whose running moves wait for each other's pods is not carried out.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from superpod import placement
 from superpod.api import common, reasons, views
-from superpod.controller import partitionwrite
+from superpod.controller import partitionwrite, relocation
 from superpod.controller import status as derive
 from superpod.metrics import instruments
 from superpod.placement import mobility
@@ -64,8 +67,10 @@ class Mover:
         partitions: Mapping[str, JSON],
         key: str,
         request: placement.PlacementRequest,
-    ) -> tuple[placement_moves.Moves | None, str]:
-        """Under the SuperPod's lock: the moves carried out in memory and `key` committed, or None and why not."""
+        busy: Collection[str] = (),
+    ) -> tuple[relocation.Planned | None, str]:
+        """Under the SuperPod's lock: the moves carried out in memory (and `key` committed when no move waits
+        for pods), or None and why not. `busy`: partitions being moved already (they stay where they are)."""
         view = views.SuperPod(superpod)
         policy = mobility.Policy(view.defragmentation_policy)
         if policy is mobility.Policy.NEVER:
@@ -76,10 +81,12 @@ class Mover:
         workloads = {}
         for pid in allocator.partitions:
             obj = partitions.get(pid)
-            if obj is None or views.Partition(obj).deleting or views.Partition(obj).move is not None:
-                continue  # unknown here, going or moving: counts as running and not movable
-            # running pods are not moved yet (see the module docstring): movable only when none is bound
-            workloads[pid] = mobility.Workload(running_pods=len(views.Partition(obj).bound_pods))
+            if obj is None or pid in busy:
+                continue  # unknown here (a reservation) or moving: counts as running and not movable
+            part = views.Partition(obj)
+            if part.deleting or part.move is not None or part.evicting:
+                continue
+            workloads[pid] = mobility.Workload(running_pods=len(part.bound_pods), movable=part.movable)
         found = placement.plan_defragmentation(allocator, request, policy=policy, workloads=workloads)
         if isinstance(found, placement.Rejection):
             return None, found.message
@@ -90,17 +97,34 @@ class Mover:
             )
         before = allocator.capacity().fragmentation_by_tier
         done: list[placement_moves.Move] = []
+        reserved: list[relocation.InFlight] = []
         for move in found.moves:
-            if isinstance(allocator.relocate(move.partition_id, move.after), placement.Conflict):
-                undo(allocator, done)
-                return None, f"the move of {move.partition_id} was refused"
-            done.append(move)
+            if move.pods_disturbed:
+                refused = relocation.reserve(allocator, move.partition_id, move.after)
+                if refused is None:
+                    reserved.append(
+                        relocation.InFlight(
+                            move.partition_id, move.before, move.after, key, move.devices_moved
+                        )
+                    )
+                    continue
+            elif not isinstance(allocator.relocate(move.partition_id, move.after), placement.Conflict):
+                done.append(move)
+                continue
+            undo(allocator, done, reserved)
+            return None, (
+                f"the move of {move.partition_id} needs devices that free only when the pods of another "
+                "moved partition are gone"
+                if move.pods_disturbed
+                else f"the move of {move.partition_id} was refused"
+            )
         after = allocator.capacity().fragmentation_by_tier
-        try:
-            allocator.commit(key, found.placement)
-        except ValueError as error:
-            undo(allocator, done)
-            return None, str(error)
+        if not reserved:
+            try:
+                allocator.commit(key, found.placement)
+            except ValueError as error:
+                undo(allocator, done, reserved)
+                return None, str(error)
         made = self.made.setdefault(view.name, collections.deque())
         made.extend(self.clock() for _ in found.moves)
         instruments.count_moves(
@@ -111,18 +135,18 @@ class Mover:
             before=before,
             after=after,
         )
-        return found, ""
+        return relocation.Planned(found, tuple(reserved)), ""
 
     async def write(
         self,
-        plan: placement_moves.Moves,
+        plan: relocation.Planned,
         target: str,
         partitions: Mapping[str, JSON],
         rank_table: Callable[[JSON], str | None],
     ) -> list[placement_moves.Move]:
         """Write each moved partition's status and its Moved Event; returns the moves that were not written."""
         failed: list[placement_moves.Move] = []
-        for move in plan.moves:
+        for move in plan.at_once:
             obj = partitions.get(move.partition_id)
             if obj is None:
                 failed.append(move)
@@ -172,8 +196,15 @@ def moving_condition(previous: JSON | None, message: str, generation: int | None
     return derive.condition(conditions, reasons.ConditionType.MOVING, False, reason, message, generation, now)
 
 
-def undo(allocator: placement.Allocator, done: list[placement_moves.Move]) -> None:
-    """Put moves carried out in memory back, latest first (best effort: a refusal is logged)."""
+def undo(
+    allocator: placement.Allocator,
+    done: list[placement_moves.Move],
+    reserved: Collection[relocation.InFlight] = (),
+) -> None:
+    """Put moves carried out in memory back, latest first, and drop the reservations (best effort: a
+    refusal is logged)."""
+    for entry in reserved:
+        relocation.unreserve(allocator, entry.key)
     for move in reversed(done):
         if isinstance(allocator.relocate(move.partition_id, move.before), placement.Conflict):
             logger.warning("could not put %s back where it was", move.partition_id)

@@ -37,6 +37,7 @@ from superpod.controller import (
     preemptions,
     queuepass,
     ranktables,
+    relocation,
     superpodmodel,
 )
 from superpod.controller import status as derive
@@ -71,6 +72,8 @@ class SuperPodState:
     # preemptor key -> the devices it holds in memory while its victims' pods go (see preemptions)
     preempting: dict[str, preemptions.Preempting] = dataclasses.field(default_factory=dict)
     waiting_since: dict[str, float] = dataclasses.field(default_factory=dict)  # key -> time.time() queued
+    # partitions moved while their pods run, their new devices reserved (podmoves), on the owning replica
+    moving: dict[str, relocation.InFlight] = dataclasses.field(default_factory=dict)
     tenancy: queuepass.Pass | None = None  # the last admission pass: quotas, ledger, what waits and why
     # wakes the daemon when a refused preemption eviction is due again (nothing else may happen till then)
     eviction_retry: asyncio.TimerHandle | None = None
@@ -136,6 +139,9 @@ class Partitions:
         state.pending.forget(key)
         if state.conflicts.pop(key, None) is not None:
             restore_report(state)
+        state.moving.pop(key, None)
+        if state.allocator is not None:
+            relocation.unreserve(state.allocator, key)
         if state.allocator is not None and state.allocator.release(key) is not None:
             self._return_to_victims(state, key)
             state.poke()
@@ -176,13 +182,20 @@ class Partitions:
         )
 
     async def write_moves(
-        self, state: SuperPodState, allocator: placement.Allocator, obj: JSON, plan: placement.Moves
+        self, state: SuperPodState, allocator: placement.Allocator, obj: JSON, plan: relocation.Planned
     ) -> bool:
-        """Write the partitions moved to make room for `obj`; False (memory put back) when one could not be."""
+        """Write the partitions moved at once to make room for `obj`; False (memory put back, the moves
+        waiting for pods dropped too) when one could not be."""
         key = views.Partition(obj).key
+        waiting = (
+            f"; {len(plan.reserved)} of them once their pods, being evicted, are gone"
+            if plan.reserved
+            else ""
+        )
         message = (
-            f"the SuperPod is fragmented: moved {plan.partitions_moved} partition(s) "
-            f"({plan.devices_moved} devices) to make room for it"
+            f"the SuperPod is fragmented: {'moving' if plan.reserved else 'moved'} "
+            f"{plan.plan.partitions_moved} partition(s) "
+            f"({plan.plan.devices_moved} devices) to make room for it{waiting}"
         )
         await self.events.event(obj, reason=Event.DEFRAGMENTING, message=message)
         failed = await self.mover.write(
@@ -192,7 +205,10 @@ class Partitions:
             return True
         async with state.lock:
             _release_if_held(allocator, key, plan.placement)
-            moves.undo(allocator, failed)
+            moves.undo(allocator, failed, plan.reserved)
+            for entry in plan.reserved:
+                if state.moving.get(entry.key) is entry:
+                    del state.moving[entry.key]
             state.pending.add(key, views.Partition(obj).created)
         state.poke()
         return False
@@ -256,6 +272,8 @@ class Partitions:
         key = view.key
         if key in state.preempting or view.evicting:
             return dict(view.status)  # its status is written by the preemption (preemptions)
+        if key in state.moving or view.move is not None:
+            return dict(view.status)  # its status is written by the move (podmoves); no repair meanwhile
         async with state.lock:
             decision = state.allocator.placement_of(key) if state.allocator is not None else None
             if state.allocator is None or decision is None or key in state.conflicts:
@@ -332,6 +350,9 @@ class Partitions:
             if state.conflicts.pop(view.key, None) is not None:
                 restore_report(state)
             state.waiting_since.pop(view.key, None)
+            state.moving.pop(view.key, None)
+            if state.allocator is not None:
+                relocation.unreserve(state.allocator, view.key)
             released = state.allocator.release(view.key) if state.allocator is not None else None
             if released is not None:
                 self._return_to_victims(state, view.key)

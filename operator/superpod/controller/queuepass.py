@@ -9,14 +9,15 @@ allocator as the pass decides (admitted partitions committed, victims released),
 the caller writes the statuses and carries out the preemptions.
 
 Partitions that are not part of the pass: ones whose spec cannot be read or whose PriorityClass does not
-exist (`Pass.refused`), and placed ones that are being evicted (`views.Partition.evicting`), which hold
-their devices until their pods are gone but are neither charged nor preemptable.
+exist (`Pass.refused`), and placed ones that are being evicted (`views.Partition.evicting`) or moved
+(`status.move`, or `moving`: a move decided and not written yet), which hold their devices until their pods
+are gone but are neither charged nor preemptable.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import pydantic
 
@@ -24,7 +25,7 @@ from superpod import placement
 from superpod.api import common, views
 from superpod.api import partition as api_partition
 from superpod.api import superpod as api_superpod
-from superpod.controller import superpodmodel, tenants
+from superpod.controller import relocation, superpodmodel, tenants
 from superpod.placement import queue
 from superpod.placement import quota as placement_quota
 
@@ -60,7 +61,9 @@ class Pass:
     before: dict[str, placement_quota.Workload]  # the placed partitions before the pass
     pending: list[placement_quota.Workload]  # the partitions the pass decided on
     waiting: dict[str, int] = dataclasses.field(default_factory=dict)  # tenant -> partitions queued after it
-    moves: dict[str, placement.Moves] = dataclasses.field(default_factory=dict)  # key -> moves that place it
+    moves: dict[str, relocation.Planned] = dataclasses.field(
+        default_factory=dict
+    )  # key -> moves that place it
 
 
 class Tenancy:
@@ -122,16 +125,20 @@ def usable_devices(allocator: placement.Allocator) -> int:
 
 
 def placed_workloads(
-    allocator: placement.Allocator, partitions: Mapping[str, JSON], tenancy: Tenancy
+    allocator: placement.Allocator,
+    partitions: Mapping[str, JSON],
+    tenancy: Tenancy,
+    moving: Collection[str] = (),
 ) -> dict[str, placement_quota.Workload]:
-    """The workloads of the placed partitions the allocator holds (evicting and unknown ones left out)."""
+    """The workloads of the placed partitions the allocator holds (evicting, moving and unknown ones left
+    out: a reservation of a move is no partition)."""
     placed: dict[str, placement_quota.Workload] = {}
     for key in allocator.partitions:
         obj = partitions.get(key)
-        if obj is None:
+        if obj is None or key in moving:
             continue
         view = views.Partition(obj)
-        if view.evicting or view.deleting:
+        if view.evicting or view.deleting or view.move is not None:
             continue
         workload = tenancy.workload(view)
         if workload is None:  # its PriorityClass went away (or is reserved): priority 0 while placed
@@ -149,10 +156,11 @@ def run(
     now: float,
     since: Mapping[str, float],
     reserve_after: float = queue.RESERVE_AFTER,
+    moving: Collection[str] = (),
 ) -> Pass:
     """Decide on the pending partitions `keys` (see the module docstring); `since` says since when each
     waits (seconds, the clock of `now`)."""
-    placed = placed_workloads(allocator, partitions, tenancy)
+    placed = placed_workloads(allocator, partitions, tenancy, moving)
     ledger = placement_quota.Ledger(tenancy.quotas, placed.values())
     refused: list[Refused] = []
     pending: list[placement_quota.Workload] = []

@@ -19,7 +19,7 @@ import pydantic
 
 from superpod import placement
 from superpod.api import common, reasons, views
-from superpod.controller import conflicts, partitions
+from superpod.controller import conflicts, partitions, relocation
 from superpod.controller import status as derive
 from superpod.metrics import instruments
 
@@ -53,11 +53,18 @@ class Restorer:
             return
         if allocator is None:
             return
+        if key in state.moving:
+            return  # moved while its pods run: the move keeps memory and status in line (podmoves)
+        if allocator.placement_of(key) is not None and _move_finished_elsewhere(allocator, key, view):
+            relocation.unreserve(allocator, key)
+            allocator.release(key)  # restored below from the status that holds its new devices
         if allocator.placement_of(key) is not None:
             forged = conflicts.verify(allocator, key, obj)
             if forged is not None:
                 record = conflicts.classify(forged, state.name, nodes=state.observed)
                 self._record(state, key, dataclasses.replace(record, keep=True))
+            else:
+                _hold_move(allocator, key, view)
             return
         if view.phase not in conflicts.PLACED_PHASES:
             detail = "holds devices while its phase says it is not placed: the operator never wrote it"
@@ -73,11 +80,15 @@ class Restorer:
         outcome = allocator.restore(key, slots, whole_nodes=view.whole_nodes)
         if isinstance(outcome, placement.Conflict):
             self.quarantine(state, key, outcome, slots)
+        else:
+            _hold_move(allocator, key, view)
         state.pending.remove(key)
 
     def rebuilt(self, state: partitions.SuperPodState, before: placement.Allocator | None) -> None:
         """The SuperPod got a new tree: the placements of the old one that did not fit are in conflict."""
         for conflict in state.model.conflicts:
+            if relocation.is_reservation(conflict.partition_id):
+                continue  # a move's reservation that no longer fits: the move is given up (podmoves)
             held = before.placement_of(conflict.partition_id) if before is not None else None
             self.quarantine(state, conflict.partition_id, conflict, held.slots if held is not None else ())
 
@@ -170,6 +181,33 @@ class Restorer:
         if record.keep:
             current = dict(obj, status=written)
             await self.reconciler.refresh(state, current)
+
+
+def _hold_move(allocator: placement.Allocator, key: str, view: views.Partition) -> None:
+    """A partition moved while its pods run holds its new devices too (`status.move`), as the replica that
+    moves it does; what cannot be held is left to that replica, which gives the move up."""
+    move = view.move
+    if move is None or allocator.placement_of(relocation.reservation_key(key)) is not None:
+        return
+    try:
+        after = relocation.after_from_status(allocator, key, move)
+    except (ValueError, KeyError, TypeError):
+        return
+    relocation.reserve(allocator, key, after)
+
+
+def _move_finished_elsewhere(allocator: placement.Allocator, key: str, view: views.Partition) -> bool:
+    """The status shows a move done (no `move`, other devices) while this replica still holds the old devices
+    and the reservation: the replica that moved it switched; this one follows."""
+    held = allocator.placement_of(key)
+    if view.move is not None or held is None:
+        return False
+    if allocator.placement_of(relocation.reservation_key(key)) is None:
+        return False
+    recorded = {
+        f"{slot.get('node')}/{device}" for slot in view.allocation for device in slot.get("devices") or ()
+    }
+    return recorded != set(held.device_ids())
 
 
 report = partitions.restore_report

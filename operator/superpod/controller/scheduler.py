@@ -5,7 +5,9 @@ retries the queue (`retry_pending`). Either way one pass of `queuepass` runs und
 order of the queue (within quota share first, then priority, then age; backfill; a reservation for a head
 that waited long), quotas, and preemption, on the allocator in memory. The statuses are written after the
 lock is released. A preemption is carried out by `preemptions`: the victims' pods are evicted and the
-preemptor's placement is written only once they are gone (`advance_preemptions`, at each daemon pass).
+preemptor's placement is written only once they are gone (`advance_preemptions`, at each daemon pass). A
+partition the SuperPod is too fragmented for may be placed by moving others (`moves`); a moved partition
+whose pods run is carried out by `podmoves` (its pods evicted first, at each daemon pass).
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from collections.abc import Callable, Mapping
 from superpod import placement
 from superpod.api import common, views
 from superpod.api import partition as api_partition
-from superpod.controller import clusterfacts, eviction, partitions, preemptions, queuepass, tenants
+from superpod.controller import (
+    clusterfacts,
+    eviction,
+    partitions,
+    podmoves,
+    preemptions,
+    queuepass,
+    tenants,
+)
 from superpod.controller import status as derive
 from superpod.metrics import instruments
 from superpod.placement import queue
@@ -41,6 +51,7 @@ class Scheduler:
         self.serial = writes.serial
         self.facts = clusterfacts.ClusterFacts(writes.statuses.api)
         self.evictions = eviction.Evictions(writes.statuses.api)
+        self.moves = podmoves.PodMoves(writes, self.evictions)
         self.clock = time.time  # seconds: partitions' ages and how long they wait
 
     async def place(self, obj: JSON) -> JSON:
@@ -100,14 +111,18 @@ class Scheduler:
             tenancy = queuepass.Tenancy(state.model.spec, queuepass.usable_devices(allocator), facts)
             since = {key: state.waiting_since.setdefault(key, now) for key in keys}
             started = time.perf_counter()
-            outcome = queuepass.run(allocator, tenancy, objects, keys, now=now, since=since)
+            outcome = queuepass.run(
+                allocator, tenancy, objects, keys, now=now, since=since, moving=state.moving
+            )
             instruments.observe_placement(time.perf_counter() - started)
             self._defragment(state, allocator, outcome, objects)
             for decision in outcome.decisions:
                 key = decision.workload.id
-                if key in outcome.moves:
+                if key in outcome.moves and not outcome.moves[key].reserved:
                     state.pending.remove(key)
                     state.waiting_since.pop(key, None)
+                elif key in outcome.moves:  # it waits in the queue until the moved partitions' pods are gone
+                    state.pending.add(key, views.Partition(objects[key]).created)
                 elif isinstance(decision, queue.Admit):
                     state.pending.remove(key)
                     state.waiting_since.pop(key, None)
@@ -163,6 +178,13 @@ class Scheduler:
             if not await self.writes.write_moves(state, allocator, obj, plan):
                 message = "a partition moved to make room for it got a pod"
                 return await self.writes.pending(obj, api_partition.PendingReason.FRAGMENTED, message, fields)
+            if plan.reserved:
+                await self.moves.begin(state, plan.reserved)
+                names = ", ".join(entry.key for entry in plan.reserved)
+                message = (
+                    f"making room: moving {names}; it is placed once their pods, being evicted, are gone"
+                )
+                return await self.writes.pending(obj, api_partition.PendingReason.FRAGMENTED, message, fields)
             return await self.writes.write_placement(state, allocator, obj, plan.placement, fields)
         for decision in outcome.decisions:
             if decision.workload.id != key:
@@ -196,6 +218,7 @@ class Scheduler:
         others are written.
         """
         await self.advance_preemptions(state)
+        await self.moves.advance(state)
         due = []
         for key in state.pending.due(time.monotonic()):
             obj = self.partitions.get(key)
@@ -241,18 +264,32 @@ class Scheduler:
         outcome: queuepass.Pass,
         objects: Mapping[str, JSON],
     ) -> None:
-        """A partition left Fragmented by the pass may be placed by moving others (controller/moves.py)."""
+        """A partition left Fragmented by the pass may be placed by moving others (controller/moves.py); one
+        that moves in flight make room for waits for them."""
+        if not any(isinstance(decision, queue.Wait) for decision in outcome.decisions):
+            return
+        making_room = self.moves.making_room_for(state)
         for index, decision in enumerate(outcome.decisions):
-            if (
-                not isinstance(decision, queue.Wait)
-                or decision.reason != api_partition.PendingReason.FRAGMENTED
-            ):
+            if not isinstance(decision, queue.Wait):
                 continue
             key = decision.workload.id
+            if key in making_room:  # the reserved devices count as held: it may look short of devices
+                names = ", ".join(sorted(making_room[key]))
+                message = (
+                    f"making room: moving {names}; it is placed once their pods, being evicted, are gone"
+                )
+                outcome.decisions[index] = dataclasses.replace(
+                    decision, reason=api_partition.PendingReason.FRAGMENTED, message=message
+                )
+                continue
+            if decision.reason != api_partition.PendingReason.FRAGMENTED:
+                continue
             request = placement.PlacementRequest.from_spec(views.Partition(objects[key]).parse_spec())
-            plan, why = self.writes.mover.plan(state.body, allocator, objects, key, request)
+            plan, why = self.writes.mover.plan(state.body, allocator, objects, key, request, state.moving)
             if plan is not None:
                 outcome.moves[key] = plan
+                for entry in plan.reserved:
+                    state.moving[entry.key] = entry
             else:
                 outcome.decisions[index] = dataclasses.replace(
                     decision, message=f"{decision.message}; no moves: {why}"

@@ -67,6 +67,12 @@ def phase_refusal(partition: str, status: JSON | None, *, deleting: bool = False
             f"partition {partition} is in conflict ({conflict.get('reason')}: {conflict.get('message')});"
             " pods can bind once the operator has placed it again"
         )
+    move = status.get("move")
+    if move:
+        return (
+            f"partition {partition} is being moved to make room for {move.get('forPartition') or 'another'}:"
+            " its pods are evicted, and pods bind again, on its new devices, once they are all gone"
+        )
     if phase in ADMITTING and status.get("allocation"):
         return None
     reason = status.get("reason") or "NotPlaced"

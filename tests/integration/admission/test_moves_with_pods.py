@@ -1,0 +1,220 @@
+"""Moving a partition whose pods run, to place one the SuperPod is too fragmented for (policy Movable).
+
+Two simulated CloudMatrix 384 nodes of 16 dies, no reserve. `mover` (movable, one running pod) and `stays`
+(not movable, one running pod) hold half of one node each, so a `maxTier: node` partition of 16 is Fragmented
+until `mover` moves beside `stays`. Its new devices are reserved first; its pod is evicted through the Eviction
+API, which a PodDisruptionBudget holds back (reported, retried); an operator killed meanwhile holds the old and
+the reserved devices again after its restart; once the budget allows it, the pod goes, `mover` takes the
+reserved devices, the waiting partition gets the whole node and a recreated pod of `mover` binds to the new
+devices. Every check of the guarantee is made on what pods really use (`huawei.com/AscendReal`), over the
+whole move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest_asyncio
+from superpod.cluster import client
+from superpod_sandbox.sim import simulator
+
+from tests.integration.admission.conftest import SPOD, eventually, partition, partitions_path, pod, pods_path
+from tests.integration.admission.test_sharing import in_phase, no_device_used_twice, pods_running, status
+from tests.integration.operator.conftest import books_balance
+from tests.integration.sim.conftest import FAST
+
+JSON = dict[str, Any]
+BUDGETS = client.resource_path("policy/v1", "poddisruptionbudgets", "team-a")
+
+
+def superpod(policy: str = "Movable") -> JSON:
+    return {
+        "apiVersion": "superpod.dev/v1alpha1",
+        "kind": "SuperPod",
+        "metadata": {"name": "cm384-a"},
+        "spec": {
+            "profile": "cloudmatrix-384",
+            "superPodID": 0,
+            "reserveNodes": 0,
+            "defragmentation": {"policy": policy, "maxMovesPerHour": 4},
+        },
+    }
+
+
+def devices(slots: list[JSON]) -> set[tuple[str, str]]:
+    return {(slot["node"], device) for slot in slots for device in slot["devices"]}
+
+
+async def reservations_kept(api: client.KubeClient) -> None:
+    """The devices a move reserves (`status.move.allocation`) are held by no other partition, and used by no
+    pod but the moved partition's own, whatever else happens."""
+    items = await api.list("/apis/superpod.dev/v1alpha1/superpodpartitions")
+    owner: dict[tuple[str, str], str] = {}
+    for item in items:
+        key = f"{item['metadata']['namespace']}/{item['metadata']['name']}"
+        found = item.get("status") or {}
+        for place in devices(found.get("allocation") or []) | devices(
+            (found.get("move") or {}).get("allocation") or []
+        ):
+            assert owner.get(place, key) == key, (
+                f"{place} held by {owner[place]} and reserved or held by {key}"
+            )
+            owner[place] = key
+    for item in await api.list("/api/v1/pods"):
+        metadata = item["metadata"]
+        real = (metadata.get("annotations") or {}).get("huawei.com/AscendReal")
+        if not real or (item.get("status") or {}).get("phase") not in ("Pending", "Running"):
+            continue
+        own = f"{metadata['namespace']}/{(metadata.get('labels') or {}).get('superpod.dev/partition')}"
+        for device in real.split(","):
+            holder = owner.get((item["spec"]["nodeName"], device))
+            assert holder in (None, own), f"pod {metadata['name']} ({own}) uses {device}, held by {holder}"
+
+
+@contextlib.asynccontextmanager
+async def guarded(api: client.KubeClient) -> AsyncIterator[None]:
+    """Check the guarantee (held and reserved devices, what pods really use) over and over while the body runs."""
+    failure: list[BaseException] = []
+
+    async def loop() -> None:
+        while True:
+            try:
+                await no_device_used_twice(api)
+                await reservations_kept(api)
+            except AssertionError as error:
+                failure.append(error)
+                return
+            except (client.ApiError, OSError):
+                pass  # the API answered badly once (a restart of the operator's webhook): look again
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if failure:
+        raise failure[0]
+
+
+@pytest_asyncio.fixture
+async def fleet(cluster, operator) -> AsyncIterator[client.KubeClient]:
+    sandbox, api = cluster
+    async with simulator.Fleet("cloudmatrix-384", kubeconfig=sandbox.kubeconfig, nodes=2, options=FAST):
+        yield api
+
+
+async def counts(api: client.KubeClient) -> JSON:
+    return ((await api.get(f"{SPOD}/cm384-a")).get("status") or {}).get("devices") or {}
+
+
+async def condition(api: client.KubeClient, name: str, kind: str) -> JSON:
+    return next((c for c in (await status(api, name)).get("conditions") or [] if c["type"] == kind), {})
+
+
+async def events(api: client.KubeClient, name: str, reason: str) -> list[JSON]:
+    items = await api.list("/api/v1/namespaces/team-a/events")
+    return [e for e in items if e["involvedObject"].get("name") == name and e["reason"] == reason]
+
+
+async def test_a_running_movable_partition_moves_after_its_pods_are_evicted_across_a_crash(
+    cluster, operator, fleet
+):
+    api = fleet
+    await api.create(SPOD, superpod())
+
+    async def ready() -> bool:
+        return (await counts(api)).get("total") == 32
+
+    await eventually(ready, timeout=20)
+    for name in ("p0", "mover", "p2", "stays"):
+        movable = name == "mover"
+        await api.create(partitions_path(), partition(name, 8, maxTier="node", movable=movable))
+        await eventually(lambda n=name: in_phase(api, n, "Allocated"), timeout=15)
+    placed = {name: await status(api, name) for name in ("p0", "mover", "p2", "stays")}
+    node_of = {name: found["allocation"][0]["node"] for name, found in placed.items()}
+    assert node_of["p0"] == node_of["mover"] != node_of["p2"] == node_of["stays"], node_of
+    await api.delete(f"{partitions_path()}/p0")
+    await api.delete(f"{partitions_path()}/p2")
+    for name in ("mover", "stays"):
+        await api.create(pods_path(), pod(f"{name}-0", name))
+        await eventually(lambda n=name: pods_running(api, n, 1, "team-a"), timeout=30)
+    budget = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "keep-mover", "namespace": "team-a"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"superpod.dev/partition": "mover"}}},
+    }
+    await api.create(BUDGETS, budget)
+    old = devices(placed["mover"]["allocation"])
+
+    async with guarded(api):
+        await api.create(partitions_path(), partition("whole", 16, maxTier="node"))
+
+        # the budget holds the pod back: reported on the moved partition, which keeps its devices, and retried
+        async def blocked() -> JSON | None:
+            found = await condition(api, "mover", "Moving")
+            return found if found.get("reason") == "EvictionBlocked" else None
+
+        flag = await eventually(blocked, timeout=30)
+        assert flag["status"] == "True" and "keep-mover" in flag["message"], flag
+        moving = await status(api, "mover")
+        assert devices(moving["allocation"]) == old
+        reserved = devices(moving["move"]["allocation"])
+        assert moving["move"]["forPartition"] == "team-a/whole"
+        assert {node for node, _ in reserved} == {node_of["stays"]} and not reserved & old
+        assert (await events(api, "mover", "Moving")) and (await events(api, "mover", "EvictionBlocked"))
+        waiting = await status(api, "whole")
+        assert waiting["phase"] == "Pending" and "making room: moving team-a/mover" in waiting["message"]
+        assert await pods_running(api, "mover", 1, "team-a")
+        # held and reserved: 8 + 8 + 8 of 32 devices, none free for anyone else on stays' node
+        assert (await counts(api))["allocated"] == 24
+        refused = await _create_refused(api, pod("mover-1", "mover"))
+        assert "being moved to make room for team-a/whole" in refused
+
+        # a crash in the middle of the move: the restarted operator holds both sets of devices again
+        await operator.kill()
+        await operator.start()
+        await eventually(blocked, timeout=30)
+        again = await status(api, "mover")
+        assert devices(again["allocation"]) == old and devices(again["move"]["allocation"]) == reserved
+
+        async def still_held() -> bool:
+            return (await counts(api)).get("allocated") == 24
+
+        await eventually(still_held, timeout=15)
+        assert (await status(api, "whole"))["phase"] == "Pending"
+
+        # the budget lets the pod go: the move finishes and the waiting partition gets the whole node
+        await api.delete(f"{BUDGETS}/keep-mover")
+        whole = await eventually(lambda: in_phase(api, "whole", "Allocated"), timeout=60)
+        assert {slot["node"] for slot in whole["allocation"]} == {node_of["mover"]}
+        moved = await status(api, "mover")
+        assert devices(moved["allocation"]) == reserved and not moved.get("move")
+        assert [slot["rank"] for slot in moved["allocation"]] == [0]
+        done = await condition(api, "mover", "Moving")
+        assert (done["status"], done["reason"]) == ("False", "Moved") and "team-a/whole" in done["message"]
+        assert await pods_running(api, "stays", 1, "team-a")  # not movable: never disturbed
+
+        # its controller's new pod binds to the new devices, and the device plugin gives it those
+        await api.create(pods_path(), pod("mover-0", "mover"))
+        await eventually(lambda: pods_running(api, "mover", 1, "team-a"), timeout=30)
+        running = await api.get(f"{pods_path()}/mover-0")
+        real = running["metadata"]["annotations"]["huawei.com/AscendReal"].split(",")
+        assert {(running["spec"]["nodeName"], device) for device in real} == reserved
+    assert await events(api, "mover", "Moved")
+    assert (await status(api, "mover")).get("rankTable")
+    await eventually(lambda: books_balance(api), timeout=15)
+
+
+async def _create_refused(api: client.KubeClient, obj: JSON) -> str:
+    try:
+        await api.create(pods_path(), obj)
+    except client.ApiError as error:
+        return str(error.body.get("message") if isinstance(error.body, dict) else error)
+    raise AssertionError(f"pod {obj['metadata']['name']} was admitted during the move")
