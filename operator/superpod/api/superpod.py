@@ -49,14 +49,26 @@ class DefragmentationPolicy(StrEnum):
 
 class Defragmentation(SpecModel):
     """When a partition is Pending Fragmented (enough free devices, but not together), the operator may move
-    other partitions to make room for it: the fewest devices, then running pods, then partitions."""
+    other partitions to make room for it: the fewest devices, then running pods, then partitions. Optionally
+    it also compacts in the background (compactAbove)."""
 
     policy: DefragmentationPolicy = DefragmentationPolicy.UNBOUND
-    """What may move: Never (nothing); Unbound (the default: partitions without a running pod, whose move
-    disturbs nobody); Movable (those, and partitions with spec.movable true: their pods are evicted and
-    recreated on the new devices)."""
+    """What may move: Never (nothing, and no compaction); Unbound (the default: partitions without a running
+    pod, whose move disturbs nobody); Movable (those, and partitions with spec.movable true: their pods are
+    evicted through the Eviction API, PodDisruptionBudgets respected, and recreated by their controller on the
+    new devices)."""
     max_moves_per_hour: int = Field(default=10, ge=0, le=10_000)
-    """At most this many partitions are moved in any hour; a plan needing more waits. 0 moves nothing."""
+    """At most this many partitions are moved in any hour, to make room and by compaction together; a plan
+    needing more waits. 0 moves nothing."""
+    compact_above: float | None = Field(default=None, ge=0, le=1)
+    """Background compaction: while the fragmentation of compactTier (the share of free devices inside domains
+    that partitions already use, as the metric superpod_fragmentation_ratio shows) is above this value, the
+    operator moves partitions without a running pod out of the least used domains, so whole nodes (or racks)
+    come free again. Never a running pod; within maxMovesPerHour; at most one pass every 10 seconds, none
+    while a move makes room for a partition. Unset (the default): no background compaction."""
+    compact_tier: str | None = Field(default=None, min_length=1, max_length=63)
+    """The tier whose domains compaction reopens: node (the default) or a wider tier of the profile, for
+    example rack."""
 
 
 class Borrowing(StrEnum):

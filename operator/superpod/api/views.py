@@ -213,6 +213,18 @@ class SuperPod:
         return str(self.defragmentation.get("policy") or default)
 
     @property
+    def compact_above(self) -> float | None:
+        """spec.defragmentation.compactAbove: the fragmentation above which compaction runs (None: never)."""
+        value = self.defragmentation.get("compactAbove")
+        return float(value) if value is not None else None
+
+    @property
+    def compact_tier(self) -> str | None:
+        """spec.defragmentation.compactTier (None: the node tier)."""
+        value = self.defragmentation.get("compactTier")
+        return str(value) if value else None
+
+    @property
     def max_moves_per_hour(self) -> int:
         """spec.defragmentation.maxMovesPerHour (default 10)."""
         value = self.defragmentation.get("maxMovesPerHour")

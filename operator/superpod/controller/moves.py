@@ -23,7 +23,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from superpod import placement
 from superpod.api import common, reasons, views
@@ -139,19 +139,20 @@ class Mover:
 
     async def write(
         self,
-        plan: relocation.Planned,
-        target: str,
+        moved: Sequence[placement_moves.Move],
+        purpose: str,
         partitions: Mapping[str, JSON],
         rank_table: Callable[[JSON], str | None],
     ) -> list[placement_moves.Move]:
-        """Write each moved partition's status and its Moved Event; returns the moves that were not written."""
+        """Write each partition moved at once (its status and a Moved Event saying it moved to `purpose`, for
+        example "make room for team-a/x"); returns the moves that were not written."""
         failed: list[placement_moves.Move] = []
-        for move in plan.at_once:
+        for move in moved:
             obj = partitions.get(move.partition_id)
             if obj is None:
                 failed.append(move)
                 continue
-            why = f"moved {move.devices_moved} devices to make room for {target}"
+            why = f"moved {move.devices_moved} devices to {purpose}"
             generation = views.Partition(obj).generation
             table = rank_table(obj)
 
@@ -159,7 +160,7 @@ class Mover:
                 written = await self.statuses.write(obj, moved_status(move, why, generation, table))
             except PodBoundMeanwhile:
                 logger.warning(
-                    "%s: a pod bound while it was moved for %s; the move is abandoned", move, target
+                    "%s: a pod bound while it was moved to %s; the move is abandoned", move, purpose
                 )
                 failed.append(move)
                 continue

@@ -199,7 +199,7 @@ class Partitions:
         )
         await self.events.event(obj, reason=Event.DEFRAGMENTING, message=message)
         failed = await self.mover.write(
-            plan, key, self.partitions, lambda moved: rank_table_name(state, moved)
+            plan.at_once, f"make room for {key}", self.partitions, lambda moved: rank_table_name(state, moved)
         )
         if not failed:
             return True

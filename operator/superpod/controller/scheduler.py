@@ -24,6 +24,7 @@ from superpod.api import common, views
 from superpod.api import partition as api_partition
 from superpod.controller import (
     clusterfacts,
+    compactor,
     eviction,
     partitions,
     podmoves,
@@ -52,6 +53,7 @@ class Scheduler:
         self.facts = clusterfacts.ClusterFacts(writes.statuses.api)
         self.evictions = eviction.Evictions(writes.statuses.api)
         self.moves = podmoves.PodMoves(writes, self.evictions)
+        self.compactor = compactor.Compactor(writes)
         self.clock = time.time  # seconds: partitions' ages and how long they wait
 
     async def place(self, obj: JSON) -> JSON:
@@ -211,6 +213,12 @@ class Scheduler:
         return await self.writes.refresh(state, obj, fields)
 
     async def retry_pending(self, state: SuperPodState) -> int:
+        """A daemon pass: `retry` the queue, then background compaction if it is due (`compactor`)."""
+        placed = await self.retry(state)
+        await self.compactor.run(state)
+        return placed
+
+    async def retry(self, state: SuperPodState) -> int:
         """Finish preemptions whose victims' pods are gone, then one admission pass over the pending
         partitions that are due; returns how many were placed.
 

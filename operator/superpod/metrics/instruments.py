@@ -96,8 +96,9 @@ PREEMPTIONS = prometheus_client.Counter(
     registry=REGISTRY,
 )
 
-MOVE_REASONS = ("MakeRoom",)
-"""Values of the `reason` label of moves: MakeRoom (for a partition the SuperPod was too fragmented for)."""
+MOVE_REASONS = ("MakeRoom", "Compact")
+"""Values of the `reason` label of moves: MakeRoom (for a partition the SuperPod was too fragmented for),
+Compact (background compaction, spec.defragmentation.compactAbove)."""
 MOVES = prometheus_client.Counter(
     "superpod_partition_moves",
     "Partitions the operator moved, by SuperPod and why.",

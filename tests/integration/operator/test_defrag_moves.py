@@ -77,3 +77,42 @@ async def _message_has(api, name: str, text: str) -> bool:
 async def _events(api, name: str, reason: str) -> list:
     items = (await api.get("/api/v1/namespaces/team-a/events"))["items"]
     return [e for e in items if e["involvedObject"].get("name") == name and e["reason"] == reason]
+
+
+async def test_background_compaction_reopens_a_whole_node_once_it_is_asked_for(cluster, running):
+    _, api = cluster
+    await add_a3_nodes(api, 4)  # a3-0-00 and a3-0-01 are the reserve; two nodes serve partitions
+    await api.create(SPOD, manifest("superpod-cloudmatrix-384.yaml"))
+    names = ["p0", "p1", "p2", "p3"]
+    for name in names:
+        await api.create(SPP, partition(name, 8, maxTier="node"))
+    statuses = {name: await eventually(lambda n=name: phase_is(api, n, "Allocated")) for name in names}
+    by_node: dict[str, list[str]] = {}
+    for name, status in statuses.items():
+        by_node.setdefault(status["allocation"][0]["node"], []).append(name)
+    for held in by_node.values():
+        await api.delete(f"{SPP}/{held[0]}")
+    stay = sorted(held[1] for held in by_node.values())
+    await eventually(lambda: books_balance(api))
+    before = {name: devices_of(await status_of(api, name)) for name in stay}
+
+    # the 16 free devices (the reserve nodes left out) are all on nodes a partition already uses
+    assert await eventually(lambda: _fragmentation_is(api, 1.0))
+    patch = {"spec": {"defragmentation": {"compactAbove": 0.5}}}
+    await api.patch(f"{SPOD}/cm384-a", patch)
+    await eventually(lambda: _fragmentation_is(api, 0.0), timeout=20)
+    after = {name: await status_of(api, name) for name in stay}
+    moved = [name for name in stay if devices_of(after[name]) != before[name]]
+    assert len(moved) == 1, after
+    assert len({slot["node"] for name in stay for slot in after[name]["allocation"]}) == 1
+    condition = next(c for c in after[moved[0]]["conditions"] if c["type"] == "Moving")
+    assert (condition["status"], condition["reason"]) == ("False", "Moved")
+    assert "compaction" in condition["message"]
+    events = await eventually(lambda: _events(api, moved[0], "Moved"))
+    assert "reopen whole nodes" in events[0]["message"]
+    await eventually(lambda: books_balance(api))
+
+
+async def _fragmentation_is(api, value: float) -> bool:
+    status = (await api.get(f"{SPOD}/cm384-a")).get("status") or {}
+    return status.get("fragmentation") == value
