@@ -12,6 +12,9 @@
   `run` on such a trace replays it through the queue with the topology-aware victim search and with
   Kueue's classic picker, and reports per tenant the share of its nominal quota it could use.
 - `preempt`: victim-search latency on a filled SuperPod, beside the classic picker's.
+- `compact --profile P [--seeds 1-10] [--threshold T] [--max-moves N] [--tier node]`: what one pass of
+  background compaction (as the operator runs it) recovers on snapshots of churn replays: the tier's
+  fragmentation and whole free domains before and after, moves and devices moved.
 
 The machine this runs on may be shared: compare algorithms within one run, and quote medians.
 """
@@ -19,6 +22,7 @@ The machine this runs on may be shared: compare algorithms within one run, and q
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import random
@@ -115,6 +119,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     preempt.add_argument("--seed", type=int, default=1)
     preempt.add_argument("--json", action="store_true")
 
+    compact = sub.add_parser(
+        "compact",
+        help="what one compaction pass recovers on snapshots of churn replays (fragmentation, free nodes)",
+    )
+    compact.add_argument("--profile", required=True, choices=profile_names)
+    compact.add_argument("--seeds", default="1-10", help="seed range, for example 1-10 (default)")
+    compact.add_argument("--load", type=float, default=0.9)
+    compact.add_argument("--requests", type=int, default=3000)
+    compact.add_argument(
+        "--threshold", type=float, default=0.0, help="compact while the fragmentation is above this (0)"
+    )
+    compact.add_argument(
+        "--max-moves", type=int, default=10, help="partitions one pass may move (maxMovesPerHour, 10)"
+    )
+    compact.add_argument("--tier", help="the tier whose domains are reopened (default node)")
+    compact.add_argument(
+        "--bind-after", type=float, metavar="SECONDS", help="seconds until a partition's pods run (30)"
+    )
+    compact.add_argument("--json", action="store_true", help="print one JSON object per snapshot")
+
     scale = sub.add_parser("scale", help="decision latency on 768, 15,488 and 524,288 devices")
     scale.add_argument("--profiles", nargs="+", default=list(SCALE_PROFILES), choices=profile_names)
     scale.add_argument("--decisions", type=int, default=300, help="timed decisions per profile (default 300)")
@@ -175,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
         return sandboxed.refuse("bench e2e") if e2e is None else e2e.run(args)
     if args.bench_command == "preempt":
         return _preempt(args, sys.stdout)
+    if args.bench_command == "compact":
+        return _compact(args, sys.stdout)
     return _scale(args, sys.stdout)
 
 
@@ -485,6 +511,97 @@ MEDIANS = (
 def _seeds(text: str) -> list[int]:
     first, _, last = text.partition("-")
     return list(range(int(first), int(last or first) + 1))
+
+
+SNAPSHOTS = (0.25, 0.5, 0.75)  # where in each trace (share of its events replayed) compaction is measured
+
+
+def _compact(args: argparse.Namespace, out: TextIO) -> int:
+    """Per seed and snapshot: the churn trace replayed up to the snapshot, then one compaction pass measured
+    twice: with the trace's running pods (a partition runs from `at` + `bindAfter`: only younger ones may
+    move, as in the operator) and as if no pod ran yet (the most compaction could recover)."""
+    rows: list[dict[str, Any]] = []
+    try:
+        for seed in _seeds(args.seeds):
+            allocator = _allocator(args.profile, bestfit.BestFit(), None)
+            events = trace.generate(allocator, seed=seed, load=args.load, requests=args.requests)
+            events = trace.mark_movable(events, 0.0, seed, args.bind_after)
+            done = 0
+            for share in SNAPSHOTS:
+                upto = int(len(events) * share)
+                trace.replay(events[done:upto], allocator, clock=time.perf_counter)
+                done = upto
+                now = events[upto - 1].at
+                for mode, workloads in (
+                    ("running", defragbench.running_workloads(allocator, events[:upto], now)),
+                    ("idle", {pid: mobility.Workload() for pid in allocator.partitions}),
+                ):
+                    found = defragbench.compaction_snapshot(
+                        allocator,
+                        workloads,
+                        threshold=args.threshold,
+                        max_moves=args.max_moves,
+                        tier=args.tier,
+                    )
+                    rows.append({"seed": seed, "at": share, "pods": mode, **dataclasses.asdict(found)})
+    except ValueError as error:
+        print(f"superpod bench compact: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        for row in rows:
+            out.write(json.dumps(row) + "\n")
+        return 0
+    tier = args.tier or "node"
+    out.write(
+        f"compaction on {args.profile} ({tier} tier, threshold {args.threshold:g}, at most {args.max_moves} moves"
+        f" per pass), snapshots at {', '.join(f'{s:g}' for s in SNAPSHOTS)} of each trace; medians over the"
+        " snapshots\n"
+    )
+    summary = []
+    for mode in ("running", "idle"):
+        mine = [row for row in rows if row["pods"] == mode]
+        summary.append(
+            {
+                "pods": mode,
+                "snapshots": len(mine),
+                **{
+                    key: round(statistics.median(row[key] for row in mine), 4)
+                    for key in (
+                        "fragmentation_before",
+                        "fragmentation_after",
+                        "free_domains_before",
+                        "free_domains_after",
+                        "moves",
+                        "devices_moved",
+                    )
+                },
+                "improved": sum(1 for row in mine if row["free_domains_after"] > row["free_domains_before"]),
+            }
+        )
+    _table(summary, out, COMPACT_COLUMNS)
+    out.write(
+        "per snapshot (seed at): fragmentation before -> after, free domains before -> after, moves/devices\n"
+    )
+    for row in rows:
+        out.write(
+            f"{row['seed']} {row['at']:g} {row['pods']:<7} {row['fragmentation_before']:.4f} -> "
+            f"{row['fragmentation_after']:.4f}  {row['free_domains_before']} -> {row['free_domains_after']}"
+            f"  {row['moves']}/{row['devices_moved']}\n"
+        )
+    return 0
+
+
+COMPACT_COLUMNS = (
+    ("pods", "pods"),
+    ("snapshots", "snapshots"),
+    ("fragmentation_before", "frag before"),
+    ("fragmentation_after", "frag after"),
+    ("free_domains_before", "free domains before"),
+    ("free_domains_after", "free domains after"),
+    ("moves", "moves"),
+    ("devices_moved", "devices moved"),
+    ("improved", "snapshots with a domain reopened"),
+)
 
 
 def _compare(args: argparse.Namespace, out: TextIO) -> int:

@@ -179,3 +179,71 @@ class Mover:
         running = now >= create.at + bind_after
         pods = len(placed.slots) if placed is not None and running else 0
         return mobility.Workload(running_pods=pods, movable=create.movable)
+
+
+@dataclasses.dataclass(frozen=True)
+class Recovered:
+    """What one compaction pass recovers on a snapshot of a replay (`compaction_snapshot`)."""
+
+    fragmentation_before: float  # of the tier (see superpod.placement.state)
+    fragmentation_after: float
+    free_domains_before: int  # whole domains of the tier no partition uses (reserve nodes left out)
+    free_domains_after: int
+    moves: int
+    devices_moved: int
+    held: int  # devices held in the snapshot
+
+
+def free_domains(allocator: placement_allocator.Allocator, level: int) -> int:
+    """Domains of `level` (0: nodes) in which no device is held, and no node is a reserve node."""
+    tree = allocator.tree
+    held = allocator.state.held_count[level]
+    return sum(
+        1
+        for domain, found in enumerate(tree.levels[level])
+        if not held[domain]
+        and not any(tree.nodes[n].reserve for n in range(found.first_node, found.end_node))
+    )
+
+
+def compaction_snapshot(
+    allocator: placement_allocator.Allocator,
+    workloads: dict[str, mobility.Workload],
+    *,
+    threshold: float,
+    max_moves: int,
+    tier: str | None = None,
+) -> Recovered:
+    """One pass of `plan_compaction` on a copy of `allocator` (Unbound: only partitions without a running pod
+    move, as the operator compacts): the tier's fragmentation and whole free domains before and after."""
+    level = compaction.level_of(allocator, tier)
+    trial = allocator.copy()
+    planned = compaction.plan_compaction(
+        trial, workloads, threshold=threshold, max_moves=max_moves, tier=tier, policy=mobility.Policy.UNBOUND
+    )
+    before = (trial.state.fragmentation(level), free_domains(trial, level))
+    moves.carry_out(trial, planned)
+    return Recovered(
+        fragmentation_before=round(before[0], 6),
+        fragmentation_after=round(trial.state.fragmentation(level), 6),
+        free_domains_before=before[1],
+        free_domains_after=free_domains(trial, level),
+        moves=len(planned),
+        devices_moved=sum(move.devices_moved for move in planned),
+        held=trial.state.total_held,
+    )
+
+
+def running_workloads(
+    allocator: placement_allocator.Allocator, events: Sequence[trace.Event], now: float
+) -> dict[str, mobility.Workload]:
+    """Each placed partition's workload at `now` by the trace's facts: running from its create's `at` +
+    `bindAfter` (30 s by default), one pod per slot."""
+    creates = {event.id: event for event in events if event.op == "create" and event.at <= now}
+    found = {}
+    for pid, placed in allocator.partitions.items():
+        create = creates[pid]
+        bind_after = trace.BIND_AFTER if create.bind_after is None else create.bind_after
+        pods = len(placed.slots) if now >= create.at + bind_after else 0
+        found[pid] = mobility.Workload(running_pods=pods, movable=create.movable)
+    return found

@@ -9,7 +9,7 @@ from superpod import cli, placement
 from superpod.placement import defragbench, mobility, trace
 
 from tests.unit.placement.builders import make_allocator
-from tests.unit.placement.defrag_builders import hold
+from tests.unit.placement.defrag_builders import hold, tiny_allocator
 
 Policy = mobility.Policy
 
@@ -192,3 +192,38 @@ def test_bench_gen_bind_after_sets_every_creates_bind_after(capsys):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert all(line.get("bindAfter") == 600 for line in lines if line["op"] == "create")
     assert not any(line.get("movable") for line in lines)
+
+
+def test_a_compaction_snapshot_reopens_a_node_and_moves_nothing_that_runs():
+    allocator = tiny_allocator()
+    hold(allocator, "a", (0, (0, 1)))
+    hold(allocator, "b", (1, (0, 1)))
+    idle = {"a": mobility.Workload(), "b": mobility.Workload()}
+    found = defragbench.compaction_snapshot(allocator, idle, threshold=0.0, max_moves=5)
+    assert (found.free_domains_before, found.free_domains_after) == (2, 3)
+    assert found.fragmentation_after < found.fragmentation_before and found.moves == 1
+    assert found.devices_moved == 2 and found.held == 4
+    assert set(allocator.placement_of("a").slots[0].devices) == {"Ascend910-0", "Ascend910-1"}  # a copy moved
+    running = {pid: mobility.Workload(running_pods=1) for pid in idle}
+    still = defragbench.compaction_snapshot(allocator, running, threshold=0.0, max_moves=5)
+    assert (still.moves, still.free_domains_after, still.fragmentation_after) == (
+        0,
+        2,
+        still.fragmentation_before,
+    )
+
+
+def test_bench_compact_prints_what_a_pass_recovers(capsys):
+    argv = ["bench", "compact", "--profile", "ascend-910b", "--seeds", "1-2", "--requests", "120"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "compaction on ascend-910b (node tier" in out
+    assert out.count(" running ") + out.count(" idle ") >= 12  # 2 seeds x 3 snapshots x both modes
+    assert cli.main([*argv, "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 12
+    for row in rows:
+        assert row["fragmentation_after"] <= row["fragmentation_before"]
+        assert row["free_domains_after"] >= row["free_domains_before"]
+    assert cli.main([*argv, "--tier", "module"]) == 2
+    assert "compaction reopens domains of" in capsys.readouterr().err
