@@ -97,8 +97,9 @@ class PartitionSpec(SpecModel):
     SuperPod's defragmentation policy Movable, the operator may move this partition while its pods run, to
     make room for a partition that cannot be placed otherwise. Its pods are then evicted (PodDisruptionBudgets
     are respected) and must be recreated by their controller; they bind to the new devices, ranks in the same
-    order, with a new rank table. A partition without a running pod may be moved whatever this says (policy
-    Unbound or Movable)."""
+    order, with a new rank table; new pods are refused while the move is under way (status.move, the Moving
+    condition). A partition without a running pod may be moved whatever this says (policy Unbound or
+    Movable, and by background compaction)."""
     priority_class_name: str | None = Field(
         default=None, min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
     )
@@ -167,8 +168,10 @@ class PartitionStatus(StatusModel):
     rank_table: str | None = None
     """Name of the ConfigMap holding the HCCL rank table (hccl.json)."""
     move: PartitionMove | None = None
-    """Set while the operator moves the partition to make room for another: its pods are evicted, new pods are
-    refused until they are gone, then the allocation becomes move.allocation (see the Moving condition)."""
+    """Set while the operator moves the partition (its pods running) to make room for another: the devices of
+    move.allocation are reserved for it (nobody else gets them), its pods are evicted through the Eviction API
+    and new pods are refused until they are all gone; then the allocation becomes move.allocation and this is
+    cleared (see the Moving condition)."""
     quota: str | None = None
     """The quota (SuperPod spec.quotas) the partition is charged to; unset when no quota covers its
     namespace."""
@@ -185,7 +188,8 @@ class PartitionStatus(StatusModel):
     """After a preemption: namespace/name of the partition that took its devices."""
     conditions: list[Condition] | None = None
     """Allocated, Bound and Degraded conditions with reasons; Moving while the partition is moved to make room
-    for another (MakingRoom, then Moved); RankTableWritten once the rank table could not be written as asked
+    for another (MakingRoom, EvictionBlocked while a PodDisruptionBudget refuses, then Moved or
+    MoveAbandoned); RankTableWritten once the rank table could not be written as asked
     (ConfigMapNotOwned, WriteRefused, AllocationInvalid, AnnotationIgnored); Terminating while a deleted
     partition waits for its pods (PodsRunning, EvictingPods, EvictionBlocked)."""
 

@@ -144,7 +144,8 @@ class SuperPodSpec(SpecModel):
     asking for the device resource on member nodes) is refused. Pods already running stay. None: no taint and
     no such refusals; any pod may take free devices of member nodes."""
     defragmentation: Defragmentation = Field(default_factory=Defragmentation)
-    """What the operator may move, and how often, to place a partition the SuperPoD is too fragmented for."""
+    """What the operator may move, and how often, to place a partition the SuperPoD is too fragmented for
+    (Pending, reason Fragmented), and whether it compacts in the background to keep whole nodes free."""
     quotas: list[QuotaSpec] | None = Field(default=None, max_length=MAX_QUOTAS)
     """Tenants' nominal shares of this SuperPod (docs/tenancy.md). Partitions in namespaces no quota covers
     may use only the devices no quota holds (usable devices minus the sum of the shares) and never borrow.

@@ -554,8 +554,8 @@ def _compact(args: argparse.Namespace, out: TextIO) -> int:
     tier = args.tier or "node"
     out.write(
         f"compaction on {args.profile} ({tier} tier, threshold {args.threshold:g}, at most {args.max_moves} moves"
-        f" per pass), snapshots at {', '.join(f'{s:g}' for s in SNAPSHOTS)} of each trace; medians over the"
-        " snapshots\n"
+        f" per pass), snapshots at {', '.join(f'{s:g}' for s in SNAPSHOTS)} of each trace; fragmentation: mean"
+        " over the snapshots; the rest: sums\n"
     )
     summary = []
     for mode in ("running", "idle"):
@@ -564,16 +564,13 @@ def _compact(args: argparse.Namespace, out: TextIO) -> int:
             {
                 "pods": mode,
                 "snapshots": len(mine),
+                "fragmentation_before": round(
+                    statistics.mean(row["fragmentation_before"] for row in mine), 4
+                ),
+                "fragmentation_after": round(statistics.mean(row["fragmentation_after"] for row in mine), 4),
                 **{
-                    key: round(statistics.median(row[key] for row in mine), 4)
-                    for key in (
-                        "fragmentation_before",
-                        "fragmentation_after",
-                        "free_domains_before",
-                        "free_domains_after",
-                        "moves",
-                        "devices_moved",
-                    )
+                    key: sum(row[key] for row in mine)
+                    for key in ("free_domains_before", "free_domains_after", "moves", "devices_moved")
                 },
                 "improved": sum(1 for row in mine if row["free_domains_after"] > row["free_domains_before"]),
             }
