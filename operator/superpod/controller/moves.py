@@ -52,6 +52,9 @@ class Mover:
         self.events = statuses.writer
         self.clock = clock
         self.made: dict[str, collections.deque[float]] = {}  # SuperPod -> when each move was made
+        self.given_up: dict[
+            str, float
+        ] = {}  # partition -> when a move of it was abandoned (not again for an hour)
 
     def left_this_hour(self, superpod: str, limit: int) -> int:
         made = self.made.setdefault(superpod, collections.deque())
@@ -79,10 +82,14 @@ class Mover:
         if left == 0:
             return None, f"no moves left this hour (maxMovesPerHour {view.max_moves_per_hour})"
         workloads = {}
+        now = self.clock()
+        for pid, when in list(self.given_up.items()):
+            if when <= now - HOUR:
+                del self.given_up[pid]
         for pid in allocator.partitions:
             obj = partitions.get(pid)
-            if obj is None or pid in busy:
-                continue  # unknown here (a reservation) or moving: counts as running and not movable
+            if obj is None or pid in busy or pid in self.given_up:
+                continue  # unknown here (a reservation), moving, or its last move was given up: stays
             part = views.Partition(obj)
             if part.deleting or part.move is not None or part.evicting:
                 continue
@@ -104,7 +111,12 @@ class Mover:
                 if refused is None:
                     reserved.append(
                         relocation.InFlight(
-                            move.partition_id, move.before, move.after, key, move.devices_moved
+                            move.partition_id,
+                            move.before,
+                            move.after,
+                            key,
+                            move.devices_moved,
+                            since=self.clock(),
                         )
                     )
                     continue

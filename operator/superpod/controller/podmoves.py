@@ -17,14 +17,18 @@ in this order, so that no device is ever used by two partitions and none is lost
    loop and its controller's new pods bind to the new devices. Then the target's placement is written.
 
 A move found in a status with no memory of it (after a restart or a takeover) is finished the same way,
-for the partition its `forPartition` names; one whose reserved devices cannot be held again, or failed
-meanwhile, is abandoned (Moving False, MoveAbandoned, a Warning Event): the partition keeps its devices.
+for the partition its `forPartition` names. A move is abandoned (Moving False, MoveAbandoned, a Warning
+Event; the partition keeps its devices and its pods bind there again) when its reserved devices cannot be held
+again or failed meanwhile, when its owner turns `spec.movable` off while pods of it remain, or when its pods
+are not all gone within `TIMEOUT` (a PodDisruptionBudget that never allows a disruption must not keep the
+reserved devices from everybody for ever).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 import pydantic
@@ -37,13 +41,25 @@ JSON = common.JSON
 Event = reasons.EventReason
 SuperPodState = partitions.SuperPodState
 POLL = 2.0  # seconds: look again while pods are terminating (their deletion also wakes the daemon)
+TIMEOUT = (
+    600.0  # seconds a move may wait for its pods to go (on the replica carrying it out) before it is given up
+)
 logger = logging.getLogger(__name__)
 
 
 class PodMoves:
     """Moves of running partitions, on the replica that owns their SuperPod."""
 
-    def __init__(self, writes: partitions.Partitions, evictions: eviction.Evictions) -> None:
+    def __init__(
+        self,
+        writes: partitions.Partitions,
+        evictions: eviction.Evictions,
+        *,
+        timeout: float = TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.timeout = timeout
+        self.clock = clock
         self.writes = writes
         self.partitions = writes.partitions
         self.statuses = writes.statuses
@@ -90,6 +106,14 @@ class PodMoves:
                 continue
             if await self._evict(state, entry, obj):
                 ready.setdefault(entry.target, []).append(entry)
+            elif not views.Partition(obj).movable:
+                await self._abandon(state, entry.key, "spec.movable was turned off while its pods run")
+            elif self.clock() - entry.since > self.timeout:
+                await self._abandon(
+                    state,
+                    entry.key,
+                    f"its pods were not all gone within {self.timeout:.0f} s ({entry.blocked_text})",
+                )
         for target, group in ready.items():
             waiting = [
                 e for e in state.moving.values() if e.target == target and not e.switched and e not in group
@@ -148,12 +172,14 @@ class PodMoves:
                         abandon.append((holder, f"its new devices are not free any more: {refused.message}"))
                         continue
                 target = move.get("forPartition")
+                logger.info("taking up the move of %s for %s recorded in its status", holder, target)
                 state.moving[holder] = relocation.InFlight(
                     holder,
                     before,
                     after,
                     str(target) if target else None,
                     relocation.moved_devices(before, after),
+                    since=self.clock(),
                 )
         return abandon
 
@@ -251,6 +277,8 @@ class PodMoves:
 
     async def _abandon(self, state: SuperPodState, key: str, why: str) -> None:
         """Give the move up: the reservation goes, the partition keeps (or got back) its old devices."""
+        self.evictions.forget(f"move:{key}")
+        self.writes.mover.given_up[key] = self.clock()
         async with state.lock:
             state.moving.pop(key, None)
             if state.allocator is not None:

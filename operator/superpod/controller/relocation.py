@@ -37,8 +37,16 @@ class InFlight:
     after: placement.Placement  # slot i of `before` moves to slot i here
     target: str | None  # the partition (namespace/name) it makes room for
     devices_moved: int
+    since: float = 0.0  # when this replica began (or took up) the move, on its monotonic clock
     switched: bool = False  # memory holds `after`; the status write that says so is under way
     blocked: tuple[tuple[str, str], ...] = ()  # the evictions refused at the last look (pod, why)
+
+    @property
+    def blocked_text(self) -> str:
+        if not self.blocked:
+            return "no eviction was refused at the last look"
+        pod, why = self.blocked[0]
+        return f"the eviction of {pod} was refused: {why}"
 
 
 @dataclasses.dataclass(frozen=True)

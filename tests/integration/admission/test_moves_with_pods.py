@@ -122,10 +122,9 @@ async def events(api: client.KubeClient, name: str, reason: str) -> list[JSON]:
     return [e for e in items if e["involvedObject"].get("name") == name and e["reason"] == reason]
 
 
-async def test_a_running_movable_partition_moves_after_its_pods_are_evicted_across_a_crash(
-    cluster, operator, fleet
-):
-    api = fleet
+async def fragmented_with_pods(api: client.KubeClient) -> tuple[dict[str, str], set[tuple[str, str]]]:
+    """`mover` and `stays` on half a node each, one pod running on each, a budget that keeps `mover`'s pod:
+    the nodes of the partitions as placed, and `mover`'s devices."""
     await api.create(SPOD, superpod())
 
     async def ready() -> bool:
@@ -135,7 +134,7 @@ async def test_a_running_movable_partition_moves_after_its_pods_are_evicted_acro
     for name in ("p0", "mover", "p2", "stays"):
         movable = name == "mover"
         await api.create(partitions_path(), partition(name, 8, maxTier="node", movable=movable))
-        await eventually(lambda n=name: in_phase(api, n, "Allocated"), timeout=15)
+        await eventually(lambda n=name: in_phase(api, n, "Allocated"), timeout=30)
     placed = {name: await status(api, name) for name in ("p0", "mover", "p2", "stays")}
     node_of = {name: found["allocation"][0]["node"] for name, found in placed.items()}
     assert node_of["p0"] == node_of["mover"] != node_of["p2"] == node_of["stays"], node_of
@@ -151,17 +150,25 @@ async def test_a_running_movable_partition_moves_after_its_pods_are_evicted_acro
         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"superpod.dev/partition": "mover"}}},
     }
     await api.create(BUDGETS, budget)
-    old = devices(placed["mover"]["allocation"])
+    return node_of, devices(placed["mover"]["allocation"])
+
+
+async def blocked(api: client.KubeClient) -> JSON | None:
+    found = await condition(api, "mover", "Moving")
+    return found if found.get("reason") == "EvictionBlocked" else None
+
+
+async def test_a_running_movable_partition_moves_after_its_pods_are_evicted_across_a_crash(
+    cluster, operator, fleet
+):
+    api = fleet
+    node_of, old = await fragmented_with_pods(api)
 
     async with guarded(api):
         await api.create(partitions_path(), partition("whole", 16, maxTier="node"))
 
         # the budget holds the pod back: reported on the moved partition, which keeps its devices, and retried
-        async def blocked() -> JSON | None:
-            found = await condition(api, "mover", "Moving")
-            return found if found.get("reason") == "EvictionBlocked" else None
-
-        flag = await eventually(blocked, timeout=30)
+        flag = await eventually(lambda: blocked(api), timeout=60)
         assert flag["status"] == "True" and "keep-mover" in flag["message"], flag
         moving = await status(api, "mover")
         assert devices(moving["allocation"]) == old
@@ -172,27 +179,27 @@ async def test_a_running_movable_partition_moves_after_its_pods_are_evicted_acro
         waiting = await status(api, "whole")
         assert waiting["phase"] == "Pending" and "making room: moving team-a/mover" in waiting["message"]
         assert await pods_running(api, "mover", 1, "team-a")
+
         # held and reserved: 8 + 8 + 8 of 32 devices, none free for anyone else on stays' node
-        assert (await counts(api))["allocated"] == 24
+        async def still_held() -> bool:
+            return (await counts(api)).get("allocated") == 24
+
+        await eventually(still_held, timeout=30)
         refused = await _create_refused(api, pod("mover-1", "mover"))
         assert "being moved to make room for team-a/whole" in refused
 
         # a crash in the middle of the move: the restarted operator holds both sets of devices again
         await operator.kill()
-        await operator.start()
-        await eventually(blocked, timeout=30)
+        await operator.start(timeout=60)
+        await eventually(lambda: blocked(api), timeout=60)
         again = await status(api, "mover")
         assert devices(again["allocation"]) == old and devices(again["move"]["allocation"]) == reserved
-
-        async def still_held() -> bool:
-            return (await counts(api)).get("allocated") == 24
-
-        await eventually(still_held, timeout=15)
+        await eventually(still_held, timeout=30)
         assert (await status(api, "whole"))["phase"] == "Pending"
 
         # the budget lets the pod go: the move finishes and the waiting partition gets the whole node
         await api.delete(f"{BUDGETS}/keep-mover")
-        whole = await eventually(lambda: in_phase(api, "whole", "Allocated"), timeout=60)
+        whole = await eventually(lambda: in_phase(api, "whole", "Allocated"), timeout=120)
         assert {slot["node"] for slot in whole["allocation"]} == {node_of["mover"]}
         moved = await status(api, "mover")
         assert devices(moved["allocation"]) == reserved and not moved.get("move")
@@ -203,13 +210,49 @@ async def test_a_running_movable_partition_moves_after_its_pods_are_evicted_acro
 
         # its controller's new pod binds to the new devices, and the device plugin gives it those
         await api.create(pods_path(), pod("mover-0", "mover"))
-        await eventually(lambda: pods_running(api, "mover", 1, "team-a"), timeout=30)
+        await eventually(lambda: pods_running(api, "mover", 1, "team-a"), timeout=60)
         running = await api.get(f"{pods_path()}/mover-0")
         real = running["metadata"]["annotations"]["huawei.com/AscendReal"].split(",")
         assert {(running["spec"]["nodeName"], device) for device in real} == reserved
     assert await events(api, "mover", "Moved")
     assert (await status(api, "mover")).get("rankTable")
-    await eventually(lambda: books_balance(api), timeout=15)
+    await eventually(lambda: books_balance(api), timeout=30)
+
+
+async def test_its_owner_calls_a_move_off_by_turning_movable_off_and_keeps_its_devices_and_pods(
+    cluster, operator, fleet
+):
+    api = fleet
+    _, old = await fragmented_with_pods(api)
+    async with guarded(api):
+        await api.create(partitions_path(), partition("whole", 16, maxTier="node"))
+        await eventually(lambda: blocked(api), timeout=60)
+        await api.patch(f"{partitions_path()}/mover", {"spec": {"movable": False}})
+
+        async def abandoned() -> JSON | None:
+            found = await condition(api, "mover", "Moving")
+            return found if found.get("reason") == "MoveAbandoned" else None
+
+        flag = await eventually(abandoned, timeout=30)
+        assert flag["status"] == "False" and "spec.movable was turned off" in flag["message"]
+        kept = await status(api, "mover")
+        assert devices(kept["allocation"]) == old and not kept.get("move")
+        assert await pods_running(api, "mover", 1, "team-a")  # never evicted: the budget held it
+
+        async def released() -> bool:
+            return (await counts(api)).get("allocated") == 16
+
+        await eventually(released, timeout=30)  # the reservation is given back
+        assert await events(api, "mover", "MoveAbandoned")
+        waiting = await eventually(lambda: in_phase(api, "whole", "Pending"), timeout=30)
+
+        async def no_moves() -> JSON | None:
+            found = await status(api, "whole")
+            return found if "no moves" in (found.get("message") or "") else None
+
+        await eventually(no_moves, timeout=30)
+        assert waiting["reason"] == "Fragmented"
+    await eventually(lambda: books_balance(api), timeout=30)
 
 
 async def _create_refused(api: client.KubeClient, obj: JSON) -> str:
