@@ -69,7 +69,7 @@ class PodMoves:
 
     async def begin(self, state: SuperPodState, entries: tuple[relocation.InFlight, ...]) -> None:
         """Step 1 for each partition whose new devices were reserved; the daemon's next pass evicts."""
-        for entry in entries:
+        for index, entry in enumerate(entries):
             obj = self.partitions.get(entry.key)
             message = (
                 f"moving {entry.devices_moved} devices to make room for {entry.target}: its pods are evicted "
@@ -81,12 +81,15 @@ class PodMoves:
                     async with self.serial.hold(entry.key):
                         written = await self.statuses.write(obj, _moving(entry, message, obj))
                 except Exception:
-                    # not recorded (or a lost reply: then the next pass finds the move in the status)
-                    await self._drop(state, entry)
+                    # not recorded (or a lost reply: then the next pass finds the move in the status); the
+                    # moves not begun yet go too
+                    for dropped in entries[index:]:
+                        await self._drop(state, dropped)
                     raise
             if not written:  # gone meanwhile: its reservation goes with it
                 await self._drop(state, entry)
                 continue
+            entry.recorded = True
             logger.info("moving %s for %s", entry.key, entry.target)
             await self.events.event(obj or {}, reason=Event.MOVING, message=message)
         state.poke()
@@ -104,6 +107,8 @@ class PodMoves:
             if entry.switched:  # its status write failed last time
                 await self._write_moved(state, entry)
                 continue
+            if not entry.recorded:
+                continue  # decided a moment ago: its pods are evicted once status.move says so (`begin`)
             if await self._evict(state, entry, obj):
                 ready.setdefault(entry.target, []).append(entry)
             elif not views.Partition(obj).movable:
@@ -180,6 +185,7 @@ class PodMoves:
                     str(target) if target else None,
                     relocation.moved_devices(before, after),
                     since=self.clock(),
+                    recorded=True,
                 )
         return abandon
 
@@ -236,13 +242,16 @@ class PodMoves:
                     state.pending.remove(target)
                     state.waiting_since.pop(target, None)
         for entry in group:
-            if entry.key in refused:
-                state.moving.pop(entry.key, None)
-                await self._abandon(
-                    state, entry.key, f"its new devices could not be taken: {refused[entry.key]}"
-                )
-            else:
-                await self._write_moved(state, entry)
+            try:
+                if entry.key in refused:
+                    state.moving.pop(entry.key, None)
+                    await self._abandon(
+                        state, entry.key, f"its new devices could not be taken: {refused[entry.key]}"
+                    )
+                else:
+                    await self._write_moved(state, entry)
+            except Exception as error:  # written at the next pass (entry.switched); the target goes on
+                logger.warning("%s: the status of its finished move was not written: %s", entry.key, error)
         state.poke()
         if placed is not None and target_obj is not None and state.allocator is not None:
             fields = state.tenancy.tenancy.get(str(target)) if state.tenancy is not None else None

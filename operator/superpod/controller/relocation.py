@@ -38,6 +38,7 @@ class InFlight:
     target: str | None  # the partition (namespace/name) it makes room for
     devices_moved: int
     since: float = 0.0  # when this replica began (or took up) the move, on its monotonic clock
+    recorded: bool = False  # its status.move is written: its pods may be evicted
     switched: bool = False  # memory holds `after`; the status write that says so is under way
     blocked: tuple[tuple[str, str], ...] = ()  # the evictions refused at the last look (pod, why)
 
