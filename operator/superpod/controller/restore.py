@@ -55,9 +55,12 @@ class Restorer:
             return
         if key in state.moving:
             return  # moved while its pods run: the move keeps memory and status in line (podmoves)
-        if allocator.placement_of(key) is not None and _move_finished_elsewhere(allocator, key, view):
+        if _move_over_elsewhere(allocator, key, view):
+            # the replica that moved it is done (or gave up): the reservation goes; a partition that switched
+            # is restored below from the status that holds its new devices
             relocation.unreserve(allocator, key)
-            allocator.release(key)  # restored below from the status that holds its new devices
+            if _moved(allocator, key, view):
+                allocator.release(key)
         if allocator.placement_of(key) is not None:
             forged = conflicts.verify(allocator, key, obj)
             if forged is not None:
@@ -196,18 +199,23 @@ def _hold_move(allocator: placement.Allocator, key: str, view: views.Partition) 
     relocation.reserve(allocator, key, after)
 
 
-def _move_finished_elsewhere(allocator: placement.Allocator, key: str, view: views.Partition) -> bool:
-    """The status shows a move done (no `move`, other devices) while this replica still holds the old devices
-    and the reservation: the replica that moved it switched; this one follows."""
+def _move_over_elsewhere(allocator: placement.Allocator, key: str, view: views.Partition) -> bool:
+    """The status shows no move while this replica (not the one carrying moves out: it keeps `moving`) still
+    holds a reservation for the partition."""
+    return (
+        view.move is None
+        and allocator.placement_of(key) is not None
+        and allocator.placement_of(relocation.reservation_key(key)) is not None
+    )
+
+
+def _moved(allocator: placement.Allocator, key: str, view: views.Partition) -> bool:
+    """The status names other devices than the partition holds here (its move switched elsewhere)."""
     held = allocator.placement_of(key)
-    if view.move is not None or held is None:
-        return False
-    if allocator.placement_of(relocation.reservation_key(key)) is None:
-        return False
     recorded = {
         f"{slot.get('node')}/{device}" for slot in view.allocation for device in slot.get("devices") or ()
     }
-    return recorded != set(held.device_ids())
+    return held is not None and recorded != set(held.device_ids())
 
 
 report = partitions.restore_report
