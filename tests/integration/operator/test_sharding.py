@@ -103,8 +103,10 @@ async def test_ownership_spreads_and_moves_on_join_leave_and_kill(cluster):
         for i, name in enumerate(names):  # each partition was placed by its SuperPod's owner, and only by it
             placer = {"ra": first, "rb": second}[table[SUPERPODS[i % 4]]]
             other = second if placer is first else first
-            assert f"placed team-a/{name}:" in placer.log.read_text()
-            assert f"placed team-a/{name}:" not in other.log.read_text()
+            line = f"placed team-a/{name}:"
+            # the placer logs the line once its write has returned, which may be after the test sees the status
+            await eventually(lambda op=placer, text=line: _logged(op, text), timeout=15)
+            assert line not in other.log.read_text()
 
         await third.start()  # join: the newcomer gets its share
         await eventually(lambda: held_by({"ra", "rb", "rc"})(api), timeout=30)
@@ -220,3 +222,7 @@ async def test_a_lone_replica_paused_past_its_lease_resumes_its_superpods_withou
         await invariants(api)
     finally:
         await alone.stop()
+
+
+async def _logged(operator: Operator, text: str) -> bool:
+    return text in operator.log.read_text()
