@@ -295,6 +295,7 @@ def register(
     # the fleet's own mirror of partitions tells of their changes, and the SuperPod daemon (active replica only)
     # runs one bindings loop per SuperPod: no kopf event handler or daemon per partition
     fleet.partition_listeners.append(bindings.partition_changed)
+    fleet.deletion_listeners.append(bindings.deleted)
     fleet.superpod_workers.append(bindings.follow)
     # every replica knows the SuperPods' members (it validates pods); the active one keeps their taints
     fleet.node_listeners.append(view.on_node)

@@ -33,8 +33,8 @@ import kopf
 from superpod.api import common, views
 from superpod.cluster import client, podplacement, reflector
 from superpod.controller import binder as binder_module
+from superpod.controller import eviction, inuse, kopfkit, podrequest, ranktables, slotclaims
 from superpod.controller import fleet as fleet_module
-from superpod.controller import kopfkit, podrequest, ranktables, slotclaims
 
 JSON = common.JSON
 FINISHED = frozenset({"Succeeded", "Failed"})
@@ -62,6 +62,8 @@ class Bindings:
         self.fleet = fleet
         self.binder = binder
         self.tables = ranktables.RankTables(api)
+        self.evictions = eviction.Evictions(api)
+        self.in_use = inuse.InUse(fleet, self.tables, self.evictions)
         self.grace = grace
         self.pods: dict[str, dict[str, JSON]] = {}  # partition key -> pod name -> pod
         self._wakes: dict[str, asyncio.Event] = {}  # SuperPod -> wakes its loop
@@ -104,8 +106,8 @@ class Bindings:
         """The fleet's mirror saw the partition change (None: it is gone)."""
         if obj is None:
             self.forget(key)
-        elif (obj.get("status") or {}).get("allocation"):
-            self.touch(key)  # a moved slot rewrites the rank table at once
+        elif (obj.get("status") or {}).get("allocation") or views.Partition(obj).deleting:
+            self.touch(key)  # a moved slot rewrites the rank table at once; a deletion waits for the pods
 
     def forget(self, key: str) -> None:
         namespace, _, name = key.partition("/")
@@ -114,6 +116,7 @@ class Bindings:
         for due in self._due.values():
             due.pop(key, None)
         self._settled.pop(key, None)
+        self.evictions.forget(key)
         self.binder.forget(namespace, name)
         self.tables.forget(namespace, name)
         for entry in [entry for entry in self._missing_since if entry[0] == key]:
@@ -224,7 +227,7 @@ class Bindings:
                     key
                     for key, obj in self.fleet.partitions.items()
                     if views.Partition(obj).superpod == superpod
-                    and (obj.get("status") or {}).get("allocation")
+                    and ((obj.get("status") or {}).get("allocation") or views.Partition(obj).deleting)
                 )
             keys = self._dirty.pop(superpod, set())
             keys.update(key for key, when in due.items() if when <= now)
@@ -264,8 +267,14 @@ class Bindings:
         """Bring the partition's slots and rank table in line with its pods; returns when to look again."""
         namespace, _, name = key.partition("/")
         obj = views.newest(self.binder.known(namespace, name), self.fleet.partitions.get(key))
-        if obj is None or obj["metadata"].get("deletionTimestamp") or not self.reflector.synced.is_set():
+        if obj is None or not self.reflector.synced.is_set():
             return None
+        if views.Partition(obj).deleting:
+            if not views.Partition(obj).protected:
+                return None  # not the operator's to finalize (it goes when its other finalizers do)
+            holders, next_check = await self.holders(key, obj)
+            retry = await self.in_use.reconcile(obj, holders)
+            return min((t for t in (retry, next_check) if t is not None), default=None)
         state = self.fleet.superpods.get(views.Partition(obj).superpod)
         profile = state.profile if state is not None else None
         inputs = _inputs(obj, self.pods.get(key, {}), profile.name if profile is not None else "")
@@ -309,6 +318,39 @@ class Bindings:
         if next_check is None:
             self._settled[key] = inputs
         return next_check
+
+    async def holders(self, key: str, obj: JSON) -> tuple[dict[str, JSON | None], float | None]:
+        """The pods that still hold a partition (name -> the pod, None when it is not in the mirror), judged as
+        slots are: a slot's pod until it finished or is confirmed gone, any other labelled pod until it
+        finished; and the seconds until a pod not yet seen is to be checked again."""
+        allocation = views.Partition(obj).allocation
+        release, unsure, next_check = self.finished_or_gone(key, allocation, time.monotonic())
+        gone = set(release)
+        if unsure:
+            confirmed, detached = await self.confirm(key, unsure)
+            gone.update(confirmed)
+            if detached or len(confirmed) < len(unsure):
+                next_check = min(next_check or DETACHED_RECHECK, DETACHED_RECHECK)
+        pods = self.pods.get(key, {})
+        out: dict[str, JSON | None] = {
+            name: pod for name, pod in pods.items() if (pod.get("status") or {}).get("phase") not in FINISHED
+        }
+        for slot in allocation:
+            name = slot.get("pod")
+            if name and name not in gone and name not in out and name not in pods:
+                out[name] = None  # admitted, not seen yet, or running without its label
+        return out, next_check
+
+    async def deleted(self, obj: JSON) -> float | None:
+        """kopf saw the partition's deletion: its SuperPod's loop finalizes it; with no SuperPod (no loop), it
+        is done here. Returns when to look again (None: nothing to wait for here)."""
+        view = views.Partition(obj)
+        if view.superpod in self.fleet.superpods:
+            self.touch(view.key)
+            return None
+        if not self.reflector.synced.is_set():
+            return RETRY_SECONDS
+        return await self.reconcile(view.key)
 
     def unrecorded(self, key: str, allocation: list[JSON], resource: str) -> list[tuple[str, int]]:
         """Running pods bound to a slot (its node and devices) that no longer names them, with its index.

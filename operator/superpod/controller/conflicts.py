@@ -33,6 +33,8 @@ NAMED = 8  # devices or nodes named in one message; the rest are counted
 PLACED_PHASES = frozenset(
     {api_partition.Phase.ALLOCATED.value, api_partition.Phase.BOUND.value, api_partition.Phase.DEGRADED.value}
 )
+# a deleted partition that pods still hold is Terminating (controller/inuse.py), placed as before
+TERMINATING_PHASES = PLACED_PHASES | {api_partition.Phase.TERMINATING.value}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -72,6 +72,9 @@ class Fleet:
         self.node_listeners: list[Callable[[str, JSON | None, JSON | None], None]] = []
         # told of every SuperPod spec read: (name, spec or None when gone or unusable, device resource)
         self.superpod_listeners: list[Callable[[str, api_superpod.SuperPodSpec | None, str], None]] = []
+        # told of a partition's deletion by kopf's delete handler (active replica): each returns when to be told
+        # again (the partition still waits for its pods and no loop follows it), or None
+        self.deletion_listeners: list[Callable[[JSON], Coroutine[Any, Any, float | None]]] = []
         # run beside each SuperPod's daemon, so only on the active replica: (SuperPod name, stopped)
         self.superpod_workers: list[Callable[[str, kopf.DaemonStopped], Coroutine[Any, Any, None]]] = []
 
@@ -284,6 +287,15 @@ class Fleet:
 
     async def release(self, obj: JSON) -> None:
         await self.reconciler.release(obj)
+
+    async def deleted(self, obj: JSON) -> float | None:
+        """A partition is being deleted: the in-use protection (a deletion listener) releases it once its pods
+        are gone; without one its devices are released now. Seconds until it is to be looked at again."""
+        if not self.deletion_listeners:
+            await self.release(obj)
+            return None
+        delays = [await listener(obj) for listener in self.deletion_listeners]
+        return min((delay for delay in delays if delay is not None), default=None)
 
     async def refresh_placed(self, state: SuperPodState) -> None:
         await self.reconciler.refresh_placed(state)

@@ -1,8 +1,14 @@
 """The kopf handlers: each one a few lines that hand the object to the fleet.
 
-- SuperPodPartition create/resume: place it (or queue it with its reason); delete: release its devices, then kopf
-  removes the finalizer `superpod.dev/release-devices` (so a deleted partition is gone only once its devices are
-  free).
+- SuperPodPartition create/resume: place it (or queue it with its reason; the operator's own finalizer
+  `superpod.dev/in-use` is added first). Delete: the in-use protection (`inuse`) keeps the devices until no pod
+  of the partition runs, then removes its finalizer. The bindings loop of the partition's SuperPod does that on
+  the replica that owns the SuperPod; this handler only wakes it, and while the SuperPod is missing (no loop
+  follows its pods) it does the work itself (`Fleet.deleted`), on the replica that owns the SuperPod's name.
+  kopf's finalizer `superpod.dev/release-devices` stays while `superpod.dev/in-use` does (the handler asks kopf
+  to call it again), so some replica always looks at a Terminating partition, even after its SuperPod goes or
+  its owner dies; a partition without `superpod.dev/in-use` (made before the operator added it) releases its
+  devices at once, as before.
 - SuperPod daemon (one per SuperPod on every replica, at work only on the replica that owns the SuperPod:
   `shards`; with kopf peering or a single replica, that is the active one): retries pending partitions in creation
   order whenever capacity may have changed, and writes the SuperPod's status, coalescing bursts; beside it run
@@ -24,14 +30,16 @@ from superpod.api import common, views
 from superpod.api import partition as api_partition
 from superpod.api import superpod as api_superpod
 from superpod.controller import fleet as fleet_module
-from superpod.controller import kopfkit, shards
+from superpod.controller import inuse, kopfkit, shards
 from superpod.metrics import instruments
 
 HANDLER_BACKOFF = 2.0  # seconds before kopf retries a failed handler or restarts a failed daemon
 IDLE_REFRESH = 30.0  # seconds: a daemon re-checks even without a poke (missed events cost at most this)
 WORKER_GRACE = 3.0  # seconds a stopped daemon's workers get to finish before they are cancelled
 OWNER_POLL = 0.5  # seconds: how often a replica that does not own a deleted partition's SuperPod looks again
-FINALIZER = "superpod.dev/release-devices"
+DELETION_RECHECK = 5.0  # seconds: a deleted partition of a missing SuperPod is looked at again this often
+WATCH_RECHECK = 30.0  # seconds: one its SuperPod's loop follows (the handler only notices if the SuperPod goes)
+FINALIZER = inuse.HANDLER_FINALIZER
 
 
 def register(
@@ -83,9 +91,20 @@ def register(
             if known is None or known["metadata"].get("uid") != obj["metadata"].get("uid"):
                 return  # released and gone: kopf's last patch finds nothing
             await asyncio.sleep(OWNER_POLL)
-        with owner.writing(view.superpod):
+        if not view.protected:  # made before the in-use finalizer: its devices go now
+            with owner.writing(view.superpod):
+                async with _reconcile("partition"):
+                    await fleet.release(obj)
+            return
+        delay: float | None = DELETION_RECHECK  # when the write is fenced: this replica lost the SuperPod
+        with owner.writing(view.superpod), contextlib.suppress(shards.Fenced):
             async with _reconcile("partition"):
-                await fleet.release(obj)
+                delay = await fleet.deleted(obj)
+        known = fleet.partitions.get(view.key)
+        if known is not None and views.Partition(known).uid == view.uid and views.Partition(known).protected:
+            # not finalized yet: kopf keeps its own finalizer and calls this again (here or on the new owner)
+            delay = DELETION_RECHECK if delay is not None else WATCH_RECHECK
+            raise kopf.TemporaryError("pods of the partition may still run", delay=delay)
 
     @kopf.daemon(*superpods, registry=registry, cancellation_timeout=5.0, backoff=HANDLER_BACKOFF)
     async def superpod_loop(name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:

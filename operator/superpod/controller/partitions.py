@@ -128,12 +128,17 @@ class Partitions:
         self.events = statuses.writer
         self.serial = partitionwrite.KeyedLocks()  # partition key -> its lock, while someone uses it
         self.mover = moves.Mover(statuses)
+        # uids of deleted partitions whose devices were released (no pod held them): not restored again from
+        # the status they still show until their finalizer is gone
+        self.released: set[str] = set()
 
     # ---- memory: what partition statuses hold --------------------------------------------------------------
 
     def forget(self, key: str, obj: JSON) -> None:
         """A partition is gone: it waits no more and its devices are free."""
-        state = self.superpods.get(views.Partition(obj).superpod)
+        view = views.Partition(obj)
+        self.released.discard(view.uid or "")
+        state = self.superpods.get(view.superpod)
         if state is None:
             return
         state.pending.forget(key)
@@ -171,6 +176,17 @@ class Partitions:
     # ---- decisions -----------------------------------------------------------------------------------------
 
     # ---- writes ------------------------------------------------------------------------------------------
+
+    async def protect(self, obj: JSON) -> JSON:
+        """Add the in-use finalizer (see `inuse`) unless the partition has it; the partition as it is now."""
+        view = views.Partition(obj)
+        if view.protected or view.deleting:
+            return obj
+        written = await partitionwrite.add_finalizer(self.statuses.api, obj, api_partition.IN_USE_FINALIZER)
+        if written is None:
+            return obj
+        self.statuses.mirror.remember(written)
+        return written
 
     async def pending(self, obj: JSON, reason: str, message: str, tenancy: JSON | None = None) -> JSON:
         generation = views.Partition(obj).generation
@@ -340,8 +356,10 @@ class Partitions:
                     await self.refresh(state, obj)
 
     async def release(self, obj: JSON) -> None:
-        """A partition is being deleted (kopf delete handler, before its finalizer goes)."""
+        """A deleted partition's devices are free (no pod of it runs: `inuse`, before its finalizer goes)."""
         view = views.Partition(obj)
+        if view.uid:
+            self.released.add(view.uid)
         state = self.superpods.get(view.superpod)
         if state is None:
             return

@@ -3,7 +3,8 @@
 Slot bindings are written by the admission webhook on every replica, so the operator's own status writes carry
 the resourceVersion their status was computed from: on a 409 the partition is read again and the status
 recomputed from the fresh copy (`compute(current status)`), never written over a binding it did not see.
-`KeyedLocks` gives one partition's placements, refreshes and writes their order.
+`KeyedLocks` gives one partition's placements, refreshes and writes their order. `add_finalizer` and
+`remove_finalizer` edit the partition's finalizers the same guarded way (the in-use protection's).
 """
 
 from __future__ import annotations
@@ -75,6 +76,48 @@ class StatusWriter:
                 )
             return dict(written.get("status") or {})
         raise RuntimeError(f"status of {namespace}/{name} kept changing; giving up after {attempts} attempts")
+
+
+async def add_finalizer(api: client.KubeClient, obj: JSON, finalizer: str) -> JSON | None:
+    """Add `finalizer` to the partition (kept beside the others); the object written, None when it is gone or
+    being deleted (kube takes no new finalizer then)."""
+    return await _edit_finalizers(api, obj, finalizer, add=True)
+
+
+async def remove_finalizer(api: client.KubeClient, obj: JSON, finalizer: str, *also: str) -> JSON | None:
+    """Remove `finalizer` (and the finalizers `also`, where present) from the partition; the object written, None
+    when it is gone (or never had `finalizer`)."""
+    return await _edit_finalizers(api, obj, finalizer, add=False, also=also)
+
+
+async def _edit_finalizers(
+    api: client.KubeClient, obj: JSON, finalizer: str, *, add: bool, also: tuple[str, ...] = ()
+) -> JSON | None:
+    """A merge patch of the whole finalizer list, guarded by the resourceVersion it was computed from (others
+    add and remove theirs: kopf, a foreground deletion); on a 409 the partition is read again."""
+    namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+    uid = obj["metadata"].get("uid")
+    path = writer.partition_path(namespace, name)
+    current: JSON | None = obj
+    for _ in range(ATTEMPTS):
+        if current is None or (uid and current["metadata"].get("uid") != uid):
+            return None
+        metadata = current["metadata"]
+        finalizers = list(metadata.get("finalizers") or [])
+        if (finalizer in finalizers) == add or (add and metadata.get("deletionTimestamp")):
+            return None
+        gone = {finalizer, *also}
+        finalizers = [*finalizers, finalizer] if add else [f for f in finalizers if f not in gone]
+        body = {"metadata": {"finalizers": finalizers, "resourceVersion": metadata.get("resourceVersion")}}
+        try:
+            return await api.patch(path, body)
+        except client.ApiError as error:
+            if error.status == 404:
+                return None
+            if error.status != 409:
+                raise
+        current = await api.get_or_none(path)
+    raise RuntimeError(f"finalizers of {namespace}/{name} kept changing; giving up after {ATTEMPTS} attempts")
 
 
 @dataclasses.dataclass

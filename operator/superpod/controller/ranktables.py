@@ -216,6 +216,17 @@ class RankTables:
         self._reported.pop((namespace, name), None)
         self._refused.pop((namespace, name), None)
 
+    async def remove(self, partition: JSON) -> bool:
+        """Delete the partition's rank table ConfigMap when it carries the operator's mark for this partition
+        (its pods are gone); returns whether one was deleted. A ConfigMap without the mark is left alone."""
+        namespace, name = partition["metadata"]["namespace"], partition["metadata"]["name"]
+        path = client.resource_path("v1", "configmaps", namespace, configmap_name(partition))
+        existing = await self.api.get_or_none(path)
+        self.forget(namespace, name)
+        if existing is None or foreign(existing, partition) is not None:
+            return False
+        return await self.api.delete(path) is not None
+
     def retry_in(self, namespace: str, name: str, now: float | None = None) -> float | None:
         """Seconds until a refused write of the partition's table is tried again; None: nothing waits."""
         refused = self._refused.get((namespace, name))

@@ -41,8 +41,10 @@ class Restorer:
         """Learn a partition: restore its allocation from status, or queue it when it has none."""
         view = views.Partition(obj)
         state = self.superpods.get(view.superpod)
-        if view.deleting or state is None or state.is_victim(key):
+        if state is None or state.is_victim(key):
             return  # a victim's devices are its preemptor's while its pods go (controller/preemptions.py)
+        if view.deleting and (not view.placed or not view.protected or view.uid in self.reconciler.released):
+            return  # deleted: it waits for nothing; one its pods may hold keeps its devices until then (inuse)
         state.pending.seen(key)
         if key in state.conflicts:
             return  # settled by `resolve`, whatever the status says meanwhile
@@ -69,7 +71,7 @@ class Restorer:
             else:
                 _hold_move(allocator, key, view)
             return
-        if view.phase not in conflicts.PLACED_PHASES:
+        if view.phase not in (conflicts.TERMINATING_PHASES if view.deleting else conflicts.PLACED_PHASES):
             detail = "holds devices while its phase says it is not placed: the operator never wrote it"
             self._record(state, key, conflicts.invalid(key, view.phase, detail))
             return

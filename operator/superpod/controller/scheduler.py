@@ -61,6 +61,7 @@ class Scheduler:
         view = views.Partition(obj)
         state = self.superpods.get(view.superpod)
         async with self.serial.hold(view.key):
+            obj = await self.writes.protect(obj)
             if state is None:
                 reason = api_partition.PendingReason.SUPER_POD_NOT_FOUND
                 message = f"SuperPod {view.superpod} does not exist; the partition waits for it"

@@ -55,7 +55,10 @@ def ordered_allocation(status: JSON | None) -> list[JSON]:
 def phase_refusal(partition: str, status: JSON | None, *, deleting: bool = False) -> str | None:
     """Why no pod can bind to the partition now, or None when it can."""
     if deleting:
-        return f"partition {partition} is being deleted; its devices are being released"
+        return (
+            f"partition {partition} is being deleted: it takes no new pods (its devices go back to the SuperPod "
+            f"once its running pods are gone); label the pod for another partition"
+        )
     status = status or {}
     phase = status.get("phase") or api_partition.Phase.PENDING.value
     conflict: JSON = next(

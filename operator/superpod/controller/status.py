@@ -1,8 +1,9 @@
 """Status of the custom resources, derived by pure functions of what the operator decided and observed.
 
 The one place that says what a partition's phase, reason and conditions are, for the fleet's placements and
-repairs (`allocated`, `pending`, `failed`) and for the admission webhook's slot bindings (`binding`), so the two
-writers use the same words and neither rewrites the other's. `superpod` derives a SuperPod's status.
+repairs (`allocated`, `pending`, `failed`), for a deleted partition that pods still hold (`terminating`) and
+for the admission webhook's slot bindings (`binding`), so the two writers use the same words and neither rewrites
+the other's. `superpod` derives a SuperPod's status.
 
 Every function takes the time now (`now`, RFC 3339, as Kubernetes writes timestamps) from its caller: a
 condition's lastTransitionTime moves only when its status changes, as Kubernetes API conventions ask, and
@@ -302,6 +303,45 @@ def conflicted(
     status["message"] = message
     status["conditions"] = [c for c in status["conditions"] if c.get("type") != Condition.CONFLICT] + [flag]
     return status
+
+
+def terminating(
+    pods: Sequence[str],
+    count: int,
+    reason: str,
+    message: str,
+    *,
+    previous: JSON | None,
+    generation: int | None,
+    now: str,
+) -> JSON:
+    """Status of a deleted partition that pods still hold (`pods`: some of their names, `count`: how many).
+
+    Only the phase, its words, the pods and the Terminating condition change: the allocation, the rank table
+    and the other conditions stay as they are (the partition keeps its devices until the pods are gone).
+    """
+    conditions = [
+        c for c in (previous or {}).get("conditions") or () if c.get("type") != Condition.TERMINATING
+    ]
+    return {
+        "phase": Phase.TERMINATING.value,
+        "reason": str(reason),
+        "message": message,
+        "inUseBy": list(pods),
+        "inUseByCount": count,
+        "conditions": [
+            condition(
+                (previous or {}).get("conditions"),
+                Condition.TERMINATING,
+                True,
+                reason,
+                message,
+                generation,
+                now,
+            ),
+            *conditions,
+        ],
+    }
 
 
 def unplaced(status: JSON) -> bool:

@@ -105,7 +105,10 @@ def test_a_partition_being_deleted_takes_no_more_pods():
         PARTITION, status(slots(2)), [request("p")], resource=RESOURCE, deleting=True
     )
     assert decisions == [
-        slotclaims.Denied("partition team-a/train is being deleted; its devices are being released")
+        slotclaims.Denied(
+            "partition team-a/train is being deleted: it takes no new pods (its devices go back to the "
+            "SuperPod once its running pods are gone); label the pod for another partition"
+        )
     ]
 
 

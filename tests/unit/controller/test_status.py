@@ -352,3 +352,49 @@ def test_a_preempted_partition_keeps_its_reason_and_preemptor_until_it_is_placed
     assert replaced["reason"] == "Placed" and replaced["preemptedBy"] is None
     fresh = status.pending("InsufficientCapacity", "free 0", previous=replaced, generation=1, now=NOW)
     assert (fresh["reason"], fresh["preemptedBy"]) == ("InsufficientCapacity", None)
+
+
+def test_a_terminating_partition_names_its_pods_and_keeps_its_allocation_and_other_conditions():
+    previous = {
+        "phase": "Bound",
+        "allocation": [{"rank": 0, "node": "n0", "devices": ["Ascend910-0"], "pod": "w-0"}],
+        "rankTable": "rings-config-job",
+        "conditions": [
+            {
+                "type": "Allocated",
+                "status": "True",
+                "reason": "Placed",
+                "message": "m",
+                "lastTransitionTime": "t0",
+            }
+        ],
+    }
+    out = status.terminating(
+        ["w-0"],
+        1,
+        "PodsRunning",
+        "deleted; 1 pod(s) still run: w-0",
+        previous=previous,
+        generation=3,
+        now=NOW,
+    )
+    assert (out["phase"], out["reason"], out["inUseBy"], out["inUseByCount"]) == (
+        "Terminating",
+        "PodsRunning",
+        ["w-0"],
+        1,
+    )
+    assert "allocation" not in out and "rankTable" not in out  # a merge patch: they stay as they are
+    terminating, allocated = out["conditions"]
+    assert (terminating["type"], terminating["status"], terminating["lastTransitionTime"]) == (
+        "Terminating",
+        "True",
+        NOW,
+    )
+    assert allocated == previous["conditions"][0]
+
+    later = status.terminating(
+        [], 0, "EvictionBlocked", "blocked", previous=out, generation=3, now="2026-06-01T12:05:00Z"
+    )
+    assert [c["type"] for c in later["conditions"]] == ["Terminating", "Allocated"]
+    assert later["conditions"][0]["lastTransitionTime"] == NOW  # still True: the time stays
