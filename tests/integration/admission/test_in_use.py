@@ -13,11 +13,14 @@ from typing import Any
 
 from superpod.cluster import client
 
+from tests.integration.admission import test_tenancy
 from tests.integration.admission.conftest import eventually, partition, partitions_path, pod, pods_path
-from tests.integration.admission.test_tenancy import Tenants, refused, tenants  # noqa: F401  (a fixture)
+from tests.integration.admission.test_tenancy import Tenants, refused
 from tests.integration.operator.conftest import books_balance, devices_of
 
 JSON = dict[str, Any]
+# the fixture: two tenants on a simulated SuperPoD, team-a's victim runs two pods
+tenants = test_tenancy.tenants
 BUDGETS = "/apis/policy/v1/namespaces/team-a/poddisruptionbudgets"
 RANK_TABLE = "/api/v1/namespaces/team-a/configmaps/rings-config-victim"
 

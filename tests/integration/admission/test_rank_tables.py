@@ -110,8 +110,17 @@ async def test_the_rank_table_completes_when_the_device_plugin_has_allocated_eve
             ]
             assert [d["rank_id"] for s in servers for d in s["device"]] == [str(r) for r in range(16)]
 
-        await api.delete(f"{partitions_path()}/job")
+        await api.delete(f"{partitions_path()}/job")  # its pods run: the table they mount stays
+        await eventually(lambda: _terminating(api))
+        assert await api.get_or_none(table_path) is not None
+        for index in range(2):
+            await api.delete(f"{pods_path()}/job-{index}")
         await eventually(lambda: _gone(api, table_path))
+
+
+async def _terminating(api) -> bool:
+    obj = await api.get_or_none(f"{partitions_path()}/job")
+    return ((obj or {}).get("status") or {}).get("phase") == "Terminating"
 
 
 async def _gone(api, path: str) -> bool:
