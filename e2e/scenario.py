@@ -59,6 +59,41 @@ def shared_devices(partitions: list[JSON]) -> dict[tuple[str, str], list[str]]:
     return {device: names for device, names in holders.items() if len(names) > 1}
 
 
+async def running_pod(api: client.KubeClient, namespace: str, name: str) -> JSON | None:
+    """The pod when it runs (for `eventually`), else None."""
+    pod = await api.get_or_none(client.resource_path("v1", "pods", namespace, name))
+    return pod if ((pod or {}).get("status") or {}).get("phase") == "Running" else None
+
+
+async def no_device_used_twice(api: client.KubeClient, namespaces: list[str]) -> None:
+    """No device is held by two partitions, and no pod that runs uses a device held by a partition other than
+    its own (judged on the device plugin's `huawei.com/AscendReal` annotation where the cluster sets it)."""
+    partitions: list[JSON] = []
+    for namespace in namespaces:
+        partitions += await api.list(partitions_path(namespace))
+    holders: dict[tuple[str, str], list[str]] = {}
+    for obj in partitions:
+        key = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
+        for device in devices_of(obj.get("status") or {}):
+            holders.setdefault(device, []).append(key)
+    assert all(len(names) == 1 for names in holders.values()), holders
+    used: dict[tuple[str, str], str] = {}
+    for namespace in namespaces:
+        for pod in await api.list(client.resource_path("v1", "pods", namespace)):
+            metadata = pod["metadata"]
+            real = (metadata.get("annotations") or {}).get("huawei.com/AscendReal")
+            if not real or (pod.get("status") or {}).get("phase") not in ("Pending", "Running"):
+                continue
+            own = f"{namespace}/{(metadata.get('labels') or {}).get(common.PARTITION_LABEL)}"
+            for device in real.split(","):
+                where = (pod["spec"]["nodeName"], device)
+                assert where not in used, f"{where} used by {used.get(where)} and {metadata['name']}"
+                used[where] = metadata["name"]
+                assert holders.get(where, [own]) == [own], (
+                    f"{metadata['name']} uses {where} of {holders[where]}"
+                )
+
+
 async def phase_of(api: client.KubeClient, namespace: str, name: str, *phases: str) -> JSON | None:
     """The partition's status when its phase is one of `phases`, else None."""
     obj = await api.get_or_none(partitions_path(namespace, name))

@@ -434,3 +434,55 @@ async def _pods_running(target: environment.Target, namespace: str, partition: s
         client.resource_path("v1", "pods", namespace), labelSelector=f"superpod.dev/partition={partition}"
     )
     return sum(1 for pod in listed if (pod.get("status") or {}).get("phase") == "Running") == count
+
+
+async def test_two_tenants_share_a_superpod(target: environment.Target, namespace: str):
+    """Two tenant namespaces, each with a partition and a running pod: neither gets at the other's devices,
+    and deleting a partition whose pod runs keeps its devices until the pod is gone."""
+    other = f"{namespace}-b"
+    await target.api.create(
+        "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}}
+    )
+    try:
+        tenants = {namespace: "team-a", other: "team-b"}
+        for where, name in tenants.items():
+            await target.apply(
+                scenario.partition(name, where, 16, maxTier="node"),
+                scenario.training_pod(f"{name}-worker-0", where, name, 16, 0),
+            )
+        running = {}
+        for where, name in tenants.items():
+            running[name] = await eventually(
+                lambda w=where, n=name: scenario.running_pod(target.api, w, f"{n}-worker-0"), timeout=30
+            )
+        held = await eventually(
+            lambda: scenario.phase_of(target.api, namespace, "team-a", "Bound"), timeout=30
+        )
+        slot = held["allocation"][0]
+
+        # team-b's plain pod naming team-a's devices and node is refused by admission
+        thief = scenario.training_pod("thief", other, "team-b", 16, 0)
+        thief["metadata"]["labels"] = {}
+        thief["metadata"]["annotations"] = {scenario.RESOURCE: ",".join(slot["devices"])}
+        thief["spec"]["nodeName"] = slot["node"]
+        refused = await target.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(thief), check=False)
+        assert refused.returncode != 0 and "denied the request" in refused.stderr, refused
+        assert await target.api.get_or_none(client.resource_path("v1", "pods", other, "thief")) is None
+
+        # deleting team-a's partition while its pod runs: Terminating, the devices stay held
+        await target.kubectl("delete", "spp", "team-a", "-n", namespace, "--wait=false")
+        terminating = await eventually(
+            lambda: scenario.phase_of(target.api, namespace, "team-a", "Terminating"), timeout=30
+        )
+        assert terminating["inUseBy"] == ["team-a-worker-0"]
+        assert scenario.devices_of(terminating) == scenario.devices_of(held)
+        await scenario.no_device_used_twice(target.api, [namespace, other])
+
+        await target.kubectl("delete", "pod", "team-a-worker-0", "-n", namespace, "--wait=true")
+        await target.kubectl(
+            "wait", "spp", "team-a", "-n", namespace, "--for=delete", "--timeout=60s", check=False
+        )
+        assert await target.api.get_or_none(scenario.partitions_path(namespace, "team-a")) is None
+        await scenario.no_device_used_twice(target.api, [namespace, other])
+    finally:
+        await target.api.delete(f"/api/v1/namespaces/{other}")
