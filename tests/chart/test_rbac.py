@@ -44,8 +44,8 @@ SERVED: dict[tuple[str, str], frozenset[str]] = {
     ("superpod.dev", "superpodpartitions"): frozenset({"get", "list", "watch", "patch"}),
     ("superpod.dev", "superpodpartitions/status"): frozenset({"patch"}),
     ("", "pods"): frozenset({"get", "list", "watch"}),
-    ("", "pods/eviction"): frozenset({"create"}),  # a preempted partition's pods
-    ("", "configmaps"): frozenset({"get", "create", "patch"}),  # rank tables
+    ("", "pods/eviction"): frozenset({"create"}),  # a preempted partition's pods; deletionPolicy EvictPods
+    ("", "configmaps"): frozenset({"get", "create", "patch", "delete"}),  # rank tables (deleted: in-use)
 }
 
 
@@ -325,6 +325,14 @@ OPERATOR_REQUESTS = {
         False,
     ),
     "the operator may not create pods": (rbac.Call("create", "", "pods", namespace="team-a"), False),
+    "the operator may evict a pod (EvictPods, PodDisruptionBudgets honoured)": (
+        rbac.Call("create", "", "pods", "eviction", "team-a"),
+        True,
+    ),
+    "the operator may not delete pods (an eviction is never bypassed)": (
+        rbac.Call("delete", "", "pods", namespace="team-a"),
+        False,
+    ),
     "the operator may not change webhook configurations when the chart owns them": (
         rbac.Call("update", "admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
         False,

@@ -5,8 +5,9 @@ every namespace, or only `operator.watchNamespace` with the namespaced Role; loc
 webhook with the operator's certificate) behind a recording proxy, while
 a SuperPod is placed, a partition allocated, a labelled pod admitted and given the device plugin's answer
 (the rank table is rewritten), the webhook configuration changed and restored by a restarted operator, the
-secure /metrics scraped with a token (TokenReview and SubjectAccessReview), and
-everything deleted again. Every request must be allowed by the roles the chart binds to the operator's
+secure /metrics scraped with a token (TokenReview and SubjectAccessReview), and the partition deleted with
+deletionPolicy EvictPods (its pod evicted, its rank table deleted). Every request must be allowed by the roles
+the chart binds to the operator's
 ServiceAccount, and every permission the chart grants must be used: a new API call in the operator fails
 here until the chart grants it, a call the operator drops fails here until the chart stops granting it.
 """
@@ -210,7 +211,9 @@ async def recorded(helm, mode) -> list[rbac.Call]:
                     return any(c.resource == "configmaps" and c.verb == "patch" for c in proxy.calls)
 
                 await admission.eventually(rank_table_rewritten, timeout=PATIENCE)
-                await api.delete(f"{admission.pods_path()}/worker-0")
+                # Deleted while its pod is there, with EvictPods: the pod is evicted, then the rank table deleted.
+                patch = {"spec": {"deletionPolicy": "EvictPods"}}
+                await api.patch(f"{admission.partitions_path()}/train", patch)
                 await api.delete(f"{admission.partitions_path()}/train")
 
                 async def partition_gone() -> bool:

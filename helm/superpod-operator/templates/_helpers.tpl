@@ -105,14 +105,14 @@ all, a Role's in operator.watchNamespace). */}}
   - apiGroups: [""]
     resources: ["pods"]
     verbs: ["get", "list", "watch"]
-  # Preemption: a preempted partition's pods are evicted (PodDisruptionBudgets honoured) before its devices go
-  # to the preemptor.
+  # Evictions (PodDisruptionBudgets honoured, never bypassed by a delete): a preempted partition's pods before its
+  # devices go to the preemptor; a deleted partition's pods with deletionPolicy EvictPods.
   - apiGroups: [""]
     resources: ["pods/eviction"]
     verbs: ["create"]
-  # HCCL rank tables, written in the partitions' namespaces (deleted with their partition through
-  # ownerReferences); read back when one exists already.
+  # HCCL rank tables, written in the partitions' namespaces; read back when one exists already; deleted once a
+  # deleted partition's pods are gone (in-use protection; ownerReferences are the garbage collector's fallback).
   - apiGroups: [""]
     resources: ["configmaps"]
-    verbs: ["get", "create", "patch"]
+    verbs: ["get", "create", "patch", "delete"]
 {{- end }}

@@ -111,11 +111,11 @@ async def test_the_rank_table_completes_when_the_device_plugin_has_allocated_eve
             assert [d["rank_id"] for s in servers for d in s["device"]] == [str(r) for r in range(16)]
 
         await api.delete(f"{partitions_path()}/job")  # its pods run: the table they mount stays
-        await eventually(lambda: _terminating(api))
+        await eventually(lambda: _terminating(api), timeout=30)
         assert await api.get_or_none(table_path) is not None
         for index in range(2):
             await api.delete(f"{pods_path()}/job-{index}")
-        await eventually(lambda: _gone(api, table_path))
+        await eventually(lambda: _gone(api, table_path), timeout=30)
 
 
 async def _terminating(api) -> bool:
