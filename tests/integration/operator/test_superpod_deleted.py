@@ -44,3 +44,21 @@ async def test_a_superpod_deleted_and_applied_again_keeps_its_partitions_devices
 
 async def _gone(api: client.KubeClient) -> bool:
     return await api.get_or_none(f"{SPOD}/cm384-a") is None
+
+
+async def test_a_partition_of_a_missing_superpod_is_deleted_at_once_when_no_pod_holds_it(cluster, running):
+    """No SuperPod, so no loop follows its pods: kopf's delete handler finalizes it (nothing holds it)."""
+    _, api = cluster
+    await api.create(SPP, partition("orphan", 16))
+
+    async def protected() -> bool:
+        obj = await api.get_or_none(f"{SPP}/orphan")
+        return "superpod.dev/in-use" in ((obj or {}).get("metadata") or {}).get("finalizers", [])
+
+    await eventually(protected)
+    await api.delete(f"{SPP}/orphan")
+    await eventually(lambda: _gone_partition(api), timeout=20)
+
+
+async def _gone_partition(api: client.KubeClient) -> bool:
+    return await api.get_or_none(f"{SPP}/orphan") is None
