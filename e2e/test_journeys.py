@@ -446,10 +446,12 @@ async def test_two_tenants_share_a_superpod(target: environment.Target, namespac
     try:
         tenants = {namespace: "team-a", other: "team-b"}
         for where, name in tenants.items():
-            await target.apply(
-                scenario.partition(name, where, 16, maxTier="node"),
-                scenario.training_pod(f"{name}-worker-0", where, name, 16, 0),
+            await target.apply(scenario.partition(name, where, 16, maxTier="node"))
+        for where, name in tenants.items():  # pods bind once their partition is placed
+            await eventually(
+                lambda w=where, n=name: scenario.phase_of(target.api, w, n, "Allocated"), timeout=30
             )
+            await target.apply(scenario.training_pod(f"{name}-worker-0", where, name, 16, 0))
         running = {}
         for where, name in tenants.items():
             running[name] = await eventually(
