@@ -17,8 +17,8 @@ FULLNAME = "superpod-superpod-operator"
 TENANT = "superpod-tenant"
 
 # (API group, resource) -> verbs, cluster-wide. The contract also listed: get on superpods, nodes,
-# CRDs and peerings; pods patch; configmaps update/delete (rank tables go with their partition through
-# ownerReferences); events patch and events.k8s.io; namespaces (kopf needs them only for namespace globs);
+# CRDs and peerings; pods patch and delete (evictions are never bypassed); configmaps update; events patch and
+# events.k8s.io; namespaces (kopf needs them only for namespace globs);
 # secrets get (the certificate is a mounted file); MutatingWebhookConfiguration list/watch/patch. The operator
 # makes none of those requests, so the chart grants none.
 CLUSTER: dict[tuple[str, str], frozenset[str]] = {

@@ -291,6 +291,7 @@ class Fleet:
     async def deleted(self, obj: JSON) -> float | None:
         """A partition is being deleted: the in-use protection (a deletion listener) releases it once its pods
         are gone; without one its devices are released now. Seconds until it is to be looked at again."""
+        self.mirror.remember(obj)  # kopf's copy may be ahead of the mirror's: the deletion is to be seen
         if not self.deletion_listeners:
             await self.release(obj)
             return None

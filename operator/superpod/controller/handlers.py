@@ -38,7 +38,7 @@ IDLE_REFRESH = 30.0  # seconds: a daemon re-checks even without a poke (missed e
 WORKER_GRACE = 3.0  # seconds a stopped daemon's workers get to finish before they are cancelled
 OWNER_POLL = 0.5  # seconds: how often a replica that does not own a deleted partition's SuperPod looks again
 DELETION_RECHECK = 5.0  # seconds: a deleted partition of a missing SuperPod is looked at again this often
-WATCH_RECHECK = 30.0  # seconds: one its SuperPod's loop follows (the handler only notices if the SuperPod goes)
+WATCH_RECHECK = 30.0  # seconds: one its SuperPod's loop follows (the handler only notices the SuperPod going)
 FINALIZER = inuse.HANDLER_FINALIZER
 
 
@@ -103,7 +103,8 @@ def register(
         known = fleet.partitions.get(view.key)
         if known is not None and views.Partition(known).uid == view.uid and views.Partition(known).protected:
             # not finalized yet: kopf keeps its own finalizer and calls this again (here or on the new owner)
-            delay = DELETION_RECHECK if delay is not None else WATCH_RECHECK
+            followed = delay is None and view.superpod in fleet.superpods
+            delay = WATCH_RECHECK if followed else DELETION_RECHECK
             raise kopf.TemporaryError("pods of the partition may still run", delay=delay)
 
     @kopf.daemon(*superpods, registry=registry, cancellation_timeout=5.0, backoff=HANDLER_BACKOFF)
