@@ -275,6 +275,9 @@ class Bindings:
             holders, next_check = await self.holders(key, obj)
             retry = await self.in_use.reconcile(obj, holders)
             return min((t for t in (retry, next_check) if t is not None), default=None)
+        if not views.Partition(obj).protected and views.Partition(obj).placed:
+            # placed by an operator before the in-use protection: protected from now on
+            obj = await self.fleet.reconciler.protect(obj)
         state = self.fleet.superpods.get(views.Partition(obj).superpod)
         profile = state.profile if state is not None else None
         inputs = _inputs(obj, self.pods.get(key, {}), profile.name if profile is not None else "")

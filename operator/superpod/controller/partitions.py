@@ -241,6 +241,8 @@ class Partitions:
         key = view.key
         rank_table = rank_table_name(state, obj)
         try:
+            # every placement is protected before it is written, whichever pass made it (see `inuse`)
+            obj = await self.protect(obj)
             written = await self.statuses.write(
                 obj,
                 lambda previous, now: derive.allocated(

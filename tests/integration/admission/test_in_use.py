@@ -193,3 +193,23 @@ async def test_an_operator_killed_mid_deletion_resumes_it_and_gives_the_devices_
 
     await api.delete(f"{pods_path()}/victim-1")
     await placed_on_the_victims_devices(api, devices)
+
+
+async def test_a_placed_partition_without_the_finalizer_gets_it_and_is_protected(tenants: Tenants):
+    """A partition placed before the operator had in-use protection (or by a pass that did not add it) gets
+    the finalizer from the bindings loop, and a deletion then waits for its pods like any other."""
+    api = tenants.api
+    obj = await victim(api)
+    assert obj is not None
+    kept = [name for name in obj["metadata"]["finalizers"] if name != "superpod.dev/in-use"]
+    await api.patch(f"{partitions_path()}/victim", {"metadata": {"finalizers": kept}})
+
+    async def protected() -> bool:
+        found = await victim(api)
+        return "superpod.dev/in-use" in ((found or {}).get("metadata") or {}).get("finalizers", [])
+
+    await eventually(protected, timeout=30)
+    await api.delete(f"{partitions_path()}/victim")
+    status = await eventually(lambda: terminating(api), timeout=15)
+    assert status["inUseByCount"] == 2
+    await no_device_used_twice(api)
