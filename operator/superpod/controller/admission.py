@@ -279,8 +279,7 @@ def register(
         if isinstance(settings.admission.server, WebhookServer):
             # kopf starts the server after this handler
             settings.admission.server.answers = {HANDLER_ID: webhook.review, VALIDATE_ID: validator.review}
-        await bindings.start()
-        _freeze_startup_heap()
+        _freeze_startup_heap()  # the bindings' mirror of pods was started by the fleet (`before_restore`)
         if files is not None and config.webhook_config == "managed":
             # in the background: kopf starts the webhook server only after the startup handlers
             tasks.append(asyncio.create_task(_manage_configuration(fleet.api, config, files)))
@@ -295,6 +294,8 @@ def register(
     # the fleet's own mirror of partitions tells of their changes, and the SuperPod daemon (active replica only)
     # runs one bindings loop per SuperPod: no kopf event handler or daemon per partition
     fleet.partition_listeners.append(bindings.partition_changed)
+    fleet.restorer.running = bindings.running
+    fleet.before_restore.append(bindings.start)
     fleet.deletion_listeners.append(bindings.deleted)
     fleet.superpod_workers.append(bindings.follow)
     # every replica knows the SuperPods' members (it validates pods); the active one keeps their taints

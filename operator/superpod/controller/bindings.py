@@ -355,6 +355,21 @@ class Bindings:
             return RETRY_SECONDS
         return await self.reconcile(view.key)
 
+    def running(self, key: str, resource: str) -> list[tuple[str, str, tuple[str, ...]]]:
+        """The partition's pods that run or wait to, each with its node and the devices its `resource`
+        annotation names (what the device plugin hands it); none until the mirror of pods is synced."""
+        if not self.reflector.synced.is_set():
+            return []
+        out = []
+        for name, pod in sorted(self.pods.get(key, {}).items()):
+            if (pod.get("status") or {}).get("phase") in FINISHED or not resource:
+                continue
+            devices = ((pod["metadata"].get("annotations") or {}).get(resource) or "").split(",")
+            node = (pod.get("spec") or {}).get("nodeName") or podplacement.pinned_node(pod)
+            if node and any(devices):
+                out.append((name, node, tuple(device for device in devices if device)))
+        return out
+
     def unrecorded(self, key: str, allocation: list[JSON], resource: str) -> list[tuple[str, int]]:
         """Running pods bound to a slot (its node and devices) that no longer names them, with its index.
 

@@ -75,6 +75,9 @@ class Fleet:
         # told of a partition's deletion by kopf's delete handler (active replica): each returns when to be told
         # again (the partition still waits for its pods and no loop follows it), or None
         self.deletion_listeners: list[Callable[[JSON], Coroutine[Any, Any, float | None]]] = []
+        # awaited at start once everything is listed and before any allocation is restored (the admission
+        # module's mirror of partition pods: a conflict's running pods keep what they use from the start)
+        self.before_restore: list[Callable[[], Coroutine[Any, Any, None]]] = []
         # run beside each SuperPod's daemon, so only on the active replica: (SuperPod name, stopped)
         self.superpod_workers: list[Callable[[str, kopf.DaemonStopped], Coroutine[Any, Any, None]]] = []
 
@@ -97,6 +100,8 @@ class Fleet:
     async def start(self) -> None:
         """Mirror everything, build every SuperPod and restore every allocation, then follow changes."""
         await self.mirror.list_all()
+        for hook in self.before_restore:
+            await hook()
         for name, body in self.mirror.superpods.items():
             self._tell_spec(self._add(name, body))
         self._overlaps()

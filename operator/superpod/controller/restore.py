@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable, Sequence
 
 import pydantic
 
 from superpod import placement
 from superpod.api import common, reasons, views
+from superpod.api import partition as api_partition
 from superpod.controller import conflicts, partitions, relocation
 from superpod.controller import status as derive
 from superpod.metrics import instruments
 
 JSON = common.JSON
+Running = tuple[str, str, tuple[str, ...]]  # a running pod of a partition: (name, node, devices it uses)
+NAMED_PODS = 5  # pods named in one message; the rest are counted
 logger = logging.getLogger(__name__)
 
 
@@ -34,6 +38,9 @@ class Restorer:
         self.reconciler = reconciler
         self.superpods = reconciler.superpods
         self.partitions = reconciler.partitions
+        # the partition's pods that run or wait to, with the devices their device annotation names (set by
+        # the admission module from its mirror of partition pods; the pods are the truth of what is in use)
+        self.running: Callable[[str, str], Sequence[Running]] = lambda key, resource: ()
 
     # ---- memory: on every replica ------------------------------------------------------------------------
 
@@ -110,6 +117,7 @@ class Restorer:
             kept = conflicts.restorable(allocator, slots)
             if kept:
                 allocator.restore(key, kept)
+        hold_for_pods(state, key, self.running(key, state.resource))
         record = conflicts.classify(conflict, state.name, nodes=state.observed)
         self._record(state, key, record)
 
@@ -142,7 +150,11 @@ class Restorer:
         self, state: partitions.SuperPodState, key: str, obj: JSON, record: conflicts.Record
     ) -> None:
         view = views.Partition(obj)
-        wait = not record.keep and view.any_bound  # its pods may still run on what it holds
+        running = () if record.keep else tuple(self.running(key, state.resource))
+        async with state.lock:  # what its pods use is held for them (also when they ran before a restart)
+            foreign = hold_for_pods(state, key, running)
+        # its pods may still run on what it holds
+        wait = not record.keep and (view.any_bound or bool(running))
         held = (
             state.allocator.placement_of(key)
             if state.allocator is not None and (record.keep or wait)
@@ -166,9 +178,15 @@ class Restorer:
             message = f"{record.reason}: {record.message}; " + (
                 "the operator's record stands and is written back"
                 if record.keep
+                else f"{pods_held(running)}; then it is placed again"
+                if running
                 else "its pods' slots are kept until they are gone, then it is placed again"
                 if wait
                 else "it is placed again"
+            )
+            message += "".join(
+                f"; pod {pod} runs on {device}, which {holder} holds: delete the pod (the operator evicts none)"
+                for pod, device, holder in foreign
             )
             await self.reconciler.events.event(
                 obj, reason=reasons.EventReason.CONFLICT, message=message, warning=True
@@ -218,6 +236,64 @@ def _moved(allocator: placement.Allocator, key: str, view: views.Partition) -> b
         f"{slot.get('node')}/{device}" for slot in view.allocation for device in slot.get("devices") or ()
     }
     return held is not None and recorded != set(held.device_ids())
+
+
+def hold_for_pods(
+    state: partitions.SuperPodState, key: str, running: Sequence[Running]
+) -> list[tuple[str, str, str]]:
+    """Add to `key`'s claim the devices its running pods use that nobody holds, so that no other partition gets
+    them while the pods run; returns (pod, node/device, holder) for the ones another partition holds."""
+    allocator = state.allocator
+    if allocator is None or not running:
+        return []
+    held = allocator.placement_of(key)
+    slots = [slot.to_api() for slot in held.slots] if held is not None else []
+    own = {(slot.node, device) for slot in slots for device in slot.devices}
+    extra: list[api_partition.Slot] = []
+    foreign: list[tuple[str, str, str]] = []
+    rank = max((slot.rank + len(slot.devices) for slot in slots), default=0)
+    for pod, node, devices in running:
+        tree_node = allocator.tree.by_name.get(node)
+        if tree_node is None:
+            continue
+        index = allocator.tree.device_index[node]
+        holders = allocator.holders(tree_node.index)
+        free = []
+        for device in devices:
+            if (node, device) in own or device not in index:
+                continue
+            others = [p for p, mask in holders.items() if p != key and mask >> index[device] & 1]
+            if others:
+                foreign.append((pod, f"{node}/{device}", others[0]))
+            else:
+                free.append(device)
+                own.add((node, device))
+        if free:
+            extra.append(api_partition.Slot(rank=rank, node=node, devices=free, domains={}))
+            rank += len(free)
+    if extra:
+        if held is not None:
+            allocator.release(key)
+        outcome = allocator.restore(key, [*slots, *extra])
+        if isinstance(outcome, placement.Conflict) and held is not None:
+            allocator.restore(key, slots)  # cannot happen (all free): keep what it held
+        else:
+            logger.warning(
+                "partition %s: holds %d devices its running pods use", key, sum(len(s.devices) for s in extra)
+            )
+    return foreign
+
+
+def pods_held(running: Sequence[Running]) -> str:
+    """What happens to a conflicted partition's running pods, in words."""
+    names = [pod for pod, _, _ in running]
+    shown = ", ".join(names[:NAMED_PODS]) + (
+        f" (and {len(names) - NAMED_PODS} more)" if len(names) > NAMED_PODS else ""
+    )
+    return (
+        f"its running pod(s) {shown} keep running and the devices they use stay held (no new pod is admitted) "
+        f"until they are gone"
+    )
 
 
 report = partitions.restore_report
