@@ -137,7 +137,7 @@ async def test_a_partition_that_is_gone_is_not_looked_at_again(running: Any) -> 
 
 async def test_a_partition_is_brought_in_line_again_only_when_it_or_its_pods_changed() -> None:
     placed = partition("a")
-    placed["metadata"] |= {"uid": "u1", "resourceVersion": "5"}
+    placed["metadata"] |= {"uid": "u1", "resourceVersion": "5", "finalizers": ["superpod.dev/in-use"]}
     state = SimpleNamespace(
         profile=SimpleNamespace(name="cloudmatrix-384", resource_name="huawei.com/Ascend910")
     )
