@@ -6,6 +6,8 @@ wrote, selects pods by its objectSelector, and POSTs AdmissionReviews over TLS c
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 from collections.abc import AsyncIterator
 from typing import Any
@@ -147,3 +149,58 @@ async def admission_review(
         service_resolver=lambda *_: "unused: the configuration has a URL",
         session=session,
     )
+
+
+# ---- the guarantee, judged by what running pods really use ----------------------------------------------
+
+
+async def no_device_used_twice(api: client.KubeClient) -> None:
+    """What every live pod really uses (AscendReal) is held by its own partition only, and no two pods use
+    one device."""
+    held: dict[tuple[str, str], str] = {}
+    for item in await api.list("/apis/superpod.dev/v1alpha1/superpodpartitions"):
+        key = f"{item['metadata']['namespace']}/{item['metadata']['name']}"
+        for slot in (item.get("status") or {}).get("allocation") or []:
+            for device in slot["devices"]:
+                assert (slot["node"], device) not in held, f"{device} of {slot['node']} held twice"
+                held[(slot["node"], device)] = key
+    used: dict[tuple[str, str], str] = {}
+    for item in await api.list("/api/v1/pods"):
+        metadata, pod_status = item["metadata"], item.get("status") or {}
+        real = (metadata.get("annotations") or {}).get("huawei.com/AscendReal")
+        if not real or pod_status.get("phase") not in ("Pending", "Running"):
+            continue
+        own = f"{metadata['namespace']}/{(metadata.get('labels') or {}).get('superpod.dev/partition')}"
+        for device in real.split(","):
+            place = (item["spec"]["nodeName"], device)
+            assert place not in used, (
+                f"{device} of {place[0]} used by {used.get(place)} and {metadata['name']}"
+            )
+            used[place] = metadata["name"]
+            holder = held.get(place)
+            assert holder in (None, own), f"pod {metadata['name']} ({own}) uses {device} held by {holder}"
+
+
+@contextlib.asynccontextmanager
+async def watching(api: client.KubeClient) -> AsyncIterator[None]:
+    """Check the guarantee over and over while the body runs (a preemption in flight included)."""
+    failure: list[BaseException] = []
+
+    async def loop() -> None:
+        while True:
+            try:
+                await no_device_used_twice(api)
+            except AssertionError as error:
+                failure.append(error)
+                return
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if failure:
+        raise failure[0]

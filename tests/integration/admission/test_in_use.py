@@ -14,7 +14,14 @@ from typing import Any
 from superpod.cluster import client
 
 from tests.integration.admission import test_tenancy
-from tests.integration.admission.conftest import eventually, partition, partitions_path, pod, pods_path
+from tests.integration.admission.conftest import (
+    eventually,
+    no_device_used_twice,
+    partition,
+    partitions_path,
+    pod,
+    pods_path,
+)
 from tests.integration.admission.test_tenancy import Tenants, refused
 from tests.integration.operator.conftest import books_balance, devices_of
 
@@ -23,33 +30,6 @@ JSON = dict[str, Any]
 tenants = test_tenancy.tenants
 BUDGETS = "/apis/policy/v1/namespaces/team-a/poddisruptionbudgets"
 RANK_TABLE = "/api/v1/namespaces/team-a/configmaps/rings-config-victim"
-
-
-async def no_device_used_twice(api: client.KubeClient) -> None:
-    """No device is held by two partitions, and no running pod uses a device another partition holds."""
-    held: dict[tuple[str, str], str] = {}
-    for item in await api.list("/apis/superpod.dev/v1alpha1/superpodpartitions"):
-        key = f"{item['metadata']['namespace']}/{item['metadata']['name']}"
-        for slot in (item.get("status") or {}).get("allocation") or []:
-            for device in slot["devices"]:
-                assert (slot["node"], device) not in held, f"{device} of {slot['node']} held twice"
-                held[(slot["node"], device)] = key
-    used: dict[tuple[str, str], str] = {}
-    for item in await api.list("/api/v1/pods"):
-        metadata, status = item["metadata"], item.get("status") or {}
-        real = (metadata.get("annotations") or {}).get("huawei.com/AscendReal")
-        if not real or status.get("phase") not in ("Pending", "Running"):
-            continue
-        own = f"{metadata['namespace']}/{(metadata.get('labels') or {}).get('superpod.dev/partition')}"
-        for device in real.split(","):
-            where = (item["spec"]["nodeName"], device)
-            assert where not in used, (
-                f"{device} of {where[0]} used by {used.get(where)} and {metadata['name']}"
-            )
-            used[where] = metadata["name"]
-            assert held.get(where) in (None, own), (
-                f"pod {metadata['name']} ({own}) uses {device} of {held[where]}"
-            )
 
 
 async def victim(api: client.KubeClient) -> JSON | None:

@@ -21,8 +21,16 @@ import pytest_asyncio
 from superpod.cluster import client
 from superpod_sandbox.sim import simulator
 
-from tests.integration.admission.conftest import SPOD, eventually, partition, partitions_path, pod, pods_path
-from tests.integration.admission.test_sharing import in_phase, no_device_used_twice, pods_running, status
+from tests.integration.admission.conftest import (
+    SPOD,
+    eventually,
+    no_device_used_twice,
+    partition,
+    partitions_path,
+    pod,
+    pods_path,
+)
+from tests.integration.admission.test_sharing import in_phase, pods_running, status
 from tests.integration.operator.conftest import books_balance
 from tests.integration.sim.conftest import FAST
 

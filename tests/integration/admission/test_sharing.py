@@ -7,8 +7,6 @@ on the simulated fleet, so every check of the guarantee is made on what pods rea
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +21,7 @@ from tests.integration.admission.conftest import (
     partitions_path,
     pod,
     pods_path,
+    watching,
 )
 from tests.integration.operator.conftest import books_balance
 from tests.integration.sim.conftest import FAST
@@ -65,58 +64,6 @@ async def start_pods(api: client.KubeClient, partition_name: str, count: int, na
             pods_path(namespace), pod(f"{partition_name}-{index}", partition_name, namespace=namespace)
         )
     await eventually(lambda: pods_running(api, partition_name, count, namespace), timeout=30)
-
-
-async def no_device_used_twice(api: client.KubeClient) -> None:
-    """What every live pod really uses (AscendReal) is held by its own partition only, and no two pods use
-    one device."""
-    held: dict[tuple[str, str], str] = {}
-    for item in await api.list("/apis/superpod.dev/v1alpha1/superpodpartitions"):
-        key = f"{item['metadata']['namespace']}/{item['metadata']['name']}"
-        for slot in (item.get("status") or {}).get("allocation") or []:
-            for device in slot["devices"]:
-                assert (slot["node"], device) not in held, f"{device} of {slot['node']} held twice"
-                held[(slot["node"], device)] = key
-    used: dict[tuple[str, str], str] = {}
-    for item in await api.list("/api/v1/pods"):
-        metadata, pod_status = item["metadata"], item.get("status") or {}
-        real = (metadata.get("annotations") or {}).get("huawei.com/AscendReal")
-        if not real or pod_status.get("phase") not in ("Pending", "Running"):
-            continue
-        own = f"{metadata['namespace']}/{(metadata.get('labels') or {}).get('superpod.dev/partition')}"
-        for device in real.split(","):
-            place = (item["spec"]["nodeName"], device)
-            assert place not in used, (
-                f"{device} of {place[0]} used by {used.get(place)} and {metadata['name']}"
-            )
-            used[place] = metadata["name"]
-            holder = held.get(place)
-            assert holder in (None, own), f"pod {metadata['name']} ({own}) uses {device} held by {holder}"
-
-
-@contextlib.asynccontextmanager
-async def watching(api: client.KubeClient) -> AsyncIterator[None]:
-    """Check the guarantee over and over while the body runs (a preemption in flight included)."""
-    failure: list[BaseException] = []
-
-    async def loop() -> None:
-        while True:
-            try:
-                await no_device_used_twice(api)
-            except AssertionError as error:
-                failure.append(error)
-                return
-            await asyncio.sleep(0.05)
-
-    task = asyncio.create_task(loop())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    if failure:
-        raise failure[0]
 
 
 @pytest_asyncio.fixture

@@ -28,6 +28,7 @@ from tests.integration.admission.conftest import (
     admission_review,
     allocated,
     eventually,
+    no_device_used_twice,
     partition,
     partitions_path,
     pod,
@@ -113,22 +114,7 @@ async def tenants(cluster, operator) -> AsyncIterator[Tenants]:
 
 async def check_the_guarantee(api: client.KubeClient) -> None:
     """No device held twice; no pod uses a device another partition holds; the victim's pods run."""
-    held: dict[tuple[str, str], str] = {}
-    for item in await api.list("/apis/superpod.dev/v1alpha1/superpodpartitions"):
-        key = f"{item['metadata']['namespace']}/{item['metadata']['name']}"
-        for slot in (item.get("status") or {}).get("allocation") or []:
-            for device in slot["devices"]:
-                assert (slot["node"], device) not in held, f"{device} of {slot['node']} held twice"
-                held[(slot["node"], device)] = key
-    for item in await api.list("/api/v1/pods"):
-        metadata, status = item["metadata"], item.get("status") or {}
-        used = (metadata.get("annotations") or {}).get("huawei.com/AscendReal")
-        if not used or status.get("phase") not in ("Pending", "Running"):
-            continue
-        own = f"{metadata['namespace']}/{(metadata.get('labels') or {}).get('superpod.dev/partition')}"
-        for device in used.split(","):
-            holder = held.get((item["spec"]["nodeName"], device))
-            assert holder in (None, own), f"pod {metadata['name']} ({own}) uses {device} of {holder}"
+    await no_device_used_twice(api)
     for index in range(2):
         victim = await running(api, "team-a", f"victim-{index}")
         assert victim is not None, f"victim-{index} does not run"
