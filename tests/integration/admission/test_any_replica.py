@@ -21,12 +21,12 @@ from tests.integration.admission.conftest import (
     WebhookOperator,
     allocated,
     eventually,
+    no_device_used_twice,
     partition,
     partitions_path,
     pod,
     pods_path,
 )
-from tests.integration.admission.test_sharing import no_device_used_twice
 from tests.integration.operator.test_sharding import TIMING, owners
 from tests.integration.sim.conftest import FAST
 
