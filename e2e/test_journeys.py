@@ -230,8 +230,24 @@ async def test_a_failed_device_is_reported_and_repaired_then_healed(
     await eventually(counts_back, timeout=30)
 
 
+async def settled_free(target: environment.Target) -> int:
+    """The SuperPod's free count once no partition is being deleted (a deleted partition keeps its devices until
+    its pods are gone, so an earlier journey's may still be releasing) and it agrees with what partitions hold."""
+
+    async def settled() -> dict | None:
+        partitions = await target.api.list("/apis/superpod.dev/v1alpha1/superpodpartitions")
+        if any(obj["metadata"].get("deletionTimestamp") for obj in partitions):
+            return None
+        held = sum(len(scenario.devices_of(obj.get("status") or {})) for obj in partitions)
+        status = await superpod_status(target)
+        return status if status["devices"]["allocated"] == held else None
+
+    settled_status: dict = await eventually(settled, timeout=60)
+    return int(settled_status["devices"]["free"])
+
+
 async def test_deleting_a_partition_releases_its_devices(target: environment.Target, namespace: str):
-    free_before = (await superpod_status(target))["devices"]["free"]
+    free_before = await settled_free(target)
     await target.apply(scenario.partition("short-lived", namespace, 16, maxTier="node"))
     await eventually(lambda: scenario.phase_of(target.api, namespace, "short-lived", "Allocated"), timeout=30)
     await eventually(lambda: free_devices_back_to(target, free_before - 16), timeout=30)
