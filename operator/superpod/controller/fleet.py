@@ -35,6 +35,7 @@ from superpod.controller import (
     restore,
     scheduler,
     superpodmodel,
+    superpodstatus,
     tenants,
 )
 from superpod.controller import status as derive
@@ -254,7 +255,7 @@ class Fleet:
 
     def superpod_status(self, state: SuperPodState) -> JSON:
         model = state.model
-        return derive.superpod(
+        return superpodstatus.derive(
             capacity=model.allocator.capacity() if model.allocator is not None else None,
             resource_name=model.resource,
             nodes=model.node_count,

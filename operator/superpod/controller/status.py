@@ -3,7 +3,8 @@
 The one place that says what a partition's phase, reason and conditions are, for the fleet's placements and
 repairs (`allocated`, `pending`, `failed`), for a deleted partition that pods still hold (`terminating`) and
 for the admission webhook's slot bindings (`binding`), so the two writers use the same words and neither rewrites
-the other's. `superpod` derives a SuperPod's status.
+the other's. A condition (`condition`) and whether a derived status differs from the written one (`changed`) are
+the same for every resource: `superpodstatus` derives a SuperPod's status with them.
 
 Every function takes the time now (`now`, RFC 3339, as Kubernetes writes timestamps) from its caller: a
 condition's lastTransitionTime moves only when its status changes, as Kubernetes API conventions ask, and
@@ -13,12 +14,11 @@ already shows (see `changed`), so a quiet cluster costs no writes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from superpod import placement
 from superpod.api import common, reasons
 from superpod.api import partition as api_partition
-from superpod.cluster import inventory
 
 JSON = common.JSON
 Phase = api_partition.Phase
@@ -364,85 +364,6 @@ def binding(previous: JSON | None, allocation: list[JSON], generation: int | Non
     if previous.get("phase") in BINDABLE:
         out["phase"] = (Phase.BOUND if complete(allocation) else Phase.ALLOCATED).value
     return out
-
-
-def superpod(
-    *,
-    capacity: placement.Capacity | None,
-    resource_name: str,
-    nodes: int,
-    ready_nodes: int,
-    problems: Iterable[inventory.NodeProblem],
-    previous: JSON | None,
-    generation: int | None,
-    now: str,
-    error: str | None = None,
-    overlap: str | None = None,
-    quotas: list[JSON] | None = None,
-    quota_problem: str | None = None,
-) -> JSON:
-    """Status of a SuperPod: counts, largest blocks, fragmentation, Ready and Degraded conditions, Overlap
-    while another SuperPod selects some of its nodes (`overlap` says which and who keeps them); with quotas,
-    their usage (`quotas`) and the QuotasFit condition (False with `quota_problem`)."""
-    conditions = (previous or {}).get("conditions")
-    problems = sorted(problems, key=lambda p: (p.reason, p.node))
-    status: JSON = {
-        "observedGeneration": generation,
-        "resourceName": resource_name,
-        "nodes": nodes,
-        "readyNodes": ready_nodes,
-    }
-    if capacity is not None:
-        status |= {
-            "devices": capacity.api_devices().model_dump(by_alias=True),
-            "partitions": capacity.partitions,
-            "largestFreeBlock": [block.model_dump(by_alias=True) for block in capacity.api_blocks()],
-            "fragmentation": round(capacity.fragmentation, 4),
-        }
-    why = reasons.SuperPodReason
-    if error is not None:
-        ready = condition(conditions, Condition.READY, False, why.INVALID_SPEC, error, generation, now)
-    elif nodes == 0:
-        message = "no node matches the SuperPod's selector"
-        ready = condition(conditions, Condition.READY, False, why.NO_NODES, message, generation, now)
-    else:
-        message = f"{ready_nodes} of {nodes} nodes ready"
-        ready = condition(
-            conditions, Condition.READY, ready_nodes > 0, why.DISCOVERED, message, generation, now
-        )
-    if problems:
-        first = problems[0]
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        message = first.message + more
-        degraded = condition(conditions, Condition.DEGRADED, True, first.reason, message, generation, now)
-    else:
-        message = "all member nodes report valid devices"
-        degraded = condition(conditions, Condition.DEGRADED, False, why.HEALTHY, message, generation, now)
-    status["conditions"] = [ready, degraded]
-    if overlap is not None:
-        status["conditions"].append(
-            condition(conditions, Condition.OVERLAP, True, why.NODES_SHARED, overlap, generation, now)
-        )
-    elif any(c.get("type") == Condition.OVERLAP for c in conditions or ()):
-        message = "no other SuperPod selects its nodes"
-        status["conditions"].append(
-            condition(conditions, Condition.OVERLAP, False, why.NO_OVERLAP, message, generation, now)
-        )
-    status["quotas"] = quotas  # None clears what a removed spec.quotas left
-    if quotas is not None:
-        fit = quota_problem is None
-        status["conditions"].append(
-            condition(
-                conditions,
-                Condition.QUOTAS_FIT,
-                fit,
-                why.QUOTAS_FIT if fit else why.QUOTAS_EXCEED_CAPACITY,
-                "the nominal shares fit in the usable devices" if fit else str(quota_problem),
-                generation,
-                now,
-            )
-        )
-    return status
 
 
 def changed(current: JSON | None, desired: JSON) -> bool:

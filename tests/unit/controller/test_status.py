@@ -1,4 +1,4 @@
-"""Status derivation: phases, reasons and conditions of partitions and SuperPods, on a fixed clock."""
+"""Status derivation: phases, reasons and conditions of partitions, on a fixed clock."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from superpod import placement
-from superpod.cluster import inventory
 from superpod.controller import status
 from superpod.topology import inventory as topology_inventory
 from superpod.topology import profiles
@@ -236,47 +235,6 @@ def test_a_binding_and_a_placement_write_the_same_bound_condition():
     written = status.binding(placed, placed["allocation"], 1, NOW)
     again = status.allocated(decision(), previous={**placed, **written}, generation=1, now=NOW)
     assert not status.changed({**placed, **written}, again)
-
-
-def problem(node: str, reason: str) -> inventory.NodeProblem:
-    return inventory.NodeProblem(node, reason, f"{node}: {reason}")
-
-
-@pytest.mark.parametrize(
-    ("nodes", "ready_nodes", "problems", "error", "ready", "degraded"),
-    [
-        pytest.param(
-            0, 0, [], "bad profile", ("False", "InvalidSpec"), ("False", "Healthy"), id="an unusable spec"
-        ),
-        pytest.param(0, 0, [], None, ("False", "NoNodes"), ("False", "Healthy"), id="no member node"),
-        pytest.param(4, 4, [], None, ("True", "Discovered"), ("False", "Healthy"), id="every node ready"),
-        pytest.param(4, 0, [], None, ("False", "Discovered"), ("False", "Healthy"), id="no node ready"),
-        pytest.param(
-            4,
-            3,
-            [problem("n2", "NodeNotReady"), problem("n1", "DeviceInfoInvalid")],
-            None,
-            ("True", "Discovered"),
-            ("True", "DeviceInfoInvalid"),
-            id="node problems: the first by reason, then node, is named",
-        ),
-    ],
-)
-def test_a_superpods_ready_and_degraded_conditions(nodes, ready_nodes, problems, error, ready, degraded):
-    derived = status.superpod(
-        capacity=None,
-        resource_name="huawei.com/Ascend910",
-        nodes=nodes,
-        ready_nodes=ready_nodes,
-        problems=problems,
-        previous=None,
-        generation=2,
-        now=NOW,
-        error=error,
-    )
-    assert conditions(derived) == {"Ready": ready, "Degraded": degraded}
-    if len(problems) > 1:
-        assert derived["conditions"][1]["message"] == "n1: DeviceInfoInvalid (and 1 more)"
 
 
 @pytest.mark.parametrize(
