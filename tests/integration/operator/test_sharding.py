@@ -152,6 +152,7 @@ async def test_a_paused_replica_writes_nothing_after_its_renew_deadline(cluster)
     try:
         table = await eventually(lambda: held_by({"ra", "rb"})(api), timeout=30)
         mine = sorted(name for name, holder in table.items() if holder == "ra")
+        await eventually(lambda: _logged_owning(first, "ra", mine), timeout=30)  # holds them, not only named
         assert first.process is not None
         first.process.send_signal(signal.SIGSTOP)
         paused = time.monotonic()
@@ -197,6 +198,8 @@ async def test_a_lone_replica_paused_past_its_lease_resumes_its_superpods_withou
     await alone.start()
     try:
         before = await eventually(lambda: held_by({"ra"})(api), timeout=30)
+        # its Leases name it before it holds them (it reads the partitions first): pause it only once it holds
+        await eventually(lambda: _logged_owning(alone, "ra", SUPERPODS), timeout=30)
         versions = {
             item["metadata"]["name"]: item["metadata"]["resourceVersion"]
             for item in (await api.get(LEASES, labelSelector="superpod.dev/shard-role=superpod"))["items"]
@@ -212,8 +215,9 @@ async def test_a_lone_replica_paused_past_its_lease_resumes_its_superpods_withou
             alone.process.send_signal(signal.SIGCONT)
         await eventually(lambda: all_placed(api, names), timeout=30)
         assert await held_by({"ra"})(api) == before
-        # Whether it logs being fenced on waking is not asserted: one CI run woke it without "stops writing"
-        # ever logged (an open question); the Leases below must hold.
+        # it was fenced on waking, and took its SuperPods back as they were (the lines may reach the file late)
+        await eventually(lambda: _logged(alone, "stops writing"), timeout=30)
+        await eventually(lambda: _logged(alone, "4 resumed: no other replica took them"), timeout=30)
         after = (await api.get(LEASES, labelSelector="superpod.dev/shard-role=superpod"))["items"]
         for item in after:  # taken back by a write of the version it held, never let go in between
             assert item["spec"]["holderIdentity"] == "ra"
@@ -225,3 +229,13 @@ async def test_a_lone_replica_paused_past_its_lease_resumes_its_superpods_withou
 
 async def _logged(operator: Operator, text: str) -> bool:
     return text in operator.log.read_text()
+
+
+async def _logged_owning(operator: Operator, identity: str, superpods: list[str]) -> bool:
+    """Has the replica logged owning every one of `superpods` (its "replica X owns a, b" lines)?"""
+    owned: set[str] = set()
+    for line in operator.log.read_text().splitlines():
+        _, found, rest = line.partition(f"replica {identity} owns ")
+        if found:
+            owned.update(name.strip() for name in rest.split(" (")[0].split(","))
+    return owned >= set(superpods)
