@@ -47,8 +47,8 @@ from superpod.cluster import certificates, client, webhookconfig, writer
 from superpod.controller import binder as binder_module
 from superpod.controller import bindings as bindings_module
 from superpod.controller import fleet as fleet_module
+from superpod.controller import hcclconfigmap, nodetaints, podmutation, podrequest, slotclaims, validation
 from superpod.controller import membership as membership_module
-from superpod.controller import nodetaints, podmutation, podrequest, ranktables, slotclaims, validation
 from superpod.controller import settings as operator_settings
 from superpod.ranktable import versions
 
@@ -254,7 +254,7 @@ class Webhook:
             rank=int(slot["rank"]),
             world_size=sum(len(s["devices"]) for s in allocation),
             resource=resource,
-            rank_table=ranktables.configmap_name(result.partition) if has_table else None,
+            rank_table=hcclconfigmap.configmap_name(result.partition) if has_table else None,
         )
 
 

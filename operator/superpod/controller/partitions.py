@@ -31,12 +31,12 @@ from superpod.api import partition as api_partition
 from superpod.cluster import client, inventory
 from superpod.controller import conflicts as records
 from superpod.controller import (
+    hcclconfigmap,
     moves,
     partitionqueue,
     partitionwrite,
     preemptions,
     queuepass,
-    ranktables,
     relocation,
     superpodmodel,
 )
@@ -392,7 +392,7 @@ def rank_table_name(state: SuperPodState, obj: JSON) -> str | None:
     """The rank table ConfigMap's name, written with the allocation (the bindings loop makes the ConfigMap)."""
     if state.profile is None or versions.version_for_profile(state.profile.name) is None:
         return None
-    return ranktables.configmap_name(obj)
+    return hcclconfigmap.configmap_name(obj)
 
 
 def _release_if_held(allocator: placement.Allocator, key: str, decision: placement.Placement) -> None:

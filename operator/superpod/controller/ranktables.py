@@ -10,7 +10,8 @@ it; `status.rankTable` names it. The name is `rings-config-<partition>` as MindC
 the partition's annotation `superpod.dev/rank-table-name` when that is a valid ConfigMap name (else the default,
 with a warning).
 
-The operator writes only ConfigMaps that carry its mark, the label `superpod.dev/partition: <partition>` with no
+What the ConfigMap's name and text are, and whose a ConfigMap is, is `hcclconfigmap`'s (pure); this module
+writes it. The operator writes only ConfigMaps that carry its mark, the label `superpod.dev/partition: <partition>` with no
 controller but a partition of that name: the ones it made, and a placeholder a user made for it with that label
 (MindCluster's users create `rings-config-<job>` before the job). Any other ConfigMap of that name is left
 untouched. What cannot be written (a name taken by a ConfigMap without the mark, an allocation no table can be
@@ -26,146 +27,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import time
 from collections.abc import Mapping
 
 from superpod.api import common, reasons
-from superpod.api import partition as api_partition
 from superpod.cluster import client, writer
+from superpod.controller import hcclconfigmap
 from superpod.controller import status as derive
-from superpod.ranktable import configuration, render, slots, tables, versions
+from superpod.ranktable import render, tables
 
 JSON = common.JSON
-PREFIX = "rings-config-"
-NAME_ANNOTATION = "superpod.dev/rank-table-name"
 CONDITION = reasons.ConditionType.RANK_TABLE_WRITTEN.value
 # seconds before a refused write (403, 422, a quota, a ConfigMap not ours) is tried again
 RETRY_REFUSED = 60.0
-_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 logger = logging.getLogger(__name__)
-
-
-def name_problem(partition: JSON) -> str | None:
-    """Why the partition's rank-table-name annotation cannot be used (None: it can, or there is none)."""
-    annotations = partition["metadata"].get("annotations") or {}
-    value = annotations.get(NAME_ANNOTATION)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or len(value) > 253 or not _SUBDOMAIN.fullmatch(value):
-        return (
-            f"annotation {NAME_ANNOTATION}={value!r} is not a ConfigMap name (at most 253 lowercase letters, "
-            f"digits, '-' and '.', starting and ending with a letter or digit); the rank table is "
-            f"{PREFIX}{partition['metadata']['name']}"
-        )
-    return None
-
-
-def configmap_name(partition: JSON) -> str:
-    """The rank table ConfigMap's name: the annotation's when it is a valid name, else `rings-config-<name>`."""
-    annotations = partition["metadata"].get("annotations") or {}
-    value = annotations.get(NAME_ANNOTATION)
-    if value and name_problem(partition) is None:
-        return str(value)
-    return PREFIX + str(partition["metadata"]["name"])
-
-
-def foreign(configmap: JSON, partition: JSON) -> str | None:
-    """Why an existing ConfigMap is not the partition's to write (None: it carries the operator's mark for it).
-
-    The mark: the label `superpod.dev/partition: <partition>`, and no controller but a partition of that name
-    (an earlier partition of the same name made it, or a user made it for the operator to fill).
-    """
-    metadata = configmap.get("metadata") or {}
-    name = partition["metadata"]["name"]
-    where = f"ConfigMap {metadata.get('namespace', partition['metadata'].get('namespace'))}/{metadata.get('name')}"
-    controller = next((ref for ref in metadata.get("ownerReferences") or [] if ref.get("controller")), None)
-    if controller is not None and not (
-        controller.get("kind") == api_partition.KIND
-        and str(controller.get("apiVersion", "")).startswith(f"{common.GROUP}/")
-        and controller.get("name") == name
-    ):
-        return f"{where} belongs to {controller.get('kind')} {controller.get('name')}; it is left untouched"
-    if (metadata.get("labels") or {}).get(common.PARTITION_LABEL) != name:
-        return (
-            f"{where} exists and was not made for this partition (no label {common.PARTITION_LABEL}={name}); "
-            f"it is left untouched: delete it, label it for the partition, or name another ConfigMap with the "
-            f"annotation {NAME_ANNOTATION}"
-        )
-    return None
-
-
-def _configuration(pod: JSON) -> configuration.AscendPodConfiguration | None:
-    annotations = pod["metadata"].get("annotations") or {}
-    raw = annotations.get(configuration.ANNOTATION) or annotations.get(configuration.NPU_ANNOTATION)
-    if not raw:
-        return None
-    try:
-        return configuration.parse_ascend_configuration(raw)
-    except configuration.ConfigurationError as error:
-        logger.warning("pod %s: %s", pod["metadata"]["name"], error)
-        return None
-
-
-def rank_slots(allocation: list[JSON], pods: Mapping[str, JSON]) -> list[slots.RankSlot]:
-    """The partition's slots with what their pods (by name) tell: the device plugin's answer and the pod IP."""
-    out = []
-    for slot in allocation:
-        pod = pods.get(slot.get("pod") or "")
-        config = _configuration(pod) if pod is not None else None
-        rank_slot = slots.RankSlot(
-            rank=int(slot["rank"]),
-            node_name=str(slot["node"]),
-            device_names=tuple(slot["devices"]),
-            configuration=config,
-            pod_ip=((pod or {}).get("status") or {}).get("podIP") or None,
-        )
-        if config is not None:
-            try:
-                slots.ranked_devices(rank_slot)
-            except slots.SlotError as error:
-                logger.warning("partition slot at rank %s: %s", slot["rank"], error)
-                rank_slot = slots.RankSlot(rank_slot.rank, rank_slot.node_name, rank_slot.device_names)
-        out.append(rank_slot)
-    return out
-
-
-def hccl_json(partition: JSON, profile: str, pods: Mapping[str, JSON]) -> str | None:
-    """The `hccl.json` text for the partition, or None when it has no slots or its profile no rank table."""
-    version = versions.version_for_profile(profile)
-    allocation = (partition.get("status") or {}).get("allocation") or []
-    if version is None or not allocation:
-        return None
-    block_size = (partition.get("spec") or {}).get("blockSize")
-    table = versions.build(version, rank_slots(allocation, pods), block_size=block_size)
-    return render.render(table)
-
-
-def table_status(text: str) -> tables.Status:
-    return tables.Status.COMPLETED if text.startswith('{"status":"completed"') else tables.Status.INITIALIZING
-
-
-def configmap(partition: JSON, name: str, text: str) -> JSON:
-    metadata = partition["metadata"]
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": name,
-            "namespace": metadata["namespace"],
-            "labels": {common.PARTITION_LABEL: metadata["name"]},
-            "ownerReferences": [
-                {
-                    "apiVersion": common.API_VERSION,
-                    "kind": api_partition.KIND,
-                    "name": metadata["name"],
-                    "uid": metadata["uid"],
-                    "controller": True,
-                }
-            ],
-        },
-        "data": {render.CONFIGMAP_KEY: text},
-    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,10 +95,10 @@ class RankTables:
         """Delete the partition's rank table ConfigMap when it carries the operator's mark for this partition
         (its pods are gone); returns whether one was deleted. A ConfigMap without the mark is left alone."""
         namespace, name = partition["metadata"]["namespace"], partition["metadata"]["name"]
-        path = client.resource_path("v1", "configmaps", namespace, configmap_name(partition))
+        path = client.resource_path("v1", "configmaps", namespace, hcclconfigmap.configmap_name(partition))
         existing = await self.api.get_or_none(path)
         self.forget(namespace, name)
-        if existing is None or foreign(existing, partition) is not None:
+        if existing is None or hcclconfigmap.foreign(existing, partition) is not None:
             return False
         return await self.api.delete(path) is not None
 
@@ -239,7 +114,7 @@ class RankTables:
         metadata = partition["metadata"]
         namespace = metadata["namespace"]
         try:
-            text = hccl_json(partition, profile, pods)
+            text = hcclconfigmap.hccl_json(partition, profile, pods)
         except ValueError as error:  # SlotError: devices no rank table can name, overlapping ranks, ...
             await self._report(
                 partition,
@@ -250,7 +125,7 @@ class RankTables:
             return False
         if text is None:
             return False
-        name = configmap_name(partition)
+        name = hcclconfigmap.configmap_name(partition)
         key = (namespace, metadata["name"])
         attempt = (str(metadata.get("uid", "")), name, text)
         refused_before = self._refused.pop(key, None)
@@ -266,7 +141,7 @@ class RankTables:
             return False
         if (partition.get("status") or {}).get("rankTable") != name:
             await self.writer.partition_status(namespace, metadata["name"], {"rankTable": name})
-        problem = name_problem(partition)
+        problem = hcclconfigmap.name_problem(partition)
         if problem is not None:
             await self._report(partition, True, reasons.RankTableReason.ANNOTATION_IGNORED, problem)
         elif (namespace, metadata["name"]) in self._reported or _condition_of(partition) is not None:
@@ -290,7 +165,8 @@ class RankTables:
         try:
             if mine is None or mine.uid != uid:
                 answer = await self.api.create(
-                    client.resource_path("v1", "configmaps", namespace), configmap(partition, name, text)
+                    client.resource_path("v1", "configmaps", namespace),
+                    hcclconfigmap.configmap(partition, name, text),
                 )
             else:
                 # guarded by the version written: a ConfigMap someone replaced meanwhile is looked at first
@@ -315,13 +191,13 @@ class RankTables:
             if current is None:
                 self._written.pop(key, None)
                 return await self._write(partition, namespace, name, text)
-            problem = foreign(current, partition)
+            problem = hcclconfigmap.foreign(current, partition)
             if problem is not None:  # looked at again later: its owner may delete or label it
                 self._written.pop(key, None)
                 raise Refused(
                     reasons.RankTableReason.CONFIGMAP_NOT_OWNED, problem, retry=RETRY_REFUSED
                 ) from error
-            desired = configmap(partition, name, text)
+            desired = hcclconfigmap.configmap(partition, name, text)
             owners = desired["metadata"]["ownerReferences"]
             version = str(current["metadata"].get("resourceVersion", ""))
             if (current.get("data") or {}).get(render.CONFIGMAP_KEY) == text and (
@@ -345,7 +221,7 @@ class RankTables:
             text,
             str(answer.get("metadata", {}).get("resourceVersion", "")),
         )
-        if table_status(text) is tables.Status.COMPLETED:
+        if hcclconfigmap.table_status(text) is tables.Status.COMPLETED:
             await self.writer.event(
                 partition,
                 reason=reasons.EventReason.RANK_TABLE_COMPLETED,

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from superpod.cluster import client
-from superpod.controller import ranktables
+from superpod.controller import hcclconfigmap, ranktables
 from superpod_sandbox.apiserver import errors, server
 
 from tests.integration.operator.conftest import SPP, partition, sandbox_cluster
@@ -41,7 +41,7 @@ async def placed(api: client.KubeClient, name: str, *, annotation: str | None = 
     """A partition as the operator leaves it once placed (its status written by the test)."""
     body = partition(name, sum(len(slot["devices"]) for slot in slots))
     if annotation is not None:
-        body["metadata"]["annotations"] = {ranktables.NAME_ANNOTATION: annotation}
+        body["metadata"]["annotations"] = {hcclconfigmap.NAME_ANNOTATION: annotation}
     await api.create(SPP, body)
     status = {"phase": "Allocated", "reason": "Placed", "allocation": slots}
     return await api.patch(f"{SPP}/{name}/status", {"status": status})

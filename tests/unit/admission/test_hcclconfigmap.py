@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from superpod.controller import ranktables
+from superpod.controller import hcclconfigmap
 
 from tests.unit.admission import builders
 from tests.unit.ranktable import builders as table_builders
@@ -33,15 +33,17 @@ def allocated_pod(name: str, host_ip: str, device_ids: list[int]) -> dict:
 
 
 def test_the_table_is_initializing_until_every_slots_pod_is_allocated():
-    text = ranktables.hccl_json(PARTITION, "cloudmatrix-384", {"w0": allocated_pod("w0", "10.0.0.1", [0, 1])})
+    text = hcclconfigmap.hccl_json(
+        PARTITION, "cloudmatrix-384", {"w0": allocated_pod("w0", "10.0.0.1", [0, 1])}
+    )
     document = json.loads(text)
     assert (document["status"], document["version"], document["server_count"]) == ("initializing", "1.2", "1")
-    assert ranktables.table_status(text).value == "initializing"
+    assert hcclconfigmap.table_status(text).value == "initializing"
 
 
 def test_the_table_completes_with_every_pods_devices_in_rank_order():
     pods = {"w0": allocated_pod("w0", "10.0.0.1", [0, 1]), "w1": allocated_pod("w1", "10.0.0.1", [2, 3])}
-    document = json.loads(ranktables.hccl_json(PARTITION, "cloudmatrix-384", pods))
+    document = json.loads(hcclconfigmap.hccl_json(PARTITION, "cloudmatrix-384", pods))
     assert document["status"] == "completed"
     assert [[d["rank_id"] for d in s["device"]] for s in document["server_list"]] == [["0", "1"], ["2", "3"]]
     assert document["server_list"][1]["container_ip"] == "192.168.0.2"
@@ -49,17 +51,19 @@ def test_the_table_completes_with_every_pods_devices_in_rank_order():
 
 def test_a_pod_given_other_devices_than_its_slot_keeps_the_table_initializing():
     pods = {"w0": allocated_pod("w0", "10.0.0.1", [0, 1]), "w1": allocated_pod("w1", "10.0.0.1", [6, 7])}
-    assert json.loads(ranktables.hccl_json(PARTITION, "cloudmatrix-384", pods))["status"] == "initializing"
+    assert json.loads(hcclconfigmap.hccl_json(PARTITION, "cloudmatrix-384", pods))["status"] == "initializing"
 
 
 def test_profiles_without_a_rank_table_and_unplaced_partitions_get_none():
-    assert ranktables.hccl_json(PARTITION, "nvidia-gb200-nvl72", {}) is None
-    assert ranktables.hccl_json({**PARTITION, "status": {"phase": "Pending"}}, "cloudmatrix-384", {}) is None
+    assert hcclconfigmap.hccl_json(PARTITION, "nvidia-gb200-nvl72", {}) is None
+    assert (
+        hcclconfigmap.hccl_json({**PARTITION, "status": {"phase": "Pending"}}, "cloudmatrix-384", {}) is None
+    )
 
 
 def test_the_configmap_is_owned_by_the_partition_and_named_as_mindcluster_names_it():
-    assert ranktables.configmap_name(PARTITION) == "rings-config-train"
-    configmap = ranktables.configmap(PARTITION, "rings-config-train", "{}")
+    assert hcclconfigmap.configmap_name(PARTITION) == "rings-config-train"
+    configmap = hcclconfigmap.configmap(PARTITION, "rings-config-train", "{}")
     assert configmap["metadata"]["ownerReferences"] == [
         {
             "apiVersion": "superpod.dev/v1alpha1",
@@ -77,7 +81,7 @@ def test_an_annotation_on_the_partition_renames_the_configmap():
         **PARTITION,
         "metadata": {**PARTITION["metadata"], "annotations": {"superpod.dev/rank-table-name": "hccl-train"}},
     }
-    assert ranktables.configmap_name(renamed) == "hccl-train"
+    assert hcclconfigmap.configmap_name(renamed) == "hccl-train"
 
 
 def _configmap(labels: dict | None = None, owners: list | None = None) -> dict:
@@ -130,7 +134,7 @@ MARK = {"superpod.dev/partition": "train"}
     ],
 )
 def test_only_a_configmap_carrying_the_operators_mark_is_the_partitions_to_write(configmap, refused):
-    problem = ranktables.foreign(configmap, PARTITION)
+    problem = hcclconfigmap.foreign(configmap, PARTITION)
     if refused is None:
         assert problem is None
     else:
@@ -151,7 +155,7 @@ def test_only_a_configmap_carrying_the_operators_mark_is_the_partitions_to_write
 def test_the_rank_table_name_annotation_is_used_only_when_it_is_a_configmap_name(value, name):
     annotated = {
         **PARTITION,
-        "metadata": {**PARTITION["metadata"], "annotations": {ranktables.NAME_ANNOTATION: value}},
+        "metadata": {**PARTITION["metadata"], "annotations": {hcclconfigmap.NAME_ANNOTATION: value}},
     }
-    assert ranktables.configmap_name(annotated) == name
-    assert (ranktables.name_problem(annotated) is None) is (name == value or value == "")
+    assert hcclconfigmap.configmap_name(annotated) == name
+    assert (hcclconfigmap.name_problem(annotated) is None) is (name == value or value == "")
