@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from superpod import placement
 from superpod.api import common, views
-from superpod.controller import moves, partitions
+from superpod.controller import moves, partitions, superpodstate
 from superpod.metrics import instruments
 from superpod.placement import compaction, mobility
 from superpod.placement import moves as placement_moves
@@ -47,7 +47,7 @@ class Compactor:
         self.last: dict[str, float] = {}  # SuperPod -> when its last pass ran
         self.refused: dict[str, str] = {}  # SuperPod -> the spec problem last reported
 
-    async def run(self, state: partitions.SuperPodState) -> int:
+    async def run(self, state: superpodstate.SuperPodState) -> int:
         """One compaction pass if one is due; how many partitions moved."""
         view = views.SuperPod(state.body)
         threshold = view.compact_above
@@ -102,7 +102,7 @@ class Compactor:
         purpose = f"reopen whole {tier_name}s (compaction: {tier_name} fragmentation {ratio:.2f} is above {threshold:g})"
         logger.info("%s: compaction moves %d partition(s): %s", state.name, len(done), purpose)
         failed = await self.mover.write(
-            done, purpose, self.partitions, lambda obj: partitions.rank_table_name(state, obj)
+            done, purpose, self.partitions, lambda obj: superpodstate.rank_table_name(state, obj)
         )
         if failed:
             async with state.lock:
@@ -126,7 +126,7 @@ class Compactor:
             found[key] = mobility.Workload(running_pods=0)
         return found
 
-    async def _refuse(self, state: partitions.SuperPodState, message: str) -> None:
+    async def _refuse(self, state: superpodstate.SuperPodState, message: str) -> None:
         """Report a compaction setting that cannot be used, once per message, as a Warning Event."""
         if self.refused.get(state.name) == message:
             return

@@ -8,7 +8,7 @@ Three parts, along the seam of a cache, a snapshot and a scheduler:
 - `partitions.Partitions`: the decisions on partitions (place, refresh, release, retry the queue) and their
   status writes.
 
-The fleet wires them: it listens to the mirror, keeps a `partitions.SuperPodState` per SuperPod (its model, its
+The fleet wires them: it listens to the mirror, keeps a `superpodstate.SuperPodState` per SuperPod (its model, its
 lock and queue), rebuilds a SuperPod's model when its spec or its nodes change, and restores into it every
 allocation partition statuses hold, before anything is placed: at start, after a rebuild of the tree, and
 whenever another replica wrote one. It writes the SuperPods' status.
@@ -35,13 +35,14 @@ from superpod.controller import (
     restore,
     scheduler,
     superpodmodel,
+    superpodstate,
     superpodstatus,
     tenants,
 )
 from superpod.controller import status as derive
 
 JSON = common.JSON
-SuperPodState = partitions.SuperPodState
+SuperPodState = superpodstate.SuperPodState
 logger = logging.getLogger(__name__)
 
 

@@ -1,11 +1,11 @@
-"""The partition reconciler: place, refresh (failed devices, repair), release, and retry the queue.
+"""The partition reconciler: write placements, refresh (failed devices, repair), release, forget.
 
 Allocations live only in partition status: `restore.Restorer.adopt` restores what a partition's status holds
 into its SuperPod's allocator (or queues a partition that holds nothing) and `forget` releases a partition that
-is gone,
-so a standby replica holds the same picture as the active one and a restarted operator rebuilds it before it
-places anything. Only the active replica decides: `place`, `release`, `refresh_placed` and `retry_pending` run
-in kopf handlers and in the SuperPod's kopf daemon, which kopf stops while the operator is paused.
+is gone, so a standby replica holds the same picture as the active one and a restarted operator rebuilds it
+before it places anything. Only the active replica decides: the scheduler's passes (`scheduler`, which writes
+their placements here), `release` and `refresh_placed` run in kopf handlers and in the SuperPod's kopf daemon,
+which kopf stops while the operator is paused. What the operator holds of each SuperPod is `superpodstate`.
 
 Per SuperPod one asyncio lock orders decisions: plan and commit in memory, with no API call under it; the status
 is written after the lock is released, so placements on one SuperPod write concurrently, while a lock per
@@ -18,8 +18,6 @@ write loses nothing, because the decision was never persisted and is simply made
 from __future__ import annotations
 
 import asyncio
-import collections
-import dataclasses
 import logging
 from collections.abc import Mapping
 
@@ -28,89 +26,13 @@ import pydantic
 from superpod import placement
 from superpod.api import common, reasons, views
 from superpod.api import partition as api_partition
-from superpod.cluster import client, inventory
-from superpod.controller import conflicts as records
-from superpod.controller import (
-    hcclconfigmap,
-    moves,
-    partitionqueue,
-    partitionwrite,
-    preemptions,
-    queuepass,
-    relocation,
-    superpodmodel,
-)
+from superpod.cluster import client
+from superpod.controller import moves, partitionwrite, relocation, superpodstate
 from superpod.controller import status as derive
-from superpod.metrics import instruments
-from superpod.ranktable import versions
-from superpod.topology import inventory as topology_inventory
-from superpod.topology import profiles
 
 JSON = common.JSON
 Event = reasons.EventReason
-FRAGMENTED = api_partition.PendingReason.FRAGMENTED
 logger = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class SuperPodState:
-    """One SuperPod: its object, its model (inventory and allocator) and the work on its partitions."""
-
-    name: str
-    body: JSON
-    model: superpodmodel.Model = dataclasses.field(default_factory=superpodmodel.Model)
-    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
-    wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
-    pending: partitionqueue.PendingQueue = dataclasses.field(default_factory=partitionqueue.PendingQueue)
-    reported: set[str] = dataclasses.field(default_factory=set)  # nodes whose problem has had its Event
-    # partitions whose recorded placement is in conflict (restore.Restorer): quarantined, out of the queue
-    conflicts: dict[str, records.Record] = dataclasses.field(default_factory=dict)
-    # shared member nodes and who keeps them (Fleet computes it; the model leaves out the ceded ones)
-    overlap: records.Overlap | None = None
-    # placed partitions need a look: device health changed, a spec was edited or a status write failed
-    health_dirty: bool = False
-    # preemptor key -> the devices it holds in memory while its victims' pods go (see preemptions)
-    preempting: dict[str, preemptions.Preempting] = dataclasses.field(default_factory=dict)
-    waiting_since: dict[str, float] = dataclasses.field(default_factory=dict)  # key -> time.time() queued
-    # partitions moved while their pods run, their new devices reserved (podmoves), on the owning replica
-    moving: dict[str, relocation.InFlight] = dataclasses.field(default_factory=dict)
-    tenancy: queuepass.Pass | None = None  # the last admission pass: quotas, ledger, what waits and why
-    # wakes the daemon when a refused preemption eviction is due again (nothing else may happen till then)
-    eviction_retry: asyncio.TimerHandle | None = None
-
-    def is_victim(self, key: str) -> bool:
-        return any(key in entry.victims for entry in self.preempting.values())
-
-    @property
-    def allocator(self) -> placement.Allocator | None:
-        return self.model.allocator
-
-    @property
-    def profile(self) -> profiles.HardwareProfile | None:
-        return self.model.profile
-
-    @property
-    def resource(self) -> str:
-        return self.model.resource
-
-    @property
-    def observed(self) -> Mapping[str, topology_inventory.ObservedNode]:
-        return self.model.observed
-
-    @property
-    def problems(self) -> Mapping[str, inventory.NodeProblem]:
-        return self.model.problems
-
-    @property
-    def quota_usage(self) -> list[JSON]:
-        """Per quota: nominal share, devices used and borrowed, partitions waiting (SuperPod status.quotas)."""
-        if not self.model.spec or not self.model.spec.quotas:
-            return []
-        return queuepass.quota_status(self.tenancy) or []
-
-    def poke(self) -> None:
-        """Ask the SuperPod's daemon to retry pending partitions and refresh the status."""
-        self.wake.set()
 
 
 class Partitions:
@@ -118,7 +40,7 @@ class Partitions:
 
     def __init__(
         self,
-        superpods: Mapping[str, SuperPodState],
+        superpods: Mapping[str, superpodstate.SuperPodState],
         partitions: Mapping[str, JSON],
         statuses: partitionwrite.StatusWriter,
     ) -> None:
@@ -143,7 +65,7 @@ class Partitions:
             return
         state.pending.forget(key)
         if state.conflicts.pop(key, None) is not None:
-            restore_report(state)
+            superpodstate.restore_report(state)
         state.moving.pop(key, None)
         if state.allocator is not None:
             relocation.unreserve(state.allocator, key)
@@ -151,7 +73,7 @@ class Partitions:
             self._return_to_victims(state, key)
             state.poke()
 
-    def _return_to_victims(self, state: SuperPodState, key: str) -> None:
+    def _return_to_victims(self, state: superpodstate.SuperPodState, key: str) -> None:
         """A preemptor is gone before its victims' pods: their devices are theirs again until the pods go
         (restored from their status, which still holds the allocation)."""
         entry = state.preempting.pop(key, None)
@@ -166,14 +88,12 @@ class Partitions:
                 except pydantic.ValidationError:
                     logger.warning("partition %s has an unreadable allocation", victim)
 
-    def queue_unplaced(self, state: SuperPodState) -> None:
+    def queue_unplaced(self, state: superpodstate.SuperPodState) -> None:
         """Queue the SuperPod's partitions that hold nothing (it has just appeared)."""
         for key, obj in self.partitions.items():
             view = views.Partition(obj)
             if view.superpod == state.name and not view.placed:
                 state.pending.add(key, view.created)
-
-    # ---- decisions -----------------------------------------------------------------------------------------
 
     # ---- writes ------------------------------------------------------------------------------------------
 
@@ -198,7 +118,11 @@ class Partitions:
         )
 
     async def write_moves(
-        self, state: SuperPodState, allocator: placement.Allocator, obj: JSON, plan: relocation.Planned
+        self,
+        state: superpodstate.SuperPodState,
+        allocator: placement.Allocator,
+        obj: JSON,
+        plan: relocation.Planned,
     ) -> bool:
         """Write the partitions moved at once to make room for `obj`; False (memory put back, the moves
         waiting for pods dropped too) when one could not be."""
@@ -215,7 +139,10 @@ class Partitions:
         )
         await self.events.event(obj, reason=Event.DEFRAGMENTING, message=message)
         failed = await self.mover.write(
-            plan.at_once, f"make room for {key}", self.partitions, lambda moved: rank_table_name(state, moved)
+            plan.at_once,
+            f"make room for {key}",
+            self.partitions,
+            lambda moved: superpodstate.rank_table_name(state, moved),
         )
         if not failed:
             return True
@@ -231,7 +158,7 @@ class Partitions:
 
     async def write_placement(
         self,
-        state: SuperPodState,
+        state: superpodstate.SuperPodState,
         allocator: placement.Allocator,
         obj: JSON,
         placed: placement.Placement,
@@ -239,7 +166,7 @@ class Partitions:
     ) -> JSON:
         view = views.Partition(obj)
         key = view.key
-        rank_table = rank_table_name(state, obj)
+        rank_table = superpodstate.rank_table_name(state, obj)
         try:
             # every placement is protected before it is written, whichever pass made it (see `inuse`)
             obj = await self.protect(obj)
@@ -283,7 +210,9 @@ class Partitions:
         await self.events.event(obj, reason=Event.ALLOCATED, message=written["message"])
         return written
 
-    async def refresh(self, state: SuperPodState, obj: JSON, tenancy: JSON | None = None) -> JSON:
+    async def refresh(
+        self, state: superpodstate.SuperPodState, obj: JSON, tenancy: JSON | None = None
+    ) -> JSON:
         """Bring a placed partition's status up to date: failed devices, repair, bindings; `tenancy`: its
         quota, priority and borrowing fields when an admission pass has them."""
         view = views.Partition(obj)
@@ -317,7 +246,7 @@ class Partitions:
                     problem = "the failed devices belong to running pods; their slots move when the pods are recreated"
         was_degraded = view.status.get("phase") == api_partition.Phase.DEGRADED.value
         current = decision
-        rank_table = rank_table_name(state, obj)
+        rank_table = superpodstate.rank_table_name(state, obj)
         try:
             written = await self.statuses.write(
                 obj,
@@ -345,7 +274,7 @@ class Partitions:
             await self.events.event(obj, reason=Event.DEVICE_FAILED, message=written["message"], warning=True)
         return written
 
-    async def refresh_placed(self, state: SuperPodState) -> None:
+    async def refresh_placed(self, state: superpodstate.SuperPodState) -> None:
         """After health changes: report failed devices and repair what can be repaired (daemon)."""
         if state.allocator is None:
             return
@@ -368,7 +297,7 @@ class Partitions:
         async with self.serial.hold(view.key), state.lock:
             state.pending.remove(view.key)
             if state.conflicts.pop(view.key, None) is not None:
-                restore_report(state)
+                superpodstate.restore_report(state)
             state.waiting_since.pop(view.key, None)
             state.moving.pop(view.key, None)
             if state.allocator is not None:
@@ -380,19 +309,6 @@ class Partitions:
             state.poke()
             message = f"released {len(released.device_ids())} devices"
             await self.events.event(obj, reason=Event.RELEASED, message=message)
-
-
-def restore_report(state: SuperPodState) -> None:
-    """`superpod_partition_conflicts` of the SuperPod: its partitions in conflict now, by reason."""
-    counts = collections.Counter(record.reason.value for record in state.conflicts.values())
-    instruments.set_conflicts(state.name, counts)
-
-
-def rank_table_name(state: SuperPodState, obj: JSON) -> str | None:
-    """The rank table ConfigMap's name, written with the allocation (the bindings loop makes the ConfigMap)."""
-    if state.profile is None or versions.version_for_profile(state.profile.name) is None:
-        return None
-    return hcclconfigmap.configmap_name(obj)
 
 
 def _release_if_held(allocator: placement.Allocator, key: str, decision: placement.Placement) -> None:

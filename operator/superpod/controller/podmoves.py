@@ -35,11 +35,11 @@ import pydantic
 
 from superpod import placement
 from superpod.api import common, reasons, views
-from superpod.controller import eviction, partitions, relocation
+from superpod.controller import eviction, partitions, relocation, superpodstate
 
 JSON = common.JSON
 Event = reasons.EventReason
-SuperPodState = partitions.SuperPodState
+SuperPodState = superpodstate.SuperPodState
 POLL = 2.0  # seconds: look again while pods are terminating (their deletion also wakes the daemon)
 TIMEOUT = (
     600.0  # seconds a move may wait for its pods to go (on the replica carrying it out) before it is given up
@@ -265,7 +265,7 @@ class PodMoves:
             return
         view = views.Partition(obj)
         why = f"moved {entry.devices_moved} devices to make room for {entry.target}"
-        rank_table = partitions.rank_table_name(state, obj)
+        rank_table = superpodstate.rank_table_name(state, obj)
         async with self.serial.hold(entry.key):
             written = await self.statuses.write(
                 obj,

@@ -28,7 +28,6 @@ import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 
-from superpod import placement
 from superpod.api import common, views
 from superpod.api import partition as api_partition
 from superpod.cluster import client
@@ -40,16 +39,6 @@ JSON = common.JSON
 PendingReason = api_partition.PendingReason
 logger = logging.getLogger(__name__)
 LIST_RETRY = 5.0  # seconds before the pods of a victim that could not be listed are listed again
-
-
-@dataclasses.dataclass
-class Preempting:
-    """A preemptor holding its victims' devices in memory, waiting for their pods to go."""
-
-    preemptor: str
-    placement: placement.Placement
-    victims: tuple[str, ...]
-    reclaimed: tuple[str, ...] = ()
 
 
 def victim_message(preemptor: str, victim: str, admit: queue.Admit, workloads: Mapping[str, int]) -> str:

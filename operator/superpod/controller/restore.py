@@ -21,7 +21,7 @@ import pydantic
 from superpod import placement
 from superpod.api import common, reasons, views
 from superpod.api import partition as api_partition
-from superpod.controller import conflicts, partitions, relocation
+from superpod.controller import conflicts, partitions, relocation, superpodstate
 from superpod.controller import status as derive
 from superpod.metrics import instruments
 
@@ -96,7 +96,7 @@ class Restorer:
             _hold_move(allocator, key, view)
         state.pending.remove(key)
 
-    def rebuilt(self, state: partitions.SuperPodState, before: placement.Allocator | None) -> None:
+    def rebuilt(self, state: superpodstate.SuperPodState, before: placement.Allocator | None) -> None:
         """The SuperPod got a new tree: the placements of the old one that did not fit are in conflict."""
         for conflict in state.model.conflicts:
             if relocation.is_reservation(conflict.partition_id):
@@ -106,7 +106,7 @@ class Restorer:
 
     def quarantine(
         self,
-        state: partitions.SuperPodState,
+        state: superpodstate.SuperPodState,
         key: str,
         conflict: placement.Conflict,
         slots: tuple[placement.PlacedSlot, ...] | list,  # type: ignore[type-arg]
@@ -121,7 +121,7 @@ class Restorer:
         record = conflicts.classify(conflict, state.name, nodes=state.observed)
         self._record(state, key, record)
 
-    def _record(self, state: partitions.SuperPodState, key: str, record: conflicts.Record) -> None:
+    def _record(self, state: superpodstate.SuperPodState, key: str, record: conflicts.Record) -> None:
         known = state.conflicts.get(key)
         state.conflicts[key] = dataclasses.replace(record, announced=known.announced if known else False)
         state.pending.remove(key)
@@ -134,7 +134,7 @@ class Restorer:
 
     # ---- decisions: the SuperPod's daemon ----------------------------------------------------------------
 
-    async def resolve(self, state: partitions.SuperPodState) -> None:
+    async def resolve(self, state: superpodstate.SuperPodState) -> None:
         """Write each conflicted partition's condition and Event; release and re-queue the ones without pods."""
         for key in sorted(state.conflicts):
             obj = self.partitions.get(key)
@@ -147,7 +147,7 @@ class Restorer:
         report(state)
 
     async def _resolve(
-        self, state: partitions.SuperPodState, key: str, obj: JSON, record: conflicts.Record
+        self, state: superpodstate.SuperPodState, key: str, obj: JSON, record: conflicts.Record
     ) -> None:
         view = views.Partition(obj)
         running = () if record.keep else tuple(self.running(key, state.resource))
@@ -160,7 +160,7 @@ class Restorer:
             if state.allocator is not None and (record.keep or wait)
             else None
         )
-        rank_table = partitions.rank_table_name(state, obj)
+        rank_table = superpodstate.rank_table_name(state, obj)
         written = await self.reconciler.statuses.write(
             obj,
             lambda previous, now: derive.conflicted(
@@ -239,7 +239,7 @@ def _moved(allocator: placement.Allocator, key: str, view: views.Partition) -> b
 
 
 def hold_for_pods(
-    state: partitions.SuperPodState, key: str, running: Sequence[Running]
+    state: superpodstate.SuperPodState, key: str, running: Sequence[Running]
 ) -> list[tuple[str, str, str]]:
     """Add to `key`'s claim the devices its running pods use that nobody holds, so that no other partition gets
     them while the pods run; returns (pod, node/device, holder) for the ones another partition holds."""
@@ -296,4 +296,4 @@ def pods_held(running: Sequence[Running]) -> str:
     )
 
 
-report = partitions.restore_report
+report = superpodstate.restore_report

@@ -30,6 +30,7 @@ from superpod.controller import (
     podmoves,
     preemptions,
     queuepass,
+    superpodstate,
     tenants,
 )
 from superpod.controller import status as derive
@@ -37,7 +38,7 @@ from superpod.metrics import instruments
 from superpod.placement import queue
 
 JSON = common.JSON
-SuperPodState = partitions.SuperPodState
+SuperPodState = superpodstate.SuperPodState
 logger = logging.getLogger(__name__)
 
 
@@ -130,7 +131,7 @@ class Scheduler:
                     state.pending.remove(key)
                     state.waiting_since.pop(key, None)
                     if decision.victims:
-                        state.preempting[key] = preemptions.Preempting(
+                        state.preempting[key] = superpodstate.Preempting(
                             key, decision.placement, decision.victims, decision.reclaimed
                         )
                 else:
