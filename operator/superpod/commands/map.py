@@ -3,7 +3,9 @@
 Reads what the operator reads (the SuperPod, its Nodes, the device plugin's and NodeD's ConfigMaps) and every
 partition's status.allocation, rebuilds the picture with the operator's own `superpodmodel.build` and the same
 allocator (`restore`, never a new decision) and prints it
-as `superpod plan` does: one letter and colour per partition, rack x node x device.
+as `superpod plan` does: one letter and colour per partition, rack x node x device. Devices reserved for a
+move in progress (a running partition's new devices, recorded in its `status.move`, held as the operator holds
+them) show as `*`, with a legend line per move naming the partition and the one it makes room for.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from superpod.api import partition as api_partition
 from superpod.api import superpod as api_superpod
 from superpod.cluster import client, deviceinfo, nodeinfo
 from superpod.commands import plan
-from superpod.controller import superpodmodel
+from superpod.controller import relocation, superpodmodel
 from superpod.placement import allocator as placement_allocator
 from superpod.placement import result
 from superpod.topology import tree
@@ -70,6 +72,7 @@ def _report(
         tree.build(model.profile, (), reserve_nodes=superpod.spec.reserve_nodes)
     )
     decisions: list[tuple[str, result.Placement | result.Rejection]] = []
+    moving: dict[str, JSON] = {}
     name = superpod.metadata.get("name")
     ordered = sorted(partitions, key=lambda p: (views.Partition(p).created, views.Partition(p).name))
     for obj in ordered:
@@ -84,10 +87,17 @@ def _report(
             outcome = allocator.restore(view.key, slots, whole_nodes=view.whole_nodes)
             if isinstance(outcome, result.Placement):
                 decisions.append((view.key, outcome))
+                if view.move is not None:
+                    moving[view.key] = view.move
         elif view.status.get("reason") in {reason.value for reason in api_partition.PendingReason}:
             reason = api_partition.PendingReason(view.status["reason"])
             decisions.append((view.key, result.Rejection(reason, str(view.status.get("message", "")))))
-    return plan.Report(superpod, allocator, decisions, synthesised=False, skipped=[])
+    report = plan.Report(superpod, allocator, decisions, synthesised=False, skipped=[])
+    for key, move in moving.items():  # once every allocation is held, as the operator's restore does
+        if relocation.hold_recorded(allocator, key, move):
+            target = move.get("forPartition")
+            report.making_room[key] = str(target) if target else None
+    return report
 
 
 def run(args: argparse.Namespace) -> int:

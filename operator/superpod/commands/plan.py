@@ -27,14 +27,17 @@ from superpod.api import partition as api_partition
 from superpod.api import superpod as api_superpod
 from superpod.cluster import deviceinfo, nodeinfo
 from superpod.commands import planpass
-from superpod.controller import superpodmodel
+from superpod.controller import relocation, superpodmodel
 from superpod.placement import allocator as placement_allocator
 from superpod.placement import result
 from superpod.topology import inventory, tiers, tree
 
 LETTERS = string.ascii_uppercase + string.ascii_lowercase + string.digits
-FREE, UNHEALTHY, RESERVE = ".", "x", "r"
+FREE, UNHEALTHY, RESERVE, MOVING = ".", "x", "r", "*"
 ANSI = [41, 42, 43, 44, 45, 46, 101, 102, 103, 104, 105, 106]  # background colours, one per partition
+MOVING_ANSI = (
+    "1;30;47"  # bold black on white: devices reserved for a move in progress, in no partition's colour
+)
 MAP_RACK_LIMIT = 64
 
 
@@ -99,6 +102,24 @@ class Report:
         self.skipped = skipped
         self.tenancy = tenancy
         self.explain = False  # print and carry each partition's explanation
+        self.making_room: dict[str, str | None] = {}  # moving partition -> the partition it makes room for
+
+    def reserved(self) -> list[tuple[str, int]]:
+        """(partition, devices) reserved for each move in progress: the new devices it does not hold yet."""
+        found = []
+        for holder, placement in sorted(self.allocator.partitions.items()):
+            owner = relocation.reserved_for(holder)
+            if owner is not None:
+                found.append((owner, sum(len(devices) for _, devices in placement.held)))
+        return found
+
+    def reserved_lines(self) -> list[str]:
+        lines = []
+        for owner, devices in self.reserved():
+            target = self.making_room.get(owner)
+            why = f", making room for {target}" if target else ""
+            lines.append(f"{MOVING} {devices} devices reserved for {owner}, moving{why}")
+        return lines
 
     def why(self, pid: str) -> str | None:
         return self.tenancy.explanations.get(pid) if self.explain and self.tenancy is not None else None
@@ -186,7 +207,10 @@ class Report:
             f"capacity: {capacity.free} free, {capacity.allocated} allocated, {capacity.unhealthy} unhealthy, "
             f"{capacity.reserved} reserved of {capacity.total}; fragmentation {capacity.fragmentation:.3f}\n"
         )
-        out.write(f"occupancy ({FREE} free, {RESERVE} reserve, {UNHEALTHY} unhealthy):\n")
+        moving = f", {MOVING} reserved for a move in progress" if self.reserved() else ""
+        out.write(f"occupancy ({FREE} free, {RESERVE} reserve, {UNHEALTHY} unhealthy{moving}):\n")
+        for line in self.reserved_lines():
+            out.write(f"  {line}\n")
         for line in occupancy_lines(self, colour=colour):
             out.write(line + "\n")
 
@@ -197,7 +221,9 @@ def _node_ranges(decision: result.Placement) -> str:
 
 
 def _paint(text: str, letter: str, colour: bool) -> str:
-    if not colour or letter in (FREE, UNHEALTHY, RESERVE):
+    if colour and letter == MOVING:
+        return f"\x1b[{MOVING_ANSI}m{text}\x1b[0m"
+    if not colour or letter in (FREE, UNHEALTHY, RESERVE, MOVING):
         return text
     return f"\x1b[30;{ANSI[LETTERS.index(letter) % len(ANSI)]}m{text}\x1b[0m"
 
@@ -209,9 +235,10 @@ def device_grid(report: Report) -> list[tuple[str, list[tuple[str, str]]]]:
     owner: dict[tuple[str, str], str] = {}
     letters = report.letters()
     for pid, placement in allocator.partitions.items():
+        glyph = MOVING if relocation.is_reservation(pid) else letters.get(pid, "?")
         for node_name, devices in placement.held:
             for device in devices:
-                owner[(node_name, device)] = letters.get(pid, "?")
+                owner[(node_name, device)] = glyph
     racks: dict[str, list[tuple[str, str]]] = {}
     for node in topology.nodes:
         unhealthy = set(allocator.unhealthy_devices(node.name))
@@ -278,7 +305,7 @@ def write_png(report: Report, path: Path) -> None:
         rows.append(row)
     width = max((len(row) for row in rows), default=1)
     matrix = [row + [gap] * (width - len(row)) for row in rows]
-    palette = ["#a0a0a0", "#ffffff", "#e0e0e0", "#000000"]
+    palette = ["#a0a0a0", "#ffffff", "#e0e0e0", "#000000", "#ff8c00"]
     palette += [mcolors.to_hex(plt.get_cmap("tab20")(i % 20)) for i in range(len(LETTERS))]
     figure, axes = plt.subplots(
         figsize=(min(24.0, max(4.0, width * 0.12)), min(40.0, max(2.0, len(rows) * 0.22)))
@@ -298,7 +325,7 @@ def write_png(report: Report, path: Path) -> None:
     letters = report.letters()
     axes.set_title(
         f"{report.name} ({report.allocator.tree.profile.name}): {len(letters)} partitions; "
-        "white free, light grey reserve, black unhealthy",
+        "white free, light grey reserve, black unhealthy, orange reserved for a move in progress",
         fontsize=8,
     )
     figure.tight_layout()
@@ -308,8 +335,8 @@ def write_png(report: Report, path: Path) -> None:
 
 def _code(cell: str) -> int:
     """Colour index of one map character (see write_png's palette, which starts at -1)."""
-    fixed = {FREE: 0, RESERVE: 1, UNHEALTHY: 2}
-    return fixed[cell] if cell in fixed else 3 + LETTERS.index(cell) if cell in LETTERS else 2
+    fixed = {FREE: 0, RESERVE: 1, UNHEALTHY: 2, MOVING: 3}
+    return fixed[cell] if cell in fixed else 4 + LETTERS.index(cell) if cell in LETTERS else 2
 
 
 def plan(documents: Iterable[dict[str, Any]]) -> Report:

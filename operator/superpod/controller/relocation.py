@@ -115,6 +115,26 @@ def after_from_status(allocator: placement.Allocator, key: str, move: JSON) -> p
     return allocator.relocated(key, [(str(slot["node"]), list(slot.get("devices") or ())) for slot in slots])
 
 
+def hold_recorded(allocator: placement.Allocator, key: str, move: JSON | None) -> bool:
+    """Hold the new devices `status.move` (`move`) records for `key`, as the replica moving it does, unless
+    they are held already. False when the status names no move, is unreadable, or a device is held by someone
+    else (the replica carrying the move out gives it up)."""
+    if move is None:
+        return False
+    if allocator.placement_of(reservation_key(key)) is not None:
+        return True
+    try:
+        after = after_from_status(allocator, key, move)
+    except (ValueError, KeyError, TypeError):
+        return False
+    return reserve(allocator, key, after) is None
+
+
+def reserved_for(holder: str) -> str | None:
+    """The partition a reservation holder (`reservation_key`) holds devices for; None for any other holder."""
+    return holder.removesuffix(RESERVED) if is_reservation(holder) else None
+
+
 def moved_devices(before: placement.Placement, after: placement.Placement) -> int:
     return sum(
         len(new.devices)

@@ -209,14 +209,7 @@ class Restorer:
 def _hold_move(allocator: placement.Allocator, key: str, view: views.Partition) -> None:
     """A partition moved while its pods run holds its new devices too (`status.move`), as the replica that
     moves it does; what cannot be held is left to that replica, which gives the move up."""
-    move = view.move
-    if move is None or allocator.placement_of(relocation.reservation_key(key)) is not None:
-        return
-    try:
-        after = relocation.after_from_status(allocator, key, move)
-    except (ValueError, KeyError, TypeError):
-        return
-    relocation.reserve(allocator, key, after)
+    relocation.hold_recorded(allocator, key, view.move)
 
 
 def _move_over_elsewhere(allocator: placement.Allocator, key: str, view: views.Partition) -> bool:
