@@ -12,7 +12,7 @@ can be admitted yet. Then, in this order:
 3. the victims' pods are evicted through the Eviction API (`eviction.evict`), again on every pass until
    none is left: only the API's pods are trusted, not the operator's memory. A refused eviction (a
    PodDisruptionBudget, an API error) is asked again after its backoff: `evict` says when (`Round.retry_in`)
-   and the scheduler sets a timer that wakes the SuperPod's daemon then; the preemptor's message says what
+   and `retry_evictions` sets a timer that wakes the SuperPod's daemon then; the preemptor's message says what
    blocks it;
 4. when every victim's pods are gone, each victim's status drops its allocation (it waits to be placed
    again, reason Preempted) and only then is the preemptor's placement written.
@@ -24,6 +24,7 @@ and finished the same way, and the preemptor, Pending at the head of the queue, 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
@@ -31,7 +32,7 @@ from collections.abc import Callable, Mapping
 from superpod.api import common, views
 from superpod.api import partition as api_partition
 from superpod.cluster import client
-from superpod.controller import eviction, partitionwrite
+from superpod.controller import eviction, partitions, partitionwrite, superpodstate
 from superpod.controller import status as derive
 from superpod.placement import queue
 
@@ -149,3 +150,68 @@ async def requeue(statuses: partitionwrite.StatusWriter, obj: JSON, preemptor: s
             preempted_by=preemptor,
         ),
     )
+
+
+async def advance(
+    writes: partitions.Partitions, evictions: eviction.Evictions, state: superpodstate.SuperPodState
+) -> None:
+    """Evict the victims' pods again; where they are all gone, requeue the victims, then write their
+    preemptor's placement (step 4 above). Victims restored after a restart are finished alike."""
+    orphans = [
+        key
+        for key in (state.allocator.partitions if state.allocator is not None else ())
+        if (obj := writes.partitions.get(key)) is not None and views.Partition(obj).evicting
+    ]
+    for key in orphans:
+        preemptor = str(views.Partition(writes.partitions[key]).status.get("preemptedBy") or "")
+        evicting = await evict(evictions, (key,))
+        retry_evictions(state, evicting.retry_in)
+        if evicting:
+            continue
+        async with writes.serial.hold(key), state.lock:
+            if state.allocator is not None:
+                state.allocator.release(key)
+        obj = writes.partitions.get(key)
+        if obj is not None:
+            await requeue(writes.statuses, obj, preemptor)
+        state.poke()
+    for preemptor, entry in list(state.preempting.items()):
+        evicting = await evict(evictions, entry.victims)
+        retry_evictions(state, evicting.retry_in)
+        if evicting:
+            obj = writes.partitions.get(preemptor)
+            if obj is not None and state.preempting.get(preemptor) is entry:
+                async with writes.serial.hold(preemptor):
+                    await show_preempting(writes.statuses, obj, entry.victims, evicting.blocked)
+            continue
+        for victim in entry.victims:
+            obj = writes.partitions.get(victim)
+            if obj is not None:
+                async with writes.serial.hold(victim):
+                    await requeue(writes.statuses, obj, preemptor)
+        if state.preempting.get(preemptor) is not entry:
+            continue
+        del state.preempting[preemptor]
+        obj = writes.partitions.get(preemptor)
+        allocator = state.allocator
+        if obj is None or allocator is None or views.Partition(obj).deleting:
+            continue
+        fields = state.tenancy.tenancy.get(preemptor) if state.tenancy is not None else None
+        async with writes.serial.hold(preemptor):
+            await writes.write_placement(state, allocator, obj, entry.placement, fields)
+
+
+def retry_evictions(state: superpodstate.SuperPodState, delay: float | None) -> None:
+    """Wake the SuperPod's daemon when an eviction is due again (`delay` seconds; None: none is), so that a
+    refused eviction is retried after its backoff even if nothing else happens in the cluster. One timer per
+    SuperPod, the earliest wins."""
+    if delay is None:
+        return
+    loop = asyncio.get_running_loop()
+    when = loop.time() + max(delay, 0.05)
+    timer = state.eviction_retry
+    if timer is not None and not timer.cancelled() and loop.time() <= timer.when() <= when:
+        return
+    if timer is not None:
+        timer.cancel()
+    state.eviction_retry = loop.call_at(when, state.poke)

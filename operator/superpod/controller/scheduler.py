@@ -5,7 +5,7 @@ retries the queue (`retry_pending`). Either way one pass of `queuepass` runs und
 order of the queue (within quota share first, then priority, then age; backfill; a reservation for a head
 that waited long), quotas, and preemption, on the allocator in memory. The statuses are written after the
 lock is released. A preemption is carried out by `preemptions`: the victims' pods are evicted and the
-preemptor's placement is written only once they are gone (`advance_preemptions`, at each daemon pass). A
+preemptor's placement is written only once they are gone (`preemptions.advance`, at each daemon pass). A
 partition the SuperPod is too fragmented for may be placed by moving others (`moves`); a moved partition
 whose pods run is carried out by `podmoves` (its pods evicted first, at each daemon pass).
 """
@@ -204,7 +204,7 @@ class Scheduler:
                 evicting = await preemptions.begin(
                     self.statuses, self.partitions, obj, decision, priorities, self.evictions
                 )
-                retry_evictions(state, evicting.retry_in)
+                preemptions.retry_evictions(state, evicting.retry_in)
                 state.poke()
                 return dict(views.Partition(self.partitions.get(key) or obj).status)
             return await self.writes.write_placement(state, allocator, obj, decision.placement, fields)
@@ -227,7 +227,7 @@ class Scheduler:
         A partition whose status write raises waits with a backoff of its own (`partitionqueue`) while the
         others are written.
         """
-        await self.advance_preemptions(state)
+        await preemptions.advance(self.writes, self.evictions, state)
         await self.moves.advance(state)
         due = []
         for key in state.pending.due(time.monotonic()):
@@ -333,72 +333,10 @@ class Scheduler:
             async with self.serial.hold(key):
                 await self.statuses.write(obj, _constant(fields))
 
-    async def advance_preemptions(self, state: SuperPodState) -> None:
-        """Evict the victims' pods again; where they are all gone, requeue the victims, then write their
-        preemptor's placement (preemptions, step 4). Victims restored after a restart are finished alike."""
-        orphans = [
-            key
-            for key in (state.allocator.partitions if state.allocator is not None else ())
-            if (obj := self.partitions.get(key)) is not None and views.Partition(obj).evicting
-        ]
-        for key in orphans:
-            preemptor = str(views.Partition(self.partitions[key]).status.get("preemptedBy") or "")
-            evicting = await preemptions.evict(self.evictions, (key,))
-            retry_evictions(state, evicting.retry_in)
-            if evicting:
-                continue
-            async with self.serial.hold(key), state.lock:
-                if state.allocator is not None:
-                    state.allocator.release(key)
-            obj = self.partitions.get(key)
-            if obj is not None:
-                await preemptions.requeue(self.statuses, obj, preemptor)
-            state.poke()
-        for preemptor, entry in list(state.preempting.items()):
-            evicting = await preemptions.evict(self.evictions, entry.victims)
-            retry_evictions(state, evicting.retry_in)
-            if evicting:
-                obj = self.partitions.get(preemptor)
-                if obj is not None and state.preempting.get(preemptor) is entry:
-                    async with self.serial.hold(preemptor):
-                        await preemptions.show_preempting(self.statuses, obj, entry.victims, evicting.blocked)
-                continue
-            for victim in entry.victims:
-                obj = self.partitions.get(victim)
-                if obj is not None:
-                    async with self.serial.hold(victim):
-                        await preemptions.requeue(self.statuses, obj, preemptor)
-            if state.preempting.get(preemptor) is not entry:
-                continue
-            del state.preempting[preemptor]
-            obj = self.partitions.get(preemptor)
-            allocator = state.allocator
-            if obj is None or allocator is None or views.Partition(obj).deleting:
-                continue
-            fields = state.tenancy.tenancy.get(preemptor) if state.tenancy is not None else None
-            async with self.serial.hold(preemptor):
-                await self.writes.write_placement(state, allocator, obj, entry.placement, fields)
-
 
 def _placed(state: SuperPodState, key: str) -> bool:
     """`key` holds devices in its SuperPod's allocator now."""
     return state.allocator is not None and state.allocator.placement_of(key) is not None
-
-
-def retry_evictions(state: SuperPodState, delay: float | None) -> None:
-    """Wake the SuperPod's daemon when an eviction is due again (`delay` seconds; None: none is), so that a
-    refused eviction is retried after its backoff even if nothing else happens in the cluster. One timer per
-    SuperPod, the earliest wins."""
-    if delay is None:
-        return
-    loop = asyncio.get_running_loop()
-    when = loop.time() + max(delay, 0.05)
-    timer = state.eviction_retry
-    if timer is not None and not timer.cancelled() and loop.time() <= timer.when() <= when:
-        return
-    if timer is not None:
-        timer.cancel()
-    state.eviction_retry = loop.call_at(when, state.poke)
 
 
 def _constant(fields: JSON) -> Callable[[JSON | None, str], JSON]:
