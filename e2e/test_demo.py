@@ -30,3 +30,29 @@ def test_the_demo_places_binds_and_completes_the_rank_table(tmp_path):
     assert "job.batch/train-64 created" in out
     assert "Job train-64 Complete: 4/4 succeeded, completed indexes 0-3" in out
     assert (tmp_path / "kubeconfig").exists()
+
+
+def test_the_demo_runs_on_hardware_without_superpod_ids(tmp_path):
+    """Atlas 800T A2 servers report no SuperPoD id: the demo's SuperPod selects the simulated nodes by label."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "superpod.cli",
+            "demo",
+            "--once",
+            "--profile",
+            "ascend-910b",
+            "--dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "team-a/train-8: Allocated, 8 devices on 1 node(s), tier node" in out
+    assert "team-a/train-32: Allocated, 32 devices on 4 node(s)" in out
+    assert "Job train-32 Complete: 4/4 succeeded, completed indexes 0-3" in out

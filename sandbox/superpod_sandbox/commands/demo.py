@@ -30,6 +30,8 @@ from superpod.api import partition as api_partition
 from superpod.api import superpod as api_superpod
 from superpod.cluster import client
 
+from superpod_sandbox.sim import layout, nodes
+
 JSON = dict[str, Any]
 NAMESPACE = "team-a"
 ROOT = Path(__file__).resolve().parents[3]
@@ -79,17 +81,34 @@ def _partitions(superpod_name: str, profile: str) -> list[JSON]:
     ]
 
 
-def _superpod(profile: str) -> JSON:
-    for path in sorted(EXAMPLES.glob("superpod-*.yaml")):
-        doc: JSON = yaml.safe_load(path.read_text())
-        if doc["spec"]["profile"] == profile and "superPodID" in doc["spec"]:
-            return doc
-    return {
-        "apiVersion": common.API_VERSION,
-        "kind": api_superpod.KIND,
-        "metadata": {"name": f"{profile}-demo"},
-        "spec": {"profile": profile, "superPodID": 0},
-    }
+def _superpod(fleet: layout.Layout) -> JSON:
+    """The SuperPod over the simulated fleet: the profile's example manifest where there is one, aimed at the
+    fleet's nodes, by SuperPoD id on hardware whose driver reports one, else by the fleet's label (an example's
+    own selector, or superPodID, may name other machines)."""
+    profile = fleet.hardware.name
+    doc: JSON = next(
+        (
+            example
+            for example in (
+                yaml.safe_load(path.read_text()) for path in sorted(EXAMPLES.glob("superpod-*.yaml"))
+            )
+            if example["spec"]["profile"] == profile
+        ),
+        {
+            "apiVersion": common.API_VERSION,
+            "kind": api_superpod.KIND,
+            "metadata": {"name": f"{profile}-demo"},
+            "spec": {"profile": profile},
+        },
+    )
+    spec = doc["spec"]
+    spec.pop("nodeSelector", None)
+    spec.pop("superPodID", None)
+    if fleet.hardware.facts.has_superpod:
+        spec["superPodID"] = fleet.superpod_id
+    else:
+        spec["nodeSelector"] = {"matchLabels": {nodes.FLEET_LABEL: fleet.fleet}}
+    return doc
 
 
 def training_pod(name: str, namespace: str, partition: str, devices: int, index: int, resource: str) -> JSON:
@@ -220,7 +239,9 @@ async def demo(args: argparse.Namespace) -> int:
                 )
                 process = await _operator(str(kubeconfig), operator_log, metrics_port, webhook_port)
                 try:
-                    code = await _journey(api, args, started, fleet.metrics_url, metrics_port, kubeconfig)
+                    code = await _journey(
+                        api, args, fleet.layout, started, fleet.metrics_url, metrics_port, kubeconfig
+                    )
                     if code or args.once:
                         return code
                     _say("\nRunning; press Ctrl-C to stop.")
@@ -242,12 +263,13 @@ async def demo(args: argparse.Namespace) -> int:
 async def _journey(
     api: client.KubeClient,
     args: argparse.Namespace,
+    fleet: layout.Layout,
     started: float,
     exporter_url: str | None,
     metrics_port: int,
     kubeconfig: Path,
 ) -> int:
-    superpod = _superpod(args.profile)
+    superpod = _superpod(fleet)
     name = superpod["metadata"]["name"]
     spp = client.resource_path(common.API_VERSION, api_partition.PLURAL, NAMESPACE)
     await api.create(
