@@ -44,7 +44,7 @@ NEEDED_ON_RARE_PATHS: dict[tuple[str, str, str], str] = {
         "the user) when its create answers 409; whether one cycle takes that path depends on timing"
     ),
     ("get", "", "pods"): (
-        "controller/bindings.py reads a pod that holds a slot but left the watch without a seen deletion (an "
+        "controller/partitionpods.py reads a pod that holds a slot but left the watch without a seen deletion (an "
         "unscheduled pod deleted at once, a removed label), and controller/validation.py a pod bound to an "
         "isolated node that it has not seen; in this cycle the partition may go before the read is due"
     ),

@@ -294,7 +294,7 @@ def register(
     # the fleet's own mirror of partitions tells of their changes, and the SuperPod daemon (active replica only)
     # runs one bindings loop per SuperPod: no kopf event handler or daemon per partition
     fleet.partition_listeners.append(bindings.partition_changed)
-    fleet.restorer.running = bindings.running
+    fleet.restorer.running = bindings.pods.running
     fleet.before_restore.append(bindings.start)
     fleet.deletion_listeners.append(bindings.deleted)
     fleet.superpod_workers.append(bindings.follow)

@@ -129,7 +129,7 @@ class Validator:
         name = request.get("name") or (binding.get("metadata") or {}).get("name") or ""
         node = str((binding.get("target") or {}).get("name") or "")
         member = self.view.isolated_member(node)
-        pod = self.bindings.reflector.objects.get(f"{namespace}/{name}")
+        pod = self.bindings.pods.seen(namespace, name)
         if pod is None and member is not None:
             pod = await self.fleet.api.get_or_none(client.resource_path("v1", "pods", namespace, name))
         if pod is None:

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from superpod.cluster import client
-from superpod.controller import bindings
+from superpod.controller import partitionpods
 from superpod_sandbox.sim import simulator
 
 from tests.integration.admission.conftest import (
@@ -232,7 +232,9 @@ async def test_a_running_pod_keeps_its_slot_when_its_label_goes(tenants):
     # the webhook's refusal is the first line; without it (removed by mistake), the slot still follows the pod
     await api.delete(f"{VALIDATING}/superpod-operator")
     await api.patch(path, {"metadata": {"labels": {"superpod.dev/partition": None}}})
-    await asyncio.sleep(bindings.GRACE_SECONDS + 1.0)  # the operator has read the pod that left its watch
+    await asyncio.sleep(
+        partitionpods.GRACE_SECONDS + 1.0
+    )  # the operator has read the pod that left its watch
     slots = (await api.get(f"{partitions_path()}/victim"))["status"]["allocation"]
     assert [slot.get("pod") for slot in slots] == ["victim-0", "victim-1"]
     message = await refused(api.create(pods_path(), pod("next", "victim")))

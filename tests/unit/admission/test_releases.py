@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
-from superpod.controller import bindings
+from superpod.controller import partitionpods
 
 from tests.unit.admission import builders
 
@@ -24,9 +22,8 @@ class Pods:
         return self.objects.get(path.rpartition("/")[2])
 
 
-def tracker(grace: float = 30.0, api: Pods | None = None) -> bindings.Bindings:
-    fleet = SimpleNamespace(partitions={})  # no partition known: pod events only record the pods
-    return bindings.Bindings(api or Pods(), fleet, SimpleNamespace(), grace=grace)  # type: ignore[arg-type]
+def tracker(grace: float = 30.0, api: Pods | None = None) -> partitionpods.PartitionPods:
+    return partitionpods.PartitionPods(api or Pods(), lambda key: None, grace=grace)  # type: ignore[arg-type]
 
 
 def pod(name: str, phase: str = "Running", partition: str | None = "train", deleting: bool = False) -> dict:

@@ -82,7 +82,9 @@ def validator(
     )
     binder = SimpleNamespace(known=lambda namespace, name: None, api=reads)
     objects = {f"{p['metadata']['namespace']}/{p['metadata']['name']}": p for p in mirrored}
-    bindings = SimpleNamespace(reflector=SimpleNamespace(objects=objects))
+    bindings = SimpleNamespace(
+        pods=SimpleNamespace(seen=lambda namespace, name: objects.get(f"{namespace}/{name}"))
+    )
     return validation.Validator(fleet, binder, bindings, view, namespace=namespace)  # type: ignore[arg-type]
 
 

@@ -101,7 +101,7 @@ async def test_a_loop_that_starts_reconciles_every_placed_partition_of_its_super
 async def test_a_pod_event_has_its_partition_reconciled(running: Any) -> None:
     recorder = running(Recorder([partition("a"), partition("b")]))
     await recorder.calls_after(count=2)
-    calls = await recorder.calls_after(lambda: recorder.bindings.on_pod("", None, pod("b-0", "b")))
+    calls = await recorder.calls_after(lambda: recorder.bindings.pods.on_pod("", None, pod("b-0", "b")))
     assert calls == ["team/b"]
 
 
@@ -130,7 +130,7 @@ async def test_a_partition_that_is_gone_is_not_looked_at_again(running: Any) -> 
     await recorder.calls_after(count=2)
     recorder.bindings.fleet.partitions.pop("team/a")  # the fleet forgets it first, then tells the listeners
     recorder.bindings.partition_changed("team/a", None)
-    calls = await recorder.calls_after(lambda: recorder.bindings.on_pod("", None, pod("b-0", "b")))
+    calls = await recorder.calls_after(lambda: recorder.bindings.pods.on_pod("", None, pod("b-0", "b")))
     await asyncio.sleep(0.3)
     assert calls == ["team/b"] and recorder.calls.count("team/a") == 1
 
@@ -144,7 +144,7 @@ async def test_a_partition_is_brought_in_line_again_only_when_it_or_its_pods_cha
     fleet = SimpleNamespace(partitions={"team/a": placed}, superpods={"sp-a": state})
     binder = SimpleNamespace(known=lambda namespace, name: None, forget=lambda namespace, name: None)
     tracker = bindings.Bindings(SimpleNamespace(), fleet, binder)  # type: ignore[arg-type]
-    tracker.reflector.synced.set()
+    tracker.pods.reflector.synced.set()
     synced: list[JSON] = []
 
     async def sync(obj: JSON, profile: str, pods: Any) -> bool:
@@ -157,7 +157,7 @@ async def test_a_partition_is_brought_in_line_again_only_when_it_or_its_pods_cha
     assert len(synced) == 1
     running = pod("a-0", "a")
     running["metadata"]["resourceVersion"] = "7"
-    tracker.on_pod("", None, running)
+    tracker.pods.on_pod("", None, running)
     await tracker.reconcile("team/a")
     fleet.partitions["team/a"] = placed | {"metadata": placed["metadata"] | {"resourceVersion": "8"}}
     await tracker.reconcile("team/a")
