@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pydantic
 
@@ -166,21 +166,10 @@ class Partitions:
     ) -> JSON:
         view = views.Partition(obj)
         key = view.key
-        rank_table = superpodstate.rank_table_name(state, obj)
         try:
             # every placement is protected before it is written, whichever pass made it (see `inuse`)
             obj = await self.protect(obj)
-            written = await self.statuses.write(
-                obj,
-                lambda previous, now: derive.allocated(
-                    placed,
-                    previous=previous,
-                    generation=view.generation,
-                    now=now,
-                    rank_table=rank_table,
-                    tenancy=tenancy,
-                ),
-            )
+            written = await self._write_allocated(state, obj, placed, tenancy)
         except Exception as error:
             if isinstance(error, client.ApiError) and 400 <= error.status < 500:
                 # definitely refused: the devices are free again (in the tree rebuilt meanwhile too), and the
@@ -209,6 +198,32 @@ class Partitions:
         state.poke()
         await self.events.event(obj, reason=Event.ALLOCATED, message=written["message"])
         return written
+
+    async def _write_allocated(
+        self,
+        state: superpodstate.SuperPodState,
+        obj: JSON,
+        decision: placement.Placement,
+        tenancy: JSON | None,
+        failed: Sequence[str] = (),
+        problem: str | None = None,
+    ) -> JSON:
+        """Write the status of a placed partition (`status.allocated`), its rank table named with it."""
+        generation = views.Partition(obj).generation
+        rank_table = superpodstate.rank_table_name(state, obj)
+        return await self.statuses.write(
+            obj,
+            lambda previous, now: derive.allocated(
+                decision,
+                previous=previous,
+                generation=generation,
+                now=now,
+                failed=failed,
+                repair_problem=problem if failed else None,
+                rank_table=rank_table,
+                tenancy=tenancy,
+            ),
+        )
 
     async def refresh(
         self, state: superpodstate.SuperPodState, obj: JSON, tenancy: JSON | None = None
@@ -245,22 +260,8 @@ class Partitions:
                 if failed and problem is None:
                     problem = "the failed devices belong to running pods; their slots move when the pods are recreated"
         was_degraded = view.status.get("phase") == api_partition.Phase.DEGRADED.value
-        current = decision
-        rank_table = superpodstate.rank_table_name(state, obj)
         try:
-            written = await self.statuses.write(
-                obj,
-                lambda previous, now: derive.allocated(
-                    current,
-                    previous=previous,
-                    generation=view.generation,
-                    now=now,
-                    failed=failed,
-                    repair_problem=problem if failed else None,
-                    rank_table=rank_table,
-                    tenancy=tenancy,
-                ),
-            )
+            written = await self._write_allocated(state, obj, decision, tenancy, failed, problem)
         except BaseException:
             # memory (a repair, failed devices) is ahead of the status: the daemon refreshes it again
             state.health_dirty = True
