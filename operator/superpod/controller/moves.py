@@ -14,8 +14,16 @@ move: the status is not written and memory is put back.
 
 A partition whose pods run moves only when its `spec.movable` is true and the policy is `Movable`: its new
 devices are reserved (`relocation.reserve`), and the rest is `podmoves`'s: its pods are evicted, and once they
-are gone it switches to the new devices and the Fragmented partition is placed. Such a move must find its new
-devices free now (or its own): a plan whose running moves wait for each other's pods is not carried out.
+are gone it switches to the new devices and the Fragmented partition is placed.
+
+A reservation takes only devices that are free now (or the partition's own). A plan may chain moves: a move
+into devices that an earlier move of the plan frees. When the earlier one is a running partition's, its old
+devices free only once its pods are gone, so the plan is carried out in stages: the moves up to the first one
+that needs such devices begin now; that one and the rest (`Planned.deferred`) wait. Once the stage's pods are
+gone and its partitions have switched, the Fragmented partition is planned again (an admission pass): the
+devices the next move needs are free then, and it is reserved like any other. So every step uses only devices
+that are free or reserved for it, every reservation is of free devices (as a restarted operator holds it again
+from `status.move`), and no device is ever used by two pods.
 """
 
 from __future__ import annotations
@@ -105,9 +113,13 @@ class Mover:
         before = allocator.capacity().fragmentation_by_tier
         done: list[placement_moves.Move] = []
         reserved: list[relocation.InFlight] = []
-        for move in found.moves:
+        deferred: tuple[placement_moves.Move, ...] = ()
+        for index, move in enumerate(found.moves):
             if move.pods_disturbed:
                 refused = relocation.reserve(allocator, move.partition_id, move.after)
+                if refused is not None and _waits_for(refused, reserved):
+                    deferred = found.moves[index:]
+                    break
                 if refused is None:
                     reserved.append(
                         relocation.InFlight(
@@ -120,16 +132,16 @@ class Mover:
                         )
                     )
                     continue
-            elif not isinstance(allocator.relocate(move.partition_id, move.after), placement.Conflict):
-                done.append(move)
-                continue
+            else:
+                moved = allocator.relocate(move.partition_id, move.after)
+                if not isinstance(moved, placement.Conflict):
+                    done.append(move)
+                    continue
+                if _waits_for(moved, reserved):
+                    deferred = found.moves[index:]
+                    break
             undo(allocator, done, reserved)
-            return None, (
-                f"the move of {move.partition_id} needs devices that free only when the pods of another "
-                "moved partition are gone"
-                if move.pods_disturbed
-                else f"the move of {move.partition_id} was refused"
-            )
+            return None, f"the move of {move.partition_id} was refused"
         after = allocator.capacity().fragmentation_by_tier
         if not reserved:
             try:
@@ -137,17 +149,18 @@ class Mover:
             except ValueError as error:
                 undo(allocator, done, reserved)
                 return None, str(error)
+        begun = len(found.moves) - len(deferred)
         made = self.made.setdefault(view.name, collections.deque())
-        made.extend(self.clock() for _ in found.moves)
+        made.extend(self.clock() for _ in range(begun))
         instruments.count_moves(
             view.name,
             "MakeRoom",
-            partitions=len(found.moves),
-            devices=found.devices_moved,
+            partitions=begun,
+            devices=found.devices_moved - sum(move.devices_moved for move in deferred),
             before=before,
             after=after,
         )
-        return relocation.Planned(found, tuple(reserved)), ""
+        return relocation.Planned(found, tuple(reserved), deferred), ""
 
     async def write(
         self,
@@ -179,6 +192,12 @@ class Mover:
             if written:
                 await self.events.event(obj, reason=reasons.EventReason.MOVED, message=why)
         return failed
+
+
+def _waits_for(refused: placement.Conflict, reserved: Sequence[relocation.InFlight]) -> bool:
+    """Whether a move was refused only because partitions moved earlier in the plan, whose pods still run,
+    hold the devices it needs (they free once those pods are gone)."""
+    return bool(refused.held_by) and set(refused.held_by) <= {entry.key for entry in reserved}
 
 
 def moved_status(

@@ -132,6 +132,11 @@ class Partitions:
             if plan.reserved
             else ""
         )
+        if plan.deferred:
+            waiting += (
+                f", then {len(plan.deferred)} more into the devices those free "
+                f"({', '.join(move.partition_id for move in plan.deferred)})"
+            )
         message = (
             f"the SuperPod is fragmented: {'moving' if plan.reserved else 'moved'} "
             f"{plan.plan.partitions_moved} partition(s) "

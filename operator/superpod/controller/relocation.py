@@ -53,10 +53,13 @@ class InFlight:
 @dataclasses.dataclass(frozen=True)
 class Planned:
     """A plan carried out in memory: the moves done at once, and the running partitions whose new devices are
-    reserved. The Fragmented partition is committed in memory only when no move waits for pods."""
+    reserved; `deferred`, the plan's moves from the first one that needs devices a reserved partition's pods
+    still use (a chain): they are planned again once those pods are gone. The Fragmented partition is
+    committed in memory only when no move waits for pods."""
 
     plan: Moves
     reserved: tuple[InFlight, ...]
+    deferred: tuple[Move, ...] = ()
 
     @property
     def placement(self) -> placement.Placement:
@@ -64,7 +67,7 @@ class Planned:
 
     @property
     def at_once(self) -> tuple[Move, ...]:
-        waiting = {entry.key for entry in self.reserved}
+        waiting = {entry.key for entry in self.reserved} | {move.partition_id for move in self.deferred}
         return tuple(move for move in self.plan.moves if move.partition_id not in waiting)
 
 

@@ -188,6 +188,12 @@ class Scheduler:
                 message = (
                     f"making room: moving {names}; it is placed once their pods, being evicted, are gone"
                 )
+                if plan.deferred:
+                    later = ", ".join(move.partition_id for move in plan.deferred)
+                    message = (
+                        f"making room: moving {names}; once their pods, being evicted, are gone, {later} "
+                        "move into the devices they free, then it is placed"
+                    )
                 return await self.writes.pending(obj, api_partition.PendingReason.FRAGMENTED, message, fields)
             return await self.writes.write_placement(state, allocator, obj, plan.placement, fields)
         for decision in outcome.decisions:
