@@ -29,7 +29,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -407,7 +407,11 @@ def _replay(
         heldAtEndVsLimit=(
             round(allocator.state.total_held / limit.held_at_end, 6) if limit.held_at_end else None
         ),
+        fragmented=counts.fragmented,
         rescued=counts.rescued,
+        movers=counts.movers,
+        wholeNodeMovers=counts.whole_node_movers,
+        youngestSmallAge=counts.youngest_small_age,
         moves=counts.partitions_moved,
         devicesMoved=counts.devices_moved,
         podsDisturbed=counts.pods_disturbed,
@@ -668,21 +672,38 @@ def _compare(args: argparse.Namespace, out: TextIO) -> int:
             "\nper seed and policy: device acceptance / the limit's, devices held at the end / the limit's, "
             "devices moved per device placed\n"
         )
-        per_seed = [
-            {
-                "seed": str(run["seed"]),
-                **{
-                    policy.value: " ".join(
-                        str(run_policy[key])
-                        for key in ("acceptanceVsLimit", "heldAtEndVsLimit", "movedPerPlacedDevice")
-                    )
-                    for policy, run_policy in ((p, moved[p][i]) for p in mobility.Policy)
-                },
-            }
-            for i, run in enumerate(moved[mobility.Policy.NEVER])
-        ]
-        _table(per_seed, out, (("seed", "seed"), *((p.value, p.value) for p in mobility.Policy)))
+        _table(_per_seed(moved, PER_SEED_FIGURES), out, PER_SEED_COLUMNS)
+        out.write(
+            "\nper seed and policy: Fragmented creates, rescued by moves, partitions the policy let move at "
+            "them (summed over them), of which holding only whole nodes; youngest: seconds since the youngest "
+            "partition not made of whole nodes was created, at the first Fragmented create\n"
+        )
+        rescues = _per_seed(moved, PER_SEED_RESCUES)
+        for row, run in zip(rescues, moved[mobility.Policy.NEVER], strict=True):
+            row["youngest"] = _cell(run["youngestSmallAge"])
+        _table(rescues, out, (("seed", "seed"), ("youngest", "youngest"), *PER_SEED_COLUMNS[1:]))
     return 0
+
+
+PER_SEED_FIGURES = ("acceptanceVsLimit", "heldAtEndVsLimit", "movedPerPlacedDevice")
+PER_SEED_RESCUES = ("fragmented", "rescued", "movers", "wholeNodeMovers")
+PER_SEED_COLUMNS = (("seed", "seed"), *((p.value, p.value) for p in mobility.Policy))
+
+
+def _per_seed(
+    moved: dict[mobility.Policy, list[dict[str, Any]]], keys: Sequence[str]
+) -> list[dict[str, str]]:
+    """One row per seed: per policy, the summaries' `keys` side by side."""
+    return [
+        {
+            "seed": str(run["seed"]),
+            **{
+                policy.value: " ".join(str(moved[policy][i][key]) for key in keys)
+                for policy in mobility.Policy
+            },
+        }
+        for i, run in enumerate(moved[mobility.Policy.NEVER])
+    ]
 
 
 DEFRAG_MEDIANS = (

@@ -64,8 +64,14 @@ class Compaction:
 
 @dataclasses.dataclass
 class MoveCounts:
+    fragmented: int = 0  # creates rejected as Fragmented (under every policy, Never included)
     rescued: int = 0  # Fragmented creates placed after moves
     failed: int = 0  # Fragmented creates that no allowed move could place
+    movers: int = 0  # partitions the policy let move, summed over the Fragmented creates it planned for
+    whole_node_movers: int = 0  # of those, partitions whose every slot is a whole node
+    # at the first Fragmented create: how long ago the youngest partition not made of whole nodes was created
+    # (whichever the policy; None before any Fragmented create, or when every partition holds whole nodes)
+    youngest_small_age: float | None = None
     partitions_moved: int = 0
     devices_moved: int = 0
     pods_disturbed: int = 0
@@ -102,12 +108,20 @@ class Mover:
         self, event: trace.Event, rejection: result.Rejection
     ) -> result.Placement | result.Rejection:
         self._catch_up(event)
-        if (
-            self.policy is mobility.Policy.NEVER
-            or rejection.reason is not api_partition.PendingReason.FRAGMENTED
-        ):
+        if rejection.reason is not api_partition.PendingReason.FRAGMENTED:
+            return rejection
+        self.counts.fragmented += 1
+        if self.counts.fragmented == 1:
+            ages = [
+                event.at - self._creates[pid].at
+                for pid in self.allocator.partitions
+                if not self._whole_nodes(pid)
+            ]
+            self.counts.youngest_small_age = round(min(ages), 1) if ages else None
+        if self.policy is mobility.Policy.NEVER:
             return rejection
         workloads = self._workloads(event.at)
+        self._count_movers(workloads)
         started = self.cpu_clock() if self.cpu_clock else 0.0
         outcome = defrag.plan_defragmentation(
             self.allocator, event.request(), policy=self.policy, workloads=workloads
@@ -158,6 +172,24 @@ class Mover:
         counts.partitions_moved += len(planned)
         counts.devices_moved += devices
         counts.pods_disturbed += sum(move.pods_disturbed for move in planned)
+
+    def _count_movers(self, workloads: dict[str, mobility.Workload]) -> None:
+        """Count the partitions the policy lets move now, and those of them holding only whole nodes (their
+        slots can only go to whole free nodes: such moves exchange whole nodes, never opening room inside a
+        domain they do not leave)."""
+        for pid, workload in workloads.items():
+            if not mobility.may_move(self.policy, workload):
+                continue
+            self.counts.movers += 1
+            self.counts.whole_node_movers += self._whole_nodes(pid)
+
+    def _whole_nodes(self, pid: str) -> bool:
+        """Whether every slot of the placed partition is a whole node."""
+        tree = self.allocator.tree
+        placed = self.allocator.placement_of(pid)
+        return placed is not None and all(
+            len(slot.devices) == len(tree.by_name[slot.node].devices) for slot in placed.slots
+        )
 
     def _workloads(self, now: float) -> dict[str, mobility.Workload]:
         return {pid: self._workload(pid, now) for pid in self.allocator.partitions}

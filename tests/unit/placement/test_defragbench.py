@@ -111,6 +111,48 @@ def test_the_mover_rescues_a_fragmented_create_when_the_policy_allows(
         assert len(allocator.partitions) == 16
 
 
+@pytest.mark.parametrize(
+    ("case", "policy", "whole_node", "counted"),
+    [
+        ("Never counts the Fragmented create and plans nothing", Policy.NEVER, False, (1, 0, 0, 0)),
+        ("Unbound counts the partitions it may move", Policy.UNBOUND, False, (1, 1, 16, 0)),
+        ("and which of them hold only whole nodes", Policy.UNBOUND, True, (1, 1, 16, 1)),
+    ],
+)
+def test_the_mover_counts_fragmented_creates_and_what_the_policy_let_move(case, policy, whole_node, counted):
+    allocator, events = one_per_node(movable=False)
+    if whole_node:  # the last one-NPU partition gives way to a whole-node one on its node, created later
+        allocator.release("one-15")
+        hold(allocator, "one-15", (15, tuple(range(8))))
+        events[-1] = trace.Event(at=4.0, op="create", id="one-15", npus=8)
+    request = trace.Event(at=10.0, op="create", id="two-nodes", npus=16)
+    events.append(request)
+    rejection = allocator.plan_partition(request.request())
+    assert isinstance(rejection, placement.Rejection)
+    mover = defragbench.Mover(allocator, events, policy)
+    mover(request, rejection)
+    counts = mover.counts
+    assert (counts.fragmented, counts.rescued, counts.movers, counts.whole_node_movers) == counted
+    # the youngest partition not made of whole nodes was created at 0 (the whole-node one at 4 is not counted)
+    assert counts.youngest_small_age == 10.0
+
+
+def test_the_youngest_small_partition_is_none_when_every_partition_holds_whole_nodes():
+    allocator = make_allocator("atlas-950", nodes=16)
+    events = []
+    for node in [*range(7), *range(8, 15)]:  # nodes 7 and 15 free, one in each rack
+        hold(allocator, f"whole-{node:02d}", (node, tuple(range(8))))
+        events.append(trace.Event(at=0.0, op="create", id=f"whole-{node:02d}", npus=8))
+    request = trace.Event(at=10.0, op="create", id="two-nodes", npus=16, max_tier="rack")
+    events.append(request)
+    rejection = allocator.plan_partition(request.request())
+    assert isinstance(rejection, placement.Rejection)
+    mover = defragbench.Mover(allocator, events, Policy.NEVER)
+    mover(request, rejection)
+    assert mover.counts.fragmented == 1
+    assert mover.counts.youngest_small_age is None
+
+
 def test_a_replay_with_moves_counts_placed_and_requested_devices():
     allocator, events = one_per_node(movable=False)
     events.append(trace.Event(at=5.0, op="create", id="two-nodes", npus=16))
