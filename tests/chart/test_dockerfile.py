@@ -4,12 +4,16 @@ test venv holds."""
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import importlib.metadata
+import pathlib
 import re
+import sys
 import tomllib
 
 import pytest
+import setuptools
 from packaging import requirements, utils
 
 from tests import conftest
@@ -252,15 +256,20 @@ def _dockerignore() -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
 
 
-def test_the_build_context_holds_what_the_dockerfile_copies_and_nothing_else():
-    patterns = _dockerignore()
-    builder = dockerfile_lint.stages(DOCKERFILE.read_text())[0]
-    sources = [
+def _copied(dockerfile: str) -> list[str]:
+    """What the builder stage copies from the build context."""
+    builder = dockerfile_lint.stages(dockerfile)[0]
+    return [
         word
         for instruction in builder.instructions
         if instruction.keyword == "COPY" and "--from=" not in instruction.arguments
         for word in instruction.arguments.split()[:-1]
     ]
+
+
+def test_the_build_context_holds_what_the_dockerfile_copies_and_nothing_else():
+    patterns = _dockerignore()
+    sources = _copied(DOCKERFILE.read_text())
     assert sources, "the builder copies nothing from the context"
     for source in sources:
         assert (conftest.ROOT / source).exists(), source
@@ -275,3 +284,74 @@ def test_the_build_context_holds_what_the_dockerfile_copies_and_nothing_else():
         assert not _dockerignore_includes(left_out, patterns), (
             f"{left_out} would be sent to the Docker daemon"
         )
+
+
+# The operator's own files, and the lock: all the image is made of.
+OPERATOR_INPUTS = {
+    "pyproject.toml",
+    "README.md",
+    "operator/requirements.lock",
+    "operator/build-requirements.lock",
+    "operator/superpod",
+}
+OPERATOR = conftest.ROOT / "operator" / "superpod"
+# Imported only inside the functions of development tools, which say what to install when it is missing.
+OPTIONAL = {"matplotlib": "superpod plan/map/defrag --png and metrics/render_dashboard.py"}
+
+
+def third_party_imports(package: pathlib.Path) -> dict[str, set[str]]:
+    """Top-level modules imported anywhere below `package` (in functions too), other than the standard
+    library's and the package's own, with the files that import each."""
+    found: dict[str, set[str]] = {}
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.partition(".")[0]
+                if top not in sys.stdlib_module_names and top != package.name:
+                    found.setdefault(top, set()).add(str(path.relative_to(package.parent)))
+    return found
+
+
+def test_the_image_is_built_from_the_operators_files_and_the_lock_only():
+    assert set(_copied(DOCKERFILE.read_text())) == OPERATOR_INPUTS
+    setup = tomllib.loads((conftest.ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    where = conftest.ROOT / setup["find"]["where"][0]
+    packages = setuptools.find_packages(where=str(where), include=setup["find"]["include"])
+    assert packages and all(name.split(".")[0] == "superpod" for name in packages), packages
+
+
+def test_a_copy_of_anything_but_the_operator_is_found():
+    text = DOCKERFILE.read_text().replace(
+        "COPY operator/superpod operator/superpod",
+        "COPY operator/superpod operator/superpod\nCOPY sandbox sandbox",
+    )
+    assert set(_copied(text)) - OPERATOR_INPUTS == {"sandbox"}
+
+
+def test_every_module_the_operator_imports_is_in_the_lock():
+    """What `superpod` imports, the image holds: no command fails there for want of a package (as `superpod
+    sandbox` did with celpy when the sandbox shipped inside the operator)."""
+    provided = importlib.metadata.packages_distributions()
+    lock = set(_lock())
+    imported = third_party_imports(OPERATOR)
+    assert "kopf" in imported and "pydantic" in imported  # the walk sees the operator's imports
+    for module, files in imported.items():
+        if module in OPTIONAL:
+            continue
+        distributions = {utils.canonicalize_name(name) for name in provided.get(module, [])}
+        assert distributions & lock, f"{module} (imported by {sorted(files)}) is not in {LOCK.name}"
+
+
+def test_an_import_the_lock_lacks_is_found(tmp_path):
+    package = tmp_path / "superpod"
+    (package / "commands").mkdir(parents=True)
+    (package / "commands" / "cel.py").write_text(
+        "import json\nfrom superpod import api\n\n\ndef check():\n    import celpy.celparser\n"
+    )
+    assert third_party_imports(package) == {"celpy": {"superpod/commands/cel.py"}}

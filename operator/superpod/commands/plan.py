@@ -39,6 +39,7 @@ MOVING_ANSI = (
     "1;30;47"  # bold black on white: devices reserved for a move in progress, in no partition's colour
 )
 MAP_RACK_LIMIT = 64
+PNG_INSTALL = "pip install matplotlib; it is a development dependency of superpod-operator"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -286,8 +287,13 @@ def occupancy_lines(report: Report, *, colour: bool) -> list[str]:
 
 
 def write_png(report: Report, path: Path) -> None:
-    """The occupancy map as an image: one row per rack, its nodes side by side, one column per device."""
-    import matplotlib
+    """The occupancy map as an image: one row per rack, its nodes side by side, one column per device.
+
+    matplotlib is not a dependency of the operator (nor in its image): without it, a one-line error."""
+    try:
+        import matplotlib
+    except ModuleNotFoundError as error:
+        raise SystemExit(f"--png needs matplotlib, which is not installed ({PNG_INSTALL})") from error
 
     matplotlib.use("Agg")
     from matplotlib import colors as mcolors

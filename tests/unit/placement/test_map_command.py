@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import sys
 from typing import Any
 
+import pytest
 from superpod.commands import map as map_command
 from superpod.commands import plan as plan_command
 
@@ -110,6 +112,14 @@ def test_the_png_of_a_map_with_a_move_in_progress_is_written(tmp_path):
     path = tmp_path / "map.png"
     plan_command.write_png(moving_fleet(), path)
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_without_matplotlib_a_png_is_refused_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as in the operator's image, which lacks it
+    path = tmp_path / "map.png"
+    with pytest.raises(SystemExit, match="--png needs matplotlib, which is not installed"):
+        plan_command.write_png(moving_fleet(), path)
+    assert not path.exists()
 
 
 def test_a_map_without_moves_has_no_reserved_devices_nor_legend():
