@@ -52,15 +52,20 @@ class Call:
 
 
 def respond(
-    body: Object, code: int = 200, warnings: list[str] | None = None, content_type: str = "application/json"
+    body: Object,
+    code: int = 200,
+    warnings: list[str] | None = None,
+    content_type: str = "application/json",
+    *,
+    stored: bool = False,
 ) -> web.Response:
+    """`stored`: the body is a stored object (never changed), whose encoding the watchers of it share."""
     headers: multidict.CIMultiDict[str] = multidict.CIMultiDict({"Content-Type": content_type})
     for warning in warnings or ():
         headers.add("Warning", "299 - " + json.dumps(warning))
+    encoded = watchstream.encoded(body) if stored else json.dumps(body, separators=(",", ":")).encode()
     # kube's JSON serializer ends every body with a newline
-    return web.Response(
-        body=json.dumps(body, separators=(",", ":")).encode() + b"\n", status=code, headers=headers
-    )
+    return web.Response(body=encoded + b"\n", status=code, headers=headers)
 
 
 def _resource_path(parts: list[str]) -> bool:
@@ -272,7 +277,7 @@ class Router:
                             request.query.get("includeObject", "Metadata"),
                         )
                     )
-                return respond(obj)
+                return respond(obj, stored=True)
             if watch_prefix or request.query.get("watch") in ("true", "1"):
                 self._record(request, "watch", target)
                 if target.name:
@@ -314,21 +319,21 @@ class Router:
                 return respond(review, 201)
             body = await self._decoded_body(request)
             outcome = await api.create(target, body, self._options(request))
-            return respond(outcome.body, outcome.code, outcome.warnings)
+            return respond(outcome.body, outcome.code, outcome.warnings, stored=True)
         if method == "PUT":
             if not target.name:
                 raise errors.method_not_allowed("update", resource.group, resource.plural)
             self._record(request, "update", target)
             body = await self._decoded_body(request)
             outcome = await api.update(target, body, self._options(request))
-            return respond(outcome.body, outcome.code, outcome.warnings)
+            return respond(outcome.body, outcome.code, outcome.warnings, stored=True)
         if method == "PATCH":
             if not target.name:
                 raise errors.method_not_allowed("patch", resource.group, resource.plural)
             self._record(request, "patch", target)
             content_type, raw = await self._read_body(request, patch=True)
             outcome = await patchverb.patch(api, target, content_type, raw, self._options(request))
-            return respond(outcome.body, outcome.code, outcome.warnings)
+            return respond(outcome.body, outcome.code, outcome.warnings, stored=True)
         if method == "DELETE":
             delete_options = await self._delete_options(request)
             if not isinstance(delete_options, dict):

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import signal
 import socket
 import sys
 import time
@@ -29,9 +30,36 @@ from superpod.api import superpod as api_superpod
 if TYPE_CHECKING:  # imported where used: `superpod --help` loads every command module, and aiohttp is slow
     from superpod.cluster import client
 
+    from superpod_sandbox.sim import simulator as sim_fleet
+
 JSON = dict[str, Any]
 NAMESPACE = "bench"
 SHARD_LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+
+
+HEARTBEAT_SECONDS = 60.0
+"""Heartbeat and device-info refresh period of fleets up to LARGE_FLEET nodes (the simulator's default)."""
+LARGE_FLEET = 4096
+LARGE_FLEET_HEARTBEAT_SECONDS = 300.0
+"""Above LARGE_FLEET nodes: the kubelet's node status report and the device plugin's refresh, 5 minutes."""
+
+
+def heartbeat_seconds(args: argparse.Namespace) -> float:
+    """`--heartbeat-seconds`, else 60 s, or 300 s (the real components' period) for a fleet above 4,096 nodes."""
+    if getattr(args, "heartbeat_seconds", None):
+        return float(args.heartbeat_seconds)
+    return LARGE_FLEET_HEARTBEAT_SECONDS if nodes_of(args) > LARGE_FLEET else HEARTBEAT_SECONDS
+
+
+def nodes_of(args: argparse.Namespace) -> int:
+    from superpod_sandbox.sim import hardware
+
+    return hardware.describe(args.profile).default_nodes * int(args.superpods)
+
+
+def isolation_taint(superpod: str) -> dict[str, str]:
+    """The taint the operator puts on a member node of `superpod` (spec.isolation Partitions)."""
+    return {"key": api_superpod.ISOLATION_TAINT, "value": superpod, "effect": "NoSchedule"}
 
 
 def superpod_names(count: int) -> list[str]:
@@ -58,9 +86,24 @@ class Cluster:
     operator_pids: list[int]
     superpods: list[str]
     setup: JSON
+    killed: set[int] = dataclasses.field(default_factory=set)  # replicas' indexes
+    _last: dict[int, dict[str, float]] = dataclasses.field(default_factory=dict)
+
+    def operator_status(self, index: int) -> dict[str, float]:
+        """`proc_status` of replica `index`; for a killed replica, the last one read before it died."""
+        if index not in self.killed:
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                self._last[index] = proc_status(self.operator_pids[index])
+        return self._last[index]
 
     def operators_cpu(self) -> list[float]:
-        return [proc_status(pid)["cpu"] for pid in self.operator_pids]
+        return [self.operator_status(index)["cpu"] for index in range(len(self.operator_pids))]
+
+    def kill(self, index: int) -> None:
+        """`kill -9` replica `index`: no Lease given back, no last write."""
+        self.operator_status(index)
+        os.kill(self.operator_pids[index], signal.SIGKILL)
+        self.killed.add(index)
 
     def sandbox_cpu(self) -> float:
         return proc_status(self.sandbox_pid)["cpu"]
@@ -87,7 +130,7 @@ async def running(
         await _until(lambda: _exists(kubeconfig), 60, "the sandbox's kubeconfig")
         async with (
             client.KubeClient(client.credentials_from_kubeconfig(str(kubeconfig)), timeout=120) as api,
-            contextlib.AsyncExitStack() as fleets,
+            contextlib.AsyncExitStack() as stack,
         ):
             await _until(lambda: api.get("/version"), 60, "the sandbox")
             for definition in crd.all_crds().values():
@@ -95,13 +138,31 @@ async def running(
             namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
             await api.create("/api/v1/namespaces", namespace)
             registering = time.monotonic()
-            nodes = 0
+            sandbox_cpu, own_cpu = proc_status(sandbox.pid)["cpu"], proc_status(os.getpid())["cpu"]
             names = superpod_names(args.superpods)
-            for index, name in enumerate(names):
-                fleet = await fleets.enter_async_context(
-                    sim_fleet.Fleet(args.profile, api=api, superpod_id=index)
+            options = sim_fleet.Options(
+                heartbeat_seconds=heartbeat_seconds(args), refresh_seconds=heartbeat_seconds(args)
+            )
+            # a large fleet registers its nodes already tainted for isolation (the kubelet's
+            # --register-with-taints, as one would provision a SuperCluster), so the operator finds nothing to
+            # patch; a small one is tainted by the operator, timed below
+            tainted = nodes_of(args) > LARGE_FLEET
+            fleets = [
+                sim_fleet.Fleet(
+                    args.profile,
+                    api=api,
+                    superpod_id=index,
+                    options=dataclasses.replace(options, register_taints=(isolation_taint(name),))
+                    if tainted
+                    else options,
                 )
-                nodes += len(fleet.node_names)
+                for index, name in enumerate(names)
+            ]
+            # every fleet registers at once, as a real fleet's kubelets do: each node still makes its own
+            # requests (a Node POST, a ConfigMap POST), the client's connection pool bounds them
+            await asyncio.gather(*(stack.enter_async_context(fleet) for fleet in fleets))
+            nodes = sum(len(fleet.node_names) for fleet in fleets)
+            for index, name in enumerate(names):
                 body = {
                     "apiVersion": common.API_VERSION,
                     "kind": api_superpod.KIND,
@@ -110,6 +171,14 @@ async def running(
                 }
                 await api.create(client.resource_path(common.API_VERSION, api_superpod.PLURAL), body)
             registered = time.monotonic() - registering
+            registration = {
+                "seconds": round(registered, 1),
+                "objects": 2 * nodes,  # a Node and a device-info ConfigMap each
+                "sandboxRssMb": round(proc_status(sandbox.pid)["VmRSS"], 1),
+                "simulatorRssMb": round(proc_status(os.getpid())["VmRSS"], 1),
+                "sandboxCpuSeconds": round(proc_status(sandbox.pid)["cpu"] - sandbox_cpu, 2),
+                "simulatorCpuSeconds": round(proc_status(os.getpid())["cpu"] - own_cpu, 2),
+            }
             healths = []
             for index in range(replicas):
                 health = _free_port()
@@ -132,7 +201,7 @@ async def running(
             tainting = time.monotonic()
             pids = [process.pid for process in processes[1:]]
             before = sum(proc_status(pid)["cpu"] for pid in pids), proc_status(sandbox.pid)["cpu"]
-            await _until(lambda: _tainted(api, nodes), args.timeout, "the member nodes' isolation taint")
+            await _until(lambda: _tainted(fleets), args.timeout, "the member nodes' isolation taint")
             isolation = {
                 "seconds": round(time.monotonic() - tainting, 1),
                 "operatorCpuSeconds": round(sum(proc_status(pid)["cpu"] for pid in pids) - before[0], 2),
@@ -146,6 +215,9 @@ async def running(
                 "nodes": nodes,
                 "devices": devices,
                 "registrationSeconds": round(registered, 1),
+                "registration": registration,
+                "heartbeatSeconds": heartbeat_seconds(args),
+                "registeredWithTaint": tainted,
                 "operatorIdleRssMb": round(max(proc_status(pid)["VmRSS"] for pid in pids), 1),
                 "isolation": isolation,
             }
@@ -160,8 +232,8 @@ async def running(
                     process.kill()
 
 
-async def owners(api: client.KubeClient, superpods: list[str], replicas: int) -> dict[str, int] | None:
-    """Replica -> SuperPods it owns, once every SuperPod is owned by one of `replicas` replicas, evenly."""
+async def holders(api: client.KubeClient) -> dict[str, str]:
+    """SuperPod -> the replica holding its shard Lease (none for a SuperPod nobody holds)."""
     leases = (await api.get(SHARD_LEASES, labelSelector="superpod.dev/shard-role=superpod"))["items"]
     table = {
         (lease["metadata"].get("annotations") or {}).get("superpod.dev/superpod"): lease["spec"].get(
@@ -169,6 +241,12 @@ async def owners(api: client.KubeClient, superpods: list[str], replicas: int) ->
         )
         for lease in leases
     }
+    return {name: holder for name, holder in table.items() if name and holder}
+
+
+async def owners(api: client.KubeClient, superpods: list[str], replicas: int) -> dict[str, int] | None:
+    """Replica -> SuperPods it owns, once every SuperPod is owned by one of `replicas` replicas, evenly."""
+    table = await holders(api)
     if any(not table.get(name) for name in superpods):
         return None
     counts = Counter(table[name] for name in superpods)
@@ -215,13 +293,18 @@ async def _exists(path: Path) -> bool:
     return path.exists()
 
 
-async def _tainted(api: client.KubeClient, count: int) -> bool:
-    """Whether `count` nodes carry the isolation taint (every member of the SuperPods: the whole fleet)."""
-    nodes = await api.list("/api/v1/nodes")
-    return count <= sum(
-        any(t.get("key") == api_superpod.ISOLATION_TAINT for t in (n.get("spec") or {}).get("taints") or [])
-        for n in nodes
-    )
+async def _tainted(fleets: list[sim_fleet.Fleet]) -> bool:
+    """Whether every simulated node carries the isolation taint (every member of the SuperPods: the fleet).
+
+    Read from the fleets' own watches of their nodes: listing 65,536 Nodes every 0.2 s would be the load.
+    """
+    for fleet in fleets:
+        assert fleet.mirror is not None
+        for node in fleet.mirror.nodes.objects.values():
+            taints = (node.get("spec") or {}).get("taints") or []
+            if not any(taint.get("key") == api_superpod.ISOLATION_TAINT for taint in taints):
+                return False
+    return True
 
 
 async def _total_devices(api: client.KubeClient, superpods: list[str]) -> int:

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from superpod.api import common
 from superpod.api import partition as api_partition
 
-from superpod_sandbox.commands import bench_cluster
+from superpod_sandbox.commands import bench_cluster, bench_failover
 
 if TYPE_CHECKING:  # imported where used: `superpod --help` loads every command module, and aiohttp is slow
     from superpod.cluster import client
@@ -51,6 +51,16 @@ NAMESPACE = bench_cluster.NAMESPACE
 SIZES = (1, 2, 4, 8, 16)
 WEIGHTS = (2, 2, 3, 3, 1)  # mean 5.3 devices: 2,000 partitions take about 70% of an Atlas 960
 TARGETS = {"paced_p99_ms": 250.0, "burst_seconds": 15.0, "rss_mb": 300.0}  # docs/design.md section 8
+FAILOVER_TARGET_SECONDS = 20.0
+"""A killed replica's SuperPods owned again and their waiting partitions placed (lease duration included)."""
+SUPERCLUSTER_TARGETS = {"paced_p99_ms": 250.0, "burst_seconds": 10.0, "rss_mb": 1000.0}
+"""A SuperCluster's (several SuperPoDs sharded over replicas; docs/performance.md): RSS per replica."""
+
+
+def targets(args: argparse.Namespace) -> dict[str, float]:
+    return SUPERCLUSTER_TARGETS if args.superpods > 1 and default_superpods(args.profile) > 1 else TARGETS
+
+
 PLACED = (api_partition.Phase.ALLOCATED.value, api_partition.Phase.BOUND.value)
 
 
@@ -60,13 +70,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="paced applies per second (default 50)")
     parser.add_argument("--burst", type=int, default=1000, help="partitions applied at once (default 1000)")
     parser.add_argument(
-        "--superpods", type=int, default=1, help="simulated SuperPoDs of the profile (default 1)"
+        "--superpods",
+        type=int,
+        help="simulated SuperPoDs of the profile (default 1; for a SuperCluster profile, all of its SuperPoDs: "
+        "64 for atlas-950-supercluster)",
+    )
+    parser.add_argument(
+        "--heartbeat-seconds",
+        type=float,
+        help="the simulated kubelets' status and device plugins' ConfigMap refresh period (default 60 s; 300 s, "
+        "the real components' period, for fleets above 4,096 nodes)",
+    )
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="with --replicas N: run only the N-replica round, not the 1-replica round before it",
     )
     parser.add_argument(
         "--replicas", type=int, default=1,
         help="operator replicas sharing the SuperPods on Leases; above 1 the run is repeated with 1 replica first, "
         "on a fresh cluster, and both are reported (default 1: one standalone operator)",
     )  # fmt: skip
+    parser.add_argument(
+        "--failover",
+        action="store_true",
+        help="with --replicas N: kill -9 the last replica halfway through the paced applies, and time until its "
+        "SuperPods are owned again and their waiting partitions placed",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the partition sizes")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for each phase")
     parser.add_argument("--dir", type=Path, help="where the kubeconfig and logs go (default: a temp dir)")
@@ -93,6 +123,19 @@ class Timings:
             self.placed[name] = time.monotonic()
             if len(self.placed) >= self.expected:
                 self.done.set()
+
+
+def default_superpods(profile_name: str) -> int:
+    """1, or for a profile whose widest tier joins SuperPoDs (a SuperCluster) how many it joins: 64 for the 950's."""
+    from superpod.topology import profiles, tiers
+
+    profile = profiles.BUILTIN.get(profile_name)
+    if profile is None:
+        return 1
+    sizes = {tier.name: tier.domain_size for tier in profile.tiers}
+    if tiers.CLUSTER in sizes and tiers.SUPERPOD in sizes:
+        return max(1, sizes[tiers.CLUSTER] // sizes[tiers.SUPERPOD])
+    return 1
 
 
 def percentile(ordered: list[float], share: float) -> float:
@@ -162,12 +205,16 @@ async def _phase(
 
 async def bench(args: argparse.Namespace) -> JSON:
     """One round (one operator), or with `--replicas N` two: 1 replica, then N, both on Leases."""
+    if args.superpods is None:
+        args.superpods = default_superpods(args.profile)
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="superpod-bench-e2e-"))
     workdir.mkdir(parents=True, exist_ok=True)
     if args.replicas <= 1:
         return await _round(args, workdir, 1, leased=False)
+    if args.no_baseline:
+        return await _round(args, workdir, args.replicas, leased=True)
     rounds = [await _round(args, workdir, count, leased=True) for count in (1, args.replicas)]
-    return {"rounds": rounds, "comparison": compare(rounds[0], rounds[1]), "targets": TARGETS}
+    return {"rounds": rounds, "comparison": compare(rounds[0], rounds[1]), "targets": targets(args)}
 
 
 async def _round(args: argparse.Namespace, workdir: Path, replicas: int, *, leased: bool) -> JSON:
@@ -182,7 +229,7 @@ async def _round(args: argparse.Namespace, workdir: Path, replicas: int, *, leas
         "loadAverageBefore": [round(x, 2) for x in load_before],
         "loadAverageAfter": [round(x, 2) for x in os.getloadavg()],
     }
-    result["targets"] = TARGETS
+    result["targets"] = targets(args)
     return result
 
 
@@ -214,6 +261,19 @@ async def _measure(cluster: bench_cluster.Cluster, args: argparse.Namespace) -> 
     sizes = rng.choices(SIZES, WEIGHTS, k=total)
     timings = Timings()
     path = client.resource_path(common.API_VERSION, api_partition.PLURAL, NAMESPACE)
+    if not total:  # `--partitions 0 --burst 0`: the fleet's registration and the idle operators alone
+        idle = [bench_cluster.proc_status(pid) for pid in cluster.operator_pids]
+        return {
+            "memory": {
+                "partitions": 0,
+                "rssMb": round(max(status["VmRSS"] for status in idle), 1),
+                "peakRssMb": round(max(status["VmHWM"] for status in idle), 1),
+            },
+            "perReplica": [
+                {"replica": f"r{index}", "rssMb": round(status["VmRSS"], 1)}
+                for index, status in enumerate(idle)
+            ],
+        }
 
     async def follow() -> None:
         while True:  # resume if the stream ends
@@ -221,23 +281,35 @@ async def _measure(cluster: bench_cluster.Cluster, args: argparse.Namespace) -> 
                 async for event in api.watch(path, timeoutSeconds="3600"):
                     timings.on_event(event)
 
+    superpod_of = {name: cluster.superpods[int(name[1:]) % len(cluster.superpods)] for name in names}
     watcher = asyncio.create_task(follow())
+    failover: asyncio.Task[JSON] | None = None
     try:
         await asyncio.sleep(0.5)  # the watch is open before the first apply
         cpu_before, api_before = cluster.operators_cpu(), cluster.sandbox_cpu()
+        if args.failover and len(cluster.operator_pids) > 1:  # halfway through the paced applies
+            failover = asyncio.create_task(
+                bench_failover.kill_and_follow(
+                    cluster, timings.applied, timings.placed, superpod_of,
+                    args.partitions / args.rate / 2, args.timeout,
+                )
+            )  # fmt: skip
         paced = await _phase(
             cluster, timings, names[: args.partitions], sizes[: args.partitions], args.rate, args.timeout
         )
+        failed_over = await failover if failover is not None else None
         cpu_paced, api_paced = cluster.operators_cpu(), cluster.sandbox_cpu()
         burst = await _phase(
             cluster, timings, names[args.partitions :], sizes[args.partitions :], 0.0, args.timeout
         )
         cpu_held, api_held = cluster.operators_cpu(), cluster.sandbox_cpu()
-        held = [bench_cluster.proc_status(pid) for pid in cluster.operator_pids]
+        held = [cluster.operator_status(index) for index in range(len(cluster.operator_pids))]
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        for task in (watcher, failover):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def per_partition(after: list[float], before: list[float], count: int) -> float:
         return round((sum(after) - sum(before)) * 1000.0 / max(1, count), 2)
@@ -253,29 +325,55 @@ async def _measure(cluster: bench_cluster.Cluster, args: argparse.Namespace) -> 
         "peakRssMb": round(max(status["VmHWM"] for status in held), 1),
     }
     result: JSON = {"paced": paced, "burst": burst, "memory": memory}
+    if failed_over is not None:
+        result["failover"] = failed_over
     if len(held) > 1:
-        result["perReplica"] = [
-            {
-                "replica": f"r{index}",
+        result["invariants"] = await bench_failover.settled_books(api, cluster.superpods, 60.0)
+        holder = await bench_cluster.holders(api)
+        paced_names, burst_names = names[: args.partitions], names[args.partitions :]
+        replicas = []
+        for index in range(len(held)):
+            identity = f"r{index}"
+            mine = {name for name in names if holder.get(superpod_of[name]) == identity}
+            paced_ms = timings.latencies_ms([name for name in paced_names if name in mine])
+            burst_ms = timings.latencies_ms([name for name in burst_names if name in mine])
+            cpu = cpu_held[index] - cpu_before[index]
+            replicas.append({
+                "replica": identity,
+                "superpods": sum(1 for name in cluster.superpods if holder.get(name) == identity),
+                "partitions": len(mine),
+                "pacedP50Ms": round(percentile(paced_ms, 0.50), 1),
+                "pacedP99Ms": round(percentile(paced_ms, 0.99), 1),
+                "burstP99Ms": round(percentile(burst_ms, 0.99), 1),
                 "pacedCpuSeconds": round(cpu_paced[index] - cpu_before[index], 2),
                 "burstCpuSeconds": round(cpu_held[index] - cpu_paced[index], 2),
+                "cpuMsPerPartition": round(cpu * 1000.0 / max(1, len(mine)), 2),
                 "rssMb": round(held[index]["VmRSS"], 1),
-            }
-            for index in range(len(held))
-        ]
+            })  # fmt: skip
+        result["perReplica"] = replicas
     return result
 
 
 def verdicts(result: JSON) -> dict[str, bool]:
-    return {
-        "paced_p99_ms": result["paced"]["p99Ms"] <= TARGETS["paced_p99_ms"],
-        "burst_seconds": result["burst"]["allPlacedSeconds"] <= TARGETS["burst_seconds"],
-        "rss_mb": result["memory"]["rssMb"] <= TARGETS["rss_mb"],
-    }
+    targets = result["targets"]
+    found = {"rss_mb": result["memory"]["rssMb"] <= targets["rss_mb"]}
+    if "paced" in result:
+        found["paced_p99_ms"] = result["paced"]["p99Ms"] <= targets["paced_p99_ms"]
+        found["burst_seconds"] = result["burst"]["allPlacedSeconds"] <= targets["burst_seconds"]
+    return found
+
+
+def _write_rows(rows: list[tuple[Any, ...]], out: TextIO) -> None:
+    cells = [[str(cell) for cell in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    for row in cells:
+        out.write(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n"
+        )
 
 
 def print_table(result: JSON, out: TextIO) -> None:
-    setup, paced, burst, memory = result["setup"], result["paced"], result["burst"], result["memory"]
+    setup, memory, targets = result["setup"], result["memory"], result["targets"]
     verdict = {key: "met" if ok else "MISSED" for key, ok in verdicts(result).items()}
     if setup.get("superpods", 1) > 1 or setup.get("coordination") == "leases":
         out.write(
@@ -283,9 +381,13 @@ def print_table(result: JSON, out: TextIO) -> None:
             + (f"; SuperPods owned: {result['ownership']}" if result.get("ownership") else "")
             + "\n"
         )
+    registration = setup["registration"]
     out.write(
         f"fleet {setup['profile']}: {setup['nodes']} nodes, {setup['devices']} devices "
-        f"(registered in {setup['registrationSeconds']} s); machine: {result['machine']['cpus']} CPUs, "
+        f"(registered in {setup['registrationSeconds']} s: {registration['objects']} objects, CPU API server "
+        f"{registration['sandboxCpuSeconds']} s, simulator {registration['simulatorCpuSeconds']} s; RSS API server "
+        f"{registration['sandboxRssMb']} MB, simulator {registration['simulatorRssMb']} MB; heartbeats every "
+        f"{setup['heartbeatSeconds']:g} s); machine: {result['machine']['cpus']} CPUs, "
         f"load {result['machine']['loadAverageBefore'][0]} -> {result['machine']['loadAverageAfter'][0]}\n"
     )
     isolation = setup["isolation"]
@@ -294,42 +396,81 @@ def print_table(result: JSON, out: TextIO) -> None:
         f"being ready (CPU: operator {isolation['operatorCpuSeconds']} s, API server "
         f"{isolation['sandboxCpuSeconds']} s); measured after it\n"
     )
-    rows = [
-        ("scenario", "partitions", "p50 ms", "p99 ms", "max ms", "all placed s", "per s", "op cpu ms/p",
-         "api cpu ms/p", "target"),
-        (
-            f"paced {paced['rate']:g}/s", paced["partitions"], paced["p50Ms"], paced["p99Ms"], paced["maxMs"],
-            paced["allPlacedSeconds"], paced["throughputPerSecond"], paced["operatorCpuMsPerPartition"],
-            paced["sandboxCpuMsPerPartition"], f"p99 <= {TARGETS['paced_p99_ms']:g} ms: {verdict['paced_p99_ms']}",
-        ),
-        (
-            "burst", burst["partitions"], burst["p50Ms"], burst["p99Ms"], burst["maxMs"],
-            burst["allPlacedSeconds"], burst["throughputPerSecond"], burst["operatorCpuMsPerPartition"],
-            burst["sandboxCpuMsPerPartition"], f"all placed <= {TARGETS['burst_seconds']:g} s: {verdict['burst_seconds']}",
-        ),
-    ]  # fmt: skip
-    cells = [[str(cell) for cell in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-    for row in cells:
-        out.write(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n"
-        )
+    if "paced" in result:
+        paced, burst = result["paced"], result["burst"]
+        _write_rows([
+            ("scenario", "partitions", "p50 ms", "p99 ms", "max ms", "all placed s", "per s", "op cpu ms/p",
+             "api cpu ms/p", "target"),
+            (
+                f"paced {paced['rate']:g}/s", paced["partitions"], paced["p50Ms"], paced["p99Ms"], paced["maxMs"],
+                paced["allPlacedSeconds"], paced["throughputPerSecond"], paced["operatorCpuMsPerPartition"],
+                paced["sandboxCpuMsPerPartition"],
+                f"p99 <= {targets['paced_p99_ms']:g} ms: {verdict['paced_p99_ms']}",
+            ),
+            (
+                "burst", burst["partitions"], burst["p50Ms"], burst["p99Ms"], burst["maxMs"],
+                burst["allPlacedSeconds"], burst["throughputPerSecond"], burst["operatorCpuMsPerPartition"],
+                burst["sandboxCpuMsPerPartition"],
+                f"all placed <= {targets['burst_seconds']:g} s: {verdict['burst_seconds']}",
+            ),
+        ], out)  # fmt: skip
     out.write(
         f"operator memory with {memory['partitions']} partitions: RSS {memory['rssMb']} MB "
         f"(peak {memory['peakRssMb']} MB, idle {setup['operatorIdleRssMb']} MB); "
-        f"target <= {TARGETS['rss_mb']:g} MB: {verdict['rss_mb']}\n"
+        f"target <= {targets['rss_mb']:g} MB: {verdict['rss_mb']}\n"
     )
+    failover = result.get("failover")
+    if failover:
+        out.write(
+            f"failover: {failover['killed']} killed (kill -9) halfway through the paced applies, holding "
+            f"{len(failover['superPods'])} SuperPods; owned again after {failover['ownedAgainSeconds']} s, their "
+            f"{failover['waitingPartitions']} waiting partitions placed after {failover['placedSeconds']} s "
+            f"(target <= {FAILOVER_TARGET_SECONDS:g} s: "
+            f"{'met' if failover['placedSeconds'] <= FAILOVER_TARGET_SECONDS else 'MISSED'}); "
+            f"SuperPods held now: {failover['holders']}\n"
+        )
+    books = result.get("invariants")
+    if books:
+        out.write(
+            f"invariants over {books['partitions']} partitions ({books['placed']} placed, {books['devicesHeld']} "
+            f"devices held): {'hold' if books['ok'] else 'BROKEN'}"
+            + (
+                ""
+                if books["ok"]
+                else f"; held twice {books['devicesHeldTwice']}, wrong count {books['partitionsWithWrongCount']}, "
+                f"unbalanced {books['superPodsUnbalanced']}"
+            )
+            + "\n"
+        )
+    replicas = result.get("perReplica") or []
+    if len(replicas) > 1:
+        columns = [key for key in REPLICA_COLUMNS if key in replicas[0]]
+        _write_rows(
+            [tuple(REPLICA_COLUMNS[key] for key in columns)]
+            + [tuple(replica[key] for key in columns) for replica in replicas],
+            out,
+        )
+
+
+REPLICA_COLUMNS = {
+    "replica": "replica",
+    "superpods": "SuperPods owned",
+    "partitions": "partitions placed",
+    "pacedP50Ms": "paced p50 ms",
+    "pacedP99Ms": "paced p99 ms",
+    "burstP99Ms": "burst p99 ms",
+    "pacedCpuSeconds": "cpu s paced",
+    "burstCpuSeconds": "cpu s burst",
+    "cpuMsPerPartition": "cpu ms/p",
+    "rssMb": "RSS MB",
+}
+"""The per-replica table's columns, as the JSON's keys and the table's headings."""
 
 
 def print_replicas(result: JSON, out: TextIO) -> None:
     """Both rounds of `--replicas N`, then their figures side by side."""
     for round_ in result["rounds"]:
         print_table(round_, out)
-        for replica in round_.get("perReplica") or []:
-            out.write(
-                f"  {replica['replica']}: CPU {replica['pacedCpuSeconds']} s paced, {replica['burstCpuSeconds']} s "
-                f"burst; RSS {replica['rssMb']} MB\n"
-            )
         out.write("\n")
     counts = list(next(iter(result["comparison"].values())))
     out.write(f"{'figure':<36}" + "".join(f"{count + ' replica(s)':>16}" for count in counts) + "\n")
@@ -339,6 +480,13 @@ def print_replicas(result: JSON, out: TextIO) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from superpod.cluster import client
+
+    if args.failover and (args.replicas < 2 or args.partitions < 2):
+        print(
+            "superpod bench e2e: --failover needs --replicas 2 or more and some paced --partitions",
+            file=sys.stderr,
+        )
+        return 2
 
     try:
         result = asyncio.run(bench(args))

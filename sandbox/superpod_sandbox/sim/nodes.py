@@ -151,8 +151,14 @@ def status(fleet: layout.Layout, node: layout.SimNode, now: str) -> JSON:
     }
 
 
-def node_object(fleet: layout.Layout, node: layout.SimNode, now: str) -> JSON:
-    """The whole Node as the kubelet registers it (status included, as kubelet does on create)."""
+def node_object(fleet: layout.Layout, node: layout.SimNode, now: str, taints: tuple[JSON, ...] = ()) -> JSON:
+    """The whole Node as the kubelet registers it (status included, as kubelet does on create).
+
+    `taints`: the kubelet's `--register-with-taints`, on the Node from its first write.
+    """
+    spec: JSON = {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]}
+    if taints:
+        spec["taints"] = [dict(taint) for taint in taints]
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -161,7 +167,7 @@ def node_object(fleet: layout.Layout, node: layout.SimNode, now: str) -> JSON:
             "labels": node_labels(fleet, node),
             "annotations": node_annotations(fleet, node),
         },
-        "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]},
+        "spec": spec,
         "status": status(fleet, node, now),
     }
 

@@ -89,8 +89,10 @@ class Publisher:
         *,
         concurrency: int = 32,
         exclude_used: bool = True,
+        taints: tuple[JSON, ...] = (),
     ) -> None:
         self.api = api
+        self.taints = taints  # registered with every Node (kubelet --register-with-taints)
         self.exclude_used = exclude_used  # the real plugin's free list leaves out devices pods use
         self.fleet = fleet
         self.view = view
@@ -105,7 +107,7 @@ class Publisher:
 
     async def _register(self, node: layout.SimNode) -> None:
         now = now_rfc3339()
-        body = nodes.node_object(self.fleet, node, now)
+        body = nodes.node_object(self.fleet, node, now, self.taints)
         try:
             created = await self.api.create("/api/v1/nodes", body)
         except client.ApiError as error:

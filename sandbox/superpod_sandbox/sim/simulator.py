@@ -53,6 +53,9 @@ class Options:
     telemetry_tick_seconds: float = 5.0  # counter integration between scrapes
     free_list_excludes_used: bool = True  # as the real plugin; False lists used devices too (older consumers)
     controllers: bool = False  # run the Deployment, ReplicaSet and Job controllers (sim.controllers)
+    register_taints: tuple[
+        dict[str, str], ...
+    ] = ()  # on every Node from registration (--register-with-taints)
 
 
 class Fleet:
@@ -111,6 +114,7 @@ class Fleet:
             self.mirror,
             concurrency=self.options.concurrency,
             exclude_used=self.options.free_list_excludes_used,
+            taints=self.options.register_taints,
         )
         await self.publisher.register()  # before the watches start, so they begin with the whole fleet
         self.registration_seconds = time.monotonic() - began

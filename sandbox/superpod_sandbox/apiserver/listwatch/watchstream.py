@@ -27,16 +27,17 @@ _LIVENESS = 30.0  # aiohttp cancels the handler when a client goes; this only ca
 
 
 def _line(event_type: str, obj: Object) -> bytes:
-    return b'{"type":"' + event_type.encode() + b'","object":' + _encoded(obj) + b"}\n"
+    return b'{"type":"' + event_type.encode() + b'","object":' + encoded(obj) + b"}\n"
 
 
-# Stored objects never change, so one encoding serves every watcher of an event. Entries keep their object
-# alive, so an id() is never reused while cached.
+# Stored objects never change, so one encoding serves every watcher of an event and the answer to the write
+# that made it (`routes.respond(..., stored=True)`). Entries keep their object alive, so an id() is never
+# reused while cached.
 _CACHE_SIZE = 1024
 _cache: dict[int, tuple[Object, bytes]] = {}
 
 
-def _encoded(obj: Object) -> bytes:
+def encoded(obj: Object) -> bytes:
     hit = _cache.get(id(obj))
     if hit is not None and hit[0] is obj:
         return hit[1]

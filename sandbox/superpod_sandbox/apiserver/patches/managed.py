@@ -78,14 +78,39 @@ def _leaves(value: Any, path: Path, names: tuple[str, ...], out: dict[Path, Any]
     out[path] = value
 
 
+_SHARED_MOST = 65_536
+_shared: dict[tuple[tuple[str, int], ...], dict[str, Any]] = {}
+
+
 def encode(paths: set[Path]) -> dict[str, Any]:
-    """Paths as FieldsV1 (nested maps of empty maps; `.` marks a list item itself)."""
+    """Paths as FieldsV1 (nested maps of empty maps; `.` marks a list item itself).
+
+    Trees are never changed once made (an entry is replaced, not edited), so equal subtrees are shared: the
+    Nodes of a fleet, written by one manager, differ in a few list keys (their podCIDRs) and hold one copy of
+    all the rest instead of one each.
+    """
     tree: dict[str, Any] = {}
     for path in sorted(paths):
         node = tree
         for part in path:
             node = node.setdefault(part, {})
-    return tree
+    return _share(tree)
+
+
+def _share(tree: dict[str, Any]) -> dict[str, Any]:
+    """The one shared tree equal to `tree` (children first, so a key names its children by identity).
+
+    A tree in the table keeps its children alive, so an id in a key never names another object.
+    """
+    shared = {key: _share(child) for key, child in tree.items()}
+    key = tuple((name, id(child)) for name, child in shared.items())
+    found = _shared.get(key)
+    if found is not None:
+        return found
+    if len(_shared) >= _SHARED_MOST:
+        del _shared[next(iter(_shared))]
+    _shared[key] = shared
+    return shared
 
 
 def decode(tree: dict[str, Any], prefix: Path = ()) -> set[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import string
@@ -67,6 +68,7 @@ def name_errors(name: str, dns_label: bool) -> list[FieldError]:
     return []
 
 
+@functools.lru_cache(maxsize=4096)  # label and annotation keys repeat on every object of a kind
 def _qualified_name_ok(key: str) -> bool:
     prefix, _, name = key.rpartition("/")
     if prefix and (len(prefix) > 253 or not _SUBDOMAIN.fullmatch(prefix)):

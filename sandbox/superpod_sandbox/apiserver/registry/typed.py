@@ -163,9 +163,50 @@ def prune(obj: Object, resource: GroupResource) -> list[str]:
     """
     model = MODELS.get(resource)
     dropped: list[str] = []
-    if model is not None:
+    if model is not None and not _clean(obj, model):  # most writes: one walk that builds no paths
         _prune_model(obj, model, "", dropped)
     return dropped
+
+
+_SCALAR, _LIST, _MAP, _MODEL = range(4)
+
+
+@functools.cache
+def _shape(kind: str) -> tuple[int, Any]:
+    """A type string, parsed once: (_SCALAR, (accepted types or None, numeric)), (_LIST or _MAP, inner type
+    string), or (_MODEL, its fields or None)."""
+    if kind in _SCALARS:
+        return _SCALAR, (_JSON_CHECKS.get(kind), kind in ("int", "float"))
+    if kind.startswith("List["):
+        return _LIST, kind[5:-1]
+    if kind.startswith("Dict["):
+        return _MAP, kind[kind.index(",") + 1 : -1].strip()
+    return _MODEL, _fields(kind)
+
+
+def _clean(value: Any, kind: str, in_map: bool = False) -> bool:
+    """Whether `_prune_value` would find nothing to drop or refuse: the same rules, without the paths."""
+    if value is None:
+        return True
+    shape, detail = _shape(kind)
+    if shape == _SCALAR:
+        accepted, numeric = detail
+        if accepted is None or in_map:
+            return True
+        return isinstance(value, accepted) and not (numeric and isinstance(value, bool))
+    if shape == _LIST:
+        return isinstance(value, list) and all(_clean(item, detail, in_map) for item in value)
+    if shape == _MAP:
+        return isinstance(value, dict) and all(_clean(item, detail, True) for item in value.values())
+    if not isinstance(value, dict):
+        return False
+    if detail is None:
+        return True
+    for key, item in value.items():
+        inner = detail.get(key)
+        if inner is None or not _clean(item, inner):
+            return False
+    return True
 
 
 def _struct(model: str) -> str:

@@ -27,6 +27,9 @@ class Store:
         self._objects: dict[GroupResource, dict[str, dict[str, Object]]] = {}
         self._by_uid: dict[str, ObjectRef] = {}
         self._dependents: dict[str, set[ObjectRef]] = {}
+        # names in order, per (resource, namespace), kept until one is created or deleted there: a list of
+        # 65,536 Nodes sorts them once, not at every request
+        self._sorted: dict[tuple[GroupResource, str], list[str]] = {}
 
     def get(self, resource: GroupResource, namespace: str, name: str) -> Object | None:
         return self._objects.get(resource, {}).get(namespace, {}).get(name)
@@ -43,8 +46,18 @@ class Store:
         by_namespace = self._objects.get(resource, {})
         if namespace is not None:
             names = by_namespace.get(namespace, {})
-            return [names[name] for name in sorted(names)]
-        return [by_namespace[ns][name] for ns in sorted(by_namespace) for name in sorted(by_namespace[ns])]
+            return [names[name] for name in self._names(resource, namespace, names)]
+        return [
+            by_namespace[ns][name]
+            for ns in sorted(by_namespace)
+            for name in self._names(resource, ns, by_namespace[ns])
+        ]
+
+    def _names(self, resource: GroupResource, namespace: str, names: dict[str, Object]) -> list[str]:
+        ordered = self._sorted.get((resource, namespace))
+        if ordered is None:
+            ordered = self._sorted[(resource, namespace)] = sorted(names)
+        return ordered
 
     def count(self, resource: GroupResource, namespace: str | None = None) -> int:
         by_namespace = self._objects.get(resource, {})
@@ -84,6 +97,7 @@ class Store:
         namespace, name = meta.get("namespace", ""), meta["name"]
         rv = self._stamp(obj)
         self._objects.setdefault(resource, {}).setdefault(namespace, {})[name] = obj
+        self._sorted.pop((resource, namespace), None)
         self._index((resource, namespace, name), None, obj)
         self.hub.publish(resource, watchhub.Event(rv, "ADDED", obj))
         return obj
@@ -103,6 +117,7 @@ class Store:
         namespace, name = meta.get("namespace", ""), meta["name"]
         names = self._objects[resource][namespace]
         del names[name]
+        self._sorted.pop((resource, namespace), None)
         if not names:
             del self._objects[resource][namespace]
         self._index((resource, namespace, name), obj, None)
@@ -114,3 +129,4 @@ class Store:
     def drop_resource(self, resource: GroupResource) -> None:
         """Forget a resource that is no longer served (its objects were deleted first)."""
         self._objects.pop(resource, None)
+        self._sorted = {key: names for key, names in self._sorted.items() if key[0] != resource}
