@@ -141,7 +141,9 @@ async def running(
             sandbox_cpu, own_cpu = proc_status(sandbox.pid)["cpu"], proc_status(os.getpid())["cpu"]
             names = superpod_names(args.superpods)
             options = sim_fleet.Options(
-                heartbeat_seconds=heartbeat_seconds(args), refresh_seconds=heartbeat_seconds(args)
+                heartbeat_seconds=heartbeat_seconds(args),
+                refresh_seconds=heartbeat_seconds(args),
+                sync_seconds=args.timeout,
             )
             # a large fleet registers its nodes already tainted for isolation (the kubelet's
             # --register-with-taints, as one would provision a SuperCluster), so the operator finds nothing to
@@ -160,7 +162,9 @@ async def running(
             ]
             # every fleet registers at once, as a real fleet's kubelets do: each node still makes its own
             # requests (a Node POST, a ConfigMap POST), the client's connection pool bounds them
-            await asyncio.gather(*(stack.enter_async_context(fleet) for fleet in fleets))
+            await asyncio.gather(*(fleet.register() for fleet in fleets))
+            posted = time.monotonic() - registering
+            await asyncio.gather(*(stack.enter_async_context(fleet) for fleet in fleets))  # their watches
             nodes = sum(len(fleet.node_names) for fleet in fleets)
             for index, name in enumerate(names):
                 body = {
@@ -172,13 +176,19 @@ async def running(
                 await api.create(client.resource_path(common.API_VERSION, api_superpod.PLURAL), body)
             registered = time.monotonic() - registering
             registration = {
-                "seconds": round(registered, 1),
+                "seconds": round(posted, 1),  # every Node and ConfigMap created
+                "watchesSyncedSeconds": round(registered, 1),  # and the simulator's watches listed them
                 "objects": 2 * nodes,  # a Node and a device-info ConfigMap each
                 "sandboxRssMb": round(proc_status(sandbox.pid)["VmRSS"], 1),
                 "simulatorRssMb": round(proc_status(os.getpid())["VmRSS"], 1),
                 "sandboxCpuSeconds": round(proc_status(sandbox.pid)["cpu"] - sandbox_cpu, 2),
                 "simulatorCpuSeconds": round(proc_status(os.getpid())["cpu"] - own_cpu, 2),
             }
+            print(
+                f"registered {nodes} nodes in {posted:.1f} s, watches synced at {registered:.1f} s: {registration}",
+                file=sys.stderr,
+                flush=True,
+            )
             healths = []
             for index in range(replicas):
                 health = _free_port()
@@ -214,7 +224,7 @@ async def running(
                 "coordination": "leases" if leased else "standalone",
                 "nodes": nodes,
                 "devices": devices,
-                "registrationSeconds": round(registered, 1),
+                "registrationSeconds": round(posted, 1),
                 "registration": registration,
                 "heartbeatSeconds": heartbeat_seconds(args),
                 "registeredWithTaint": tainted,

@@ -71,10 +71,10 @@ class Mirror:
     def _ignore(key: str, old: JSON | None, new: JSON | None) -> None:
         return None
 
-    async def start(self) -> None:
+    async def start(self, timeout: float = 60.0) -> None:
         for watched in (self.nodes, self.configmaps, self.pods):
             self._tasks.append(asyncio.create_task(watched.run(), name=f"sim-watch-{watched.path}"))
-        async with asyncio.timeout(60):
+        async with asyncio.timeout(timeout):
             await asyncio.gather(
                 self.nodes.synced.wait(), self.configmaps.synced.wait(), self.pods.synced.wait()
             )

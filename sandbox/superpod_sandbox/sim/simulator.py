@@ -53,9 +53,9 @@ class Options:
     telemetry_tick_seconds: float = 5.0  # counter integration between scrapes
     free_list_excludes_used: bool = True  # as the real plugin; False lists used devices too (older consumers)
     controllers: bool = False  # run the Deployment, ReplicaSet and Job controllers (sim.controllers)
-    register_taints: tuple[
-        dict[str, str], ...
-    ] = ()  # on every Node from registration (--register-with-taints)
+    # taints on every Node from its registration (the kubelet's --register-with-taints)
+    register_taints: tuple[dict[str, str], ...] = ()
+    sync_seconds: float = 60.0  # how long the fleet's watches may take to list what they follow
 
 
 class Fleet:
@@ -102,7 +102,14 @@ class Fleet:
     def _devices_changed(self, node_name: str) -> None:
         self._dirty.add(node_name)
 
-    async def start(self) -> None:
+    async def register(self) -> None:
+        """Create (or adopt) the fleet's Nodes and device-info ConfigMaps; `start` does it unless done before.
+
+        Many fleets in one process register first and start after, so no fleet's watches see the others'
+        registration go by.
+        """
+        if self.publisher is not None:
+            return
         if self._api is None:
             self._api = client.KubeClient(client.credentials_from_kubeconfig(self._kubeconfig))
             await self._api.__aenter__()
@@ -118,10 +125,14 @@ class Fleet:
         )
         await self.publisher.register()  # before the watches start, so they begin with the whole fleet
         self.registration_seconds = time.monotonic() - began
+
+    async def start(self) -> None:
+        await self.register()
+        assert self.mirror is not None and self.publisher is not None
         self.kubelet = kubelet.Kubelet(
             self.api, self.layout, self.mirror, self._devices_changed, bind_pods=self.options.bind_pods
         )
-        await self.mirror.start()
+        await self.mirror.start(self.options.sync_seconds)
         self._spawn(self.kubelet.run(self.options.resync_seconds), "sim-kubelet")
         self._spawn(self.publisher.heartbeat_loop(self.options.heartbeat_seconds), "sim-heartbeat")
         self._spawn(self.publisher.refresh_loop(self.options.refresh_seconds), "sim-refresh")
