@@ -70,6 +70,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="paced applies per second (default 50)")
     parser.add_argument("--burst", type=int, default=1000, help="partitions applied at once (default 1000)")
     parser.add_argument(
+        "--fill",
+        type=int,
+        default=0,
+        help="partitions applied (as fast as they go) and placed before the measured phases, so these run "
+        "with that many more held (default 0)",
+    )
+    parser.add_argument(
         "--superpods",
         type=int,
         help="simulated SuperPoDs of the profile (default 1; for a SuperCluster profile, all of its SuperPoDs: "
@@ -256,7 +263,8 @@ async def _measure(cluster: bench_cluster.Cluster, args: argparse.Namespace) -> 
 
     api = cluster.api
     rng = random.Random(args.seed)
-    total = args.partitions + args.burst
+    measured = args.partitions + args.burst
+    total = measured + args.fill  # the fill's names and sizes come after, so the measured ones stay the same
     names = [f"p{index:05d}" for index in range(total)]
     sizes = rng.choices(SIZES, WEIGHTS, k=total)
     timings = Timings()
@@ -286,6 +294,9 @@ async def _measure(cluster: bench_cluster.Cluster, args: argparse.Namespace) -> 
     failover: asyncio.Task[JSON] | None = None
     try:
         await asyncio.sleep(0.5)  # the watch is open before the first apply
+        filled = None
+        if args.fill:  # held before the measured phases, applied as fast as they go
+            filled = await _phase(cluster, timings, names[measured:], sizes[measured:], 0.0, args.timeout)
         cpu_before, api_before = cluster.operators_cpu(), cluster.sandbox_cpu()
         if args.failover and len(cluster.operator_pids) > 1:  # halfway through the paced applies
             failover = asyncio.create_task(
@@ -300,7 +311,12 @@ async def _measure(cluster: bench_cluster.Cluster, args: argparse.Namespace) -> 
         failed_over = await failover if failover is not None else None
         cpu_paced, api_paced = cluster.operators_cpu(), cluster.sandbox_cpu()
         burst = await _phase(
-            cluster, timings, names[args.partitions :], sizes[args.partitions :], 0.0, args.timeout
+            cluster,
+            timings,
+            names[args.partitions : measured],
+            sizes[args.partitions : measured],
+            0.0,
+            args.timeout,
         )
         cpu_held, api_held = cluster.operators_cpu(), cluster.sandbox_cpu()
         held = [cluster.operator_status(index) for index in range(len(cluster.operator_pids))]
@@ -325,12 +341,14 @@ async def _measure(cluster: bench_cluster.Cluster, args: argparse.Namespace) -> 
         "peakRssMb": round(max(status["VmHWM"] for status in held), 1),
     }
     result: JSON = {"paced": paced, "burst": burst, "memory": memory}
+    if filled is not None:
+        result["fill"] = filled
     if failed_over is not None:
         result["failover"] = failed_over
     if len(held) > 1:
         result["invariants"] = await bench_failover.settled_books(api, cluster.superpods, 60.0)
         holder = await bench_cluster.holders(api)
-        paced_names, burst_names = names[: args.partitions], names[args.partitions :]
+        paced_names, burst_names = names[: args.partitions], names[args.partitions : measured]
         replicas = []
         for index in range(len(held)):
             identity = f"r{index}"
@@ -420,8 +438,16 @@ def print_table(result: JSON, out: TextIO) -> None:
         f"(peak {memory['peakRssMb']} MB, idle {setup['operatorIdleRssMb']} MB); "
         f"target <= {targets['rss_mb']:g} MB: {verdict['rss_mb']}\n"
     )
+    filled = result.get("fill")
+    if filled:
+        out.write(
+            f"held before the measured phases: {filled['partitions']} partitions ({filled['devices']} devices), "
+            f"all placed in {filled['allPlacedSeconds']} s ({filled['throughputPerSecond']}/s)\n"
+        )
     failover = result.get("failover")
-    if failover:
+    if failover and failover["placedSeconds"] is None:
+        out.write(f"failover: {failover}\n")
+    elif failover:
         out.write(
             f"failover: {failover['killed']} killed (kill -9) halfway through the paced applies, holding "
             f"{len(failover['superPods'])} SuperPods; owned again after {failover['ownedAgainSeconds']} s, their "

@@ -112,8 +112,9 @@ async def kill_and_follow(
             owned_again = time.monotonic()
         else:
             await asyncio.sleep(0.1)
-    if owned_again is None:
-        raise TimeoutError(f"the SuperPods of the killed replica were not owned again within {timeout:.0f} s")
+    if owned_again is None:  # reported, not raised: the rest of the run still says what happened
+        return {"killed": identity, "superPods": orphans, "ownedAgainSeconds": None, "waitingPartitions": None,
+                "placedSeconds": None, "holders": await _holder_counts(cluster)}  # fmt: skip
     # the partitions the takeover has to place: applied before it, not placed when the replica died
     waiting = {
         name
@@ -125,16 +126,17 @@ async def kill_and_follow(
     while any(name not in placed for name in waiting) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     missing = sorted(name for name in waiting if name not in placed)
-    if missing:
-        raise TimeoutError(
-            f"{len(missing)} partitions of the killed replica's SuperPods not placed: {missing[:5]}"
-        )
-    last = max((placed[name] for name in waiting), default=owned_again)
+    last = max((placed[name] for name in waiting if name in placed), default=owned_again)
     return {
         "killed": identity,
         "superPods": orphans,
         "ownedAgainSeconds": round(owned_again - killed, 2),
         "waitingPartitions": len(waiting),
-        "placedSeconds": round(max(last, owned_again) - killed, 2),
-        "holders": dict(sorted(Counter((await bench_cluster.holders(cluster.api)).values()).items())),
+        "notPlaced": missing[:20],
+        "placedSeconds": None if missing else round(max(last, owned_again) - killed, 2),
+        "holders": await _holder_counts(cluster),
     }
+
+
+async def _holder_counts(cluster: bench_cluster.Cluster) -> dict[str, int]:
+    return dict(sorted(Counter((await bench_cluster.holders(cluster.api)).values()).items()))
