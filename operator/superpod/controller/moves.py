@@ -142,6 +142,8 @@ class Mover:
                     break
             undo(allocator, done, reserved)
             return None, f"the move of {move.partition_id} was refused"
+        for entry in reserved:
+            entry.then = tuple(move.partition_id for move in deferred)
         after = allocator.capacity().fragmentation_by_tier
         if not reserved:
             try:

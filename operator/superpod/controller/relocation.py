@@ -41,6 +41,7 @@ class InFlight:
     recorded: bool = False  # its status.move is written: its pods may be evicted
     switched: bool = False  # memory holds `after`; the status write that says so is under way
     blocked: tuple[tuple[str, str], ...] = ()  # the evictions refused at the last look (pod, why)
+    then: tuple[str, ...] = ()  # partitions of the same plan that move once this stage is done (a chain)
 
     @property
     def blocked_text(self) -> str:
@@ -69,6 +70,18 @@ class Planned:
     def at_once(self) -> tuple[Move, ...]:
         waiting = {entry.key for entry in self.reserved} | {move.partition_id for move in self.deferred}
         return tuple(move for move in self.plan.moves if move.partition_id not in waiting)
+
+
+def making_room(moving: Sequence[str], then: Sequence[str] = ()) -> str:
+    """The message of a partition waiting for the partitions moved for it (`moving`), and for the moves of
+    its plan that follow them (`then`, a chain)."""
+    names = ", ".join(moving)
+    if then:
+        return (
+            f"making room: moving {names}; once their pods, being evicted, are gone, {', '.join(then)} "
+            "move into the devices they free, then it is placed"
+        )
+    return f"making room: moving {names}; it is placed once their pods, being evicted, are gone"
 
 
 def reservation_key(key: str) -> str:

@@ -30,6 +30,7 @@ from superpod.controller import (
     podmoves,
     preemptions,
     queuepass,
+    relocation,
     superpodstate,
     tenants,
 )
@@ -184,16 +185,9 @@ class Scheduler:
                 return await self.writes.pending(obj, api_partition.PendingReason.FRAGMENTED, message, fields)
             if plan.reserved:
                 await self.moves.begin(state, plan.reserved)
-                names = ", ".join(entry.key for entry in plan.reserved)
-                message = (
-                    f"making room: moving {names}; it is placed once their pods, being evicted, are gone"
+                message = relocation.making_room(
+                    [entry.key for entry in plan.reserved], [move.partition_id for move in plan.deferred]
                 )
-                if plan.deferred:
-                    later = ", ".join(move.partition_id for move in plan.deferred)
-                    message = (
-                        f"making room: moving {names}; once their pods, being evicted, are gone, {later} "
-                        "move into the devices they free, then it is placed"
-                    )
                 return await self.writes.pending(obj, api_partition.PendingReason.FRAGMENTED, message, fields)
             return await self.writes.write_placement(state, allocator, obj, plan.placement, fields)
         for decision in outcome.decisions:
@@ -290,10 +284,10 @@ class Scheduler:
                 continue
             key = decision.workload.id
             if key in making_room:  # the reserved devices count as held: it may look short of devices
-                names = ", ".join(sorted(making_room[key]))
-                message = (
-                    f"making room: moving {names}; it is placed once their pods, being evicted, are gone"
-                )
+                later = [
+                    name for entry in state.moving.values() if entry.target == key for name in entry.then
+                ]
+                message = relocation.making_room(sorted(making_room[key]), sorted(set(later)))
                 outcome.decisions[index] = dataclasses.replace(
                     decision, reason=api_partition.PendingReason.FRAGMENTED, message=message
                 )

@@ -52,6 +52,16 @@ def superpod(policy: str = "Movable") -> JSON:
     }
 
 
+def keep(name: str) -> JSON:
+    """A PodDisruptionBudget `keep-<name>` that keeps the one pod of partition `name` from being evicted."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": f"keep-{name}", "namespace": "team-a"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"superpod.dev/partition": name}}},
+    }
+
+
 def devices(slots: list[JSON]) -> set[tuple[str, str]]:
     return {(slot["node"], device) for slot in slots for device in slot["devices"]}
 
@@ -151,13 +161,7 @@ async def fragmented_with_pods(api: client.KubeClient) -> tuple[dict[str, str], 
     for name in ("mover", "stays"):
         await api.create(pods_path(), pod(f"{name}-0", name))
         await eventually(lambda n=name: pods_running(api, n, 1, "team-a"), timeout=30)
-    budget = {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": {"name": "keep-mover", "namespace": "team-a"},
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"superpod.dev/partition": "mover"}}},
-    }
-    await api.create(BUDGETS, budget)
+    await api.create(BUDGETS, keep("mover"))
     return node_of, devices(placed["mover"]["allocation"])
 
 
