@@ -125,6 +125,11 @@ class Partition:
         return str(self.status.get("phase") or api_partition.Phase.PENDING.value)
 
     @property
+    def handled(self) -> bool:
+        """Whether the operator wrote a status phase (placed, Pending with its reason, or Failed)."""
+        return bool(self.status.get("phase"))
+
+    @property
     def reason(self) -> str:
         return str(self.status.get("reason") or "")
 

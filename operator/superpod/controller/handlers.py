@@ -1,14 +1,14 @@
 """The kopf handlers: each one a few lines that hand the object to the fleet.
 
-- SuperPodPartition create/resume: place it (or queue it with its reason; the operator's own finalizer
-  `superpod.dev/in-use` is added first). Delete: the in-use protection (`inuse`) keeps the devices until no pod
-  of the partition runs, then removes its finalizer. The bindings loop of the partition's SuperPod does that on
-  the replica that owns the SuperPod; this handler only wakes it, and while the SuperPod is missing (no loop
-  follows its pods) it does the work itself (`Fleet.deleted`), on the replica that owns the SuperPod's name.
-  kopf's finalizer `superpod.dev/release-devices` stays while `superpod.dev/in-use` does (the handler asks kopf
-  to call it again), so some replica always looks at a Terminating partition, even after its SuperPod goes or
-  its owner dies; a partition without `superpod.dev/in-use` (made before the operator added it) releases its
-  devices at once, as before.
+- SuperPodPartition events: with Leases or a single replica they reach the operator through the fleet's own
+  mirror (`partitionevents`: placed by the owner of their SuperPod, nothing done on the other replicas), and
+  kopf does not watch partitions at all. With kopf peering (one active replica; kopf alone knows which one it
+  has paused) kopf's create/resume handler places them (`partitionevents.place`) and its delete handler keeps
+  kopf's finalizer `superpod.dev/release-devices` while the operator's `superpod.dev/in-use` stays: the
+  bindings loop of the partition's SuperPod finalizes it (in-use protection, `inuse`); this handler only wakes
+  it, and while the SuperPod is missing (no loop follows its pods) it does the work itself (`Fleet.deleted`),
+  asking kopf to call it again until it is done; a partition without `superpod.dev/in-use` (made before the
+  operator added it) releases its devices at once.
 - SuperPod daemon (one per SuperPod on every replica, at work only on the replica that owns the SuperPod:
   `shards`; with kopf peering or a single replica, that is the active one): retries pending partitions in creation
   order whenever capacity may have changed, and writes the SuperPod's status, coalescing bursts; beside it run
@@ -19,9 +19,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import kopf
@@ -30,13 +28,11 @@ from superpod.api import common, views
 from superpod.api import partition as api_partition
 from superpod.api import superpod as api_superpod
 from superpod.controller import fleet as fleet_module
-from superpod.controller import inuse, kopfkit, shards
-from superpod.metrics import instruments
+from superpod.controller import inuse, kopfkit, partitionevents, shards
 
 HANDLER_BACKOFF = 2.0  # seconds before kopf retries a failed handler or restarts a failed daemon
 IDLE_REFRESH = 30.0  # seconds: a daemon re-checks even without a poke (missed events cost at most this)
 WORKER_GRACE = 3.0  # seconds a stopped daemon's workers get to finish before they are cancelled
-OWNER_POLL = 0.5  # seconds: how often a replica that does not own a deleted partition's SuperPod looks again
 DELETION_RECHECK = 5.0  # seconds: a deleted partition of a missing SuperPod is looked at again this often
 WATCH_RECHECK = 30.0  # seconds: one its SuperPod's loop follows (the handler only notices the SuperPod going)
 FINALIZER = inuse.HANDLER_FINALIZER
@@ -48,64 +44,30 @@ def register(
     *,
     status_interval: float,
     ownership: shards.Ownership | None = None,
+    kopf_partitions: bool = False,
 ) -> None:
-    """Attach the handlers to `registry`, bound to `fleet`; with `ownership`, only for the SuperPods it owns."""
-    partitions = (common.GROUP, common.VERSION, api_partition.PLURAL)
+    """Attach the handlers to `registry`, bound to `fleet`; with `ownership`, only for the SuperPods it owns.
+    `kopf_partitions` (kopf peering): partitions through kopf's handlers, else through the fleet's mirror."""
     superpods = (common.GROUP, common.VERSION, api_superpod.PLURAL)
     owner: shards.Ownership = ownership or shards.Solo()
+    events = None if kopf_partitions else partitionevents.PartitionEvents(fleet, owner)
 
     @kopf.on.startup(registry=registry)
     async def start(**_: Any) -> None:
         await fleet.start()
         await owner.start()
+        if events is not None:
+            await events.start()
 
     @kopf.on.cleanup(registry=registry)
     async def stop(**_: Any) -> None:
+        if events is not None:
+            await events.stop()
         await owner.stop()
         await fleet.stop()
 
-    def finalizing(body: kopf.Body, **_: Any) -> bool:
-        """kopf's finalizer is added by the owner only, and never taken away by a replica that does not own it."""
-        superpod = str((body.get("spec") or {}).get("superPod") or "")
-        return owner.owns(superpod) or FINALIZER in (body.metadata.get("finalizers") or ())
-
-    # kopf retries a failed handler after `backoff` seconds (its default, 60 s, leaves a partition without a
-    # status for a minute after a transient API error)
-    @kopf.on.create(*partitions, registry=registry, backoff=HANDLER_BACKOFF)
-    @kopf.on.resume(*partitions, registry=registry, backoff=HANDLER_BACKOFF)
-    async def place(body: kopf.Body, **_: Any) -> None:
-        superpod = str(body.spec.get("superPod") or "")  # read before the copy: most replicas stop here
-        if not owner.owns(superpod):
-            return  # its SuperPod's owner places it (every replica queues it: fleet.adopt)
-        obj = kopfkit.plain(body)
-        with owner.writing(superpod), contextlib.suppress(shards.Fenced):
-            async with _reconcile("partition"):
-                await fleet.place(obj)
-
-    @kopf.on.delete(*partitions, registry=registry, backoff=HANDLER_BACKOFF, when=finalizing)
-    async def release(body: kopf.Body, **_: Any) -> None:
-        obj = kopfkit.plain(body)
-        view = views.Partition(obj)
-        while not owner.owns(view.superpod):  # the owner releases it; or this replica comes to own it
-            known = fleet.partitions.get(view.key)
-            if known is None or known["metadata"].get("uid") != obj["metadata"].get("uid"):
-                return  # released and gone: kopf's last patch finds nothing
-            await asyncio.sleep(OWNER_POLL)
-        if not view.protected:  # made before the in-use finalizer: its devices go now
-            with owner.writing(view.superpod):
-                async with _reconcile("partition"):
-                    await fleet.release(obj)
-            return
-        delay: float | None = DELETION_RECHECK  # when the write is fenced: this replica lost the SuperPod
-        with owner.writing(view.superpod), contextlib.suppress(shards.Fenced):
-            async with _reconcile("partition"):
-                delay = await fleet.deleted(obj)
-        known = fleet.partitions.get(view.key)
-        if known is not None and views.Partition(known).uid == view.uid and views.Partition(known).protected:
-            # not finalized yet: kopf keeps its own finalizer and calls this again (here or on the new owner)
-            followed = delay is None and view.superpod in fleet.superpods
-            delay = WATCH_RECHECK if followed else DELETION_RECHECK
-            raise kopf.TemporaryError("pods of the partition may still run", delay=delay)
+    if kopf_partitions:
+        _register_partitions(registry, fleet, owner)
 
     @kopf.daemon(*superpods, registry=registry, cancellation_timeout=5.0, backoff=HANDLER_BACKOFF)
     async def superpod_loop(name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
@@ -132,7 +94,7 @@ def register(
                 await stopped.wait(0.05)
                 continue
             state.wake.clear()
-            async with _reconcile("superpod"):
+            async with partitionevents.reconciling("superpod"):
                 if state.health_dirty:
                     state.health_dirty = False
                     await fleet.resolve_conflicts(state)
@@ -146,14 +108,35 @@ def register(
             await kopfkit.wait_for_poke(state.wake, stopped, IDLE_REFRESH)
 
 
-@contextlib.asynccontextmanager
-async def _reconcile(resource: str) -> AsyncIterator[None]:
-    """Time one reconcile for /metrics and count it as an error when it raises (kopf retries it)."""
-    started = time.perf_counter()
-    try:
-        yield
-    except Exception:
-        instruments.count_reconcile_error(resource)
-        raise
-    finally:
-        instruments.observe_reconcile(resource, time.perf_counter() - started)
+def _register_partitions(
+    registry: kopf.OperatorRegistry, fleet: fleet_module.Fleet, owner: shards.Ownership
+) -> None:
+    """kopf's handlers of partitions (kopf peering only, where the active replica owns every SuperPod: see the
+    module's docstring)."""
+    partitions = (common.GROUP, common.VERSION, api_partition.PLURAL)
+
+    # kopf retries a failed handler after `backoff` seconds (its default, 60 s, leaves a partition without a
+    # status for a minute after a transient API error)
+    @kopf.on.create(*partitions, registry=registry, backoff=HANDLER_BACKOFF)
+    @kopf.on.resume(*partitions, registry=registry, backoff=HANDLER_BACKOFF)
+    async def place(body: kopf.Body, **_: Any) -> None:
+        await partitionevents.place(fleet, owner, kopfkit.plain(body))
+
+    @kopf.on.delete(*partitions, registry=registry, backoff=HANDLER_BACKOFF)
+    async def release(body: kopf.Body, **_: Any) -> None:
+        obj = kopfkit.plain(body)
+        view = views.Partition(obj)
+        if not view.protected:  # made before the in-use finalizer: its devices go now
+            with owner.writing(view.superpod):
+                async with partitionevents.reconciling("partition"):
+                    await fleet.release(obj)
+            return
+        with owner.writing(view.superpod):
+            async with partitionevents.reconciling("partition"):
+                delay = await fleet.deleted(obj)
+        known = fleet.partitions.get(view.key)
+        if known is not None and views.Partition(known).uid == view.uid and views.Partition(known).protected:
+            # not finalized yet: kopf keeps its own finalizer and calls this again (here or on the next active)
+            followed = delay is None and view.superpod in fleet.superpods
+            delay = WATCH_RECHECK if followed else DELETION_RECHECK
+            raise kopf.TemporaryError("pods of the partition may still run", delay=delay)

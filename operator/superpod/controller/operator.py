@@ -173,7 +173,13 @@ async def run(
         )
         fleet.inventory_debounce = config.inventory_debounce
         ownership = sharding(api, fleet, config, identity) if leased(config) else shards.Solo()
-        handlers.register(registry, fleet, status_interval=config.status_interval, ownership=ownership)
+        handlers.register(
+            registry,
+            fleet,
+            status_interval=config.status_interval,
+            ownership=ownership,
+            kopf_partitions=not config.standalone and not leased(config),  # kopf peering
+        )
         health.register(registry, mirror_sync_timeout=config.mirror_sync_timeout)
         settings = kopf_settings(config)
         files = admission.configure(settings, config)
