@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from superpod.cluster import client
+from superpod.controller import rendezvous
 
 from tests.integration.operator.conftest import SPOD, SPP, add_a3_nodes, books_balance, devices_of, eventually
 from tests.integration.operator.test_sharding import owners, partition, replica
@@ -140,6 +141,38 @@ async def test_a_partition_whose_superpod_was_deleted_is_finalized_once_its_pods
             await op.stop()
 
 
+async def test_a_deleted_partition_of_a_missing_superpod_is_finalized_by_the_survivor_when_the_names_owner_dies(
+    cluster,
+):
+    """No event announces that the name's owner died: the survivor's sweep finds the partition."""
+    sandbox, api = cluster
+    await two_superpods(api)
+    replicas = {"ra": replica(sandbox, "ra"), "rb": replica(sandbox, "rb")}
+    for op in replicas.values():
+        await op.start()
+    try:
+        await eventually(lambda: _each_owns_one(api), timeout=30)
+        await api.create(SPP, partition("stays", "sp1", 16))
+        await eventually(lambda: phase_is(api, "stays", "Allocated"), timeout=30)
+        await api.create(PODS, labelled_pod("stays-0", "stays"))
+        await api.delete(f"{SPP}/stays")
+        await eventually(lambda: terminating_with(api, "stays", ["stays-0"]), timeout=30)
+        await api.delete(f"{SPOD}/sp1")
+        await eventually(lambda: _superpod_gone(api, "sp1"), timeout=30)
+
+        # the replica that owns the name sp1 (the rendezvous choice every replica makes) is killed
+        name_owner = rendezvous.preference("sp1", set(replicas))[0]
+        survivor = next(name for name in replicas if name != name_owner)
+        await replicas[name_owner].kill()
+        await eventually(lambda: _owns(api, survivor, "sp0"), timeout=30)  # the dead one is gone for all
+        await api.delete(f"{PODS}/stays-0")
+        await eventually(lambda: gone(api, "stays"), timeout=30)
+        assert FINALIZED in replicas[survivor].log.read_text()
+    finally:
+        for op in replicas.values():
+            await op.stop()
+
+
 async def _each_owns_one(api: client.KubeClient) -> dict[str, str] | None:
     table = await owners(api)
     return table if set(table) == set(SUPERPODS) and set(table.values()) == {"ra", "rb"} else None
@@ -148,6 +181,10 @@ async def _each_owns_one(api: client.KubeClient) -> dict[str, str] | None:
 async def _all_owned_by(api: client.KubeClient, replica_name: str) -> dict[str, str] | None:
     table = await owners(api)
     return table if set(table) == set(SUPERPODS) and set(table.values()) == {replica_name} else None
+
+
+async def _owns(api: client.KubeClient, replica_name: str, superpod: str) -> bool:
+    return (await owners(api)).get(superpod) == replica_name
 
 
 async def _superpod_gone(api: client.KubeClient, name: str) -> bool:
