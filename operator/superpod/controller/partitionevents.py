@@ -180,4 +180,5 @@ class PartitionEvents:
                 return  # the new owner's sweep takes it
             except Exception as error:
                 logger.warning("partition %s: %s; trying it again in %.0f s", key, error, self.recheck)
-            await asyncio.sleep(delay if delay is not None else self.recheck)
+            # no loop follows its pods: looked at again every `recheck` seconds at most
+            await asyncio.sleep(min(delay if delay is not None else self.recheck, self.recheck))
