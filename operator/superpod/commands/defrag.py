@@ -105,7 +105,8 @@ def _load(path: Path) -> list[dict[str, Any]]:
 
 def _live(args: argparse.Namespace) -> list[tuple[plan_command.Report, dict[str, mobility.Workload]]]:
     """(report, partition -> workload) per SuperPod, as the cluster has them now: a slot with a pod bound
-    is a running pod; `spec.movable` marks a workload that tolerates a restart."""
+    is a running pod (`live_workloads`); the devices reserved for a move stay held, as `superpod map` shows
+    them."""
     from superpod.cluster import client
     from superpod.commands import map as map_command
 
@@ -118,20 +119,30 @@ def _live(args: argparse.Namespace) -> list[tuple[plan_command.Report, dict[str,
         async with client.KubeClient(credentials) as api:
             reports = await map_command.live_reports(api, args.superpod)
             partitions = await api.list(client.resource_path(common.API_VERSION, api_partition.PLURAL))
-        running = {}
-        for obj in partitions:
-            pid = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
-            slots = (obj.get("status") or {}).get("allocation") or []
-            pods = sum(1 for slot in slots if isinstance(slot, dict) and slot.get("pod"))
-            running[pid] = mobility.Workload(
-                running_pods=pods, movable=bool((obj.get("spec") or {}).get("movable", False))
-            )
+        running = live_workloads(partitions)
         return [(report, running) for report in reports]
 
     try:
         return asyncio.run(fetch())
     except client.ApiError as error:
         raise ValueError(str(error)) from error
+
+
+def live_workloads(partitions: list[dict[str, Any]]) -> dict[str, mobility.Workload]:
+    """Each partition's workload from its object: a slot with a pod bound is a running pod, `spec.movable`
+    marks a workload that tolerates a restart. A partition being moved (`status.move`) is left out: it counts
+    as running and not movable, as the operator keeps it where it is until its move is done."""
+    found = {}
+    for obj in partitions:
+        if (obj.get("status") or {}).get("move"):
+            continue
+        pid = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
+        slots = (obj.get("status") or {}).get("allocation") or []
+        pods = sum(1 for slot in slots if isinstance(slot, dict) and slot.get("pod"))
+        found[pid] = mobility.Workload(
+            running_pods=pods, movable=bool((obj.get("spec") or {}).get("movable", False))
+        )
+    return found
 
 
 def plan_tiers(

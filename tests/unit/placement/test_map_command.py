@@ -7,8 +7,11 @@ import sys
 from typing import Any
 
 import pytest
+from superpod import placement
+from superpod.commands import defrag as defrag_command
 from superpod.commands import map as map_command
 from superpod.commands import plan as plan_command
+from superpod.placement import mobility
 
 from tests.builders import objects
 
@@ -139,3 +142,19 @@ def test_a_recorded_move_whose_devices_another_partition_holds_is_not_shown_as_r
     grid = dict(plan_command.device_grid(report)[0][1])
     assert report.reserved() == []
     assert grid["n1"] == "." * 8 + report.letters()["team/c"] * 4 + "...."
+
+
+def test_a_live_defrag_plan_leaves_a_partition_being_moved_and_its_reserved_devices_alone():
+    nodes, configmaps = fleet()
+    moving = moving_partition(range(0, 4))
+    moving["spec"]["movable"] = True
+    objects = [moving, holder_of(range(8, 12))]
+    report = map_command._report(superpod(), nodes, configmaps, {}, objects)
+    workloads = defrag_command.live_workloads(objects)
+    assert set(workloads) == {"team/c"}  # the moving one counts as running and not movable
+    reserved = {f"node-0-1/Ascend910-{d}" for d in range(4)}
+    for plan in defrag_command.plan_tiers(report.allocator, mobility.Policy.MOVABLE, workloads):
+        if isinstance(plan.outcome, placement.Moves):
+            assert "team/a" not in {move.partition_id for move in plan.outcome.moves}
+            taken = {d for move in plan.outcome.moves for d in move.after.device_ids()}
+            assert not taken & reserved and not set(plan.outcome.placement.device_ids()) & reserved
