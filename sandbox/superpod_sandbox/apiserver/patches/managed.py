@@ -79,6 +79,8 @@ def _leaves(value: Any, path: Path, names: tuple[str, ...], out: dict[Path, Any]
 
 
 _SHARED_MOST = 65_536
+_WHOLE_MOST = 1024
+_whole: dict[frozenset[Path], dict[str, Any]] = {}
 _shared: dict[tuple[tuple[str, int], ...], dict[str, Any]] = {}
 
 
@@ -89,12 +91,20 @@ def encode(paths: set[Path]) -> dict[str, Any]:
     Nodes of a fleet, written by one manager, differ in a few list keys (their podCIDRs) and hold one copy of
     all the rest instead of one each.
     """
-    tree: dict[str, Any] = {}
+    key = frozenset(paths)
+    tree = _whole.get(key)
+    if tree is not None:  # a kind whose objects have the same fields: one lookup, no walk
+        return tree
+    tree = {}
     for path in sorted(paths):
         node = tree
         for part in path:
             node = node.setdefault(part, {})
-    return _share(tree)
+    tree = _share(tree)
+    if len(_whole) >= _WHOLE_MOST:
+        del _whole[next(iter(_whole))]
+    _whole[key] = tree
+    return tree
 
 
 def _share(tree: dict[str, Any]) -> dict[str, Any]:

@@ -190,23 +190,44 @@ def _clean(value: Any, kind: str, in_map: bool = False) -> bool:
         return True
     shape, detail = _shape(kind)
     if shape == _SCALAR:
-        accepted, numeric = detail
-        if accepted is None or in_map:
-            return True
-        return isinstance(value, accepted) and not (numeric and isinstance(value, bool))
+        return _scalar_ok(value, detail, in_map)
     if shape == _LIST:
-        return isinstance(value, list) and all(_clean(item, detail, in_map) for item in value)
+        if not isinstance(value, list):
+            return False
+        inner_shape, inner = _shape(detail)
+        if inner_shape == _SCALAR:
+            return all(item is None or _scalar_ok(item, inner, in_map) for item in value)
+        return all(_clean(item, detail, in_map) for item in value)
     if shape == _MAP:
-        return isinstance(value, dict) and all(_clean(item, detail, True) for item in value.values())
+        if not isinstance(value, dict):
+            return False
+        if _shape(detail)[0] == _SCALAR:
+            return True  # map values of a scalar type are not type-checked (`_prune_value` in_map)
+        return all(_clean(item, detail, True) for item in value.values())
     if not isinstance(value, dict):
         return False
     if detail is None:
         return True
     for key, item in value.items():
         inner = detail.get(key)
-        if inner is None or not _clean(item, inner):
+        if inner is None:
+            return False
+        if item is None:
+            continue
+        inner_shape, inner_detail = _shape(inner)
+        if inner_shape == _SCALAR:
+            if not _scalar_ok(item, inner_detail, False):
+                return False
+        elif not _clean(item, inner):
             return False
     return True
+
+
+def _scalar_ok(value: Any, detail: tuple[tuple[type, ...] | None, bool], in_map: bool) -> bool:
+    accepted, numeric = detail
+    if accepted is None or in_map:
+        return True
+    return isinstance(value, accepted) and not (numeric and isinstance(value, bool))
 
 
 def _struct(model: str) -> str:
