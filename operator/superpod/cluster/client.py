@@ -141,10 +141,17 @@ class KubeClient:
     """JSON over one aiohttp session. Use as `async with KubeClient(credentials) as api:`."""
 
     def __init__(
-        self, credentials: Credentials, *, timeout: float = 30.0, user_agent: str | None = None
+        self,
+        credentials: Credentials,
+        *,
+        timeout: float = 30.0,
+        user_agent: str | None = None,
+        connections: int = 64,
     ) -> None:
+        """`connections`: at most this many at once (each open watch keeps one for itself)."""
         self.credentials = credentials
         self.user_agent = user_agent
+        self._connections = connections
         self.write_guard: WriteGuard | None = None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -168,7 +175,7 @@ class KubeClient:
             base_url=self.credentials.server,
             headers=headers,
             timeout=self._timeout,
-            connector=aiohttp.TCPConnector(ssl=ssl_context, limit=64),
+            connector=aiohttp.TCPConnector(ssl=ssl_context, limit=self._connections),
         )
         return self
 

@@ -62,6 +62,11 @@ def isolation_taint(superpod: str) -> dict[str, str]:
     return {"key": api_superpod.ISOLATION_TAINT, "value": superpod, "effect": "NoSchedule"}
 
 
+def progress(line: str) -> None:
+    """A step of the setup, on stderr as it happens (a long run shows where it is; the report is stdout)."""
+    print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
+
+
 def superpod_names(count: int) -> list[str]:
     """`bench` for one SuperPod (the name earlier runs used), `bench-0`... for several."""
     return ["bench"] if count == 1 else [f"bench-{index}" for index in range(count)]
@@ -129,7 +134,12 @@ async def running(
         processes.append(sandbox)
         await _until(lambda: _exists(kubeconfig), 60, "the sandbox's kubeconfig")
         async with (
-            client.KubeClient(client.credentials_from_kubeconfig(str(kubeconfig)), timeout=120) as api,
+            client.KubeClient(
+                client.credentials_from_kubeconfig(str(kubeconfig)),
+                timeout=120,
+                # every fleet's three watches keep a connection each, beside the 64 for requests
+                connections=64 + 3 * args.superpods,
+            ) as api,
             contextlib.AsyncExitStack() as stack,
         ):
             await _until(lambda: api.get("/version"), 60, "the sandbox")
@@ -164,6 +174,7 @@ async def running(
             # requests (a Node POST, a ConfigMap POST), the client's connection pool bounds them
             await asyncio.gather(*(fleet.register() for fleet in fleets))
             posted = time.monotonic() - registering
+            progress(f"{len(names)} fleets registered in {posted:.1f} s")
             await asyncio.gather(*(stack.enter_async_context(fleet) for fleet in fleets))  # their watches
             nodes = sum(len(fleet.node_names) for fleet in fleets)
             for index, name in enumerate(names):
@@ -184,10 +195,8 @@ async def running(
                 "sandboxCpuSeconds": round(proc_status(sandbox.pid)["cpu"] - sandbox_cpu, 2),
                 "simulatorCpuSeconds": round(proc_status(os.getpid())["cpu"] - own_cpu, 2),
             }
-            print(
-                f"registered {nodes} nodes in {posted:.1f} s, watches synced at {registered:.1f} s: {registration}",
-                file=sys.stderr,
-                flush=True,
+            progress(
+                f"registered {nodes} nodes in {posted:.1f} s, watches synced at {registered:.1f} s: {registration}"
             )
             healths = []
             for index in range(replicas):
@@ -203,10 +212,14 @@ async def running(
                 processes.append(operator)
                 healths.append(health)
             for health in healths:
-                await _until(lambda h=health: _healthy(h), 120, "the operators to be healthy")
+                await _until(
+                    lambda h=health: _healthy(h), max(120.0, args.timeout), "the operators to be healthy"
+                )
+            progress("operators healthy")
             devices = await _until(lambda: _total_devices(api, names), args.timeout, "the SuperPods' devices")
             if leased:
                 await _until(lambda: owners(api, names, replicas), args.timeout, "every SuperPod to be owned")
+            progress("every SuperPod owned")
             # the isolation taint on every member node is setup too, not load: waited for, timed apart
             tainting = time.monotonic()
             pids = [process.pid for process in processes[1:]]

@@ -297,6 +297,7 @@ async def _measure(cluster: bench_cluster.Cluster, args: argparse.Namespace) -> 
         filled = None
         if args.fill:  # held before the measured phases, applied as fast as they go
             filled = await _phase(cluster, timings, names[measured:], sizes[measured:], 0.0, args.timeout)
+            bench_cluster.progress(f"fill: {filled}")
         cpu_before, api_before = cluster.operators_cpu(), cluster.sandbox_cpu()
         if args.failover and len(cluster.operator_pids) > 1:  # halfway through the paced applies
             failover = asyncio.create_task(
@@ -308,7 +309,10 @@ async def _measure(cluster: bench_cluster.Cluster, args: argparse.Namespace) -> 
         paced = await _phase(
             cluster, timings, names[: args.partitions], sizes[: args.partitions], args.rate, args.timeout
         )
+        bench_cluster.progress(f"paced: {paced}")
         failed_over = await failover if failover is not None else None
+        if failed_over is not None:
+            bench_cluster.progress(f"failover: {failed_over}")
         cpu_paced, api_paced = cluster.operators_cpu(), cluster.sandbox_cpu()
         burst = await _phase(
             cluster,
