@@ -234,3 +234,61 @@ def quota_status(outcome: Pass | None) -> list[JSON] | None:
         for usage in outcome.ledger.usage()
         if usage.tenant != UNQUOTED_TENANT
     ]
+
+
+def run_fitting(
+    allocator: placement.Allocator,
+    tenancy: Tenancy,
+    partitions: Mapping[str, JSON],
+    keys: Sequence[str],
+    *,
+    now: float,
+    since: Mapping[str, float],
+) -> Pass | None:
+    """The pass `run` makes when the SuperPod has no quotas and every one of `keys` fits as things are,
+    without reading the placed partitions (None: not so, and nothing is changed; `run` decides).
+
+    Without quotas a partition that fits is admitted at once, in the queue's order (priority, then age),
+    with no victim: `run` would decide the same. Its cost does not grow with the partitions already
+    placed, which `run` reads every one of (their workloads, the ledger, their status fields): with a
+    thousand placed that was most of the operator's CPU for each new partition. Borrowing needs quotas, so
+    none is borrowed as long as what all partitions hold stays within the usable devices (checked).
+    """
+    if tenancy.quotas.enabled or not keys:
+        return None
+    ledger = placement_quota.Ledger(tenancy.quotas)
+    pending: list[placement_quota.Workload] = []
+    requests: dict[str, placement.PlacementRequest] = {}
+    for key in keys:
+        obj = partitions.get(key)
+        if obj is None or allocator.placement_of(key) is not None:
+            return None
+        view = views.Partition(obj)
+        try:
+            spec = view.parse_spec()
+        except pydantic.ValidationError:
+            return None
+        workload = tenancy.workload(view, queued=since.get(key, now))
+        if workload is None:
+            return None
+        pending.append(workload)
+        requests[key] = placement.PlacementRequest.from_spec(spec)
+    admitted: list[queue.Admit | queue.Wait] = []
+    for workload in queue.order(pending, ledger):
+        direct = allocator.plan_partition(requests[workload.id])
+        held = allocator.state.total_held + workload.npus
+        if not isinstance(direct, placement.Placement) or held > tenancy.quotas.usable:
+            for decision in admitted:  # put back what this attempt committed: `run` decides afresh
+                allocator.release(decision.workload.id)
+            return None
+        allocator.commit(workload.id, direct)
+        placed = dataclasses.replace(workload, queued=None)
+        ledger.charge(placed)
+        admitted.append(queue.Admit(placed, direct))
+    if allocator.state.total_held > tenancy.quotas.usable:
+        for decision in admitted:
+            allocator.release(decision.workload.id)
+        return None
+    no_borrowing = {key: 0 for key in requests}
+    fields = {key: tenancy.fields(views.Partition(partitions[key]), no_borrowing) for key in requests}
+    return Pass(admitted, [], ledger, fields, {}, pending)

@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
+from typing import cast
 
 from superpod import placement
 from superpod.api import common, views
@@ -103,8 +104,9 @@ class Scheduler:
         facts = await self._facts(state)
         async with state.lock:
             # read under the lock: a partition deleted (and forgotten) while this pass waited for it is not
-            # placed from a stale copy
-            objects: Mapping[str, JSON] = collections.ChainMap(dict(given or {}), dict(self.partitions))
+            # placed from a stale copy; the mirror's own map, not a copy of it (nothing awaits in the pass)
+            mirror = cast(dict[str, JSON], self.partitions)
+            objects: Mapping[str, JSON] = collections.ChainMap(dict(given or {}), mirror)
             allocator = state.allocator
             if allocator is None:
                 for key in keys:
@@ -116,9 +118,12 @@ class Scheduler:
             tenancy = queuepass.Tenancy(state.model.spec, queuepass.usable_devices(allocator), facts)
             since = {key: state.waiting_since.setdefault(key, now) for key in keys}
             started = time.perf_counter()
-            outcome = queuepass.run(
-                allocator, tenancy, objects, keys, now=now, since=since, moving=state.moving
-            )
+            # the usual case first: no quotas and everything fits, decided without reading every placed partition
+            outcome = queuepass.run_fitting(allocator, tenancy, objects, keys, now=now, since=since)
+            if outcome is None:
+                outcome = queuepass.run(
+                    allocator, tenancy, objects, keys, now=now, since=since, moving=state.moving
+                )
             instruments.observe_placement(time.perf_counter() - started)
             self._defragment(state, allocator, outcome, objects)
             for decision in outcome.decisions:

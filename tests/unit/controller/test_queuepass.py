@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from superpod.controller import queuepass, superpodmodel, tenants
@@ -225,4 +226,85 @@ def test_quota_priority_and_borrowing_forged_in_status_are_ignored():
     }
     assert (
         outcome.tenancy["team-a/a-2"]["quota"] == "team-a" and outcome.tenancy["team-a/a-2"]["priority"] == 0
+    )
+
+
+def decide(world: World, *objs: JSON, fitting: bool) -> tuple[queuepass.Pass, bool]:
+    """A pass as the operator makes it: `run_fitting` first (when `fitting`), else `run`; and whether the
+    shortcut decided it."""
+    if not fitting:
+        return world.run(*objs), False
+    keys = []
+    for obj in objs:
+        key = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
+        world.partitions[key] = obj
+        keys.append(key)
+    outcome = queuepass.run_fitting(
+        world.allocator, world.tenancy(), world.partitions, keys, now=1000.0, since={}
+    )
+    if outcome is None:
+        return world.run(*objs), False
+    for decision in outcome.decisions:
+        assert isinstance(decision, queue.Admit)
+        world.partitions[decision.workload.id]["status"] = {
+            "phase": "Allocated",
+            "allocation": [
+                {"rank": s.rank, "node": s.node, "devices": list(s.devices)} for s in decision.placement.slots
+            ],
+        }
+    return outcome, True
+
+
+def test_without_quotas_a_pass_of_partitions_that_fit_decides_as_the_full_pass_does():
+    """The shortcut that reads no placed partition admits the same partitions on the same devices, in the same
+    order, with the same status fields; a pass with one that does not fit falls back and matches too."""
+    classes = {"high": tenants.PriorityClass("high", 1000)}
+    batches = [
+        [
+            partition("a", "one", 4, devicesPerPod=4),
+            partition("b", "two", 8, "2026-01-01T00:00:01Z", devicesPerPod=8),
+        ],
+        [partition("a", "three", 16, priorityClassName="high"), partition("b", "four", 2, devicesPerPod=2)],
+        [partition("a", "five", 16), partition("b", "six", 8, devicesPerPod=8)],
+        [partition("a", "seven", 32)],  # 10 devices free: does not fit as things are
+    ]
+    full, fast = (
+        World(spec(), queuepass.Facts(classes=classes)),
+        World(spec(), queuepass.Facts(classes=classes)),
+    )
+    shortcuts = []
+    for batch in batches:
+        expected, _ = decide(full, *[copy.deepcopy(obj) for obj in batch], fitting=False)
+        got, shortcut = decide(fast, *[copy.deepcopy(obj) for obj in batch], fitting=True)
+        shortcuts.append(shortcut)
+        assert [(type(d), d.workload.id, getattr(d, "placement", None)) for d in got.decisions] == [
+            (type(d), d.workload.id, getattr(d, "placement", None)) for d in expected.decisions
+        ]
+        for decision in expected.decisions:
+            key = decision.workload.id
+            assert got.tenancy[key] == expected.tenancy[key]
+    assert full.allocator.capacity() == fast.allocator.capacity()
+    assert shortcuts == [True, True, True, False]
+
+
+def test_the_shortcut_changes_nothing_when_a_partition_does_not_fit_or_quotas_apply():
+    world = World(spec())
+    assert isinstance(only(world.run(partition("a", "big", 48))), queue.Admit)
+    before = world.allocator.capacity()
+    world.partitions["a/x"] = partition("a", "x", 8, devicesPerPod=8)
+    world.partitions["a/y"] = partition("a", "y", 16, created="2026-01-01T00:00:01Z")  # 8 + 16 > 16 free
+    tenancy = world.tenancy()
+    assert (
+        queuepass.run_fitting(world.allocator, tenancy, world.partitions, ["a/x", "a/y"], now=1.0, since={})
+        is None
+    )
+    assert world.allocator.capacity() == before and world.allocator.placement_of("a/x") is None
+
+    quoted = World(spec(quota("a", 32)))
+    quoted.partitions["a/x"] = partition("a", "x", 16)
+    assert (
+        queuepass.run_fitting(
+            quoted.allocator, quoted.tenancy(), quoted.partitions, ["a/x"], now=1.0, since={}
+        )
+        is None
     )
