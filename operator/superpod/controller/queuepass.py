@@ -245,8 +245,9 @@ def run_fitting(
     now: float,
     since: Mapping[str, float],
 ) -> Pass | None:
-    """The pass `run` makes when the SuperPod has no quotas and every one of `keys` fits as things are,
-    without reading the placed partitions (None: not so, and nothing is changed; `run` decides).
+    """The pass `run` makes when the SuperPod has no quotas and every one of `keys` fits as things are (or is
+    placed already: another pass placed it), without reading the other placed partitions (None: not so, and
+    nothing is changed; `run` decides).
 
     Without quotas a partition that fits is admitted at once, in the queue's order (priority, then age),
     with no victim: `run` would decide the same. Its cost does not grow with the partitions already
@@ -259,10 +260,14 @@ def run_fitting(
     ledger = placement_quota.Ledger(tenancy.quotas)
     pending: list[placement_quota.Workload] = []
     requests: dict[str, placement.PlacementRequest] = {}
+    held: list[str] = []  # placed by another pass meanwhile: only their status fields are wanted
     for key in keys:
         obj = partitions.get(key)
-        if obj is None or allocator.placement_of(key) is not None:
+        if obj is None:
             return None
+        if allocator.placement_of(key) is not None:
+            held.append(key)
+            continue
         view = views.Partition(obj)
         try:
             spec = view.parse_spec()
@@ -276,8 +281,8 @@ def run_fitting(
     admitted: list[queue.Admit | queue.Wait] = []
     for workload in queue.order(pending, ledger):
         direct = allocator.plan_partition(requests[workload.id])
-        held = allocator.state.total_held + workload.npus
-        if not isinstance(direct, placement.Placement) or held > tenancy.quotas.usable:
+        after = allocator.state.total_held + workload.npus
+        if not isinstance(direct, placement.Placement) or after > tenancy.quotas.usable:
             for decision in admitted:  # put back what this attempt committed: `run` decides afresh
                 allocator.release(decision.workload.id)
             return None
@@ -289,6 +294,6 @@ def run_fitting(
         for decision in admitted:
             allocator.release(decision.workload.id)
         return None
-    no_borrowing = {key: 0 for key in requests}
-    fields = {key: tenancy.fields(views.Partition(partitions[key]), no_borrowing) for key in requests}
+    no_borrowing = {key: 0 for key in [*held, *requests]}
+    fields = {key: tenancy.fields(views.Partition(partitions[key]), no_borrowing) for key in no_borrowing}
     return Pass(admitted, [], ledger, fields, {}, pending)

@@ -60,10 +60,15 @@ class Scheduler:
         self.clock = time.time  # seconds: partitions' ages and how long they wait
 
     async def place(self, obj: JSON) -> JSON:
-        """Place a partition (kopf create/resume handler); returns the status it now has."""
+        """Place a new partition (the owner's `partitionevents`, kopf's create/resume handler); returns the
+        status it now has. One the SuperPod's daemon has decided on meanwhile (the queue holds every new
+        partition too, and each placement wakes the daemon) is left as that decision wrote it."""
         view = views.Partition(obj)
         state = self.superpods.get(view.superpod)
         async with self.serial.hold(view.key):
+            obj = views.newest(obj, self.partitions.get(view.key)) or obj
+            if views.Partition(obj).handled:
+                return dict(views.Partition(obj).status)
             obj = await self.writes.protect(obj)
             if state is None:
                 reason = api_partition.PendingReason.SUPER_POD_NOT_FOUND

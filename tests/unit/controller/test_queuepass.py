@@ -266,7 +266,11 @@ def test_without_quotas_a_pass_of_partitions_that_fit_decides_as_the_full_pass_d
         ],
         [partition("a", "three", 16, priorityClassName="high"), partition("b", "four", 2, devicesPerPod=2)],
         [partition("a", "five", 16), partition("b", "six", 8, devicesPerPod=8)],
-        [partition("a", "seven", 32)],  # 10 devices free: does not fit as things are
+        [
+            partition("a", "one", 4, devicesPerPod=4),
+            partition("b", "eight", 2, devicesPerPod=2),
+        ],  # one: placed
+        [partition("a", "seven", 32)],  # 8 devices free: does not fit as things are
     ]
     full, fast = (
         World(spec(), queuepass.Facts(classes=classes)),
@@ -280,11 +284,11 @@ def test_without_quotas_a_pass_of_partitions_that_fit_decides_as_the_full_pass_d
         assert [(type(d), d.workload.id, getattr(d, "placement", None)) for d in got.decisions] == [
             (type(d), d.workload.id, getattr(d, "placement", None)) for d in expected.decisions
         ]
-        for decision in expected.decisions:
-            key = decision.workload.id
+        for obj in batch:
+            key = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
             assert got.tenancy[key] == expected.tenancy[key]
     assert full.allocator.capacity() == fast.allocator.capacity()
-    assert shortcuts == [True, True, True, False]
+    assert shortcuts == [True, True, True, True, False]
 
 
 def test_the_shortcut_changes_nothing_when_a_partition_does_not_fit_or_quotas_apply():
