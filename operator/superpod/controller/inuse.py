@@ -16,10 +16,13 @@ replica that owns the SuperPod's name, does it instead and is called again until
   the reason changes.
 - `spec.deletionPolicy: EvictPods`: the pods are evicted through the Eviction API (`eviction`), disruption
   budgets honoured; a refusal is retried with backoff and reported, never bypassed.
-- When none is left: the rank table ConfigMap is deleted, the devices are released (a partition waiting for
-  them is placed next), and the finalizer is removed, in that order, so a crash in between repeats only what is
-  left (a restarted operator restores the devices, sees no pod, and releases them again). kopf's finalizer goes
-  in the same write: its handler has nothing left to do.
+- When none is left: the rank table ConfigMap is deleted, the finalizer is removed, and only then are the
+  devices released (a partition waiting for them is placed next), in that order. A crash before the finalizer
+  goes repeats what is left (a restarted operator restores the devices, sees no pod, and finalizes again); a
+  crash after it loses nothing, since the devices lived only in memory by then. Released first, a waiting
+  partition could be placed on them while the deleted one still showed them in its status: two partitions
+  naming one device, and a restart in between would restore both. kopf's finalizer goes in the same write:
+  its handler has nothing left to do.
 """
 
 from __future__ import annotations
@@ -106,14 +109,15 @@ class InUse:
         return retry
 
     async def release(self, obj: JSON) -> None:
-        """No pod holds the deleted partition: its rank table goes, its devices are freed, its finalizer goes."""
+        """No pod holds the deleted partition: its rank table goes, its finalizer goes, then its devices are
+        freed (never while its status still names them for all to see)."""
         view = views.Partition(obj)
         self.evictions.forget(view.key)
         await self.tables.remove(obj)
-        await self.fleet.release(obj)
         written = await partitionwrite.remove_finalizer(self.statuses.api, obj, FINALIZER, HANDLER_FINALIZER)
         if written is not None:
             self.statuses.mirror.remember(written)
+        await self.fleet.release(obj)
         logger.info("partition %s: no pod holds it; released and finalized", view.key)
 
 
