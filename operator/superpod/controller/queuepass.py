@@ -17,6 +17,7 @@ are gone but are neither charged nor preemptable.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Collection, Mapping, Sequence
 
 import pydantic
@@ -28,6 +29,7 @@ from superpod.api import superpod as api_superpod
 from superpod.controller import relocation, superpodmodel, tenants
 from superpod.placement import queue
 from superpod.placement import quota as placement_quota
+from superpod.topology import tree as topology_tree
 
 JSON = common.JSON
 UNQUOTED_TENANT = placement_quota.UNQUOTED
@@ -120,8 +122,16 @@ class Tenancy:
 
 def usable_devices(allocator: placement.Allocator) -> int:
     """Devices quotas share: every device of a node that is not a reserve node (healthy or not, so that a
-    failing device does not shrink every tenant's share)."""
-    return sum(len(node.devices) for node in allocator.tree.nodes if not node.reserve)
+    failing device does not shrink every tenant's share). Counted once per tree (a tree does not change; a
+    pass runs for every new partition, and a SuperPod has thousands of nodes)."""
+    tree = allocator.tree
+    usable = _usable.get(tree)
+    if usable is None:
+        usable = _usable[tree] = sum(len(node.devices) for node in tree.nodes if not node.reserve)
+    return usable
+
+
+_usable: weakref.WeakKeyDictionary[topology_tree.TopologyTree, int] = weakref.WeakKeyDictionary()
 
 
 def placed_workloads(
