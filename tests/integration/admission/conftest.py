@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -17,6 +17,7 @@ import pytest_asyncio
 from superpod.cluster import client
 from superpod_sandbox.apiserver import server
 from superpod_sandbox.apiserver.admission import dispatcher
+from superpod_sandbox.sim import simulator
 
 from tests.integration.operator.conftest import (  # noqa: F401  (fixtures are used by name)
     Operator,
@@ -26,6 +27,7 @@ from tests.integration.operator.conftest import (  # noqa: F401  (fixtures are u
     free_port,
     manifest,
 )
+from tests.integration.sim.conftest import FAST
 
 JSON = dict[str, Any]
 SPOD = "/apis/superpod.dev/v1alpha1/superpods"
@@ -83,6 +85,31 @@ async def allocated(api: client.KubeClient, name: str, namespace: str = "team-a"
 
     result: JSON = await eventually(check, timeout=15)
     return result
+
+
+def simulated(
+    sandbox: server.Sandbox, nodes: int = 4, profile: str = "cloudmatrix-384", superpod_id: int = 0
+) -> simulator.Fleet:
+    """A simulated fleet of `nodes` nodes of SuperPoD `superpod_id` against the sandbox, its device plugins and
+    NPU-Exporters quick (`FAST`): pods get devices and `huawei.com/AscendReal` says which they really use."""
+    return simulator.Fleet(
+        profile, kubeconfig=sandbox.kubeconfig, superpod_id=superpod_id, nodes=nodes, options=FAST
+    )
+
+
+async def a3_superpod(api: client.KubeClient, nodes: int = 4) -> None:
+    """`nodes` A3 nodes of 16 devices and the SuperPod cm384-a over them."""
+    await add_a3_nodes(api, nodes)
+    await api.create(SPOD, cm384())
+
+
+async def placed_partition(
+    api: client.KubeClient, name: str = "train", npus: int = 16, nodes: int = 4, **spec: Any
+) -> JSON:
+    """The partition `name` on a fresh cm384-a of `nodes` A3 nodes (`a3_superpod`), once it is Allocated."""
+    await a3_superpod(api, nodes)
+    await api.create(partitions_path(), partition(name, npus, **spec))
+    return await allocated(api, name)
 
 
 class WebhookOperator(Operator):
@@ -181,18 +208,28 @@ async def no_device_used_twice(api: client.KubeClient) -> None:
             assert holder in (None, own), f"pod {metadata['name']} ({own}) uses {device} held by {holder}"
 
 
+Check = Callable[[client.KubeClient], Awaitable[None]]
+
+
 @contextlib.asynccontextmanager
-async def watching(api: client.KubeClient) -> AsyncIterator[None]:
-    """Check the guarantee over and over while the body runs (a preemption in flight included)."""
+async def watching(api: client.KubeClient, *extra: Check, flaky_api: bool = False) -> AsyncIterator[None]:
+    """Check the guarantee (`no_device_used_twice`, then each of `extra`) over and over while the body runs
+    (a preemption or a move in flight included); the first check that fails fails the test. With `flaky_api`,
+    a bad API answer (an operator restarted meanwhile, a connection reset) is passed over and the checks are
+    made again; without it, it fails the test too."""
     failure: list[BaseException] = []
 
     async def loop() -> None:
         while True:
             try:
-                await no_device_used_twice(api)
+                for check in (no_device_used_twice, *extra):
+                    await check(api)
             except AssertionError as error:
                 failure.append(error)
                 return
+            except (client.ApiError, OSError):
+                if not flaky_api:
+                    raise
             await asyncio.sleep(0.05)
 
     task = asyncio.create_task(loop())

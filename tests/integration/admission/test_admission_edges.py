@@ -13,14 +13,10 @@ import pytest
 
 from tests.integration.admission.conftest import (
     RESOURCE,
-    SPOD,
     WEBHOOKS,
-    add_a3_nodes,
-    allocated,
-    cm384,
     eventually,
-    partition,
     partitions_path,
+    placed_partition,
     pod,
     pods_path,
 )
@@ -56,14 +52,6 @@ async def post(api: Any, body: bytes, path: str = "/mutate-pods") -> tuple[int, 
         return response.status, (await response.json() if response.status == 200 else None)
 
 
-async def placed(api: Any, per_pod: int = 4) -> None:
-    """A placed 16-NPU partition `train` whose slots hold `per_pod` devices."""
-    await add_a3_nodes(api, 4)
-    await api.create(SPOD, cm384())
-    await api.create(partitions_path(), partition("train", 16, devicesPerPod=per_pod))
-    await allocated(api, "train")
-
-
 def devices(created: JSON) -> set[tuple[str, str]]:
     """(node, device) pairs the pod was given."""
     required = created["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
@@ -81,7 +69,7 @@ async def test_a_labelled_pod_reviewed_at_another_path_is_never_allowed_unbound(
 
 async def test_a_pod_object_without_a_namespace_binds_in_the_reviews_namespace(cluster, operator):
     _, api = cluster
-    await placed(api)
+    await placed_partition(api, devicesPerPod=4)
     obj = pod("worker-0", "train")
     del obj["metadata"]["namespace"]
     status, answer = await post(api, review(obj))
@@ -93,7 +81,7 @@ async def test_a_pod_object_without_a_namespace_binds_in_the_reviews_namespace(c
 
 async def test_a_generate_name_pod_is_recorded_under_the_name_it_is_created_with(cluster, operator):
     _, api = cluster
-    await placed(api)
+    await placed_partition(api, devicesPerPod=4)
     created = [await api.create(pods_path(), pod(None, "train")) for _ in range(3)]
     names = {item["metadata"]["name"] for item in created}
     assert len(names) == 3 and all(name.startswith("worker-") for name in names)
@@ -104,7 +92,7 @@ async def test_a_generate_name_pod_is_recorded_under_the_name_it_is_created_with
 
 async def test_a_pod_deleted_and_created_again_under_its_name_shares_no_device(cluster, operator):
     _, api = cluster
-    await placed(api, per_pod=8)  # two slots
+    await placed_partition(api, devicesPerPod=8)  # two slots
     await api.create(pods_path(), pod("worker-0", "train"))
     await api.delete(f"{pods_path()}/worker-0")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 
 from superpod.cluster import certificates, client, webhookconfig
-from superpod_sandbox.sim import simulator
 
 from tests.integration.admission.conftest import (
     SPOD,
@@ -26,9 +25,9 @@ from tests.integration.admission.conftest import (
     partitions_path,
     pod,
     pods_path,
+    simulated,
 )
 from tests.integration.operator.test_sharding import TIMING, owners
-from tests.integration.sim.conftest import FAST
 
 SUPERPODS = ("sp0", "sp1")
 PODS = 2  # per partition, 16 devices each
@@ -84,11 +83,7 @@ async def test_a_replica_that_does_not_own_the_superpod_admits_pods_to_their_own
     }
     async with contextlib.AsyncExitStack() as stack:
         for index in range(len(SUPERPODS)):
-            await stack.enter_async_context(
-                simulator.Fleet(
-                    "cloudmatrix-384", kubeconfig=sandbox.kubeconfig, superpod_id=index, nodes=4, options=FAST
-                )
-            )
+            await stack.enter_async_context(simulated(sandbox, superpod_id=index))
         for index, name in enumerate(SUPERPODS):
             await api.create(SPOD, superpod(name, index))
         for replica in replicas.values():

@@ -9,14 +9,10 @@ from superpod.cluster import client
 from superpod_sandbox.apiserver.admission import dispatcher
 
 from tests.integration.admission.conftest import (
-    SPOD,
     WEBHOOKS,
-    add_a3_nodes,
-    allocated,
-    cm384,
     eventually,
-    partition,
     partitions_path,
+    placed_partition,
     pod,
     pods_path,
 )
@@ -24,10 +20,7 @@ from tests.integration.admission.conftest import (
 
 async def test_a_labelled_pod_is_bound_to_its_slot(cluster, operator):
     _, api = cluster
-    await add_a3_nodes(api, 4)
-    await api.create(SPOD, cm384())
-    await api.create(partitions_path(), partition("train", 32, devicesPerPod=16))
-    placed = await allocated(api, "train")
+    placed = await placed_partition(api, "train", 32, devicesPerPod=16)
     slots = placed["status"]["allocation"]
 
     created = await api.create(pods_path(), pod("worker-0", "train"))
@@ -60,10 +53,7 @@ async def test_the_partition_is_bound_when_every_slot_has_a_pod_and_allocated_ag
     cluster, operator
 ):
     _, api = cluster
-    await add_a3_nodes(api, 4)
-    await api.create(SPOD, cm384())
-    await api.create(partitions_path(), partition("train", 32, devicesPerPod=16))
-    await allocated(api, "train")
+    await placed_partition(api, "train", 32, devicesPerPod=16)
 
     first = await api.create(pods_path(), pod(None, "train", devices=16))
     await api.create(pods_path(), pod("worker-1", "train", labels={"apps.kubernetes.io/pod-index": "1"}))
@@ -86,10 +76,7 @@ async def test_the_partition_is_bound_when_every_slot_has_a_pod_and_allocated_ag
 
 async def test_a_finished_pod_frees_its_slot(cluster, operator):
     _, api = cluster
-    await add_a3_nodes(api, 4)
-    await api.create(SPOD, cm384())
-    await api.create(partitions_path(), partition("train", 16))
-    await allocated(api, "train")
+    await placed_partition(api)
     await api.create(pods_path(), pod("once", "train"))
     await api.patch(f"{pods_path()}/once/status", {"status": {"phase": "Succeeded"}})
 
@@ -140,10 +127,7 @@ async def test_unlabelled_pods_never_reach_the_webhook(cluster, operator, monkey
 async def test_a_pod_recreated_under_its_name_ends_up_recorded_in_its_slot(cluster, operator):
     """As a StatefulSet replaces a pod: deleted, then created again at once under the same name."""
     _, api = cluster
-    await add_a3_nodes(api, 4)
-    await api.create(SPOD, cm384())
-    await api.create(partitions_path(), partition("train", 32, devicesPerPod=16))
-    await allocated(api, "train")
+    await placed_partition(api, "train", 32, devicesPerPod=16)
     labels = {"apps.kubernetes.io/pod-index": "1"}
     await api.create(pods_path(), pod("web-1", "train", labels=labels))
     await api.delete(f"{pods_path()}/web-1")

@@ -8,14 +8,10 @@ import asyncio
 from superpod.cluster import certificates, webhookconfig
 
 from tests.integration.admission.conftest import (
-    SPOD,
     WEBHOOKS,
     WebhookOperator,
-    add_a3_nodes,
-    allocated,
-    cm384,
-    partition,
     partitions_path,
+    placed_partition,
     pod,
     pods_path,
 )
@@ -40,10 +36,7 @@ async def test_a_mounted_certificate_serves_a_configuration_the_chart_owns(clust
     await api.create(WEBHOOKS, chart_owned)
     await operator.start()
     try:
-        await add_a3_nodes(api, 4)
-        await api.create(SPOD, cm384())
-        await api.create(partitions_path(), partition("train", 16))
-        await allocated(api, "train")
+        await placed_partition(api)
 
         created = await api.create(pods_path(), pod("worker-0", "train"))
 
@@ -58,10 +51,7 @@ async def test_a_mounted_certificate_serves_a_configuration_the_chart_owns(clust
 
 async def test_a_dry_run_is_answered_and_claims_no_slot(cluster, operator):
     _, api = cluster
-    await add_a3_nodes(api, 4)
-    await api.create(SPOD, cm384())
-    await api.create(partitions_path(), partition("train", 16))
-    await allocated(api, "train")
+    await placed_partition(api)
 
     answered = await api.request("POST", pods_path(), body=pod("trial", "train"), params={"dryRun": "All"})
 

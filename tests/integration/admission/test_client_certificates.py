@@ -21,14 +21,10 @@ from superpod.cluster import client
 from superpod_sandbox.apiserver.admission import dispatcher
 
 from tests.integration.admission.conftest import (
-    SPOD,
     WEBHOOKS,
     WebhookOperator,
-    add_a3_nodes,
-    allocated,
-    cm384,
-    partition,
     partitions_path,
+    placed_partition,
     pod,
     pods_path,
     webhook_configuration,
@@ -78,10 +74,7 @@ async def verified(cluster, tmp_path):
     await operator.start()
     try:
         await webhook_configuration(api)
-        await add_a3_nodes(api, 4)
-        await api.create(SPOD, cm384())
-        await api.create(partitions_path(), partition("train", 16))
-        await allocated(api, "train")
+        await placed_partition(api)
         yield sandbox, api, ca
     finally:
         await operator.stop()

@@ -12,12 +12,10 @@ from superpod.controller import binder, podrequest, slotclaims
 from superpod_sandbox.apiserver.admission import dispatcher
 
 from tests.integration.admission.conftest import (
-    SPOD,
     WebhookOperator,
-    add_a3_nodes,
+    a3_superpod,
     admission_review,
     allocated,
-    cm384,
     partition,
     partitions_path,
     pod,
@@ -54,8 +52,7 @@ async def burst(api: client.KubeClient, partition_name: str) -> list[dict]:
 
 async def test_32_pods_created_at_once_get_32_distinct_slots(cluster, operator, monkeypatch):
     _, api = cluster
-    await add_a3_nodes(api, 10)
-    await api.create(SPOD, cm384())
+    await a3_superpod(api, 10)
     for name in ("cold", "warm"):
         await api.create(partitions_path(), partition(name, 64, devicesPerPod=2))
         await allocated(api, name)
@@ -89,8 +86,7 @@ async def test_32_pods_created_at_once_get_32_distinct_slots(cluster, operator, 
 async def test_claims_of_two_replicas_never_share_a_slot(cluster):
     """Two binders with their own memory, as two operator replicas have, claim from one partition at once."""
     sandbox, api = cluster
-    await add_a3_nodes(api, 4)
-    await api.create(SPOD, cm384())
+    await a3_superpod(api)
     body = partition("shared", 32, devicesPerPod=1)
     await api.create(partitions_path(), body)
     path = f"{partitions_path()}/shared/status"
@@ -127,8 +123,7 @@ async def test_the_webhooks_of_two_replicas_never_give_a_slot_twice(cluster, tmp
     flags = ["--webhook-config", "external", "--peering-lifetime", "5"]
     flags += ["--tls-cert-file", files.cert_file, "--tls-key-file", files.key_file]  # one Secret, both pods
     replicas = [WebhookOperator(sandbox.kubeconfig, *flags, standalone=False) for _ in range(2)]
-    await add_a3_nodes(api, 6)
-    await api.create(SPOD, cm384())
+    await a3_superpod(api, 6)
     for replica in replicas:
         await replica.start()
     try:

@@ -9,10 +9,8 @@ import yaml
 
 from tests.conftest import TOOLS_BIN
 from tests.integration.admission.conftest import (
-    SPOD,
-    add_a3_nodes,
+    a3_superpod,
     allocated,
-    cm384,
     eventually,
     partition,
     partitions_path,
@@ -76,8 +74,7 @@ CASES = [
 @pytest.mark.parametrize(("manifest", "message"), CASES)
 async def test_kubectl_prints_why_a_pod_is_refused(cluster, operator, tmp_path, manifest, message):
     sandbox, api = cluster
-    await add_a3_nodes(api, 4)
-    await api.create(SPOD, cm384())
+    await a3_superpod(api)
     await api.create(partitions_path(), partition("train", 16))
     await api.create(partitions_path(), partition("spare", 16))
     await api.create(partitions_path(), partition("too-big", 48))

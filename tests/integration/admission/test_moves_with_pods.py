@@ -12,27 +12,24 @@ whole move.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest_asyncio
 from superpod.cluster import client
-from superpod_sandbox.sim import simulator
 
 from tests.integration.admission.conftest import (
     SPOD,
     eventually,
-    no_device_used_twice,
     partition,
     partitions_path,
     pod,
     pods_path,
+    simulated,
+    watching,
 )
 from tests.integration.admission.test_sharing import in_phase, pods_running, status
 from tests.integration.operator.conftest import books_balance
-from tests.integration.sim.conftest import FAST
 
 JSON = dict[str, Any]
 BUDGETS = client.resource_path("policy/v1", "poddisruptionbudgets", "team-a")
@@ -92,38 +89,10 @@ async def reservations_kept(api: client.KubeClient) -> None:
             assert holder in (None, own), f"pod {metadata['name']} ({own}) uses {device}, held by {holder}"
 
 
-@contextlib.asynccontextmanager
-async def guarded(api: client.KubeClient) -> AsyncIterator[None]:
-    """Check the guarantee (held and reserved devices, what pods really use) over and over while the body runs."""
-    failure: list[BaseException] = []
-
-    async def loop() -> None:
-        while True:
-            try:
-                await no_device_used_twice(api)
-                await reservations_kept(api)
-            except AssertionError as error:
-                failure.append(error)
-                return
-            except (client.ApiError, OSError):
-                pass  # the API answered badly once (a restart of the operator's webhook): look again
-            await asyncio.sleep(0.05)
-
-    task = asyncio.create_task(loop())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    if failure:
-        raise failure[0]
-
-
 @pytest_asyncio.fixture
 async def fleet(cluster, operator) -> AsyncIterator[client.KubeClient]:
     sandbox, api = cluster
-    async with simulator.Fleet("cloudmatrix-384", kubeconfig=sandbox.kubeconfig, nodes=2, options=FAST):
+    async with simulated(sandbox, nodes=2):
         yield api
 
 
@@ -176,7 +145,7 @@ async def test_a_running_movable_partition_moves_after_its_pods_are_evicted_acro
     api = fleet
     node_of, old = await fragmented_with_pods(api)
 
-    async with guarded(api):
+    async with watching(api, reservations_kept, flaky_api=True):
         await api.create(partitions_path(), partition("whole", 16, maxTier="node"))
 
         # the budget holds the pod back: reported on the moved partition, which keeps its devices, and retried
@@ -236,7 +205,7 @@ async def test_its_owner_calls_a_move_off_by_turning_movable_off_and_keeps_its_d
 ):
     api = fleet
     _, old = await fragmented_with_pods(api)
-    async with guarded(api):
+    async with watching(api, reservations_kept, flaky_api=True):
         await api.create(partitions_path(), partition("whole", 16, maxTier="node"))
         await eventually(lambda: blocked(api), timeout=60)
         await api.patch(f"{partitions_path()}/mover", {"spec": {"movable": False}})

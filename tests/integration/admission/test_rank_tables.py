@@ -7,22 +7,20 @@ import json
 from typing import Any
 
 import pytest
-from superpod_sandbox.sim import simulator
 
 from tests import conftest
 from tests.integration.admission.conftest import (
     SPOD,
-    add_a3_nodes,
+    a3_superpod,
     allocated,
-    cm384,
     eventually,
     manifest,
     partition,
     partitions_path,
     pod,
     pods_path,
+    simulated,
 )
-from tests.integration.sim.conftest import FAST
 
 OPTIONAL = {"container_ip", "hardware_type"}  # left out while unknown, as MindCluster's omitempty does
 
@@ -71,9 +69,7 @@ async def test_the_rank_table_completes_when_the_device_plugin_has_allocated_eve
 ):
     sandbox, api = cluster
     superpod = manifest(example)
-    async with simulator.Fleet(
-        profile, kubeconfig=sandbox.kubeconfig, superpod_id=superpod_id, nodes=4, options=FAST
-    ):
+    async with simulated(sandbox, profile=profile, superpod_id=superpod_id):
         await api.create(SPOD, superpod)
         await api.create(
             partitions_path(), partition("job", 16, superpod["metadata"]["name"], devicesPerPod=8)
@@ -133,8 +129,7 @@ async def test_a_configmap_the_user_made_beforehand_and_labelled_for_the_partiti
     """MindCluster's users create rings-config-<job> themselves with {"status":"initializing"}; labelled
     `superpod.dev/partition: <job>`, it carries the operator's mark (one without it is left alone)."""
     _, api = cluster
-    await add_a3_nodes(api, 4)
-    await api.create(SPOD, cm384())
+    await a3_superpod(api)
     user_made = {
         "metadata": {"name": "rings-config-job", "labels": {"superpod.dev/partition": "job"}},
         "data": {"hccl.json": '{"status":"initializing"}'},

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from tests.builders import objects
 from tests.integration.admission.conftest import (
-    SPOD,
-    add_a3_nodes,
-    allocated,
-    cm384,
     eventually,
-    partition,
     partitions_path,
+    placed_partition,
     pod,
     pods_path,
 )
@@ -20,10 +16,7 @@ CONFIGMAPS = "/api/v1/namespaces/kube-system/configmaps"
 
 async def test_a_bound_slot_waits_for_its_pod_then_moves_within_the_tier(cluster, operator):
     _, api = cluster
-    await add_a3_nodes(api, 4)
-    await api.create(SPOD, cm384())
-    await api.create(partitions_path(), partition("train", 8, devicesPerPod=4, maxTier="node"))
-    placed = (await allocated(api, "train"))["status"]
+    placed = (await placed_partition(api, "train", 8, devicesPerPod=4, maxTier="node"))["status"]
     await api.create(pods_path(), pod("worker-0", "train"))
     await api.create(pods_path(), pod("worker-1", "train"))
     slot = placed["allocation"][0]

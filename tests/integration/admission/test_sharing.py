@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest_asyncio
 from superpod.cluster import client
-from superpod_sandbox.sim import simulator
 
 from tests.integration.admission.conftest import (
     SPOD,
@@ -21,10 +20,10 @@ from tests.integration.admission.conftest import (
     partitions_path,
     pod,
     pods_path,
+    simulated,
     watching,
 )
 from tests.integration.operator.conftest import books_balance
-from tests.integration.sim.conftest import FAST
 
 JSON = dict[str, Any]
 PRIORITY_CLASSES = "/apis/scheduling.k8s.io/v1/priorityclasses"
@@ -69,7 +68,7 @@ async def start_pods(api: client.KubeClient, partition_name: str, count: int, na
 @pytest_asyncio.fixture
 async def fleet(cluster, operator) -> AsyncIterator[client.KubeClient]:
     sandbox, api = cluster
-    async with simulator.Fleet("cloudmatrix-384", kubeconfig=sandbox.kubeconfig, nodes=4, options=FAST):
+    async with simulated(sandbox):
         yield api
 
 

@@ -19,7 +19,6 @@ import pytest
 import pytest_asyncio
 from superpod.cluster import client
 from superpod_sandbox.apiserver import server
-from superpod_sandbox.sim import simulator
 
 from tests.chart import cases
 from tests.chart import helm as chart_helm
@@ -31,10 +30,10 @@ from tests.integration.admission.conftest import (
     partitions_path,
     pod,
     pods_path,
+    simulated,
     webhook_configuration,
 )
 from tests.integration.operator.conftest import apply_crds, manifest
-from tests.integration.sim.conftest import FAST
 
 JSON = dict[str, Any]
 R = "huawei.com/Ascend910"
@@ -143,7 +142,7 @@ async def shared() -> AsyncIterator[Cluster]:
         try:
             await webhook_configuration(admin)
             async with (
-                simulator.Fleet("cloudmatrix-384", kubeconfig=sandbox.kubeconfig, nodes=4, options=FAST),
+                simulated(sandbox),
                 _as(sandbox, "alice", "team-a") as alice,
                 _as(sandbox, "bob", "team-b") as bob,
             ):

@@ -20,7 +20,6 @@ import pytest
 import pytest_asyncio
 from superpod.cluster import client
 from superpod.controller import partitionpods
-from superpod_sandbox.sim import simulator
 
 from tests.integration.admission.conftest import (
     SPOD,
@@ -33,8 +32,8 @@ from tests.integration.admission.conftest import (
     partitions_path,
     pod,
     pods_path,
+    simulated,
 )
-from tests.integration.sim.conftest import FAST
 
 JSON = dict[str, Any]
 R = "huawei.com/Ascend910"
@@ -98,7 +97,7 @@ async def tainted(api: client.KubeClient, members: list[str]) -> bool:
 @pytest_asyncio.fixture
 async def tenants(cluster, operator) -> AsyncIterator[Tenants]:
     sandbox, api = cluster
-    async with simulator.Fleet("cloudmatrix-384", kubeconfig=sandbox.kubeconfig, nodes=5, options=FAST):
+    async with simulated(sandbox, nodes=5):
         await api.create(SPOD, superpod())
         await eventually(lambda: tainted(api, NODES[:4]), timeout=15)
         await api.create(partitions_path(), partition("victim", 32, devicesPerPod=16))
