@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.integration.admission.conftest import eventually, partition, partitions_path, pod, pods_path
+from tests.integration.admission.conftest import (
+    eventually,
+    partition,
+    partitions_path,
+    pod,
+    pods_path,
+    watching,
+)
 from tests.integration.admission.test_moves_with_pods import (
     BUDGETS,
     SPOD,
@@ -22,8 +29,8 @@ from tests.integration.admission.test_moves_with_pods import (
     devices,
     events,
     fleet,
-    guarded,
     keep,
+    reservations_kept,
     superpod,
 )
 from tests.integration.admission.test_sharing import in_phase, pods_running, status
@@ -59,7 +66,7 @@ async def test_a_chain_of_running_moves_is_carried_out_one_stage_after_the_other
     await api.create(BUDGETS, keep("y"))
     old_y, old_x = devices(placed["y"]["allocation"]), devices(placed["x"]["allocation"])
 
-    async with guarded(api):
+    async with watching(api, reservations_kept, flaky_api=True):
         await api.create(partitions_path(), partition("whole", 16, maxTier="node"))
 
         # stage 1: y's new die is reserved and its pod evicted (held back by the budget meanwhile); x waits,
