@@ -36,6 +36,9 @@ RestartObserver = Callable[[str, int], None]
 RETRY_FIRST = 0.5  # seconds before a failed watch starts again; doubled after each failure in a row
 RETRY_MOST = 30.0
 SETTLE = 1.0  # seconds a new watch must stay open to count as following the API
+PAGE_SIZE = 500
+"""Objects per page of a list, as client-go's reflector asks: 65,536 Nodes come in 132 answers that each fit
+in a request's timeout, not one of 200 MB."""
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +86,10 @@ class Reflector:
         retry_most: float = RETRY_MOST,
         settle: float = SETTLE,
         resource: str | None = None,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         self.api = api
+        self.page_size = page_size
         self.path = path
         self.resource = resource or resource_of(path)
         self.on_change = on_change
@@ -123,11 +128,12 @@ class Reflector:
 
     async def relist(self) -> None:
         """List everything and emit the differences from the local copy."""
-        page = await self.api.get(self.path, **self.params)
+        limit = {"limit": str(self.page_size)} if self.page_size else {}
+        page = await self.api.get(self.path, **self.params, **limit)
         items = list(page.get("items") or [])
         token = (page.get("metadata") or {}).get("continue")
         while token:
-            more = await self.api.get(self.path, **self.params, **{"continue": token})
+            more = await self.api.get(self.path, **self.params, **limit, **{"continue": token})
             items.extend(more.get("items") or [])
             token = (more.get("metadata") or {}).get("continue")
         self._resource_version = str((page.get("metadata") or {}).get("resourceVersion", ""))

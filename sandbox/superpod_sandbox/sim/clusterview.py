@@ -41,12 +41,16 @@ class Mirror:
     ) -> None:
         self.fleet = fleet
         selector = f"{nodes.FLEET_LABEL}={fleet.fleet}"
-        self.nodes = reflector.Reflector(api, "/api/v1/nodes", self._ignore, label_selector=selector)
+        # a fleet's own objects in one answer (the API server filters all fleets' for each page asked)
+        self.nodes = reflector.Reflector(
+            api, "/api/v1/nodes", self._ignore, label_selector=selector, page_size=0
+        )
         self.configmaps = reflector.Reflector(
             api,
             client.resource_path("v1", "configmaps", deviceinfo.NAMESPACE),
             self._ignore,
             label_selector=selector,
+            page_size=0,
         )
         self.pods = reflector.Reflector(api, "/api/v1/pods", self._on_pod)
         self._on_pod_handler = on_pod
