@@ -147,6 +147,8 @@ class EventReason(StrEnum):
     """A move could not be finished (its new devices were taken meanwhile); the partition keeps its devices."""
     DEFRAGMENTING = "Defragmenting"
     """Other partitions are being moved to make room for this one."""
+    COMPACTION_REFUSED = "CompactionRefused"
+    """On a SuperPod (Warning): background compaction cannot run as configured; the message says why."""
     CONFLICT = "Conflict"
     PREEMPTED = "Preempted"
     """On a victim: it lost its devices to the partition the message names."""

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 
 from superpod import placement
-from superpod.api import common, views
+from superpod.api import common, reasons, views
 from superpod.controller import moves, partitions, superpodstate
 from superpod.metrics import instruments
 from superpod.placement import compaction, mobility
@@ -132,4 +132,6 @@ class Compactor:
             return
         self.refused[state.name] = message
         logger.warning("SuperPod %s: %s", state.name, message)
-        await self.writes.events.event(state.body, reason="CompactionRefused", message=message, warning=True)
+        await self.writes.events.event(
+            state.body, reason=reasons.EventReason.COMPACTION_REFUSED, message=message, warning=True
+        )
