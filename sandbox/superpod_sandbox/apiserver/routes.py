@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import json
 import logging
 from typing import Any
@@ -394,6 +395,10 @@ class Router:
         except ValueError as failure:
             raise errors.bad_request(f"couldn't get version/kind; json parse error: {failure}") from None
 
+    @staticmethod
+    def _selects(request: web.Request) -> bool:
+        return bool(request.query.get("labelSelector") or request.query.get("fieldSelector"))
+
     def _select(self, request: web.Request, target: Target) -> list[Object]:
         predicate = selectorparser.both(
             selectorparser.labels(request.query.get("labelSelector")),
@@ -413,12 +418,28 @@ class Router:
     def _list(self, request: web.Request, target: Target) -> web.StreamResponse:
         resource: Resource = target.resource
         rv = self.api.store.resource_version
-        items = self._select(request, target)
         try:
             limit = int(request.query.get("limit", "0") or 0)
         except ValueError:
             raise errors.bad_request("limit must be an integer") from None
-        items, list_meta = listing.page(items, limit, request.query.get("continue"), rv)
+        token = request.query.get("continue")
+        if token and limit > 0 and not self._selects(request):
+            # a next page without selectors: from where the last ended (65,536 Nodes in pages of 500 would
+            # otherwise pass over all of them for each page)
+            after = listing.decode_continue(token)
+            found = list(itertools.islice(
+                self.api.store.objects_after(resource.storage_key, target.namespace or None, after), limit + 1
+            ))  # fmt: skip
+            items = [semantics.present(o, target.version, resource) for o in found]
+            items, list_meta = listing.page(items, limit, None, rv)
+            if len(found) > limit:  # as `page` counts it over the whole list
+                last = found[limit - 1]["metadata"]
+                list_meta["remainingItemCount"] = self.api.store.count_after(
+                    resource.storage_key, target.namespace or None, (last.get("namespace", ""), last["name"])
+                )
+        else:
+            items = self._select(request, target)
+            items, list_meta = listing.page(items, limit, token, rv)
         if listing.wants_table(request.headers.get("Accept", "")):
             return respond(
                 listing.table(

@@ -170,6 +170,28 @@ def test_pagination_returns_every_object_once(core):
     assert names == [f"cm-{index}" for index in range(7)]
 
 
+def test_pages_across_namespaces_with_and_without_a_selector_return_the_whole_list_once(core):
+    for namespace in ("pa", "pb", "pc"):
+        core.create_namespace({"metadata": {"name": namespace}})
+        for index in range(5):
+            labels = {"even": str(index % 2 == 0).lower()}
+            core.create_namespaced_config_map(namespace, configmap(f"cm-{index}", labels=labels))
+    for selector in (None, "even=true"):
+        whole = [
+            (o.metadata.namespace, o.metadata.name)
+            for o in core.list_config_map_for_all_namespaces(label_selector=selector).items
+        ]
+        seen, token = [], None
+        while True:
+            page = core.list_config_map_for_all_namespaces(limit=4, _continue=token, label_selector=selector)
+            seen += [(o.metadata.namespace, o.metadata.name) for o in page.items]
+            token = page.metadata._continue
+            if not token:
+                break
+            assert page.metadata.remaining_item_count == len(whole) - len(seen)
+        assert seen == whole
+
+
 def test_deleting_a_namespace_removes_its_contents(core, sandbox_thread):
     import time
 

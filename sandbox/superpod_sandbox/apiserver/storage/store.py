@@ -7,6 +7,8 @@ publishes a watch event. Secondary indexes (uid, owner uid -> dependents) serve 
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterator
 from typing import Any
 
 from superpod_sandbox.apiserver.registry.resources import GroupResource
@@ -52,6 +54,35 @@ class Store:
             for ns in sorted(by_namespace)
             for name in self._names(resource, ns, by_namespace[ns])
         ]
+
+    def objects_after(
+        self, resource: GroupResource, namespace: str | None, after: tuple[str, str]
+    ) -> Iterator[Object]:
+        """`objects(resource, namespace)` from the first whose (namespace, name) is above `after`, lazily:
+        the next page of a list starts where the last ended instead of passing over everything before it."""
+        by_namespace = self._objects.get(resource, {})
+        spaces = [namespace] if namespace is not None else sorted(by_namespace)
+        for space in spaces:
+            if space < after[0]:
+                continue
+            names = by_namespace.get(space, {})
+            ordered = self._names(resource, space, names)
+            start = bisect.bisect_right(ordered, after[1]) if space == after[0] else 0
+            for name in ordered[start:]:
+                yield names[name]
+
+    def count_after(self, resource: GroupResource, namespace: str | None, after: tuple[str, str]) -> int:
+        """How many of `objects(resource, namespace)` come after (namespace, name) `after`."""
+        by_namespace = self._objects.get(resource, {})
+        spaces = [namespace] if namespace is not None else list(by_namespace)
+        total = 0
+        for space in spaces:
+            names = by_namespace.get(space, {})
+            if space > after[0]:
+                total += len(names)
+            elif space == after[0]:
+                total += len(names) - bisect.bisect_right(self._names(resource, space, names), after[1])
+        return total
 
     def _names(self, resource: GroupResource, namespace: str, names: dict[str, Object]) -> list[str]:
         ordered = self._sorted.get((resource, namespace))
