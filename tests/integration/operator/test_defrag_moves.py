@@ -36,6 +36,8 @@ async def test_a_fragmented_partition_is_placed_after_an_unbound_one_moves_and_n
     # one partition leaves each node: 16 dies are free, 8 on each node, and no node is whole
     for held in by_node.values():
         await api.delete(f"{SPP}/{held[0]}")
+    for held in by_node.values():  # gone (released and finalized): the books balance before that too
+        await eventually(lambda name=held[0]: _gone(api, name))
     stay = sorted(held[1] for held in by_node.values())
     await eventually(lambda: books_balance(api))
     before = {name: devices_of(await status_of(api, name)) for name in stay}
@@ -70,6 +72,10 @@ async def test_a_fragmented_partition_is_placed_after_an_unbound_one_moves_and_n
     assert "make room for team-a/whole" in events[0]["message"]
 
 
+async def _gone(api, name: str) -> bool:
+    return await api.get_or_none(f"{SPP}/{name}") is None
+
+
 async def _message_has(api, name: str, text: str) -> bool:
     return text in ((await status_of(api, name)).get("message") or "")
 
@@ -92,6 +98,8 @@ async def test_background_compaction_reopens_a_whole_node_once_it_is_asked_for(c
         by_node.setdefault(status["allocation"][0]["node"], []).append(name)
     for held in by_node.values():
         await api.delete(f"{SPP}/{held[0]}")
+    for held in by_node.values():  # gone (released and finalized): the books balance before that too
+        await eventually(lambda name=held[0]: _gone(api, name))
     stay = sorted(held[1] for held in by_node.values())
     await eventually(lambda: books_balance(api))
     before = {name: devices_of(await status_of(api, name)) for name in stay}
