@@ -40,7 +40,7 @@ crds: $(VENV_STAMP)
 
 test: setup lint
 	$(PY) -m superpod.cli crds --check
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=30
 
 # docs/dashboard.png: a simulated fleet, its NPU-Exporters and a Prometheus are started, played and stopped
 .PHONY: dashboard-png
