@@ -9,16 +9,21 @@ import sys
 from tests.conftest import ROOT
 
 
-def test_the_demo_places_binds_and_completes_the_rank_table(tmp_path):
+def run_demo(directory, *options: str) -> str:
+    """`superpod demo --once` with `options`; what it printed, once it exited 0."""
     result = subprocess.run(
-        [sys.executable, "-m", "superpod.cli", "demo", "--once", "--dir", str(tmp_path)],
+        [sys.executable, "-m", "superpod.cli", "demo", "--once", *options, "--dir", str(directory)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=240,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
+    return result.stdout
+
+
+def test_the_demo_places_binds_and_completes_the_rank_table(tmp_path):
+    out = run_demo(tmp_path)
     assert "first placement" in out
     for name in ("train-2", "train-16", "train-64", "train-256"):
         assert f"team-a/{name}: Allocated" in out
@@ -34,25 +39,7 @@ def test_the_demo_places_binds_and_completes_the_rank_table(tmp_path):
 
 def test_the_demo_runs_on_hardware_without_superpod_ids(tmp_path):
     """Atlas 800T A2 servers report no SuperPoD id: the demo's SuperPod selects the simulated nodes by label."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "superpod.cli",
-            "demo",
-            "--once",
-            "--profile",
-            "ascend-910b",
-            "--dir",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
+    out = run_demo(tmp_path, "--profile", "ascend-910b")
     assert "team-a/train-8: Allocated, 8 devices on 1 node(s), tier node" in out
     assert "team-a/train-32: Allocated, 32 devices on 4 node(s)" in out
     assert "Job train-32 Complete: 4/4 succeeded, completed indexes 0-3" in out

@@ -104,7 +104,7 @@ async def test_the_owner_finalizes_and_a_replica_taking_over_keeps_the_devices_u
         await eventually(lambda: gone(api, "held"), timeout=30)
         # finalized by the replica that owns sp0 now (it logs that after the devices are released, which follows
         # the finalizer's removal: the line may come after the partition is gone)
-        await eventually(lambda: _logged(other, FINALIZED), timeout=30)
+        await eventually(lambda: _logged(FINALIZED, other), timeout=30)
         await api.delete(f"{SPP}/after")
         placed = await eventually(lambda: phase_is(api, "whole", "Allocated"), timeout=30)
         assert before <= devices_of(placed)
@@ -121,23 +121,13 @@ async def test_a_partition_whose_superpod_was_deleted_is_finalized_once_its_pods
     await first.start()
     await second.start()
     try:
-        await eventually(lambda: _each_owns_one(api), timeout=30)
-        await api.create(SPP, partition("stays", "sp1", 16))
-        await eventually(lambda: phase_is(api, "stays", "Allocated"), timeout=30)
-        await api.create(PODS, labelled_pod("stays-0", "stays"))
-        await api.delete(f"{SPP}/stays")
-        await eventually(lambda: terminating_with(api, "stays", ["stays-0"]), timeout=30)
-
-        await api.delete(
-            f"{SPOD}/sp1"
-        )  # no SuperPod, no Lease, no loop follows the partition's pods any more
-        await eventually(lambda: _superpod_gone(api, "sp1"), timeout=30)
+        await _terminating_with_its_superpod_deleted(api)
         obj = await api.get(f"{SPP}/stays")
         assert "superpod.dev/in-use" in obj["metadata"]["finalizers"]  # still held for its pod
 
         await api.delete(f"{PODS}/stays-0")
         await eventually(lambda: gone(api, "stays"), timeout=30)
-        await eventually(lambda: _logged_by_any((first, second), FINALIZED), timeout=30)
+        await eventually(lambda: _logged(FINALIZED, first, second), timeout=30)
         await asyncio.sleep(1.0)  # a second replica finalizing it too would have logged by now
         finalized = [op for op in (first, second) if FINALIZED in op.log.read_text()]
         assert len(finalized) == 1  # by one replica: the one that owns the name sp1 now
@@ -156,14 +146,7 @@ async def test_a_deleted_partition_of_a_missing_superpod_is_finalized_by_the_sur
     for op in replicas.values():
         await op.start()
     try:
-        await eventually(lambda: _each_owns_one(api), timeout=30)
-        await api.create(SPP, partition("stays", "sp1", 16))
-        await eventually(lambda: phase_is(api, "stays", "Allocated"), timeout=30)
-        await api.create(PODS, labelled_pod("stays-0", "stays"))
-        await api.delete(f"{SPP}/stays")
-        await eventually(lambda: terminating_with(api, "stays", ["stays-0"]), timeout=30)
-        await api.delete(f"{SPOD}/sp1")
-        await eventually(lambda: _superpod_gone(api, "sp1"), timeout=30)
+        await _terminating_with_its_superpod_deleted(api)
 
         # the replica that owns the name sp1 (the rendezvous choice every replica makes) is killed
         name_owner = rendezvous.preference("sp1", set(replicas))[0]
@@ -172,7 +155,7 @@ async def test_a_deleted_partition_of_a_missing_superpod_is_finalized_by_the_sur
         await eventually(lambda: _owns(api, survivor, "sp0"), timeout=30)  # the dead one is gone for all
         await api.delete(f"{PODS}/stays-0")
         await eventually(lambda: gone(api, "stays"), timeout=30)
-        await eventually(lambda: _logged(replicas[survivor], FINALIZED), timeout=30)
+        await eventually(lambda: _logged(FINALIZED, replicas[survivor]), timeout=30)
     finally:
         for op in replicas.values():
             await op.stop()
@@ -196,9 +179,19 @@ async def _superpod_gone(api: client.KubeClient, name: str) -> bool:
     return await api.get_or_none(f"{SPOD}/{name}") is None and name not in await owners(api)
 
 
-async def _logged(operator: Any, text: str) -> bool:
-    return text in operator.log.read_text()
+async def _terminating_with_its_superpod_deleted(api: client.KubeClient) -> None:
+    """Partition `stays` of sp1 placed, its pod `stays-0` created, the partition deleted (Terminating for its
+    pod), then sp1 deleted: no SuperPod, no Lease, no loop follows the partition's pods any more."""
+    await eventually(lambda: _each_owns_one(api), timeout=30)
+    await api.create(SPP, partition("stays", "sp1", 16))
+    await eventually(lambda: phase_is(api, "stays", "Allocated"), timeout=30)
+    await api.create(PODS, labelled_pod("stays-0", "stays"))
+    await api.delete(f"{SPP}/stays")
+    await eventually(lambda: terminating_with(api, "stays", ["stays-0"]), timeout=30)
+    await api.delete(f"{SPOD}/sp1")
+    await eventually(lambda: _superpod_gone(api, "sp1"), timeout=30)
 
 
-async def _logged_by_any(operators: tuple[Any, ...], text: str) -> bool:
+async def _logged(text: str, *operators: Any) -> bool:
+    """Has any of `operators` logged `text`?"""
     return any(text in operator.log.read_text() for operator in operators)
