@@ -87,6 +87,20 @@ class DeviceInfo:
         return tuple(sorted(names, key=device_index))
 
 
+def compact(configmap: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a device-info ConfigMap the operator reads (`parse`): its name, namespace and
+    resourceVersion, and the `DeviceInfoCfg` and `SwitchInfoCfg` documents as published (the mirror keeps
+    this, not the ConfigMap: managedFields, labels and the plugin's other keys were three quarters of it)."""
+    metadata = configmap.get("metadata") or {}
+    data = configmap.get("data") or {}
+    return {
+        "metadata": {
+            key: metadata[key] for key in ("name", "namespace", "resourceVersion") if key in metadata
+        },
+        "data": {key: data[key] for key in (DATA_KEY, SWITCH_KEY) if key in data},
+    }
+
+
 def configmap_name(node: str) -> str:
     return f"{NAME_PREFIX}{node}"
 

@@ -25,6 +25,7 @@ count from allocatable and the profile's device names.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Mapping
 
 from superpod.api import common, reasons
@@ -43,6 +44,9 @@ DEVICE_INFO_INVALID = reasons.NodeProblemReason.DEVICE_INFO_INVALID
 """Reason of a node left out because its device information is unusable: a malformed ConfigMap, device names
 the profile's nodes cannot have, or more devices than such a node has."""
 MAX_NAMED = 10  # device names quoted in a message
+NODE_ANNOTATIONS = ("superPodID", "serverIndex")
+"""The Node annotations the inventory reads (the device plugin's coordinates); a Node's other annotations are
+not kept (`compact_node`)."""
 REPORT_ONLY_FAULTS = frozenset({"", "NotHandleFault", "RestartRequest", "RestartBusiness", "SubHealthFault"})
 """Fault handling levels that leave the device in service (reported in status and metrics only)."""
 
@@ -62,6 +66,48 @@ def is_member(node: JSON, spec: api_superpod.SuperPodSpec) -> bool:
     if spec.super_pod_id is not None and labels.get(SUPERPOD_LABEL) != str(spec.super_pod_id):
         return False
     return selectors.matches(spec.node_selector, labels)
+
+
+def compact_node(node: JSON) -> JSON:
+    """The part of a Node the operator reads, in the Node's own shape (the mirror keeps this, not the Node).
+
+    Kept: name, resourceVersion and labels (membership, `is_member`; admission's node selection,
+    `podplacement.may_run_on`), `NODE_ANNOTATIONS` and the extended resources of `status.capacity` and
+    `status.allocatable` (`observe`), the Ready condition's status (`_is_ready`), and `spec.taints` whole (the
+    isolation taint loop writes the list back, `nodetaints`). Dropped: managedFields, images, addresses,
+    nodeInfo, the other conditions and every heartbeat time, which were nine tenths of a decoded Node (11 KB).
+    Label and resource names are interned: every Node repeats the same few keys.
+    """
+    metadata = node.get("metadata") or {}
+    kept: JSON = {"name": metadata.get("name"), "resourceVersion": metadata.get("resourceVersion")}
+    labels = metadata.get("labels")
+    if labels:
+        kept["labels"] = {sys.intern(key): _interned(value) for key, value in labels.items()}
+    annotations = metadata.get("annotations") or {}
+    mine = {key: str(annotations[key]) for key in NODE_ANNOTATIONS if key in annotations}
+    if mine:
+        kept["annotations"] = mine
+    compact: JSON = {"metadata": kept}
+    taints = (node.get("spec") or {}).get("taints")
+    if taints:
+        compact["spec"] = {"taints": taints}
+    status = node.get("status") or {}
+    reduced: JSON = {}
+    for field in ("capacity", "allocatable"):
+        extended = {sys.intern(k): _interned(v) for k, v in (status.get(field) or {}).items() if "/" in k}
+        if extended:
+            reduced[field] = extended
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    if ready is not None:
+        reduced["conditions"] = [{"type": "Ready", "status": _interned(ready.get("status"))}]
+    if reduced:
+        compact["status"] = reduced
+    return compact
+
+
+def _interned(value: object) -> object:
+    """Short strings (label values such as a rack's id, "True", a device count) shared between Nodes."""
+    return sys.intern(value) if isinstance(value, str) and len(value) <= 64 else value
 
 
 def _is_ready(node: JSON) -> bool:

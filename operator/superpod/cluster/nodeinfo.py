@@ -31,6 +31,19 @@ class NodeHealth:
         return self.status in ("PreSeparate", "UnHealthy")
 
 
+def compact(configmap: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a NodeD ConfigMap the operator reads (`parse`): name, namespace, resourceVersion and the
+    `NodeInfo` document."""
+    metadata = configmap.get("metadata") or {}
+    data = configmap.get("data") or {}
+    return {
+        "metadata": {
+            key: metadata[key] for key in ("name", "namespace", "resourceVersion") if key in metadata
+        },
+        "data": {key: data[key] for key in (DATA_KEY,) if key in data},
+    }
+
+
 def node_of(configmap_name: str) -> str | None:
     return configmap_name[len(NAME_PREFIX) :] if configmap_name.startswith(NAME_PREFIX) else None
 

@@ -30,6 +30,9 @@ from superpod.cluster import client
 
 JSON = dict[str, Any]
 ChangeHandler = Callable[[str, JSON | None, JSON | None], Awaitable[None] | None]
+Transform = Callable[[JSON], JSON]
+"""What of an object to keep (client-go's SetTransform): applied to every object listed or watched before it is
+kept and told; what it returns must keep `metadata.name`, `metadata.namespace` and `metadata.resourceVersion`."""
 RestartObserver = Callable[[str, int], None]
 """Told `(resource, n)`: n = 0 when a mirror starts (so a counter shows it at zero), 1 at each restart."""
 
@@ -87,8 +90,10 @@ class Reflector:
         settle: float = SETTLE,
         resource: str | None = None,
         page_size: int = PAGE_SIZE,
+        transform: Transform | None = None,
     ) -> None:
         self.api = api
+        self.transform = transform
         self.page_size = page_size
         self.path = path
         self.resource = resource or resource_of(path)
@@ -130,14 +135,17 @@ class Reflector:
         """List everything and emit the differences from the local copy."""
         limit = {"limit": str(self.page_size)} if self.page_size else {}
         page = await self.api.get(self.path, **self.params, **limit)
-        items = list(page.get("items") or [])
-        token = (page.get("metadata") or {}).get("continue")
-        while token:
-            more = await self.api.get(self.path, **self.params, **limit, **{"continue": token})
-            items.extend(more.get("items") or [])
-            token = (more.get("metadata") or {}).get("continue")
         self._resource_version = str((page.get("metadata") or {}).get("resourceVersion", ""))
-        fresh = {object_key(obj): obj for obj in items}
+        fresh: dict[str, JSON] = {}
+        while True:
+            # each page is reduced as it comes: the whole list is never held as the API serves it
+            for obj in page.get("items") or []:
+                kept = self.transform(obj) if self.transform is not None else obj
+                fresh[object_key(kept)] = kept
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                break
+            page = await self.api.get(self.path, **self.params, **limit, **{"continue": token})
         for key in list(self.objects):
             if key not in fresh:
                 await self._emit(key, self.objects.pop(key), None)
@@ -174,6 +182,8 @@ class Reflector:
             if kind == "BOOKMARK":
                 self._following()
                 continue
+            if self.transform is not None:
+                obj = self.transform(obj)
             key = object_key(obj)
             if kind == "DELETED":
                 await self._emit(key, self.objects.pop(key, None), None)

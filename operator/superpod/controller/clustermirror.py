@@ -1,6 +1,8 @@
 """The operator's copy of what it watches: SuperPods, Nodes, device-info and NodeD ConfigMaps, partitions.
 
-Five reflectors (list, then watch) keep raw maps of the objects as the API serves them. `list_all` fills them
+Five reflectors (list, then watch) keep maps of the objects: SuperPods and partitions as the API serves them,
+Nodes and ConfigMaps reduced to the fields the operator reads (`inventory.compact_node`, `deviceinfo.compact`,
+`nodeinfo.compact`), in their own shape, so every reader sees what it would have read in the whole object. `list_all` fills them
 and sets `synced`; from then on `watch` follows changes and the mirror tells its `Listener`: a SuperPod's
 change, a Node's or a partition's change (told before the mirror is synced too, heartbeats included, so the
 bindings loop and the membership view see every one), and
@@ -19,7 +21,7 @@ from typing import Any, Protocol
 
 from superpod.api import common, views
 from superpod.api import partition as api_partition
-from superpod.cluster import client, deviceinfo, nodeinfo, reflector, writer
+from superpod.cluster import client, deviceinfo, inventory, nodeinfo, reflector, writer
 
 JSON = common.JSON
 
@@ -59,19 +61,23 @@ class ClusterMirror:
         partitions = client.resource_path(common.API_VERSION, api_partition.PLURAL, namespace)
         self.reflectors = [
             reflector.Reflector(api, writer.superpod_path(), self.superpod_event),
-            reflector.Reflector(api, "/api/v1/nodes", self.node_event),
+            # each object reduced to what the operator reads as it arrives (`compact_node`, `compact`): the
+            # mirror of a SuperCluster's 65,536 Nodes and ConfigMaps would otherwise hold 15 KB of each pair
+            reflector.Reflector(api, "/api/v1/nodes", self.node_event, transform=inventory.compact_node),
             # filtered by the API server: the other ConfigMaps of kube-system are never sent, decoded or kept
             reflector.Reflector(
                 api,
                 client.resource_path("v1", "configmaps", deviceinfo.NAMESPACE),
                 self.deviceinfo_event,
                 label_selector=configmap_selector or None,
+                transform=deviceinfo.compact,
             ),
             reflector.Reflector(
                 api,
                 client.resource_path("v1", "configmaps", nodeinfo.NAMESPACE),
                 self.nodeinfo_event,
                 label_selector=configmap_selector or None,
+                transform=nodeinfo.compact,
             ),
             reflector.Reflector(api, partitions, self.partition_event),
         ]
