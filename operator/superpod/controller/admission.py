@@ -47,7 +47,15 @@ from superpod.cluster import certificates, client, webhookconfig, writer
 from superpod.controller import binder as binder_module
 from superpod.controller import bindings as bindings_module
 from superpod.controller import fleet as fleet_module
-from superpod.controller import hcclconfigmap, nodetaints, podmutation, podrequest, slotclaims, validation
+from superpod.controller import (
+    hcclconfigmap,
+    nodetaints,
+    podmutation,
+    podrequest,
+    shards,
+    slotclaims,
+    validation,
+)
 from superpod.controller import membership as membership_module
 from superpod.controller import settings as operator_settings
 from superpod.ranktable import versions
@@ -264,8 +272,12 @@ def register(
     config: operator_settings.OperatorSettings,
     *,
     files: certificates.CertificateFiles | None,
+    owner: shards.Ownership | None = None,
 ) -> Webhook:
-    """Attach the webhook (when `files`: the server is configured), its configuration and the daemons."""
+    """Attach the webhook (when `files`: the server is configured), its configuration and the daemons.
+
+    With `owner`, the replica also removes isolation taints left behind by deleted SuperPods whose names it owns.
+    """
     binder = binder_module.Binder(fleet.api)
     webhook = Webhook(fleet, binder)
     bindings = bindings_module.Bindings(fleet.api, fleet, binder, namespace=config.namespace)
@@ -283,6 +295,8 @@ def register(
         if files is not None and config.webhook_config == "managed":
             # in the background: kopf starts the webhook server only after the startup handlers
             tasks.append(asyncio.create_task(_manage_configuration(fleet.api, config, files)))
+        if owner is not None:
+            tasks.append(asyncio.create_task(_sweep_orphan_taints(fleet, taints, owner)))
 
     @kopf.on.cleanup(registry=registry)
     async def stop_bindings(**_: Any) -> None:
@@ -304,6 +318,13 @@ def register(
     fleet.superpod_workers.append(taints.follow)
 
     return webhook
+
+
+async def _sweep_orphan_taints(
+    fleet: fleet_module.Fleet, taints: nodetaints.NodeTaints, owner: shards.Ownership
+) -> None:
+    await fleet.mirror.synced.wait()  # before, every SuperPod would look gone
+    await taints.sweeping(lambda name: name in fleet.mirror.superpods, owner)
 
 
 def _freeze_startup_heap() -> None:

@@ -12,14 +12,22 @@ evicts). Each write is a merge patch of the node's whole taint list with the res
 on, so a taint another controller wrote meanwhile is never lost (409: computed again when the node's change
 arrives). A node whose taint of that key already names another SuperPod (two SuperPods selecting one node) is
 left as it is: kube allows one taint per key and effect, and either value keeps the node isolated.
+
+The loop judges a node by the newest copy it knows: the watch's, or the answer to its own write while the watch
+has not brought that write yet. Judged by the watch's copy alone, a node tainted a moment ago looked untainted,
+and a SuperPod deleted in that moment left the taint behind. A taint that names a SuperPod no longer there (its
+last untainting failed, or the operator was down when it went) is removed by `sweep_orphans`, on the replica
+that owns the missing name, every `IDLE_RECHECK` seconds: a leftover taint would keep every other pod off
+the node for good.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import kopf
 
@@ -32,7 +40,16 @@ EFFECT = "NoSchedule"
 IDLE_RECHECK = 30.0  # seconds
 RETRY_SECONDS = 2.0  # after a write that failed or lost a race
 CONCURRENCY = 8  # node writes at once
+FENCED = 423  # `shards.Fenced`: this replica may not write for that SuperPod now
 logger = logging.getLogger(__name__)
+
+
+class Owner(Protocol):
+    """Who writes for which SuperPod (`shards.Ownership`)."""
+
+    def owns(self, superpod: str) -> bool: ...
+
+    def writing(self, superpod: str) -> contextlib.AbstractContextManager[None]: ...
 
 
 def wanted_taints(node: Mapping[str, Any], superpod: str, member: bool) -> list[JSON] | None:
@@ -49,6 +66,16 @@ def wanted_taints(node: Mapping[str, Any], superpod: str, member: bool) -> list[
     return None
 
 
+def isolating_superpods(node: Mapping[str, Any]) -> set[str]:
+    """The SuperPods the node's isolation taints name."""
+    taints = (node.get("spec") or {}).get("taints") or []
+    return {
+        str(t.get("value"))
+        for t in taints
+        if t.get("key") == api_superpod.ISOLATION_TAINT and t.get("effect") == EFFECT and t.get("value")
+    }
+
+
 class NodeTaints:
     """Keeps the isolation taint of every SuperPod on exactly its member nodes."""
 
@@ -56,6 +83,9 @@ class NodeTaints:
         self.api = api
         self.view = view
         self.writes = 0  # node patches that succeeded
+        # node -> (the resourceVersion a write of ours was computed on, the API's answer to it): newer than the
+        # watch's copy for as long as the watch's copy is still the one the write was computed on
+        self._answers: dict[str, tuple[str | None, JSON]] = {}
 
     async def follow(self, superpod: str, stopped: kopf.DaemonStopped) -> None:
         """Keep the SuperPod's taints right until `stopped`; take them all away if it was deleted."""
@@ -83,12 +113,61 @@ class NodeTaints:
         isolating = not deleted and self.view.isolating(superpod)
         members = self.view.members.get(superpod, set()) if isolating else set()
         writes = []
-        for name, node in list(self.view.nodes.items()):
-            taints = wanted_taints(node, superpod, name in members)
-            if taints is not None:
+        for name in list(self.view.nodes):
+            node = self.newest(name)
+            taints = wanted_taints(node, superpod, name in members) if node is not None else None
+            if taints is not None and node is not None:
                 writes.append((name, node, taints))
         if not writes:
             return True
+        return await self._write_all(superpod, members, writes)
+
+    async def sweep_orphans(self, exists: Callable[[str], bool], owner: Owner) -> int:
+        """Remove the taints naming a SuperPod that does not exist, where this replica owns that name.
+
+        Returns how many nodes were written."""
+        orphans: dict[str, list[tuple[str, JSON, list[JSON]]]] = {}
+        for name in list(self.view.nodes):
+            node = self.newest(name)
+            for superpod in isolating_superpods(node) if node is not None else ():
+                taints = wanted_taints(node, superpod, member=False) if node is not None else None
+                if taints is not None and node is not None and not exists(superpod) and owner.owns(superpod):
+                    orphans.setdefault(superpod, []).append((name, node, taints))
+        for superpod, writes in orphans.items():
+            logger.info(
+                "SuperPod %s is gone: its isolation taint is still on %d nodes", superpod, len(writes)
+            )
+            try:
+                with owner.writing(superpod):
+                    await self._write_all(superpod, set(), writes)
+            except client.ApiError as error:
+                if error.status != FENCED:
+                    raise  # fenced: the name's new owner sweeps it
+        return sum(len(writes) for writes in orphans.values())
+
+    async def sweeping(self, exists: Callable[[str], bool], owner: Owner) -> None:
+        """`sweep_orphans` every `IDLE_RECHECK` seconds, for the operator's life."""
+        while True:
+            try:
+                await self.sweep_orphans(exists, owner)
+            except (client.ApiError, OSError, TimeoutError) as error:
+                logger.warning("removing the taints of SuperPods that are gone failed: %s; retrying", error)
+            await asyncio.sleep(IDLE_RECHECK)
+
+    def newest(self, name: str) -> JSON | None:
+        """The node as this replica knows it newest: the watch's copy, or the answer to our write on it."""
+        node = self.view.nodes.get(name)
+        answer = self._answers.get(name)
+        if node is None or answer is None:
+            return node
+        if answer[0] == (node.get("metadata") or {}).get("resourceVersion"):
+            return answer[1]  # the watch has not brought our write yet
+        del self._answers[name]  # the watch has caught up (or moved on): its copy is the newest
+        return node
+
+    async def _write_all(
+        self, superpod: str, members: set[str], writes: list[tuple[str, JSON, list[JSON]]]
+    ) -> bool:
         gate = asyncio.Semaphore(CONCURRENCY)
 
         async def write(name: str, node: JSON, taints: list[JSON]) -> bool:
@@ -106,17 +185,17 @@ class NodeTaints:
         return all(results)
 
     async def _write(self, name: str, node: JSON, taints: list[JSON]) -> bool:
-        body = {
-            "metadata": {"resourceVersion": node["metadata"].get("resourceVersion")},
-            "spec": {"taints": taints or None},
-        }
+        based_on = node["metadata"].get("resourceVersion")
+        body = {"metadata": {"resourceVersion": based_on}, "spec": {"taints": taints or None}}
         try:
-            await self.api.patch(client.resource_path("v1", "nodes", None, name), body)
+            answer = await self.api.patch(client.resource_path("v1", "nodes", None, name), body)
         except client.ApiError as error:
             if error.status == 404:
                 return True  # gone: nothing to taint
             if error.status == 409:
                 return False  # changed meanwhile: computed again from the change
             raise
+        if answer:
+            self._answers[name] = (based_on, answer)
         self.writes += 1
         return True

@@ -173,17 +173,19 @@ async def run(
         )
         fleet.inventory_debounce = config.inventory_debounce
         ownership = sharding(api, fleet, config, identity) if leased(config) else shards.Solo()
+        kopf_peering = not config.standalone and not leased(config)
         handlers.register(
             registry,
             fleet,
             status_interval=config.status_interval,
             ownership=ownership,
-            kopf_partitions=not config.standalone and not leased(config),  # kopf peering
+            kopf_partitions=kopf_peering,
         )
         health.register(registry, mirror_sync_timeout=config.mirror_sync_timeout)
         settings = kopf_settings(config)
         files = admission.configure(settings, config)
-        admission.register(registry, fleet, config, files=files)
+        # under kopf peering only kopf knows which replica is active: no fleet-wide sweeps of our own there
+        admission.register(registry, fleet, config, files=files, owner=None if kopf_peering else ownership)
         liveness = (
             f"http://{config.bind_address}:{config.health_port}/healthz" if config.health_port else None
         )

@@ -291,3 +291,18 @@ async def test_the_taint_follows_membership_isolation_and_the_superpod(tenants):
 
     await api.delete(spod)
     await eventually(lambda: tainted(api, []), timeout=15)
+
+
+async def test_a_superpod_deleted_while_the_operator_was_down_leaves_no_taint_behind(tenants, operator):
+    api = tenants.api
+    spod = f"{SPOD}/cm384-a"
+    await operator.kill()
+    await api.delete(spod)
+    await api.patch(
+        spod, {"metadata": {"finalizers": None}}
+    )  # an admin unsticks it: nobody untainted its nodes
+    assert await api.get_or_none(spod) is None
+    assert await tainted(api, NODES[:4])
+
+    await operator.start()
+    await eventually(lambda: tainted(api, []), timeout=15)  # the taints of a SuperPod that is gone are swept

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from superpod.api import superpod as api_superpod
-from superpod.controller import membership, nodetaints
+from superpod.controller import membership, nodetaints, shards
 
 JSON = dict[str, Any]
 OURS = {"key": "superpod.dev/partitions-only", "value": "cm384-a", "effect": "NoSchedule"}
@@ -48,12 +50,22 @@ def test_the_taints_a_node_should_carry(case, taints, member, wanted):
 
 
 class Api:
-    def __init__(self) -> None:
+    """Takes node patches; answers with the node as written (its resourceVersion one higher) when `answers`."""
+
+    def __init__(self, answers: bool = False) -> None:
         self.patches: list[tuple[str, JSON]] = []
+        self.answers = answers
 
     async def patch(self, path: str, body: JSON) -> JSON:
-        self.patches.append((path.rpartition("/")[2], body))
-        return {}
+        name = path.rpartition("/")[2]
+        self.patches.append((name, body))
+        if not self.answers:
+            return {}
+        version = str(int(body["metadata"]["resourceVersion"]) + 1)
+        return {
+            "metadata": {"name": name, "resourceVersion": version},
+            "spec": {"taints": body["spec"]["taints"]},
+        }
 
 
 def spec(isolation: str = "Partitions") -> api_superpod.SuperPodSpec:
@@ -96,6 +108,66 @@ async def test_a_deleted_superpod_takes_its_taints_away():
     api = Api()
     await nodetaints.NodeTaints(api, view).reconcile("cm384-a", deleted=True)  # type: ignore[arg-type]
     assert [name for name, _ in api.patches] == ["a3-0"]
+
+
+async def test_a_write_the_watch_has_not_brought_yet_counts():
+    """Tainted a moment ago, the node still looks untainted to the watch: deleted now, the taint must go anyway."""
+    view = membership.Membership()
+    view.on_superpod("cm384-a", spec(), "huawei.com/Ascend910")
+    view.on_node("a3-0", None, node("a3-0", pool="sp"))
+    api = Api(answers=True)
+    taints = nodetaints.NodeTaints(api, view)  # type: ignore[arg-type]
+    assert await taints.reconcile("cm384-a")
+    assert await taints.reconcile("cm384-a")  # the answer says it is done: not written twice
+    assert len(api.patches) == 1
+
+    await taints.reconcile("cm384-a", deleted=True)  # the watch still shows version 1, untainted
+    assert api.patches[1] == ("a3-0", {"metadata": {"resourceVersion": "2"}, "spec": {"taints": None}})
+
+    view.on_node("a3-0", None, node("a3-0", taints=[{**OURS, "value": "cm384-b"}], pool="sp"))  # moved on
+    assert taints.newest("a3-0") == view.nodes["a3-0"]  # a newer copy than the answer: the watch's
+
+
+class Owner:
+    def __init__(self, owned: set[str], fenced: bool = False) -> None:
+        self.owned = owned
+        self.fenced = fenced
+
+    def owns(self, superpod: str) -> bool:
+        return superpod in self.owned
+
+    @contextlib.contextmanager
+    def writing(self, superpod: str) -> Iterator[None]:
+        if self.fenced:
+            raise shards.Fenced(superpod, "this replica's Lease is not renewed")
+        yield
+
+
+@pytest.mark.parametrize(
+    ("case", "exists", "owner", "untainted"),
+    [
+        ("a gone SuperPod's taint is removed by the owner of its name", False, Owner({"gone"}), ["a3-0"]),
+        ("not by another replica", False, Owner(set()), []),
+        ("an existing SuperPod's taint stays (its own loop keeps it)", True, Owner({"gone"}), []),
+    ],
+)
+async def test_taints_of_superpods_that_are_gone_are_swept(case, exists, owner, untainted):
+    view = membership.Membership()
+    view.on_node("a3-0", None, node("a3-0", taints=[OTHER, {**OURS, "value": "gone"}], pool="sp"))
+    view.on_node("a3-1", None, node("a3-1", taints=[OTHER], pool="sp"))
+    api = Api()
+    swept = await nodetaints.NodeTaints(api, view).sweep_orphans(lambda name: exists, owner)  # type: ignore[arg-type]
+    assert [name for name, _ in api.patches] == untainted, case
+    assert [body["spec"]["taints"] for _, body in api.patches] == [[OTHER]] * len(untainted), case
+    assert swept == len(untainted), case
+
+
+async def test_a_fenced_replica_sweeps_nothing_and_does_not_fail():
+    view = membership.Membership()
+    view.on_node("a3-0", None, node("a3-0", taints=[{**OURS, "value": "gone"}], pool="sp"))
+    api = Api()
+    await nodetaints.NodeTaints(api, view).sweep_orphans(lambda name: False, Owner({"gone"}, fenced=True))  # type: ignore[arg-type]
+    assert api.patches == []
 
 
 def test_membership_follows_labels_and_lists_only_isolating_superpods():
