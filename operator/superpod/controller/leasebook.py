@@ -69,24 +69,24 @@ class LeaseBook:
 
     # ---- membership --------------------------------------------------------------------------------------
 
-    async def renew(self) -> None:
-        """Write this replica's membership Lease (replace the version last written, else read and replace)."""
+    async def renew(self, api: client.KubeClient | None = None) -> None:
+        """Write this replica's membership Lease (replace the version last written, else read and replace),
+        through `api` (default: the book's; the renewals have a client of their own, `shards.Renewals`)."""
+        api = api or self.api
         path = leases.path(self.namespace, self._member)
         kind, me, seconds = leases.MEMBER, self.identity, self.duration
         try:
             if self._mine is None:
                 raise client.ApiError(409, {})
-            written = await self.api.replace(path, leases.body(self.namespace, self._member, kind, me, seconds,
-                                                               previous=self._mine))  # fmt: skip
+            written = await api.replace(path, leases.body(self.namespace, self._member, kind, me, seconds,
+                                                          previous=self._mine))  # fmt: skip
         except client.ApiError as error:
             if error.status not in (404, 409):
                 raise
-            current = await self.api.get_or_none(path)
+            current = await api.get_or_none(path)
             new = leases.body(self.namespace, self._member, kind, me, seconds, previous=current)
             written = await (
-                self.api.replace(path, new)
-                if current
-                else self.api.create(leases.collection(self.namespace), new)
+                api.replace(path, new) if current else api.create(leases.collection(self.namespace), new)
             )
         self._mine = written
 

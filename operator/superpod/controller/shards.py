@@ -17,6 +17,13 @@ joins or leaves). The SuperPod Leases make the moves safe:
   SuperPod's work passes `guard`, which checks just before each attempt. When it renews again it first drops
   every SuperPod and takes them back through their Leases like any other replica. A paused process (SIGSTOP)
   wakes up fenced, since the monotonic clock ran on.
+- the renewals run on a thread of their own, with their own event loop and their own connection to the API
+  server (`Renewals`), as kube-controller-manager gives leader election a client of its own: a burst of work on
+  the operator's loop (a long admission pass, thousands of placements queued on the shared connection pool)
+  never delays a renewal past its deadline, which would fence the replica for nothing. The fence itself is
+  unchanged: it judges the renewals, wherever they run, and a renewal that finds the Lease had lapsed keeps
+  the replica fenced until the operator's loop has dropped every SuperPod and abandoned every take in flight
+  (`_lapse`).
 - after taking SuperPods, their memory is rebuilt from a fresh list of partitions (`reload`), so nothing the
   previous owner wrote just before it let go is missed by a lagging watch.
 
@@ -33,10 +40,11 @@ import contextvars
 import dataclasses
 import logging
 import socket
+import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Iterator
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator
+from typing import Any, Protocol
 
 import kopf
 from kopf._cogs.aiokits import aioenums  # kopf's own stop flag, so the workers keep their `stopped` API
@@ -46,6 +54,7 @@ from superpod.controller import kopfkit, leasebook, rendezvous
 
 Run = Callable[[kopf.DaemonStopped], Awaitable[None]]
 RELEASE_WAIT = 10.0  # seconds a SuperPod's writers get to stop before its Lease is given up anyway
+RENEWAL_CONNECTIONS = 2  # the renewal thread's own pool: a renewal, and the read after a conflict
 logger = logging.getLogger(__name__)
 
 writing_for: contextvars.ContextVar[str | None] = contextvars.ContextVar("writing_for", default=None)
@@ -140,6 +149,12 @@ class Shards:
         self.clock = clock
         self.held: dict[str, Tenure] = {}
         self.renewed_at: float | None = None  # monotonic start of the last successful renewal
+        # lapses the renewals saw (on their thread), and how many of them the loop has acted on (every SuperPod
+        # dropped): fenced while one is not acted on yet
+        self.lapses = 0
+        self.dropped = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._renewals: Renewals | None = None
         self.changed = asyncio.Event()  # held SuperPods or the Leases changed: balance again
         self._opened: dict[str, asyncio.Event] = {}  # SuperPod -> set when this replica takes it (its daemon)
         self.epoch = 0  # counts the times this replica dropped everything (fenced)
@@ -157,7 +172,9 @@ class Shards:
     # ---- what the rest of the operator asks ------------------------------------------------------------
 
     def fenced(self) -> bool:
-        return self.renewed_at is None or self.clock() - self.renewed_at > self.renew_deadline
+        """May this replica write nothing for any SuperPod now? (Read on the renewal thread too.)"""
+        renewed = self.renewed_at
+        return self.dropped < self.lapses or renewed is None or self.clock() - renewed > self.renew_deadline
 
     def owns(self, superpod: str) -> bool:
         """May this replica write for `superpod` now? A name no SuperPod has goes to its rendezvous choice."""
@@ -233,49 +250,72 @@ class Shards:
     # ---- start and stop ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Join: list the Leases, write this replica's own, then follow and balance in the background."""
+        """Join: list the Leases, write this replica's own, then renew it on a thread of its own, and follow
+        and balance in the background."""
+        self._loop = asyncio.get_running_loop()
         await self.book.reflector.relist()
-        await self._renew()
+        await self._renew(self.api)
+        self._renewals = Renewals(self.api, self._renewing, name=f"lease renewals of {self.identity}")
+        self._renewals.start()
         self._tasks = [
             asyncio.create_task(self.book.reflector.run()),
-            asyncio.create_task(self._renewing()),
             asyncio.create_task(self._balancing()),
         ]
         logger.info("replica %s joined (Leases in namespace %s)", self.identity, self.namespace)
 
     async def stop(self) -> None:
         """Leave: give every SuperPod up (writers stopped first), then delete this replica's Lease."""
-        for task in self._tasks[2:]:
-            task.cancel()
-        await asyncio.gather(*self._tasks[2:], return_exceptions=True)
+        follow, balance = self._tasks if self._tasks else (None, None)
+        if balance is not None:
+            balance.cancel()
+            await asyncio.gather(balance, return_exceptions=True)
         with contextlib.suppress(Exception):
             await asyncio.gather(*(self._release(name) for name in list(self.held)))
-        for task in self._tasks[:2]:
-            task.cancel()
-        await asyncio.gather(*self._tasks[:2], return_exceptions=True)
+        if self._renewals is not None:
+            await asyncio.to_thread(self._renewals.stop)
+        if follow is not None:
+            follow.cancel()
+            await asyncio.gather(follow, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.book.leave()
         logger.info("replica %s left", self.identity)
 
     # ---- membership: renewing this replica's Lease, and who is alive -------------------------------------
 
-    async def _renewing(self) -> None:
-        while True:
+    async def _renewing(self, api: client.KubeClient, stopping: asyncio.Event) -> None:
+        """On the renewal thread (`Renewals`), through its own client: renew every `retry_period` seconds."""
+        while not stopping.is_set():
             began = self.clock()
             try:
-                await asyncio.wait_for(self._renew(), timeout=self.renew_deadline)
+                await asyncio.wait_for(self._renew(api), timeout=self.renew_deadline)
             except Exception as error:  # kept trying; the fence stops the writes meanwhile
-                logger.warning("replica %s: renewing its Lease failed: %s", self.identity, error)
+                logger.warning(
+                    "replica %s: renewing its Lease failed after %.1f s: %r",
+                    self.identity,
+                    self.clock() - began,
+                    error,
+                )
             if self.fenced() and self.held:
-                self._drop_all("its Lease was not renewed in time")
-            await asyncio.sleep(max(0.0, self.retry_period - (self.clock() - began)))
+                self._lapse("its Lease was not renewed in time")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), max(0.0, self.retry_period - (self.clock() - began)))
 
-    async def _renew(self) -> None:
+    async def _renew(self, api: client.KubeClient) -> None:
         began = self.clock()
-        await self.book.renew()
-        if self.fenced() and self.held:  # it had lapsed: nothing held before is ours any more
-            self._drop_all("its Lease lapsed before this renewal")
+        await self.book.renew(api)
+        if self.renewed_at is not None and self.fenced():
+            # it had lapsed: nothing held before, nor being taken, is ours any more (fenced until dropped)
+            self._lapse("its Lease lapsed before this renewal")
         self.renewed_at = began
+
+    def _lapse(self, why: str) -> None:
+        """Fenced until the operator's loop has dropped every SuperPod and abandoned every take in flight
+        (called on the renewal thread: the loop acts on it at its next turn)."""
+        self.lapses += 1
+        if self._loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the operator has stopped
+            self._loop.call_soon_threadsafe(self._drop_all, why, self.lapses)
 
     def live(self) -> set[str]:
         """The replicas alive as seen from here (this one while it is not fenced)."""
@@ -359,15 +399,18 @@ class Shards:
             elif holder == self.identity and plan.get(superpod) != self.identity:
                 await self.book.let_go(name, drop=superpod not in names)
 
-    def _drop_all(self, why: str) -> None:
-        """Fenced: every SuperPod stops at once (the writes were refused already); taken again through Leases."""
-        logger.warning(
-            "replica %s stops writing for %s: %s", self.identity, ", ".join(sorted(self.held)), why
-        )
+    def _drop_all(self, why: str, lapse: int) -> None:
+        """Fenced: every SuperPod stops at once (the writes were refused already), and a take in flight is
+        abandoned (`epoch`); they are taken again through their Leases."""
+        if self.held:
+            logger.warning(
+                "replica %s stops writing for %s: %s", self.identity, ", ".join(sorted(self.held)), why
+            )
         self.epoch += 1
         for tenure in self.held.values():
             tenure.lost.set()
         self.held.clear()
+        self.dropped = max(self.dropped, lapse)
         self.changed.set()
 
 
@@ -381,3 +424,50 @@ async def _relay(
 
 def _free() -> None:
     pass
+
+
+class Renewals:
+    """`work(api, stopping)` on a thread of its own, with its own event loop and its own client (the
+    credentials and User-Agent of `api`, a small pool of its own): nothing the operator's loop does delays it,
+    neither a long synchronous step nor a queue of requests on the shared pool (Python hands the interpreter to
+    another thread every few milliseconds while one computes)."""
+
+    def __init__(
+        self,
+        api: client.KubeClient,
+        work: Callable[[client.KubeClient, asyncio.Event], Coroutine[Any, Any, None]],
+        *,
+        name: str,
+    ) -> None:
+        self.credentials = api.credentials
+        self.user_agent = api.user_agent
+        self.work = work
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._started = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+        self._started.wait()
+
+    def stop(self) -> None:
+        """Stop the work (cancelled if it is in a request) and wait for the thread (blocking)."""
+        if self._loop is not None and self._stopping is not None:
+            with contextlib.suppress(RuntimeError):  # its loop has ended already
+                self._loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.join()
+
+    def _main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = stopping = asyncio.Event()
+        self._started.set()
+        own = client.KubeClient(self.credentials, user_agent=self.user_agent, connections=RENEWAL_CONNECTIONS)
+        async with own as api:
+            work = asyncio.create_task(self.work(api, stopping))
+            await stopping.wait()
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
