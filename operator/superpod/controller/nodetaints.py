@@ -122,10 +122,10 @@ class NodeTaints:
             return True
         return await self._write_all(superpod, members, writes)
 
-    async def sweep_orphans(self, exists: Callable[[str], bool], owner: Owner) -> int:
+    async def sweep_orphans(self, exists: Callable[[str], bool], owner: Owner) -> bool:
         """Remove the taints naming a SuperPod that does not exist, where this replica owns that name.
 
-        Returns how many nodes were written."""
+        True when none is left to remove (False: a write lost a race; computed again from the node's change)."""
         orphans: dict[str, list[tuple[str, JSON, list[JSON]]]] = {}
         for name in list(self.view.nodes):
             node = self.newest(name)
@@ -133,26 +133,28 @@ class NodeTaints:
                 taints = wanted_taints(node, superpod, member=False) if node is not None else None
                 if taints is not None and node is not None and not exists(superpod) and owner.owns(superpod):
                     orphans.setdefault(superpod, []).append((name, node, taints))
+        settled = True
         for superpod, writes in orphans.items():
             logger.info(
                 "SuperPod %s is gone: its isolation taint is still on %d nodes", superpod, len(writes)
             )
             try:
                 with owner.writing(superpod):
-                    await self._write_all(superpod, set(), writes)
+                    settled = await self._write_all(superpod, set(), writes) and settled
             except client.ApiError as error:
                 if error.status != FENCED:
                     raise  # fenced: the name's new owner sweeps it
-        return sum(len(writes) for writes in orphans.values())
+        return settled
 
     async def sweeping(self, exists: Callable[[str], bool], owner: Owner) -> None:
-        """`sweep_orphans` every `IDLE_RECHECK` seconds, for the operator's life."""
+        """`sweep_orphans` every `IDLE_RECHECK` seconds for the operator's life, sooner after a failed write."""
         while True:
             try:
-                await self.sweep_orphans(exists, owner)
+                settled = await self.sweep_orphans(exists, owner)
             except (client.ApiError, OSError, TimeoutError) as error:
                 logger.warning("removing the taints of SuperPods that are gone failed: %s; retrying", error)
-            await asyncio.sleep(IDLE_RECHECK)
+                settled = False
+            await asyncio.sleep(IDLE_RECHECK if settled else RETRY_SECONDS)
 
     def newest(self, name: str) -> JSON | None:
         """The node as this replica knows it newest: the watch's copy, or the answer to our write on it."""

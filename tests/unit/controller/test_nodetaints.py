@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from superpod.api import superpod as api_superpod
+from superpod.cluster import client
 from superpod.controller import membership, nodetaints, shards
 
 JSON = dict[str, Any]
@@ -52,13 +53,16 @@ def test_the_taints_a_node_should_carry(case, taints, member, wanted):
 class Api:
     """Takes node patches; answers with the node as written (its resourceVersion one higher) when `answers`."""
 
-    def __init__(self, answers: bool = False) -> None:
+    def __init__(self, answers: bool = False, conflict: bool = False) -> None:
         self.patches: list[tuple[str, JSON]] = []
         self.answers = answers
+        self.conflict = conflict
 
     async def patch(self, path: str, body: JSON) -> JSON:
         name = path.rpartition("/")[2]
         self.patches.append((name, body))
+        if self.conflict:
+            raise client.ApiError(409, {"reason": "Conflict"})
         if not self.answers:
             return {}
         version = str(int(body["metadata"]["resourceVersion"]) + 1)
@@ -156,10 +160,18 @@ async def test_taints_of_superpods_that_are_gone_are_swept(case, exists, owner, 
     view.on_node("a3-0", None, node("a3-0", taints=[OTHER, {**OURS, "value": "gone"}], pool="sp"))
     view.on_node("a3-1", None, node("a3-1", taints=[OTHER], pool="sp"))
     api = Api()
-    swept = await nodetaints.NodeTaints(api, view).sweep_orphans(lambda name: exists, owner)  # type: ignore[arg-type]
+    settled = await nodetaints.NodeTaints(api, view).sweep_orphans(lambda name: exists, owner)  # type: ignore[arg-type]
     assert [name for name, _ in api.patches] == untainted, case
     assert [body["spec"]["taints"] for _, body in api.patches] == [[OTHER]] * len(untainted), case
-    assert swept == len(untainted), case
+    assert settled, case
+
+
+async def test_a_sweep_that_lost_a_race_says_so():
+    """A heartbeat changed the node between the copy and the write (409): the sweep is not settled."""
+    view = membership.Membership()
+    view.on_node("a3-0", None, node("a3-0", taints=[{**OURS, "value": "gone"}], pool="sp"))
+    api = Api(conflict=True)
+    assert not await nodetaints.NodeTaints(api, view).sweep_orphans(lambda name: False, Owner({"gone"}))  # type: ignore[arg-type]
 
 
 async def test_a_fenced_replica_sweeps_nothing_and_does_not_fail():
