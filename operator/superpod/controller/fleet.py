@@ -60,6 +60,10 @@ class Fleet:
         self.api = api
         self.clock = clock
         self.superpods: dict[str, SuperPodState] = {}
+        # the SuperPods whose inventory, tree and allocator this replica builds (None: every SuperPod, one
+        # replica); with Leases, the ones it owns: `reload` adds a SuperPod it takes, `unmodel` drops one it
+        # gave up, so a replica's memory follows its share, not the cluster (docs/operator.md, "Replicas")
+        self.modelled: set[str] | None = None
         self.mirror = clustermirror.ClusterMirror(
             api, self, namespace=namespace, configmap_selector=configmap_selector
         )
@@ -185,6 +189,8 @@ class Fleet:
             state = self.superpods.get(name)
             if state is None:
                 continue
+            if self.modelled is not None:
+                self.modelled.add(name)
             state.model = superpodmodel.configure(views.SuperPod(state.body).spec)
             state.pending = partitionqueue.PendingQueue()
             state.conflicts = {}  # found again from the fresh list, with the new owner's quarantine
@@ -192,6 +198,27 @@ class Fleet:
             self._rebuild(state)
             self.reconciler.queue_unplaced(state)
             state.poke()
+
+    def models(self, name: str) -> bool:
+        """Whether this replica builds the SuperPod's inventory and allocator (it owns it, or runs alone)."""
+        return self.modelled is None or name in self.modelled
+
+    def unmodel(self, name: str) -> None:
+        """This replica gave the SuperPod up: its inventory, tree and allocator go, and what only its owner
+        keeps (conflicts, moves, preemptions, the last admission pass). Its spec stays (admission reads the
+        profile), and so does what every replica keeps: the partitions, and the queue of unplaced ones."""
+        if self.modelled is None:
+            return
+        self.modelled.discard(name)
+        state = self.superpods.get(name)
+        if state is None:
+            return
+        state.model = superpodmodel.configure(views.SuperPod(state.body).spec)
+        state.conflicts = {}
+        state.moving = {}
+        state.preempting = {}
+        state.tenancy = None
+        state.health_dirty = False
 
     def inventory_changed(self) -> None:
         """Coalesced: one pass over the SuperPods for a burst of Node and ConfigMap changes."""
@@ -214,7 +241,7 @@ class Fleet:
 
     def _rebuild(self, state: SuperPodState) -> None:
         """Bring the SuperPod's model up to date with the mirror; restore what partitions hold into a new tree."""
-        if state.model.spec is None:
+        if state.model.spec is None or not self.models(state.name):
             return
         before = state.model.allocator
         nodes = self.mirror.nodes

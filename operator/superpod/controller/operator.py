@@ -81,12 +81,14 @@ def sharding(
     async def reload(names: list[str]) -> None:
         fleet.reload(names, await api.list(path))
 
+    fleet.modelled = set()  # a replica builds the model of the SuperPods it owns only
     ownership = shards.Shards(
         api,
         identity=identity,
         namespace=lease_namespace(config),
         superpods=lambda: fleet.mirror.superpods.keys(),
         reload=reload,
+        released=fleet.unmodel,
         duration=config.lease_duration,
         renew_deadline=config.renew_deadline,
         retry_period=config.retry_period,

@@ -60,7 +60,8 @@ class Restorer:
             if allocator is None or allocator.placement_of(key) is None:
                 state.pending.add(key, view.created)
             return
-        if allocator is None:
+        if allocator is None:  # no nodes yet, or a SuperPod another replica owns (not modelled here)
+            state.pending.remove(key)
             return
         if key in state.moving:
             return  # moved while its pods run: the move keeps memory and status in line (podmoves)

@@ -25,7 +25,8 @@ joins or leaves). The SuperPod Leases make the moves safe:
   the replica fenced until the operator's loop has dropped every SuperPod and abandoned every take in flight
   (`_lapse`).
 - after taking SuperPods, their memory is rebuilt from a fresh list of partitions (`reload`), so nothing the
-  previous owner wrote just before it let go is missed by a lagging watch.
+  previous owner wrote just before it let go is missed by a lagging watch; after letting one go, `released`
+  drops what only its owner keeps (the fleet's model of it: inventory, tree, allocator).
 
 What is written under a SuperPod's ownership runs with `writing_for` set to it (the kopf handlers, the daemon
 and the workers it starts); the admission webhook's claims are not: the API server calls any replica, and
@@ -133,6 +134,7 @@ class Shards:
         namespace: str,
         superpods: Callable[[], Collection[str]],
         reload: Callable[[list[str]], Awaitable[None]],
+        released: Callable[[str], None] = lambda superpod: None,
         duration: float = 10.0,
         renew_deadline: float = 7.0,
         retry_period: float = 2.0,
@@ -143,6 +145,7 @@ class Shards:
         self.namespace = namespace
         self.superpods = superpods
         self.reload = reload
+        self.released = released  # told of a SuperPod whose Lease this replica let go (its memory may go)
         self.duration = duration
         self.renew_deadline = renew_deadline
         self.retry_period = retry_period
@@ -383,6 +386,7 @@ class Shards:
                     await asyncio.wait_for(tenure.idle.wait(), timeout=RELEASE_WAIT)
                 self.held.pop(superpod, None)
             await self.book.let_go(leases.superpod_name(superpod), drop=drop)
+            self.released(superpod)
             logger.info("replica %s gave SuperPod %s up", self.identity, superpod)
         finally:
             self._releasing.pop(superpod, None)
@@ -398,6 +402,7 @@ class Shards:
                 await self.book.remove(name, seen)
             elif holder == self.identity and plan.get(superpod) != self.identity:
                 await self.book.let_go(name, drop=superpod not in names)
+                self.released(superpod)
 
     def _drop_all(self, why: str, lapse: int) -> None:
         """Fenced: every SuperPod stops at once (the writes were refused already), and a take in flight is
