@@ -1,8 +1,9 @@
 """The operator's copy of what it watches: SuperPods, Nodes, device-info and NodeD ConfigMaps, partitions.
 
-Five reflectors (list, then watch) keep maps of the objects: SuperPods and partitions as the API serves them,
-Nodes and ConfigMaps reduced to the fields the operator reads (`inventory.compact_node`, `deviceinfo.compact`,
-`nodeinfo.compact`), in their own shape, so every reader sees what it would have read in the whole object. `list_all` fills them
+Five reflectors (list, then watch) keep maps of the objects: SuperPods as the API serves them, partitions
+without their managedFields (`lean`), Nodes and ConfigMaps reduced to the fields the operator reads
+(`inventory.compact_node`, `deviceinfo.compact`, `nodeinfo.compact`); each in its own shape, so every reader
+sees what it would have read in the whole object. `list_all` fills them
 and sets `synced`; from then on `watch` follows changes and the mirror tells its `Listener`: a SuperPod's
 change, a Node's or a partition's change (told before the mirror is synced too, heartbeats included, so the
 bindings loop and the membership view see every one), and
@@ -79,7 +80,7 @@ class ClusterMirror:
                 label_selector=configmap_selector or None,
                 transform=nodeinfo.compact,
             ),
-            reflector.Reflector(api, partitions, self.partition_event),
+            reflector.Reflector(api, partitions, self.partition_event, transform=lean),
         ]
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -165,6 +166,7 @@ class ClusterMirror:
         version): the mirror's copy then stays, so no deleted partition lingers with an allocation that a later
         rebuild would restore.
         """
+        written = lean(written)
         key = views.Partition(written).key
         known = self.partitions.get(key)
         if known is None or known["metadata"].get("uid") != written["metadata"].get("uid"):
@@ -180,6 +182,17 @@ class ClusterMirror:
     def _flush(self) -> None:
         self._scheduled = False
         self.listener.inventory_changed()
+
+
+def lean(obj: JSON) -> JSON:
+    """A partition as the mirror keeps it: without `metadata.managedFields` (more than half of a placed
+    partition as the API serves it: 4.8 of 8.7 KB), which the operator never reads; every replica keeps every
+    partition, so this is most of what 20,000 of them cost. Partitions are only ever patched, never replaced,
+    so no write sends a copy without them."""
+    metadata = obj.get("metadata")
+    if not metadata or "managedFields" not in metadata:
+        return obj
+    return {**obj, "metadata": {key: value for key, value in metadata.items() if key != "managedFields"}}
 
 
 def node_essence(node: JSON) -> tuple[Any, ...]:

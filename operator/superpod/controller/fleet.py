@@ -182,7 +182,7 @@ class Fleet:
     def reload(self, names: Collection[str], fresh: list[JSON]) -> None:
         """This replica has just taken the SuperPods `names`: rebuild their memory from `fresh` (a new list of
         every partition), so a write of their previous owner that the watch has not brought yet is not missed."""
-        for obj in fresh:
+        for obj in map(clustermirror.lean, fresh):
             key = views.Partition(obj).key
             self.mirror.partitions[key] = views.newest(self.mirror.partitions.get(key), obj) or obj
         for name in names:

@@ -59,6 +59,22 @@ def fault(device: int, handling: str) -> JSON:
     }
 
 
+class Listener:
+    """A mirror listener that keeps the Nodes it is told of."""
+
+    def __init__(self) -> None:
+        self.nodes: list[JSON | None] = []
+
+    def superpod_changed(self, *_: Any) -> None: ...
+
+    def partition_changed(self, *_: Any) -> None: ...
+
+    def node_changed(self, name: str, old: JSON | None, new: JSON | None) -> None:
+        self.nodes.append(new)
+
+    def inventory_changed(self) -> None: ...
+
+
 def cases() -> dict[str, tuple[dict[str, JSON], dict[str, JSON], dict[str, JSON]]]:
     """name -> (Nodes, device-info ConfigMaps, NodeD ConfigMaps), all by node name."""
     healthy = {
@@ -172,19 +188,9 @@ async def test_the_mirror_keeps_the_reduced_objects_listed_and_watched() -> None
     node = as_served(objects.node("n0").superpod(0).devices(16).ready().obj())
     api.listed(fakeapi.NODES, node)
     api.listed(fakeapi.DEVICEINFO, as_served(objects.deviceinfo_configmap("n0")))
-    told: list[JSON | None] = []
-
-    class Listener:
-        def superpod_changed(self, *_: Any) -> None: ...
-
-        def partition_changed(self, *_: Any) -> None: ...
-
-        def node_changed(self, name: str, old: JSON | None, new: JSON | None) -> None:
-            told.append(new)
-
-        def inventory_changed(self) -> None: ...
-
-    mirror = clustermirror.ClusterMirror(api, Listener(), debounce=0.0)  # type: ignore[arg-type]
+    listener = Listener()
+    told = listener.nodes
+    mirror = clustermirror.ClusterMirror(api, listener, debounce=0.0)  # type: ignore[arg-type]
     await mirror.list_all()
     assert mirror.nodes["n0"] == inventory.compact_node(node)
     assert "managedFields" not in mirror.deviceinfo["n0"]["metadata"]
@@ -198,5 +204,43 @@ async def test_the_mirror_keeps_the_reduced_objects_listed_and_watched() -> None
         await fakeapi.until(lambda: mirror.nodes["n0"]["metadata"]["resourceVersion"] == "42")
         assert mirror.nodes["n0"] == inventory.compact_node(beat)
         assert told[-1] == inventory.compact_node(beat)  # the membership view gets the reduced Node too
+    finally:
+        await mirror.stop()
+
+
+async def test_partitions_are_kept_whole_but_for_their_managed_fields_whichever_way_they_come() -> None:
+    def served(version: str, phase: str) -> JSON:
+        return {
+            "apiVersion": "superpod.dev/v1alpha1",
+            "kind": "SuperPodPartition",
+            "metadata": {
+                "name": "job",
+                "namespace": "team",
+                "uid": "u1",
+                "resourceVersion": version,
+                "finalizers": ["superpod.dev/in-use"],
+                "managedFields": [{"manager": "superpod-operator", "fieldsV1": {"f:status": {}}}],
+            },
+            "spec": {"superPod": "sp", "npus": 8},
+            "status": {"phase": phase},
+        }
+
+    def without_managed_fields(obj: JSON) -> JSON:
+        kept = copy.deepcopy(obj)
+        del kept["metadata"]["managedFields"]
+        return kept
+
+    api = fakeapi.FakeApi()
+    api.listed(fakeapi.PARTITIONS, served("1", "Pending"))
+    mirror = clustermirror.ClusterMirror(api, Listener(), debounce=0.0)  # type: ignore[arg-type]
+    await mirror.list_all()
+    assert mirror.partitions["team/job"] == without_managed_fields(served("1", "Pending"))
+    mirror.remember(served("2", "Allocated"))  # the answer to the operator's own status write
+    assert mirror.partitions["team/job"] == without_managed_fields(served("2", "Allocated"))
+    mirror.watch()
+    try:
+        api.send(fakeapi.PARTITIONS, "MODIFIED", served("3", "Bound"))
+        await fakeapi.until(lambda: mirror.partitions["team/job"]["metadata"]["resourceVersion"] == "3")
+        assert mirror.partitions["team/job"] == without_managed_fields(served("3", "Bound"))
     finally:
         await mirror.stop()
