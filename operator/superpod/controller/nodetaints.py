@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import kopf
 
 from superpod.api import superpod as api_superpod
-from superpod.cluster import client
+from superpod.cluster import client, inventory
 from superpod.controller import kopfkit, membership
 
 JSON = dict[str, Any]
@@ -197,7 +197,7 @@ class NodeTaints:
             if error.status == 409:
                 return False  # changed meanwhile: computed again from the change
             raise
-        if answer:
-            self._answers[name] = (based_on, answer)
+        if answer:  # kept reduced like the mirror's copies until the watch brings the write
+            self._answers[name] = (based_on, inventory.compact_node(answer))
         self.writes += 1
         return True
