@@ -101,8 +101,29 @@ def compact_node(node: JSON) -> JSON:
     if ready is not None:
         reduced["conditions"] = [{"type": "Ready", "status": _interned(ready.get("status"))}]
     if reduced:
-        compact["status"] = reduced
+        compact["status"] = _shared_status(reduced)
     return compact
+
+
+_STATUSES: dict[tuple[object, ...], JSON] = {}
+SHARED_STATUSES = 4096  # distinct reduced statuses shared between Nodes, at most
+
+
+def _shared_status(status: JSON) -> JSON:
+    """One object for every Node whose reduced status is the same (a fleet's healthy nodes all have one):
+    most of a reduced Node was the small dicts of its status. Never changed in place (nobody writes into the
+    mirror's Nodes)."""
+    key = (
+        tuple(sorted((status.get("capacity") or {}).items())),
+        tuple(sorted((status.get("allocatable") or {}).items())),
+        tuple(c.get("status") for c in status.get("conditions") or []),
+    )
+    shared = _STATUSES.get(key)
+    if shared is not None:
+        return shared
+    if len(_STATUSES) < SHARED_STATUSES:
+        _STATUSES[key] = status
+    return status
 
 
 def _interned(value: object) -> object:
