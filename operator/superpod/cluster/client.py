@@ -176,6 +176,8 @@ class KubeClient:
             headers=headers,
             timeout=self._timeout,
             connector=aiohttp.TCPConnector(ssl=ssl_context, limit=self._connections),
+            # the API server sets no cookies (client-go keeps none): no jar to consult and update per request
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         return self
 

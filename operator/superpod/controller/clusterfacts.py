@@ -2,13 +2,14 @@
 
 Admission needs a partition's priority (its `scheduling.k8s.io/v1` PriorityClass) and, for quotas with a
 namespaceSelector, its namespace's labels. Both change rarely and are read at most once per `ttl` seconds:
-one list of every PriorityClass (they are few, and the globalDefault one is needed anyway), one get per
-namespace. A cluster that does not serve PriorityClasses (404) has none: every partition gets priority 0,
+one list of every PriorityClass (they are few, and the globalDefault one is needed anyway; the placements that
+ask while it is in flight share it), one get per namespace. A cluster that does not serve PriorityClasses (404) has none: every partition gets priority 0,
 except those naming a class, which wait (PriorityClassNotFound). A failed read keeps the last answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -32,12 +33,20 @@ class ClusterFacts:
         self.clock = clock
         self._classes: dict[str, tenants.PriorityClass] = {}
         self._classes_read = -float("inf")
+        self._reading: asyncio.Future[Mapping[str, tenants.PriorityClass]] | None = None  # the list in flight
         self._labels: dict[str, tuple[float, dict[str, str] | None]] = {}
 
     async def priority_classes(self) -> Mapping[str, tenants.PriorityClass]:
-        now = self.clock()
-        if now - self._classes_read < self.ttl:
+        """Every PriorityClass by name; when the copy is older than `ttl`, one list, which every placement
+        that asks meanwhile awaits (a burst asked it once per partition when the copy expired)."""
+        if self.clock() - self._classes_read < self.ttl:
             return self._classes
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.ensure_future(self._read_priority_classes())
+        return await asyncio.shield(self._reading)
+
+    async def _read_priority_classes(self) -> Mapping[str, tenants.PriorityClass]:
+        now = self.clock()
         try:
             items = await self.api.list(PRIORITY_CLASSES)
         except client.ApiError as error:
@@ -70,4 +79,5 @@ class ClusterFacts:
     def forget(self) -> None:
         """Read everything afresh next time (a PriorityClass or namespace changed, as far as we know)."""
         self._classes_read = -float("inf")
+        self._reading = None  # a list in flight may have read the old ones
         self._labels.clear()

@@ -306,9 +306,13 @@ class Shards:
     async def _renew(self, api: client.KubeClient) -> None:
         began = self.clock()
         await self.book.renew(api)
+        took = self.clock() - began
+        if took > self.retry_period:  # the API server answers slowly: the margin before the deadline shrinks
+            logger.warning("replica %s: renewing its Lease took %.1f s", self.identity, took)
         if self.renewed_at is not None and self.fenced():
             # it had lapsed: nothing held before, nor being taken, is ours any more (fenced until dropped)
-            self._lapse("its Lease lapsed before this renewal")
+            since = self.clock() - self.renewed_at
+            self._lapse(f"its Lease lapsed before this renewal (the last one began {since:.1f} s ago)")
         self.renewed_at = began
 
     def _lapse(self, why: str) -> None:
