@@ -9,9 +9,12 @@ Formulas (documented in docs/simulator.md):
 - node name: `<profile>-<superpod>-<index>`, index zero-padded to the width of the last index;
 - ServerIndex = index; RackID = index // nodes per rack (-1 where the hardware has no racks);
 - SuperPodID = superpod id on SuperPoD hardware, -2 ("unsupported", as the device plugin writes) elsewhere;
-- block b = superpod * 8 + index // 256 (so up to 2,048 nodes per fleet and 32 fleets stay distinct);
-- host IP 10.<b>.<index % 256>.1; pod IPs 100.<64 + b % 64>.<index % 256>.<slot + 2>;
-- device IP 29.<b>.<index % 256>.<device + 1> (the reference sample's 29.<server>.0.<device+1> style);
+- block b = superpod * 8 + index // 256 (up to 2,048 nodes per fleet); a block's addresses take its low
+  byte, w = b // 256 (the wrap: 0 for the first 32 SuperPoDs, 1 for the next 32) goes into the last byte, so
+  every node of a 64-SuperPoD SuperCluster (65,536 nodes, 524,288 devices) has its own host and device IPs;
+- host IP 10.<b % 256>.<index % 256>.<1 + w>; pod IPs 100.<64 + b % 64>.<index % 256>.<slot + 2>;
+- device IP 29.<b % 256>.<index % 256>.<w * devices per node + device + 1> (the reference sample's
+  29.<server>.0.<device+1> style);
 - super_device_id = index * devices per node + device (unique inside one SuperPoD, where HCCL uses it).
 """
 
@@ -40,14 +43,15 @@ class SimNode:
 
     @property
     def block(self) -> int:
-        return (self.superpod_id * 8 + self.index // 256) % 256
+        return self.superpod_id * 8 + self.index // 256
 
     @property
     def host_ip(self) -> str:
-        return f"10.{self.block}.{self.index % 256}.1"
+        return f"10.{self.block % 256}.{self.index % 256}.{1 + self.block // 256}"
 
     def device_ip(self, device_index: int) -> str:
-        return f"29.{self.block}.{self.index % 256}.{device_index + 1}"
+        last = (self.block // 256) * len(self.devices) + device_index + 1
+        return f"29.{self.block % 256}.{self.index % 256}.{last}"
 
     def super_device_id(self, device_index: int) -> int:
         return self.index * len(self.devices) + device_index

@@ -52,6 +52,24 @@ def test_addresses_and_super_device_ids_are_unique_across_a_2000_node_fleet_and_
         assert len(ids) == 1936 * 8
 
 
+def test_every_host_and_device_ip_of_a_64_superpod_supercluster_is_distinct():
+    hw = hardware.describe("atlas-950-supercluster")
+    every = [node for superpod in range(64) for node in layout.build(hw, superpod).nodes]
+    assert len(every) == 65_536
+    assert len({node.host_ip for node in every}) == 65_536
+    device_ips = {node.device_ip(d) for node in every for d in range(8)}
+    assert len(device_ips) == 524_288
+    # still addresses: four bytes each, none of them past 255
+    assert all(0 <= int(part) <= 255 for ip in device_ips for part in ip.split("."))
+
+
+def test_the_addresses_of_superpod_32_and_on_go_on_in_the_last_byte():
+    hw = hardware.describe("atlas-950-supercluster")
+    first, wrapped = layout.build(hw, 0).nodes[5], layout.build(hw, 32).nodes[5]
+    assert (first.host_ip, first.device_ip(3)) == ("10.0.5.1", "29.0.5.4")
+    assert (wrapped.host_ip, wrapped.device_ip(3)) == ("10.0.5.2", "29.0.5.12")
+
+
 def test_the_layout_is_a_pure_function_of_profile_superpod_and_index():
     hw = hardware.describe("cloudmatrix-384")
     first, second = layout.build(hw, 3), layout.build(hw, 3)
