@@ -16,6 +16,7 @@ from typing import Any
 import multidict
 from aiohttp import web
 
+from superpod_sandbox import codec
 from superpod_sandbox.apiserver import errors
 from superpod_sandbox.apiserver.formats import discovery, gnostic, openapi_served, protobuf
 from superpod_sandbox.apiserver.identity import authn, rbac, reviews
@@ -64,7 +65,7 @@ def respond(
     headers: multidict.CIMultiDict[str] = multidict.CIMultiDict({"Content-Type": content_type})
     for warning in warnings or ():
         headers.add("Warning", "299 - " + json.dumps(warning))
-    encoded = watchstream.encoded(body) if stored else json.dumps(body, separators=(",", ":")).encode()
+    encoded = watchstream.encoded(body) if stored else codec.dumps(body)
     # kube's JSON serializer ends every body with a newline
     return web.Response(body=encoded + b"\n", status=code, headers=headers)
 
@@ -245,7 +246,7 @@ class Router:
                 import yaml
 
                 return yaml.safe_load(raw)
-            return json.loads(raw)
+            return codec.loads(raw)
         except ValueError as failure:
             raise errors.bad_request(f"couldn't get version/kind; json parse error: {failure}") from None
         except Exception as failure:  # yaml.YAMLError and friends

@@ -512,6 +512,8 @@ def print_replicas(result: JSON, out: TextIO) -> None:
 def run(args: argparse.Namespace) -> int:
     from superpod.cluster import client
 
+    from superpod_sandbox import codec
+
     if args.failover and (args.replicas < 2 or args.partitions < 2):
         print(
             "superpod bench e2e: --failover needs --replicas 2 or more and some paced --partitions",
@@ -520,7 +522,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     try:
-        result = asyncio.run(bench(args))
+        result = codec.run(bench(args))
     except (TimeoutError, client.ApiError, OSError) as error:
         print(f"superpod bench e2e: {error}", file=sys.stderr)
         return 1

@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
+    from superpod_sandbox import codec
     from superpod_sandbox.apiserver import server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -57,5 +58,5 @@ def run(args: argparse.Namespace) -> int:
                 print(f"kubeconfig of user {name}: {path}", flush=True)
             await asyncio.Event().wait()
 
-    asyncio.run(serve())
+    codec.run(serve())
     return 0

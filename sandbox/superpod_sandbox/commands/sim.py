@@ -70,9 +70,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from superpod_sandbox import codec
+
     handler = {"up": _up, "down": _down, "fault": _fault, "heal": _heal}[args.sim_command]
     try:
-        return asyncio.run(handler(args))
+        return codec.run(handler(args))
     except (KeyError, ValueError) as error:
         print(f"superpod sim {args.sim_command}: {error}", file=sys.stderr)
         return 2
@@ -121,7 +123,9 @@ async def _up(args: argparse.Namespace) -> int:
 def _client(args: argparse.Namespace) -> client.KubeClient:
     from superpod.cluster import client
 
-    return client.KubeClient(client.credentials_from_kubeconfig(args.kubeconfig))
+    from superpod_sandbox import codec
+
+    return codec.kube_client(client.credentials_from_kubeconfig(args.kubeconfig))
 
 
 async def _down(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 
 from superpod.cluster import client
 
+from superpod_sandbox import codec
 from superpod_sandbox.sim import (
     clusterview,
     control,
@@ -111,7 +112,7 @@ class Fleet:
         if self.publisher is not None:
             return
         if self._api is None:
-            self._api = client.KubeClient(client.credentials_from_kubeconfig(self._kubeconfig))
+            self._api = codec.kube_client(client.credentials_from_kubeconfig(self._kubeconfig))
             await self._api.__aenter__()
         began = time.monotonic()
         self.mirror = clusterview.Mirror(self.api, self.layout, on_pod=self._on_pod)

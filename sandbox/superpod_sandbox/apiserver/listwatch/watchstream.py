@@ -10,12 +10,12 @@ events with a bookmark annotated `k8s.io/initial-events-end`. The stream ends af
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
 from aiohttp import web
 
+from superpod_sandbox import codec
 from superpod_sandbox.apiserver import errors
 from superpod_sandbox.apiserver.listwatch import listing, selectorparser
 from superpod_sandbox.apiserver.registry import semantics
@@ -41,7 +41,7 @@ def encoded(obj: Object) -> bytes:
     hit = _cache.get(id(obj))
     if hit is not None and hit[0] is obj:
         return hit[1]
-    encoded = json.dumps(obj, separators=(",", ":")).encode()
+    encoded = codec.dumps(obj)
     if len(_cache) >= _CACHE_SIZE:
         del _cache[next(iter(_cache))]
     _cache[id(obj)] = (obj, encoded)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 from typing import Any
 
 import yaml
 
+from superpod_sandbox import codec
 from superpod_sandbox.apiserver import errors
 from superpod_sandbox.apiserver.patches import jsonpatch as patches
 from superpod_sandbox.apiserver.patches import managed, strategic
@@ -49,7 +49,7 @@ async def _patch_once(
     if old is None:
         raise errors.not_found(resource.group, resource.plural, target.name)
     try:
-        document = json.loads(body)
+        document = codec.loads(body)
     except ValueError as failure:
         raise errors.bad_request(f"error decoding patch: {failure}") from None
     current = semantics.present(old, target.version, resource)
