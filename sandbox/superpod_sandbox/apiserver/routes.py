@@ -411,7 +411,9 @@ class Router:
             found = self.api.store.get(target.resource.storage_key, target.namespace, name)
             items = [found] if found is not None else []
         else:
-            items = self.api.store.objects(target.resource.storage_key, target.namespace or None)
+            items = listing.candidates(
+                self.api.store, target.resource, target.namespace, request.query.get("labelSelector")
+            )
         if predicate is not None:
             items = [o for o in items if predicate(o)]
         return [semantics.present(o, target.version, target.resource) for o in items]

@@ -14,8 +14,10 @@ from typing import Any
 
 from superpod_sandbox.apiserver import errors
 from superpod_sandbox.apiserver.formats import printers, printers_workloads
+from superpod_sandbox.apiserver.listwatch import selectorparser
 from superpod_sandbox.apiserver.registry import events
 from superpod_sandbox.apiserver.registry.resources import Resource
+from superpod_sandbox.apiserver.storage.store import Store
 
 Object = dict[str, Any]
 TABLE = "as=Table"
@@ -39,6 +41,16 @@ def decode_continue(token: str) -> tuple[str, str]:
             "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
         ) from None
     return namespace, name
+
+
+def candidates(store: Store, resource: Resource, namespace: str, label_selector: str | None) -> list[Object]:
+    """The objects of `resource` in `namespace` ("": all) that a list or watch with `label_selector` looks at,
+    in key order: those carrying a value the selector requires of a label (the store's label index), else
+    all. The caller still applies the whole selector to them."""
+    required = selectorparser.label_values(label_selector)
+    if required is None:
+        return store.objects(resource.storage_key, namespace or None)
+    return store.labelled(resource.storage_key, namespace or None, *required)
 
 
 def page(

@@ -46,15 +46,34 @@ def labels(text: str | None) -> Predicate | None:
     """Compile a label selector; None when it selects everything."""
     if not text or not text.strip():
         return None
-    checks: list[Callable[[dict[str, str]], bool]] = []
+    checks = [_label_check(match) for match in _requirements(text)]
+    return lambda obj: _labels_match(obj, checks)
+
+
+def label_values(text: str | None) -> tuple[str, frozenset[str]] | None:
+    """A label key the selector requires to have one of some values (`k=v`, `k==v`, `k in (v,w)`), and those
+    values: only objects labelled so can match, so a list can start from them (`Store.labelled`)."""
+    if not text or not text.strip():
+        return None
+    for match in _requirements(text):
+        if match.group("op") in ("=", "=="):
+            return match.group("key"), frozenset((match.group("value"),))
+        if match.group("setop") == "in":
+            values = match.group("values").split(",")
+            return match.group("key"), frozenset(item.strip() for item in values if item.strip())
+    return None
+
+
+def _requirements(text: str) -> list[re.Match[str]]:
+    found = []
     position = 0
     while position < len(text):
         match = _REQUIREMENT.match(text, position)
         if match is None or match.end() == position:
             raise errors.bad_request(f"unable to parse requirement: found '{text[position:]}'")
         position = match.end()
-        checks.append(_label_check(match))
-    return lambda obj: _labels_match(obj, checks)
+        found.append(match)
+    return found
 
 
 def _labels_match(obj: Object, checks: list[Callable[[dict[str, str]], bool]]) -> bool:

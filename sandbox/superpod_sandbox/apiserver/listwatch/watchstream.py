@@ -82,7 +82,7 @@ async def serve(
     initial: list[Object] = []
     try:
         if since is None:
-            initial = api.store.objects(resource.storage_key, namespace)
+            initial = listing.candidates(api.store, resource, target.namespace, query.get("labelSelector"))
             if predicate is not None:
                 initial = [o for o in initial if predicate(o)]
         watcher = api.store.hub.subscribe(resource.storage_key, since, namespace, predicate)
