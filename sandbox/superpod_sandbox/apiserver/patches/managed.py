@@ -82,6 +82,7 @@ _SHARED_MOST = 65_536
 _WHOLE_MOST = 1024
 _whole: dict[frozenset[Path], dict[str, Any]] = {}
 _shared: dict[tuple[tuple[str, int], ...], dict[str, Any]] = {}
+_LEAF: dict[str, Any] = {}  # the one empty tree; kept in `_shared` forever (never evicted: not in the table)
 
 
 def encode(paths: set[Path]) -> dict[str, Any]:
@@ -108,19 +109,75 @@ def encode(paths: set[Path]) -> dict[str, Any]:
 
 
 def _share(tree: dict[str, Any]) -> dict[str, Any]:
-    """The one shared tree equal to `tree` (children first, so a key names its children by identity).
+    """The one shared tree equal to `tree` (children first, so a key names its children by identity)."""
+    return _interned({key: _share(child) for key, child in tree.items()})
+
+
+def _interned(children: dict[str, Any]) -> dict[str, Any]:
+    """The one shared tree with these (shared) children, its keys in order, as FieldsV1 writes them.
 
     A tree in the table keeps its children alive, so an id in a key never names another object.
     """
-    shared = {key: _share(child) for key, child in tree.items()}
-    key = tuple((name, id(child)) for name, child in shared.items())
+    if not children:
+        return _LEAF
+    ordered = sorted(children.items())
+    key = tuple((name, id(child)) for name, child in ordered)
     found = _shared.get(key)
     if found is not None:
         return found
     if len(_shared) >= _SHARED_MOST:
         del _shared[next(iter(_shared))]
-    _shared[key] = shared
-    return shared
+    tree = _shared[key] = dict(ordered)
+    return tree
+
+
+class _Repeated(Exception):
+    """Two items of a keyed list with the same key: their fields merge, which only `encode` does."""
+
+
+def owned(obj: Object, with_status: bool = True) -> dict[str, Any]:
+    """`encode(set(fields(obj, with_status)))` in one walk of the object: the FieldsV1 of a manager that
+    wrote every field (a create), without the paths, their sorting and the tree made from them."""
+    try:
+        children = {}
+        for key, value in obj.items():
+            if key in ("apiVersion", "kind") or (key == "status" and not with_status):
+                continue
+            if key == "metadata" and isinstance(value, dict):
+                meta = {
+                    f"f:{meta_key}": _owned(meta_value, (meta_key,))
+                    for meta_key, meta_value in value.items()
+                    if meta_key not in _IGNORED_METADATA
+                }
+                if meta:
+                    children["f:metadata"] = _interned(meta)
+                continue
+            children[f"f:{key}"] = _owned(value, (key,))
+        return _interned(children)
+    except _Repeated:
+        return encode(set(fields(obj, with_status)))
+
+
+def _owned(value: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """`_leaves` as a tree: the same cases, in the same order."""
+    if isinstance(value, dict) and value:
+        return _interned({f"f:{key}": _owned(child, (*names, key)) for key, child in value.items()})
+    if isinstance(value, list) and value:
+        key = strategic.merge_key(names[-1], names[:-1])
+        if key is not None and all(isinstance(item, dict) and key in item for item in value):
+            items: dict[str, Any] = {}
+            for item in value:
+                name = "k:" + json.dumps({key: item[key]}, separators=(",", ":"))
+                if name in items:
+                    raise _Repeated
+                fields_of_item = {
+                    f"f:{child_key}": _owned(child, (*names, child_key)) for child_key, child in item.items()
+                }
+                items[name] = _interned({".": _LEAF, **fields_of_item})
+            return _interned(items)
+        if names[-1] in strategic.SET_LISTS:
+            return _interned({"v:" + json.dumps(item, separators=(",", ":")): _LEAF for item in value})
+    return _LEAF
 
 
 def decode(tree: dict[str, Any], prefix: Path = ()) -> set[Path]:
@@ -162,27 +219,31 @@ def record_update(
     to hand client-side-apply ownership over to server-side apply); the old object's otherwise.
     """
     with_status = subresource == "status" or not status_separate
-    before = fields(old, with_status) if old is not None else {}
-    after = fields(new, with_status)
-    changed = {path for path, value in after.items() if before.get(path, _MISSING) != value}
-    removed = set(before) - set(after)
-    entries = base_entries if base_entries is not None else (_entries(old) if old is not None else [])
     result: list[Object] = []
-    mine: set[Path] = set(changed)
-    for entry in entries:
-        paths = _entry_paths(entry) - changed - removed
-        if (
-            entry.get("manager") == manager
-            and entry.get("operation") == "Update"
-            and entry.get("subresource", "") == subresource
-        ):
-            mine |= paths
-            continue
-        if paths:
-            result.append({**entry, "fieldsV1": encode(paths)})
-    if mine:
+    if old is None and base_entries is None:  # a create: the manager owns every field there is
+        tree = owned(new, with_status)
+    else:
+        before = fields(old, with_status) if old is not None else {}
+        after = fields(new, with_status)
+        changed = {path for path, value in after.items() if before.get(path, _MISSING) != value}
+        removed = set(before) - set(after)
+        entries = base_entries if base_entries is not None else (_entries(old) if old is not None else [])
+        mine: set[Path] = set(changed)
+        for entry in entries:
+            paths = _entry_paths(entry) - changed - removed
+            if (
+                entry.get("manager") == manager
+                and entry.get("operation") == "Update"
+                and entry.get("subresource", "") == subresource
+            ):
+                mine |= paths
+                continue
+            if paths:
+                result.append({**entry, "fieldsV1": encode(paths)})
+        tree = encode(mine) if mine else _LEAF
+    if tree:
         entry = {"manager": manager, "operation": "Update", "apiVersion": api_version, "time": now(),
-                 "fieldsType": "FieldsV1", "fieldsV1": encode(mine)}  # fmt: skip
+                 "fieldsType": "FieldsV1", "fieldsV1": tree}  # fmt: skip
         if subresource:
             entry["subresource"] = subresource
         result.append(entry)
