@@ -27,12 +27,17 @@ if TYPE_CHECKING:  # aiohttp is slow to import; `superpod --help` loads every co
 T = TypeVar("T")
 
 
-def dumps(value: Any) -> bytes:
+def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
     """Compact JSON, as bytes."""
     try:
-        return orjson.dumps(value)
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(value, separators=(",", ":")).encode()
+        return json.dumps(value, separators=(",", ":"), sort_keys=sort_keys).encode()
+
+
+def text(value: Any, *, sort_keys: bool = False) -> str:
+    """`dumps` as a string (a JSON document inside a string field, as the device plugin writes them)."""
+    return dumps(value, sort_keys=sort_keys).decode()
 
 
 def loads(raw: bytes | bytearray | str) -> Any:

@@ -112,6 +112,17 @@ def credentials_in_cluster() -> Credentials:
     )
 
 
+def tls_context(credentials: Credentials) -> ssl.SSLContext:
+    """The TLS client context of `credentials`: its CA (or none checked), its client certificate."""
+    context = ssl.create_default_context(cafile=credentials.ca_file)
+    if credentials.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if credentials.cert_file and credentials.key_file:
+        context.load_cert_chain(credentials.cert_file, credentials.key_file)
+    return context
+
+
 def resource_path(
     api_version: str,
     plural: str,
@@ -165,13 +176,7 @@ class KubeClient:
     async def __aenter__(self) -> KubeClient:
         ssl_context: ssl.SSLContext | bool = False
         if self.credentials.server.startswith("https"):
-            context = ssl.create_default_context(cafile=self.credentials.ca_file)
-            if self.credentials.insecure:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            if self.credentials.cert_file and self.credentials.key_file:
-                context.load_cert_chain(self.credentials.cert_file, self.credentials.key_file)
-            ssl_context = context
+            ssl_context = tls_context(self.credentials)
         headers = {"Accept": "application/json"}
         if self.user_agent:
             headers["User-Agent"] = self.user_agent

@@ -123,6 +123,7 @@ async def running(
 
     from superpod_sandbox import codec
     from superpod_sandbox.sim import simulator as sim_fleet
+    from superpod_sandbox.sim import wire
 
     tag = f"{replicas}-replica{'s' if replicas > 1 else ''}"
     kubeconfig = workdir / f"kubeconfig-{tag}"
@@ -141,6 +142,7 @@ async def running(
                 # every fleet's three watches keep a connection each, beside the 64 for requests
                 connections=64 + 3 * args.superpods,
             ) as api,
+            wire.Connections(api.credentials, size=64) as writes,
             contextlib.AsyncExitStack() as stack,
         ):
             await _until(lambda: api.get("/version"), 60, "the sandbox")
@@ -165,6 +167,7 @@ async def running(
                     args.profile,
                     api=api,
                     superpod_id=index,
+                    connections=writes,  # the fleets' kubelets and device plugins write on 64 connections
                     options=dataclasses.replace(options, register_taints=(isolation_taint(name),))
                     if tainted
                     else options,

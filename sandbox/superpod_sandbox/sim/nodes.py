@@ -11,9 +11,9 @@ Status: capacity/allocatable of the profile's resource, addresses, nodeInfo and 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from superpod_sandbox import codec
 from superpod_sandbox.sim import hardware, layout
 
 JSON = dict[str, Any]
@@ -64,7 +64,7 @@ def base_device_infos(fleet: layout.Layout, node: layout.SimNode) -> str:
         }
         for index, name in enumerate(node.devices)
     }
-    return json.dumps(infos, separators=(",", ":"))
+    return codec.text(infos)
 
 
 def node_annotations(fleet: layout.Layout, node: layout.SimNode) -> dict[str, str]:

@@ -27,6 +27,7 @@ from typing import Any
 
 from superpod.cluster import deviceinfo
 
+from superpod_sandbox import codec
 from superpod_sandbox.sim import layout
 
 JSON = dict[str, Any]
@@ -121,8 +122,7 @@ class PluginState:
 
 def check_code(device_info: Mapping[str, Any]) -> str:
     """sha256 of the Go JSON of `DeviceInfo` (map keys sorted, no spaces), as `common.MakeDataHash`."""
-    encoded = json.dumps(device_info, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(encoded.encode()).hexdigest()
+    return hashlib.sha256(codec.dumps(device_info, sort_keys=True)).hexdigest()
 
 
 def _names(devices: Iterable[str]) -> str:
@@ -142,7 +142,7 @@ def device_list(
         f"{resource}-Unhealthy": _names(state.unhealthy),
         f"{resource}-NetworkUnhealthy": _names(state.network_unhealthy),
         f"{resource}-Recovering": _names(state.recovering),
-        f"{resource}-Fault": json.dumps(faults, separators=(",", ":")),
+        f"{resource}-Fault": codec.text(faults),
     }
 
 
@@ -178,9 +178,9 @@ def configmap_data(
     }
     if hw.facts.has_superpod and node.rack_id != layout.NO_RACK:
         document["RackID"] = node.rack_id
-    data = {deviceinfo.DATA_KEY: json.dumps(document, separators=(",", ":"))}
+    data = {deviceinfo.DATA_KEY: codec.text(document)}
     if hw.facts.publishes_switchinfo:
-        data[deviceinfo.SWITCH_KEY] = json.dumps(switch_info(state, update_time), separators=(",", ":"))
+        data[deviceinfo.SWITCH_KEY] = codec.text(switch_info(state, update_time))
     data[MANUALLY_SEPARATE_KEY] = ""
     data[UPGRADE_FAULT_REASON_KEY] = "{}"
     data[DESCRIPTION_KEY] = DESCRIPTION

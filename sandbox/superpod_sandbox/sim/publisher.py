@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from superpod.cluster import client, deviceinfo
 
-from superpod_sandbox.sim import clusterview, layout, nodes, plugin_state
+from superpod_sandbox.sim import clusterview, layout, nodes, plugin_state, wire
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -83,7 +83,7 @@ class Publisher:
 
     def __init__(
         self,
-        api: client.KubeClient,
+        api: client.KubeClient | wire.Connections,
         fleet: layout.Layout,
         view: clusterview.Mirror,
         *,

@@ -28,6 +28,7 @@ from superpod_sandbox.sim import (
     layout,
     npu_exporter,
     publisher,
+    wire,
 )
 from superpod_sandbox.sim.controllers import manager
 
@@ -71,12 +72,17 @@ class Fleet:
         superpod_id: int = 0,
         nodes: int | None = None,
         options: Options = Options(),
+        connections: wire.Connections | None = None,
     ) -> None:
+        """`connections`: where the fleet's kubelets and device plugins write (several fleets may share one);
+        by default the fleet opens its own, `options.concurrency` of them, to the API server of `api`."""
         self.layout = layout.build(hardware.describe(profile), superpod_id, nodes)
         self.options = options
         self._kubeconfig = kubeconfig
         self._own_api = api is None
         self._api = api
+        self._connections = connections
+        self._own_connections = connections is None
         self.mirror: clusterview.Mirror | None = None
         self.publisher: publisher.Publisher | None = None
         self.kubelet: kubelet.Kubelet | None = None
@@ -115,9 +121,11 @@ class Fleet:
             self._api = codec.kube_client(client.credentials_from_kubeconfig(self._kubeconfig))
             await self._api.__aenter__()
         began = time.monotonic()
+        if self._connections is None:
+            self._connections = wire.Connections(self.api.credentials, size=self.options.concurrency)
         self.mirror = clusterview.Mirror(self.api, self.layout, on_pod=self._on_pod)
         self.publisher = publisher.Publisher(
-            self.api,
+            self._connections,
             self.layout,
             self.mirror,
             concurrency=self.options.concurrency,
@@ -183,6 +191,9 @@ class Fleet:
             self.exporter = None
         if self.mirror is not None:
             await self.mirror.stop()
+        if self._own_connections and self._connections is not None:
+            await self._connections.close()
+            self._connections = None
         if self._own_api and self._api is not None:
             await self._api.__aexit__(None, None, None)
             self._api = None
