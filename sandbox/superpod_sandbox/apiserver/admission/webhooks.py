@@ -58,8 +58,10 @@ class Webhooks:
         resource = target.resource
         if resource.key in EXEMPT:
             return None
-        configurations = self._api.store.objects(MUTATING if mutating else VALIDATING, None)
-        check_policies = not mutating and bool(self._api.store.objects(policies.BINDINGS, None))
+        store = self._api.store
+        kind = MUTATING if mutating else VALIDATING
+        configurations = store.objects(kind, None) if store.count(kind) else []
+        check_policies = not mutating and bool(store.count(policies.BINDINGS))
         if not configurations and not check_policies:
             return None
         namespace = None

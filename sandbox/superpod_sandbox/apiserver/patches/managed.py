@@ -27,6 +27,9 @@ _IGNORED_METADATA = {
 }  # fmt: skip
 
 
+_compact = json.JSONEncoder(
+    separators=(",", ":")
+).encode  # json.dumps(..., separators=...) makes one per call
 _clock: list[Any] = [-1, ""]  # (whole second, its RFC 3339 text): formatting once per second is cheaper
 
 
@@ -66,14 +69,14 @@ def _leaves(value: Any, path: Path, names: tuple[str, ...], out: dict[Path, Any]
         key = strategic.merge_key(names[-1], names[:-1])
         if key is not None and all(isinstance(item, dict) and key in item for item in value):
             for item in value:
-                item_path = (*path, "k:" + json.dumps({key: item[key]}, separators=(",", ":")))
+                item_path = (*path, "k:" + _compact({key: item[key]}))
                 out[(*item_path, ".")] = item[key]
                 for child_key, child in item.items():
                     _leaves(child, (*item_path, f"f:{child_key}"), (*names, child_key), out)
             return
         if names[-1] in strategic.SET_LISTS:
             for item in value:
-                out[(*path, "v:" + json.dumps(item, separators=(",", ":")))] = item
+                out[(*path, "v:" + _compact(item))] = item
             return
     out[path] = value
 
@@ -167,7 +170,7 @@ def _owned(value: Any, names: tuple[str, ...]) -> dict[str, Any]:
         if key is not None and all(isinstance(item, dict) and key in item for item in value):
             items: dict[str, Any] = {}
             for item in value:
-                name = "k:" + json.dumps({key: item[key]}, separators=(",", ":"))
+                name = "k:" + _compact({key: item[key]})
                 if name in items:
                     raise _Repeated
                 fields_of_item = {
@@ -176,7 +179,7 @@ def _owned(value: Any, names: tuple[str, ...]) -> dict[str, Any]:
                 items[name] = _interned({".": _LEAF, **fields_of_item})
             return _interned(items)
         if names[-1] in strategic.SET_LISTS:
-            return _interned({"v:" + json.dumps(item, separators=(",", ":")): _LEAF for item in value})
+            return _interned({"v:" + _compact(item): _LEAF for item in value})
     return _LEAF
 
 
