@@ -7,8 +7,7 @@ writes them) for a fraction of it. What orjson refuses (an integer beyond 64 bit
 a lone surrogate, NaN) goes through `json` as before, so no document that was accepted or answered before is
 refused now, and a malformed one gets `json`'s error message.
 
-`run` is `asyncio.run` on uvloop's event loop (libuv; about 15% less CPU per request measured on both sides),
-and `kube_client` the operator's API client with this codec, for the simulator and the bench.
+`run` is `asyncio.run` on uvloop's event loop (libuv; about 15% less CPU per request measured on both sides).
 """
 
 from __future__ import annotations
@@ -16,13 +15,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 import uvloop
-
-if TYPE_CHECKING:  # aiohttp is slow to import; `superpod --help` loads every command module
-    from superpod.cluster import client
 
 T = TypeVar("T")
 
@@ -52,10 +48,3 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run(main)` on a uvloop event loop."""
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)
-
-
-def kube_client(credentials: client.Credentials, **options: Any) -> client.KubeClient:
-    """`client.KubeClient(credentials, **options)` encoding and decoding with `dumps` and `loads`."""
-    from superpod.cluster import client
-
-    return client.KubeClient(credentials, dumps=dumps, loads=loads, **options)

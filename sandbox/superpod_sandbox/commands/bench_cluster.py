@@ -121,7 +121,6 @@ async def running(
     """The sandbox, `args.superpods` simulated SuperPoDs of `args.profile` and `replicas` operators, ready."""
     from superpod.cluster import client
 
-    from superpod_sandbox import codec
     from superpod_sandbox.sim import simulator as sim_fleet
     from superpod_sandbox.sim import wire
 
@@ -136,7 +135,7 @@ async def running(
         processes.append(sandbox)
         await _until(lambda: _exists(kubeconfig), 60, "the sandbox's kubeconfig")
         async with (
-            codec.kube_client(
+            wire.kube_client(
                 client.credentials_from_kubeconfig(str(kubeconfig)),
                 timeout=120,
                 # every fleet's three watches keep a connection each, beside the 64 for requests

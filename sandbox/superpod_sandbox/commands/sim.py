@@ -123,9 +123,9 @@ async def _up(args: argparse.Namespace) -> int:
 def _client(args: argparse.Namespace) -> client.KubeClient:
     from superpod.cluster import client
 
-    from superpod_sandbox import codec
+    from superpod_sandbox.sim import wire
 
-    return codec.kube_client(client.credentials_from_kubeconfig(args.kubeconfig))
+    return wire.kube_client(client.credentials_from_kubeconfig(args.kubeconfig))
 
 
 async def _down(args: argparse.Namespace) -> int:

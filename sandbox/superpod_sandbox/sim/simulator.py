@@ -18,7 +18,6 @@ from typing import Any
 
 from superpod.cluster import client
 
-from superpod_sandbox import codec
 from superpod_sandbox.sim import (
     clusterview,
     control,
@@ -118,7 +117,7 @@ class Fleet:
         if self.publisher is not None:
             return
         if self._api is None:
-            self._api = codec.kube_client(client.credentials_from_kubeconfig(self._kubeconfig))
+            self._api = wire.kube_client(client.credentials_from_kubeconfig(self._kubeconfig))
             await self._api.__aenter__()
         began = time.monotonic()
         if self._connections is None:

@@ -10,7 +10,8 @@ over a pool of connections each carrying one request at a time. Answers and erro
 (`client.ApiError` with kube's Status), its retries too: a transient failure (429, 5xx, a broken connection) is
 retried for every method but POST.
 
-Reads and watches stay on the `KubeClient` (`clusterview`), which this class does not replace.
+Reads and watches stay on the operator's `KubeClient` (`clusterview`), made by `kube_client` with this
+package's JSON codec.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ from superpod.cluster import client
 from superpod_sandbox import codec
 
 JSON = dict[str, Any]
+
+
+def kube_client(credentials: client.Credentials, **options: Any) -> client.KubeClient:
+    """`client.KubeClient(credentials, **options)` encoding and decoding with `codec` (orjson)."""
+    return client.KubeClient(credentials, dumps=codec.dumps, loads=codec.loads, **options)
 
 
 class _Stale(Exception):
