@@ -85,6 +85,13 @@ def _command_module(module_name: str) -> _Command:
     return module
 
 
+def error_line(error: BaseException) -> str:
+    """One readable line for an error a command reports: its type and its message on one line, the type alone
+    when it has no message (a bare `TimeoutError()` would otherwise print nothing)."""
+    message = " ".join(str(error).split())
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)

@@ -247,7 +247,13 @@ class KubeClient:
                         return payload
                     if last or response.status not in TRANSIENT:
                         raise ApiError(response.status, payload)
-            except (aiohttp.ClientConnectionError, TimeoutError):
+            except TimeoutError as error:
+                if last:  # aiohttp's timeout says nothing (an empty message): name the request
+                    raise TimeoutError(
+                        f"{method} {url}: no answer within {self._timeout.total:g} s"
+                        + (f" (each of {attempts} attempts)" if attempts > 1 else "")
+                    ) from error
+            except aiohttp.ClientConnectionError:
                 if last:
                     raise
             await asyncio.sleep(BACKOFF * 2**attempt * (0.5 + random.random()))

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # imported where used: `superpod --help` loads every command 
 JSON = dict[str, Any]
 NAMESPACE = "bench"
 SHARD_LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+PAGE = 500  # the bench's lists of partitions in pages, as a reflector's (a page per request timeout)
 
 
 HEARTBEAT_SECONDS = 60.0

@@ -168,20 +168,53 @@ async def _apply(
     rate: float,
     superpods: list[str],
 ) -> None:
-    """POST the partitions, `rate` per second (0: all at once, as fast as the connection pool allows)."""
+    """POST the partitions, `rate` per second (0: all at once, as fast as `IN_FLIGHT` requests go).
+
+    A partition's apply time is taken before it waits for its turn, so a burst's latencies include the queue."""
     from superpod.cluster import client
 
     path = client.resource_path(common.API_VERSION, api_partition.PLURAL, NAMESPACE)
     began = time.monotonic()
+    turns = asyncio.Semaphore(IN_FLIGHT)
 
     async def one(index: int) -> None:
         if rate:
             await asyncio.sleep(max(0.0, began + index / rate - time.monotonic()))
         timings.applied[names[index]] = time.monotonic()
         superpod = superpods[int(names[index][1:]) % len(superpods)]  # p00012 -> the 13th, in turn
-        await api.create(path, _partition(names[index], sizes[index], superpod))
+        async with turns:
+            await create_patiently(api, path, _partition(names[index], sizes[index], superpod))
 
     await asyncio.gather(*(one(i) for i in range(len(names))))
+
+
+IN_FLIGHT = 64
+"""The bench's creates in flight at once. Thousands at once (a fill) would queue on the client's connection pool,
+and the client's request timeout counts that wait: under load the last of 8,000 timed out before being sent."""
+CREATE_ATTEMPTS = 6
+CREATE_BACKOFF = 1.0  # seconds before the first retry; doubled each time
+
+
+async def create_patiently(api: client.KubeClient, path: str, body: JSON) -> None:
+    """POST `body`, retried on a timeout, a broken connection or a transient answer (429, 5xx): the bench waits
+    for the system under test rather than fail on one slow answer. A retry answered 409 AlreadyExists means the
+    attempt that timed out created it."""
+    import aiohttp
+    from superpod.cluster import client
+
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            await api.create(path, body)
+            return
+        except client.ApiError as error:
+            if attempt and error.status == 409 and error.reason == "AlreadyExists":
+                return
+            if error.status not in client.TRANSIENT or attempt == CREATE_ATTEMPTS - 1:
+                raise
+        except (TimeoutError, aiohttp.ClientConnectionError):
+            if attempt == CREATE_ATTEMPTS - 1:
+                raise
+        await asyncio.sleep(CREATE_BACKOFF * 2**attempt * (0.5 + random.random()))
 
 
 async def _phase(
@@ -510,6 +543,8 @@ def print_replicas(result: JSON, out: TextIO) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import aiohttp
+    from superpod import cli
     from superpod.cluster import client
 
     from superpod_sandbox import codec
@@ -523,8 +558,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = codec.run(bench(args))
-    except (TimeoutError, client.ApiError, OSError) as error:
-        print(f"superpod bench e2e: {error}", file=sys.stderr)
+    except (TimeoutError, client.ApiError, OSError, aiohttp.ClientError) as error:
+        print(f"superpod bench e2e: {cli.error_line(error)}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(result))

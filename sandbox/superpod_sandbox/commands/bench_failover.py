@@ -39,7 +39,7 @@ async def books(api: client.KubeClient, superpods: list[str]) -> JSON:
     from superpod.cluster import client
 
     path = client.resource_path(common.API_VERSION, api_partition.PLURAL, bench_cluster.NAMESPACE)
-    items = await api.list(path)
+    items = await api.list(path, limit=str(bench_cluster.PAGE))  # 20,000 partitions in one answer: 170 MB
     held: dict[str, Counter[tuple[str, str]]] = {name: Counter() for name in superpods}
     short: list[str] = []
     placed = 0

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from superpod import cli
 from superpod.api import common, crd
 from superpod.api import partition as api_partition
 from superpod.api import superpod as api_superpod
@@ -411,5 +412,5 @@ def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(demo(args))
     except (TimeoutError, RuntimeError, client.ApiError) as error:
-        print(f"superpod demo: {error}", file=sys.stderr)
+        print(f"superpod demo: {cli.error_line(error)}", file=sys.stderr)
         return 1
