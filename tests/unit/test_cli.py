@@ -89,3 +89,11 @@ def test_without_the_sandbox_the_operator_commands_still_work():
     assert "demo" in help_text.stdout and "not installed" in help_text.stdout
     crds = without_sandbox("crds", "--check")
     assert crds.returncode == 0, crds.stderr
+
+
+def test_an_error_is_one_readable_line_even_without_a_message():
+    assert cli.error_line(TimeoutError()) == "TimeoutError"
+    assert cli.error_line(TimeoutError("GET /version: no answer within 120 s")) == (
+        "TimeoutError: GET /version: no answer within 120 s"
+    )
+    assert cli.error_line(RuntimeError("two\n  lines")) == "RuntimeError: two lines"

@@ -63,3 +63,31 @@ async def test_a_definite_refusal_is_not_retried():
         assert calls == ["PATCH"]
     finally:
         await runner.cleanup()
+
+
+async def test_a_request_that_times_out_says_which_request_it_was():
+    import asyncio
+
+    async def never(request: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", never)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with client.KubeClient(
+            client.Credentials(server=f"http://127.0.0.1:{port}"), timeout=0.2
+        ) as api:
+            try:
+                await api.create("/api/v1/namespaces/a/configmaps", {"metadata": {"name": "x"}})
+            except TimeoutError as error:
+                assert str(error) == "POST /api/v1/namespaces/a/configmaps: no answer within 0.2 s"
+            else:
+                raise AssertionError("no timeout")
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,87 @@
+"""The bench's creates wait for a slow API server instead of failing on its first timeout."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp import web
+from superpod.cluster import client
+from superpod_sandbox.commands import bench_e2e
+
+
+async def _server(handle):
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def test_a_create_that_timed_out_is_retried_and_its_409_means_created(monkeypatch):
+    monkeypatch.setattr(bench_e2e, "CREATE_BACKOFF", 0.01)
+    stored: list[str] = []
+    calls: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        calls.append(request.method)
+        name = (await request.json())["metadata"]["name"]
+        if name in stored:
+            return web.json_response({"kind": "Status", "code": 409, "reason": "AlreadyExists"}, status=409)
+        stored.append(name)
+        await asyncio.sleep(1.0)  # created, answered after the client gave up
+        return web.json_response({"metadata": {"name": name}}, status=201)
+
+    runner, url = await _server(handle)
+    try:
+        async with client.KubeClient(client.Credentials(server=url), timeout=0.3) as api:
+            await bench_e2e.create_patiently(
+                api, "/api/v1/namespaces/a/configmaps", {"metadata": {"name": "x"}}
+            )
+        assert calls == ["POST", "POST"]
+        assert stored == ["x"]
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_first_409_and_a_refusal_are_not_hidden(monkeypatch):
+    monkeypatch.setattr(bench_e2e, "CREATE_BACKOFF", 0.01)
+    calls: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        calls.append(request.method)
+        return web.json_response({"kind": "Status", "code": 409, "reason": "AlreadyExists"}, status=409)
+
+    runner, url = await _server(handle)
+    try:
+        async with client.KubeClient(client.Credentials(server=url)) as api:
+            with pytest.raises(client.ApiError) as raised:
+                await bench_e2e.create_patiently(api, "/api/v1/namespaces/a/configmaps", {"metadata": {}})
+        assert raised.value.status == 409
+        assert calls == ["POST"]
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_bench_gives_up_after_its_attempts_with_a_message(monkeypatch):
+    monkeypatch.setattr(bench_e2e, "CREATE_BACKOFF", 0.01)
+    monkeypatch.setattr(bench_e2e, "CREATE_ATTEMPTS", 3)
+    calls: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        calls.append(request.method)
+        await asyncio.sleep(1.0)
+        return web.json_response({}, status=201)
+
+    runner, url = await _server(handle)
+    try:
+        async with client.KubeClient(client.Credentials(server=url), timeout=0.2) as api:
+            with pytest.raises(TimeoutError) as raised:
+                await bench_e2e.create_patiently(api, "/api/v1/namespaces/a/configmaps", {"metadata": {}})
+        assert str(raised.value) == "POST /api/v1/namespaces/a/configmaps: no answer within 0.2 s"
+        assert calls == ["POST", "POST", "POST"]
+    finally:
+        await runner.cleanup()
