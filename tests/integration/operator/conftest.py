@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import signal
 import socket
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,6 +20,7 @@ from superpod_sandbox.apiserver import server
 
 from tests.builders import objects
 from tests.conftest import ROOT
+from tests.integration.operator import forked
 
 JSON = dict[str, Any]
 SPOD = "/apis/superpod.dev/v1alpha1/superpods"
@@ -97,21 +97,22 @@ async def add_a3_nodes(
 
 
 class Operator:
-    """`superpod run` as a subprocess, as it runs in a pod; `kill()` is `kill -9`, `stop()` a SIGTERM."""
+    """`superpod run` as a process of its own, as it runs in a pod (forked from a server that has imported it:
+    see `forked`); `kill()` is `kill -9`, `stop()` a SIGTERM."""
 
     def __init__(self, kubeconfig: str, *extra: str, standalone: bool = True) -> None:
         self.kubeconfig = kubeconfig
         self.extra = extra
         self.standalone = standalone
         self.health_port = 0
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: forked.Process | asyncio.subprocess.Process | None = None
         self.log = Path(tempfile.mkdtemp(prefix="superpod-operator-")) / "operator.log"
 
     async def start(self, timeout: float = 60.0) -> None:  # generous: 20 s was too short at load 14
         self.health_port = free_port()
-        with self.log.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "superpod.cli", "run",
+        self.process = forked.Process(
+            [
+                "run",
                 "--kubeconfig", self.kubeconfig,
                 *(["--standalone"] if self.standalone else []),
                 "--bind-address", "127.0.0.1",
@@ -121,9 +122,9 @@ class Operator:
                 "--status-interval", "0.05",
                 "--inventory-debounce", "0.02",
                 *self.extra,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-            )  # fmt: skip
+            ],
+            self.log,
+        )  # fmt: skip
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as session:
             while time.monotonic() < deadline:
