@@ -16,7 +16,7 @@ from superpod.api import common
 from superpod.api import partition as api_partition
 from superpod.cluster import client
 from superpod_sandbox.sim import control as sim_control
-from superpod_sandbox.sim import devicefaults
+from superpod_sandbox.sim import devicefaults, lifecycle
 
 from e2e import environment, scenario
 from e2e.conftest import SUPERPODS
@@ -115,6 +115,9 @@ async def test_the_example_indexed_job_is_bound_completes_its_rank_table_and_fin
     )
     partition["metadata"]["namespace"] = job["metadata"]["namespace"] = namespace
     partition["spec"]["superPod"] = environment.SUPERPOD
+    # the workers exit 12 s after they start, not at the example's demo pace (30 s): time enough to see them
+    # bound and the rank table completed before they finish (the demo runs the example as it is)
+    job["spec"]["template"]["metadata"]["annotations"][lifecycle.EXIT_AFTER] = "12"
     await target.apply(partition)
     placed = await eventually(
         lambda: scenario.phase_of(target.api, namespace, "train-64", "Allocated"), timeout=30

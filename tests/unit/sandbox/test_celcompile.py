@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -137,10 +138,17 @@ def agree(rule: str, fast: tuple[str, Any], slow: tuple[str, Any]) -> bool:
     return fast == slow or short_circuit
 
 
-def both(rule: str, variables: dict[str, Any]) -> tuple[tuple[str, Any], tuple[str, Any]]:
+@functools.cache
+def programs(rule: str) -> tuple[Any, Any]:
+    """The rule compiled to closures, and to cel-python's interpreter (once per rule: parsing is the slow part,
+    and a program keeps nothing from one evaluation to the next)."""
     program = cel.compile_expression(rule)
     assert program.fast is not None, f"not compiled: {rule}"
-    interpreter = ENVIRONMENT.program(ENVIRONMENT.compile(rule), functions=cel.KUBERNETES_LIBRARY)
+    return program, ENVIRONMENT.program(ENVIRONMENT.compile(rule), functions=cel.KUBERNETES_LIBRARY)
+
+
+def both(rule: str, variables: dict[str, Any]) -> tuple[tuple[str, Any], tuple[str, Any]]:
+    program, interpreter = programs(rule)
     return outcome(lambda: program.fast(variables)), outcome(lambda: interpreter.evaluate(dict(variables)))  # type: ignore[misc]
 
 
