@@ -69,3 +69,38 @@ def test_values_of_the_wrong_type_are_refused_as_go_s_decoder_words_it(case, spe
 def test_quantities_in_maps_may_be_numbers_and_nulls_are_zero_values():
     pod = {"spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": 1}}}], "nodeName": None}}
     assert typed.prune(pod, ("", "pods")) == []
+
+
+def _node() -> dict:
+    from superpod_sandbox.sim import hardware, layout, nodes
+
+    fleet = layout.build(hardware.describe("cloudmatrix-384"))
+    return nodes.node_object(
+        fleet, fleet.nodes[1], "2026-12-07T00:00:00Z", ({"key": "k", "effect": "NoSchedule"},)
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "clean"),
+    [
+        (lambda node: None, True),
+        (lambda node: node["spec"].update(unschedulable=None, taints=None), True),  # null: Go's zero value
+        (lambda node: node["status"]["capacity"].update(cpu=192), True),  # map values are not type-checked
+        (lambda node: node["status"]["conditions"][0].update(extra="x"), False),  # unknown, in a list item
+        (lambda node: node["spec"]["taints"][0].update(effect=1), False),  # a number for a string
+        (lambda node: node["spec"].update(unschedulable="yes"), False),
+        (lambda node: node["status"].update(conditions={"type": "Ready"}), False),  # a map for a list
+        (lambda node: node["metadata"].update(labels=["a"]), False),  # a list for a map
+        (lambda node: node["status"]["daemonEndpoints"]["kubeletEndpoint"].update(Port=True), False),  # bool
+    ],
+)
+def test_the_one_walk_check_agrees_with_the_pruning_walk(change, clean):
+    node = _node()
+    change(node)
+    assert typed._clean(node, "V1Node") is clean
+    dropped: list[str] = []
+    try:
+        typed._prune_model(node, "V1Node", "", dropped)
+    except typed.Mismatch:
+        dropped.append("refused")
+    assert (not dropped) is clean

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -186,48 +187,72 @@ def _shape(kind: str) -> tuple[int, Any]:
 
 def _clean(value: Any, kind: str, in_map: bool = False) -> bool:
     """Whether `_prune_value` would find nothing to drop or refuse: the same rules, without the paths."""
-    if value is None:
-        return True
+    return _checker(kind)(value, in_map)
+
+
+Check = Callable[[Any, bool], bool]  # (value, inside a map) -> clean
+
+
+@functools.cache
+def _checker(kind: str) -> Check:
+    """`_clean` of one type string, compiled once: a walk of an object calls one closure per value instead of
+    parsing its type at every step."""
     shape, detail = _shape(kind)
     if shape == _SCALAR:
-        return _scalar_ok(value, detail, in_map)
+        accepted, numeric = detail
+        if accepted is None:
+            return lambda value, in_map: True
+        if numeric:
+            return lambda value, in_map: (
+                value is None or in_map or (isinstance(value, accepted) and not isinstance(value, bool))
+            )
+        return lambda value, in_map: value is None or in_map or isinstance(value, accepted)
     if shape == _LIST:
-        if not isinstance(value, list):
-            return False
-        inner_shape, inner = _shape(detail)
-        if inner_shape == _SCALAR:
-            return all(item is None or _scalar_ok(item, inner, in_map) for item in value)
-        return all(_clean(item, detail, in_map) for item in value)
+
+        def clean_list(value: Any, in_map: bool) -> bool:
+            if value is None:
+                return True
+            if not isinstance(value, list):
+                return False
+            check = _checker(detail)
+            return all(check(item, in_map) for item in value)
+
+        return clean_list
     if shape == _MAP:
+        if _shape(detail)[0] == _SCALAR:  # map values of a scalar type are not type-checked (`_prune_value`)
+            return lambda value, in_map: value is None or isinstance(value, dict)
+
+        def clean_map(value: Any, in_map: bool) -> bool:
+            if value is None:
+                return True
+            if not isinstance(value, dict):
+                return False
+            check = _checker(detail)
+            return all(check(item, True) for item in value.values())
+
+        return clean_map
+    if detail is None:
+        return lambda value, in_map: value is None or isinstance(value, dict)
+    fields: dict[str, str] = detail
+    checks: dict[str, Check] = {}  # filled as fields are met (models refer to themselves)
+
+    def clean_model(value: Any, in_map: bool) -> bool:
+        if value is None:
+            return True
         if not isinstance(value, dict):
             return False
-        if _shape(detail)[0] == _SCALAR:
-            return True  # map values of a scalar type are not type-checked (`_prune_value` in_map)
-        return all(_clean(item, detail, True) for item in value.values())
-    if not isinstance(value, dict):
-        return False
-    if detail is None:
-        return True
-    for key, item in value.items():
-        inner = detail.get(key)
-        if inner is None:
-            return False
-        if item is None:
-            continue
-        inner_shape, inner_detail = _shape(inner)
-        if inner_shape == _SCALAR:
-            if not _scalar_ok(item, inner_detail, False):
+        for key, item in value.items():
+            check = checks.get(key)
+            if check is None:
+                inner = fields.get(key)
+                if inner is None:
+                    return False
+                check = checks[key] = _checker(inner)
+            if item is not None and not check(item, False):
                 return False
-        elif not _clean(item, inner):
-            return False
-    return True
-
-
-def _scalar_ok(value: Any, detail: tuple[tuple[type, ...] | None, bool], in_map: bool) -> bool:
-    accepted, numeric = detail
-    if accepted is None or in_map:
         return True
-    return isinstance(value, accepted) and not (numeric and isinstance(value, bool))
+
+    return clean_model
 
 
 def _struct(model: str) -> str:
