@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from superpod.cluster import client, deviceinfo, reflector
+from superpod.controller import clustermirror
 
 from superpod_sandbox.sim import layout, nodes, plugin_state, podstatus, scheduling
 
@@ -41,9 +42,15 @@ class Mirror:
     ) -> None:
         self.fleet = fleet
         selector = f"{nodes.FLEET_LABEL}={fleet.fleet}"
-        # a fleet's own objects in one answer (the API server filters all fleets' for each page asked)
+        # a fleet's own objects in one answer (the API server filters all fleets' for each page asked), kept
+        # without their managedFields, which the simulator never reads (40% of a Node as the API serves it)
         self.nodes = reflector.Reflector(
-            api, "/api/v1/nodes", self._ignore, label_selector=selector, page_size=0
+            api,
+            "/api/v1/nodes",
+            self._ignore,
+            label_selector=selector,
+            page_size=0,
+            transform=clustermirror.lean,
         )
         self.configmaps = reflector.Reflector(
             api,
@@ -51,6 +58,7 @@ class Mirror:
             self._ignore,
             label_selector=selector,
             page_size=0,
+            transform=clustermirror.lean,
         )
         self.pods = reflector.Reflector(api, "/api/v1/pods", self._on_pod)
         self._on_pod_handler = on_pod
