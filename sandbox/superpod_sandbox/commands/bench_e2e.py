@@ -440,7 +440,9 @@ def print_table(result: JSON, out: TextIO) -> None:
     out.write(
         f"fleet {setup['profile']}: {setup['nodes']} nodes, {setup['devices']} devices "
         f"(registered in {setup['registrationSeconds']} s: {registration['objects']} objects, the simulator's "
-        f"watches synced at {registration['watchesSyncedSeconds']} s; CPU API server "
+        f"watches synced at {registration['watchesSyncedSeconds']} s; CPU per create: API server "
+        f"{registration['sandboxCpuMsPerCreate']} ms, simulator {registration['simulatorCpuMsPerCreate']} ms; "
+        f"CPU with the watches' lists: API server "
         f"{registration['sandboxCpuSeconds']} s, simulator {registration['simulatorCpuSeconds']} s; RSS API server "
         f"{registration['sandboxRssMb']} MB, simulator {registration['simulatorRssMb']} MB; heartbeats every "
         f"{setup['heartbeatSeconds']:g} s); machine: {result['machine']['cpus']} CPUs, "
