@@ -14,10 +14,8 @@ here until the chart grants it, a call the operator drops fails here until the c
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sys
 from typing import Any
 
 import aiohttp
@@ -29,6 +27,7 @@ from tests.chart import cases, rbac, recording_proxy
 from tests.chart import helm as chart_helm
 from tests.integration.admission import conftest as admission
 from tests.integration.operator import conftest as operator_harness
+from tests.integration.operator import forked
 
 FULLNAME = "superpod-superpod-operator"
 SANDBOX_TOKEN = "sandbox"  # the sandbox's static token of system:admin (its kubeconfig's)
@@ -142,11 +141,7 @@ class ChartOperator(operator_harness.Operator):
         )
         environment = {**os.environ, **{e["name"]: e["value"] for e in self.container["env"] if "value" in e}}
         environment.pop("HOME", None)
-        with self.log.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "superpod.cli", "run", *args,
-                stdout=log, stderr=asyncio.subprocess.STDOUT, env=environment,
-            )  # fmt: skip
+        self.process = forked.Process(["run", *args], self.log, environment)
         await self._wait_healthy(timeout)
 
     async def _wait_healthy(self, timeout: float) -> None:

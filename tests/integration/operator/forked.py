@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from superpod import cli
@@ -30,8 +30,12 @@ def _preload() -> list[str]:
     return ["superpod.cli", *(module for module, _ in cli.all_commands().values()), *_RUN, __name__]
 
 
-def _main(argv: list[str], log: str) -> None:
-    """In the forked process: stdout and stderr to the log (appended), then the command, its code the exit code."""
+def _main(argv: list[str], log: str, env: dict[str, str] | None) -> None:
+    """In the forked process: its environment (`env`, else the test process's when the server started), stdout
+    and stderr to the log (appended), then the command, its code the exit code."""
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -42,10 +46,12 @@ def _main(argv: list[str], log: str) -> None:
 class Process:
     """A `superpod` command in a forked process, with what the tests use of asyncio.subprocess.Process."""
 
-    def __init__(self, argv: Sequence[str], log: Path) -> None:
+    def __init__(self, argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None) -> None:
         _CONTEXT.set_forkserver_preload(_preload())  # read when the server starts, by the first process
         # daemon: stopped at the end of the session should a test leave it running
-        self._process = _CONTEXT.Process(target=_main, args=(list(argv), str(log)), daemon=True)
+        self._process = _CONTEXT.Process(
+            target=_main, args=(list(argv), str(log), None if env is None else dict(env)), daemon=True
+        )
         self._process.start()
         assert self._process.pid is not None
         self.pid: int = self._process.pid
