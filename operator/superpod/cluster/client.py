@@ -172,6 +172,10 @@ class KubeClient:
         self.write_guard: WriteGuard | None = None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        # a request waits for its turn here, outside its timeout: aiohttp's timeout counts the wait for a pooled
+        # connection, so with thousands queued (a burst's placements) each timed out before being sent, was
+        # sent again, and the API server answered requests nobody waited for any more
+        self._turns = asyncio.Semaphore(connections)
 
     async def __aenter__(self) -> KubeClient:
         ssl_context: ssl.SSLContext | bool = False
@@ -235,18 +239,20 @@ class KubeClient:
     ) -> JSON:
         for attempt in range(attempts):
             last = attempt == attempts - 1
-            check()
             try:
-                async with self.session.request(method, url, data=data, headers=headers) as response:
-                    raw = await response.read()  # JSON is UTF-8 (RFC 8259)
-                    try:
-                        payload: JSON = self._loads(raw) if raw else {}
-                    except ValueError:  # a proxy's or load balancer's error page
-                        payload = {"message": raw[:500].decode(errors="replace")}
-                    if response.status < 300:
-                        return payload
-                    if last or response.status not in TRANSIENT:
-                        raise ApiError(response.status, payload)
+                async with self._turns:
+                    check()  # the write guard judges the request when it is sent, not when it was queued
+                    async with self.session.request(method, url, data=data, headers=headers) as response:
+                        raw = await response.read()  # JSON is UTF-8 (RFC 8259)
+                        status = response.status
+                try:
+                    payload: JSON = self._loads(raw) if raw else {}
+                except ValueError:  # a proxy's or load balancer's error page
+                    payload = {"message": raw[:500].decode(errors="replace")}
+                if status < 300:
+                    return payload
+                if last or status not in TRANSIENT:
+                    raise ApiError(status, payload)
             except TimeoutError as error:
                 if last:  # aiohttp's timeout says nothing (an empty message): name the request
                     raise TimeoutError(
