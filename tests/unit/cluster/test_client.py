@@ -91,3 +91,32 @@ async def test_a_request_that_times_out_says_which_request_it_was():
                 raise AssertionError("no timeout")
     finally:
         await runner.cleanup()
+
+
+async def test_a_request_queued_behind_others_is_not_timed_out_by_the_queue():
+    """Ten at once on two connections, each answered in 0.3 s with a 0.5 s timeout: the last waits 1.2 s for a
+    connection, and is still answered; none is sent twice."""
+    import asyncio
+
+    calls: list[str] = []
+
+    async def slow(request: web.Request) -> web.Response:
+        calls.append(request.method)
+        await asyncio.sleep(0.3)
+        return web.json_response({"kind": "ConfigMap"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        credentials = client.Credentials(server=f"http://127.0.0.1:{port}")
+        async with client.KubeClient(credentials, timeout=0.5, connections=2) as api:
+            answers = await asyncio.gather(*(api.patch(f"/api/v1/configmaps/c{i}", {}) for i in range(10)))
+        assert [answer["kind"] for answer in answers] == ["ConfigMap"] * 10
+        assert calls == ["PATCH"] * 10
+    finally:
+        await runner.cleanup()
