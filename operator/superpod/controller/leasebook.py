@@ -162,11 +162,23 @@ class LeaseBook:
                                   superpod=superpod, previous=seen.lease)  # fmt: skip
                 written = await self.api.replace(leases.path(self.namespace, name), new)
         except client.ApiError as error:
+            if error.status == 409 and seen is not None:
+                await self._refresh(name, seen)
             if error.status in (404, 409):
                 return False  # someone else moved first; seen again at the next round
             raise
         self.seen[name] = Seen(written, self.clock())
         return True
+
+    async def _refresh(self, name: str, seen: Seen) -> None:
+        """After a conflict, the Lease as it is now. The copy seen can be older than the watch's: a write's
+        answer kept after the watch had shown a later write (another replica taking it), and nobody writes a
+        SuperPod's Lease again once its holder died, so without a read every take was refused (409) for ever."""
+        current = await self.api.get_or_none(leases.path(self.namespace, name))
+        if current is None:
+            self.seen.pop(name, None)
+        elif leases.version(current) != leases.version(seen.lease):
+            self.seen[name] = Seen(current, self.clock())
 
     async def let_go(self, name: str, *, drop: bool) -> None:
         """A Lease naming this replica names nobody, or with `drop` (its SuperPod is deleted) is deleted."""
