@@ -36,7 +36,7 @@ from superpod.cluster import client, inventory
 from superpod.controller import kopfkit, membership
 
 JSON = dict[str, Any]
-EFFECT = "NoSchedule"
+EFFECT = membership.TAINT_EFFECT
 IDLE_RECHECK = 30.0  # seconds
 RETRY_SECONDS = 2.0  # after a write that failed or lost a race
 CONCURRENCY = 8  # node writes at once
@@ -64,16 +64,6 @@ def wanted_taints(node: Mapping[str, Any], superpod: str, member: bool) -> list[
     if not member and any(t.get("value") == superpod for t in ours):
         return [t for t in taints if not (t in ours and t.get("value") == superpod)]
     return None
-
-
-def isolating_superpods(node: Mapping[str, Any]) -> set[str]:
-    """The SuperPods the node's isolation taints name."""
-    taints = (node.get("spec") or {}).get("taints") or []
-    return {
-        str(t.get("value"))
-        for t in taints
-        if t.get("key") == api_superpod.ISOLATION_TAINT and t.get("effect") == EFFECT and t.get("value")
-    }
 
 
 class NodeTaints:
@@ -113,7 +103,9 @@ class NodeTaints:
         isolating = not deleted and self.view.isolating(superpod)
         members = self.view.members.get(superpod, set()) if isolating else set()
         writes = []
-        for name in list(self.view.nodes):
+        # only these can need a write: members (to taint), nodes whose taint names it, and nodes written lately
+        # (the watch may not show our taint on them yet)
+        for name in sorted(members | self.view.tainted.get(superpod, set()) | self._answers.keys()):
             node = self.newest(name)
             taints = wanted_taints(node, superpod, name in members) if node is not None else None
             if taints is not None and node is not None:
@@ -127,9 +119,10 @@ class NodeTaints:
 
         True when none is left to remove (False: a write lost a race; computed again from the node's change)."""
         orphans: dict[str, list[tuple[str, JSON, list[JSON]]]] = {}
-        for name in list(self.view.nodes):
+        gone = [nodes for superpod, nodes in self.view.tainted.items() if not exists(superpod)]
+        for name in sorted(set().union(*gone) | self._answers.keys()):
             node = self.newest(name)
-            for superpod in isolating_superpods(node) if node is not None else ():
+            for superpod in membership.isolating_superpods(node) if node is not None else ():
                 taints = wanted_taints(node, superpod, member=False) if node is not None else None
                 if taints is not None and node is not None and not exists(superpod) and owner.owns(superpod):
                     orphans.setdefault(superpod, []).append((name, node, taints))

@@ -191,3 +191,31 @@ def test_membership_follows_labels_and_lists_only_isolating_superpods():
     view.on_node("a3-0", node("a3-0", pool="sp"), node("a3-0", pool="cpu"))
     assert view.isolated_member("a3-0") is None
     assert view.device_keys() == {"huawei.com/Ascend910"}
+
+
+def test_membership_indexes_the_nodes_each_superpods_taint_is_on():
+    view = membership.Membership()
+    view.on_node("a3-0", None, node("a3-0", taints=[OTHER, OURS]))
+    view.on_node("a3-1", None, node("a3-1", taints=[{**OURS, "value": "cm384-b"}]))
+    view.on_node("a3-2", None, node("a3-2", taints=[OTHER]))
+    assert view.tainted == {"cm384-a": {"a3-0"}, "cm384-b": {"a3-1"}}
+    view.on_node("a3-1", view.nodes["a3-1"], node("a3-1", taints=[OURS]))  # its taint now names cm384-a
+    view.on_node("a3-0", view.nodes["a3-0"], node("a3-0", taints=[OTHER]))  # untainted
+    assert view.tainted == {"cm384-a": {"a3-1"}}
+    view.on_node("a3-1", view.nodes["a3-1"], None)  # deleted
+    assert view.tainted == {}
+
+
+async def test_nodes_neither_members_nor_tainted_are_left_alone_among_many():
+    view = membership.Membership()
+    view.on_superpod("cm384-a", spec(), "huawei.com/Ascend910")
+    for index in range(200):
+        view.on_node(f"cpu-{index}", None, node(f"cpu-{index}", taints=[OTHER], pool="cpu"))
+    view.on_node("a3-0", None, node("a3-0", pool="sp"))
+    view.on_node("cpu-x", None, node("cpu-x", taints=[OURS], pool="cpu"))  # left the SuperPod, still tainted
+    api = Api()
+    assert await nodetaints.NodeTaints(api, view).reconcile("cm384-a")  # type: ignore[arg-type]
+    assert [(name, body["spec"]["taints"]) for name, body in api.patches] == [
+        ("a3-0", [OURS]),
+        ("cpu-x", None),
+    ]
