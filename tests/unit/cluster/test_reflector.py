@@ -18,6 +18,8 @@ import pytest
 from aiohttp import http_exceptions, web
 from superpod.cluster import client, reflector
 
+from tests.localserver import Handler, serving
+
 JSON = dict[str, Any]
 PATH = "/api/v1/namespaces/kube-system/configmaps"
 
@@ -29,8 +31,8 @@ def _configmap(name: str, version: int, size: int = 10) -> JSON:
     }
 
 
-async def _serve(body: bytes, chunk: int) -> tuple[web.AppRunner, str]:
-    """A server that answers every watch with `body`, written in pieces of `chunk` bytes."""
+def _streaming(body: bytes, chunk: int) -> Handler:
+    """A server's handler that answers every watch with `body`, written in pieces of `chunk` bytes."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()
@@ -40,14 +42,7 @@ async def _serve(body: bytes, chunk: int) -> tuple[web.AppRunner, str]:
         await response.write_eof()
         return response
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
+    return handle
 
 
 @pytest.mark.parametrize(
@@ -62,13 +57,12 @@ async def _serve(body: bytes, chunk: int) -> tuple[web.AppRunner, str]:
 async def test_a_watch_reads_events_of_any_size(sizes, chunk):
     events = [{"type": "ADDED", "object": _configmap(f"c{i}", i, size)} for i, size in enumerate(sizes)]
     body = b"".join(json.dumps(event).encode() + b"\n" for event in events) + b"\n"
-    runner, url = await _serve(body, chunk)
     opened: list[bool] = []
-    try:
-        async with client.KubeClient(client.Credentials(server=url)) as api:
-            got = [event async for event in api.watch(PATH, opened=lambda: opened.append(True))]
-    finally:
-        await runner.cleanup()
+    async with (
+        serving(_streaming(body, chunk), "GET") as url,
+        client.KubeClient(client.Credentials(server=url)) as api,
+    ):
+        got = [event async for event in api.watch(PATH, opened=lambda: opened.append(True))]
     assert got == events
     assert opened == [True]
 

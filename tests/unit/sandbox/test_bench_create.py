@@ -9,16 +9,7 @@ from aiohttp import web
 from superpod.cluster import client
 from superpod_sandbox.commands import bench_e2e
 
-
-async def _server(handle):
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
+from tests.localserver import serving
 
 
 async def test_a_create_that_timed_out_is_retried_and_its_409_means_created(monkeypatch):
@@ -35,16 +26,13 @@ async def test_a_create_that_timed_out_is_retried_and_its_409_means_created(monk
         await asyncio.sleep(1.0)  # created, answered after the client gave up
         return web.json_response({"metadata": {"name": name}}, status=201)
 
-    runner, url = await _server(handle)
-    try:
+    async with serving(handle) as url:
         async with client.KubeClient(client.Credentials(server=url), timeout=0.3) as api:
             await bench_e2e.create_patiently(
                 api, "/api/v1/namespaces/a/configmaps", {"metadata": {"name": "x"}}
             )
         assert calls == ["POST", "POST"]
         assert stored == ["x"]
-    finally:
-        await runner.cleanup()
 
 
 async def test_a_first_409_and_a_refusal_are_not_hidden(monkeypatch):
@@ -55,15 +43,12 @@ async def test_a_first_409_and_a_refusal_are_not_hidden(monkeypatch):
         calls.append(request.method)
         return web.json_response({"kind": "Status", "code": 409, "reason": "AlreadyExists"}, status=409)
 
-    runner, url = await _server(handle)
-    try:
+    async with serving(handle) as url:
         async with client.KubeClient(client.Credentials(server=url)) as api:
             with pytest.raises(client.ApiError) as raised:
                 await bench_e2e.create_patiently(api, "/api/v1/namespaces/a/configmaps", {"metadata": {}})
         assert raised.value.status == 409
         assert calls == ["POST"]
-    finally:
-        await runner.cleanup()
 
 
 async def test_the_bench_gives_up_after_its_attempts_with_a_message(monkeypatch):
@@ -76,12 +61,9 @@ async def test_the_bench_gives_up_after_its_attempts_with_a_message(monkeypatch)
         await asyncio.sleep(1.0)
         return web.json_response({}, status=201)
 
-    runner, url = await _server(handle)
-    try:
+    async with serving(handle) as url:
         async with client.KubeClient(client.Credentials(server=url), timeout=0.2) as api:
             with pytest.raises(TimeoutError) as raised:
                 await bench_e2e.create_patiently(api, "/api/v1/namespaces/a/configmaps", {"metadata": {}})
         assert str(raised.value) == "POST /api/v1/namespaces/a/configmaps: no answer within 0.2 s"
         assert calls == ["POST", "POST", "POST"]
-    finally:
-        await runner.cleanup()
