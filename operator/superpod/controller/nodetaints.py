@@ -107,8 +107,10 @@ class NodeTaints:
         # (the watch may not show our taint on them yet)
         for name in sorted(members | self.view.tainted.get(superpod, set()) | self._answers.keys()):
             node = self.newest(name)
-            taints = wanted_taints(node, superpod, name in members) if node is not None else None
-            if taints is not None and node is not None:
+            if node is None:
+                continue  # gone
+            taints = wanted_taints(node, superpod, name in members)
+            if taints is not None:
                 writes.append((name, node, taints))
         if not writes:
             return True
@@ -122,9 +124,11 @@ class NodeTaints:
         gone = [nodes for superpod, nodes in self.view.tainted.items() if not exists(superpod)]
         for name in sorted(set().union(*gone) | self._answers.keys()):
             node = self.newest(name)
-            for superpod in membership.isolating_superpods(node) if node is not None else ():
-                taints = wanted_taints(node, superpod, member=False) if node is not None else None
-                if taints is not None and node is not None and not exists(superpod) and owner.owns(superpod):
+            if node is None:
+                continue  # gone
+            for superpod in membership.isolating_superpods(node):
+                taints = wanted_taints(node, superpod, member=False)
+                if taints is not None and not exists(superpod) and owner.owns(superpod):
                     orphans.setdefault(superpod, []).append((name, node, taints))
         settled = True
         for superpod, writes in orphans.items():
