@@ -12,7 +12,9 @@ is written after the lock is released, so placements on one SuperPod write concu
 partition keeps one partition's decisions and writes in order. Memory is updated before the write, so concurrent
 requests never share a device; a refused write releases the devices and queues the partition again, a write
 that may have landed (5xx, timeout) keeps them and the daemon writes them again; a crash between decision and
-write loses nothing, because the decision was never persisted and is simply made again.
+write loses nothing, because the decision was never persisted and is simply made again. A decision that is not
+written (refused, cancelled, its partition gone) is taken back in the tree it was made on and in the one that
+replaced it meanwhile, which restored it (`_release_if_held`).
 """
 
 from __future__ import annotations
@@ -152,7 +154,7 @@ class Partitions:
         if not failed:
             return True
         async with state.lock:
-            _release_if_held(allocator, key, plan.placement)
+            _release_if_held(state, allocator, key, plan.placement)
             moves.undo(allocator, failed, plan.reserved)
             for entry in plan.reserved:
                 if state.moving.get(entry.key) is entry:
@@ -179,9 +181,7 @@ class Partitions:
             if isinstance(error, client.ApiError) and 400 <= error.status < 500:
                 # definitely refused: the devices are free again (in the tree rebuilt meanwhile too), and the
                 # partition waits its turn again: the daemon's retries, not only kopf's, place it
-                for holder in (allocator, state.allocator):
-                    if holder is not None:
-                        _release_if_held(holder, key, placed)
+                _release_if_held(state, allocator, key, placed)
                 state.pending.add(key, view.created)
             else:
                 # A 5xx or a timeout may come after the write landed (a lost reply): keep the devices, so no
@@ -193,11 +193,11 @@ class Partitions:
         except asyncio.CancelledError:
             # the operator is stopping, or kopf stopped the daemon (a pause): the decision may not be written;
             # if it was, the mirror restores it; if not, the partition waits its turn again
-            _release_if_held(allocator, key, placed)
+            _release_if_held(state, allocator, key, placed)
             state.pending.add(key, view.created)
             raise
         if not written:  # deleted meanwhile
-            _release_if_held(allocator, key, placed)
+            _release_if_held(state, allocator, key, placed)
             return {}
         logger.info("placed %s: %s", key, written["message"])
         state.poke()
@@ -317,10 +317,28 @@ class Partitions:
             await self.events.event(obj, reason=Event.RELEASED, message=message)
 
 
-def _release_if_held(allocator: placement.Allocator, key: str, decision: placement.Placement) -> None:
-    """Release `key`'s devices if it still holds `decision` (not one a later refresh or repair made)."""
-    if allocator.placement_of(key) == decision:
-        allocator.release(key)
+def _holders(state: superpodstate.SuperPodState, allocator: placement.Allocator) -> list[placement.Allocator]:
+    """The allocator a decision was made on and, when the tree was rebuilt since, the SuperPod's new one (which
+    restored every placement of the old one, that decision's too)."""
+    current = state.allocator
+    return [allocator] if current is None or current is allocator else [allocator, current]
+
+
+def _release_if_held(
+    state: superpodstate.SuperPodState,
+    allocator: placement.Allocator,
+    key: str,
+    decision: placement.Placement,
+) -> None:
+    """Take back a decision that was not written: release `key`'s devices wherever it still holds `decision`'s
+    devices (not the ones a later refresh or repair gave it), in the allocator it was made on and in the tree
+    rebuilt since. A tree rebuilt between the decision and its write holds it too, and the partition's `forget`
+    may have come before the decision (a copy of a partition deleted meanwhile placed): nothing else frees it."""
+    wanted = sorted(decision.device_ids())
+    for holder in _holders(state, allocator):
+        held = holder.placement_of(key)
+        if held is not None and sorted(held.device_ids()) == wanted:
+            holder.release(key)
 
 
 def _replace(

@@ -21,6 +21,7 @@ from superpod.cluster import client, writer
 from superpod.controller import fleet as fleet_module
 from superpod.controller import status as derive
 
+from tests.builders import objects
 from tests.unit.controller import fakeapi
 
 JSON = dict[str, Any]
@@ -167,6 +168,43 @@ async def test_a_wait_decided_before_another_pass_placed_the_partition_is_not_wr
         assert allocator.placement_of(KEY) is not None
         phases = [body["status"].get("phase") for path, body in api.patches if path.endswith("/job/status")]
         assert api_partition.Phase.PENDING.value not in phases
+
+
+async def test_a_placement_of_a_partition_gone_before_its_write_is_released_from_a_tree_rebuilt_meanwhile(
+    api,
+):
+    """The create path places the copy it was handed; the partition is deleted before the operator's first write
+    (its `forget` freed nothing: it held nothing yet), and a node joins while the placement is being written: the
+    new tree holds every placement of the old one. The write finds the partition gone; its devices must be free
+    in the tree the SuperPod has now, or they belong to nobody for good (the SuperPod counts them allocated)."""
+    new = partition("u1", 16)
+
+    async def answer(path: str, body: JSON) -> JSON:
+        if not path.endswith("/status"):  # the in-use finalizer: the partition is gone already
+            if KEY in fleet.partitions:
+                api.send(fakeapi.PARTITIONS, "DELETED", new)
+                await fakeapi.until(lambda: KEY not in fleet.partitions)
+            raise client.ApiError(404, {"reason": "NotFound"})
+        before = state.allocator
+        assert before is not None and before.placement_of(KEY) is not None  # decided on the handed copy
+        api.send(
+            fakeapi.NODES, "ADDED", objects.node("n4").superpod(0, rack=0, server=4).devices(16).ready().obj()
+        )
+        api.send(fakeapi.DEVICEINFO, "ADDED", objects.deviceinfo_configmap("n4", server_index=4))
+        await fakeapi.until(lambda: state.allocator is not before)
+        raise client.ApiError(404, {"reason": "NotFound"})
+
+    api.listed(fakeapi.PARTITIONS, new)
+    api.patch_with = answer
+    async with started(api) as fleet:
+        state = fleet.superpods["sp"]
+        assert state.allocator is not None
+
+        written = await fleet.place(new)
+
+        assert written == {}
+        assert state.allocator.placement_of(KEY) is None
+        assert state.allocator.capacity().allocated == 0
 
 
 def planned(allocator: placement.Allocator, npus: int) -> placement.Placement:
