@@ -13,7 +13,6 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
-import json
 import os
 import random
 import ssl
@@ -25,6 +24,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 import yaml
+
+from superpod.cluster import codec
 
 JSON = dict[str, Any]
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -158,12 +159,12 @@ class KubeClient:
         timeout: float = 30.0,
         user_agent: str | None = None,
         connections: int = 64,
-        dumps: Callable[[Any], str | bytes] = json.dumps,
-        loads: Callable[[bytes], Any] = json.loads,
+        dumps: Callable[[Any], str | bytes] = codec.dumps,
+        loads: Callable[[bytes], Any] = codec.loads,
     ) -> None:
         """`connections`: at most this many at once (each open watch keeps one for itself). `dumps` and
-        `loads`: the JSON codec of bodies and answers (the simulator, which sends a SuperCluster's 131,072
-        objects, passes a faster one; both must give and take the same documents as `json`'s)."""
+        `loads`: the JSON codec of bodies, answers and watch events (`codec`: orjson; another must give and
+        take the same documents as `json`'s)."""
         self.credentials = credentials
         self._dumps = dumps
         self._loads = loads
@@ -314,11 +315,11 @@ class KubeClient:
             path + "?" + urlencode(query), timeout=aiohttp.ClientTimeout(total=None, sock_read=None)
         ) as response:
             if response.status >= 300:
-                text = await response.text()
+                raw = await response.read()
                 try:
-                    body = json.loads(text) if text else {}
+                    body = self._loads(raw) if raw else {}
                 except ValueError:  # a proxy's error page
-                    body = {"message": text[:500]}
+                    body = {"message": raw[:500].decode(errors="replace")}
                 raise ApiError(response.status, body if isinstance(body, dict) else {"message": str(body)})
             if opened is not None:
                 opened()
