@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from superpod_sandbox.apiserver import errors
 from superpod_sandbox.apiserver.patches import managed
 
@@ -141,3 +145,138 @@ def test_equal_field_sets_of_two_creates_are_one_tree():
     first, second = _pod(), _pod()
     second["metadata"]["name"] = "q"
     assert managed.owned(first)["f:spec"] is managed.owned(second)["f:spec"]
+
+
+# `changes` skips equal subtrees; it must say what comparing every leaf of both versions says.
+
+_scalars = st.one_of(st.none(), st.integers(-3, 3), st.sampled_from(["a", "b", ""]), st.booleans())
+_names = st.sampled_from(["a", "b", "conditions", "finalizers", "containers", "status", "spec", "labels"])
+
+
+def _keyed_items(children: st.SearchStrategy) -> st.SearchStrategy:
+    """Items of a list kube merges by key (conditions by `type`, containers by `name`): string keys."""
+    return st.lists(
+        st.fixed_dictionaries(
+            {"type": st.sampled_from(["Ready", "Fault"]), "name": st.sampled_from(["x", "y"])},
+            optional={"v": children},
+        ),
+        max_size=3,
+        unique_by=lambda item: (item["type"], item["name"]),
+    )
+
+
+_values = st.recursive(
+    _scalars,
+    lambda children: st.one_of(
+        st.dictionaries(_names, children, max_size=4),
+        st.lists(children, max_size=3),
+        _keyed_items(children),
+    ),
+    max_leaves=12,
+)
+_objects = st.fixed_dictionaries(
+    {
+        "metadata": st.fixed_dictionaries(
+            {"name": st.just("n")},
+            optional={
+                "labels": st.dictionaries(_names, _scalars),
+                "resourceVersion": st.sampled_from(["1", "2"]),
+            },
+        )
+    },
+    optional={"spec": _values, "status": _values, "kind": st.just("Node")},
+)
+
+
+def _by_every_leaf(old, new, with_status):
+    before = managed.fields(old, with_status) if old is not None else {}
+    after = managed.fields(new, with_status)
+    return {path for path, value in after.items() if before.get(path, _NONE) != value}, set(before) - set(
+        after
+    )
+
+
+_NONE = object()
+
+
+@settings(max_examples=400, deadline=None)
+@given(old=st.one_of(st.none(), _objects), new=_objects, with_status=st.booleans())
+def test_changes_are_what_comparing_every_leaf_gives(old, new, with_status):
+    assert managed.changes(old, new, with_status) == _by_every_leaf(old, new, with_status)
+
+
+@settings(max_examples=200, deadline=None)
+@given(base=_objects, edit=_values, where=st.lists(_names, min_size=1, max_size=3))
+def test_changes_of_one_edited_branch(base, edit, where):
+    """The common write: a copy of the object with one branch replaced (a heartbeat's timestamp)."""
+    new = copy.deepcopy(base)
+    node = new.setdefault("status", {})
+    if not isinstance(node, dict):
+        node = new["status"] = {}
+    for name in where[:-1]:
+        child = node.get(name)
+        if not isinstance(child, dict):
+            child = node[name] = {}
+        node = child
+    node[where[-1]] = edit
+    assert managed.changes(base, new) == _by_every_leaf(base, new, True)
+
+
+def test_a_heartbeat_gives_the_kubelet_only_the_timestamp():
+    node = {
+        "metadata": {"name": "n", "labels": {"pool": "a"}},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "t1"}],
+                   "capacity": {"huawei.com/npu": "8"}},
+    }  # fmt: skip
+    beat = copy.deepcopy(node)
+    beat["status"]["conditions"][0]["lastHeartbeatTime"] = "t2"
+    changed, removed = managed.changes(node, beat)
+    assert changed == {("f:status", "f:conditions", 'k:{"type":"Ready"}', "f:lastHeartbeatTime")}
+    assert removed == set()
+
+
+def _record_by_every_leaf(old, new, manager, subresource):
+    """The ownership rule written out over every leaf: the manager gains what it changed, others lose it."""
+    changed, removed = _by_every_leaf(old, new, subresource == "status")
+    result, mine = [], set(changed)
+    for entry in old["metadata"].get("managedFields") or []:
+        paths = managed.decode(entry["fieldsV1"]) - changed - removed
+        if entry["manager"] == manager and entry.get("subresource", "") == subresource:
+            mine |= paths
+        elif paths:
+            result.append((entry["manager"], entry.get("subresource", ""), _as_stored(paths)))
+    if mine:
+        result.append((manager, subresource, _as_stored(mine)))
+    return result
+
+
+def _as_stored(paths):
+    """Paths as FieldsV1 keeps them: a leaf that became a map is the map's leaves."""
+    return frozenset(managed.decode(managed.encode(paths)))
+
+
+def _ownership(obj):
+    return [
+        (entry["manager"], entry.get("subresource", ""), frozenset(managed.decode(entry["fieldsV1"])))
+        for entry in obj["metadata"].get("managedFields") or []
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    versions=st.lists(_objects, min_size=2, max_size=4),
+    writers=st.lists(
+        st.tuples(st.sampled_from(["kubelet", "operator", "kubectl"]), st.sampled_from(["", "status"])),
+        min_size=4,
+        max_size=4,
+    ),
+)
+def test_a_history_of_updates_gives_each_manager_what_it_wrote_last(versions, writers):
+    current = copy.deepcopy(versions[0])
+    managed.record_update(None, current, writers[0][0], "v1", writers[0][1], True)
+    for version, (manager, subresource) in zip(versions[1:], writers[1:], strict=False):
+        new = copy.deepcopy(version)
+        expected = _record_by_every_leaf(current, new, manager, subresource)
+        managed.record_update(current, new, manager, "v1", subresource, True)
+        assert _ownership(new) == expected
+        current = new

@@ -60,6 +60,59 @@ def fields(obj: Object, with_status: bool = True) -> dict[Path, Any]:
     return result
 
 
+def changes(old: Object | None, new: Object, with_status: bool = True) -> tuple[set[Path], set[Path]]:
+    """(paths whose value the write set or changed, paths it removed) between two versions of an object.
+
+    What comparing `fields(old)` with `fields(new)` gives, without listing every leaf of both: subtrees that
+    compare equal are skipped whole, so a heartbeat that changes one timestamp of a Node costs that timestamp's
+    branch, not the Node (the leaves of a non-empty map are the union of its children's, under distinct keys).
+    Equal is Python's equality, as for the leaves themselves.
+    """
+    changed: set[Path] = set()
+    removed: set[Path] = set()
+    before = old or {}
+    for key in before.keys() | new.keys():
+        if key in ("apiVersion", "kind") or (key == "status" and not with_status):
+            continue
+        if key == "metadata":
+            old_meta, new_meta = before.get(key, {}), new.get(key, {})
+            if isinstance(old_meta, dict) and isinstance(new_meta, dict):
+                for meta_key in (old_meta.keys() | new_meta.keys()) - _IGNORED_METADATA:
+                    _changes(
+                        old_meta.get(meta_key, _MISSING), new_meta.get(meta_key, _MISSING),
+                        ("f:metadata", f"f:{meta_key}"), (meta_key,), changed, removed,
+                    )  # fmt: skip
+                continue
+        _changes(before.get(key, _MISSING), new.get(key, _MISSING), (f"f:{key}",), (key,), changed, removed)
+    return changed, removed
+
+
+def _changes(
+    old: Any, new: Any, path: Path, names: tuple[str, ...], changed: set[Path], removed: set[Path]
+) -> None:
+    if old is new or (old is not _MISSING and new is not _MISSING and old == new):
+        return
+    if isinstance(old, dict) and old and isinstance(new, dict) and new:
+        for key in old.keys() | new.keys():
+            _changes(
+                old.get(key, _MISSING),
+                new.get(key, _MISSING),
+                (*path, f"f:{key}"),
+                (*names, key),
+                changed,
+                removed,
+            )
+        return
+    before: dict[Path, Any] = {}
+    after: dict[Path, Any] = {}
+    if old is not _MISSING:
+        _leaves(old, path, names, before)
+    if new is not _MISSING:
+        _leaves(new, path, names, after)
+    changed.update(leaf for leaf, value in after.items() if before.get(leaf, _MISSING) != value)
+    removed.update(before.keys() - after.keys())
+
+
 def _leaves(value: Any, path: Path, names: tuple[str, ...], out: dict[Path, Any]) -> None:
     if isinstance(value, dict) and value:
         for key, child in value.items():
@@ -207,6 +260,24 @@ def _entry_paths(entry: Object) -> set[Path]:
     return decode(entry.get("fieldsV1") or {})
 
 
+def _is_update_by(entry: Object, manager: str, subresource: str) -> bool:
+    return (
+        entry.get("manager") == manager
+        and entry.get("operation") == "Update"
+        and entry.get("subresource", "") == subresource
+    )
+
+
+def _holds(tree: dict[str, Any], path: Path) -> bool:
+    """`path in decode(tree)`, by following the path instead of listing the tree."""
+    node: Any = tree
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return not (isinstance(node, dict) and node)
+
+
 def record_update(
     old: Object | None,
     new: Object,
@@ -226,24 +297,33 @@ def record_update(
     if old is None and base_entries is None:  # a create: the manager owns every field there is
         tree = owned(new, with_status)
     else:
-        before = fields(old, with_status) if old is not None else {}
-        after = fields(new, with_status)
-        changed = {path for path, value in after.items() if before.get(path, _MISSING) != value}
-        removed = set(before) - set(after)
+        changed, removed = changes(old, new, with_status)
         entries = base_entries if base_entries is not None else (_entries(old) if old is not None else [])
-        mine: set[Path] = set(changed)
+        touched = changed | removed
+        own = [entry for entry in entries if _is_update_by(entry, manager, subresource)]
         for entry in entries:
-            paths = _entry_paths(entry) - changed - removed
-            if (
-                entry.get("manager") == manager
-                and entry.get("operation") == "Update"
-                and entry.get("subresource", "") == subresource
-            ):
-                mine |= paths
+            if _is_update_by(entry, manager, subresource):
                 continue
+            fields_v1 = entry.get("fieldsV1") or {}
+            if not any(_holds(fields_v1, path) for path in touched):
+                # the write took nothing from this manager (the common case: a heartbeat), so its fields stay
+                if fields_v1:
+                    result.append({**entry})
+                continue
+            paths = decode(fields_v1) - touched
             if paths:
                 result.append({**entry, "fieldsV1": encode(paths)})
-        tree = encode(mine) if mine else _LEAF
+        if (
+            len(own) == 1
+            and all(_holds(own[0].get("fieldsV1") or {}, path) for path in changed)
+            and not any(_holds(own[0].get("fieldsV1") or {}, path) for path in removed)
+        ):
+            tree = own[0].get("fieldsV1") or _LEAF  # it changed only fields it owned already
+        else:
+            mine: set[Path] = set(changed)
+            for entry in own:
+                mine |= _entry_paths(entry) - touched
+            tree = encode(mine) if mine else _LEAF
     if tree:
         entry = {"manager": manager, "operation": "Update", "apiVersion": api_version, "time": now(),
                  "fieldsType": "FieldsV1", "fieldsV1": tree}  # fmt: skip
