@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from superpod_sandbox.apiserver.formats import gotext
-from superpod_sandbox.apiserver.schema import structural
+from superpod_sandbox.apiserver.schema import cel, structural
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -449,3 +449,72 @@ def test_updates_ratchet_errors_of_unchanged_fields(
     old, new = resource(), resource()
     old["spec"], new["spec"] = old_spec, new_spec
     assert [cause.field for cause in compiled.validate(new, old)] == fields
+
+
+# Rules are evaluated on (and their outcomes cached by) only the fields they read.
+
+NARROW_RULES: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "metadata": {"type": "object"},
+        "spec": {
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {"type": "integer"}},
+            "x-kubernetes-validations": [
+                {"rule": "self.a > 0", "messageExpression": "'a must be positive for ' + self.b"},
+                {"rule": "!has(self.c) || self.c < self.a", "message": "c must be below a"},
+            ],
+        },
+        "status": {"type": "object", "properties": {"n": {"type": "integer"}}},
+    },
+    "x-kubernetes-validations": [{"rule": "size(self.metadata.name) <= 5", "message": "name too long"}],
+}
+
+
+def narrow(name: str, spec: dict[str, Any], status: int = 0) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": {"x": str(status)}}, "spec": spec, "status": {"n": status}}
+
+
+def test_a_rule_on_the_name_judges_each_name_whatever_else_changes() -> None:
+    compiled = structural.StructuralSchema(NARROW_RULES)
+    assert messages(compiled.validate(narrow("short", {"a": 1, "b": "x"}, status=1))) == []
+    too_long = narrow("much-too-long", {"a": 1, "b": "x"}, status=1)
+    assert messages(compiled.validate(too_long)) == [
+        ("", "FieldValueInvalid", "Invalid value: name too long")
+    ]
+    old = narrow("short", {"a": 1, "b": "x"}, status=1)
+    assert messages(compiled.validate(narrow("short", {"a": 1, "b": "x"}, status=2), old)) == []
+
+
+def test_a_message_expression_sees_the_fields_it_reads_beside_the_rule_s() -> None:
+    compiled = structural.StructuralSchema(NARROW_RULES)
+    assert messages(compiled.validate(narrow("p", {"a": 0, "b": "tenant-1"}))) == [
+        ("spec", "FieldValueInvalid", "Invalid value: a must be positive for tenant-1")
+    ]
+    assert messages(compiled.validate(narrow("p", {"a": 0, "b": "tenant-2"}))) == [
+        ("spec", "FieldValueInvalid", "Invalid value: a must be positive for tenant-2")
+    ]
+
+
+def test_has_sees_whether_a_read_field_is_there() -> None:
+    compiled = structural.StructuralSchema(NARROW_RULES)
+    assert messages(compiled.validate(narrow("p", {"a": 2, "b": "x"}))) == []
+    assert messages(compiled.validate(narrow("p", {"a": 2, "b": "x", "c": 5}))) == [
+        ("spec", "FieldValueInvalid", "Invalid value: c must be below a")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rule", "self_reads"),
+    [
+        ("size(self.metadata.name) <= 63", frozenset({"metadata"})),
+        ("!has(self.blockSize) || self.blockSize <= self.npus", frozenset({"blockSize", "npus"})),
+        ("self == oldSelf", None),
+        ("self['a'] == 1", None),
+        ("self.all(k, k != 'x')", None),
+        ("[1].all(self, self > 0)", None),
+        ("1 == 1", frozenset()),
+    ],
+)
+def test_the_fields_a_rule_reads(rule: str, self_reads: frozenset[str] | None) -> None:
+    assert cel.compile_expression(rule).reads["self"] == self_reads

@@ -52,6 +52,10 @@ class Program:
 
     source: str
     uses_old_self: bool  # a transition rule: runs only when the old value exists
+    reads: Mapping[str, frozenset[str] | None]
+    """Per variable (`self`, `oldSelf`) the fields the expression selects from it (`self.spec` -> spec), or None
+    when it uses the variable otherwise (compared whole, indexed, a method called on it): the value a rule sees
+    can leave out every other field without changing its outcome."""
     runner: celpy.Runner  # cel-python's interpreter
     fast: (
         Callable[[Mapping[str, Any]], Any] | None
@@ -75,13 +79,45 @@ def compile_expression(source: str, variables: frozenset[str] = RULE_VARIABLES) 
         raise RuleCompileError(str(error).strip()) from error
     idents = tree.scan_values(lambda token: isinstance(token, lark.Token) and token.type == "IDENT")
     uses_old_self = any(token == "oldSelf" for token in idents)
+    reads = {name: _selected_fields(tree, name) for name in variables}
     try:
         fast: Callable[[Mapping[str, Any]], Any] | None = celcompile.compile_tree(
             tree, KUBERNETES_LIBRARY, variables
         )
     except celcompile.Unsupported:
         fast = None
-    return Program(source, uses_old_self, _ENVIRONMENT.program(tree, functions=KUBERNETES_LIBRARY), fast)
+    return Program(
+        source, uses_old_self, reads, _ENVIRONMENT.program(tree, functions=KUBERNETES_LIBRARY), fast
+    )
+
+
+def _selected_fields(tree: lark.Tree, name: str) -> frozenset[str] | None:
+    """The fields `name.<field>` selects in the parse tree; None if `name` appears any other way."""
+    selected: set[str] = set()
+    seen: set[int] = set()  # the `ident` nodes of `name` found under a field selection
+    for node in tree.iter_subtrees():
+        if node.data != "member_dot" or len(node.children) != 2:
+            continue
+        target, field = node.children
+        ident = _bare_ident(target)
+        if ident is not None and ident.children[0] == name and isinstance(field, lark.Token):
+            selected.add(str(field))
+            seen.add(id(ident))
+    for node in tree.iter_subtrees():
+        if node.data == "ident" and node.children and node.children[0] == name and id(node) not in seen:
+            return None
+    return frozenset(selected)
+
+
+def _bare_ident(member: Any) -> lark.Tree | None:
+    """The `ident` of a member that is a plain identifier (`member -> primary -> ident`), else None."""
+    if not isinstance(member, lark.Tree) or member.data != "member" or len(member.children) != 1:
+        return None
+    primary = member.children[0]
+    if not isinstance(primary, lark.Tree) or primary.data != "primary" or len(primary.children) != 1:
+        return None
+    ident = primary.children[0]
+    return ident if isinstance(ident, lark.Tree) and ident.data == "ident" else None
 
 
 def to_cel(value: JSON, schema: Mapping[str, Any] | None) -> celtypes.Value:

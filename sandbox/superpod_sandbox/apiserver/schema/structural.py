@@ -133,6 +133,7 @@ class _Node:
         "raw",
         "required",
         "rule_outcomes",
+        "rule_reads",
         "rules",
         "type",
         "unique_items",
@@ -176,6 +177,8 @@ class _Node:
         self.map_keys: list[str] = list(raw.get("x-kubernetes-list-map-keys") or [])
         compiled = [_compile_rule(rule, errors, path) for rule in raw.get("x-kubernetes-validations") or []]
         self.rules = [rule for rule in compiled if rule is not None]
+        # What of `self` and `oldSelf` the rules read (None: all of it): the input their outcome depends on.
+        self.rule_reads = {name: _reads(self.rules, name) for name in cel.RULE_VARIABLES}
         children = [*self.properties.values(), self.items, self.additional]
         # Whether this node or any below it carries CEL rules: the rule walk skips rule-free subtrees.
         self.has_rules: bool = bool(self.rules) or any(isinstance(c, _Node) and c.has_rules for c in children)
@@ -681,13 +684,45 @@ def _cel_value(value: JSON, node: _Node, *, is_resource: bool) -> celtypes.Value
 RULE_OUTCOME_CACHE_SIZE = 2048  # per schema node with rules
 
 
+def _reads(rules: list[_Rule], name: str) -> frozenset[str] | None:
+    fields: set[str] = set()
+    for rule in rules:
+        for program in (rule.program, rule.message_expression):
+            if program is None:
+                continue
+            read = program.reads.get(name)
+            if read is None:
+                return None
+            fields |= read
+    return frozenset(fields)
+
+
+def _rule_input(value: JSON, fields: frozenset[str] | None, *, is_resource: bool) -> JSON:
+    """The part of an object its rules read: what they are evaluated on, and what their outcome is cached by.
+
+    A partition's status write does not convert the whole partition to CEL (nor print it for the cache key) to
+    check a rule on its name.
+    """
+    if not isinstance(value, dict):
+        return value
+    if fields is not None:
+        value = {key: value[key] for key in fields if key in value}
+    if is_resource and isinstance(value.get("metadata"), dict):
+        meta = value["metadata"]
+        value = {**value, "metadata": {key: meta[key] for key in ("name", "generateName") if key in meta}}
+    return value
+
+
 def _run_rules(
     value: JSON, old: JSON, node: _Node, path: str, causes: list[Cause], *, is_resource: bool
 ) -> None:
     has_old = old is not _MISSING and old is not None
     uses_old = has_old and any(rule.program.uses_old_self for rule in node.rules)
-    key = (path, _canonical(value), _canonical(old) if uses_old else "")
     unchanged = has_old and same(value, old)
+    value = _rule_input(value, node.rule_reads["self"], is_resource=is_resource)
+    if uses_old:
+        old = _rule_input(old, node.rule_reads["oldSelf"], is_resource=is_resource)
+    key = (path, _canonical(value), _canonical(old) if uses_old else "")
     if unchanged:
         # Ratcheting (kube >= 1.30): an unchanged node's non-transition rule errors become warnings.
         key = (path, key[1], key[2] + "\x00ratchet")
