@@ -91,7 +91,7 @@ def compile_expression(source: str, variables: frozenset[str] = RULE_VARIABLES) 
     )
 
 
-def _selected_fields(tree: lark.Tree, name: str) -> frozenset[str] | None:
+def _selected_fields(tree: lark.Tree[Any], name: str) -> frozenset[str] | None:
     """The fields `name.<field>` selects in the parse tree; None if `name` appears any other way."""
     selected: set[str] = set()
     seen: set[int] = set()  # the `ident` nodes of `name` found under a field selection
@@ -109,7 +109,7 @@ def _selected_fields(tree: lark.Tree, name: str) -> frozenset[str] | None:
     return frozenset(selected)
 
 
-def _bare_ident(member: Any) -> lark.Tree | None:
+def _bare_ident(member: Any) -> lark.Tree[Any] | None:
     """The `ident` of a member that is a plain identifier (`member -> primary -> ident`), else None."""
     if not isinstance(member, lark.Tree) or member.data != "member" or len(member.children) != 1:
         return None
