@@ -15,6 +15,8 @@ from superpod.api import common
 from superpod.api import partition as api_partition
 from superpod.api import superpod as api_superpod
 
+_PREEMPTED = api_partition.PendingReason.PREEMPTED.value
+
 JSON = common.JSON
 
 
@@ -137,9 +139,10 @@ class Partition:
     def evicting(self) -> bool:
         """Preempted, its pods not all gone yet: it keeps its allocation in status (so that a restarted
         operator still holds its devices) but is no longer placed."""
+        # the reason first, straight from the dict: the operator's pass asks this of every placed partition
         return (
-            self.phase == api_partition.Phase.PENDING.value
-            and self.reason == api_partition.PendingReason.PREEMPTED.value
+            (self.obj.get("status") or {}).get("reason") == _PREEMPTED
+            and self.phase == api_partition.Phase.PENDING.value
             and self.placed
         )
 
