@@ -28,7 +28,7 @@ CLUSTER: dict[tuple[str, str], frozenset[str]] = {
     ("", "configmaps"): frozenset({"list", "watch"}),  # device info (kube-system), NodeD (mindx-dl)
     ("", "events"): frozenset({"create"}),
     # tenancy: partitions' PriorityClasses, namespaceSelector quotas
-    ("scheduling.k8s.io", "priorityclasses"): frozenset({"list"}),
+    ("scheduling.k8s.io", "priorityclasses"): frozenset({"list", "watch"}),
     ("", "namespaces"): frozenset({"get"}),
     ("apiextensions.k8s.io", "customresourcedefinitions"): frozenset({"list", "watch"}),
     # secure /metrics (metrics.secure, the default): each scrape's token and permission reviewed

@@ -1,10 +1,17 @@
-"""PriorityClasses and namespace labels, read through the API and kept for a few seconds.
+"""PriorityClasses, mirrored by a watch, and namespace labels, read through the API and kept for a few seconds.
 
 Admission needs a partition's priority (its `scheduling.k8s.io/v1` PriorityClass) and, for quotas with a
-namespaceSelector, its namespace's labels. Both change rarely and are read at most once per `ttl` seconds:
-one list of every PriorityClass (they are few, and the globalDefault one is needed anyway; the placements that
-ask while it is in flight share it), one get per namespace. A cluster that does not serve PriorityClasses (404) has none: every partition gets priority 0,
-except those naming a class, which wait (PriorityClassNotFound). A failed read keeps the last answer.
+namespaceSelector, its namespace's labels.
+
+- PriorityClasses are few and cluster-scoped: every one is kept in memory, listed at start and followed by a
+  watch (`reflector.Reflector`), so an admission pass reads them without an API call and sees a class as soon as
+  the watch brings it. A class that appears, changes or goes tells `listeners` (the fleet wakes every
+  SuperPod's admission pass): a partition waiting for its class (`PriorityClassNotFound`) is placed when the
+  class is created, not at the next idle re-check, and a changed value reorders the queues at once. Until the
+  first list has answered the copy is empty: partitions naming a class wait, the others get priority 0.
+- Namespace labels are read with one get per namespace, at most once per `ttl` seconds; a failed read keeps the
+  last answer. They are not watched: with `operator.watchNamespace` the chart grants no cluster-wide read of
+  Namespaces, so a label edit is seen at the next admission pass after `ttl`.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from superpod.cluster import client
+from superpod.api import common
+from superpod.cluster import client, reflector
 from superpod.controller import tenants
 
 PRIORITY_CLASSES = "/apis/scheduling.k8s.io/v1/priorityclasses"
@@ -23,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 class ClusterFacts:
-    """Cached reads of PriorityClasses and namespace labels."""
+    """The PriorityClasses (watched) and namespace labels (cached reads) admission passes need."""
 
     def __init__(
         self, api: client.KubeClient, *, ttl: float = TTL, clock: Callable[[], float] = time.monotonic
@@ -31,35 +39,41 @@ class ClusterFacts:
         self.api = api
         self.ttl = ttl
         self.clock = clock
+        # told (no arguments) when a PriorityClass appeared, went, or changed what admission reads of it
+        self.listeners: list[Callable[[], None]] = []
+        self.classes = reflector.Reflector(api, PRIORITY_CLASSES, self._class_event, resource="priorityclasses")
         self._classes: dict[str, tenants.PriorityClass] = {}
-        self._classes_read = -float("inf")
-        self._reading: asyncio.Future[Mapping[str, tenants.PriorityClass]] | None = None  # the list in flight
         self._labels: dict[str, tuple[float, dict[str, str] | None]] = {}
+        self._watch: asyncio.Task[None] | None = None
 
-    async def priority_classes(self) -> Mapping[str, tenants.PriorityClass]:
-        """Every PriorityClass by name; when the copy is older than `ttl`, one list, which every placement
-        that asks meanwhile awaits (a burst asked it once per partition when the copy expired)."""
-        if self.clock() - self._classes_read < self.ttl:
-            return self._classes
-        if self._reading is None or self._reading.done():
-            self._reading = asyncio.ensure_future(self._read_priority_classes())
-        return await asyncio.shield(self._reading)
-
-    async def _read_priority_classes(self) -> Mapping[str, tenants.PriorityClass]:
-        now = self.clock()
+    async def start(self) -> None:
+        """List the PriorityClasses, then follow them. A failed first list is logged and tried again by the
+        watch's own retries (the mirror's health shows it), so a refused read does not stop the operator."""
         try:
-            items = await self.api.list(PRIORITY_CLASSES)
-        except client.ApiError as error:
-            if error.status != 404:
-                logger.warning("could not list PriorityClasses: %s", error)
-                return self._classes
-            items = []
-        except (OSError, TimeoutError) as error:
-            logger.warning("could not list PriorityClasses: %s", error)
-            return self._classes
-        self._classes = {pc.name: pc for pc in map(tenants.PriorityClass.from_object, items)}
-        self._classes_read = now
+            await self.classes.relist()
+        except (client.ApiError, OSError, TimeoutError) as error:
+            logger.warning("could not list PriorityClasses: %s; listing them again in the background", error)
+        self._watch = asyncio.create_task(self.classes.run(), name="priorityclasses")
+
+    async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+            self._watch = None
+
+    def priority_classes(self) -> Mapping[str, tenants.PriorityClass]:
+        """Every PriorityClass by name, as the watch last showed them."""
         return self._classes
+
+    def _class_event(self, key: str, old: common.JSON | None, new: common.JSON | None) -> None:
+        if new is None:
+            self._classes.pop(key, None)
+        else:
+            current = self._classes[key] = tenants.PriorityClass.from_object(new)
+            if old is not None and current == tenants.PriorityClass.from_object(old):
+                return  # a label or annotation edit: what admission reads is the same
+        for listener in self.listeners:
+            listener()
 
     async def namespace_labels(self, namespace: str) -> dict[str, str] | None:
         """The namespace's labels (None when it cannot be read)."""
@@ -75,9 +89,3 @@ class ClusterFacts:
         labels = dict(((obj or {}).get("metadata") or {}).get("labels") or {}) if obj is not None else None
         self._labels[namespace] = (now, labels)
         return labels
-
-    def forget(self) -> None:
-        """Read everything afresh next time (a PriorityClass or namespace changed, as far as we know)."""
-        self._classes_read = -float("inf")
-        self._reading = None  # a list in flight may have read the old ones
-        self._labels.clear()

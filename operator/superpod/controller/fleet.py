@@ -72,6 +72,7 @@ class Fleet:
         self.reconciler = partitions.Partitions(self.superpods, self.mirror.partitions, self.statuses)
         self.restorer = restore.Restorer(self.reconciler)
         self.scheduler = scheduler.Scheduler(self.reconciler)
+        self.scheduler.facts.listeners.append(self.priority_classes_changed)
         # told of every partition change (None: the partition is gone)
         self.partition_listeners: list[Callable[[str, JSON | None], None]] = []
         # told of every Node change, heartbeats included: (name, old, new)
@@ -105,6 +106,7 @@ class Fleet:
 
     async def start(self) -> None:
         """Mirror everything, build every SuperPod and restore every allocation, then follow changes."""
+        await self.scheduler.facts.start()
         await self.mirror.list_all()
         for hook in self.before_restore:
             await hook()
@@ -122,6 +124,7 @@ class Fleet:
 
     async def stop(self) -> None:
         await self.mirror.stop()
+        await self.scheduler.facts.stop()
 
     # ---- what the mirror tells (clustermirror.Listener) --------------------------------------------------
 
@@ -177,6 +180,12 @@ class Fleet:
             # a pod left its slot: a slot kept on failed devices for that pod may move now; or the spec's
             # one mutable field, repairPolicy, changed (kopf's diff base sees no spec change: see kopfkit)
             state.health_dirty = True
+            state.poke()
+
+    def priority_classes_changed(self) -> None:
+        """A PriorityClass appeared, changed or went: a partition waiting for its class may be placeable now, a
+        queue's order and who may preempt whom may have changed. Every SuperPod's pass runs again."""
+        for state in self.superpods.values():
             state.poke()
 
     def reload(self, names: Collection[str], fresh: list[JSON]) -> None:

@@ -90,9 +90,9 @@ class Scheduler:
         return await self._apply(state, allocator, outcome, obj)
 
     async def _facts(self, state: SuperPodState) -> queuepass.Facts:
-        """PriorityClasses, and the labels of the namespaces of the SuperPod's partitions when a quota selects
-        namespaces by label (read before the SuperPod's lock is taken: they are API reads)."""
-        classes = await self.facts.priority_classes()
+        """PriorityClasses (the watch's copy), and the labels of the namespaces of the SuperPod's partitions when
+        a quota selects namespaces by label (read before the SuperPod's lock is taken: they are API reads)."""
+        classes = self.facts.priority_classes()
         labels: dict[str, dict[str, str] | None] = {}
         if tenants.needs_namespace_labels(state.model.spec):
             for obj in self.partitions.values():

@@ -1,74 +1,79 @@
-"""PriorityClasses are read once per `ttl`, however many placements ask at once."""
+"""PriorityClasses are listed at start and followed by a watch: admission reads them without an API call, and a
+class that appears, changes or goes tells the listeners (the fleet wakes every SuperPod's pass with it)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, cast
 
 from superpod.cluster import client
 from superpod.controller import clusterfacts
 
+from tests.unit.controller import fakeapi
 
-class Api:
-    """Lists of PriorityClasses that answer only when the test lets them (or fail)."""
+CLASSES = clusterfacts.PRIORITY_CLASSES
+
+
+def priority_class(name: str, value: int, version: str, **extra: Any) -> dict[str, Any]:
+    metadata = {"name": name, "resourceVersion": version, **extra}
+    return {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": metadata, "value": value}
+
+
+def facts(api: fakeapi.FakeApi) -> clusterfacts.ClusterFacts:
+    return clusterfacts.ClusterFacts(cast(client.KubeClient, api))
+
+
+async def test_a_class_created_changed_or_deleted_after_start_is_seen_at_once_and_told() -> None:
+    api = fakeapi.FakeApi()
+    api.listed(CLASSES, priority_class("low", 10, "1"))
+    reader = facts(api)
+    told: list[int] = []
+    reader.listeners.append(lambda: told.append(1))
+    await reader.start()
+    try:
+        assert {name: pc.value for name, pc in reader.priority_classes().items()} == {"low": 10}
+        told.clear()
+
+        api.send(CLASSES, "ADDED", priority_class("urgent", 1000, "2"))
+        await fakeapi.until(lambda: "urgent" in reader.priority_classes())
+        assert reader.priority_classes()["urgent"].value == 1000 and told == [1]
+
+        # a label edit changes nothing admission reads: nobody is woken for it
+        api.send(CLASSES, "MODIFIED", priority_class("urgent", 1000, "3", labels={"team": "b"}))
+        api.send(CLASSES, "MODIFIED", priority_class("urgent", 2000, "4"))
+        await fakeapi.until(lambda: reader.priority_classes()["urgent"].value == 2000)
+        assert told == [1, 1]
+
+        api.send(CLASSES, "DELETED", priority_class("low", 10, "5"))
+        await fakeapi.until(lambda: "low" not in reader.priority_classes())
+        assert told == [1, 1, 1]
+    finally:
+        await reader.stop()
+
+
+class Refusing(fakeapi.FakeApi):
+    """An API whose first list of PriorityClasses is refused."""
 
     def __init__(self) -> None:
-        self.lists = 0
-        self.answer = asyncio.Event()
-        self.failing = False
+        super().__init__()
+        self.refused = 0
 
-    async def list(self, path: str, **_: Any) -> list[dict[str, Any]]:
-        assert path == clusterfacts.PRIORITY_CLASSES
-        self.lists += 1
-        await self.answer.wait()
-        if self.failing:
+    async def get(self, path: str, **params: str) -> dict[str, Any]:
+        if path == CLASSES and not self.refused:
+            self.refused += 1
             raise client.ApiError(503, {"reason": "ServiceUnavailable"})
-        return [{"metadata": {"name": f"class-{self.lists}"}, "value": 100}]
+        return await super().get(path, **params)
 
 
-def facts(api: Api, clock: list[float]) -> clusterfacts.ClusterFacts:
-    return clusterfacts.ClusterFacts(cast(client.KubeClient, api), ttl=10.0, clock=lambda: clock[0])
-
-
-async def test_a_burst_of_placements_shares_one_list_of_priority_classes() -> None:
-    api, clock = Api(), [100.0]
-    reader = facts(api, clock)
-    asking = [asyncio.create_task(reader.priority_classes()) for _ in range(50)]
-    await asyncio.sleep(0)
-    api.answer.set()
-    answers = await asyncio.gather(*asking)
-    assert api.lists == 1
-    assert all(set(answer) == {"class-1"} for answer in answers)
-    assert set(await reader.priority_classes()) == {"class-1"}  # within the ttl: no list
-    assert api.lists == 1
-
-    clock[0] += 11.0  # expired: one list again, for all who ask
-    again = await asyncio.gather(*(reader.priority_classes() for _ in range(5)))
-    assert api.lists == 2
-    assert all(set(answer) == {"class-2"} for answer in again)
-
-
-async def test_a_failed_list_keeps_the_last_answer_and_is_tried_again_at_the_next_ask() -> None:
-    api, clock = Api(), [100.0]
-    reader = facts(api, clock)
-    api.answer.set()
-    assert set(await reader.priority_classes()) == {"class-1"}
-    clock[0] += 11.0
-    api.failing = True
-    assert set(await reader.priority_classes()) == {"class-1"}
-    api.failing = False
-    assert set(await reader.priority_classes()) == {"class-3"}  # not cached after the failure
-    assert api.lists == 3
-
-
-async def test_a_placement_cancelled_while_it_waits_does_not_cancel_the_list_the_others_wait_for() -> None:
-    api, clock = Api(), [100.0]
-    reader = facts(api, clock)
-    first = asyncio.create_task(reader.priority_classes())
-    second = asyncio.create_task(reader.priority_classes())
-    await asyncio.sleep(0)
-    first.cancel()
-    await asyncio.sleep(0)
-    api.answer.set()
-    assert set(await second) == {"class-1"}
-    assert api.lists == 1
+async def test_a_refused_first_list_does_not_stop_the_start_and_is_made_again_by_the_watch() -> None:
+    api = Refusing()
+    api.listed(CLASSES, priority_class("urgent", 1000, "1"))
+    reader = facts(api)
+    told: list[int] = []
+    reader.listeners.append(lambda: told.append(1))
+    await reader.start()
+    try:
+        assert api.refused == 1 and reader.priority_classes() == {}
+        await fakeapi.until(lambda: "urgent" in reader.priority_classes())
+        assert told == [1]
+    finally:
+        await reader.stop()
