@@ -41,7 +41,9 @@ class ClusterFacts:
         self.clock = clock
         # told (no arguments) when a PriorityClass appeared, went, or changed what admission reads of it
         self.listeners: list[Callable[[], None]] = []
-        self.classes = reflector.Reflector(api, PRIORITY_CLASSES, self._class_event, resource="priorityclasses")
+        self.classes = reflector.Reflector(
+            api, PRIORITY_CLASSES, self._class_event, resource="priorityclasses"
+        )
         self._classes: dict[str, tenants.PriorityClass] = {}
         self._labels: dict[str, tuple[float, dict[str, str] | None]] = {}
         self._watch: asyncio.Task[None] | None = None

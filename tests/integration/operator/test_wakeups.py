@@ -47,7 +47,9 @@ async def priority_class(api: client.KubeClient, name: str, value: int) -> None:
 async def team_a_waits_for_its_quota(api: client.KubeClient) -> None:
     """64 devices, team-a and team-b owed 32 each, team-a may not borrow: team-a's share full, one more of
     its partitions Pending for QuotaExceeded."""
-    await api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-b"}})
+    await api.create(
+        "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-b"}}
+    )
     await add_a3_nodes(api, 4)
     quotas = [
         {"name": "team-a", "namespaces": ["team-a"], "npus": 32, "borrowing": "Never"},
@@ -79,7 +81,9 @@ async def test_a_partition_naming_a_class_created_just_before_it_is_placed_promp
     assert (await phase_of(api, "a-2", "team-a", "Pending"))["reason"] == "QuotaExceeded"
 
 
-async def test_a_partition_waiting_for_its_class_is_placed_promptly_once_the_class_is_created(cluster, running):
+async def test_a_partition_waiting_for_its_class_is_placed_promptly_once_the_class_is_created(
+    cluster, running
+):
     _, api = cluster
     await team_a_waits_for_its_quota(api)
     await api.create(spp_path("team-b"), partition("b-1", "team-b", 16, priorityClassName="later"))

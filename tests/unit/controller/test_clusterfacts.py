@@ -15,7 +15,12 @@ CLASSES = clusterfacts.PRIORITY_CLASSES
 
 def priority_class(name: str, value: int, version: str, **extra: Any) -> dict[str, Any]:
     metadata = {"name": name, "resourceVersion": version, **extra}
-    return {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": metadata, "value": value}
+    return {
+        "apiVersion": "scheduling.k8s.io/v1",
+        "kind": "PriorityClass",
+        "metadata": metadata,
+        "value": value,
+    }
 
 
 def facts(api: fakeapi.FakeApi) -> clusterfacts.ClusterFacts:
