@@ -21,6 +21,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from superpod.cluster import codec
+
 NAMESPACE = "kube-system"
 NAME_PREFIX = "mindx-dl-deviceinfo-"
 CONSUMER_SELECTOR = "mx-consumer-cim=true"
@@ -87,18 +89,44 @@ class DeviceInfo:
         return tuple(sorted(names, key=device_index))
 
 
+VOLATILE = frozenset({"UpdateTime", "CheckCode"})
+"""Keys of the plugin's documents that move at every refresh (the time of the write, a checksum that covers
+it), at their top level or one below (`DeviceInfo.UpdateTime`): `compact` drops them, so a refresh that changes
+nothing else leaves the kept copy as it was."""
+
+
 def compact(configmap: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a device-info ConfigMap the operator reads (`parse`): its name, namespace and
-    resourceVersion, and the `DeviceInfoCfg` and `SwitchInfoCfg` documents as published (the mirror keeps
-    this, not the ConfigMap: managedFields, labels and the plugin's other keys were three quarters of it)."""
+    resourceVersion, and the `DeviceInfoCfg` and `SwitchInfoCfg` documents without their `VOLATILE` keys (the
+    mirror keeps this, not the ConfigMap: managedFields, labels and the plugin's other keys were three quarters
+    of it). A document that is not JSON is kept as published, for `parse` to report."""
     metadata = configmap.get("metadata") or {}
     data = configmap.get("data") or {}
     return {
         "metadata": {
             key: metadata[key] for key in ("name", "namespace", "resourceVersion") if key in metadata
         },
-        "data": {key: data[key] for key in (DATA_KEY, SWITCH_KEY) if key in data},
+        "data": {key: _steady(data[key]) for key in (DATA_KEY, SWITCH_KEY) if key in data},
     }
+
+
+def _steady(raw: Any) -> Any:
+    """A published document without its `VOLATILE` keys, keys sorted."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        document = codec.loads(raw)
+    except ValueError:
+        return raw
+    if isinstance(document, dict):
+        document = {key: _without_volatile(value) for key, value in document.items() if key not in VOLATILE}
+    return codec.dumps(document, sort_keys=True).decode()
+
+
+def _without_volatile(value: Any) -> Any:
+    if isinstance(value, dict) and not VOLATILE.isdisjoint(value):
+        return {key: item for key, item in value.items() if key not in VOLATILE}
+    return value
 
 
 def configmap_name(node: str) -> str:

@@ -5,6 +5,13 @@ the last seen resourceVersion; on 410 Gone list again. Each change calls `on_cha
 when deleted). The operator uses it for Nodes and the device plugin's ConfigMaps, which kopf need not serve as
 handler resources: the operator only reads them, so no finalizers or progress annotations are wanted.
 
+With `quiet_unchanged`, an object whose kept form (after `transform`) is the copy held but for its
+resourceVersion is not told: a Node's status report that moves only heartbeat times, a device-info ConfigMap's
+refresh that moves only its UpdateTime (the transforms drop both). Every replica is sent every one of them (at 64
+Atlas 950 SuperPoDs about 440 a second), and nothing downstream has anything to do with them. The copy held
+takes the new resourceVersion in place, so every holder of it (the operator's maps keep the reflector's objects,
+not copies) sees the current one, and a write guarded by it is not refused for a version long gone.
+
 A mirror that stops following the API is never silent: whatever ends a watch (a broken stream, an error answer,
 an event that cannot be read, a bug in a handler) is logged and the watch starts again after a backoff (0.5 s
 doubling to 30 s, jittered), and `restart_observers` are told (the operator counts
@@ -91,9 +98,11 @@ class Reflector:
         resource: str | None = None,
         page_size: int = PAGE_SIZE,
         transform: Transform | None = None,
+        quiet_unchanged: bool = False,
     ) -> None:
         self.api = api
         self.transform = transform
+        self.quiet_unchanged = quiet_unchanged
         self.page_size = page_size
         self.path = path
         self.resource = resource or resource_of(path)
@@ -151,13 +160,31 @@ class Reflector:
                 await self._emit(key, self.objects.pop(key), None)
         for key, obj in fresh.items():
             old = self.objects.get(key)
-            self.objects[key] = obj
-            if old is None or old.get("metadata", {}).get("resourceVersion") != obj["metadata"].get(
+            if old is not None and old.get("metadata", {}).get("resourceVersion") == obj["metadata"].get(
                 "resourceVersion"
             ):
+                self.objects[key] = obj
+            elif not self._unchanged(old, obj):
+                self.objects[key] = obj
                 await self._emit(key, old, obj)
         self._following()
         self.synced.set()
+
+    def _unchanged(self, old: JSON | None, new: JSON) -> bool:
+        """With `quiet_unchanged`: whether `new` is `old` but for its resourceVersion; if so `old`, which stays
+        the copy held, takes that resourceVersion."""
+        if old is None or not self.quiet_unchanged:
+            return False
+        held, metadata = old.get("metadata"), new.get("metadata")
+        if held is None or metadata is None:
+            return False
+        version = metadata.get("resourceVersion")
+        metadata["resourceVersion"] = held.get("resourceVersion")  # `new` is this reflector's own object
+        same = new == old
+        metadata["resourceVersion"] = version
+        if same:
+            held["resourceVersion"] = version
+        return same
 
     def _opened(self) -> None:
         self._opened_at = time.monotonic()
@@ -189,8 +216,9 @@ class Reflector:
                 await self._emit(key, self.objects.pop(key, None), None)
             else:
                 old = self.objects.get(key)
-                self.objects[key] = obj
-                await self._emit(key, old, obj)
+                if not self._unchanged(old, obj):
+                    self.objects[key] = obj
+                    await self._emit(key, old, obj)
             self._following()
         self._following()  # the server ended the stream at its timeout
 

@@ -5,10 +5,11 @@ without their managedFields (`lean`), Nodes and ConfigMaps reduced to the fields
 (`inventory.compact_node`, `deviceinfo.compact`, `nodeinfo.compact`); each in its own shape, so every reader
 sees what it would have read in the whole object. `list_all` fills them
 and sets `synced`; from then on `watch` follows changes and the mirror tells its `Listener`: a SuperPod's
-change, a Node's or a partition's change (told before the mirror is synced too, heartbeats included, so the
-bindings loop and the membership view see every one), and
-`inventory_changed` once per burst of Node and ConfigMap changes that matter to the allocator (coalesced over
-`debounce` seconds; a Node's heartbeat or a device-info refresh that only moves its UpdateTime is not one).
+change, a Node's or a partition's change (told before the mirror is synced too, so the membership view sees
+every one), and `inventory_changed` once per burst of Node and ConfigMap changes that matter to the allocator
+(coalesced over `debounce` seconds). A Node's status report that moves only heartbeat times and a device-info
+refresh that moves only its UpdateTime are told to nobody: the reduced copies do not keep those fields, and the
+reflectors keep quiet about a copy that did not change but for its resourceVersion (`quiet_unchanged`).
 
 A partition's copy is the newest the operator has seen: the watch's, or the reply to its own status write
 (`remember`), whichever is later; a partition the watch saw go is never brought back by a late reply.
@@ -17,7 +18,6 @@ A partition's copy is the newest the operator has seen: the watch's, or the repl
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any, Protocol
 
 from superpod.api import common, views
@@ -57,14 +57,19 @@ class ClusterMirror:
         self.deviceinfo: dict[str, JSON] = {}  # node name -> device plugin's ConfigMap
         self.node_health: dict[str, nodeinfo.NodeHealth] = {}  # node name -> NodeD's verdict, when NodeD runs
         self.synced = asyncio.Event()  # set once every initial list is in the maps
-        self._essences: dict[str, int] = {}  # node name -> hash of its device-info ConfigMap's essence
         self._scheduled = False
         partitions = client.resource_path(common.API_VERSION, api_partition.PLURAL, namespace)
         self.reflectors = [
             reflector.Reflector(api, writer.superpod_path(), self.superpod_event),
             # each object reduced to what the operator reads as it arrives (`compact_node`, `compact`): the
             # mirror of a SuperCluster's 65,536 Nodes and ConfigMaps would otherwise hold 15 KB of each pair
-            reflector.Reflector(api, "/api/v1/nodes", self.node_event, transform=inventory.compact_node),
+            reflector.Reflector(
+                api,
+                "/api/v1/nodes",
+                self.node_event,
+                transform=inventory.compact_node,
+                quiet_unchanged=True,
+            ),
             # filtered by the API server: the other ConfigMaps of kube-system are never sent, decoded or kept
             reflector.Reflector(
                 api,
@@ -72,6 +77,7 @@ class ClusterMirror:
                 self.deviceinfo_event,
                 label_selector=configmap_selector or None,
                 transform=deviceinfo.compact,
+                quiet_unchanged=True,
             ),
             reflector.Reflector(
                 api,
@@ -79,6 +85,7 @@ class ClusterMirror:
                 self.nodeinfo_event,
                 label_selector=configmap_selector or None,
                 transform=nodeinfo.compact,
+                quiet_unchanged=True,
             ),
             reflector.Reflector(api, partitions, self.partition_event, transform=lean),
         ]
@@ -110,13 +117,13 @@ class ClusterMirror:
             self.listener.superpod_changed(key, old, new)
 
     def node_event(self, key: str, old: JSON | None, new: JSON | None) -> None:
-        self.listener.node_changed(key, old, new)  # every change, heartbeats included, synced or not
+        self.listener.node_changed(key, old, new)  # every change, synced or not
         if new is None:
             self.nodes.pop(key, None)
         else:
             self.nodes[key] = new
         if old is not None and new is not None and node_essence(old) == node_essence(new):
-            return  # a heartbeat: nothing the allocator cares about
+            return  # its taints or capacity: nothing the allocator reads
         self._inventory_changed()
 
     def deviceinfo_event(self, key: str, old: JSON | None, new: JSON | None) -> None:
@@ -125,13 +132,8 @@ class ClusterMirror:
             return
         if new is None:
             self.deviceinfo.pop(node, None)
-            self._essences.pop(node, None)
         else:
             self.deviceinfo[node] = new
-            essence = hash(deviceinfo_essence(new))  # a hash: 1,936 essences would cost megabytes
-            if old is not None and self._essences.get(node) == essence:
-                return  # only UpdateTime moved (the essence of the old copy is kept: one parse per refresh)
-            self._essences[node] = essence
         self._inventory_changed()
 
     def nodeinfo_event(self, key: str, old: JSON | None, new: JSON | None) -> None:
@@ -196,25 +198,8 @@ def lean(obj: JSON) -> JSON:
 
 
 def node_essence(node: JSON) -> tuple[Any, ...]:
-    """What of a Node matters to the inventory (not heartbeats)."""
+    """What of a Node matters to the inventory (not its taints)."""
     status = node.get("status") or {}
     ready = next((c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
     metadata = node.get("metadata") or {}
     return (metadata.get("labels"), metadata.get("annotations"), status.get("allocatable"), ready)
-
-
-def deviceinfo_essence(configmap: JSON) -> str:
-    """What of a device-info ConfigMap matters: not the UpdateTime and CheckCode that move on every refresh."""
-
-    def strip(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k not in ("UpdateTime", "CheckCode")}
-        return value
-
-    essence = {}
-    for key, raw in (configmap.get("data") or {}).items():
-        try:
-            essence[key] = strip(json.loads(raw))
-        except (TypeError, ValueError):
-            essence[key] = raw
-    return json.dumps(essence, sort_keys=True)

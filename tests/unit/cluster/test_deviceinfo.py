@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -82,3 +83,36 @@ def test_a_malformed_configmap_gives_one_line_naming_it(case, configmap, message
 def test_unknown_coordinates_are_minus_one():
     info = deviceinfo.parse(_with_document(lambda d: d.update(SuperPodID=-1, ServerIndex=-2)), RESOURCE)
     assert (info.super_pod_id, info.server_index) == (-1, -2)
+
+
+def _refresh(document: dict) -> None:
+    document["DeviceInfo"]["UpdateTime"] += 300
+    document["CheckCode"] = "0" * 64
+
+
+def _turn_unhealthy(document: dict) -> None:
+    _refresh(document)
+    document["DeviceInfo"]["DeviceList"][f"{RESOURCE}-Unhealthy"] = "Ascend910-14,Ascend910-3"
+
+
+def test_a_refresh_that_moves_only_update_time_and_check_code_leaves_the_kept_copy_as_it_was():
+    kept = deviceinfo.compact(REFERENCE)
+    assert deviceinfo.compact(_with_document(_refresh)) == kept
+    assert deviceinfo.compact(_with_document(_turn_unhealthy)) != kept
+
+
+def test_the_kept_copy_reads_as_the_configmap_but_for_its_update_time():
+    for configmap in (REFERENCE, _with_document(_turn_unhealthy)):
+        full = deviceinfo.parse(configmap, RESOURCE)
+        assert deviceinfo.parse(deviceinfo.compact(configmap), RESOURCE) == dataclasses.replace(
+            full, update_time=0
+        )
+
+
+def test_a_document_that_is_not_json_is_kept_as_published_and_reported_by_parse():
+    broken = json.loads(json.dumps(REFERENCE))
+    broken["data"]["DeviceInfoCfg"] = "{not json"
+    kept = deviceinfo.compact(broken)
+    assert kept["data"]["DeviceInfoCfg"] == "{not json"
+    with pytest.raises(deviceinfo.DeviceInfoError, match="is not JSON"):
+        deviceinfo.parse(kept, RESOURCE)

@@ -186,6 +186,80 @@ async def test_a_watch_that_fails_at_every_try_is_out_of_sync_after_the_bound_an
     assert reflector.out_of_sync(0.0) == []  # a stopped mirror is no longer watched over
 
 
+def _events(*events: JSON) -> Callable[[], AsyncIterator[JSON]]:
+    async def step() -> AsyncIterator[JSON]:
+        for event in events:
+            yield event
+        await asyncio.Event().wait()
+
+    return step
+
+
+def _stamped(version: int, blob: str, stamp: str) -> JSON:
+    """The listed ConfigMap at `version`, with a `stamp` the transform below drops (a heartbeat's time)."""
+    configmap = _configmap("listed", version)
+    configmap["data"] = {"blob": blob, "stamp": stamp}
+    return configmap
+
+
+def _unstamped(obj: JSON) -> JSON:
+    return {**obj, "data": {k: v for k, v in (obj.get("data") or {}).items() if k != "stamp"}}
+
+
+@pytest.mark.parametrize(
+    ("quiet", "told"),
+    [
+        pytest.param(True, ["listed 1", "listed 2->3", "end 5"], id="quiet: only real changes are told"),
+        pytest.param(
+            False, ["listed 1", "listed 1->2", "listed 2->3", "listed 3->4", "end 5"], id="every event"
+        ),
+    ],
+)
+async def test_a_change_the_transform_drops_is_told_to_nobody_and_the_copy_held_takes_its_version(
+    quiet, told
+):
+    """A Node's status report that moves only heartbeat times, which the mirror's reduction drops, costs the
+    handlers nothing; the copy they hold still carries the newest resourceVersion (their writes are guarded
+    by it)."""
+    api = FakeApi(
+        [
+            _events(
+                {"type": "MODIFIED", "object": _stamped(2, "x" * 10, "t2")},  # as listed, but for the stamp
+                {"type": "MODIFIED", "object": _stamped(3, "changed", "t3")},
+                {"type": "MODIFIED", "object": _stamped(4, "changed", "t4")},
+                {"type": "ADDED", "object": _configmap("end", 5)},
+            )
+        ]
+    )
+    seen: list[str] = []
+    held: dict[str, JSON] = {}
+
+    def on_change(key: str, old: JSON | None, new: JSON | None) -> None:
+        assert new is not None
+        name, version = key.rpartition("/")[2], new["metadata"]["resourceVersion"]
+        seen.append(f"{name} {old['metadata']['resourceVersion']}->{version}" if old else f"{name} {version}")
+        held[key] = new
+
+    mirror = reflector.Reflector(
+        api,  # type: ignore[arg-type]
+        PATH,
+        on_change,
+        transform=_unstamped,
+        quiet_unchanged=quiet,
+    )
+    task = asyncio.create_task(mirror.run())
+    try:
+        await _until(lambda: "kube-system/end" in held)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert seen == told
+    copy = held["kube-system/listed"]
+    assert copy is mirror.objects["kube-system/listed"]
+    assert copy["metadata"]["resourceVersion"] == "4"
+    assert copy["data"] == {"blob": "changed"}
+
+
 async def test_a_410_gone_lists_again_without_counting_a_restart():
     api = FakeApi([_error_event(410), _event("after", 3)])
     seen: list[str] = []

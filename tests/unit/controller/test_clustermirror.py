@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
+from superpod.cluster import deviceinfo
 from superpod.controller import clustermirror
 
+from tests.builders import objects
 from tests.unit.controller import fakeapi
 
 JSON = dict[str, Any]
@@ -80,23 +83,63 @@ def test_a_partition_replaced_under_its_name_is_told_as_gone_then_new() -> None:
     ]
 
 
-async def test_heartbeats_and_device_info_refreshes_are_no_inventory_change() -> None:
+def refreshed(configmap: JSON, version: str, **device_list: str) -> JSON:
+    """The device plugin's next write of `configmap`: a new UpdateTime and CheckCode, `device_list` entries set."""
+    document = json.loads(configmap["data"][deviceinfo.DATA_KEY])
+    document["DeviceInfo"]["UpdateTime"] += 300
+    document["DeviceInfo"]["DeviceList"].update(device_list)
+    document["CheckCode"] = f"check-{version}"
+    metadata = {**configmap["metadata"], "resourceVersion": version}
+    return {**configmap, "metadata": metadata, "data": {deviceinfo.DATA_KEY: json.dumps(document)}}
+
+
+def reported(node: JSON, version: str, ready: str = "True") -> JSON:
+    """The kubelet's next status report of `node`: new heartbeat times, the Ready condition's status `ready`."""
+    beat = json.loads(json.dumps(node))
+    beat["metadata"]["resourceVersion"] = version
+    beat["metadata"]["managedFields"] = [{"manager": "kubelet", "time": f"2026-12-07T06:{version}:00Z"}]
+    for condition in beat["status"]["conditions"]:
+        condition["lastHeartbeatTime"] = f"2026-12-07T06:{version}:00Z"
+        if condition["type"] == "Ready":
+            condition["status"] = ready
+    return beat
+
+
+async def test_heartbeats_and_device_info_refreshes_reach_no_handler_and_real_changes_do() -> None:
+    """Every replica is sent every Node's status report and every ConfigMap's refresh: those that change
+    nothing the operator reads reach no handler, and the copy every handler holds takes their resourceVersion
+    (the isolation taint's writes are guarded by it); a node turning NotReady, a device turning Unhealthy,
+    still reach the inventory."""
     api = fakeapi.FakeApi()
     fakeapi.cloudmatrix(api, nodes=1)
+    node, configmap = api.lists[fakeapi.NODES][0], api.lists[fakeapi.DEVICEINFO][0]
+    node["metadata"]["resourceVersion"], configmap["metadata"]["resourceVersion"] = "1", "2"
+    key = f"kube-system/{configmap['metadata']['name']}"
     listener = Recorder()
     cache = clustermirror.ClusterMirror(api, listener, debounce=0.0)  # type: ignore[arg-type]
     await cache.list_all()
-    node = dict(cache.nodes["n0"])
-    configmap = cache.deviceinfo["n0"]
-    beat = {**node, "status": {**node["status"], "heartbeat": "later"}}
-    cache.node_event("n0", node, beat)
-    refreshed = {**configmap, "data": dict(configmap["data"])}
-    cache.deviceinfo_event(f"kube-system/{configmap['metadata']['name']}", configmap, refreshed)
-    await asyncio.sleep(0.05)
-    assert listener.told == []
-    assert listener.nodes[-1:] == ["n0"]  # the heartbeat itself is still told (the membership view reads it)
+    told_node = cache.nodes["n0"]
+    cache.watch()
+    try:
+        api.send(fakeapi.NODES, "MODIFIED", reported(node, "11"))
+        api.send(fakeapi.DEVICEINFO, "MODIFIED", refreshed(configmap, "12"))
+        await fakeapi.until(lambda: cache.deviceinfo["n0"]["metadata"]["resourceVersion"] == "12")
+        await fakeapi.until(lambda: cache.nodes["n0"]["metadata"]["resourceVersion"] == "11")
+        await asyncio.sleep(0.05)  # an inventory change would have been told by now (debounce 0)
+        assert listener.nodes == ["n0"]  # the list's, not the heartbeat's
+        assert listener.told == []
+        assert told_node["metadata"]["resourceVersion"] == "11"
 
-    not_ready = {**beat, "status": {**beat["status"], "conditions": [{"type": "Ready", "status": "False"}]}}
-    cache.node_event("n0", beat, not_ready)
-    await fakeapi.until(lambda: listener.told)
-    assert [kind for kind, *_ in listener.told] == ["inventory"]
+        api.send(fakeapi.NODES, "MODIFIED", reported(node, "13", ready="False"))
+        await fakeapi.until(lambda: listener.told)
+        assert [kind for kind, *_ in listener.told] == ["inventory"]
+        assert listener.nodes == ["n0", "n0"]
+
+        listener.told.clear()
+        unhealthy = {f"{objects.RESOURCE}-Unhealthy": f"{objects.RESOURCE.rsplit('/', 1)[1]}-3"}
+        api.send(fakeapi.DEVICEINFO, "MODIFIED", refreshed(configmap, "14", **unhealthy))
+        await fakeapi.until(lambda: listener.told)
+        assert [kind for kind, *_ in listener.told] == ["inventory"]
+        assert cache.reflectors[2].objects[key]["metadata"]["resourceVersion"] == "14"
+    finally:
+        await cache.stop()
