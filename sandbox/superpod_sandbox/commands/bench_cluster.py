@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 from superpod.api import common, crd
 from superpod.api import superpod as api_superpod
 
+from superpod_sandbox.commands import interrupt
+
 if TYPE_CHECKING:  # imported where used: `superpod --help` loads every command module, and aiohttp is slow
     from superpod.cluster import client
 
@@ -258,13 +260,9 @@ async def running(
             }
             yield Cluster(api, sandbox.pid, pids, names, setup)
     finally:
-        for process in reversed(processes):
-            if process.returncode is None:
-                process.terminate()
-                try:
-                    await asyncio.wait_for(process.wait(), 20)
-                except TimeoutError:
-                    process.kill()
+        # the operators at once (SIGTERM, SIGKILL after a grace), then the API server they were talking to
+        await interrupt.stop(processes[1:])
+        await interrupt.stop(processes[:1])
 
 
 async def holders(api: client.KubeClient) -> dict[str, str]:
@@ -298,14 +296,15 @@ def _free_port() -> int:
 
 
 async def _spawn(log: Path, *args: str) -> asyncio.subprocess.Process:
+    """`superpod <args>` in a session of its own (`interrupt.spawn`: the bench stops it, Ctrl-C too)."""
     with log.open("wb") as sink:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "superpod.cli", *args, stdout=sink, stderr=asyncio.subprocess.STDOUT
-        )
+        return await interrupt.spawn(sys.executable, "-m", "superpod.cli", *args, stdout=sink)
 
 
 async def _until(check: Any, timeout: float, what: str) -> Any:
     from superpod.cluster import client
+
+    from superpod_sandbox.sim import publisher
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -313,6 +312,7 @@ async def _until(check: Any, timeout: float, what: str) -> Any:
             value = await check()
             if value:
                 return value
+        publisher.reraise_if_cancelling()  # a cancellation aiohttp turned into a TimeoutError (an OSError)
         await asyncio.sleep(0.2)
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 

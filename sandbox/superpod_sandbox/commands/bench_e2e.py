@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from superpod.api import common
 from superpod.api import partition as api_partition
 
-from superpod_sandbox.commands import bench_cluster, bench_failover
+from superpod_sandbox.commands import bench_cluster, bench_failover, interrupt
 
 if TYPE_CHECKING:  # imported where used: `superpod --help` loads every command module, and aiohttp is slow
     from superpod.cluster import client
@@ -294,6 +294,8 @@ def compare(one: JSON, many: JSON) -> JSON:
 async def _measure(cluster: bench_cluster.Cluster, args: argparse.Namespace) -> JSON:
     from superpod.cluster import client
 
+    from superpod_sandbox.sim import publisher
+
     api = cluster.api
     rng = random.Random(args.seed)
     measured = args.partitions + args.burst
@@ -321,6 +323,7 @@ async def _measure(cluster: bench_cluster.Cluster, args: argparse.Namespace) -> 
             with contextlib.suppress(OSError, client.ApiError):
                 async for event in api.watch(path, timeoutSeconds="3600"):
                     timings.on_event(event)
+            publisher.reraise_if_cancelling()  # a cancellation turned into a TimeoutError must end the loop
 
     superpod_of = {name: cluster.superpods[int(name[1:]) % len(cluster.superpods)] for name in names}
     watcher = asyncio.create_task(follow())
@@ -549,8 +552,6 @@ def run(args: argparse.Namespace) -> int:
     from superpod import cli
     from superpod.cluster import client
 
-    from superpod_sandbox import codec
-
     if args.failover and (args.replicas < 2 or args.partitions < 2):
         print(
             "superpod bench e2e: --failover needs --replicas 2 or more and some paced --partitions",
@@ -559,7 +560,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     try:
-        result = codec.run(bench(args))
+        result = interrupt.run(bench(args), "superpod bench e2e")
+    except interrupt.Interrupted as stopped:
+        print(stopped, file=sys.stderr)
+        return interrupt.EXIT_CODE
     except (TimeoutError, client.ApiError, OSError, aiohttp.ClientError) as error:
         print(f"superpod bench e2e: {cli.error_line(error)}", file=sys.stderr)
         return 1
