@@ -175,7 +175,8 @@ class Kubelet:
 
     # starting
 
-    def _free_slot(self, node_name: str) -> int:
+    def _free_slot(self, node_name: str) -> int | None:
+        """The lowest pod slot (pod IP) of the node no active pod has, None when its range is used up."""
         taken = {slot for node, _, slot in self._pending.values() if node == node_name}
         sim = self.fleet.node(node_name)
         addresses = {sim.pod_ip(slot): slot for slot in range(layout.MAX_POD_SLOTS)}
@@ -183,7 +184,7 @@ class Kubelet:
             slot = addresses.get((pod.get("status") or {}).get("podIP", ""))
             if slot is not None:
                 taken.add(slot)
-        return next(slot for slot in range(layout.MAX_POD_SLOTS) if slot not in taken)
+        return next((slot for slot in range(layout.MAX_POD_SLOTS) if slot not in taken), None)
 
     async def _start(
         self, key: str, pod: JSON, node_name: str, views: dict[str, scheduling.NodeView]
@@ -205,6 +206,13 @@ class Kubelet:
             return
         metadata = pod["metadata"]
         slot = self._free_slot(node_name)
+        if slot is None:  # as the CNI plugin whose range is used up: no sandbox, the pod waits
+            message = (
+                "Failed to create pod sandbox: failed to allocate for range 0: no IP addresses available in "
+                f"range set: {sim.pod_cidr}"
+            )
+            await self._event(pod, "FailedCreatePodSandBox", message, "kubelet", node_name)
+            return
         self._pending[key] = (node_name, allocation.devices, slot)
         views[node_name] = dataclasses.replace(
             view,

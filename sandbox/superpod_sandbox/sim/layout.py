@@ -12,7 +12,12 @@ Formulas (documented in docs/simulator.md):
 - block b = superpod * 8 + index // 256 (up to 2,048 nodes per fleet); a block's addresses take its low
   byte, w = b // 256 (the wrap: 0 for the first 32 SuperPoDs, 1 for the next 32) goes into the last byte, so
   every node of a 64-SuperPoD SuperCluster (65,536 nodes, 524,288 devices) has its own host and device IPs;
-- host IP 10.<b % 256>.<index % 256>.<1 + w>; pod IPs 100.<64 + b % 64>.<index % 256>.<slot + 2>;
+- host IP 10.<b % 256>.<index % 256>.<1 + w>;
+- pod CIDR: a /26 of the cluster's pod network 100.64.0.0/10 per node, the o-th where o (the node's ordinal) =
+  superpod * nodes per SuperPoD + index, so the 65,536 nodes of a 64-SuperPoD SuperCluster have 65,536 distinct
+  ranges (the /10 holds exactly that many; beyond, o wraps); pod IPs the range's .2 to .62 (.1 is the node's
+  gateway): 61 pods per node, the node's `pods` capacity. A /24 per node, as kube-controller-manager gives by
+  default, would need a /8 for 65,536 nodes, and 10.0.0.0/8 holds the host IPs;
 - device IP 29.<b % 256>.<index % 256>.<w * devices per node + device + 1> (the reference sample's
   29.<server>.0.<device+1> style);
 - super_device_id = index * devices per node + device (unique inside one SuperPoD, where HCCL uses it).
@@ -27,8 +32,15 @@ from superpod_sandbox.sim import hardware
 UNSUPPORTED = -2
 """SuperPodID/ServerIndex the device plugin reports on hardware that has no SuperPoD."""
 NO_RACK = -1
-MAX_POD_SLOTS = 250
-"""Pods per node that get distinct pod IPs (kubelet's default max-pods is 110)."""
+POD_NETWORK = (100 << 24) | (
+    64 << 16
+)  # 100.64.0.0/10 (RFC 6598 shared address space): the cluster's pod CIDR
+POD_NETWORK_PREFIX = 10
+NODE_POD_PREFIX = 26  # each node's pod range
+NODE_POD_ADDRESSES = 1 << (32 - NODE_POD_PREFIX)
+NODE_POD_RANGES = 1 << (NODE_POD_PREFIX - POD_NETWORK_PREFIX)  # 65,536
+MAX_POD_SLOTS = NODE_POD_ADDRESSES - 3
+"""Pods per node that get distinct pod IPs: the range less its network address, the gateway (.1) and broadcast."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +50,7 @@ class SimNode:
     name: str
     index: int  # position in the fleet (ServerIndex on SuperPoD hardware)
     superpod_id: int  # the fleet's SuperPoD id (also on hardware without SuperPoDs, for addressing)
+    ordinal: int  # superpod_id * nodes per SuperPoD + index: which of the cluster's pod ranges is its own
     rack_id: int  # NO_RACK when the hardware has no racks
     devices: tuple[str, ...]  # device names in local index order
 
@@ -60,11 +73,20 @@ class SimNode:
         """The IP of the pod in `slot` (0-based) of this node."""
         if not 0 <= slot < MAX_POD_SLOTS:
             raise ValueError(f"pod slot {slot} out of range 0..{MAX_POD_SLOTS - 1}")
-        return f"100.{64 + self.block % 64}.{self.index % 256}.{slot + 2}"
+        return _dotted(self._pod_range + 2 + slot)
 
     @property
     def pod_cidr(self) -> str:
-        return f"100.{64 + self.block % 64}.{self.index % 256}.0/24"
+        """The node's pod range (`spec.podCIDR`), a /26 of 100.64.0.0/10 of its own."""
+        return f"{_dotted(self._pod_range)}/{NODE_POD_PREFIX}"
+
+    @property
+    def _pod_range(self) -> int:
+        return POD_NETWORK + (self.ordinal % NODE_POD_RANGES) * NODE_POD_ADDRESSES
+
+
+def _dotted(address: int) -> str:
+    return ".".join(str(address >> shift & 255) for shift in (24, 16, 8, 0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,12 +131,19 @@ def build(hw: hardware.Hardware, superpod_id: int = 0, node_count: int | None = 
             name=f"{hw.name}-{superpod_id}-{index:0{width}d}",
             index=index,
             superpod_id=superpod_id,
+            ordinal=ordinal(hw, superpod_id, index),
             rack_id=index // per_rack if per_rack else NO_RACK,
             devices=devices,
         )
         for index in range(count)
     )
     return Layout(hw, superpod_id, nodes)
+
+
+def ordinal(hw: hardware.Hardware, superpod_id: int, index: int) -> int:
+    """The node's place among the nodes of every SuperPoD of its profile (its pod range's number). A fleet grown
+    past one SuperPoD's nodes (`superpod sim up --nodes`) takes the next SuperPoD's first ordinals."""
+    return superpod_id * hw.default_nodes + index
 
 
 def device_index(name: str) -> int:
@@ -145,6 +174,7 @@ def node_named(hw: hardware.Hardware, superpod_id: int, name: str) -> SimNode:
         name=name,
         index=index,
         superpod_id=superpod_id,
+        ordinal=ordinal(hw, superpod_id, index),
         rack_id=index // per_rack if per_rack else NO_RACK,
         devices=hw.device_names(),
     )

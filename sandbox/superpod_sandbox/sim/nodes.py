@@ -124,7 +124,7 @@ def status(fleet: layout.Layout, node: layout.SimNode, now: str) -> JSON:
         fleet.hardware.resource: str(len(node.devices)),
         "cpu": "192",
         "memory": "1572864Mi",
-        "pods": "110",
+        "pods": str(layout.MAX_POD_SLOTS),  # what the node's pod range holds (layout.pod_cidr)
         "ephemeral-storage": "3840Gi",
     }
     return {

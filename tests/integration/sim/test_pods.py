@@ -7,7 +7,7 @@ import dataclasses
 
 from superpod.cluster import deviceinfo
 from superpod.ranktable import configuration
-from superpod_sandbox.sim import control, devicefaults, nodes, plugin_state, podstatus, simulator
+from superpod_sandbox.sim import control, devicefaults, layout, nodes, plugin_state, podstatus, simulator
 
 from tests.integration.sim.conftest import FAST, eventually, pod
 
@@ -193,3 +193,34 @@ async def test_each_pod_is_started_once_even_when_many_arrive_together(sandbox, 
         if call.verb == "patch" and call.resource == "pods" and call.subresource == "status"
     )
     assert status_writes == 12
+
+
+async def test_pods_beyond_the_nodes_pod_range_wait_for_an_address_as_with_a_cni_plugin(a3, api):
+    """A node's pod range (a /26) gives 61 pods an address; the next one gets no sandbox (an Event says why)
+    and starts once an address is free again."""
+    node = a3.layout.node(a3.node_names[1])
+    count = layout.MAX_POD_SLOTS + 1
+    await asyncio.gather(
+        *(api.create(PODS, pod(f"cpu-{index}", 0, node_name=node.name)) for index in range(count))
+    )
+
+    async def all_but_one_running() -> list[dict] | None:
+        items = await api.list(PODS)
+        running = [item for item in items if item["status"].get("phase") == "Running"]
+        return running if len(running) == count - 1 else None
+
+    running = await eventually(all_but_one_running, timeout=30)
+    assert {item["status"]["podIP"] for item in running} == {
+        node.pod_ip(s) for s in range(layout.MAX_POD_SLOTS)
+    }
+    [waiting] = {f"cpu-{i}" for i in range(count)} - {item["metadata"]["name"] for item in running}
+
+    async def told() -> list[dict]:
+        return [e for e in await _events(api, waiting) if e["reason"] == "FailedCreatePodSandBox"]
+
+    [event] = await eventually(told)
+    assert f"no IP addresses available in range set: {node.pod_cidr}" in event["message"]
+    freed = running[0]
+    await api.delete(f"{PODS}/{freed['metadata']['name']}")
+    started = await eventually(lambda: _running(api, waiting), timeout=30)
+    assert started["status"]["podIP"] == freed["status"]["podIP"]

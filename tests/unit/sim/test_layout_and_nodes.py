@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 import pytest
@@ -52,15 +53,57 @@ def test_addresses_and_super_device_ids_are_unique_across_a_2000_node_fleet_and_
         assert len(ids) == 1936 * 8
 
 
-def test_every_host_and_device_ip_of_a_64_superpod_supercluster_is_distinct():
+@pytest.fixture(scope="module")
+def supercluster() -> list[layout.SimNode]:
+    """Every node of a 64-SuperPoD Atlas 950 SuperCluster."""
     hw = hardware.describe("atlas-950-supercluster")
-    every = [node for superpod in range(64) for node in layout.build(hw, superpod).nodes]
+    return [node for superpod in range(64) for node in layout.build(hw, superpod).nodes]
+
+
+def test_every_host_and_device_ip_of_a_64_superpod_supercluster_is_distinct(supercluster):
+    every = supercluster
     assert len(every) == 65_536
     assert len({node.host_ip for node in every}) == 65_536
     device_ips = {node.device_ip(d) for node in every for d in range(8)}
     assert len(device_ips) == 524_288
     # still addresses: four bytes each, none of them past 255
     assert all(0 <= int(part) <= 255 for ip in device_ips for part in ip.split("."))
+
+
+def test_every_node_of_a_64_superpod_supercluster_has_a_pod_range_of_its_own(supercluster):
+    """A /26 of 100.64.0.0/10 per node, as a cluster's node IPAM gives them: the ranges are distinct (so, being
+    equal-sized blocks of one network, they do not overlap), each pod IP lies in its node's range, and no pod IP
+    is a host or device IP."""
+    every = supercluster
+    network = ipaddress.ip_network("100.64.0.0/10")
+    ranges = [ipaddress.ip_network(node.pod_cidr) for node in every]
+    assert len(set(ranges)) == len(every) == 65_536
+    assert {r.prefixlen for r in ranges} == {26}
+    last = layout.MAX_POD_SLOTS - 1
+    low, high = int(network.network_address), int(network.broadcast_address)
+    for node, pods in zip(every, ranges, strict=True):
+        start = int(pods.network_address)  # then the gateway (.1), the pods, the broadcast address (.63)
+        assert low <= start and start + pods.num_addresses - 1 <= high  # within 100.64.0.0/10
+        first, final = (
+            int(ipaddress.IPv4Address(node.pod_ip(0))),
+            int(ipaddress.IPv4Address(node.pod_ip(last))),
+        )
+        assert start + 1 < first <= final < start + pods.num_addresses - 1, node.name
+        assert not low <= int(ipaddress.IPv4Address(node.host_ip)) <= high
+        assert not low <= int(ipaddress.IPv4Address(node.device_ip(0))) <= high
+    assert len({node.pod_ip(0) for node in every} | {node.pod_ip(last) for node in every}) == 2 * 65_536
+    with pytest.raises(ValueError, match="out of range"):
+        every[0].pod_ip(layout.MAX_POD_SLOTS)
+
+
+def test_a_node_offers_as_many_pods_as_its_pod_range_has_addresses():
+    hw = hardware.describe("cloudmatrix-384")
+    fleet = layout.build(hw, 2)
+    node = fleet.nodes[5]
+    obj = nodes.node_object(fleet, node, NOW)
+    assert obj["spec"]["podCIDR"] == node.pod_cidr == "100.64.25.64/26"  # ordinal 2 * 48 + 5 = 101
+    assert obj["status"]["capacity"]["pods"] == str(layout.MAX_POD_SLOTS) == "61"
+    assert node.pod_ip(0) == "100.64.25.66"
 
 
 def test_the_addresses_of_superpod_32_and_on_go_on_in_the_last_byte():
