@@ -1,5 +1,6 @@
-"""What wakes a waiting partition's admission pass: a PriorityClass the partition names, created after the
-operator last read the classes, places it at once, not at the SuperPod daemon's idle re-check (30 s).
+"""What wakes a waiting partition's admission pass, so that it is placed at once, not at the SuperPod daemon's idle
+re-check (30 s): a PriorityClass it names, created after the operator last read the classes; room in its quota
+(the quota raised, a partition of it deleted).
 
 The SuperPod has quotas and another partition waits for QuotaExceeded, so admission passes run (and read the
 PriorityClasses) just before the class is created: a copy of the classes kept for some seconds, with nothing to
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from superpod.cluster import client
 
 from tests.integration.operator.conftest import SPOD, add_a3_nodes, eventually
@@ -92,3 +94,30 @@ async def test_a_partition_waiting_for_its_class_is_placed_promptly_once_the_cla
     await priority_class(api, "later", 500)
     placed = await eventually(lambda: phase_of(api, "b-1", "team-b", "Allocated"), timeout=PROMPTLY)
     assert placed["priority"] == 500
+
+
+async def raise_team_a_quota(api: client.KubeClient) -> None:
+    quotas = [
+        {"name": "team-a", "namespaces": ["team-a"], "npus": 48, "borrowing": "Never"},
+        {"name": "team-b", "namespaces": ["team-b"], "npus": 16},
+    ]
+    await api.patch(f"{SPOD}/cm384-a", {"spec": {"quotas": quotas}})
+
+
+async def delete_team_a_partition(api: client.KubeClient) -> None:
+    await api.delete(f"{spp_path('team-a')}/a-1")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [raise_team_a_quota, delete_team_a_partition],
+    ids=["its quota raised", "a placed partition of its quota deleted"],
+)
+async def test_a_partition_waiting_for_its_quota_is_placed_promptly_once_its_quota_has_room(
+    cluster, running, change
+):
+    _, api = cluster
+    await team_a_waits_for_its_quota(api)
+    await change(api)
+    placed = await eventually(lambda: phase_of(api, "a-2", "team-a", "Allocated"), timeout=PROMPTLY)
+    assert placed["quota"] == "team-a"
