@@ -1,8 +1,9 @@
-"""A small async Kubernetes API client on aiohttp, for the writes kopf does not do for us.
+"""A small async Kubernetes API client, for the writes kopf does not do for us.
 
 kopf watches and patches the objects its handlers serve; the operator also reads Nodes and ConfigMaps, writes
 rank-table ConfigMaps and Events, and the simulator drives a whole fleet. The official `kubernetes` client is
-synchronous (a thread per call), so this thin client speaks JSON over one pooled aiohttp session instead.
+synchronous (a thread per call), so this thin client speaks JSON over HTTP/1.1 itself instead: its calls on
+kept-alive connections of its own (`http1`), its watches on one aiohttp session.
 Credentials come from a kubeconfig (the current context: token, client certificate, CA) or from the pod's
 service account.
 """
@@ -25,7 +26,7 @@ from urllib.parse import urlencode
 import aiohttp
 import yaml
 
-from superpod.cluster import codec
+from superpod.cluster import codec, http1
 
 JSON = dict[str, Any]
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -150,7 +151,8 @@ to keep the write from going out (the operator's fencing: see superpod.controlle
 
 
 class KubeClient:
-    """JSON over one aiohttp session. Use as `async with KubeClient(credentials) as api:`."""
+    """JSON over HTTP: calls on `http1`'s kept-alive connections, watches on one aiohttp session. Use as
+    `async with KubeClient(credentials) as api:`."""
 
     def __init__(
         self,
@@ -173,6 +175,7 @@ class KubeClient:
         self.write_guard: WriteGuard | None = None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._pool: http1.Pool | None = None
         # a request waits for its turn here, outside its timeout: aiohttp's timeout counts the wait for a pooled
         # connection, so with thousands queued (a burst's placements) each timed out before being sent, was
         # sent again, and the API server answered requests nobody waited for any more
@@ -195,9 +198,16 @@ class KubeClient:
             # the API server sets no cookies (client-go keeps none): no jar to consult and update per request
             cookie_jar=aiohttp.DummyCookieJar(),
         )
+        self._pool = http1.Pool(
+            self.credentials.server,
+            ssl_context=ssl_context if isinstance(ssl_context, ssl.SSLContext) else None,
+            headers=headers,
+        )
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        if self._pool is not None:
+            await self._pool.close()
         if self._session is not None:
             await self._session.close()
 
@@ -222,30 +232,32 @@ class KubeClient:
         PUT are safe to repeat (the same merge result, or a 409 when guarded by a resourceVersion that a
         first attempt already moved)."""
         url = path + ("?" + urlencode(params) if params else "")
-        data = None if body is None else (body if isinstance(body, str) else self._dumps(body))
-        headers = {"Content-Type": content_type} if data is not None else {}
+        data = body if body is None or isinstance(body, str | bytes) else self._dumps(body)
+        encoded = data.encode() if isinstance(data, str) else data
         attempts = 1 + (retries if retries is not None else (0 if method == "POST" else RETRIES))
         guard = self.write_guard if method != "GET" else None
         with guard(method, path) if guard is not None else contextlib.nullcontext(_no_check) as check:
-            return await self._attempts(method, url, data, headers, attempts, check)
+            return await self._attempts(method, url, encoded, content_type, attempts, check)
 
     async def _attempts(
         self,
         method: str,
         url: str,
-        data: str | bytes | None,
-        headers: Mapping[str, str],
+        data: bytes | None,
+        content_type: str,
         attempts: int,
         check: Callable[[], None],
     ) -> JSON:
+        if self._pool is None:
+            raise RuntimeError("KubeClient used outside `async with`")
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
                 async with self._turns:
                     check()  # the write guard judges the request when it is sent, not when it was queued
-                    async with self.session.request(method, url, data=data, headers=headers) as response:
-                        raw = await response.read()  # JSON is UTF-8 (RFC 8259)
-                        status = response.status
+                    async with asyncio.timeout(self._timeout.total):
+                        # JSON is UTF-8 (RFC 8259)
+                        status, raw = await self._pool.request(method, url, data, content_type)
                 try:
                     payload: JSON = self._loads(raw) if raw else {}
                 except ValueError:  # a proxy's or load balancer's error page

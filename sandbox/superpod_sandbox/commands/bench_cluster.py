@@ -244,6 +244,7 @@ async def running(
                 "operatorCpuSeconds": round(sum(proc_status(pid)["cpu"] for pid in pids) - before[0], 2),
                 "sandboxCpuSeconds": round(proc_status(sandbox.pid)["cpu"] - before[1], 2),
             }
+            progress(f"isolation taint: {isolation}")  # the load starts now (a profiler attaches here)
             setup = {
                 "profile": args.profile,
                 "superpods": len(names),
