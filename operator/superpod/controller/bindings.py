@@ -128,12 +128,16 @@ class Bindings:
                 await kopfkit.wait_for_poke(wake, stopped, timeout)
 
     async def _reconcile_all(self, superpod: str, keys: list[str]) -> None:
-        """Reconcile `keys`, a few at a time; schedule each one's next look."""
-        due = self._due.setdefault(superpod, {})
-        gate = asyncio.Semaphore(CONCURRENCY)
+        """Reconcile `keys`, `CONCURRENCY` at a time; schedule each one's next look.
 
-        async def one(key: str) -> None:
-            async with gate:
+        `CONCURRENCY` workers take the keys in turn: a task per key cost the 10 s sweep of every placed
+        partition (2,000 held: 2,000 tasks, nearly all for a partition already in line) more than its
+        reconciles."""
+        due = self._due.setdefault(superpod, {})
+        queued = iter(keys)
+
+        async def worker() -> None:
+            for key in queued:
                 try:
                     delay = await self.reconcile(key)
                 except (client.ApiError, OSError, TimeoutError) as error:
@@ -142,12 +146,12 @@ class Bindings:
                 except Exception:  # a bug: keep the loop (every other partition) going, retry this one
                     logger.exception("partition %s: reconcile failed; retrying", key)
                     delay = RETRY_SECONDS
-            if delay == 0.0:
-                self._dirty.setdefault(superpod, set()).add(key)
-            elif delay is not None and key in self.fleet.partitions:
-                due[key] = time.monotonic() + delay
+                if delay == 0.0:
+                    self._dirty.setdefault(superpod, set()).add(key)
+                elif delay is not None and key in self.fleet.partitions:
+                    due[key] = time.monotonic() + delay
 
-        await asyncio.gather(*(one(key) for key in keys))
+        await asyncio.gather(*(worker() for _ in range(min(CONCURRENCY, len(keys)))))
 
     async def reconcile(self, key: str) -> float | None:
         """Bring the partition's slots and rank table in line with its pods; returns when to look again."""

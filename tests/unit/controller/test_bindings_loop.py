@@ -184,3 +184,30 @@ async def test_a_reconcile_that_fails_unexpectedly_is_retried_and_the_others_go_
     calls = await recorder.calls_after(count=2)  # b at once, a after its retry
     assert sorted(calls) == ["team/a", "team/b"]
     assert "reconcile failed" in caplog.text
+
+
+async def test_a_sweep_reconciles_every_placed_partition_once_and_a_few_at_a_time(running: Any) -> None:
+    """Reconciles are mostly API round trips: many partitions are brought in line `CONCURRENCY` at a time,
+    never more, and each once."""
+    names = [f"p{index:02d}" for index in range(3 * bindings.CONCURRENCY + 1)]
+    recorder = Recorder([partition(name) for name in names])
+    at_once = most = 0
+    release = asyncio.Event()
+
+    async def slow(key: str) -> float | None:
+        nonlocal at_once, most
+        recorder.calls.append(key)
+        at_once += 1
+        most = max(most, at_once)
+        if len(recorder.calls) >= bindings.CONCURRENCY:
+            release.set()
+        await release.wait()
+        await asyncio.sleep(0.001)
+        at_once -= 1
+        recorder.called.set()
+        return None
+
+    recorder.bindings.reconcile = slow  # type: ignore[method-assign]
+    await recorder.calls_after(lambda: running(recorder), count=len(names))
+    assert sorted(recorder.calls) == [f"team/{name}" for name in names]
+    assert most == bindings.CONCURRENCY
