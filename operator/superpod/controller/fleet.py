@@ -26,6 +26,7 @@ from superpod.api import common, views
 from superpod.api import superpod as api_superpod
 from superpod.cluster import client, deviceinfo, inventory, writer
 from superpod.controller import (
+    audit,
     clustermirror,
     conflicts,
     partitionqueue,
@@ -71,6 +72,7 @@ class Fleet:
         self.writer = self.statuses.writer
         self.reconciler = partitions.Partitions(self.superpods, self.mirror.partitions, self.statuses)
         self.restorer = restore.Restorer(self.reconciler)
+        self.audit = audit.Audit(self.reconciler)
         self.scheduler = scheduler.Scheduler(self.reconciler)
         self.scheduler.facts.listeners.append(self.priority_classes_changed)
         # told of every partition change (None: the partition is gone)
@@ -131,6 +133,7 @@ class Fleet:
     def superpod_changed(self, name: str, old: JSON | None, new: JSON | None) -> None:
         if new is None:
             gone = self.superpods.pop(name, None)
+            self.audit.forget(name)
             if gone is not None:
                 gone.poke()
             for listener in self.superpod_listeners:
@@ -349,3 +352,6 @@ class Fleet:
 
     async def resolve_conflicts(self, state: SuperPodState) -> None:
         await self.restorer.resolve(state)
+
+    async def audit_books(self, state: SuperPodState) -> int:
+        return await self.audit.run(state)

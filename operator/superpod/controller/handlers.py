@@ -11,7 +11,8 @@
   operator added it) releases its devices at once.
 - SuperPod daemon (one per SuperPod on every replica, at work only on the replica that owns the SuperPod:
   `shards`; with kopf peering or a single replica, that is the active one): retries pending partitions in creation
-  order whenever capacity may have changed, and writes the SuperPod's status, coalescing bursts; beside it run
+  order whenever capacity may have changed, audits what memory holds against the partitions' statuses every
+  30 s (`audit`), and writes the SuperPod's status, coalescing bursts; beside it run
   the fleet's `superpod_workers` for that SuperPod (the bindings loop, the isolation taint loop), which get
   `WORKER_GRACE` seconds to finish when the daemon is stopped (kopf waits 5 s before cancelling it).
 """
@@ -100,6 +101,7 @@ def register(
                     await fleet.resolve_conflicts(state)
                     await fleet.refresh_placed(state)
                 await fleet.retry_pending(state)
+                await fleet.audit_books(state)  # memory against the partitions' statuses (`audit`)
             pause = status_interval - (time.monotonic() - last_write)
             if pause > 0:
                 await stopped.wait(pause)  # coalesce bursts of changes into one status write

@@ -63,8 +63,11 @@ class Partitions:
         view = views.Partition(obj)
         self.released.discard(view.uid or "")
         state = self.superpods.get(view.superpod)
-        if state is None:
-            return
+        if state is not None:
+            self.drop(state, key)
+
+    def drop(self, state: superpodstate.SuperPodState, key: str) -> None:
+        """`key` is gone from the SuperPod: out of its queue, its conflicts and moves, its devices free."""
         state.pending.forget(key)
         if state.conflicts.pop(key, None) is not None:
             superpodstate.restore_report(state)

@@ -148,3 +148,11 @@ class KeyedLocks:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        """Whether someone holds or waits for `key`'s lock."""
+        return key in self._entries
+
+    def keys(self) -> list[str]:
+        """The keys someone holds or waits for."""
+        return list(self._entries)
