@@ -1,6 +1,6 @@
 """What wakes a waiting partition's admission pass, so that it is placed at once, not at the SuperPod daemon's idle
 re-check (30 s): a PriorityClass it names, created after the operator last read the classes; room in its quota
-(the quota raised, a partition of it deleted).
+(the quota raised, a partition of it deleted); a device that heals.
 
 The SuperPod has quotas and another partition waits for QuotaExceeded, so admission passes run (and read the
 PriorityClasses) just before the class is created: a copy of the classes kept for some seconds, with nothing to
@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from superpod.cluster import client
 
+from tests.builders import objects
 from tests.integration.operator.conftest import SPOD, add_a3_nodes, eventually
 
 JSON = dict[str, Any]
@@ -121,3 +122,20 @@ async def test_a_partition_waiting_for_its_quota_is_placed_promptly_once_its_quo
     await change(api)
     placed = await eventually(lambda: phase_of(api, "a-2", "team-a", "Allocated"), timeout=PROMPTLY)
     assert placed["quota"] == "team-a"
+
+
+async def test_a_partition_waiting_for_devices_is_placed_promptly_once_a_device_heals(cluster, running):
+    _, api = cluster
+    [node] = await add_a3_nodes(api, 1)
+    body = {"apiVersion": "superpod.dev/v1alpha1", "kind": "SuperPod", "metadata": {"name": "cm384-a"},
+            "spec": {"profile": "cloudmatrix-384", "superPodID": 0, "reserveNodes": 0}}  # fmt: skip
+    configmaps = "/api/v1/namespaces/kube-system/configmaps"
+    broken = objects.deviceinfo_configmap(node, unhealthy=(3,), server_index=0)
+    await api.patch(f"{configmaps}/{broken['metadata']['name']}", {"data": broken["data"]})
+    await api.create(SPOD, body)
+    await api.create(spp_path("team-a"), partition("whole", "team-a", 16))
+    waiting = await eventually(lambda: phase_of(api, "whole", "team-a", "Pending"), timeout=30)
+    assert waiting["reason"] == "InsufficientCapacity"
+    healed = objects.deviceinfo_configmap(node, server_index=0)
+    await api.patch(f"{configmaps}/{healed['metadata']['name']}", {"data": healed["data"]})
+    await eventually(lambda: phase_of(api, "whole", "team-a", "Allocated"), timeout=PROMPTLY)
