@@ -1,6 +1,7 @@
 """The cluster one round of `superpod bench e2e` runs against: processes as in a cluster, set up and waited for.
 
-The sandbox API server and each operator replica (`superpod run`) are subprocesses; this process runs the
+The sandbox API server and each operator replica (`superpod run`) are subprocesses, each in a session of its own
+(`interrupt`: the bench stops them, on Ctrl-C too); this process runs the
 simulated fleets (one per SuperPoD: its Nodes and device-plugin ConfigMaps) and, in `bench_e2e`, the load. One
 replica runs standalone (`--standalone`) unless `leased`; several share the SuperPods on Leases
 (`--coordination leases`, named r0, r1, ...), and the round starts once every SuperPod is owned and the owners'
