@@ -123,15 +123,10 @@ async def test_renewals_stay_on_time_while_a_long_synchronous_step_holds_the_loo
 
 async def test_renewals_do_not_queue_behind_the_shared_connection_pool(sandbox_thread):
     renewals = Renewals(sandbox_thread)
-    # two connections: the Lease watch holds one, a second watch the other, and every other request of the
-    # shared client waits for one of them (as thousands of placements' writes queue in a burst)
+    # two connections: both taken by calls that never end (watches sent as plain GETs), and every other call
+    # of the shared client waits for one of them (as thousands of placements' writes queue in a burst)
     async with replica(sandbox_thread, connections=2) as (api, owner):
-
-        async def hold() -> None:
-            async for _ in api.watch(CONFIGMAPS):
-                pass
-
-        holder = asyncio.create_task(hold())
+        holders = [asyncio.create_task(api.get(CONFIGMAPS, watch="true")) for _ in range(2)]
         await asyncio.sleep(0.2)
         queued = asyncio.create_task(api.get(CONFIGMAPS))
         start = time.monotonic()
@@ -144,8 +139,9 @@ async def test_renewals_do_not_queue_behind_the_shared_connection_pool(sandbox_t
             assert owner.owned() == [SUPERPOD]
             assert owner.epoch == 0
         finally:
-            holder.cancel()
-            await asyncio.gather(holder, return_exceptions=True)
+            for holder in holders:
+                holder.cancel()
+            await asyncio.gather(*holders, return_exceptions=True)
         await queued  # the shared pool serves it once a connection is free
 
 
