@@ -53,5 +53,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"superpod run: {error}", file=sys.stderr)
         return 2
+    from superpod.cluster import heap
+
+    heap.freeze_survivors()  # the mirror of the cluster is long-lived: full collections scan what is new
     asyncio.run(operator.run(config))
     return 0

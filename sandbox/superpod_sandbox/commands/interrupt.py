@@ -107,7 +107,11 @@ def run(main: Coroutine[Any, Any, T], command: str) -> T:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
+    from superpod.cluster import heap
+
     from superpod_sandbox import codec  # uvloop: imported where used (`superpod --help` loads this module)
+
+    heap.freeze_survivors()  # a bench's views of its fleet are long-lived: its own pauses would be measured
 
     try:
         result = codec.run(guarded())

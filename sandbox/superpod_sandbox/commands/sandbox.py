@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
+    from superpod.cluster import heap
+
     from superpod_sandbox import codec
     from superpod_sandbox.apiserver import server
 
@@ -58,5 +60,6 @@ def run(args: argparse.Namespace) -> int:
                 print(f"kubeconfig of user {name}: {path}", flush=True)
             await asyncio.Event().wait()
 
+    heap.freeze_survivors()  # the store holds every object: full collections scan what is new
     codec.run(serve())
     return 0

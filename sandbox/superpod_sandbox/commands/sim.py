@@ -70,9 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from superpod.cluster import heap
+
     from superpod_sandbox import codec
 
     handler = {"up": _up, "down": _down, "fault": _fault, "heal": _heal}[args.sim_command]
+    heap.freeze_survivors()  # the fleet's model and views are long-lived: full collections scan what is new
     try:
         return codec.run(handler(args))
     except (KeyError, ValueError) as error:
