@@ -75,9 +75,8 @@ async def test_ctrl_c_stops_the_bench_and_every_process_it_started_with_one_line
     children: set[int] = set()
     try:
         lines: list[str] = []
-        while not any(
-            "isolation taint:" in line for line in lines
-        ):  # the last line of setup: the load starts
+        # up to setup's last line (the isolation taint): the load starts after it
+        while not any("isolation taint:" in line for line in lines):
             line = (await asyncio.wait_for(bench.stderr.readline(), 120)).decode()
             assert line, f"the bench ended before its cluster was up: {''.join(lines)}"
             lines.append(line)

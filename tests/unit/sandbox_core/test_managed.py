@@ -222,6 +222,19 @@ def test_changes_of_one_edited_branch(base, edit, where):
     assert managed.changes(base, new) == _by_every_leaf(base, new, True)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    before=_keyed_items(_values),
+    after=_keyed_items(_values),
+    name=st.sampled_from(["conditions", "containers"]),
+)
+def test_changes_of_a_keyed_list_are_what_comparing_every_leaf_gives(before, after, name):
+    """Two versions of a list kube merges by key (items kept, edited, added, removed; keys shared or not)."""
+    old = {"metadata": {"name": "n"}, "status": {name: before}}
+    new = {"metadata": {"name": "n"}, "status": {name: copy.deepcopy(after)}}
+    assert managed.changes(old, new, True) == _by_every_leaf(old, new, True)
+
+
 def test_a_heartbeat_gives_the_kubelet_only_the_timestamp():
     node = {
         "metadata": {"name": "n", "labels": {"pool": "a"}},

@@ -103,6 +103,32 @@ def _changes(
                 removed,
             )
         return
+    if isinstance(old, list) and old and isinstance(new, list) and new:
+        # a list kube merges by key (a Node's conditions at each heartbeat): item by item, as the maps above
+        key = strategic.merge_key(names[-1], names[:-1])
+        olds = _by_merge_key(old, key) if key is not None else None
+        news = _by_merge_key(new, key) if olds is not None and key is not None else None
+        if olds is not None and news is not None:
+            for item_key in olds.keys() | news.keys():
+                old_item, new_item = olds.get(item_key), news.get(item_key)
+                if old_item is None or new_item is None:  # an item added or removed: its leaves
+                    _changes(
+                        [old_item] if old_item is not None else _MISSING,
+                        [new_item] if new_item is not None else _MISSING,
+                        path, names, changed, removed,
+                    )  # fmt: skip
+                    continue
+                item_path = (*path, "k:" + item_key)
+                for child_key in old_item.keys() | new_item.keys():  # the item's "." leaf, its key, is equal
+                    _changes(
+                        old_item.get(child_key, _MISSING),
+                        new_item.get(child_key, _MISSING),
+                        (*item_path, f"f:{child_key}"),
+                        (*names, child_key),
+                        changed,
+                        removed,
+                    )
+            return
     before: dict[Path, Any] = {}
     after: dict[Path, Any] = {}
     if old is not _MISSING:
@@ -111,6 +137,17 @@ def _changes(
         _leaves(new, path, names, after)
     changed.update(leaf for leaf, value in after.items() if before.get(leaf, _MISSING) != value)
     removed.update(before.keys() - after.keys())
+
+
+def _by_merge_key(items: list[Any], key: str) -> dict[str, dict[str, Any]] | None:
+    """The items by their path element's key (`{"type":"Ready"}`), or None when an item has no key or two share
+    one (then the list is compared leaf by leaf, as `_leaves` lists it)."""
+    keyed: dict[str, dict[str, Any]] = {}
+    for item in items:
+        if not isinstance(item, dict) or key not in item:
+            return None
+        keyed[_compact({key: item[key]})] = item
+    return keyed if len(keyed) == len(items) else None
 
 
 def _leaves(value: Any, path: Path, names: tuple[str, ...], out: dict[Path, Any]) -> None:
