@@ -254,10 +254,10 @@ class KubeClient:
             last = attempt == attempts - 1
             try:
                 async with self._turns:
-                    check()  # the write guard judges the request when it is sent, not when it was queued
                     async with asyncio.timeout(self._timeout.total):
-                        # JSON is UTF-8 (RFC 8259)
-                        status, raw = await self._pool.request(method, url, data, content_type)
+                        # JSON is UTF-8 (RFC 8259). The write guard judges the request as its bytes go out
+                        # (`check`, in the pool), not when it was queued or before a connection was opened
+                        status, raw = await self._pool.request(method, url, data, content_type, check)
                 try:
                     payload: JSON = self._loads(raw) if raw else {}
                 except ValueError:  # a proxy's or load balancer's error page

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -90,21 +90,29 @@ class Pool:
         self._busy.clear()
 
     async def request(
-        self, method: str, target: str, body: bytes | None = None, content_type: str | None = None
+        self,
+        method: str,
+        target: str,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        check: Callable[[], None] | None = None,
     ) -> tuple[int, bytes]:
-        """Send one call (`target`: path and query) and return the answer's status and body."""
+        """Send one call (`target`: path and query) and return the answer's status and body. `check` is called
+        right before the call's bytes are written, with no wait between (not before a connection is opened:
+        a process paused while connecting would send, once resumed, a call judged before the pause); what it
+        raises ends the call unsent."""
         head = self._head(method, target, body, content_type)
         message = head + body if body else head
         connection = self._take()
         if connection is not None:
             try:
-                return await self._exchange(connection, message)
+                return await self._exchange(connection, message, check)
             except _Unanswered:
                 if method == "POST":  # it may have been received: never sent twice
                     raise aiohttp.ServerDisconnectedError() from None
         connection = await self._connect()
         try:
-            return await self._exchange(connection, message)
+            return await self._exchange(connection, message, check)
         except _Unanswered:
             raise aiohttp.ServerDisconnectedError() from None
 
@@ -141,13 +149,17 @@ class Pool:
             ) from error
         return Connection(reader, writer)
 
-    async def _exchange(self, connection: Connection, message: bytes) -> tuple[int, bytes]:
+    async def _exchange(
+        self, connection: Connection, message: bytes, check: Callable[[], None] | None = None
+    ) -> tuple[int, bytes]:
         """Write the call and read its answer on `connection`; it goes back to the pool only after a complete
         answer that allows it. `_Unanswered` when the connection broke before any byte of the answer."""
         self._busy.add(connection)
         keep = False
         try:
             reader = connection.reader
+            if check is not None:
+                check()
             try:
                 connection.writer.write(message)
                 head = await reader.readuntil(b"\r\n\r\n")

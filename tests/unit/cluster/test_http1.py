@@ -303,3 +303,35 @@ def test_a_server_url_with_a_path_prefixes_every_call():
     assert http1.Pool("https://10.0.0.1").port == 443
     with pytest.raises(ValueError):
         http1.Pool("10.0.0.1:6443")
+
+
+async def test_a_call_is_judged_once_its_connection_is_open_and_a_refused_one_is_never_sent():
+    """The write guard's fence: a process paused while connecting must not send, once resumed, a call judged
+    before the pause; so `check` runs when the bytes are about to go out, on an open connection."""
+
+    class Refused(Exception):
+        pass
+
+    async with serving(lambda conn, call, head: sized(b"{}")) as (server, url):
+        pool = http1.Pool(url)
+        seen: list[int] = []
+        try:
+
+            def judged() -> None:
+                seen.append(server.connections)  # the server has accepted the connection by now
+
+            assert await pool.request("POST", "/api/v1/namespaces/a/configmaps", b"{}", None, judged) == (
+                200,
+                b"{}",
+            )
+
+            def refuse() -> None:
+                raise Refused()
+
+            with pytest.raises(Refused):
+                await pool.request("POST", "/api/v1/namespaces/a/configmaps", b"{}", None, refuse)
+            await asyncio.sleep(0.1)
+        finally:
+            await pool.close()
+    assert seen == [1]
+    assert len(server.calls) == 1  # the refused call never reached the server
