@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import multidict
@@ -400,11 +401,15 @@ class Router:
     def _selects(request: web.Request) -> bool:
         return bool(request.query.get("labelSelector") or request.query.get("fieldSelector"))
 
-    def _select(self, request: web.Request, target: Target) -> list[Object]:
-        predicate = selectorparser.both(
+    @staticmethod
+    def _predicate(request: web.Request, target: Target) -> Callable[[Object], bool] | None:
+        return selectorparser.both(
             selectorparser.labels(request.query.get("labelSelector")),
             selectorparser.fields(request.query.get("fieldSelector"), target.resource.key),
         )
+
+    def _select(self, request: web.Request, target: Target) -> list[Object]:
+        predicate = self._predicate(request, target)
         name = selectorparser.exact_name(request.query.get("fieldSelector"))
         if name is not None and (target.namespace or not target.resource.namespaced):
             # metadata.name=<n> in one namespace (kubectl delete --wait, get -w <name>): one lookup, not a scan
@@ -426,20 +431,28 @@ class Router:
         except ValueError:
             raise errors.bad_request("limit must be an integer") from None
         token = request.query.get("continue")
-        if token and limit > 0 and not self._selects(request):
-            # a next page without selectors: from where the last ended (65,536 Nodes in pages of 500 would
-            # otherwise pass over all of them for each page)
-            after = listing.decode_continue(token)
+        name = selectorparser.exact_name(request.query.get("fieldSelector"))
+        if limit > 0 and name is None:
+            # a page takes what it needs from where the last ended, in key order: 65,536 Nodes in pages of 500
+            # would otherwise pass over (and select among) all of them for each page
+            after = listing.decode_continue(token) if token else None
+            predicate = self._predicate(request, target)
             found = list(itertools.islice(
-                self.api.store.objects_after(resource.storage_key, target.namespace or None, after), limit + 1
+                listing.selected_after(
+                    self.api.store, resource, target.namespace, request.query.get("labelSelector"), predicate, after
+                ),
+                limit + 1,
             ))  # fmt: skip
-            items = [semantics.present(o, target.version, resource) for o in found]
-            items, list_meta = listing.page(items, limit, None, rv)
-            if len(found) > limit:  # as `page` counts it over the whole list
+            items = [semantics.present(o, target.version, resource) for o in found[:limit]]
+            list_meta: dict[str, Any] = {"resourceVersion": str(rv)}
+            if len(found) > limit:
                 last = found[limit - 1]["metadata"]
-                list_meta["remainingItemCount"] = self.api.store.count_after(
-                    resource.storage_key, target.namespace or None, (last.get("namespace", ""), last["name"])
-                )
+                key = (last.get("namespace", ""), last["name"])
+                list_meta["continue"] = listing.encode_continue(rv, key)
+                if not self._selects(request):  # kube leaves it unset when selectors make it unknown
+                    list_meta["remainingItemCount"] = self.api.store.count_after(
+                        resource.storage_key, target.namespace or None, key
+                    )
         else:
             items = self._select(request, target)
             items, list_meta = listing.page(items, limit, token, rv)

@@ -84,6 +84,19 @@ class Store:
         then on. A simulated SuperPoD's list of its 1,024 Nodes among a SuperCluster's 65,536 then looks at
         its own, where a scan evaluated the selector on all of them (and again for each page).
         """
+        chosen = self._chosen(resource, namespace, key, values)
+        by_namespace = self._objects.get(resource, {})
+        return [by_namespace[space][name] for space in sorted(chosen) for name in sorted(chosen[space])]
+
+    def labelled_count(
+        self, resource: GroupResource, namespace: str | None, key: str, values: Collection[str]
+    ) -> int:
+        """How many objects `labelled` would give, without ordering them."""
+        return sum(len(names) for names in self._chosen(resource, namespace, key, values).values())
+
+    def _chosen(
+        self, resource: GroupResource, namespace: str | None, key: str, values: Collection[str]
+    ) -> dict[str, set[str]]:
         indexed = self._labels.setdefault(resource, {})
         by_value = indexed.get(key)
         if by_value is None:
@@ -93,13 +106,16 @@ class Store:
                     value = (obj["metadata"].get("labels") or {}).get(key)
                     if value is not None:
                         by_value.setdefault(value, {}).setdefault(space, set()).add(name)
+        if len(values) == 1:
+            (value,) = values
+            found = by_value.get(value, {})
+            return found if namespace is None else {namespace: found[namespace]} if namespace in found else {}
         chosen: dict[str, set[str]] = {}
         for value in values:
             for space, names in by_value.get(value, {}).items():
                 if namespace is None or space == namespace:
                     chosen.setdefault(space, set()).update(names)
-        by_namespace = self._objects.get(resource, {})
-        return [by_namespace[space][name] for space in sorted(chosen) for name in sorted(chosen[space])]
+        return chosen
 
     def _relabel(
         self, resource: GroupResource, namespace: str, name: str, old: Object | None, new: Object | None
