@@ -200,7 +200,7 @@ class Reflector:
             kind, obj = event.get("type"), event.get("object") or {}
             if kind == "ERROR":
                 if obj.get("code") == 410:
-                    self._resource_version = ""
+                    self._expired()
                     return
                 raise client.ApiError(int(obj.get("code", 500)), obj)
             self._resource_version = str(
@@ -239,7 +239,7 @@ class Reflector:
                     raise
                 except client.ApiError as error:
                     if error.status == 410:
-                        self._resource_version = ""
+                        self._expired()
                         continue
                     delay = await self._restart(f"failed: {error}", delay)
                 except Exception as error:  # a mirror that stops following is never silent
@@ -248,6 +248,18 @@ class Reflector:
                     self._opened_at = None
         finally:
             _running.discard(self)
+
+    def _expired(self) -> None:
+        """The API no longer holds events from our resourceVersion (410 Gone): list again. Logged, as it costs
+        the API server a whole list: a watch that expires again and again means its history is too short for
+        how long a list takes."""
+        logger.info(
+            "watch of %s expired at resourceVersion %s; listing %d objects again",
+            self.resource,
+            self._resource_version,
+            len(self.objects),
+        )
+        self._resource_version = ""
 
     async def _restart(self, what: str, delay: float, *, unexpected: bool = False) -> float:
         """Log the failure, count it, wait `delay` (jittered); returns the next delay."""

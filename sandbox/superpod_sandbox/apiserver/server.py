@@ -39,6 +39,7 @@ class Sandbox:
         use_tls: bool = False,
         kubeconfig: Path | str | None = None,
         history_size: int = 10_000,
+        history_seconds: float = 75.0,
         bookmark_interval: float = 60.0,
         event_ttl: float = 3600.0,
         strict_authentication: bool = False,
@@ -53,7 +54,7 @@ class Sandbox:
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._runner: web.AppRunner | None = None
         self._collector: asyncio.Task[None] | None = None
-        self.state = State(history_size)
+        self.state = State(history_size, history_seconds)
         self.identities = authn.Authenticator(self.state.store, strict=strict_authentication)
         self.router = routes.Router(self.state, bookmark_interval, self.identities)
         self.client_ca: tls.ClientAuthority | None = None

@@ -9,7 +9,7 @@ from superpod_sandbox.apiserver import server
 
 @pytest.fixture
 def small_history():
-    with server.in_thread(history_size=5, bookmark_interval=0.2) as api:
+    with server.in_thread(history_size=5, history_seconds=0, bookmark_interval=0.2) as api:
         yield api
 
 

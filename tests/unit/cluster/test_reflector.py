@@ -260,7 +260,8 @@ async def test_a_change_the_transform_drops_is_told_to_nobody_and_the_copy_held_
     assert copy["data"] == {"blob": "changed"}
 
 
-async def test_a_410_gone_lists_again_without_counting_a_restart():
+async def test_a_410_gone_lists_again_without_counting_a_restart(caplog):
+    caplog.set_level(logging.INFO, logger=reflector.__name__)
     api = FakeApi([_error_event(410), _event("after", 3)])
     seen: list[str] = []
     mirror = reflector.Reflector(
@@ -276,6 +277,8 @@ async def test_a_410_gone_lists_again_without_counting_a_restart():
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert mirror.restarts == 0
+    # a list again is the API server's cost: said in the log, so one that keeps expiring is seen
+    assert any("expired" in r.getMessage() and "listing" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize(

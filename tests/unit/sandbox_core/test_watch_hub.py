@@ -29,7 +29,7 @@ async def test_a_watch_replays_only_events_after_its_version():
 
 
 async def test_history_is_bounded_and_older_versions_expire():
-    hub = watchhub.Hub(history_size=3)
+    hub = watchhub.Hub(history_size=3, fresh_seconds=0)
     for version in range(1, 11):
         hub.publish(CONFIGMAPS, event(version, f"o{version}"))
     assert len(hub._histories[CONFIGMAPS].events) == 3
@@ -41,6 +41,43 @@ async def test_history_is_bounded_and_older_versions_expire():
         ("ADDED", "o9"),
         ("ADDED", "o10"),
     ]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_events_younger_than_the_fresh_window_stay_beyond_the_count():
+    clock = Clock()
+    hub = watchhub.Hub(history_size=3, fresh_seconds=75.0, clock=clock)
+    for version in range(1, 11):  # ten in a second: all fresh
+        clock.now += 0.1
+        hub.publish(CONFIGMAPS, event(version, f"o{version}"))
+    assert [name for _, name in drain(hub.subscribe(CONFIGMAPS, 1, None, None))] == [
+        f"o{v}" for v in range(2, 11)
+    ]
+    clock.now += 80.0  # all stale now: the next event leaves the last three
+    hub.publish(CONFIGMAPS, event(11, "o11"))
+    assert [name for _, name in drain(hub.subscribe(CONFIGMAPS, 8, None, None))] == ["o9", "o10", "o11"]
+    with pytest.raises(errors.ApiError) as caught:
+        hub.subscribe(CONFIGMAPS, 7, None, None)
+    assert caught.value.code == 410
+
+
+async def test_a_history_never_holds_more_than_the_upper_bound(monkeypatch):
+    monkeypatch.setattr(watchhub, "UPPER_BOUND", 5)
+    clock = Clock()
+    hub = watchhub.Hub(history_size=2, fresh_seconds=75.0, clock=clock)
+    for version in range(1, 21):
+        hub.publish(CONFIGMAPS, event(version, f"o{version}"))
+    assert len(hub._histories[CONFIGMAPS].events) == 5
+    with pytest.raises(errors.ApiError):
+        hub.subscribe(CONFIGMAPS, 14, None, None)
+    assert len(drain(hub.subscribe(CONFIGMAPS, 15, None, None))) == 5
 
 
 async def test_events_reach_only_the_watchers_of_their_resource_and_namespace():

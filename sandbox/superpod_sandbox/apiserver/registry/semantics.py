@@ -103,9 +103,9 @@ def _without_volatile(obj: Object) -> Object:
 
 
 class State:
-    def __init__(self, history_size: int = 10_000) -> None:
+    def __init__(self, history_size: int = 10_000, history_seconds: float = 75.0) -> None:
         self.registry = resources.Registry()
-        self.store = store.Store(history_size)
+        self.store = store.Store(history_size, history_seconds)
         self.schemas = custom.Schemas()
         self.admission: Admission | None = None
         self.changed = asyncio.Event()  # wakes the garbage collector

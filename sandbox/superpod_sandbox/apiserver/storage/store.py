@@ -25,9 +25,9 @@ def _owner_uids(obj: Object) -> set[str]:
 
 
 class Store:
-    def __init__(self, history_size: int = 10_000) -> None:
+    def __init__(self, history_size: int = 10_000, history_seconds: float = 75.0) -> None:
         self.resource_version = 0
-        self.hub = watchhub.Hub(history_size)
+        self.hub = watchhub.Hub(history_size, history_seconds)
         self._objects: dict[GroupResource, dict[str, dict[str, Object]]] = {}
         self._by_uid: dict[str, ObjectRef] = {}
         self._dependents: dict[str, set[ObjectRef]] = {}

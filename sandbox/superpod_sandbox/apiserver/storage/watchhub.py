@@ -1,9 +1,12 @@
 """Watch fan-out: a bounded event history per resource and the watchers subscribed to it.
 
 Events keep the global resourceVersion they were written at. A watch from resourceVersion N replays the
-history after N and then follows live events; when events after N have already been evicted from the ring
-buffer, the watch is refused with 410 Expired, as kube-apiserver's watch cache does. Watchers are indexed by
-resource, so publishing an event touches only the watchers of that resource.
+history after N and then follows live events; when events after N have already been evicted, the watch is
+refused with 410 Expired, as kube-apiserver's watch cache does. Like its cache (sized since 1.19 to hold
+75 s of events, up to 100 x 1,024), a history keeps its last `size` events and, beyond them, every event
+younger than `fresh_seconds`, at most `UPPER_BOUND`: a fixed count covered seconds of a SuperCluster's
+writes, so a replica whose list took longer found its watch expired, listed again, and again. Watchers are
+indexed by resource, so publishing an event touches only the watchers of that resource.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -61,27 +65,45 @@ class Watcher:
             self.queue.put_nowait((event.type, event.object))
 
 
+UPPER_BOUND = 100 * 1024
+"""The most events a history keeps, however young (kube's watch cache's upper bound)."""
+
+
 class _History:
-    def __init__(self, size: int) -> None:
-        self.events: collections.deque[Event] = collections.deque(maxlen=size)
+    def __init__(self) -> None:
+        self.events: collections.deque[Event] = collections.deque()
+        self.times: collections.deque[float] = collections.deque()  # when each was published
         self.evicted_up_to = 0  # resourceVersion of the newest event no longer held
+
+    def evict(self, size: int, fresh_until: float) -> None:
+        """Drop the oldest events beyond `size` that were published before `fresh_until`, and any beyond
+        `UPPER_BOUND`."""
+        events, times = self.events, self.times
+        while len(events) > size and (times[0] < fresh_until or len(events) > UPPER_BOUND):
+            self.evicted_up_to = events.popleft().resource_version
+            times.popleft()
 
 
 class Hub:
     """Histories and watchers, per resource."""
 
-    def __init__(self, history_size: int) -> None:
+    def __init__(
+        self, history_size: int, fresh_seconds: float = 75.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.history_size = history_size
+        self.fresh_seconds = fresh_seconds
+        self.clock = clock
         self._histories: dict[GroupResource, _History] = {}
         self._watchers: dict[GroupResource, set[Watcher]] = {}
 
     def publish(self, resource: GroupResource, event: Event) -> None:
         history = self._histories.get(resource)
         if history is None:
-            history = self._histories[resource] = _History(self.history_size)
-        if len(history.events) == self.history_size:
-            history.evicted_up_to = history.events[0].resource_version
+            history = self._histories[resource] = _History()
+        now = self.clock()
         history.events.append(event)
+        history.times.append(now)
+        history.evict(self.history_size, now - self.fresh_seconds)
         for watcher in self._watchers.get(resource, ()):
             watcher.offer(event)
 
