@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -120,9 +121,10 @@ class Hub:
         if since is not None and history is not None:
             if since < history.evicted_up_to:
                 raise errors.expired(f"too old resource version: {since} ({history.evicted_up_to + 1})")
-            for event in history.events:
-                if event.resource_version > since:
-                    watcher.offer(event)
+            # from the newest back to `since`: a watch resumes near the end of a history that holds 75 s
+            replay = list(itertools.takewhile(lambda e: e.resource_version > since, reversed(history.events)))
+            for event in reversed(replay):
+                watcher.offer(event)
         self._watchers.setdefault(resource, set()).add(watcher)
         return watcher
 
