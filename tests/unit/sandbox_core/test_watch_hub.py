@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from superpod_sandbox.apiserver import errors
+from superpod_sandbox.apiserver.listwatch import selectorparser
 from superpod_sandbox.apiserver.storage import watchhub
 
 CONFIGMAPS = ("", "configmaps")
@@ -95,3 +98,53 @@ async def test_an_unsubscribed_watcher_gets_nothing_more():
     hub.unsubscribe(CONFIGMAPS, watcher)
     hub.publish(CONFIGMAPS, event(1))
     assert drain(watcher) == [] and hub.watcher_count() == 0
+
+
+SELECTORS = ["fleet=a", "fleet=b", "fleet in (a,b)", "fleet=a,zone=x", "zone=x", "zone!=x", "fleet", "!fleet", ""]
+LABELS = st.fixed_dictionaries(
+    {}, optional={"fleet": st.sampled_from(["a", "b", "c"]), "zone": st.sampled_from(["x", "y"])}
+)
+WRITES = st.lists(st.tuples(st.sampled_from(["o1", "o2", "o3"]), st.none() | LABELS), max_size=30)
+
+
+def _replay(writes, indexed):
+    """Every selector's watcher's events when `writes` (name, labels; None deletes) are published."""
+    hub = watchhub.Hub(history_size=100)
+    watchers = [
+        hub.subscribe(
+            CONFIGMAPS,
+            None,
+            None,
+            selectorparser.labels(selector),
+            selectorparser.label_values(selector) if indexed else None,
+        )
+        for selector in SELECTORS
+    ]
+    stored: dict[str, dict] = {}
+    for version, (name, labels) in enumerate(writes, start=1):
+        old = stored.get(name)
+        if labels is None:
+            if old is None:
+                continue
+            del stored[name]
+            hub.publish(CONFIGMAPS, watchhub.Event(version, "DELETED", old, old))
+            continue
+        new = {"metadata": {"name": name, "namespace": "default", "labels": labels, "rv": version}}
+        stored[name] = new
+        hub.publish(CONFIGMAPS, watchhub.Event(version, "ADDED" if old is None else "MODIFIED", new, old))
+    return [[(kind, obj["metadata"]["name"], obj["metadata"]["rv"]) for kind, obj in _all(w)] for w in watchers]
+
+
+def _all(watcher):
+    items = []
+    while not watcher.queue.empty():
+        items.append(watcher.queue.get_nowait())
+    return items
+
+
+@settings(max_examples=200, deadline=None)
+@given(WRITES)
+def test_watchers_offered_events_by_label_see_what_testing_every_event_shows(writes):
+    """The hub offers a watcher whose selector requires a label only the events of objects carrying it (before
+    or after): exactly the events it would see were every event tested against its selector."""
+    assert _replay(writes, indexed=True) == _replay(writes, indexed=False)

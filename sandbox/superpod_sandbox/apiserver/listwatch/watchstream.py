@@ -85,7 +85,13 @@ async def serve(
             initial = listing.candidates(api.store, resource, target.namespace, query.get("labelSelector"))
             if predicate is not None:
                 initial = [o for o in initial if predicate(o)]
-        watcher = api.store.hub.subscribe(resource.storage_key, since, namespace, predicate)
+        watcher = api.store.hub.subscribe(
+            resource.storage_key,
+            since,
+            namespace,
+            predicate,
+            selectorparser.label_values(query.get("labelSelector")),
+        )
     except errors.ApiError as failure:
         await response.prepare(request)
         await response.write(_line("ERROR", failure.status))
