@@ -67,3 +67,31 @@ async def test_the_bench_gives_up_after_its_attempts_with_a_message(monkeypatch)
                 await bench_e2e.create_patiently(api, "/api/v1/namespaces/a/configmaps", {"metadata": {}})
         assert str(raised.value) == "POST /api/v1/namespaces/a/configmaps: no answer within 0.2 s"
         assert calls == ["POST", "POST", "POST"]
+
+
+async def test_a_phase_waits_for_the_rank_tables_the_last_one_left(monkeypatch):
+    timings = bench_e2e.Timings()
+    for name in ("p1", "p2"):
+        timings.on_event(
+            {
+                "object": {
+                    "metadata": {"name": name},
+                    "status": {"phase": "Allocated", "rankTable": f"rt-{name}"},
+                }
+            }
+        )
+    timings.tables.add("rt-p1")
+    waiting = asyncio.create_task(bench_e2e.settle(timings, ["p1", "p2"]))
+    await asyncio.sleep(0.5)
+    assert not waiting.done()  # p2's rank table is still to be written
+    timings.tables.add("rt-p2")
+    assert await asyncio.wait_for(waiting, 2.0) is not None
+
+
+async def test_a_rank_table_never_written_does_not_hold_the_bench_forever(monkeypatch):
+    monkeypatch.setattr(bench_e2e, "SETTLE_MOST", 0.3)
+    timings = bench_e2e.Timings()
+    timings.on_event(
+        {"object": {"metadata": {"name": "p1"}, "status": {"phase": "Allocated", "rankTable": "rt"}}}
+    )
+    assert await bench_e2e.settle(timings, ["p1"]) is None
