@@ -100,7 +100,17 @@ async def test_an_unsubscribed_watcher_gets_nothing_more():
     assert drain(watcher) == [] and hub.watcher_count() == 0
 
 
-SELECTORS = ["fleet=a", "fleet=b", "fleet in (a,b)", "fleet=a,zone=x", "zone=x", "zone!=x", "fleet", "!fleet", ""]
+SELECTORS = [
+    "fleet=a",
+    "fleet=b",
+    "fleet in (a,b)",
+    "fleet=a,zone=x",
+    "zone=x",
+    "zone!=x",
+    "fleet",
+    "!fleet",
+    "",
+]
 LABELS = st.fixed_dictionaries(
     {}, optional={"fleet": st.sampled_from(["a", "b", "c"]), "zone": st.sampled_from(["x", "y"])}
 )
@@ -132,7 +142,9 @@ def _replay(writes, indexed):
         new = {"metadata": {"name": name, "namespace": "default", "labels": labels, "rv": version}}
         stored[name] = new
         hub.publish(CONFIGMAPS, watchhub.Event(version, "ADDED" if old is None else "MODIFIED", new, old))
-    return [[(kind, obj["metadata"]["name"], obj["metadata"]["rv"]) for kind, obj in _all(w)] for w in watchers]
+    return [
+        [(kind, obj["metadata"]["name"], obj["metadata"]["rv"]) for kind, obj in _all(w)] for w in watchers
+    ]
 
 
 def _all(watcher):
