@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from superpod.api import common, views
 from superpod.api import partition as api_partition
 from superpod.cluster import client, deviceinfo, inventory, nodeinfo, reflector, writer
+from superpod.controller import partitionmap
 
 JSON = common.JSON
 
@@ -52,7 +53,7 @@ class ClusterMirror:
         self.listener = listener
         self.debounce = debounce
         self.superpods: dict[str, JSON] = {}  # name -> SuperPod
-        self.partitions: dict[str, JSON] = {}  # namespace/name -> the newest copy seen
+        self.partitions = partitionmap.PartitionMap()  # namespace/name -> the newest copy seen
         self.nodes: dict[str, JSON] = {}  # name -> Node
         self.deviceinfo: dict[str, JSON] = {}  # node name -> device plugin's ConfigMap
         self.node_health: dict[str, nodeinfo.NodeHealth] = {}  # node name -> NodeD's verdict, when NodeD runs

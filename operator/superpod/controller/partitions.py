@@ -29,7 +29,7 @@ from superpod import placement
 from superpod.api import common, reasons, views
 from superpod.api import partition as api_partition
 from superpod.cluster import client
-from superpod.controller import moves, partitionwrite, relocation, superpodstate
+from superpod.controller import moves, partitionmap, partitionwrite, relocation, superpodstate
 from superpod.controller import status as derive
 
 JSON = common.JSON
@@ -43,7 +43,7 @@ class Partitions:
     def __init__(
         self,
         superpods: Mapping[str, superpodstate.SuperPodState],
-        partitions: Mapping[str, JSON],
+        partitions: partitionmap.PartitionMap,
         statuses: partitionwrite.StatusWriter,
     ) -> None:
         self.superpods = superpods  # name -> state, kept by the fleet

@@ -153,7 +153,10 @@ class PodMoves:
             allocator = state.allocator
             if allocator is None:
                 return []
-            for holder in list(allocator.partitions):
+            # reservations, and the partitions with a status.move (the map's index): not every partition held
+            reservations = [h for h in allocator.partition_ids() if relocation.is_reservation(h)]
+            moving = sorted(k for k in self.partitions.moving if allocator.placement_of(k) is not None)
+            for holder in reservations + moving:
                 if relocation.is_reservation(holder):
                     key = holder[: -len(relocation.RESERVED)]
                     obj = self.partitions.get(key)

@@ -157,11 +157,14 @@ async def advance(
 ) -> None:
     """Evict the victims' pods again; where they are all gone, requeue the victims, then write their
     preemptor's placement (step 4 above). Victims restored after a restart are finished alike."""
-    orphans = [
+    held = state.allocator
+    orphans = sorted(
         key
-        for key in (state.allocator.partitions if state.allocator is not None else ())
-        if (obj := writes.partitions.get(key)) is not None and views.Partition(obj).evicting
-    ]
+        for key in writes.partitions.preempted  # the few with reason Preempted, not every partition held
+        if held is not None
+        and held.placement_of(key) is not None
+        and views.Partition(writes.partitions[key]).evicting
+    )
     for key in orphans:
         preemptor = str(views.Partition(writes.partitions[key]).status.get("preemptedBy") or "")
         evicting = await evict(evictions, (key,))

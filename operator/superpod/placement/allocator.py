@@ -62,6 +62,10 @@ class Allocator:
     def partitions(self) -> Mapping[str, result.Placement]:
         return {pid: allocation.placement for pid, allocation in self._allocations.items()}
 
+    def partition_ids(self) -> list[str]:
+        """The ids of the partitions held, without building their placements (`partitions` does)."""
+        return list(self._allocations)
+
     def placement_of(self, partition_id: str) -> result.Placement | None:
         allocation = self._allocations.get(partition_id)
         return allocation.placement if allocation else None

@@ -1,0 +1,47 @@
+"""The mirror's partition map keeps the keys of preempted and moving partitions as copies come and go."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from superpod.controller import partitionmap
+
+STATUSES = st.sampled_from(
+    [
+        {},
+        {"phase": "Allocated", "allocation": [{"node": "n"}]},
+        {"phase": "Pending", "reason": "Preempted", "allocation": [{"node": "n"}]},
+        {"phase": "Allocated", "move": {"forPartition": "t/p"}},
+        {"phase": "Pending", "reason": "Preempted", "move": {"forPartition": "t/p"}},
+    ]
+)
+OPS = st.lists(
+    st.tuples(st.sampled_from(["set", "pop", "del"]), st.sampled_from(["a/x", "a/y", "b/z"]), STATUSES),
+    max_size=25,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(OPS)
+def test_the_index_is_what_reading_every_status_gives(ops):
+    found = partitionmap.PartitionMap()
+    for op, key, status in ops:
+        if op == "set":
+            found[key] = {"metadata": {"name": key}, "status": status}
+        elif op == "pop":
+            found.pop(key, None)
+        elif key in found:
+            del found[key]
+    statuses = {key: obj.get("status") or {} for key, obj in found.items()}
+    assert found.preempted == {k for k, s in statuses.items() if s.get("reason") == "Preempted"}
+    assert found.moving == {k for k, s in statuses.items() if s.get("move")}
+
+
+def test_changes_that_would_bypass_the_index_are_refused():
+    found = partitionmap.PartitionMap()
+    with pytest.raises(TypeError):
+        found.update({"a/x": {}})
+    with pytest.raises(TypeError):
+        found.setdefault("a/x", {})
+    assert dict(found) == {}
