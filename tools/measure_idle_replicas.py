@@ -10,6 +10,9 @@ and what is left without events is the rest of an idle replica's fixed cost.
 
     PYTHONPATH=. .venv/bin/python tools/measure_idle_replicas.py --superpods 4 --heartbeat-seconds 15
     PYTHONPATH=. .venv/bin/python tools/measure_idle_replicas.py --superpods 4 --heartbeat-seconds 100000
+
+`--hold N` first places N partitions (bench e2e's sizes, spread over the SuperPods) and waits until each has its
+rank table: what a replica pays each second for the partitions it holds (sweeps, audits) on top of the events.
 """
 
 from __future__ import annotations
@@ -17,16 +20,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import tempfile
 import time
 from pathlib import Path
 
-from superpod_sandbox.commands import bench_cluster
+from superpod_sandbox.commands import bench_cluster, bench_e2e
 
 
 async def measure(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="superpod-idle-"))
     async with bench_cluster.running(args, workdir, args.replicas, leased=args.replicas > 1) as cluster:
+        if args.hold:
+            await hold(cluster, args.hold, args.timeout)
         await asyncio.sleep(args.settle)
         before, began = cluster.operators_cpu(), time.monotonic()
         sandbox_before = cluster.sandbox_cpu()
@@ -48,6 +54,48 @@ async def measure(args: argparse.Namespace) -> None:
     )
 
 
+async def hold(cluster: bench_cluster.Cluster, count: int, timeout: float) -> None:
+    """Apply `count` partitions at once and wait until every one is placed and has its rank table."""
+    from superpod.cluster import client
+
+    names = [f"h{index:05d}" for index in range(count)]
+    sizes = random.Random(1).choices(bench_e2e.SIZES, bench_e2e.WEIGHTS, k=count)
+    path = client.resource_path("superpod.dev/v1alpha1", "superpodpartitions", bench_e2e.NAMESPACE)
+    configmaps = client.resource_path("v1", "configmaps", bench_e2e.NAMESPACE)
+    turns = asyncio.Semaphore(bench_e2e.IN_FLIGHT)
+
+    async def one(index: int) -> None:
+        superpod = cluster.superpods[index % len(cluster.superpods)]
+        async with turns:
+            await bench_e2e.create_patiently(
+                cluster.api, path, bench_e2e._partition(names[index], sizes[index], superpod)
+            )
+
+    began = time.monotonic()
+    await asyncio.gather(*(one(index) for index in range(count)))
+
+    async def listed(where: str) -> list[dict[str, object]]:
+        items, token = [], None
+        while True:
+            page = await cluster.api.get(where, limit="500", **({"continue": token} if token else {}))
+            items += page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
+    while time.monotonic() - began < timeout:
+        partitions = await listed(path)
+        tables = {str(o["metadata"]["name"]) for o in await listed(configmaps)}  # type: ignore[index]
+        wanted = {str((o.get("status") or {}).get("rankTable") or "") for o in partitions}  # type: ignore[union-attr]
+        if len(partitions) == count and "" not in wanted and wanted <= tables:
+            bench_cluster.progress(
+                f"{count} partitions held, rank tables written, in {time.monotonic() - began:.0f} s"
+            )
+            return
+        await asyncio.sleep(2.0)
+    raise TimeoutError(f"{count} partitions not all placed with their rank tables within {timeout:g} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="atlas-950-supercluster")
@@ -55,6 +103,9 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument(
         "--heartbeat-seconds", type=float, help="default: bench e2e's (60 s, 300 s above 4,096 nodes)"
+    )
+    parser.add_argument(
+        "--hold", type=int, default=0, help="partitions to place before measuring (default 0)"
     )
     parser.add_argument("--settle", type=float, default=30.0, help="seconds after the setup before measuring")
     parser.add_argument("--seconds", type=float, default=60.0, help="seconds measured")
