@@ -87,21 +87,33 @@ def changes(old: Object | None, new: Object, with_status: bool = True) -> tuple[
     return changed, removed
 
 
+def _field_changes(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    path: Path,
+    names: tuple[str, ...],
+    changed: set[Path],
+    removed: set[Path],
+) -> None:
+    """`_changes` of each field of two maps (an object, or two items of a keyed list) at `path`."""
+    for key in old.keys() | new.keys():
+        _changes(
+            old.get(key, _MISSING),
+            new.get(key, _MISSING),
+            (*path, f"f:{key}"),
+            (*names, key),
+            changed,
+            removed,
+        )
+
+
 def _changes(
     old: Any, new: Any, path: Path, names: tuple[str, ...], changed: set[Path], removed: set[Path]
 ) -> None:
     if old is new or (old is not _MISSING and new is not _MISSING and old == new):
         return
     if isinstance(old, dict) and old and isinstance(new, dict) and new:
-        for key in old.keys() | new.keys():
-            _changes(
-                old.get(key, _MISSING),
-                new.get(key, _MISSING),
-                (*path, f"f:{key}"),
-                (*names, key),
-                changed,
-                removed,
-            )
+        _field_changes(old, new, path, names, changed, removed)
         return
     if isinstance(old, list) and old and isinstance(new, list) and new:
         # a list kube merges by key (a Node's conditions at each heartbeat): item by item, as the maps above
@@ -118,16 +130,8 @@ def _changes(
                         path, names, changed, removed,
                     )  # fmt: skip
                     continue
-                item_path = (*path, "k:" + item_key)
-                for child_key in old_item.keys() | new_item.keys():  # the item's "." leaf, its key, is equal
-                    _changes(
-                        old_item.get(child_key, _MISSING),
-                        new_item.get(child_key, _MISSING),
-                        (*item_path, f"f:{child_key}"),
-                        (*names, child_key),
-                        changed,
-                        removed,
-                    )
+                # the item's "." leaf, its key, is equal: its fields, as a map's
+                _field_changes(old_item, new_item, (*path, "k:" + item_key), names, changed, removed)
             return
     before: dict[Path, Any] = {}
     after: dict[Path, Any] = {}
