@@ -68,7 +68,7 @@ async def hold(cluster: bench_cluster.Cluster, count: int, timeout: float) -> No
         superpod = cluster.superpods[index % len(cluster.superpods)]
         async with turns:
             await bench_e2e.create_patiently(
-                cluster.api, path, bench_e2e._partition(names[index], sizes[index], superpod)
+                cluster.api, path, bench_e2e.partition_body(names[index], sizes[index], superpod)
             )
 
     began = time.monotonic()

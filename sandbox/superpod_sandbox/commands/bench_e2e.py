@@ -156,7 +156,7 @@ def percentile(ordered: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
-def _partition(name: str, npus: int, superpod: str) -> JSON:
+def partition_body(name: str, npus: int, superpod: str) -> JSON:
     return {
         "apiVersion": common.API_VERSION,
         "kind": api_partition.KIND,
@@ -188,7 +188,7 @@ async def _apply(
         timings.applied[names[index]] = time.monotonic()
         superpod = superpods[int(names[index][1:]) % len(superpods)]  # p00012 -> the 13th, in turn
         async with turns:
-            await create_patiently(api, path, _partition(names[index], sizes[index], superpod))
+            await create_patiently(api, path, partition_body(names[index], sizes[index], superpod))
 
     await asyncio.gather(*(one(i) for i in range(len(names))))
 
