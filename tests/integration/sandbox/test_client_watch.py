@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from kubernetes import client, config, watch
 from superpod_sandbox.apiserver import server
@@ -140,3 +142,55 @@ def test_a_watch_far_behind_gets_every_event_in_order_and_whole(roomy):
     replayed = events(roomy, resource_version=start, timeout_seconds=1)
     assert [(e["type"], e["object"].metadata.name) for e in replayed] == [("ADDED", name) for name in names]
     assert all(e["object"].data == {"k": "x" * 100} for e in replayed)
+
+
+def _watch_chunks(url: str, path: str) -> list[bytes]:
+    """The HTTP chunks of a watch's body, as they came on the wire (until the stream ends)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as connection:
+        connection.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: {address.netloc}\r\nAuthorization: Bearer sandbox\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        raw = b""
+        while data := connection.recv(1 << 16):
+            raw += data
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    chunks = []
+    while body:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            break
+        chunks.append(body[:size])
+        body = body[size + 2 :]
+    return chunks
+
+
+def test_events_waiting_for_a_watcher_reach_it_in_order_and_together():
+    """A watch from a past resourceVersion finds the events since waiting: every one arrives, in order, and
+    they go out in a few writes, not one HTTP chunk each (kube's watch server flushes once none waits)."""
+    with server.in_thread() as api:
+        api_client = config.new_client_from_config(config_file=api.kubeconfig)
+        core = client.CoreV1Api(api_client)
+        try:
+            start = core.create_namespaced_config_map("default", configmap("c0")).metadata.resource_version
+            for index in range(1, 41):
+                core.create_namespaced_config_map("default", configmap(f"c{index}"))
+        finally:
+            api_client.close()
+        chunks = _watch_chunks(
+            api.url,
+            f"/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={start}&timeoutSeconds=1",
+        )
+    lines = [line for chunk in chunks for line in chunk.split(b"\n") if line.strip()]
+    events = [json.loads(line) for line in lines]
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", f"c{index}") for index in range(1, 41)
+    ]
+    assert all(chunk.endswith(b"\n") for chunk in chunks)  # no event is split across writes
+    assert len(chunks) <= 3

@@ -24,6 +24,7 @@ from superpod_sandbox.apiserver.registry.semantics import State, Target
 Object = dict[str, Any]
 DEFAULT_TIMEOUT = 1800.0
 _LIVENESS = 30.0  # aiohttp cancels the handler when a client goes; this only catches silent peers
+_CHUNK_BYTES = 256 * 1024  # events written at once at most (about): queued ones, or the initial ones
 
 
 def _line(event_type: str, obj: Object) -> bytes:
@@ -121,8 +122,17 @@ async def serve(
 
     try:
         await response.prepare(request)
+        batch: list[bytes] = []
+        size = 0
         for obj in initial:
-            await response.write(_line("ADDED", shown(obj)))
+            line = _line("ADDED", shown(obj))
+            batch.append(line)
+            size += len(line)
+            if size >= _CHUNK_BYTES:
+                await response.write(b"".join(batch))
+                batch, size = [], 0
+        if batch:
+            await response.write(b"".join(batch))
         if initial_end and bookmarks:
             await response.write(bookmark({"k8s.io/initial-events-end": "true"}))
         deadline = time.monotonic() + timeout
@@ -147,7 +157,21 @@ async def serve(
                     last_write = time.monotonic()
                 continue
             last_write = time.monotonic()
-            await response.write(_line(event_type, shown(obj)))
+            chunk = _line(event_type, shown(obj))
+            waiting = watcher.queue.qsize()
+            if waiting:
+                # what is queued behind it goes in the same write, as kube's watch server flushes only once
+                # no more events wait (one write per event cost a watcher of a busy resource a syscall each)
+                lines = [chunk]
+                size = len(chunk)
+                while waiting and size < _CHUNK_BYTES:
+                    event_type, obj = watcher.queue.get_nowait()
+                    chunk = _line(event_type, shown(obj))
+                    lines.append(chunk)
+                    size += len(chunk)
+                    waiting -= 1
+                chunk = b"".join(lines)
+            await response.write(chunk)
         if bookmarks:
             await response.write(bookmark())
         await response.write_eof()
