@@ -61,11 +61,6 @@ class Bindings:
         # partition key -> what its last complete reconcile read (versions of it and its pods, the profile):
         # the periodic look and repeated pokes cost nothing while they stay the same
         self._settled: dict[str, tuple[Any, ...]] = {}
-        # SuperPod -> its placed (or deleting) partitions, as of `_grouped_at`: one pass over every partition
-        # serves every SuperPod's periodic look (a replica holding 32 of a SuperCluster's 64 SuperPods, 22,000
-        # partitions held, had each of its 32 loops pass over all 22,000 every 10 s)
-        self._grouped: dict[str, list[str]] = {}
-        self._grouped_at = -IDLE_RECHECK
 
     async def start(self) -> None:
         await self.pods.start()
@@ -113,9 +108,9 @@ class Bindings:
             wake.clear()
             now = time.monotonic()
             if now - swept >= IDLE_RECHECK:  # also the first pass: a replica that just became active
-                first = swept < 0
                 swept = now
-                self._dirty.setdefault(superpod, set()).update(self._placed(superpod, fresh=first))
+                # the SuperPod's placed (or deleting) partitions, as the mirror's map indexes them
+                self._dirty.setdefault(superpod, set()).update(self.fleet.partitions.held(superpod))
             keys = self._dirty.pop(superpod, set())
             keys.update(key for key, when in due.items() if when <= now)
             for key in keys:
@@ -127,19 +122,6 @@ class Bindings:
             timeout = min([swept + IDLE_RECHECK, *due.values()]) - now
             if timeout > 0:
                 await kopfkit.wait_for_poke(wake, stopped, timeout)
-
-    def _placed(self, superpod: str, *, fresh: bool) -> list[str]:
-        """The keys of the SuperPod's partitions that hold devices or are being deleted, from a grouping at most
-        half a recheck old (`fresh`: made now, for a SuperPod this replica has just taken)."""
-        now = time.monotonic()
-        if fresh or now - self._grouped_at >= IDLE_RECHECK / 2:
-            grouped: dict[str, list[str]] = {}
-            for key, obj in self.fleet.partitions.items():
-                view = views.Partition(obj)
-                if (obj.get("status") or {}).get("allocation") or view.deleting:
-                    grouped.setdefault(view.superpod, []).append(key)
-            self._grouped, self._grouped_at = grouped, now
-        return self._grouped.get(superpod, [])
 
     async def _reconcile_all(self, superpod: str, keys: list[str]) -> None:
         """Reconcile `keys`, `CONCURRENCY` at a time; schedule each one's next look.

@@ -29,6 +29,7 @@ from superpod.controller import (
     audit,
     clustermirror,
     conflicts,
+    partitionmap,
     partitionqueue,
     partitions,
     partitionwrite,
@@ -91,8 +92,8 @@ class Fleet:
         self.superpod_workers: list[Callable[[str, kopf.DaemonStopped], Coroutine[Any, Any, None]]] = []
 
     @property
-    def partitions(self) -> dict[str, JSON]:
-        """Every partition (`namespace/name` -> its newest copy)."""
+    def partitions(self) -> partitionmap.PartitionMap:
+        """Every partition (`namespace/name` -> its newest copy), indexed (`partitionmap`)."""
         return self.mirror.partitions
 
     @property

@@ -1,4 +1,4 @@
-"""The mirror's partition map keeps the keys of preempted and moving partitions as copies come and go."""
+"""The mirror's partition map keeps the keys of preempted, moving and held partitions as copies come and go."""
 
 from __future__ import annotations
 
@@ -17,7 +17,13 @@ STATUSES = st.sampled_from(
     ]
 )
 OPS = st.lists(
-    st.tuples(st.sampled_from(["set", "pop", "del"]), st.sampled_from(["a/x", "a/y", "b/z"]), STATUSES),
+    st.tuples(
+        st.sampled_from(["set", "pop", "del"]),
+        st.sampled_from(["a/x", "a/y", "b/z"]),
+        STATUSES,
+        st.sampled_from(["sp1", "sp2"]),  # spec.superPod (immutable in the API; any copy may name any here)
+        st.booleans(),  # being deleted
+    ),
     max_size=25,
 )
 
@@ -26,9 +32,10 @@ OPS = st.lists(
 @given(OPS)
 def test_the_index_is_what_reading_every_status_gives(ops):
     found = partitionmap.PartitionMap()
-    for op, key, status in ops:
+    for op, key, status, superpod, deleting in ops:
         if op == "set":
-            found[key] = {"metadata": {"name": key}, "status": status}
+            metadata = {"name": key, **({"deletionTimestamp": "2026-01-01T00:00:00Z"} if deleting else {})}
+            found[key] = {"metadata": metadata, "spec": {"superPod": superpod}, "status": status}
         elif op == "pop":
             found.pop(key, None)
         elif key in found:
@@ -36,6 +43,13 @@ def test_the_index_is_what_reading_every_status_gives(ops):
     statuses = {key: obj.get("status") or {} for key, obj in found.items()}
     assert found.preempted == {k for k, s in statuses.items() if s.get("reason") == "Preempted"}
     assert found.moving == {k for k, s in statuses.items() if s.get("move")}
+    for superpod in ("sp1", "sp2", "sp3"):
+        assert found.held(superpod) == {
+            key
+            for key, obj in found.items()
+            if obj["spec"]["superPod"] == superpod
+            and (obj["status"].get("allocation") or obj["metadata"].get("deletionTimestamp"))
+        }
 
 
 def test_changes_that_would_bypass_the_index_are_refused():
