@@ -5,8 +5,9 @@ once, then keeps them fresh: the Ready condition's `lastHeartbeatTime` every `he
 ConfigMap (new `UpdateTime`, the free list recomputed from the pods) every `refresh_seconds`, and at once when
 a pod on the node takes or frees devices. Writes carry the resourceVersion they were computed from, so a fault
 written meanwhile by another process is never overwritten: on 409 the object is read again and recomputed. Work
-is spread evenly over each interval in small concurrent batches (bounded by `concurrency`), so 2,000 nodes
-cost a steady trickle of writes, not bursts. A node taken down (`sim fault --kind node-down`) gets neither.
+is spread evenly over each interval in small concurrent batches (bounded by `concurrency`) at most
+`SLICE_SECONDS` apart, each fleet's loops out of step with the others', so 2,000 nodes (or 65,536) cost a
+steady trickle of writes, not bursts. A node taken down (`sim fault --kind node-down`) gets neither.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -63,19 +65,41 @@ async def bounded(limit: int, action: Callable[[T], Awaitable[None]], items: Ite
     await asyncio.gather(*(one(item) for item in items))
 
 
+SLICE_SECONDS = 0.05
+"""The finest step of `spread`: a SuperCluster's 65,536 kubelets report at independent moments, not in step.
+A step of a second sent 64 fleets' writes of each second together (437 at 64 SuperPoDs, 0.3 s of the API
+server's CPU), and every other request of that second queued behind them."""
+
+
+def batch_size(interval: float, count: int) -> int:
+    """Names per batch of `spread`: one, unless there are more names than steps of `SLICE_SECONDS`."""
+    return math.ceil(count / max(1, min(count, math.ceil(interval / SLICE_SECONDS))))
+
+
+def slice_seconds(interval: float, count: int) -> float:
+    """The time between two batches of `spread` for `count` names over `interval` seconds."""
+    return interval / max(1, math.ceil(count / batch_size(interval, count)))
+
+
 async def spread(
     interval: float, names: Sequence[str], action: Callable[[str], Awaitable[None]], limit: int
 ) -> None:
-    """Apply `action` to every name once, spread evenly over `interval` seconds in batches."""
+    """Apply `action` to every name once, spread evenly over `interval` seconds in batches `slice_seconds`
+    apart (a name each, unless there are more names than steps of `SLICE_SECONDS`)."""
     if not names:
         await asyncio.sleep(interval)
         return
-    slices = max(1, min(len(names), math.ceil(interval)))
-    size = math.ceil(len(names) / slices)
+    step, size = slice_seconds(interval, len(names)), batch_size(interval, len(names))
     for start in range(0, len(names), size):
         began = time.monotonic()
         await bounded(limit, action, names[start : start + size])
-        await asyncio.sleep(max(0.0, interval / slices - (time.monotonic() - began)))
+        await asyncio.sleep(max(0.0, step - (time.monotonic() - began)))
+
+
+async def out_of_step(interval: float, count: int) -> None:
+    """Wait a random part of one step of `spread`: loops started together (every fleet's, at registration) then
+    write at their own moments, as independent kubelets and device plugins do, not all at once."""
+    await asyncio.sleep(random.random() * slice_seconds(interval, count))
 
 
 class Publisher:
@@ -224,9 +248,11 @@ class Publisher:
         return [node.name for node in self.fleet.nodes if not self.view.is_down(node.name)]
 
     async def heartbeat_loop(self, interval: float) -> None:
+        await out_of_step(interval, len(self.fleet.nodes))
         while True:
             await spread(interval, self.live_names(), self.heartbeat, self.concurrency)
 
     async def refresh_loop(self, interval: float) -> None:
+        await out_of_step(interval, len(self.fleet.nodes))
         while True:
             await spread(interval, self.live_names(), self.publish, self.concurrency)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
 import time
 
 import pytest
@@ -56,3 +58,31 @@ async def test_spread_touches_every_name_once_over_about_the_interval():
     elapsed = time.monotonic() - began
     assert sorted(seen) == sorted(f"n{i}" for i in range(30))
     assert elapsed >= 0.25  # spread over the interval, not all at once (the upper end is the machine's load)
+
+
+@pytest.mark.parametrize(
+    ("interval", "count", "size"),
+    [
+        (300.0, 1024, 1),  # an Atlas 950 SuperPoD at the real 5 min: a node every 0.29 s
+        (60.0, 1936, 2),  # Atlas 960 at 60 s: two nodes every 62 ms
+        (300.0, 65536, 11),  # a whole SuperCluster from one loop
+        (0.3, 30, 5),
+        (1.0, 1, 1),
+    ],
+)
+def test_spread_steps_are_fine_and_cover_exactly_the_interval(interval, count, size):
+    step = publisher.slice_seconds(interval, count)
+    assert publisher.batch_size(interval, count) == size
+    assert math.ceil(count / size) * step == pytest.approx(interval)  # each name once per interval, no faster
+    assert step >= publisher.SLICE_SECONDS - 1e-9 or step == pytest.approx(interval / count)
+
+
+async def test_spread_writes_a_batch_each_step_not_the_interval_at_once():
+    times: list[float] = []
+
+    async def touch(name: str) -> None:
+        times.append(time.monotonic())
+
+    await publisher.spread(0.2, ["a", "b", "c", "d"], touch, 8)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert len(times) == 4 and min(gaps) >= 0.04  # one name per 50 ms step
