@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from superpod.api import common
+from superpod.api import common, reasons
 from superpod.api import partition as api_partition
 
 from superpod_sandbox.commands import bench_cluster, bench_failover, interrupt
@@ -120,9 +120,21 @@ class Timings:
     expected: int = 0
     rank_tables: dict[str, str] = dataclasses.field(default_factory=dict)  # partition -> its status.rankTable
     tables: set[str] = dataclasses.field(default_factory=set)  # ConfigMaps of the namespace seen written
+    announced: set[str] = dataclasses.field(default_factory=set)  # partitions with their Allocated Event
 
     def latencies_ms(self, names: list[str]) -> list[float]:
         return sorted((self.placed[n] - self.applied[n]) * 1000.0 for n in names if n in self.placed)
+
+    def on_kube_event(self, event: JSON) -> None:
+        """An event of the namespace's core/v1 Events: note the partitions whose Allocated Event was posted."""
+        obj = event.get("object") or {}
+        involved = obj.get("involvedObject") or {}
+        if (
+            event.get("type") == "ADDED"
+            and obj.get("reason") == reasons.EventReason.ALLOCATED
+            and involved.get("kind") == api_partition.KIND
+        ):
+            self.announced.add(involved.get("name", ""))
 
     def on_event(self, event: JSON) -> None:
         obj = event.get("object") or {}
@@ -222,18 +234,19 @@ async def create_patiently(api: client.KubeClient, path: str, body: JSON) -> Non
         await asyncio.sleep(CREATE_BACKOFF * 2**attempt * (0.5 + random.random()))
 
 
-SETTLE_MOST = 300.0  # seconds to wait for the last phase's rank tables before timing the next phase anyway
+SETTLE_MOST = 300.0  # seconds to wait for the last phase's rank tables and Events, then time the next anyway
 
 
 async def settle(timings: Timings, names: list[str]) -> float | None:
-    """Wait until the rank table ConfigMap of every one of `names` has been written, so the next phase is timed
-    on a system that finished the last, not on the work it left: a partition is placed (its status) before its
-    Event and rank table are written, and a 20,000 fill's last placements are seen while many thousand of those
-    are still to come at 64 SuperPoDs. Seconds waited; None when not done within `SETTLE_MOST` (the next phase
-    starts anyway)."""
+    """Wait until the rank table ConfigMap and the Allocated Event of every one of `names` have been written, so
+    the next phase is timed on a system that finished the last, not on the work it left: a partition is placed
+    (its status) before its Event and rank table are written, and a 20,000 fill's last placements are seen while
+    many thousand of those are still to come at 64 SuperPoDs (the Events last: a paced phase started once the
+    rank tables alone were written met hundreds of the fill's Events still queued, and its first seconds waited
+    behind them). Seconds waited; None when not done within `SETTLE_MOST` (the next phase starts anyway)."""
     began = time.monotonic()
     wanted = {timings.rank_tables[name] for name in names if name in timings.rank_tables}
-    while not wanted <= timings.tables:
+    while not (wanted <= timings.tables and timings.announced.issuperset(names)):
         if time.monotonic() - began >= SETTLE_MOST:
             return None
         await asyncio.sleep(0.2)
@@ -359,9 +372,18 @@ async def _measure(cluster: bench_cluster.Cluster, args: argparse.Namespace) -> 
                         )
             publisher.reraise_if_cancelling()
 
+    async def follow_events() -> None:
+        kube_events = client.resource_path("v1", "events", NAMESPACE)
+        while True:
+            with contextlib.suppress(OSError, client.ApiError):
+                async for event in api.watch(kube_events, timeoutSeconds="3600"):
+                    timings.on_kube_event(event)
+            publisher.reraise_if_cancelling()
+
     superpod_of = {name: cluster.superpods[int(name[1:]) % len(cluster.superpods)] for name in names}
     watcher = asyncio.create_task(follow())
     tables = asyncio.create_task(follow_tables())
+    announcements = asyncio.create_task(follow_events())
     failover: asyncio.Task[JSON] | None = None
     try:
         await asyncio.sleep(0.5)  # the watch is open before the first apply
@@ -401,7 +423,7 @@ async def _measure(cluster: bench_cluster.Cluster, args: argparse.Namespace) -> 
         cpu_held, api_held = cluster.operators_cpu(), cluster.sandbox_cpu()
         held = [cluster.operator_status(index) for index in range(len(cluster.operator_pids))]
     finally:
-        for task in (watcher, tables, failover):
+        for task in (watcher, tables, announcements, failover):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -411,7 +433,8 @@ async def _measure(cluster: bench_cluster.Cluster, args: argparse.Namespace) -> 
         return round((sum(after) - sum(before)) * 1000.0 / max(1, count), 2)
 
     paced["rate"] = args.rate
-    # each phase's CPU runs until its partitions' rank tables were all written: the work its placements left
+    # each phase's CPU runs until its partitions' rank tables and Events were all written: the work its
+    # placements left
     paced["operatorCpuMsPerPartition"] = per_partition(cpu_settled, cpu_before, args.partitions)
     burst["operatorCpuMsPerPartition"] = per_partition(cpu_held, cpu_settled, args.burst)
     paced["sandboxCpuMsPerPartition"] = round(
@@ -540,8 +563,8 @@ def print_table(result: JSON, out: TextIO) -> None:
             for phase, seconds in shown
         )
         out.write(
-            f"each phase timed once the last one's rank tables were all written: {waits}; a phase's CPU runs "
-            "until then\n"
+            f"each phase timed once the last one's rank tables and Allocated Events were all written: {waits}; "
+            "a phase's CPU runs until then\n"
         )
     failover = result.get("failover")
     if failover and failover["placedSeconds"] is None:
