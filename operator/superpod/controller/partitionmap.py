@@ -30,9 +30,9 @@ class PartitionMap(dict[str, JSON]):
         self._held: dict[str, set[str]] = {}  # SuperPod -> keys of its partitions that hold devices or go
         self._held_in: dict[str, str] = {}  # key -> the SuperPod whose `_held` has it
 
-    def held(self, superpod: str) -> set[str]:
+    def held(self, superpod: str) -> frozenset[str]:
         """The keys of the SuperPod's partitions that hold devices (`status.allocation`) or are being deleted."""
-        return self._held.get(superpod) or set()
+        return frozenset(self._held.get(superpod, ()))
 
     def __setitem__(self, key: str, obj: JSON) -> None:
         super().__setitem__(key, obj)
