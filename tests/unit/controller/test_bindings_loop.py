@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from superpod.controller import bindings
+from superpod.controller import bindings, partitionmap
 
 JSON = dict[str, Any]
 
@@ -35,6 +35,14 @@ def partition(name: str, superpod: str = "sp-a", placed: bool = True) -> JSON:
     }
 
 
+def partition_map(partitions: list[JSON]) -> partitionmap.PartitionMap:
+    """The fleet's partitions as its mirror keeps them (indexed)."""
+    found = partitionmap.PartitionMap()
+    for obj in partitions:
+        found[f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"] = obj
+    return found
+
+
 def pod(name: str, partition_name: str) -> JSON:
     labels = {"superpod.dev/partition": partition_name}
     return {"metadata": {"name": name, "namespace": "team", "labels": labels}, "status": {"phase": "Running"}}
@@ -44,7 +52,7 @@ class Recorder:
     """Bindings whose reconcile records the partitions it is called for and answers from `delays`."""
 
     def __init__(self, partitions: list[JSON]) -> None:
-        fleet = SimpleNamespace(partitions={f"team/{p['metadata']['name']}": p for p in partitions})
+        fleet = SimpleNamespace(partitions=partition_map(partitions))
         binder = SimpleNamespace(forget=lambda namespace, name: None)
         self.bindings = bindings.Bindings(SimpleNamespace(), fleet, binder)  # type: ignore[arg-type]
         self.calls: list[str] = []
@@ -141,7 +149,7 @@ async def test_a_partition_is_brought_in_line_again_only_when_it_or_its_pods_cha
     state = SimpleNamespace(
         profile=SimpleNamespace(name="cloudmatrix-384", resource_name="huawei.com/Ascend910")
     )
-    fleet = SimpleNamespace(partitions={"team/a": placed}, superpods={"sp-a": state})
+    fleet = SimpleNamespace(partitions=partition_map([placed]), superpods={"sp-a": state})
     binder = SimpleNamespace(known=lambda namespace, name: None, forget=lambda namespace, name: None)
     tracker = bindings.Bindings(SimpleNamespace(), fleet, binder)  # type: ignore[arg-type]
     tracker.pods.reflector.synced.set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -69,7 +70,13 @@ async def test_the_bench_gives_up_after_its_attempts_with_a_message(monkeypatch)
         assert calls == ["POST", "POST", "POST"]
 
 
-async def test_a_phase_waits_for_the_rank_tables_the_last_one_left(monkeypatch):
+def allocated_event(partition: str, reason: str = "Allocated") -> dict[str, Any]:
+    """A watch event of a core/v1 Event the operator posts about a partition."""
+    involved = {"kind": "SuperPodPartition", "name": partition}
+    return {"type": "ADDED", "object": {"reason": reason, "involvedObject": involved}}
+
+
+async def test_a_phase_waits_for_the_rank_tables_and_events_the_last_one_left(monkeypatch):
     timings = bench_e2e.Timings()
     for name in ("p1", "p2"):
         timings.on_event(
@@ -81,10 +88,15 @@ async def test_a_phase_waits_for_the_rank_tables_the_last_one_left(monkeypatch):
             }
         )
     timings.tables.add("rt-p1")
+    timings.on_kube_event(allocated_event("p1"))
     waiting = asyncio.create_task(bench_e2e.settle(timings, ["p1", "p2"]))
     await asyncio.sleep(0.5)
     assert not waiting.done()  # p2's rank table is still to be written
     timings.tables.add("rt-p2")
+    timings.on_kube_event(allocated_event("p2", reason="RankTableWritten"))  # another Event of it
+    await asyncio.sleep(0.5)
+    assert not waiting.done()  # and its Allocated Event
+    timings.on_kube_event(allocated_event("p2"))
     assert await asyncio.wait_for(waiting, 2.0) is not None
 
 
