@@ -234,7 +234,11 @@ async def create_patiently(api: client.KubeClient, path: str, body: JSON) -> Non
         await asyncio.sleep(CREATE_BACKOFF * 2**attempt * (0.5 + random.random()))
 
 
-SETTLE_MOST = 300.0  # seconds to wait for the last phase's rank tables and Events, then time the next anyway
+SETTLE_MOST = 300.0  # seconds to wait for the last phase's rank tables, then time the next anyway
+EVENTS_MOST = 30.0
+"""Seconds to wait for the last phase's Allocated Events once its rank tables are written. An Event is the one
+write the operator does not retry (kube's Events are best effort), and a replica killed between a status and
+its Event (`--failover`) leaves that Event unposted for good: waiting for it could not end early."""
 
 
 async def settle(timings: Timings, names: list[str]) -> float | None:
@@ -243,11 +247,17 @@ async def settle(timings: Timings, names: list[str]) -> float | None:
     (its status) before its Event and rank table are written, and a 20,000 fill's last placements are seen while
     many thousand of those are still to come at 64 SuperPoDs (the Events last: a paced phase started once the
     rank tables alone were written met hundreds of the fill's Events still queued, and its first seconds waited
-    behind them). Seconds waited; None when not done within `SETTLE_MOST` (the next phase starts anyway)."""
+    behind them). Seconds waited; None when the rank tables were not all written within `SETTLE_MOST` or the
+    Events within `EVENTS_MOST` after them (the next phase starts anyway)."""
     began = time.monotonic()
     wanted = {timings.rank_tables[name] for name in names if name in timings.rank_tables}
-    while not (wanted <= timings.tables and timings.announced.issuperset(names)):
+    while not wanted <= timings.tables:
         if time.monotonic() - began >= SETTLE_MOST:
+            return None
+        await asyncio.sleep(0.2)
+    tables_written = time.monotonic()
+    while not timings.announced.issuperset(names):
+        if time.monotonic() - tables_written >= EVENTS_MOST:
             return None
         await asyncio.sleep(0.2)
     return round(time.monotonic() - began, 1)
@@ -559,7 +569,11 @@ def print_table(result: JSON, out: TextIO) -> None:
             shown.insert(0, ("fill", settled["afterFillSeconds"]))
         waits = ", ".join(
             f"after the {phase} "
-            + (f"{seconds} s" if seconds is not None else f"not within {SETTLE_MOST:g} s")
+            + (
+                f"{seconds} s"
+                if seconds is not None
+                else f"gave up (rank tables not within {SETTLE_MOST:g} s, or Events {EVENTS_MOST:g} s after)"
+            )
             for phase, seconds in shown
         )
         out.write(

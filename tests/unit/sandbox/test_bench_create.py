@@ -107,3 +107,14 @@ async def test_a_rank_table_never_written_does_not_hold_the_bench_forever(monkey
         {"object": {"metadata": {"name": "p1"}, "status": {"phase": "Allocated", "rankTable": "rt"}}}
     )
     assert await bench_e2e.settle(timings, ["p1"]) is None
+
+
+async def test_an_event_never_posted_holds_the_bench_only_briefly(monkeypatch):
+    """A replica killed between a partition's status and its Event never posts that Event."""
+    monkeypatch.setattr(bench_e2e, "EVENTS_MOST", 0.3)
+    timings = bench_e2e.Timings()
+    timings.on_event(
+        {"object": {"metadata": {"name": "p1"}, "status": {"phase": "Allocated", "rankTable": "rt"}}}
+    )
+    timings.tables.add("rt")
+    assert await asyncio.wait_for(bench_e2e.settle(timings, ["p1"]), 2.0) is None
