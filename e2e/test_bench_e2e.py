@@ -31,6 +31,9 @@ def test_the_e2e_benchmark_times_paced_and_burst_applies_and_reads_the_operators
         assert 0 < figures["p50Ms"] <= figures["p99Ms"] <= figures["maxMs"]
         assert figures["allPlacedSeconds"] * 1000 >= figures["maxMs"] - 1
         assert figures["operatorCpuMsPerPartition"] > 0
+        seconds = figures["bySecond"]  # every partition in the second it was applied, none twice
+        assert sum(second["applied"] for second in seconds) == 30
+        assert max(second["maxMs"] for second in seconds) == figures["maxMs"]
     assert report["paced"]["allPlacedSeconds"] >= 29 / 50  # paced: the last apply comes 0.58 s in
     assert report["memory"]["partitions"] == 60
     assert 20 < report["memory"]["rssMb"] <= report["memory"]["peakRssMb"]

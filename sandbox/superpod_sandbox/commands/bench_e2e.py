@@ -286,7 +286,33 @@ async def _phase(
         "maxMs": round(latencies[-1], 1),
         "allPlacedSeconds": round(finished - began, 3),  # ms resolution, as the latencies
         "throughputPerSecond": round(len(names) / (finished - began), 1),
+        "bySecond": by_second(timings, names, began),
     }
+
+
+def by_second(timings: Timings, names: list[str], began: float) -> list[JSON]:
+    """The phase's partitions grouped by the second (since `began`) they were applied in: how many, and their
+    median and slowest apply-to-Allocated. A phase's p99 can come from a few slow seconds (work left by the last
+    phase, writes arriving together) or from all of them (a machine that is too slow): this tells which."""
+    groups: dict[int, list[float]] = {}
+    for name in names:
+        if name in timings.placed:
+            latency = (timings.placed[name] - timings.applied[name]) * 1000.0
+            groups.setdefault(int(timings.applied[name] - began), []).append(latency)
+    return [
+        {
+            "second": second,
+            "applied": len(latencies),
+            "p50Ms": round(percentile(sorted(latencies), 0.50), 1),
+            "maxMs": round(max(latencies), 1),
+        }
+        for second, latencies in sorted(groups.items())
+    ]
+
+
+def _summary(phase: JSON) -> JSON:
+    """A phase's figures for a progress line: without the per-second breakdown."""
+    return {key: value for key, value in phase.items() if key != "bySecond"}
 
 
 async def bench(args: argparse.Namespace) -> JSON:
@@ -401,7 +427,7 @@ async def _measure(cluster: bench_cluster.Cluster, args: argparse.Namespace) -> 
         filled = None
         if args.fill:  # held before the measured phases, applied as fast as they go
             filled = await _phase(cluster, timings, names[measured:], sizes[measured:], 0.0, args.timeout)
-            bench_cluster.progress(f"fill: {filled}")
+            bench_cluster.progress(f"fill: {_summary(filled)}")
             settled["afterFillSeconds"] = await settle(timings, names[measured:])
             bench_cluster.progress(f"settled after the fill in {settled['afterFillSeconds']} s")
         cpu_before, api_before = cluster.operators_cpu(), cluster.sandbox_cpu()
@@ -415,7 +441,7 @@ async def _measure(cluster: bench_cluster.Cluster, args: argparse.Namespace) -> 
         paced = await _phase(
             cluster, timings, names[: args.partitions], sizes[: args.partitions], args.rate, args.timeout
         )
-        bench_cluster.progress(f"paced: {paced}")
+        bench_cluster.progress(f"paced: {_summary(paced)}")
         failed_over = await failover if failover is not None else None
         if failed_over is not None:
             bench_cluster.progress(f"failover: {failed_over}")

@@ -118,3 +118,22 @@ async def test_an_event_never_posted_holds_the_bench_only_briefly(monkeypatch):
     )
     timings.tables.add("rt")
     assert await asyncio.wait_for(bench_e2e.settle(timings, ["p1"]), 2.0) is None
+
+
+def test_a_phase_is_told_second_by_second():
+    """Each second of a phase: the partitions applied in it, their median and slowest apply-to-Allocated."""
+    timings = bench_e2e.Timings()
+    began = 100.0
+    for name, applied, latency in [
+        ("a", 100.1, 0.010),
+        ("b", 100.5, 0.030),
+        ("c", 100.9, 0.020),
+        ("d", 102.2, 0.4),
+    ]:
+        timings.applied[name] = applied
+        timings.placed[name] = applied + latency
+    timings.applied["e"] = 102.5  # applied, never seen placed: not counted
+    assert bench_e2e.by_second(timings, ["a", "b", "c", "d", "e"], began) == [
+        {"second": 0, "applied": 3, "p50Ms": 20.0, "maxMs": 30.0},
+        {"second": 2, "applied": 1, "p50Ms": 400.0, "maxMs": 400.0},
+    ]
