@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
@@ -47,6 +48,20 @@ def encoded(obj: Object) -> bytes:
         del _cache[next(iter(_cache))]
     _cache[id(obj)] = (obj, encoded)
     return encoded
+
+
+async def _write_together(response: web.StreamResponse, lines: Iterable[bytes]) -> None:
+    """Write `lines` in as few writes as `_CHUNK_BYTES` allows."""
+    batch: list[bytes] = []
+    size = 0
+    for line in lines:
+        batch.append(line)
+        size += len(line)
+        if size >= _CHUNK_BYTES:
+            await response.write(b"".join(batch))
+            batch, size = [], 0
+    if batch:
+        await response.write(b"".join(batch))
 
 
 async def serve(
@@ -122,17 +137,7 @@ async def serve(
 
     try:
         await response.prepare(request)
-        batch: list[bytes] = []
-        size = 0
-        for obj in initial:
-            line = _line("ADDED", shown(obj))
-            batch.append(line)
-            size += len(line)
-            if size >= _CHUNK_BYTES:
-                await response.write(b"".join(batch))
-                batch, size = [], 0
-        if batch:
-            await response.write(b"".join(batch))
+        await _write_together(response, (_line("ADDED", shown(obj)) for obj in initial))
         if initial_end and bookmarks:
             await response.write(bookmark({"k8s.io/initial-events-end": "true"}))
         deadline = time.monotonic() + timeout
@@ -157,21 +162,11 @@ async def serve(
                     last_write = time.monotonic()
                 continue
             last_write = time.monotonic()
-            chunk = _line(event_type, shown(obj))
-            waiting = watcher.queue.qsize()
-            if waiting:
-                # what is queued behind it goes in the same write, as kube's watch server flushes only once
-                # no more events wait (one write per event cost a watcher of a busy resource a syscall each)
-                lines = [chunk]
-                size = len(chunk)
-                while waiting and size < _CHUNK_BYTES:
-                    event_type, obj = watcher.queue.get_nowait()
-                    chunk = _line(event_type, shown(obj))
-                    lines.append(chunk)
-                    size += len(chunk)
-                    waiting -= 1
-                chunk = b"".join(lines)
-            await response.write(chunk)
+            # what is queued behind it goes in the same write, as kube's watch server flushes only once no more
+            # events wait (one write per event cost a watcher of a busy resource a syscall each)
+            waiting = [watcher.queue.get_nowait() for _ in range(watcher.queue.qsize())]
+            lines = [_line(event_type, shown(obj)), *(_line(kind, shown(queued)) for kind, queued in waiting)]
+            await _write_together(response, lines)
         if bookmarks:
             await response.write(bookmark())
         await response.write_eof()
