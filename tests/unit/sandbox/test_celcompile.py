@@ -55,6 +55,11 @@ RULES = [
     "self.labels.k == 'v'",
     "self.labels['k'] == 'v'",
     "self.labels['nope'] == 'v'",
+    "{'a': 1}['a'] == 1",
+    "{'a': self.a, 'b': self.b}.b == self.b",
+    "{} == {} && size({'x': [1, 2]}) == 1",
+    "{'a': self.missing}['a'] == 1",
+    "{'a': 1, 'a': 2}['a'] == 1",
     "self.list[1] == 2",
     "self.list[9] == 2",
     "size(self.list) == 3 && self.list.size() == 3",
@@ -197,7 +202,7 @@ def test_closures_agree_on_arbitrary_json(a: Any, b: Any) -> None:
 @pytest.mark.parametrize(
     ("source", "reason"),
     [
-        pytest.param("{'a': 1}['a'] == 1", "map_lit", id="a map literal"),
+        pytest.param("JSONPatch{op: 'add'}.op == 'add'", "message construction", id="a message"),
         pytest.param("type(self) == map", "identifier map", id="a type name"),
         pytest.param("self.list.reduce(r, x, 0, r + x) == 6", "macro reduce", id="reduce"),
     ],
@@ -206,6 +211,22 @@ def test_what_the_compiler_leaves_to_the_interpreter(source: str, reason: str) -
     with pytest.raises(celcompile.Unsupported, match=reason):
         celcompile.compile_tree(ENVIRONMENT.compile(source), cel.KUBERNETES_LIBRARY, cel.RULE_VARIABLES)
     assert cel.compile_expression(source).fast is None  # and the program still runs, in the interpreter
+
+
+def test_messages_named_by_the_caller_are_built_as_maps_of_their_fields() -> None:
+    source = (
+        "[JSONPatch{op: 'add', path: '/metadata/labels', value: {'n': string(self.a)}},"
+        " Object{metadata: Object.metadata{name: self.name}}]"
+    )
+    program = cel.compile_expression(source, messages=frozenset({"JSONPatch", "Object"}))
+    assert program.fast is not None
+    value = program.evaluate({"self": cel.to_cel({"a": 2, "name": "x"}, None)})
+    assert value == [
+        {"op": "add", "path": "/metadata/labels", "value": {"n": "2"}},
+        {"metadata": {"name": "x"}},
+    ]
+    with pytest.raises(cel.EvaluationError):  # an error in a field is the message's error
+        program.evaluate({"self": cel.to_cel({"name": "x"}, None)})
 
 
 def test_the_closures_are_much_faster() -> None:

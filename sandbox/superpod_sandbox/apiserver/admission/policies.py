@@ -1,4 +1,5 @@
-"""ValidatingAdmissionPolicy and ValidatingAdmissionPolicyBinding, evaluated as kube-apiserver evaluates them.
+"""Admission policies (ValidatingAdmissionPolicy, MutatingAdmissionPolicy and their bindings), evaluated as
+kube-apiserver evaluates them.
 
 Each binding whose policy exists selects requests by the policy's `matchConstraints` and its own
 `matchResources` (resourceRules with operations, groups, versions, resources and subresources such as
@@ -17,9 +18,19 @@ status: 422 Invalid (or the validation's `reason`) and the message
 `parameterNotFoundAction: Deny`) or a missing `paramKind` resource denies under `failurePolicy: Fail` (the
 default) and is skipped under `Ignore`.
 
+A MutatingAdmissionPolicy (admissionregistration.k8s.io/v1, Kubernetes 1.36; kube's plugin runs before the
+mutating webhooks) is selected the same way by its bindings, and its `mutations` run in order, each over the
+object as the ones before left it: a `JSONPatch` mutation's expression gives a list of
+`JSONPatch{op: ..., path: ..., value: ...}` applied as RFC 6902. An expression that fails, a patch that does not
+apply or a result that is not such a list refuses the request under `failurePolicy: Fail` (the default) with
+`<resource> "<name>" is forbidden: MutatingAdmissionPolicy '<policy>' with binding '<binding>' denied request:
+<message>` and is skipped under `Ignore`.
+
 Known differences: expressions are not type-checked when the policy is written (an error shows when it runs),
 there is no cost budget and no `authorizer` variable; `Warn` and `Audit` actions do not deny and produce no
-warning header or audit annotation; `auditAnnotations` are not evaluated.
+warning header or audit annotation; `auditAnnotations` are not evaluated. `ApplyConfiguration` mutations (a
+server-side-apply merge) are not supported: such a mutation counts as a failure (its message says so), and
+`reinvocationPolicy` is ignored (each policy runs once).
 """
 
 from __future__ import annotations
@@ -32,11 +43,15 @@ from typing import Any
 from superpod_sandbox.apiserver import errors
 from superpod_sandbox.apiserver.admission import dispatcher
 from superpod_sandbox.apiserver.admission.dispatcher import AdmissionRequestInfo
+from superpod_sandbox.apiserver.patches import jsonpatch
 from superpod_sandbox.apiserver.schema import cel
 
 Object = dict[str, Any]
 POLICIES = ("admissionregistration.k8s.io", "validatingadmissionpolicies")
 BINDINGS = ("admissionregistration.k8s.io", "validatingadmissionpolicybindings")
+MUTATING_POLICIES = ("admissionregistration.k8s.io", "mutatingadmissionpolicies")
+MUTATING_BINDINGS = ("admissionregistration.k8s.io", "mutatingadmissionpolicybindings")
+MESSAGES = frozenset({"JSONPatch", "Object"})  # the types a mutation's expression constructs
 VARIABLES = frozenset({"object", "oldObject", "request", "params", "namespaceObject", "variables"})
 REASON_CODES = {"Unauthorized": 401, "Forbidden": 403, "Invalid": 422, "RequestEntityTooLarge": 413}
 
@@ -60,7 +75,7 @@ class Denial:
 
 @functools.lru_cache(maxsize=512)
 def _program(expression: str) -> cel.Program:
-    return cel.compile_expression(expression, VARIABLES)
+    return cel.compile_expression(expression, VARIABLES, MESSAGES)
 
 
 def _evaluate(expression: str, variables: Mapping[str, Any]) -> Any:
@@ -104,12 +119,13 @@ class Policies:
         self._list = lister
         self._param_resource = params
 
-    def bindings(self) -> Iterator[tuple[Object, Object]]:
+    def bindings(self, mutating: bool = False) -> Iterator[tuple[Object, Object]]:
         """(policy, binding) pairs, in binding name order."""
-        bindings = self._list(BINDINGS, None)
+        bindings = self._list(MUTATING_BINDINGS if mutating else BINDINGS, None)
         if not bindings:
             return
-        policies = {policy["metadata"]["name"]: policy for policy in self._list(POLICIES, None)}
+        stored = self._list(MUTATING_POLICIES if mutating else POLICIES, None)
+        policies = {policy["metadata"]["name"]: policy for policy in stored}
         for binding in sorted(bindings, key=lambda b: b["metadata"]["name"]):
             policy = policies.get((binding.get("spec") or {}).get("policyName", ""))
             if policy is not None:
@@ -121,6 +137,51 @@ class Policies:
             denial = self._decide(policy, binding, request, namespace_object)
             if denial is not None:
                 raise errors.ApiError(_status(denial, request))
+
+    def mutate(self, request: AdmissionRequestInfo, namespace_object: Object | None) -> Object | None:
+        """The object as the MutatingAdmissionPolicies leave it (None when none changed it); raise the ApiError
+        kube answers when one fails under `failurePolicy: Fail`."""
+        obj = request.object
+        for policy, binding in self.bindings(mutating=True):
+            current = dataclasses.replace(request, object=obj)
+            try:
+                mutated = self._mutations(policy, binding, current, namespace_object)
+            except _Failure as failure:
+                if (policy.get("spec") or {}).get("failurePolicy", "Fail") == "Ignore":
+                    continue
+                denial = Denial(
+                    policy["metadata"]["name"], binding["metadata"]["name"], str(failure), "Forbidden"
+                )
+                raise errors.ApiError(_status(denial, request, kind="MutatingAdmissionPolicy")) from None
+            if mutated is not None:
+                obj = mutated
+        return None if obj is request.object else obj
+
+    def _mutations(
+        self, policy: Object, binding: Object, request: AdmissionRequestInfo, namespace_object: Object | None
+    ) -> Object | None:
+        """The object after one policy's mutations, or None when the policy does not apply."""
+        spec, binding_spec = policy.get("spec") or {}, binding.get("spec") or {}
+        if not _selects(spec.get("matchConstraints"), request) or not _selects(
+            binding_spec.get("matchResources"), request
+        ):
+            return None
+        base = {
+            "oldObject": cel.to_cel(request.old_object, None),
+            "request": cel.to_cel(dispatcher.review_request(request), None),
+            "namespaceObject": cel.to_cel(namespace_object, None),
+        }
+        conditions = {**base, "object": cel.to_cel(request.object, None), "params": None}
+        for condition in spec.get("matchConditions") or []:
+            if not bool(_evaluate(condition["expression"], conditions)):
+                return None
+        obj = request.object
+        for params in self._params(spec, binding_spec, request):
+            for mutation in spec.get("mutations") or []:
+                variables = {**base, "object": cel.to_cel(obj, None), "params": cel.to_cel(params, None)}
+                variables["variables"] = self._variables(spec, variables)
+                obj = _apply_mutation(mutation, obj, variables)
+        return obj
 
     def _decide(
         self, policy: Object, binding: Object, request: AdmissionRequestInfo, namespace_object: Object | None
@@ -220,18 +281,50 @@ class Policies:
         )
 
 
+def _apply_mutation(mutation: Mapping[str, Any], obj: Object | None, variables: Mapping[str, Any]) -> Object:
+    """One mutation of a MutatingAdmissionPolicy applied to `obj` (a copy comes back)."""
+    kind = mutation.get("patchType")
+    if kind != "JSONPatch":
+        raise _Failure(f"patchType {kind} is not supported by the sandbox (only JSONPatch)")
+    expression = (mutation.get("jsonPatch") or {}).get("expression", "")
+    operations = _plain(_evaluate(expression, variables))
+    if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
+        raise _Failure(f"expression '{expression}' must evaluate to a list of JSONPatch")
+    try:
+        patched: Object = jsonpatch.json_patch(obj, operations)
+    except errors.ApiError as error:
+        raise _Failure(f"JSON Patch: {error.status.get('message', error)}") from None
+    return patched
+
+
+def _plain(value: Any) -> Any:
+    """A CEL value as JSON (CEL's bool is an int, its double a float, its maps and lists dict and list)."""
+    from celpy import celtypes
+
+    if isinstance(value, celtypes.BoolType):
+        return bool(value)
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, int):
+        return int(value)
+    return value
+
+
 def _cel_map(values: Mapping[str, Any]) -> Any:
     from celpy import celtypes
 
     return celtypes.MapType({celtypes.StringType(k): v for k, v in values.items()})
 
 
-def _status(denial: Denial, request: AdmissionRequestInfo) -> Object:
+def _status(denial: Denial, request: AdmissionRequestInfo, kind: str = "ValidatingAdmissionPolicy") -> Object:
     """admission.NewForbidden with the policy's reason and code (422 Invalid unless the validation says)."""
-    message = (
-        f"ValidatingAdmissionPolicy '{denial.policy}' with binding '{denial.binding}' denied request: "
-        f"{denial.message}"
-    )
+    message = f"{kind} '{denial.policy}' with binding '{denial.binding}' denied request: {denial.message}"
     qualified = errors.qualified(request.group, request.resource)
     prefix = f'{qualified} "{request.name}"' if request.name else qualified
     details: Object = {"name": request.name} if request.name else {}

@@ -1,8 +1,8 @@
-"""The server's side of admission: feeds each write to `policies.py` (ValidatingAdmissionPolicies) and
-`dispatcher.py` (webhooks) with the objects in the store.
+"""The server's side of admission: feeds each write to `policies.py` (Mutating- and ValidatingAdmissionPolicies)
+and `dispatcher.py` (webhooks) with the objects in the store.
 
-Mutating webhooks run before schema defaulting and validation, then ValidatingAdmissionPolicies, then
-validating webhooks, as in kube-apiserver. Webhook configuration objects themselves are never sent to webhooks (kube exempts them), and
+MutatingAdmissionPolicies, then mutating webhooks (which see what the policies changed) run before schema
+defaulting and validation, then ValidatingAdmissionPolicies, then validating webhooks, as in kube-apiserver. Webhook configuration objects themselves are never sent to webhooks (kube exempts them), and
 with no configuration stored the cost is two dictionary lookups. A webhook's `clientConfig.service` resolves
 through `endpoints` ((namespace, name) -> base URL such as `https://127.0.0.1:9443`) and otherwise to
 `https://127.0.0.1:<port>` (no Service network here: a service-addressed webhook must listen on 127.0.0.1).
@@ -10,6 +10,7 @@ through `endpoints` ((namespace, name) -> base URL such as `https://127.0.0.1:94
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import aiohttp
@@ -24,7 +25,16 @@ MUTATING: resources.GroupResource = ("admissionregistration.k8s.io", "mutatingwe
 VALIDATING: resources.GroupResource = ("admissionregistration.k8s.io", "validatingwebhookconfigurations")
 SUBRESOURCE_KINDS = {"binding": "Binding"}  # the kind a subresource's request body is admitted as
 # admission configuration is never admitted itself (kube exempts it, so no policy can lock it)
-EXEMPT = frozenset({MUTATING, VALIDATING, policies.POLICIES, policies.BINDINGS})
+EXEMPT = frozenset(
+    {
+        MUTATING,
+        VALIDATING,
+        policies.POLICIES,
+        policies.BINDINGS,
+        policies.MUTATING_POLICIES,
+        policies.MUTATING_BINDINGS,
+    }
+)
 ADMIN_USER = {"username": "system:admin", "groups": ["system:masters", "system:authenticated"]}
 
 
@@ -61,7 +71,7 @@ class Webhooks:
         store = self._api.store
         kind = MUTATING if mutating else VALIDATING
         configurations = store.objects(kind, None) if store.count(kind) else []
-        check_policies = not mutating and bool(store.count(policies.BINDINGS))
+        check_policies = bool(store.count(policies.MUTATING_BINDINGS if mutating else policies.BINDINGS))
         if not configurations and not check_policies:
             return None
         namespace = None
@@ -86,10 +96,17 @@ class Webhooks:
             dry_run=options.dry_run,
             options=_options(operation, options),
         )
-        if check_policies:  # kube's ValidatingAdmissionPolicy plugin runs before the validating webhooks
+        mutated: Object | None = None
+        if (
+            check_policies and mutating
+        ):  # kube's MutatingAdmissionPolicy plugin runs before the mutating webhooks
+            mutated = self.policies.mutate(request, namespace)
+            if mutated is not None:
+                request = dataclasses.replace(request, object=mutated)
+        elif check_policies:  # kube's ValidatingAdmissionPolicy plugin runs before the validating webhooks
             self.policies.validate(request, namespace)
         if not configurations:
-            return None
+            return mutated
         if self._session is None:
             self._session = aiohttp.ClientSession()
         outcome = await dispatcher.admit(

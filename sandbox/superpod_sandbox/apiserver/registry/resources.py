@@ -254,6 +254,25 @@ BUILTINS: tuple[Resource, ...] = (
         categories=("api-extensions",),
         generation=True,
     ),
+    # admissionregistration.k8s.io/v1 since Kubernetes 1.36 (on by default there)
+    _builtin(
+        "admissionregistration.k8s.io",
+        "v1",
+        "mutatingadmissionpolicies",
+        "MutatingAdmissionPolicy",
+        False,
+        categories=("api-extensions",),
+        generation=True,
+    ),
+    _builtin(
+        "admissionregistration.k8s.io",
+        "v1",
+        "mutatingadmissionpolicybindings",
+        "MutatingAdmissionPolicyBinding",
+        False,
+        categories=("api-extensions",),
+        generation=True,
+    ),
 )
 
 # Workloads, storage, networking and cluster-wide kinds that charts and users' jobs create; served with the

@@ -68,10 +68,13 @@ class Program:
         return self.runner.evaluate(dict(variables))
 
 
-def compile_expression(source: str, variables: frozenset[str] = RULE_VARIABLES) -> Program:
+def compile_expression(
+    source: str, variables: frozenset[str] = RULE_VARIABLES, messages: frozenset[str] = frozenset()
+) -> Program:
     """Parse `source` once; raise RuleCompileError when it is not valid CEL.
 
-    `variables` are the names the caller binds when evaluating (`self`, `oldSelf` for CRD rules).
+    `variables` are the names the caller binds when evaluating (`self`, `oldSelf` for CRD rules); `messages` the
+    message types it may construct (`JSONPatch`, `Object` in a MutatingAdmissionPolicy), as maps of their fields.
     """
     try:
         tree = _ENVIRONMENT.compile(source)
@@ -82,7 +85,7 @@ def compile_expression(source: str, variables: frozenset[str] = RULE_VARIABLES) 
     reads = {name: _selected_fields(tree, name) for name in variables}
     try:
         fast: Callable[[Mapping[str, Any]], Any] | None = celcompile.compile_tree(
-            tree, KUBERNETES_LIBRARY, variables
+            tree, KUBERNETES_LIBRARY, variables, messages
         )
     except celcompile.Unsupported:
         fast = None

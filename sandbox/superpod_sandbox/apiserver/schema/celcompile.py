@@ -10,8 +10,11 @@ errors are values that flow through operators (`||` and `&&` absorb them commuta
 
 Input: the tree from `celpy.Environment().compile(source)`, the function table, and the names of the variables
 the caller will bind (`self`, `oldSelf`, ...). `compile_tree` raises `Unsupported` for what it does not cover
-(map literals, message construction, `reduce`, leading-dot names, identifiers that are neither bound variables
-nor macro variables): the caller then keeps the interpreter for that expression. A differential test compares
+(message construction of types other than `messages`, `reduce`, leading-dot names, identifiers
+that are neither bound variables nor macro variables): the caller then keeps the interpreter for that
+expression. Message construction (`JSONPatch{op: "add", ...}`, `Object{metadata: Object.metadata{...}}`, as
+MutatingAdmissionPolicy mutations write them) builds a map of the fields set, for types whose first name is
+in `messages`. A differential test compares
 both on every rule of the CRDs and many more.
 """
 
@@ -48,10 +51,16 @@ class Unsupported(Exception):
     """The expression uses something this compiler leaves to the interpreter."""
 
 
-def compile_tree(tree: Tree, functions: Mapping[str, Callable[..., Any]], variables: frozenset[str]) -> Node:
-    """A closure evaluating `tree`; it returns the CEL value, or raises CELEvalError as the interpreter does."""
+def compile_tree(
+    tree: Tree,
+    functions: Mapping[str, Callable[..., Any]],
+    variables: frozenset[str],
+    messages: frozenset[str] = frozenset(),
+) -> Node:
+    """A closure evaluating `tree`; it returns the CEL value, or raises CELEvalError as the interpreter does.
+    `messages`: the type names (first part) whose construction builds a map of its fields."""
     table = {**evaluation.base_functions, **functions}
-    node = _Compiler(table).compile(tree, variables)
+    node = _Compiler(table, messages).compile(tree, variables)
 
     def run(env: Env) -> Any:
         value = node(env)
@@ -62,6 +71,19 @@ def compile_tree(tree: Tree, functions: Mapping[str, Callable[..., Any]], variab
     return run
 
 
+def _type_name(tree: Tree) -> str:
+    """The dotted name of a message type (`JSONPatch`, `Object.spec.template`) from its member tree."""
+    node: Any = tree
+    while node.data == "member":
+        (node,) = node.children
+    if node.data == "member_dot":
+        inner, name = node.children
+        return f"{_type_name(inner)}.{name}"
+    if node.data == "primary" and node.children[0].data == "ident":
+        return str(node.children[0].children[0])
+    raise Unsupported("message type")
+
+
 def _error(message: str, error: BaseException) -> CELEvalError:
     value = CELEvalError(message, error.__class__, error.args)
     value.__cause__ = error
@@ -69,8 +91,9 @@ def _error(message: str, error: BaseException) -> CELEvalError:
 
 
 class _Compiler:
-    def __init__(self, functions: Mapping[str, Callable[..., Any]]) -> None:
+    def __init__(self, functions: Mapping[str, Callable[..., Any]], messages: frozenset[str]) -> None:
         self.functions = functions
+        self.messages = messages
 
     def compile(self, tree: Tree, scope: frozenset[str]) -> Node:
         method = getattr(self, f"_{tree.data}", None)
@@ -212,10 +235,28 @@ class _Compiler:
         return self._only_child(tree, scope)
 
     def _member_object(self, tree: Tree, scope: frozenset[str]) -> Node:
-        (child,) = tree.children
-        if not isinstance(child, lark.Tree) or child.data != "primary":
+        if len(tree.children) == 1:
+            (child,) = tree.children
+            if not isinstance(child, lark.Tree) or child.data != "primary":
+                raise Unsupported("message construction")
+            return self.compile(child, scope)
+        type_tree, fields_tree = tree.children
+        assert isinstance(type_tree, lark.Tree) and isinstance(fields_tree, lark.Tree)
+        if _type_name(type_tree).split(".")[0] not in self.messages:
             raise Unsupported("message construction")
-        return self.compile(child, scope)
+        names = [celtypes.StringType(str(token)) for token in fields_tree.children[::2]]
+        values = [self.compile(child, scope) for child in fields_tree.children[1::2]]
+
+        def message(env: Env) -> Any:
+            fields = celtypes.MapType()
+            for name, value in zip(names, values, strict=True):
+                item = value(env)
+                if isinstance(item, CELEvalError):
+                    return item
+                fields[name] = item
+            return fields
+
+        return message
 
     def _member_dot(self, tree: Tree, scope: frozenset[str]) -> Node:
         member_tree, name_token = tree.children
@@ -373,11 +414,33 @@ class _Compiler:
             if not child.children:
                 return lambda env: celtypes.ListType()
             return self._exprlist(child.children[0], scope)
+        if kind == "map_lit":
+            return self._map_lit(child, scope)
         if kind == "ident":
             return self._ident(child, scope)
         if kind == "ident_arg":
             return self._call(child, scope)
-        raise Unsupported(kind)  # map literals, leading-dot names
+        raise Unsupported(kind)  # leading-dot names
+
+    def _map_lit(self, tree: Tree, scope: frozenset[str]) -> Node:
+        """{k: v, ...}: the first error among keys and values, else the map (a repeated key is an error)."""
+        pairs = tree.children[0].children if tree.children else []
+        keys = [self.compile(child, scope) for child in pairs[::2]]
+        values = [self.compile(child, scope) for child in pairs[1::2]]
+
+        def map_lit(env: Env) -> Any:
+            result = celtypes.MapType()
+            for key_node, value_node in zip(keys, values, strict=True):
+                key, value = key_node(env), value_node(env)
+                for item in (key, value):
+                    if isinstance(item, CELEvalError):
+                        return item
+                if key in result:
+                    return CELEvalError(f"Failed with repeated key: {key!r}", ValueError, (key,))
+                result[key] = value
+            return result
+
+        return map_lit
 
     def _literal(self, tree: Tree) -> Node:
         (token,) = tree.children
