@@ -12,6 +12,7 @@ import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from superpod.api import inusepolicy
 from superpod.cluster import webhookconfig
 from superpod.controller import settings as operator_settings
 
@@ -546,6 +547,27 @@ def test_the_status_policy_can_be_turned_off_or_widened(helm):
     widened = helm.template({"statusIntegrity": {"enabled": True, "extraWriters": ["break-glass"]}})
     (validation,) = _policies(widened, "-status-writers")[0]["spec"]["validations"]
     assert validation["expression"].endswith(",'break-glass']")
+
+
+MUTATING_POLICIES = ["--api-versions", "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"]
+
+
+def test_partitions_get_the_in_use_finalizer_at_creation_where_mutating_policies_are_served(helm):
+    manifests = helm.template(extra=MUTATING_POLICIES)
+    (policy,) = chart_helm.find(manifests, "MutatingAdmissionPolicy")
+    (binding,) = chart_helm.find(manifests, "MutatingAdmissionPolicyBinding")
+    name = "superpod-superpod-operator-in-use"
+    # the objects the sandbox bench installs (superpod.api.inusepolicy), as the chart names and labels them
+    assert (policy["metadata"]["name"], policy["spec"]) == (name, inusepolicy.policy(name)["spec"])
+    assert (binding["metadata"]["name"], binding["spec"]) == (name, inusepolicy.binding(name)["spec"])
+    assert policy["metadata"]["labels"] == binding["metadata"]["labels"] != {}
+    # where the API is not served (before Kubernetes 1.36), or turned off, the operator adds it itself
+    for manifests in (
+        helm.template(),
+        helm.template({"inUsePolicy": {"enabled": False}}, extra=MUTATING_POLICIES),
+    ):
+        assert not chart_helm.find(manifests, "MutatingAdmissionPolicy")
+        assert not chart_helm.find(manifests, "MutatingAdmissionPolicyBinding")
 
 
 def test_the_operators_configmap_writes_are_confined_to_rank_tables_by_a_chart_policy(rendered, helm):
