@@ -1,7 +1,9 @@
 """In-use protection: a deleted partition keeps its devices, slots and rank table until no pod of it runs.
 
-As `kubernetes.io/pvc-protection` does for volumes, the operator puts its own finalizer, `superpod.dev/in-use`,
-on every partition (`partitions.Partitions.protect`, when it first handles it). `kubectl delete` then only marks
+As `kubernetes.io/pvc-protection` does for volumes, every partition carries the operator's finalizer,
+`superpod.dev/in-use`: the chart's MutatingAdmissionPolicy adds it at creation on Kubernetes 1.36+
+(`superpod.api.inusepolicy`), and the operator adds it where it is missing before it writes a placement
+(`partitions.Partitions.protect`). `kubectl delete` then only marks
 the partition; the bindings loop of its SuperPod (which follows the partition's pods, and is woken by them; it
 runs on the replica that owns the SuperPod) hands it here with the pods that still hold it (`reconcile`), judged
 by the pods as the loop judges slots: a pod holds the partition until it is Succeeded or Failed, deleted, or

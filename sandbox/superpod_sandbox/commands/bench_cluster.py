@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from superpod.api import common, crd
+from superpod.api import common, crd, inusepolicy
 from superpod.api import superpod as api_superpod
 
 from superpod_sandbox.commands import interrupt
@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # imported where used: `superpod --help` loads every command 
 
 JSON = dict[str, Any]
 NAMESPACE = "bench"
+IN_USE_POLICY = "superpod-in-use"  # the chart names it <release>-superpod-operator-in-use
 SHARD_LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
 PAGE = 500  # the bench's lists of partitions in pages, as a reflector's (a page per request timeout)
 
@@ -151,6 +152,13 @@ async def running(
             await _until(lambda: api.get("/version"), 60, "the sandbox")
             for definition in crd.all_crds().values():
                 await api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", definition)
+            in_use_policy = getattr(args, "in_use_policy", True)
+            if in_use_policy:  # what the chart installs on Kubernetes 1.36+
+                for kind, body in (
+                    ("mutatingadmissionpolicies", inusepolicy.policy(IN_USE_POLICY)),
+                    ("mutatingadmissionpolicybindings", inusepolicy.binding(IN_USE_POLICY)),
+                ):
+                    await api.create(f"/apis/{inusepolicy.API_VERSION}/{kind}", body)
             namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
             await api.create("/api/v1/namespaces", namespace)
             registering = time.monotonic()
@@ -257,6 +265,7 @@ async def running(
                 "registration": registration,
                 "heartbeatSeconds": heartbeat_seconds(args),
                 "registeredWithTaint": tainted,
+                "inUsePolicy": in_use_policy,
                 "operatorIdleRssMb": round(max(proc_status(pid)["VmRSS"] for pid in pids), 1),
                 "isolation": isolation,
             }

@@ -104,6 +104,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --replicas N: kill -9 the last replica halfway through the paced applies, and time until its "
         "SuperPods are owned again and their waiting partitions placed",
     )
+    parser.add_argument(
+        "--no-in-use-policy",
+        dest="in_use_policy",
+        action="store_false",
+        help="leave out the chart's MutatingAdmissionPolicy (Kubernetes 1.36+) that adds the in-use finalizer "
+        "at creation: the operator writes it itself, as on clusters before 1.36",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the partition sizes")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for each phase")
     parser.add_argument("--dir", type=Path, help="where the kubeconfig and logs go (default: a temp dir)")

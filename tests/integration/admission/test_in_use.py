@@ -9,12 +9,15 @@ goes. Judged, as always, on what the pods really got (the simulated device plugi
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from superpod.api import inusepolicy
 from superpod.cluster import client
 
 from tests.integration.admission import test_tenancy
 from tests.integration.admission.conftest import (
+    allocated,
     eventually,
     no_device_used_twice,
     partition,
@@ -193,3 +196,64 @@ async def test_a_placed_partition_without_the_finalizer_gets_it_and_is_protected
     status = await eventually(lambda: terminating(api), timeout=15)
     assert status["inUseByCount"] == 2
     await no_device_used_twice(api)
+
+
+POLICIES = "/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicies"
+POLICY_BINDINGS = "/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicybindings"
+
+
+async def writes_until_allocated(api: client.KubeClient, name: str, since: str) -> list[JSON]:
+    """The partition's watch events after resourceVersion `since`, up to the first that shows it Allocated."""
+    seen: list[JSON] = []
+    async with asyncio.timeout(15):
+        async for event in api.watch(
+            partitions_path("team-b"), resourceVersion=since, fieldSelector=f"metadata.name={name}"
+        ):
+            seen.append(event)
+            if ((event["object"].get("status") or {}).get("phase")) == "Allocated":
+                return seen
+    raise AssertionError("not allocated")
+
+
+async def test_with_the_charts_policy_a_partition_is_protected_from_creation_and_the_operator_writes_only_its_status(
+    tenants: Tenants,
+):
+    """Where the API server serves MutatingAdmissionPolicy (Kubernetes 1.36+) the chart's policy adds the in-use
+    finalizer as a partition is created; the operator then writes only the status, and partitions it never
+    placed (one waiting for capacity, one naming a SuperPod that does not exist) still go when deleted."""
+    api = tenants.api
+    await api.create(POLICIES, inusepolicy.policy("superpod-in-use"))
+    await api.create(POLICY_BINDINGS, inusepolicy.binding("superpod-in-use"))
+    created = await api.create(partitions_path("team-b"), partition("guarded", 16, namespace="team-b"))
+    assert created["metadata"]["finalizers"] == ["superpod.dev/in-use"]
+    events = await writes_until_allocated(api, "guarded", created["metadata"]["resourceVersion"])
+    assert [event["type"] for event in events] == ["MODIFIED"]  # the status, and no finalizer write before it
+    assert events[0]["object"]["metadata"]["finalizers"] == ["superpod.dev/in-use"]
+    await no_device_used_twice(api)
+
+    waiting = await api.create(partitions_path("team-b"), partition("waiting", 64, namespace="team-b"))
+    orphan = await api.create(
+        partitions_path("team-b"), partition("orphan", 16, superpod="no-such-pod", namespace="team-b")
+    )
+    for obj in (waiting, orphan):
+        assert obj["metadata"]["finalizers"] == ["superpod.dev/in-use"]
+
+    async def reason(name: str) -> str | None:
+        obj = await api.get_or_none(f"{partitions_path('team-b')}/{name}")
+        return ((obj or {}).get("status") or {}).get("reason")
+
+    await eventually(lambda: reason("waiting"), timeout=15)
+    await eventually(lambda: reason("orphan"), timeout=15)
+    for name in ("waiting", "orphan", "guarded"):
+        await api.delete(f"{partitions_path('team-b')}/{name}")
+
+    async def gone() -> bool:
+        names = {"waiting", "orphan", "guarded"}
+        return not [o for o in await api.list(partitions_path("team-b")) if o["metadata"]["name"] in names]
+
+    await eventually(gone, timeout=30)
+    # the guarded partition's devices are free again: a partition of the same size takes them
+    await api.create(partitions_path("team-b"), partition("after", 16, namespace="team-b"))
+    await allocated(api, "after", "team-b")
+    await no_device_used_twice(api)
+    await eventually(lambda: books_balance(api), timeout=10)
