@@ -78,9 +78,33 @@ def _program(expression: str) -> cel.Program:
     return cel.compile_expression(expression, VARIABLES, MESSAGES)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Json:
+    """A variable's JSON value, converted to CEL as far as each expression reads it: a policy's expressions
+    mostly read `object.metadata` of objects whose whole conversion costs far more than their evaluation."""
+
+    value: Any
+
+
+def _bind(program: cel.Program, variables: Mapping[str, Any]) -> dict[str, Any]:
+    bound: dict[str, Any] = {}
+    for name, value in variables.items():
+        if isinstance(value, _Json):
+            fields = program.reads.get(name)
+            if fields is not None and not fields:
+                continue  # not read at all
+            if fields and isinstance(value.value, dict):
+                value = cel.to_cel({k: value.value[k] for k in fields if k in value.value}, None)
+            else:
+                value = cel.to_cel(value.value, None)
+        bound[name] = value
+    return bound
+
+
 def _evaluate(expression: str, variables: Mapping[str, Any]) -> Any:
     try:
-        return _program(expression).evaluate(variables)
+        program = _program(expression)
+        return program.evaluate(_bind(program, variables))
     except cel.RuleCompileError as error:
         raise _Failure(f"compilation failed: {error}") from None
     except Exception as error:  # cel-python raises its own errors and Python ones (KeyError, TypeError)
@@ -167,18 +191,18 @@ class Policies:
         ):
             return None
         base = {
-            "oldObject": cel.to_cel(request.old_object, None),
-            "request": cel.to_cel(dispatcher.review_request(request), None),
-            "namespaceObject": cel.to_cel(namespace_object, None),
+            "oldObject": _Json(request.old_object),
+            "request": _Json(dispatcher.review_request(request)),
+            "namespaceObject": _Json(namespace_object),
         }
-        conditions = {**base, "object": cel.to_cel(request.object, None), "params": None}
+        conditions = {**base, "object": _Json(request.object), "params": None}
         for condition in spec.get("matchConditions") or []:
             if not bool(_evaluate(condition["expression"], conditions)):
                 return None
         obj = request.object
         for params in self._params(spec, binding_spec, request):
             for mutation in spec.get("mutations") or []:
-                variables = {**base, "object": cel.to_cel(obj, None), "params": cel.to_cel(params, None)}
+                variables = {**base, "object": _Json(obj), "params": _Json(params)}
                 variables["variables"] = self._variables(spec, variables)
                 obj = _apply_mutation(mutation, obj, variables)
         return obj
@@ -195,16 +219,16 @@ class Policies:
         policy_name, binding_name = policy["metadata"]["name"], binding["metadata"]["name"]
         try:
             base = {
-                "object": cel.to_cel(request.object, None),
-                "oldObject": cel.to_cel(request.old_object, None),
-                "request": cel.to_cel(dispatcher.review_request(request), None),
-                "namespaceObject": cel.to_cel(namespace_object, None),
+                "object": _Json(request.object),
+                "oldObject": _Json(request.old_object),
+                "request": _Json(dispatcher.review_request(request)),
+                "namespaceObject": _Json(namespace_object),
             }
             for condition in spec.get("matchConditions") or []:
                 if not bool(_evaluate(condition["expression"], {**base, "params": None})):
                     return None
             for params in self._params(spec, binding_spec, request):
-                variables = {**base, "params": cel.to_cel(params, None)}
+                variables = {**base, "params": _Json(params)}
                 variables["variables"] = self._variables(spec, variables)
                 message = self._first_failure(spec, variables)
                 if message is not None and "Deny" in actions:
