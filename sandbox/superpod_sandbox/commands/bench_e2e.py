@@ -278,6 +278,9 @@ async def _phase(
     rate: float,
     timeout: float,
 ) -> JSON:
+    if not names:  # `--burst 0` (or `--partitions 0` with a burst): nothing to wait for
+        return {"partitions": 0, "devices": 0, "p50Ms": 0.0, "p99Ms": 0.0, "maxMs": 0.0, "allPlacedSeconds": 0.0,
+                "throughputPerSecond": 0.0, "bySecond": []}  # fmt: skip
     timings.expected = len(timings.placed) + len(names)
     timings.done.clear()
     began = time.monotonic()

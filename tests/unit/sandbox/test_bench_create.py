@@ -137,3 +137,9 @@ def test_a_phase_is_told_second_by_second():
         {"second": 0, "applied": 3, "p50Ms": 20.0, "maxMs": 30.0},
         {"second": 2, "applied": 1, "p50Ms": 400.0, "maxMs": 400.0},
     ]
+
+
+async def test_a_phase_of_no_partitions_ends_at_once_with_zero_figures():
+    """`--burst 0` measured a paced phase and then waited its whole timeout for a burst that never came."""
+    phase = await asyncio.wait_for(bench_e2e._phase(None, bench_e2e.Timings(), [], [], 0.0, 600.0), 1.0)  # type: ignore[arg-type]
+    assert phase["partitions"] == 0 and phase["allPlacedSeconds"] == 0.0 and phase["bySecond"] == []
