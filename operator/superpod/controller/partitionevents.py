@@ -130,8 +130,10 @@ class PartitionEvents:
 
     async def _sweeping(self) -> None:
         while True:
-            for key, obj in list(self.fleet.partitions.items()):
-                if key in self._work or _settled(obj):
+            partitions = self.fleet.partitions
+            for key in list(partitions.unsettled):  # the others have no work (`PartitionMap.unsettled`)
+                obj = partitions.get(key)
+                if obj is None or key in self._work:
                     continue
                 work = self._needed(key, obj)
                 if work is not None:
@@ -183,10 +185,3 @@ class PartitionEvents:
                 logger.warning("partition %s: %s; trying it again in %.0f s", key, error, self.recheck)
             # no loop follows its pods: looked at again every `recheck` seconds at most
             await asyncio.sleep(min(delay if delay is not None else self.recheck, self.recheck))
-
-
-def _settled(obj: JSON) -> bool:
-    """Handled and not being deleted: nothing `_needed` would start, told straight from the dict. Nearly every
-    partition a sweep passes over is so (a SuperCluster's replica passes over 22,000 every `RECHECK`)."""
-    status, metadata = obj.get("status"), obj.get("metadata")
-    return bool(status and status.get("phase")) and not (metadata and metadata.get("deletionTimestamp"))

@@ -165,12 +165,3 @@ async def test_a_deleted_partition_with_kopfs_old_finalizer_is_let_go_by_the_own
         await fakeapi.until(lambda: server.obj["metadata"]["finalizers"] == [])
         allocator = fleet.superpods["sp"].allocator
         assert allocator is not None and allocator.placement_of(KEY) is None
-
-
-def test_a_sweep_passes_over_only_the_partitions_with_nothing_to_do():
-    placed = {"phase": "Allocated", "allocation": [{"node": "n", "devices": ["0"]}]}
-    assert partitionevents._settled(partition(status=placed))
-    assert partitionevents._settled(partition(status={"phase": "Pending", "reason": "Insufficient"}))
-    assert not partitionevents._settled(partition())  # not handled yet: to place
-    assert not partitionevents._settled(partition(status={}))
-    assert not partitionevents._settled(partition(status=placed, deleting=True))  # maybe to finalize

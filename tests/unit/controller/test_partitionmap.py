@@ -1,4 +1,5 @@
-"""The mirror's partition map keeps the keys of preempted, moving and held partitions as copies come and go."""
+"""The mirror's partition map keeps the keys of preempted, moving, held and unsettled partitions as copies come
+and go."""
 
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ def test_the_index_is_what_reading_every_status_gives(ops):
     statuses = {key: obj.get("status") or {} for key, obj in found.items()}
     assert found.preempted == {k for k, s in statuses.items() if s.get("reason") == "Preempted"}
     assert found.moving == {k for k, s in statuses.items() if s.get("move")}
+    assert found.unsettled == {
+        k
+        for k, obj in found.items()
+        if not statuses[k].get("phase") or obj["metadata"].get("deletionTimestamp")
+    }
     for superpod in ("sp1", "sp2", "sp3"):
         assert found.held(superpod) == {
             key
