@@ -97,9 +97,8 @@ class Webhooks:
             options=_options(operation, options),
         )
         mutated: Object | None = None
-        if (
-            check_policies and mutating
-        ):  # kube's MutatingAdmissionPolicy plugin runs before the mutating webhooks
+        if check_policies and mutating:
+            # kube's MutatingAdmissionPolicy plugin runs before the mutating webhooks, which see its changes
             mutated = self.policies.mutate(request, namespace)
             if mutated is not None:
                 request = dataclasses.replace(request, object=mutated)

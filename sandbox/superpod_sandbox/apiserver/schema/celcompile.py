@@ -10,12 +10,11 @@ errors are values that flow through operators (`||` and `&&` absorb them commuta
 
 Input: the tree from `celpy.Environment().compile(source)`, the function table, and the names of the variables
 the caller will bind (`self`, `oldSelf`, ...). `compile_tree` raises `Unsupported` for what it does not cover
-(message construction of types other than `messages`, `reduce`, leading-dot names, identifiers
-that are neither bound variables nor macro variables): the caller then keeps the interpreter for that
-expression. Message construction (`JSONPatch{op: "add", ...}`, `Object{metadata: Object.metadata{...}}`, as
-MutatingAdmissionPolicy mutations write them) builds a map of the fields set, for types whose first name is
-in `messages`. A differential test compares
-both on every rule of the CRDs and many more.
+(message construction of types other than `messages`, `reduce`, leading-dot names, identifiers that are
+neither bound variables nor macro variables): the caller then keeps the interpreter for that expression.
+Message construction (`JSONPatch{op: "add", ...}`, `Object{metadata: Object.metadata{...}}`, as
+MutatingAdmissionPolicy mutations write them) builds a map of the fields set, for types whose first name is in
+`messages`. A differential test compares both on every rule of the CRDs and many more.
 """
 
 from __future__ import annotations
