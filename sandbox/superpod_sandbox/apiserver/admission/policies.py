@@ -186,19 +186,9 @@ class Policies:
     ) -> Object | None:
         """The object after one policy's mutations, or None when the policy does not apply."""
         spec, binding_spec = policy.get("spec") or {}, binding.get("spec") or {}
-        if not _selects(spec.get("matchConstraints"), request) or not _selects(
-            binding_spec.get("matchResources"), request
-        ):
+        base = _base(request, namespace_object)
+        if not _applies(spec, binding_spec, request, base):
             return None
-        base = {
-            "oldObject": _Json(request.old_object),
-            "request": _Json(dispatcher.review_request(request)),
-            "namespaceObject": _Json(namespace_object),
-        }
-        conditions = {**base, "object": _Json(request.object), "params": None}
-        for condition in spec.get("matchConditions") or []:
-            if not bool(_evaluate(condition["expression"], conditions)):
-                return None
         obj = request.object
         for params in self._params(spec, binding_spec, request):
             for mutation in spec.get("mutations") or []:
@@ -211,22 +201,12 @@ class Policies:
         self, policy: Object, binding: Object, request: AdmissionRequestInfo, namespace_object: Object | None
     ) -> Denial | None:
         spec, binding_spec = policy.get("spec") or {}, binding.get("spec") or {}
-        if not _selects(spec.get("matchConstraints"), request) or not _selects(
-            binding_spec.get("matchResources"), request
-        ):
-            return None
         actions = binding_spec.get("validationActions") or []
         policy_name, binding_name = policy["metadata"]["name"], binding["metadata"]["name"]
+        base = _base(request, namespace_object)
         try:
-            base = {
-                "object": _Json(request.object),
-                "oldObject": _Json(request.old_object),
-                "request": _Json(dispatcher.review_request(request)),
-                "namespaceObject": _Json(namespace_object),
-            }
-            for condition in spec.get("matchConditions") or []:
-                if not bool(_evaluate(condition["expression"], {**base, "params": None})):
-                    return None
+            if not _applies(spec, binding_spec, request, base):
+                return None
             for params in self._params(spec, binding_spec, request):
                 variables = {**base, "params": _Json(params)}
                 variables["variables"] = self._variables(spec, variables)
@@ -303,6 +283,32 @@ class Policies:
         raise _Failure(
             "failed to configure binding: no params found for policy binding with `Deny` parameterNotFoundAction"
         )
+
+
+def _base(request: AdmissionRequestInfo, namespace_object: Object | None) -> dict[str, Any]:
+    """The variables every expression of a policy sees (`params` and `variables` come per param)."""
+    return {
+        "object": _Json(request.object),
+        "oldObject": _Json(request.old_object),
+        "request": _Json(dispatcher.review_request(request)),
+        "namespaceObject": _Json(namespace_object),
+    }
+
+
+def _applies(
+    spec: Mapping[str, Any],
+    binding_spec: Mapping[str, Any],
+    request: AdmissionRequestInfo,
+    base: Mapping[str, Any],
+) -> bool:
+    """The policy's matchConstraints, the binding's matchResources and the policy's matchConditions all select
+    the request (a condition that cannot be evaluated raises `_Failure`: the failurePolicy decides)."""
+    if not _selects(spec.get("matchConstraints"), request) or not _selects(
+        binding_spec.get("matchResources"), request
+    ):
+        return False
+    conditions = {**base, "params": None}
+    return all(bool(_evaluate(c["expression"], conditions)) for c in spec.get("matchConditions") or [])
 
 
 def _apply_mutation(mutation: Mapping[str, Any], obj: Object | None, variables: Mapping[str, Any]) -> Object:
