@@ -152,8 +152,9 @@ async def running(
             await _until(lambda: api.get("/version"), 60, "the sandbox")
             for definition in crd.all_crds().values():
                 await api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", definition)
+            # what the chart installs on Kubernetes 1.36+ (tools/ that start a cluster have no such option: on)
             in_use_policy = getattr(args, "in_use_policy", True)
-            if in_use_policy:  # what the chart installs on Kubernetes 1.36+
+            if in_use_policy:
                 for kind, body in (
                     ("mutatingadmissionpolicies", inusepolicy.policy(IN_USE_POLICY)),
                     ("mutatingadmissionpolicybindings", inusepolicy.binding(IN_USE_POLICY)),

@@ -225,6 +225,18 @@ def test_messages_named_by_the_caller_are_built_as_maps_of_their_fields() -> Non
         {"op": "add", "path": "/metadata/labels", "value": {"n": "2"}},
         {"metadata": {"name": "x"}},
     ]
+    # stored as plain JSON types, not CEL's subclasses of them
+    plain = cel.to_json(program.evaluate({"self": cel.to_cel({"a": 2, "name": "x"}, None)}))
+    assert plain == value
+    kinds = {
+        type(plain[0]["op"]),
+        type(plain[0]["value"]),
+        type(plain[0]["value"]["n"]),
+        type(plain[1]["metadata"]),
+    }
+    assert kinds == {str, dict}
+    assert cel.to_json(cel.to_cel([True, 1.5, 3], None)) == [True, 1.5, 3]
+    assert [type(item) for item in cel.to_json(cel.to_cel([True, 1.5, 3], None))] == [bool, float, int]
     with pytest.raises(cel.EvaluationError):  # an error in a field is the message's error
         program.evaluate({"self": cel.to_cel({"name": "x"}, None)})
 

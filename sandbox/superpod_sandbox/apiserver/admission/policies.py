@@ -317,7 +317,7 @@ def _apply_mutation(mutation: Mapping[str, Any], obj: Object | None, variables: 
     if kind != "JSONPatch":
         raise _Failure(f"patchType {kind} is not supported by the sandbox (only JSONPatch)")
     expression = (mutation.get("jsonPatch") or {}).get("expression", "")
-    operations = _plain(_evaluate(expression, variables))
+    operations = cel.to_json(_evaluate(expression, variables))
     if not isinstance(operations, list) or not all(isinstance(op, dict) for op in operations):
         raise _Failure(f"expression '{expression}' must evaluate to a list of JSONPatch")
     try:
@@ -325,25 +325,6 @@ def _apply_mutation(mutation: Mapping[str, Any], obj: Object | None, variables: 
     except errors.ApiError as error:
         raise _Failure(f"JSON Patch: {error.status.get('message', error)}") from None
     return patched
-
-
-def _plain(value: Any) -> Any:
-    """A CEL value as JSON (CEL's bool is an int, its double a float, its maps and lists dict and list)."""
-    from celpy import celtypes
-
-    if isinstance(value, celtypes.BoolType):
-        return bool(value)
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, int):
-        return int(value)
-    return value
 
 
 def _cel_map(values: Mapping[str, Any]) -> Any:

@@ -150,6 +150,24 @@ def to_cel(value: JSON, schema: Mapping[str, Any] | None) -> celtypes.Value:
     return adapter.json_to_cel(value)
 
 
+def to_json(value: celtypes.Value) -> JSON:
+    """A CEL value as plain JSON types, what a mutation's result is stored as. cel-python's own
+    `CELJSONEncoder.to_python` leaves strings, ints and doubles as CEL subclasses, which the store would keep."""
+    if isinstance(value, celtypes.BoolType):
+        return bool(value)
+    if isinstance(value, dict):
+        return {str(key): to_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [to_json(item) for item in value]
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, int):
+        return int(value)
+    return value
+
+
 def _string_list(items: list[str]) -> celtypes.ListType:
     return celtypes.ListType([celtypes.StringType(item) for item in items])
 
