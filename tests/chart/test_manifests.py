@@ -542,11 +542,34 @@ def test_only_the_operator_service_account_may_write_status_by_the_chart_policy(
 def test_the_status_policy_can_be_turned_off_or_widened(helm):
     off = helm.template({"statusIntegrity": {"enabled": False}})
     assert [m["metadata"]["name"] for m in chart_helm.find(off, "ValidatingAdmissionPolicy")] == [
-        "superpod-superpod-operator-rank-table-writes"
+        "superpod-superpod-operator-rank-table-writes",
+        "superpod-superpod-operator-in-use-guard",
     ]
     widened = helm.template({"statusIntegrity": {"enabled": True, "extraWriters": ["break-glass"]}})
     (validation,) = _policies(widened, "-status-writers")[0]["spec"]["validations"]
     assert validation["expression"].endswith(",'break-glass']")
+
+
+def test_only_the_operator_service_account_may_remove_the_in_use_finalizer_by_the_chart_policy(
+    rendered, helm
+):
+    manifests = rendered("the default values")
+    policy, binding = _policies(manifests, "-in-use-guard")
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
+    # the object itself (finalizers are metadata: never changed through /status), updates only
+    assert (rule["resources"], rule["operations"]) == (["superpodpartitions"], ["UPDATE"])
+    account = chart_helm.one(manifests, "ServiceAccount")["metadata"]
+    operator = f"system:serviceaccount:{account['namespace']}:{account['name']}"
+    (validation,) = policy["spec"]["validations"]
+    assert validation["expression"] == f"request.userInfo.username in ['{operator}']"
+    assert operator in validation["messageExpression"]
+    widened = helm.template({"inUseGuard": {"enabled": True, "extraRemovers": ["break-glass"]}})
+    (validation,) = _policies(widened, "-in-use-guard")[0]["spec"]["validations"]
+    assert validation["expression"].endswith(",'break-glass']")
+    off = helm.template({"inUseGuard": {"enabled": False}})
+    assert not [m for m in off if m["metadata"]["name"].endswith("-in-use-guard")]
 
 
 MUTATING_POLICIES = ["--api-versions", "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"]

@@ -26,6 +26,7 @@ from tests.integration.admission.conftest import (
     WebhookOperator,
     allocated,
     eventually,
+    no_device_used_twice,
     partition,
     partitions_path,
     pod,
@@ -40,6 +41,8 @@ R = "huawei.com/Ascend910"
 OPERATOR_SA = "superpod-superpod-operator"
 OPERATOR_USER = f"system:serviceaccount:{chart_helm.NAMESPACE}:{OPERATOR_SA}"
 POLICY = "superpod-superpod-operator-status-writers"
+GUARD = "superpod-superpod-operator-in-use-guard"
+IN_USE = "superpod.dev/in-use"
 PLURALS = {"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings"}
 ADMISSION = "/apis/admissionregistration.k8s.io/v1"
 
@@ -355,3 +358,70 @@ async def test_the_operators_configmap_writes_are_confined_to_its_rank_tables_by
         assert error.status == 403
     assert (await admin.get("/api/v1/namespaces/team-a/configmaps/app-settings"))["data"] == {"lr": "0.1"}
     assert (await admin.get(table))["metadata"]["labels"] == made["metadata"]["labels"]
+
+
+async def test_a_tenant_cannot_strip_the_in_use_finalizer_so_running_pods_keep_their_devices(shared):
+    """Removing the finalizer would free the victim's devices while its pods run on them (for bob's next
+    partition to be given): the chart's guard refuses it to the tenant, however the request is written; the
+    operator still removes it once the pods are gone."""
+    admin, alice = shared.admin, shared.alice
+    path = f"{partitions_path('team-a')}/victim"
+    current = await alice.get(path)
+    finalizers = current["metadata"]["finalizers"]
+    assert IN_USE in finalizers
+    stripped = {**current, "metadata": {**current["metadata"], "finalizers": []}}
+    refused = (
+        f"superpodpartitions.superpod.dev \"victim\" is forbidden: ValidatingAdmissionPolicy '{GUARD}' with "
+        f"binding '{GUARD}' denied request: the finalizer superpod.dev/in-use is removed by the superpod "
+        f"operator only ({OPERATOR_USER}), once no pod of the partition runs; not by alice"
+    )
+    for attempt in (
+        alice.patch(path, {"metadata": {"finalizers": None}}),
+        alice.patch(
+            path,
+            [{"op": "remove", "path": f"/metadata/finalizers/{finalizers.index(IN_USE)}"}],
+            content_type=client.JSON_PATCH,
+        ),
+        alice.replace(path, stripped),
+    ):
+        error = await _refusal(attempt)
+        assert error.status == 403 and refused in str(error)
+    # the rest of the object is still the tenant's: labels, and finalizers of its own
+    await alice.patch(path, {"metadata": {"labels": {"team": "a"}}})
+
+    # deleted while its pods run: Terminating, and still refused
+    await alice.delete(path)
+
+    async def terminating() -> JSON | None:
+        status = ((await admin.get_or_none(path)) or {}).get("status") or {}
+        return status if status.get("phase") == "Terminating" else None
+
+    await eventually(terminating, timeout=15)
+    error = await _refusal(alice.patch(path, {"metadata": {"finalizers": None}}))
+    assert error.status == 403 and refused in str(error)
+    # bob's partition of two nodes can only have the victim's: it waits while the victim's pods run
+    await shared.bob.create(
+        partitions_path("team-b"), partition("next", 32, namespace="team-b", devicesPerPod=16)
+    )
+
+    async def waiting() -> JSON | None:
+        obj = await admin.get_or_none(f"{partitions_path('team-b')}/next")
+        status = (obj or {}).get("status") or {}
+        return status if status.get("reason") == "InsufficientCapacity" else None
+
+    await eventually(waiting, timeout=15)
+    await no_device_used_twice(admin)
+
+    # the pods go: the operator removes the finalizer (the guard lets its identity), the devices pass on
+    for index in range(2):
+        await alice.delete(f"{pods_path()}/victim-{index}")
+    await eventually(lambda: _gone(admin, path), timeout=20)
+    placed = await allocated(admin, "next", "team-b")
+    assert {(slot["node"], d) for slot in placed["status"]["allocation"] for d in slot["devices"]} == {
+        (slot["node"], d) for slot in shared.victim for d in slot["devices"]
+    }
+    await no_device_used_twice(admin)
+
+
+async def _gone(api: client.KubeClient, path: str) -> bool:
+    return await api.get_or_none(path) is None
