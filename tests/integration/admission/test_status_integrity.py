@@ -386,8 +386,15 @@ async def test_a_tenant_cannot_strip_the_in_use_finalizer_so_running_pods_keep_t
     ):
         error = await _refusal(attempt)
         assert error.status == 403 and refused in str(error)
-    # the rest of the object is still the tenant's: labels, and finalizers of its own
+    # the rest of the object is still the tenant's: labels, and finalizers of its own, added and removed
     await alice.patch(path, {"metadata": {"labels": {"team": "a"}}})
+    own = "team-a.example/audit"
+    added = await alice.patch(
+        path, [{"op": "add", "path": "/metadata/finalizers/-", "value": own}], content_type=client.JSON_PATCH
+    )
+    assert added["metadata"]["finalizers"] == [*finalizers, own]
+    kept = await alice.patch(path, {"metadata": {"finalizers": finalizers}})
+    assert kept["metadata"]["finalizers"] == finalizers
 
     # deleted while its pods run: Terminating, and still refused
     await alice.delete(path)
