@@ -45,6 +45,11 @@ app.kubernetes.io/part-of: superpod-operator
 {{- end }}
 {{- end }}
 
+{{/* The operator's username as the API server sees it (its ServiceAccount): what the admission policies allow. */}}
+{{- define "superpod-operator.username" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "superpod-operator.serviceAccountName" .) }}
+{{- end }}
+
 {{/* repository:tag[@digest]; the tag defaults to the chart's appVersion. */}}
 {{- define "superpod-operator.image" -}}
 {{- $tag := default .Chart.AppVersion .Values.image.tag }}

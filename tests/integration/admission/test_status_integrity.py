@@ -22,6 +22,7 @@ from superpod_sandbox.apiserver import server
 
 from tests.chart import cases
 from tests.chart import helm as chart_helm
+from tests.integration.admission import test_in_use as in_use
 from tests.integration.admission.conftest import (
     WebhookOperator,
     allocated,
@@ -398,37 +399,15 @@ async def test_a_tenant_cannot_strip_the_in_use_finalizer_so_running_pods_keep_t
 
     # deleted while its pods run: Terminating, and still refused
     await alice.delete(path)
-
-    async def terminating() -> JSON | None:
-        status = ((await admin.get_or_none(path)) or {}).get("status") or {}
-        return status if status.get("phase") == "Terminating" else None
-
-    await eventually(terminating, timeout=15)
+    await eventually(lambda: in_use.terminating(admin), timeout=15)
     error = await _refusal(alice.patch(path, {"metadata": {"finalizers": None}}))
     assert error.status == 403 and refused in str(error)
     # bob's partition of two nodes can only have the victim's: it waits while the victim's pods run
-    await shared.bob.create(
-        partitions_path("team-b"), partition("next", 32, namespace="team-b", devicesPerPod=16)
-    )
-
-    async def waiting() -> JSON | None:
-        obj = await admin.get_or_none(f"{partitions_path('team-b')}/next")
-        status = (obj or {}).get("status") or {}
-        return status if status.get("reason") == "InsufficientCapacity" else None
-
-    await eventually(waiting, timeout=15)
+    await in_use.waiting_for_victims_devices(shared.bob)
     await no_device_used_twice(admin)
 
     # the pods go: the operator removes the finalizer (the guard lets its identity), the devices pass on
     for index in range(2):
         await alice.delete(f"{pods_path()}/victim-{index}")
-    await eventually(lambda: _gone(admin, path), timeout=20)
-    placed = await allocated(admin, "next", "team-b")
-    assert {(slot["node"], d) for slot in placed["status"]["allocation"] for d in slot["devices"]} == {
-        (slot["node"], d) for slot in shared.victim for d in slot["devices"]
-    }
-    await no_device_used_twice(admin)
-
-
-async def _gone(api: client.KubeClient, path: str) -> bool:
-    return await api.get_or_none(path) is None
+    devices = {(slot["node"], d) for slot in shared.victim for d in slot["devices"]}
+    await in_use.placed_on_the_victims_devices(admin, devices)
