@@ -104,24 +104,25 @@ class Bindings:
         wake = self.wake(superpod)
         due = self._due.setdefault(superpod, {})
         swept = -IDLE_RECHECK
-        while not stopped:
-            wake.clear()
-            now = time.monotonic()
-            if now - swept >= IDLE_RECHECK:  # also the first pass: a replica that just became active
-                swept = now
-                # the SuperPod's placed (or deleting) partitions, as the mirror's map indexes them
-                self._dirty.setdefault(superpod, set()).update(self.fleet.partitions.held(superpod))
-            keys = self._dirty.pop(superpod, set())
-            keys.update(key for key, when in due.items() if when <= now)
-            for key in keys:
-                due.pop(key, None)
-            await self._reconcile_all(superpod, sorted(keys))
-            if self._dirty.get(superpod):
-                continue
-            now = time.monotonic()
-            timeout = min([swept + IDLE_RECHECK, *due.values()]) - now
-            if timeout > 0:
-                await kopfkit.wait_for_poke(wake, stopped, timeout)
+        async with kopfkit.Sleeper(stopped) as sleeper:
+            while not stopped:
+                wake.clear()
+                now = time.monotonic()
+                if now - swept >= IDLE_RECHECK:  # also the first pass: a replica that just became active
+                    swept = now
+                    # the SuperPod's placed (or deleting) partitions, as the mirror's map indexes them
+                    self._dirty.setdefault(superpod, set()).update(self.fleet.partitions.held(superpod))
+                keys = self._dirty.pop(superpod, set())
+                keys.update(key for key, when in due.items() if when <= now)
+                for key in keys:
+                    due.pop(key, None)
+                await self._reconcile_all(superpod, sorted(keys))
+                if self._dirty.get(superpod):
+                    continue
+                now = time.monotonic()
+                timeout = min([swept + IDLE_RECHECK, *due.values()]) - now
+                if timeout > 0:
+                    await sleeper.until_poked(wake, timeout)
 
     async def _reconcile_all(self, superpod: str, keys: list[str]) -> None:
         """Reconcile `keys`, `CONCURRENCY` at a time; schedule each one's next look.
@@ -147,7 +148,11 @@ class Bindings:
                 elif delay is not None and key in self.fleet.partitions:
                     due[key] = time.monotonic() + delay
 
-        await asyncio.gather(*(worker() for _ in range(min(CONCURRENCY, len(keys)))))
+        workers = min(CONCURRENCY, len(keys))
+        if workers == 1:
+            await worker()  # the common case (a placement, its status echoed): no task to make
+        else:
+            await asyncio.gather(*(worker() for _ in range(workers)))
 
     async def reconcile(self, key: str) -> float | None:
         """Bring the partition's slots and rank table in line with its pods; returns when to look again."""

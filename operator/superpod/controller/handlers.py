@@ -89,25 +89,26 @@ def register(
 
     async def _superpod_loop(name: str, stopped: kopf.DaemonStopped) -> None:
         last_write = 0.0
-        while not stopped:
-            state = fleet.superpods.get(name)
-            if state is None:  # the mirror has not seen it yet
-                await stopped.wait(0.05)
-                continue
-            state.wake.clear()
-            async with partitionevents.reconciling("superpod"):
-                if state.health_dirty:
-                    state.health_dirty = False
-                    await fleet.resolve_conflicts(state)
-                    await fleet.refresh_placed(state)
-                await fleet.retry_pending(state)
-                await fleet.audit_books(state)  # memory against the partitions' statuses (`audit`)
-            pause = status_interval - (time.monotonic() - last_write)
-            if pause > 0:
-                await stopped.wait(pause)  # coalesce bursts of changes into one status write
-            if await fleet.write_superpod_status(state):
-                last_write = time.monotonic()
-            await kopfkit.wait_for_poke(state.wake, stopped, IDLE_REFRESH)
+        async with kopfkit.Sleeper(stopped) as sleeper:
+            while not stopped:
+                state = fleet.superpods.get(name)
+                if state is None:  # the mirror has not seen it yet
+                    await stopped.wait(0.05)
+                    continue
+                state.wake.clear()
+                async with partitionevents.reconciling("superpod"):
+                    if state.health_dirty:
+                        state.health_dirty = False
+                        await fleet.resolve_conflicts(state)
+                        await fleet.refresh_placed(state)
+                    await fleet.retry_pending(state)
+                    await fleet.audit_books(state)  # memory against the partitions' statuses (`audit`)
+                pause = status_interval - (time.monotonic() - last_write)
+                if pause > 0:
+                    await stopped.wait(pause)  # coalesce bursts of changes into one status write
+                if await fleet.write_superpod_status(state):
+                    last_write = time.monotonic()
+                await sleeper.until_poked(state.wake, IDLE_REFRESH)
 
 
 def _register_partitions(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 from typing import Any, cast
 
@@ -22,15 +23,54 @@ def plain(body: kopf.Body) -> dict[str, Any]:
     return {key: thaw(value) for key, value in body.items()}
 
 
-async def wait_for_poke(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
-    """Sleep in a daemon until `wake` is set, the daemon is stopped, or `timeout` seconds pass."""
-    poke = asyncio.ensure_future(wake.wait())
-    halt = asyncio.ensure_future(stopped.wait())
-    try:
-        await asyncio.wait({poke, halt}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        poke.cancel()
-        halt.cancel()
+class Sleeper:
+    """The sleeps of one daemon loop between its passes: each until the loop is poked, the daemon is stopped,
+    or a timeout passes.
+
+        async with kopfkit.Sleeper(stopped) as sleeper:
+            while not stopped:
+                wake.clear()
+                ...  # a pass
+                await sleeper.until_poked(wake, timeout)
+
+    kopf's `stopped.wait()` makes a task at every call, and waiting on it beside the poke made two more (the
+    rank-table loop sleeps twice per placement). Here one task, for as long as the loop runs, sets the event
+    being slept on when the daemon is stopped, and each sleep waits on that one `asyncio.Event`.
+    """
+
+    def __init__(self, stopped: kopf.DaemonStopped) -> None:
+        self.stopped = stopped
+        self._sleeping_on: asyncio.Event | None = None
+        self._relay: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Sleeper:
+        self._relay = asyncio.create_task(self._wake_when_stopped(), name=f"stop relay of {self.stopped!r}")
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._relay is not None:
+            self._relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relay
+
+    async def _wake_when_stopped(self) -> None:
+        await self.stopped.wait()
+        if self._sleeping_on is not None:
+            self._sleeping_on.set()
+
+    async def until_poked(self, wake: asyncio.Event, timeout: float | None) -> None:
+        """Return when `wake` is set (at once if it is), the daemon is stopped, or `timeout` seconds pass
+        (None: no timeout)."""
+        if self.stopped or wake.is_set():
+            return
+        self._sleeping_on = wake
+        try:
+            async with asyncio.timeout(timeout):
+                await wake.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self._sleeping_on = None
 
 
 class SpecDiffBase(kopf.DiffBaseStorage):

@@ -80,14 +80,15 @@ class NodeTaints:
     async def follow(self, superpod: str, stopped: kopf.DaemonStopped) -> None:
         """Keep the SuperPod's taints right until `stopped`; take them all away if it was deleted."""
         changed = self.view.changed(superpod)
-        while not stopped:
-            changed.clear()
-            try:
-                settled = await self.reconcile(superpod)
-            except (client.ApiError, OSError, TimeoutError) as error:
-                logger.warning("SuperPod %s: tainting its nodes failed: %s; retrying", superpod, error)
-                settled = False
-            await kopfkit.wait_for_poke(changed, stopped, IDLE_RECHECK if settled else RETRY_SECONDS)
+        async with kopfkit.Sleeper(stopped) as sleeper:
+            while not stopped:
+                changed.clear()
+                try:
+                    settled = await self.reconcile(superpod)
+                except (client.ApiError, OSError, TimeoutError) as error:
+                    logger.warning("SuperPod %s: tainting its nodes failed: %s; retrying", superpod, error)
+                    settled = False
+                await sleeper.until_poked(changed, IDLE_RECHECK if settled else RETRY_SECONDS)
         reason = stopped.reason
         if reason is not None and reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
             for _ in range(3):  # the finalizer waits for this, briefly

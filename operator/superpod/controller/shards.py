@@ -228,27 +228,28 @@ class Shards:
 
     async def serve(self, superpod: str, stopped: kopf.DaemonStopped, run: Run) -> None:
         """The SuperPod's kopf daemon: wait until this replica owns it, run `run` until it does not, again."""
-        while not stopped:
-            tenure = self.held.get(superpod)
-            if tenure is None or tenure.lost.is_set() or self.fenced():
-                opened = self._opened.setdefault(superpod, asyncio.Event())
-                opened.clear()
-                await kopfkit.wait_for_poke(opened, stopped, self.retry_period)
-                continue
-            flag: aioenums.FlagSetter[kopf.DaemonStoppingReason] = aioenums.FlagSetter()
-            relay = asyncio.create_task(_relay(stopped, tenure.lost, flag))
-            tenure.enter()
-            token = writing_for.set(superpod)
-            try:
-                await run(flag.async_waiter)
-            except Fenced:
-                if not (tenure.lost.is_set() or self.fenced()):
-                    raise
-                # a write fell on the end of the tenure: stop quietly, run again once it is owned again
-            finally:
-                writing_for.reset(token)
-                tenure.leave()
-                relay.cancel()
+        async with kopfkit.Sleeper(stopped) as sleeper:
+            while not stopped:
+                tenure = self.held.get(superpod)
+                if tenure is None or tenure.lost.is_set() or self.fenced():
+                    opened = self._opened.setdefault(superpod, asyncio.Event())
+                    opened.clear()
+                    await sleeper.until_poked(opened, self.retry_period)
+                    continue
+                flag: aioenums.FlagSetter[kopf.DaemonStoppingReason] = aioenums.FlagSetter()
+                relay = asyncio.create_task(_relay(stopped, tenure.lost, flag))
+                tenure.enter()
+                token = writing_for.set(superpod)
+                try:
+                    await run(flag.async_waiter)
+                except Fenced:
+                    if not (tenure.lost.is_set() or self.fenced()):
+                        raise
+                    # a write fell on the end of the tenure: stop quietly, run again once it is owned again
+                finally:
+                    writing_for.reset(token)
+                    tenure.leave()
+                    relay.cancel()
 
     # ---- start and stop ----------------------------------------------------------------------------------
 
@@ -427,7 +428,8 @@ async def _relay(
     stopped: kopf.DaemonStopped, lost: asyncio.Event, flag: aioenums.FlagSetter[kopf.DaemonStoppingReason]
 ) -> None:
     """Stop the tenure's work when kopf stops the daemon (with its reason) or the SuperPod is let go."""
-    await kopfkit.wait_for_poke(lost, stopped, 1e9)
+    async with kopfkit.Sleeper(stopped) as sleeper:
+        await sleeper.until_poked(lost, None)
     flag.set(stopped.reason if stopped else kopf.DaemonStoppingReason.OPERATOR_PAUSING)
 
 
