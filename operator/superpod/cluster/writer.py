@@ -7,8 +7,9 @@ show); those of the cluster-scoped SuperPod go to the `default` namespace, as ku
 
 from __future__ import annotations
 
-import datetime
+import functools
 import logging
+import time
 
 from superpod.api import common
 from superpod.api import partition as api_partition
@@ -22,7 +23,13 @@ logger = logging.getLogger(__name__)
 
 def now() -> str:
     """The current time as Kubernetes writes timestamps (RFC 3339, seconds, UTC)."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _timestamp(int(time.time()))
+
+
+@functools.lru_cache(maxsize=2)
+def _timestamp(second: int) -> str:
+    # formatted once a second: each placement writes two timestamps (its status and its Event)
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
 
 
 def partition_path(namespace: str, name: str, subresource: str | None = None) -> str:
