@@ -231,7 +231,7 @@ async def running(
                 operator = await _spawn(
                     workdir / f"operator-{tag}-r{index}.log", "run", "--kubeconfig", str(kubeconfig),
                     *coordination, "--bind-address", "127.0.0.1", "--health-port", str(health),
-                    "--metrics-port", "0", "--webhook-port", "0",
+                    "--metrics-port", "0", "--webhook-port", "0", checkout=getattr(args, "operator_from", None),
                 )  # fmt: skip
                 processes.append(operator)
                 healths.append(health)
@@ -267,6 +267,8 @@ async def running(
                 "heartbeatSeconds": heartbeat_seconds(args),
                 "registeredWithTaint": tainted,
                 "inUsePolicy": in_use_policy,
+                # the operators' code: another checkout's (`--operator-from`), or this one's (None)
+                "operatorFrom": str(args.operator_from) if getattr(args, "operator_from", None) else None,
                 "operatorIdleRssMb": round(max(proc_status(pid)["VmRSS"] for pid in pids), 1),
                 "isolation": isolation,
             }
@@ -307,10 +309,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _spawn(log: Path, *args: str) -> asyncio.subprocess.Process:
-    """`superpod <args>` in a session of its own (`interrupt.spawn`: the bench stops it, Ctrl-C too)."""
+async def _spawn(log: Path, *args: str, checkout: Path | None = None) -> asyncio.subprocess.Process:
+    """`superpod <args>` in a session of its own (`interrupt.spawn`: the bench stops it, Ctrl-C too); from
+    `checkout`'s code when given (`operator_path`)."""
+    env = None if checkout is None else {**os.environ, "PYTHONPATH": operator_path(checkout)}
     with log.open("wb") as sink:
-        return await interrupt.spawn(sys.executable, "-m", "superpod.cli", *args, stdout=sink)
+        return await interrupt.spawn(sys.executable, "-m", "superpod.cli", *args, stdout=sink, env=env)
+
+
+def operator_path(checkout: Path) -> str:
+    """The PYTHONPATH that runs `superpod` from another checkout: its operator/ and, since its command line
+    loads its own bench commands, its sandbox/; raises ValueError for a directory that is not a checkout."""
+    root = checkout.resolve()
+    if not (root / "operator" / "superpod" / "cli.py").is_file():
+        raise ValueError(f"{checkout} is not a checkout of superpod-operator (no operator/superpod/cli.py)")
+    path = [str(root / "operator"), str(root / "sandbox")]
+    inherited = os.environ.get("PYTHONPATH")
+    return os.pathsep.join([*path, inherited] if inherited else path)
 
 
 async def _until(check: Any, timeout: float, what: str) -> Any:

@@ -111,6 +111,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="leave out the chart's MutatingAdmissionPolicy (Kubernetes 1.36+) that adds the in-use finalizer "
         "at creation: the operator writes it itself, as on clusters before 1.36",
     )
+    parser.add_argument(
+        "--operator-from",
+        type=Path,
+        metavar="CHECKOUT",
+        help="run the operators from another checkout of this repository (its operator/ and sandbox/ first on "
+        "their PYTHONPATH), to measure a baseline in the same runs as this code: alternate the two",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the partition sizes")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for each phase")
     parser.add_argument("--dir", type=Path, help="where the kubeconfig and logs go (default: a temp dir)")
@@ -688,6 +695,12 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.operator_from is not None:
+        try:
+            bench_cluster.operator_path(args.operator_from)
+        except ValueError as error:
+            print(f"superpod bench e2e: --operator-from: {error}", file=sys.stderr)
+            return 2
 
     try:
         result = interrupt.run(bench(args), "superpod bench e2e")

@@ -24,7 +24,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from types import FrameType
 from typing import IO, Any, TypeVar
 
@@ -44,10 +44,13 @@ class Interrupted(Exception):
         super().__init__(f"{command}: interrupted; it and the {processes} process(es) it started are stopped")
 
 
-async def spawn(*argv: str, stdout: IO[bytes] | int | None = None) -> asyncio.subprocess.Process:
-    """Start `argv` in a session (and process group) of its own, its stderr joined to `stdout`."""
+async def spawn(
+    *argv: str, stdout: IO[bytes] | int | None = None, env: Mapping[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    """Start `argv` in a session (and process group) of its own, its stderr joined to `stdout`; `env`: its
+    environment (default: this process's)."""
     process = await asyncio.create_subprocess_exec(
-        *argv, stdout=stdout, stderr=asyncio.subprocess.STDOUT, start_new_session=True
+        *argv, stdout=stdout, stderr=asyncio.subprocess.STDOUT, start_new_session=True, env=env
     )
     _spawned.append(process)
     return process
