@@ -68,6 +68,27 @@ def is_member(node: JSON, spec: api_superpod.SuperPodSpec) -> bool:
     return selectors.matches(spec.node_selector, labels)
 
 
+def by_superpod_id(nodes: Mapping[str, JSON]) -> dict[str, dict[str, JSON]]:
+    """The nodes grouped by their `SUPERPOD_LABEL` value (nodes without it in none): read once for a pass over
+    many SuperPods (`member_candidates`), instead of every node once for each SuperPod."""
+    grouped: dict[str, dict[str, JSON]] = {}
+    for name, node in nodes.items():
+        value = ((node.get("metadata") or {}).get("labels") or {}).get(SUPERPOD_LABEL)
+        if value is not None:
+            grouped.setdefault(value, {})[name] = node
+    return grouped
+
+
+def member_candidates(
+    spec: api_superpod.SuperPodSpec, nodes: Mapping[str, JSON], grouped: Mapping[str, Mapping[str, JSON]]
+) -> Mapping[str, JSON]:
+    """The nodes among which `is_member` can find the SuperPod's members: with a `superPodID`, only the nodes
+    labelled with it (`grouped`: `by_superpod_id(nodes)`); without one, every node."""
+    if spec.super_pod_id is None:
+        return nodes
+    return grouped.get(str(spec.super_pod_id), {})
+
+
 def compact_node(node: JSON) -> JSON:
     """The part of a Node the operator reads, in the Node's own shape (the mirror keeps this, not the Node).
 

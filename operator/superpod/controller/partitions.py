@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import pydantic
 
@@ -93,9 +93,12 @@ class Partitions:
                 except pydantic.ValidationError:
                     logger.warning("partition %s has an unreadable allocation", victim)
 
-    def queue_unplaced(self, state: superpodstate.SuperPodState) -> None:
-        """Queue the SuperPod's partitions that hold nothing (it has just appeared)."""
-        for key, obj in self.partitions.items():
+    def queue_unplaced(
+        self, state: superpodstate.SuperPodState, candidates: Iterable[tuple[str, JSON]] | None = None
+    ) -> None:
+        """Queue the SuperPod's partitions that hold nothing (it has just appeared, or was just taken);
+        `candidates`: (key, partition) pairs that include all of them, when the caller has them grouped."""
+        for key, obj in self.partitions.items() if candidates is None else candidates:
             view = views.Partition(obj)
             if view.superpod == state.name and not view.placed:
                 state.pending.add(key, view.created)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from superpod.api import superpod as api_superpod
 from superpod.cluster import inventory
 from superpod.topology import profiles
@@ -34,6 +36,47 @@ def _spec(**fields):
 def test_membership(case, spec, expected):
     node = objects.node("n1").superpod(0).label("pool", "a").obj()
     assert inventory.is_member(node, spec) is expected
+
+
+_LABELLED = st.lists(
+    st.tuples(st.sampled_from([None, "0", "1", "2", "01"]), st.sampled_from([None, "a", "b"])), max_size=30
+)
+
+
+@given(
+    labelled=_LABELLED,
+    superpod_id=st.sampled_from([None, 0, 1, 2]),
+    pool=st.sampled_from([None, "a", "b"]),
+)
+def test_the_grouped_candidates_hold_every_member_and_only_nodes_is_member_could_take(
+    labelled: list[tuple[str | None, str | None]], superpod_id: int | None, pool: str | None
+) -> None:
+    """A rebuild of many SuperPods reads each node once (`by_superpod_id`) and looks for members among a
+    SuperPod's candidates only: the members found are exactly those of a scan of every node."""
+    nodes = {}
+    for index, (label, pool_of_node) in enumerate(labelled):
+        node = objects.node(f"n{index}")
+        if label is not None:
+            node = node.label(inventory.SUPERPOD_LABEL, label)
+        if pool_of_node is not None:
+            node = node.label("pool", pool_of_node)
+        nodes[f"n{index}"] = node.obj()
+    fields: dict[str, object] = {}
+    if superpod_id is not None:
+        fields["superPodID"] = superpod_id
+    if pool is not None:
+        fields["nodeSelector"] = {"matchLabels": {"pool": pool}}
+    spec = _spec(**fields)
+    candidates = inventory.member_candidates(spec, nodes, inventory.by_superpod_id(nodes))
+    assert {n for n, node in candidates.items() if inventory.is_member(node, spec)} == {
+        n for n, node in nodes.items() if inventory.is_member(node, spec)
+    }
+    if superpod_id is not None:
+        assert set(candidates) == {
+            n
+            for n, node in nodes.items()
+            if node["metadata"].get("labels", {}).get(inventory.SUPERPOD_LABEL) == str(superpod_id)
+        }
 
 
 def test_a_healthy_node_with_device_info():
