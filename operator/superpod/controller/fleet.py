@@ -16,9 +16,8 @@ whenever another replica wrote one. It writes the SuperPods' status.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from typing import Any
 
 import kopf
@@ -47,15 +46,6 @@ from superpod.controller import status as derive
 JSON = common.JSON
 SuperPodState = superpodstate.SuperPodState
 logger = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class Grouped:
-    """The mirror grouped for rebuilding SuperPods: nodes by their SuperPoD id label
-    (`inventory.by_superpod_id`), partitions (key, object) by the SuperPod they name."""
-
-    nodes: dict[str, dict[str, JSON]]
-    partitions: dict[str, list[tuple[str, JSON]]]
 
 
 class Fleet:
@@ -126,7 +116,7 @@ class Fleet:
         for name, body in self.mirror.superpods.items():
             self._tell_spec(self._add(name, body))
         self._overlaps()
-        grouped = self._grouped()
+        grouped = inventory.by_superpod_id(self.mirror.nodes)
         for state in self.superpods.values():
             self._rebuild(state, grouped)
         # the claim written first is restored first, so it keeps devices a later claim also names
@@ -150,8 +140,9 @@ class Fleet:
                 gone.poke()
             for listener in self.superpod_listeners:
                 listener(name, None, "")
+            grouped = inventory.by_superpod_id(self.mirror.nodes)
             for other in self._overlaps():
-                self._rebuild(other)
+                self._rebuild(other, grouped)
                 other.poke()
             return
         respecified = old is None or old.get("spec") != new.get("spec")
@@ -165,10 +156,11 @@ class Fleet:
         if respecified:
             self._tell_spec(state)
             moved = self._overlaps()
-            self._rebuild(state)
+            grouped = inventory.by_superpod_id(self.mirror.nodes)
+            self._rebuild(state, grouped)
             for other in moved:
                 if other is not state:
-                    self._rebuild(other)
+                    self._rebuild(other, grouped)
                     other.poke()
         state.poke()
 
@@ -209,7 +201,7 @@ class Fleet:
         for obj in map(clustermirror.lean, fresh):
             key = views.Partition(obj).key
             self.mirror.partitions[key] = views.newest(self.mirror.partitions.get(key), obj) or obj
-        grouped = self._grouped()
+        grouped = inventory.by_superpod_id(self.mirror.nodes)
         for name in names:
             state = self.superpods.get(name)
             if state is None:
@@ -221,7 +213,7 @@ class Fleet:
             state.conflicts = {}  # found again from the fresh list, with the new owner's quarantine
             state.moving = {}  # moves in flight are found again in the statuses (podmoves)
             self._rebuild(state, grouped)
-            self.reconciler.queue_unplaced(state, grouped.partitions.get(name, ()))
+            self.reconciler.queue_unplaced(state)
             state.poke()
 
     def models(self, name: str) -> bool:
@@ -248,7 +240,7 @@ class Fleet:
     def inventory_changed(self) -> None:
         """Coalesced: one pass over the SuperPods for a burst of Node and ConfigMap changes."""
         self._overlaps()
-        grouped = self._grouped()
+        grouped = inventory.by_superpod_id(self.mirror.nodes)
         for state in self.superpods.values():
             self._rebuild(state, grouped)
             state.poke()
@@ -265,23 +257,15 @@ class Fleet:
         for listener in self.superpod_listeners:
             listener(state.name, state.model.spec, state.model.resource)
 
-    def _grouped(self) -> Grouped:
-        """The mirror's nodes and partitions grouped for a pass over many SuperPods: each is read once, not
-        once for each SuperPod (64 SuperPods of a SuperCluster, 65,536 nodes: a failover rebuilt 32)."""
-        partitions: dict[str, list[tuple[str, JSON]]] = {}
-        for key, obj in self.mirror.partitions.items():
-            partitions.setdefault(views.Partition(obj).superpod, []).append((key, obj))
-        return Grouped(inventory.by_superpod_id(self.mirror.nodes), partitions)
-
-    def _rebuild(self, state: SuperPodState, grouped: Grouped | None = None) -> None:
+    def _rebuild(self, state: SuperPodState, grouped: Mapping[str, Mapping[str, JSON]]) -> None:
         """Bring the SuperPod's model up to date with the mirror; restore what partitions hold into a new tree.
-        `grouped`: the mirror grouped (`_grouped`), when many SuperPods are rebuilt in one pass."""
+        `grouped`: the mirror's nodes by SuperPoD id (`inventory.by_superpod_id`), made once for a pass over
+        many SuperPods, so that each looks for members among its candidates, not among all 65,536 nodes of a
+        SuperCluster (a failover rebuilt 32 SuperPods)."""
         if state.model.spec is None or not self.models(state.name):
             return
-        if grouped is None:
-            grouped = self._grouped()
         before = state.model.allocator
-        nodes = inventory.member_candidates(state.model.spec, self.mirror.nodes, grouped.nodes)
+        nodes = inventory.member_candidates(state.model.spec, self.mirror.nodes, grouped)
         if state.overlap is not None and state.overlap.ceded:  # an older SuperPod keeps them
             nodes = {name: node for name, node in nodes.items() if name not in state.overlap.ceded}
         state.model = superpodmodel.build(state.model, nodes, self.mirror.deviceinfo, self.mirror.node_health)
@@ -291,7 +275,8 @@ class Fleet:
         if after is None or after is before:
             return
         held = before.partitions if before is not None else {}
-        mine = grouped.partitions.get(state.name, [])
+        partitions = self.mirror.partitions
+        mine = [(key, partitions[key]) for key in partitions.of(state.name)]
         for key, obj in sorted(mine, key=lambda item: conflicts.claim_order(item[1])):
             if key not in held:
                 self.restorer.adopt(key, obj)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import pydantic
 
@@ -93,14 +93,12 @@ class Partitions:
                 except pydantic.ValidationError:
                     logger.warning("partition %s has an unreadable allocation", victim)
 
-    def queue_unplaced(
-        self, state: superpodstate.SuperPodState, candidates: Iterable[tuple[str, JSON]] | None = None
-    ) -> None:
-        """Queue the SuperPod's partitions that hold nothing (it has just appeared, or was just taken);
-        `candidates`: (key, partition) pairs that include all of them, when the caller has them grouped."""
-        for key, obj in self.partitions.items() if candidates is None else candidates:
+    def queue_unplaced(self, state: superpodstate.SuperPodState) -> None:
+        """Queue the SuperPod's partitions that hold nothing (it has just appeared, or was just taken)."""
+        for key in self.partitions.of(state.name):
+            obj = self.partitions[key]
             view = views.Partition(obj)
-            if view.superpod == state.name and not view.placed:
+            if not view.placed:
                 state.pending.add(key, view.created)
 
     # ---- writes ------------------------------------------------------------------------------------------

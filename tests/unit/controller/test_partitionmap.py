@@ -1,5 +1,5 @@
-"""The mirror's partition map keeps the keys of preempted, moving, held and unsettled partitions as copies come
-and go."""
+"""The mirror's partition map keeps the keys of preempted, moving, held and unsettled partitions, and of every
+SuperPod's, as copies come and go."""
 
 from __future__ import annotations
 
@@ -50,6 +50,9 @@ def test_the_index_is_what_reading_every_status_gives(ops):
         if not statuses[k].get("phase") or obj["metadata"].get("deletionTimestamp")
     }
     for superpod in ("sp1", "sp2", "sp3"):
+        assert found.of(superpod) == {
+            key for key, obj in found.items() if obj["spec"]["superPod"] == superpod
+        }
         assert found.held(superpod) == {
             key
             for key, obj in found.items()
